@@ -1,0 +1,5 @@
+//! Lambda function for the `capabilities-get` route.
+
+fn main() -> Result<(), stackhouse::lambda::Error> {
+    stackhouse::lambda::serve(&stackhouse::api::routes::CAPABILITIES_GET)
+}

@@ -1,0 +1,125 @@
+//! `local-emulator`: run Stackhouse locally. See `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use local_emulator::{bootstrap, server, Backend, Config};
+
+#[derive(Parser)]
+#[command(version, about = "Stackhouse on your machine: every route in one process.")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data directory of the embedded backend.
+    #[arg(long, global = true, default_value = "./.stackhouse")]
+    data_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Embedded)]
+    backend: Backend,
+    /// Endpoint URL for every AWS service (LocalStack, MinIO, moto); omit for real AWS.
+    #[arg(long, global = true)]
+    aws_endpoint_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create the DynamoDB table, S3 bucket, SQS queues and KMS key when missing (AWS backend).
+    Init,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    stackhouse::telemetry::init(std::env::var("STACKHOUSE_LOG_FORMAT").as_deref() == Ok("json"));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config {
+        listen: cli.listen,
+        data_dir: cli.data_dir,
+        backend: cli.backend,
+        aws_endpoint_url: cli.aws_endpoint_url,
+        aws: None,
+        settings: stackhouse::app::Settings::from_env(),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Init => init(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn init(config: Config) -> Result<(), String> {
+    if config.backend != Backend::Aws {
+        println!(
+            "The embedded backend needs no setup: its data directory is created on first start."
+        );
+        return Ok(());
+    }
+    let acfg = local_emulator::aws_config(&config);
+    for line in stackhouse::adapters::aws::provision(&acfg).await.map_err(|e| e.to_string())? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}");
+    let (app, verifier) =
+        local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+    let outcome = bootstrap::run(&app, &bootstrap::Bootstrap::from_env())
+        .await
+        .map_err(|e| format!("bootstrap: {e}"))?;
+    let server = server::serve(listener, app, verifier)?;
+    let where_ = match config.backend {
+        Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),
+        Backend::Aws => format!(
+            "AWS backend{}",
+            config.aws_endpoint_url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default()
+        ),
+    };
+    println!("Stackhouse is listening on {url} ({where_})");
+    match outcome {
+        bootstrap::Outcome::Created(token) => {
+            println!(
+                "Created the first user and organization. Their access token (shown only once):"
+            );
+            println!("  {token}");
+            println!("Log in with:  PULUMI_ACCESS_TOKEN={token} pulumi login {url}");
+        }
+        bootstrap::Outcome::TokenEnsured => {
+            println!(
+                "Log in with:  PULUMI_ACCESS_TOKEN=$STACKHOUSE_BOOTSTRAP_TOKEN pulumi login {url}"
+            );
+        }
+        bootstrap::Outcome::Existing => {
+            println!("Log in with:  pulumi login {url}  (use the token printed at first start, or set STACKHOUSE_BOOTSTRAP_TOKEN)");
+        }
+    }
+    tokio::signal::ctrl_c().await.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    println!("Shutting down.");
+    server.stop().await;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The HTTP server: hyper over TCP, every request through the shared [`Router`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use stackhouse::adapters::embedded::{
+    presigned_key_from_path, PresignVerifier, PRESIGN_PATH_PREFIX,
+};
+use stackhouse::api::{routes, Router};
+use stackhouse::App;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A running server.
+pub struct Server {
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Shared {
+    app: Arc<App>,
+    router: Router,
+    blobs: Option<Arc<PresignVerifier>>,
+}
+
+/// Serves the whole route table on an already-bound listener.
+pub fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    blobs: Option<Arc<PresignVerifier>>,
+) -> Result<Server, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared { app, router: Router::new(routes::ROUTES)?, blobs });
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
+                _ = rx.changed() => break,
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok(Server { addr, shutdown: tx, task })
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    if parts.uri.path().starts_with(PRESIGN_PATH_PREFIX) {
+        return serve_blob(shared, parts.uri.path(), parts.uri.query()).await;
+    }
+    let limit = shared.app.settings.max_request_bytes;
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                stackhouse::Error::PayloadTooLarge(format!(
+                    "request body exceeds the limit of {limit} bytes"
+                ))
+            } else {
+                stackhouse::Error::BadRequest(format!("could not read the request body: {e}"))
+            };
+            return error_response(&err);
+        }
+    };
+    let response = shared.router.dispatch(&shared.app, Request::from_parts(parts, bytes)).await;
+    response.map(Full::new)
+}
+
+fn error_response(err: &stackhouse::Error) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(err.body().to_string())));
+    *r.status_mut() = err.status();
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Serves a presigned GET of an embedded blob (the embedded stand-in for S3 presigned URLs),
+/// outside the route table because it exists only in the emulator.
+async fn serve_blob(shared: &Shared, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let forbidden =
+        || error_response(&stackhouse::Error::Forbidden("invalid or expired signature".into()));
+    let Some(verifier) = &shared.blobs else { return forbidden() };
+    let params: std::collections::HashMap<String, String> = query
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let Some(key) = presigned_key_from_path(path) else { return forbidden() };
+    let (Some(expires), Some(sig)) =
+        (params.get("expires").and_then(|e| e.parse().ok()), params.get("signature"))
+    else {
+        return forbidden();
+    };
+    if !verifier.verify(&key, expires, sig, shared.app.clock.now()) {
+        return forbidden();
+    }
+    match shared.app.ports.blobs.get(&key).await {
+        Ok(Some(bytes)) => {
+            let mut r = Response::new(Full::new(bytes));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/octet-stream"),
+            );
+            r
+        }
+        Ok(None) => error_response(&stackhouse::Error::NotFound("no such blob".into())),
+        Err(e) => {
+            let mut r = error_response(&stackhouse::Error::from(e));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The emulator binary as a user runs it: flags, first-start token, restart, bootstrap env.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Emulator {
+    child: Child,
+    lines: Vec<String>,
+    url: String,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    std::env::temp_dir().join(format!("stackhouse-cli-{tag}-{nanos}"))
+}
+
+/// Starts the binary and reads stdout until it says how to log in.
+fn start(data_dir: &PathBuf, envs: &[(&str, &str)]) -> Emulator {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_local-emulator"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env_remove("STACKHOUSE_BOOTSTRAP_TOKEN")
+        .env_remove("STACKHOUSE_BOOTSTRAP_USER")
+        .env_remove("STACKHOUSE_BOOTSTRAP_ORG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn local-emulator");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Owned by the guard from here on: it is killed and reaped whatever happens below.
+    let mut emulator =
+        Emulator { child, lines: Vec::new(), url: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.starts_with("Log in with");
+                emulator.lines.push(line);
+                if done {
+                    return emulator;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(_) => break,
+        }
+    }
+    panic!("emulator did not print its login line; stdout so far: {:?}", emulator.lines);
+}
+
+async fn whoami(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{url}/api/user"))
+        .header("Authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn first_start_prints_a_token_once_and_it_survives_restart() {
+    let dir = temp_dir("first");
+    let first = start(&dir, &[]);
+    assert!(first.lines[0].contains(&first.url), "{:?}", first.lines);
+    let token = first
+        .lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("pul-"))
+        .unwrap_or_else(|| panic!("no token printed: {:?}", first.lines))
+        .to_string();
+    let (status, user) = whoami(&first.url, &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(user["githubLogin"], "admin");
+    drop(first);
+
+    let second = start(&dir, &[]);
+    assert!(
+        !second.lines.iter().any(|l| l.contains("pul-")),
+        "token printed twice: {:?}",
+        second.lines
+    );
+    assert_eq!(
+        whoami(&second.url, &token).await.0,
+        200,
+        "the first token still works after restart"
+    );
+    assert_eq!(whoami(&second.url, "pul-wrong").await.0, 401);
+    // The token is stored only as a hash.
+    let db = std::fs::read(dir.join("metadata.sqlite3")).unwrap_or_default();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()), "plaintext token on disk");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn bootstrap_env_sets_user_org_and_token() {
+    let dir = temp_dir("env");
+    let emu = start(
+        &dir,
+        &[
+            ("STACKHOUSE_BOOTSTRAP_TOKEN", "pul-from-the-environment"),
+            ("STACKHOUSE_BOOTSTRAP_USER", "alice"),
+            ("STACKHOUSE_BOOTSTRAP_ORG", "acme"),
+        ],
+    );
+    assert!(
+        !emu.lines.iter().any(|l| l.contains("pul-from-the-environment")),
+        "the given token is not echoed"
+    );
+    let (status, user) = whoami(&emu.url, "pul-from-the-environment").await;
+    assert_eq!(status, 200);
+    assert_eq!(user["githubLogin"], "alice");
+    let orgs: Vec<&str> = user["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["githubLogin"].as_str().unwrap())
+        .collect();
+    assert_eq!(orgs, vec!["acme"]);
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/user/organizations/default", emu.url))
+        .header("Authorization", "token pul-from-the-environment")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["GitHubLogin"], "acme");
+    drop(emu);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn init_on_embedded_explains_there_is_nothing_to_do() {
+    let out = Command::new(env!("CARGO_BIN_EXE_local-emulator")).arg("init").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("embedded backend needs no setup"));
+}
+
+#[test]
+fn bad_flags_fail_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_local-emulator"))
+        .args(["--backend", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}

@@ -1,0 +1,460 @@
+//! [`BlobStore`] on the local file system, with S3's semantics: atomic replace, atomic
+//! create-if-absent, lexicographic listing with a continuation, and presigned GET URLs that
+//! the emulator serves and checks with [`PresignVerifier`].
+//!
+//! # On-disk layout
+//!
+//! A key's `/`-separated segments become directories, but S3 lets `a` and `a/b` both be
+//! objects, and keys may hold characters (or lengths) a file system mishandles. So every
+//! segment is percent-encoded (only `a-z 0-9 . _ -` stay literal, escapes use upper-case hex:
+//! safe on case-insensitive and normalising file systems) and split into chunks, and each path
+//! component is tagged by a two-character prefix:
+//!
+//! - `c_…` a directory holding the next chunk of the same (long) segment,
+//! - `d_…` a directory: the last chunk of a segment followed by `/`,
+//! - `f_…` a file: the last chunk of the key,
+//! - `t_…` a temp file being written (never listed).
+//!
+//! E.g. `deployments/Stack-1/3.json.gz` → `d_deployments/d_%53tack-1/f_3.json.gz`.
+
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::{load_or_create_secret, now_secs, sync_dir};
+use crate::adapters::AdapterError;
+use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore};
+
+/// Path prefix, under the emulator's public URL, of presigned blob URLs.
+pub const PRESIGN_PATH_PREFIX: &str = "/_stackhouse/blobs/";
+/// Keys per page of a listing (S3's page size).
+const PAGE: usize = 1000;
+/// Most encoded bytes per path component (file systems allow 255, the tag takes 2).
+const CHUNK: usize = 180;
+/// Attempts of a write racing a delete that removes the (momentarily empty) directory.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// The embedded blob store: one file per object under a root directory.
+pub struct FileBlobs {
+    root: Arc<PathBuf>,
+    public_url: String,
+    signer: Arc<PresignVerifier>,
+}
+
+impl FileBlobs {
+    /// Opens (creating when needed) the store rooted at `root`. Presigned URLs start with
+    /// `public_url` and are signed by `signer`.
+    pub fn open(
+        root: &Path,
+        public_url: &str,
+        signer: Arc<PresignVerifier>,
+    ) -> Result<Self, AdapterError> {
+        std::fs::create_dir_all(root)
+            .map_err(|e| AdapterError::new("blobs", format!("create {}: {e}", root.display())))?;
+        Ok(FileBlobs {
+            root: Arc::new(root.to_path_buf()),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            signer,
+        })
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T, BlobError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Path) -> Result<T, BlobError> + Send + 'static,
+    {
+        let root = Arc::clone(&self.root);
+        tokio::task::spawn_blocking(move || f(&root))
+            .await
+            .map_err(|e| BlobError::Unavailable(format!("blob task failed: {e}")))?
+    }
+}
+
+fn io(what: &str, e: std::io::Error) -> BlobError {
+    BlobError::Unavailable(format!("{what}: {e}"))
+}
+
+/// Percent-encodes one key segment (see the module docs for why so strictly).
+fn encode_segment(seg: &str) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(seg.len());
+    for b in seg.bytes() {
+        tokens.push(match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        });
+    }
+    // Chunks end on token boundaries so no escape is split across components.
+    let mut chunks = vec![String::new()];
+    for t in tokens {
+        if chunks.last().is_some_and(|c| c.len() + t.len() > CHUNK) {
+            chunks.push(String::new());
+        }
+        if let Some(c) = chunks.last_mut() {
+            c.push_str(&t);
+        }
+    }
+    chunks
+}
+
+/// Decodes a path component's payload; None if it is not one we wrote.
+fn decode_component(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes.next()?;
+            let lo = bytes.next()?;
+            let hex = [hi, lo];
+            let hex = std::str::from_utf8(&hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+/// The file holding `key` (which must be valid), relative to the root.
+fn relative_path(key: &str) -> PathBuf {
+    let mut path = PathBuf::new();
+    let segments: Vec<&str> = key.split('/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        let chunks = encode_segment(seg);
+        let end = chunks.len() - 1;
+        for (j, chunk) in chunks.iter().enumerate() {
+            let tag = match (j == end, i == last) {
+                (false, _) => "c_",
+                (true, false) => "d_",
+                (true, true) => "f_",
+            };
+            path.push(format!("{tag}{chunk}"));
+        }
+    }
+    path
+}
+
+/// Writes `body` durably to a fresh temp file in `dir`, then hands it to `publish`; retries
+/// when a concurrent delete removed the directory in between. The temp file is always removed.
+fn write_via_temp<T>(
+    dir: &Path,
+    body: &[u8],
+    publish: impl Fn(&Path) -> std::io::Result<T>,
+) -> Result<T, BlobError> {
+    let mut last_err = None;
+    for _ in 0..WRITE_ATTEMPTS {
+        std::fs::create_dir_all(dir).map_err(|e| io("create directory", e))?;
+        let tmp = dir.join(format!("t_{}", hex::encode(rand::random::<[u8; 12]>())));
+        let result = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(body)?;
+                f.sync_all()
+            })
+            .and_then(|()| publish(&tmp));
+        let _ = std::fs::remove_file(&tmp);
+        match result {
+            Ok(v) => {
+                sync_dir(dir);
+                return Ok(v);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => last_err = Some(e),
+            Err(e) => return Err(io("write blob", e)),
+        }
+    }
+    Err(io(
+        "write blob",
+        last_err.unwrap_or_else(|| std::io::Error::other("directory keeps vanishing")),
+    ))
+}
+
+/// Whether a subtree whose keys all start with `cur` can hold keys matching the listing.
+fn worth_visiting(cur: &[u8], prefix: &[u8], after: Option<&[u8]>) -> bool {
+    if !(cur.starts_with(prefix) || prefix.starts_with(cur)) {
+        return false;
+    }
+    // Every key under `cur` is <= `after` iff `cur` sorts below `after` without being a prefix
+    // of it (the first difference then lies inside `cur`).
+    match after {
+        Some(a) => a.starts_with(cur) || cur > a,
+        None => true,
+    }
+}
+
+/// Collects into `out` the smallest [`PAGE`] keys under `dir` matching the listing.
+fn walk(
+    dir: &Path,
+    cur: &[u8],
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    out: &mut BTreeSet<String>,
+) -> Result<(), BlobError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        // Removed by a concurrent delete: it held nothing.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("list blobs", e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io("list blobs", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // `get` rather than slicing: a stranger's file name may not split at byte 2.
+        let (Some(tag), Some(payload)) = (name.get(..2), name.get(2..)) else {
+            continue;
+        };
+        let Some(mut key) = decode_component(payload).map(|p| [cur, &p].concat()) else {
+            continue;
+        };
+        match tag {
+            "f_" => {
+                let Ok(key) = String::from_utf8(key) else {
+                    continue;
+                };
+                let in_range = after.is_none_or(|a| key.as_bytes() > a);
+                if key.as_bytes().starts_with(prefix) && in_range {
+                    out.insert(key);
+                    if out.len() > PAGE {
+                        out.pop_last();
+                    }
+                }
+            }
+            "c_" | "d_" => {
+                if tag == "d_" {
+                    key.push(b'/');
+                }
+                // Once the page is full, subtrees sorting after its last key cannot help.
+                let beyond_page =
+                    out.len() == PAGE && out.last().is_some_and(|l| key.as_slice() > l.as_bytes());
+                if !beyond_page && worth_visiting(&key, prefix, after) {
+                    walk(&entry.path(), &key, prefix, after, out)?;
+                }
+            }
+            _ => {} // temp files and strangers
+        }
+    }
+    Ok(())
+}
+
+/// Removes now-empty directories from `dir` up to (not including) `root`. Best effort: a
+/// concurrent write may refill one, which is why writes retry on a vanished directory.
+fn prune_empty_dirs(root: &Path, mut dir: &Path) {
+    while dir != root && dir.starts_with(root) {
+        if std::fs::remove_dir(dir).is_err() {
+            return;
+        }
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => return,
+        }
+    }
+}
+
+/// Percent-encodes a key for a URL path: unreserved characters and `/` stay as they are.
+fn url_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The blob key of a presigned URL's path (`/_stackhouse/blobs/<percent-encoded key>`), or None
+/// when the path is not one or does not decode to a valid key.
+pub fn presigned_key_from_path(path: &str) -> Option<String> {
+    let encoded = path.strip_prefix(PRESIGN_PATH_PREFIX)?;
+    let key = String::from_utf8(decode_component(encoded)?).ok()?;
+    validate_key(&key).ok()?;
+    Some(key)
+}
+
+#[async_trait]
+impl BlobStore for FileBlobs {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
+        validate_key(key)?;
+        let rel = relative_path(key);
+        self.blocking(move |root| {
+            let path = root.join(rel);
+            let dir = path.parent().unwrap_or(root);
+            // rename replaces atomically: readers see the old file or the new one.
+            write_via_temp(dir, &body, |tmp| std::fs::rename(tmp, &path))
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, BlobError> {
+        validate_key(key)?;
+        let rel = relative_path(key);
+        self.blocking(move |root| {
+            let path = root.join(rel);
+            let dir = path.parent().unwrap_or(root);
+            // link fails if the name exists: an atomic create-if-absent of a complete file.
+            write_via_temp(dir, &body, |tmp| match std::fs::hard_link(tmp, &path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        validate_key(key)?;
+        let rel = relative_path(key);
+        self.blocking(move |root| match std::fs::read(root.join(rel)) {
+            Ok(b) => Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("read blob", e)),
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        validate_key(key)?;
+        let rel = relative_path(key);
+        self.blocking(move |root| {
+            let path = root.join(rel);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io("delete blob", e)),
+            }
+            if let Some(dir) = path.parent() {
+                sync_dir(dir);
+                prune_empty_dirs(root, dir);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str, after: Option<String>) -> Result<BlobList, BlobError> {
+        let prefix = prefix.to_string();
+        self.blocking(move |root| {
+            let mut out = BTreeSet::new();
+            walk(root, b"", prefix.as_bytes(), after.as_deref().map(str::as_bytes), &mut out)?;
+            let keys: Vec<String> = out.into_iter().collect();
+            let next = if keys.len() == PAGE { keys.last().cloned() } else { None };
+            Ok(BlobList { keys, next })
+        })
+        .await
+    }
+
+    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        validate_key(key)?;
+        // Rounded up, so the URL lives at least as long as asked.
+        let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
+        let expires = now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let signature = hex::encode(self.signer.sign(key, expires));
+        Ok(format!(
+            "{}{}{}?expires={expires}&signature={signature}",
+            self.public_url,
+            PRESIGN_PATH_PREFIX,
+            url_path(key)
+        ))
+    }
+}
+
+/// Signs and checks presigned blob URLs: `signature = hex(HMAC-SHA256(secret, key + "\n" +
+/// expires))`, the secret being `presign.key` in the data directory.
+pub struct PresignVerifier {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for PresignVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresignVerifier").finish_non_exhaustive()
+    }
+}
+
+impl PresignVerifier {
+    /// Loads the secret at `path`, creating it (32 random bytes, mode 0600) when missing.
+    pub fn load_or_create(path: &Path) -> Result<Self, AdapterError> {
+        let secret = load_or_create_secret(path).map_err(|e| AdapterError::new("blobs", e))?;
+        Ok(PresignVerifier { secret })
+    }
+
+    /// A verifier over a given secret (tests).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        PresignVerifier { secret }
+    }
+
+    fn mac(&self, key: &str, expires: i64) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length; 32 bytes can never be rejected.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(key.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        mac
+    }
+
+    fn sign(&self, key: &str, expires: i64) -> Vec<u8> {
+        self.mac(key, expires).finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `signature_hex` signs `key` until `expires` (epoch seconds) and `now` is not
+    /// past `expires`. The comparison is constant-time.
+    pub fn verify(&self, key: &str, expires: i64, signature_hex: &str, now: i64) -> bool {
+        if now > expires {
+            return false;
+        }
+        let Ok(signature) = hex::decode(signature_hex) else {
+            return false;
+        };
+        self.mac(key, expires).verify_slice(&signature).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_keeps_file_and_directory_keys_apart() {
+        assert_eq!(relative_path("a"), PathBuf::from("f_a"));
+        assert_eq!(relative_path("a/b"), PathBuf::from("d_a/f_b"));
+        assert_eq!(relative_path("A b%"), PathBuf::from("f_%41%20b%25"));
+        let long = "x".repeat(400);
+        let p = relative_path(&format!("{long}/y"));
+        let parts: Vec<_> = p.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+        assert_eq!(parts.len(), 4, "{parts:?}");
+        assert!(parts[0].starts_with("c_") && parts[2].starts_with("d_") && parts[3] == "f_y");
+        assert!(parts.iter().all(|c| c.len() <= CHUNK + 2));
+    }
+
+    #[test]
+    fn presigned_paths_round_trip() {
+        let key = "artifacts/sha256/ab c?#%Ü";
+        let path = format!("{PRESIGN_PATH_PREFIX}{}", url_path(key));
+        assert_eq!(presigned_key_from_path(&path).as_deref(), Some(key));
+        assert_eq!(presigned_key_from_path("/other/x"), None);
+        assert_eq!(presigned_key_from_path(&format!("{PRESIGN_PATH_PREFIX}a/../b")), None);
+    }
+
+    #[test]
+    fn verifier_checks_key_expiry_and_signature() {
+        let v = PresignVerifier::from_secret([7; 32]);
+        let sig = hex::encode(v.sign("k", 100));
+        assert!(v.verify("k", 100, &sig, 100));
+        assert!(!v.verify("k", 100, &sig, 101));
+        assert!(!v.verify("k2", 100, &sig, 50));
+        assert!(!v.verify("k", 101, &sig, 50));
+        assert!(!v.verify("k", 100, "zz", 50));
+        assert!(!PresignVerifier::from_secret([8; 32]).verify("k", 100, &sig, 50));
+    }
+}

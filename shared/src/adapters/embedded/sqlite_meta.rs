@@ -1,0 +1,426 @@
+//! [`MetadataStore`] on one SQLite table, with DynamoDB's semantics: conditional writes,
+//! all-or-nothing transactions, sort-key range queries with pagination, and TTL.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::now_secs;
+use crate::adapters::AdapterError;
+use crate::ports::metadata::{
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
+    MAX_TRANSACT_OPS, TTL_ATTR,
+};
+
+/// How long a write waits for another process holding the write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every this many write transactions, one also deletes expired rows.
+const PURGE_EVERY: u64 = 64;
+/// At most this many expired rows are deleted per purge, so no write pays for a backlog.
+const PURGE_BATCH: i64 = 256;
+/// DynamoDB's limits, enforced here so the embedded backend rejects what AWS would reject.
+const MAX_PK_BYTES: usize = 2048;
+const MAX_SK_BYTES: usize = 1024;
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk    TEXT NOT NULL,
+    sk    TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    ttl   INTEGER,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_ttl ON items (ttl) WHERE ttl IS NOT NULL;
+";
+
+/// The embedded metadata store: table `items(pk, sk, attrs, ttl)` in one SQLite file.
+///
+/// Conditions are evaluated with [`Condition::holds`] inside an IMMEDIATE transaction, which
+/// takes SQLite's write lock first, so check-and-write is atomic against other tasks and other
+/// processes. As on DynamoDB, conditions see TTL-expired items until they are purged; `get` and
+/// `query` never return them.
+pub struct SqliteMeta {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Writes go through one connection; SQLite allows one writer at a time anyway.
+    writer: Mutex<Connection>,
+    /// Reads use their own connection so they do not queue behind a write's fsync (WAL lets
+    /// readers run beside the writer and see every committed transaction).
+    reader: Mutex<Connection>,
+    /// Counts write transactions, to purge expired rows every [`PURGE_EVERY`].
+    writes: AtomicU64,
+}
+
+impl SqliteMeta {
+    /// Opens (creating when needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, AdapterError> {
+        let writer = open_connection(path)?;
+        writer
+            .execute_batch(SCHEMA)
+            .map_err(|e| AdapterError::new("sqlite", format!("{}: {e}", path.display())))?;
+        let reader = open_connection(path)?;
+        Ok(SqliteMeta {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                reader: Mutex::new(reader),
+                writes: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Runs a write transaction on the blocking pool.
+    async fn write<T, F>(&self, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, MetaError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a transaction open (dropping a
+            // Transaction rolls back), so a poisoned connection is still usable.
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+            let out = f(&tx)?;
+            if inner.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PURGE_EVERY) {
+                purge_expired(&tx, now_secs()).map_err(db)?;
+            }
+            tx.commit().map_err(db)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| MetaError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+
+    /// Runs a read on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, MetaError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|e| MetaError::Unavailable(format!("sqlite task failed: {e}")))?
+    }
+}
+
+/// Opens one connection with the settings every connection needs.
+fn open_connection(path: &Path) -> Result<Connection, AdapterError> {
+    let err = |e: rusqlite::Error| AdapterError::new("sqlite", format!("{}: {e}", path.display()));
+    let conn = Connection::open(path).map_err(err)?;
+    // Set first, so that even switching to WAL waits for another process instead of failing.
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(AdapterError::new(
+            "sqlite",
+            format!("{}: cannot switch to WAL mode (got {mode})", path.display()),
+        ));
+    }
+    // FULL: a write acknowledged to a client survives a power loss, not only a process crash.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+    Ok(conn)
+}
+
+fn db(e: rusqlite::Error) -> MetaError {
+    MetaError::Unavailable(format!("sqlite: {e}"))
+}
+
+/// Reads the stored row, expired or not: conditions see what DynamoDB would see.
+fn load(conn: &Connection, pk: &str, sk: &str) -> Result<Option<Item>, MetaError> {
+    let attrs: Option<String> = conn
+        .query_row("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2", params![pk, sk], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db)?;
+    attrs.map(|a| decode(pk.to_string(), sk.to_string(), &a)).transpose()
+}
+
+fn decode(pk: String, sk: String, attrs: &str) -> Result<Item, MetaError> {
+    let attrs: BTreeMap<String, Value> = serde_json::from_str(attrs)
+        .map_err(|e| MetaError::Unavailable(format!("corrupt item {pk}/{sk}: {e}")))?;
+    Ok(Item { pk, sk, attrs })
+}
+
+fn store(conn: &Connection, item: &Item) -> Result<(), MetaError> {
+    let attrs = serde_json::to_string(&item.attrs)
+        .map_err(|e| MetaError::Invalid(format!("unserialisable attributes: {e}")))?;
+    // DynamoDB only honours a numeric TTL attribute; anything else never expires.
+    let ttl = item.n(TTL_ATTR);
+    conn.execute(
+        "INSERT INTO items (pk, sk, attrs, ttl) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs, ttl = excluded.ttl",
+        params![item.pk, item.sk, attrs, ttl],
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+fn remove(conn: &Connection, pk: &str, sk: &str) -> Result<(), MetaError> {
+    conn.execute("DELETE FROM items WHERE pk = ?1 AND sk = ?2", params![pk, sk]).map_err(db)?;
+    Ok(())
+}
+
+fn check(conn: &Connection, pk: &str, sk: &str, cond: Option<&Condition>) -> Result<(), MetaError> {
+    match cond {
+        None => Ok(()),
+        Some(c) if c.holds(load(conn, pk, sk)?.as_ref()) => Ok(()),
+        Some(_) => Err(MetaError::ConditionFailed),
+    }
+}
+
+fn purge_expired(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM items WHERE (pk, sk) IN
+           (SELECT pk, sk FROM items WHERE ttl IS NOT NULL AND ttl <= ?1 LIMIT ?2)",
+        params![now, PURGE_BATCH],
+    )
+}
+
+fn validate_key(pk: &str, sk: &str) -> Result<(), MetaError> {
+    if pk.is_empty() || sk.is_empty() {
+        return Err(MetaError::Invalid("pk and sk must not be empty".into()));
+    }
+    if pk.len() > MAX_PK_BYTES || sk.len() > MAX_SK_BYTES {
+        return Err(MetaError::Invalid("pk or sk too long".into()));
+    }
+    Ok(())
+}
+
+fn validate_item(item: &Item) -> Result<(), MetaError> {
+    validate_key(&item.pk, &item.sk)?;
+    let mut size = 2 + item.pk.len() + 2 + item.sk.len();
+    for (name, value) in &item.attrs {
+        if name.is_empty() || name == "pk" || name == "sk" {
+            return Err(MetaError::Invalid(format!("attribute name {name:?} is not allowed")));
+        }
+        // Sizes as DynamoDB counts them, closely enough to reject what it would reject.
+        size += name.len()
+            + match value {
+                Value::S(s) => s.len(),
+                Value::B(b) => b.len(),
+                Value::N(_) => 21,
+                Value::Bool(_) => 1,
+            };
+    }
+    if size > MAX_ITEM_BYTES {
+        return Err(MetaError::Invalid(format!("item {}/{} is over 400 KB", item.pk, item.sk)));
+    }
+    Ok(())
+}
+
+/// The smallest string greater than every string starting with `prefix` (None: no bound).
+///
+/// SQLite compares TEXT bytewise and UTF-8 byte order is code point order, so bumping the last
+/// code point gives an exact, case-sensitive range, unlike `LIKE`.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let bumped = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(c) = bumped {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+        // `last` was char::MAX: no successor at this position, bump the one before.
+    }
+    None
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMeta {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, MetaError> {
+        validate_key(pk, sk)?;
+        let (pk, sk) = (pk.to_string(), sk.to_string());
+        self.read(move |conn| {
+            let row: Option<String> = conn
+                .query_row(
+                    "SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2
+                       AND (ttl IS NULL OR ttl > ?3)",
+                    params![pk, sk, now_secs()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            row.map(|a| decode(pk, sk, &a)).transpose()
+        })
+        .await
+    }
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), MetaError> {
+        validate_item(&item)?;
+        self.write(move |tx| {
+            check(tx, &item.pk, &item.sk, condition.as_ref())?;
+            store(tx, &item)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        pk: &str,
+        sk: &str,
+        condition: Option<Condition>,
+    ) -> Result<(), MetaError> {
+        validate_key(pk, sk)?;
+        let (pk, sk) = (pk.to_string(), sk.to_string());
+        self.write(move |tx| {
+            check(tx, &pk, &sk, condition.as_ref())?;
+            remove(tx, &pk, &sk)
+        })
+        .await
+    }
+
+    async fn transact(&self, ops: Vec<TransactOp>) -> Result<(), MetaError> {
+        if ops.is_empty() || ops.len() > MAX_TRANSACT_OPS {
+            return Err(MetaError::Invalid(format!(
+                "a transaction holds 1 to {MAX_TRANSACT_OPS} operations, not {}",
+                ops.len()
+            )));
+        }
+        let mut keys = HashSet::new();
+        for op in &ops {
+            let (pk, sk) = match op {
+                TransactOp::Put(item, _) => {
+                    validate_item(item)?;
+                    (&item.pk, &item.sk)
+                }
+                TransactOp::Delete { pk, sk, .. } | TransactOp::Check { pk, sk, .. } => {
+                    validate_key(pk, sk)?;
+                    (pk, sk)
+                }
+            };
+            if !keys.insert((pk.clone(), sk.clone())) {
+                return Err(MetaError::Invalid(format!(
+                    "two operations of one transaction on {pk}/{sk}"
+                )));
+            }
+        }
+        self.write(move |tx| {
+            // Check every condition before writing anything; an error drops (rolls back) the
+            // transaction, so a failure leaves no trace either way.
+            for op in &ops {
+                match op {
+                    TransactOp::Put(item, c) => check(tx, &item.pk, &item.sk, c.as_ref())?,
+                    TransactOp::Delete { pk, sk, condition } => {
+                        check(tx, pk, sk, condition.as_ref())?
+                    }
+                    TransactOp::Check { pk, sk, condition } => check(tx, pk, sk, Some(condition))?,
+                }
+            }
+            for op in &ops {
+                match op {
+                    TransactOp::Put(item, _) => store(tx, item)?,
+                    TransactOp::Delete { pk, sk, .. } => remove(tx, pk, sk)?,
+                    TransactOp::Check { .. } => {}
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn query(&self, query: Query) -> Result<Page, MetaError> {
+        if query.pk.is_empty() {
+            return Err(MetaError::Invalid("pk must not be empty".into()));
+        }
+        if query.limit == 0 {
+            return Err(MetaError::Invalid("query limit must be at least 1".into()));
+        }
+        let mut sql =
+            String::from("SELECT sk, attrs FROM items WHERE pk = ?1 AND (ttl IS NULL OR ttl > ?2)");
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![query.pk.clone().into(), now_secs().into()];
+        let mut bind = |sql: &mut String, clause: &str, v: String| {
+            args.push(v.into());
+            sql.push_str(&format!(" AND sk {clause} ?{}", args.len()));
+        };
+        match &query.sk {
+            SortKey::All => {}
+            // An empty prefix matches every sort key.
+            SortKey::BeginsWith(p) if p.is_empty() => {}
+            SortKey::BeginsWith(p) => {
+                bind(&mut sql, ">=", p.clone());
+                if let Some(end) = prefix_successor(p) {
+                    bind(&mut sql, "<", end);
+                }
+            }
+            SortKey::Between(lo, hi) => {
+                if lo > hi {
+                    return Err(MetaError::Invalid(format!(
+                        "sort-key range {lo:?}..={hi:?} is empty (lower bound above upper)"
+                    )));
+                }
+                bind(&mut sql, ">=", lo.clone());
+                bind(&mut sql, "<=", hi.clone());
+            }
+        }
+        if let Some(after) = &query.after {
+            bind(&mut sql, if query.ascending { ">" } else { "<" }, after.clone());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        args.push(limit.into());
+        sql.push_str(&format!(
+            " ORDER BY sk {} LIMIT ?{}",
+            if query.ascending { "ASC" } else { "DESC" },
+            args.len()
+        ));
+        let pk = query.pk.clone();
+        let items = self
+            .read(move |conn| {
+                let mut stmt = conn.prepare(&sql).map_err(db)?;
+                let rows = stmt
+                    .query_map(rusqlite::params_from_iter(args), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
+                    .map_err(db)?;
+                let mut items = Vec::new();
+                for row in rows {
+                    let (sk, attrs) = row.map_err(db)?;
+                    items.push(decode(pk.clone(), sk, &attrs)?);
+                }
+                Ok(items)
+            })
+            .await?;
+        // A full page may have more behind it; the caller asks again and may get an empty page.
+        let next =
+            if items.len() == query.limit { items.last().map(|i| i.sk.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_bounds_exactly_the_prefixed_strings() {
+        assert_eq!(prefix_successor("ab"), Some("ac".to_string()));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a\u{D7FF}"), Some("a\u{E000}".to_string()));
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".to_string()));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        let end = prefix_successor("V#").unwrap();
+        for s in ["V#", "V#\u{10FFFF}", "V#zz"] {
+            assert!(s >= "V#" && s < end.as_str(), "{s:?} should be in range");
+        }
+        for s in ["V$", "V", "v#", "W"] {
+            assert!(!(s >= "V#" && s < end.as_str()), "{s:?} should be out of range");
+        }
+    }
+}

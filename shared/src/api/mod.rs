@@ -1,0 +1,160 @@
+//! The HTTP API: the route table (single source of truth), transport-neutral dispatch, request
+//! parsing, auth and responses. Handlers take a [`Ctx`] and return a [`Reply`]; they never know
+//! whether they run in Lambda or in the emulator.
+
+pub mod auth;
+pub mod body;
+pub mod dispatch;
+pub mod handlers;
+pub mod reply;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+
+pub use dispatch::Router;
+pub use reply::Reply;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::service::identity::Caller;
+
+/// How a route authenticates its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials needed.
+    Public,
+    /// `Authorization: token <access token>` (PROTOCOL.md §1 "T").
+    User,
+    /// `Authorization: update-token <lease token>` (PROTOCOL.md §1 "U").
+    Lease,
+}
+
+/// Access a route needs to one backing service; drives least-privilege IAM (infra/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Not used.
+    None,
+    /// Reads only.
+    Read,
+    /// Reads and writes.
+    Write,
+}
+
+/// What a route uses of each port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// DynamoDB table.
+    pub meta: Access,
+    /// S3 bucket.
+    pub blobs: Access,
+    /// SQS queues (write = send).
+    pub queue: Access,
+    /// KMS key (read = decrypt, write = generate data keys).
+    pub keys: Access,
+}
+
+impl Needs {
+    /// Reads metadata only.
+    pub const META_READ: Needs =
+        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };
+    /// Reads and writes metadata only.
+    pub const META_WRITE: Needs =
+        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::None };
+    /// Reads metadata and blobs.
+    pub const META_BLOB_READ: Needs =
+        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::None, keys: Access::None };
+    /// Reads and writes metadata and blobs.
+    pub const META_BLOB_WRITE: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::None,
+        keys: Access::None,
+    };
+}
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply>> + Send>>;
+
+/// A route handler: a plain function pointer so the table can be a `static`.
+pub type Handler = fn(Ctx) -> HandlerFuture;
+
+/// One entry of the route table.
+#[derive(Debug)]
+pub struct Route {
+    /// Function name: the Lambda binary under `functions/`, the SAM logical id's base.
+    pub name: &'static str,
+    /// HTTP method.
+    pub method: Method,
+    /// Path template with `{param}` segments (matchit syntax).
+    pub path: &'static str,
+    /// How the caller authenticates.
+    pub auth: Auth,
+    /// What the handler uses of each port.
+    pub needs: Needs,
+    /// The handler.
+    pub handler: Handler,
+}
+
+/// Everything a handler gets: dependencies, the authenticated caller and the parsed request.
+pub struct Ctx {
+    /// Ports and settings, built once per process.
+    pub app: Arc<App>,
+    /// Who is calling (after authentication).
+    pub caller: Caller,
+    /// Path parameters by template name.
+    pub params: HashMap<String, String>,
+    /// Query parameters (last value wins).
+    pub query: HashMap<String, String>,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The body, already gzip-decoded and size-checked.
+    pub body: Bytes,
+}
+
+impl Ctx {
+    /// A path parameter (the route table guarantees its presence).
+    pub fn param(&self, name: &str) -> Result<&str> {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Internal(format!("route has no path parameter {name}")))
+    }
+
+    /// A query parameter, if present and non-empty.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A boolean query parameter (`true`/`false`; absent = false).
+    pub fn query_bool(&self, name: &str) -> Result<bool> {
+        match self.query(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(Error::BadRequest(format!(
+                "query parameter {name} must be true or false, not {other:?}"
+            ))),
+        }
+    }
+
+    /// Parses the body as JSON of type `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        body::parse_json(&self.body)
+    }
+}
+
+/// Wraps an `async fn(Ctx) -> Result<Reply>` into a [`Handler`]: `handler!(stacks::get)`.
+#[macro_export]
+macro_rules! handler {
+    ($f:path) => {{
+        fn h(ctx: $crate::api::Ctx) -> $crate::api::HandlerFuture {
+            Box::pin($f(ctx))
+        }
+        h as $crate::api::Handler
+    }};
+}

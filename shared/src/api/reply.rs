@@ -1,0 +1,121 @@
+//! Handler results and the single place where errors become HTTP responses.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::error::Error;
+
+/// A successful handler result, before transport concerns (compression, HEAD).
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code (2xx or 3xx).
+    pub status: StatusCode,
+    /// Body bytes (JSON unless `content_type` says otherwise).
+    pub body: Bytes,
+    /// Content type of the body.
+    pub content_type: &'static str,
+    /// Extra headers (e.g. `Location` for redirects).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Reply, Error> {
+        Reply::json_status(StatusCode::OK, value)
+    }
+
+    /// A JSON body with the given status.
+    pub fn json_status<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, Error> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| Error::Internal(format!("serialising response: {e}")))?;
+        Ok(Reply { status, body: body.into(), content_type: "application/json", headers: vec![] })
+    }
+
+    /// 200 with an already-encoded JSON body.
+    pub fn raw_json(body: Bytes) -> Reply {
+        Reply { status: StatusCode::OK, body, content_type: "application/json", headers: vec![] }
+    }
+
+    /// 204 with no body, for endpoints whose response the CLI ignores.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: StatusCode::NO_CONTENT,
+            body: Bytes::new(),
+            content_type: "application/json",
+            headers: vec![],
+        }
+    }
+
+    /// 200 with no body (HEAD answers).
+    pub fn ok_empty() -> Reply {
+        Reply { status: StatusCode::OK, ..Reply::no_content() }
+    }
+}
+
+/// Bodies smaller than this are not worth compressing.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// Turns a handler outcome into the HTTP response: the one place errors are mapped.
+pub fn into_response(
+    outcome: Result<Reply, Error>,
+    accepts_gzip: bool,
+    request_id: &str,
+    head: bool,
+) -> Response<Bytes> {
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(err) => {
+            if err.status().is_server_error() {
+                tracing::error!(request_id, status = err.status().as_u16(), error = %err, "request failed");
+            } else {
+                tracing::info!(request_id, status = err.status().as_u16(), error = %err, "request refused");
+            }
+            Reply {
+                status: err.status(),
+                body: err.body().to_string().into(),
+                content_type: "application/json",
+                headers: vec![],
+            }
+        }
+    };
+    let mut body = reply.body;
+    let mut gzipped = false;
+    if accepts_gzip && body.len() >= GZIP_MIN_BYTES {
+        if let Some(compressed) = gzip(&body) {
+            body = compressed;
+            gzipped = true;
+        }
+    }
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header(header::CONTENT_TYPE, reply.content_type)
+        .header("X-Pulumi-Request-ID", request_id);
+    if gzipped {
+        builder = builder
+            .header(header::CONTENT_ENCODING, "gzip")
+            .header(header::VARY, "Accept-Encoding");
+    }
+    for (name, value) in reply.headers {
+        builder = builder.header(name, value);
+    }
+    let body = if head { Bytes::new() } else { body };
+    builder.body(body).unwrap_or_else(|_| {
+        // Only reachable with an invalid header value from a handler: our bug.
+        let mut r = Response::new(Bytes::from_static(
+            b"{\"code\":500,\"message\":\"Internal Server Error\"}",
+        ));
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn gzip(data: &[u8]) -> Option<Bytes> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data).ok()?;
+    enc.finish().ok().map(Bytes::from)
+}

@@ -1,0 +1,108 @@
+//! The application object: ports and settings, built once per process (a Lambda cold start or
+//! the emulator's start) and shared by every request.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use crate::adapters::{aws, embedded, AdapterError};
+use crate::ports::Ports;
+
+/// Limits and knobs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest request body accepted as sent (compressed or not).
+    pub max_request_bytes: usize,
+    /// Largest request body after gzip decoding (PROTOCOL.md §8: checkpoints of tens of MB exist).
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { max_request_bytes: 64 << 20, max_decoded_bytes: 512 << 20 }
+    }
+}
+
+impl Settings {
+    /// Defaults, overridden by `STACKHOUSE_MAX_REQUEST_BYTES` / `STACKHOUSE_MAX_DECODED_BYTES`.
+    pub fn from_env() -> Settings {
+        let mut s = Settings::default();
+        if let Some(n) = env_usize("STACKHOUSE_MAX_REQUEST_BYTES") {
+            s.max_request_bytes = n;
+        }
+        if let Some(n) = env_usize("STACKHOUSE_MAX_DECODED_BYTES") {
+            s.max_decoded_bytes = n;
+        }
+        s
+    }
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Wall clock in Unix seconds, with an offset tests can move forward.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset: AtomicI64,
+}
+
+impl Clock {
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        secs + self.offset.load(Ordering::Relaxed)
+    }
+    /// Moves the clock forward (tests only: lease expiry without sleeping).
+    pub fn advance(&self, secs: i64) {
+        self.offset.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// Ports, settings and clock.
+pub struct App {
+    /// The four ports.
+    pub ports: Ports,
+    /// Limits.
+    pub settings: Settings,
+    /// Time source.
+    pub clock: Clock,
+}
+
+impl App {
+    /// An app over the given ports.
+    pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
+        Arc::new(App { ports, settings, clock: Clock::default() })
+    }
+
+    /// Builds the app for a Lambda function from its environment: `STACKHOUSE_BACKEND`
+    /// (`aws`, the default, or `embedded` with `STACKHOUSE_DATA_DIR`) plus the adapter settings.
+    pub async fn from_env() -> Result<Arc<App>, AdapterError> {
+        let settings = Settings::from_env();
+        let backend = std::env::var("STACKHOUSE_BACKEND").unwrap_or_else(|_| "aws".into());
+        let ports = match backend.as_str() {
+            "aws" => aws::connect(&aws::AwsConfig::from_env()).await?,
+            "embedded" => {
+                let data_dir =
+                    std::env::var("STACKHOUSE_DATA_DIR").unwrap_or_else(|_| ".stackhouse".into());
+                let cfg = embedded::EmbeddedConfig {
+                    data_dir: PathBuf::from(data_dir),
+                    public_url: std::env::var("STACKHOUSE_PUBLIC_URL")
+                        .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+                    queues: crate::ports::queue::default_queues(),
+                };
+                embedded::open(&cfg)?.0
+            }
+            other => {
+                return Err(AdapterError::new(
+                    "config",
+                    format!("STACKHOUSE_BACKEND must be aws or embedded, not {other:?}"),
+                ))
+            }
+        };
+        Ok(App::new(ports, settings))
+    }
+}

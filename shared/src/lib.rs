@@ -1,0 +1,18 @@
+//! Stackhouse: a self-hosted, serverless backend for the Pulumi CLI.
+//!
+//! Layout (DESIGN.md §3): `api` (route table, request parsing, responses, errors, auth),
+//! `service` (domain logic), `ports` (traits) and `adapters` (embedded and AWS).
+
+pub mod adapters;
+pub mod api;
+pub mod apitype;
+pub mod app;
+pub mod error;
+pub mod lambda;
+pub mod names;
+pub mod ports;
+pub mod service;
+pub mod telemetry;
+
+pub use app::App;
+pub use error::Error;

@@ -1,0 +1,58 @@
+//! Blob store port, shaped like one S3 bucket.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The key is not acceptable (empty, `..` segments, too long).
+    #[error("invalid blob key: {0}")]
+    InvalidKey(String),
+    /// The store could not be reached or failed.
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobList {
+    /// Keys in lexicographic order.
+    pub keys: Vec<String>,
+    /// Pass to the next `list` call to continue, when more keys may follow.
+    pub next: Option<String>,
+}
+
+/// The blob store.
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Stores (replaces) an object. Readers see either the old or the new bytes, never a mix.
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError>;
+    /// Stores the object only if no object has the key. Returns false (and changes nothing)
+    /// when one already exists.
+    async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, BlobError>;
+    /// Reads an object (None when absent).
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
+    /// Deletes an object; deleting an absent key succeeds.
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
+    /// Lists keys with the prefix, in lexicographic order, one page at a time.
+    async fn list(&self, prefix: &str, after: Option<String>) -> Result<BlobList, BlobError>;
+    /// A URL that lets anyone GET the object, without credentials, until it expires.
+    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError>;
+}
+
+/// Checks a blob key: non-empty, at most 1024 bytes, relative, no empty/`.`/`..` segments.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let bad = key.is_empty()
+        || key.len() > 1024
+        || key.starts_with('/')
+        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || key.chars().any(|c| c.is_control() || c == '\\');
+    if bad {
+        Err(BlobError::InvalidKey(key.chars().take(100).collect()))
+    } else {
+        Ok(())
+    }
+}

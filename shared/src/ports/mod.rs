@@ -1,0 +1,30 @@
+//! Ports: the narrow, service-shaped interfaces the domain is written against (DESIGN.md §4
+//! rules 4–5). Each has an embedded adapter (one process, no network) and an AWS adapter
+//! (DynamoDB, S3, SQS, KMS). Both pass the same contract tests in `tests/`.
+
+pub mod blob;
+pub mod keys;
+pub mod metadata;
+pub mod queue;
+
+pub use blob::{BlobError, BlobList, BlobStore};
+pub use keys::{DataKey, EncryptionContext, KeyError, KeyService};
+pub use metadata::{
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
+};
+pub use queue::{Message, Queue, QueueError, QueueSpec};
+
+use std::sync::Arc;
+
+/// The four ports, built once per process (cold start) and shared by every handler.
+#[derive(Clone)]
+pub struct Ports {
+    /// Metadata (DynamoDB table or embedded SQLite).
+    pub meta: Arc<dyn MetadataStore>,
+    /// Blobs (S3 bucket or embedded files).
+    pub blobs: Arc<dyn BlobStore>,
+    /// Queues (SQS or embedded SQLite).
+    pub queue: Arc<dyn Queue>,
+    /// Data keys (KMS or embedded master key).
+    pub keys: Arc<dyn KeyService>,
+}

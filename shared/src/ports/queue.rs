@@ -1,0 +1,89 @@
+//! Queue port, shaped like SQS standard queues with a dead-letter queue each.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Static description of a queue: its logical name and how many receives a message gets
+/// before it is moved to the queue's dead-letter queue (named `<name>-dlq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Logical name, e.g. `jobs`. Adapters map it to a real queue.
+    pub name: String,
+    /// Receives after which an unacknowledged message is dead-lettered.
+    pub max_receives: u32,
+    /// Default visibility timeout of a received message.
+    pub visibility_timeout: Duration,
+}
+
+impl QueueSpec {
+    /// The logical name of this queue's dead-letter queue.
+    pub fn dlq_name(&self) -> String {
+        format!("{}-dlq", self.name)
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Stable id of the message.
+    pub id: String,
+    /// Handle for `ack`/`extend`, valid for this receive only.
+    pub receipt: String,
+    /// The payload.
+    pub body: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Errors of the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// No queue of that logical name is configured.
+    #[error("unknown queue: {0}")]
+    UnknownQueue(String),
+    /// The body is empty or over the size limit (256 KiB).
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// The queue could not be reached or failed.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Largest message body, as on SQS.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The queue service. Delivery is at least once: handlers must be idempotent.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues a message, visible after `delay` (at most 15 minutes).
+    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<String, QueueError>;
+    /// Receives up to `max` (1..=10) visible messages, hiding each for `visibility`. A message
+    /// received more than its queue's `max_receives` times goes to the dead-letter queue
+    /// instead of being returned.
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Message>, QueueError>;
+    /// Acknowledges (deletes) a received message. Acknowledging twice succeeds.
+    async fn ack(&self, queue: &str, receipt: &str) -> Result<(), QueueError>;
+    /// Changes how long a received message stays hidden (0 = visible again now).
+    async fn set_visibility(
+        &self,
+        queue: &str,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), QueueError>;
+}
+
+/// The queues Stackhouse uses unless configured otherwise: one `jobs` queue whose messages are
+/// dead-lettered after five receives, hidden for 30 s per receive.
+pub fn default_queues() -> Vec<QueueSpec> {
+    vec![QueueSpec {
+        name: "jobs".to_string(),
+        max_receives: 5,
+        visibility_timeout: Duration::from_secs(30),
+    }]
+}

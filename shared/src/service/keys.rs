@@ -1,0 +1,41 @@
+//! Item key layout of the metadata table (DESIGN.md §5), in one place.
+
+/// Partition of a user.
+pub fn user_pk(user: &str) -> String {
+    format!("USER#{user}")
+}
+/// Sort key of a user's profile item.
+pub const USER_SK: &str = "USER";
+/// Sort-key prefix of a user's membership items (`ORG#<org>` under the user).
+pub const USER_ORG_PREFIX: &str = "ORG#";
+/// Sort key of the user's membership of `org`.
+pub fn user_org_sk(org: &str) -> String {
+    format!("ORG#{org}")
+}
+/// Partition of an organization.
+pub fn org_pk(org: &str) -> String {
+    format!("ORG#{org}")
+}
+/// Sort key of the organization item.
+pub const ORG_SK: &str = "ORG";
+/// Sort key of a member item under an organization.
+pub fn org_member_sk(user: &str) -> String {
+    format!("MEMBER#{user}")
+}
+/// Partition of an access token, by the SHA-256 of the token.
+pub fn token_pk(hash: &str) -> String {
+    format!("TOKEN#{hash}")
+}
+/// Sort key of the token item.
+pub const TOKEN_SK: &str = "TOKEN";
+/// Sort-key prefix of all stacks of an organization.
+pub const STACK_PREFIX: &str = "STACK#";
+/// Sort-key prefix of the stacks of one project. `/` cannot appear in names, so the prefix
+/// never matches another project.
+pub fn project_stacks_prefix(project: &str) -> String {
+    format!("STACK#{project}/")
+}
+/// Sort key of a stack under its organization.
+pub fn stack_sk(project: &str, stack: &str) -> String {
+    format!("STACK#{project}/{stack}")
+}

@@ -1,0 +1,10 @@
+//! Domain logic, written once against the ports.
+
+pub mod identity;
+pub mod keys;
+pub mod stacks;
+
+/// A fresh random identifier (128 bits, hex): stack ids, update ids, request ids.
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}

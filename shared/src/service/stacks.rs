@@ -1,0 +1,314 @@
+//! Stacks: create, read, list, tag, delete. One item per stack under its organization.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+
+use super::{keys, new_id};
+use crate::error::{Error, Result};
+use crate::names::{OrgName, ProjectName, StackRef};
+use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, Value};
+
+/// A stack as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// Immutable id: secrets and history hang off it, so renames keep them.
+    pub id: String,
+    /// Organization, project and stack name.
+    pub org: String,
+    /// Project.
+    pub project: String,
+    /// Stack.
+    pub stack: String,
+    /// Tags (complete set).
+    pub tags: BTreeMap<String, String>,
+    /// Current version; 0 until the first update.
+    pub version: i64,
+    /// End of the last update (Unix seconds).
+    pub last_update: Option<i64>,
+    /// Resources in the current deployment.
+    pub resource_count: Option<i64>,
+    /// The running update, if any.
+    pub active_update: Option<String>,
+    /// Optimistic-concurrency revision of the item.
+    pub rev: i64,
+}
+
+impl Stack {
+    fn from_item(item: &Item) -> Result<Stack> {
+        let corrupt = |what: &str| {
+            Error::Internal(format!("stack item {} {} lacks {what}", item.pk, item.sk))
+        };
+        let tags = match item.s("tags") {
+            Some(json) => serde_json::from_str(json).map_err(|_| corrupt("valid tags"))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Stack {
+            id: item.s("id").ok_or_else(|| corrupt("id"))?.to_string(),
+            org: item.s("org").ok_or_else(|| corrupt("org"))?.to_string(),
+            project: item.s("project").ok_or_else(|| corrupt("project"))?.to_string(),
+            stack: item.s("stack").ok_or_else(|| corrupt("stack"))?.to_string(),
+            tags,
+            version: item.n("version").unwrap_or(0),
+            last_update: item.n("last_update"),
+            resource_count: item.n("resource_count"),
+            active_update: item.s("active_update").map(str::to_string),
+            rev: item.n("rev").unwrap_or(0),
+        })
+    }
+
+    fn to_item(&self) -> Result<Item> {
+        let tags = serde_json::to_string(&self.tags).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut item =
+            Item::new(keys::org_pk(&self.org), keys::stack_sk(&self.project, &self.stack))
+                .with("id", Value::S(self.id.clone()))
+                .with("org", Value::S(self.org.clone()))
+                .with("project", Value::S(self.project.clone()))
+                .with("stack", Value::S(self.stack.clone()))
+                .with("tags", Value::S(tags))
+                .with("version", Value::N(self.version))
+                .with("rev", Value::N(self.rev));
+        if let Some(t) = self.last_update {
+            item.set("last_update", Value::N(t));
+        }
+        if let Some(n) = self.resource_count {
+            item.set("resource_count", Value::N(n));
+        }
+        if let Some(u) = &self.active_update {
+            item.set("active_update", Value::S(u.clone()));
+        }
+        Ok(item)
+    }
+
+    /// The API shape of the stack.
+    pub fn to_api(&self) -> crate::apitype::Stack {
+        crate::apitype::Stack {
+            id: self.id.clone(),
+            org_name: self.org.clone(),
+            project_name: self.project.clone(),
+            stack_name: self.stack.clone(),
+            current_operation: None,
+            active_update: self.active_update.clone().unwrap_or_default(),
+            tags: self.tags.clone(),
+            version: self.version,
+        }
+    }
+
+    /// The `stack ls` shape of the stack.
+    pub fn to_summary(&self) -> crate::apitype::StackSummary {
+        crate::apitype::StackSummary {
+            id: self.id.clone(),
+            org_name: self.org.clone(),
+            project_name: self.project.clone(),
+            stack_name: self.stack.clone(),
+            last_update: self.last_update,
+            resource_count: self.resource_count,
+        }
+    }
+}
+
+fn not_found(r: &StackRef) -> Error {
+    Error::NotFound(format!("stack '{r}' not found"))
+}
+
+/// Creates a stack; 409 "... already exists" when the name is taken.
+pub async fn create(
+    meta: &dyn MetadataStore,
+    r: &StackRef,
+    tags: BTreeMap<String, String>,
+) -> Result<Stack> {
+    crate::names::validate_tags(&tags)?;
+    let stack = Stack {
+        id: new_id(),
+        org: r.org.to_string(),
+        project: r.project.to_string(),
+        stack: r.stack.to_string(),
+        tags,
+        version: 0,
+        last_update: None,
+        resource_count: None,
+        active_update: None,
+        rev: 1,
+    };
+    match meta.put(stack.to_item()?, Some(Condition::NotExists)).await {
+        Ok(()) => Ok(stack),
+        // The CLI recognises StackAlreadyExistsError by "already exists" in a 409 message.
+        Err(MetaError::ConditionFailed) => {
+            Err(Error::Conflict(format!("stack '{r}' already exists")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a stack; 404 when absent.
+pub async fn get(meta: &dyn MetadataStore, r: &StackRef) -> Result<Stack> {
+    let item = meta
+        .get(&keys::org_pk(r.org.as_str()), &keys::stack_sk(r.project.as_str(), r.stack.as_str()))
+        .await?
+        .ok_or_else(|| not_found(r))?;
+    Stack::from_item(&item)
+}
+
+/// Whether any stack of the project exists in the organization.
+pub async fn project_exists(
+    meta: &dyn MetadataStore,
+    org: &OrgName,
+    project: &ProjectName,
+) -> Result<bool> {
+    let page = meta
+        .query(Query::prefix(
+            keys::org_pk(org.as_str()),
+            keys::project_stacks_prefix(project.as_str()),
+            1,
+        ))
+        .await?;
+    Ok(!page.items.is_empty())
+}
+
+/// Applies `change` to the stack with optimistic concurrency, retrying on concurrent writes.
+async fn modify<F>(meta: &dyn MetadataStore, r: &StackRef, mut change: F) -> Result<Stack>
+where
+    F: FnMut(&mut Stack) -> Result<()>,
+{
+    for _ in 0..8 {
+        let mut stack = get(meta, r).await?;
+        let seen = stack.rev;
+        change(&mut stack)?;
+        stack.rev = seen + 1;
+        let cond = Condition::Equals("rev".into(), Value::N(seen));
+        match meta.put(stack.to_item()?, Some(cond)).await {
+            Ok(()) => return Ok(stack),
+            Err(MetaError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict(format!("stack '{r}' is being changed concurrently, try again")))
+}
+
+/// Replaces the stack's tags with the given complete set.
+pub async fn replace_tags(
+    meta: &dyn MetadataStore,
+    r: &StackRef,
+    tags: BTreeMap<String, String>,
+) -> Result<Stack> {
+    crate::names::validate_tags(&tags)?;
+    modify(meta, r, |s| {
+        s.tags = tags.clone();
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes a stack. Without `force`, a stack that still has resources, or whose update is
+/// running, is kept (400 with the exact message the CLI recognises, or 409).
+pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool) -> Result<()> {
+    for _ in 0..8 {
+        let stack = get(meta, r).await?;
+        if !force {
+            if stack.resource_count.unwrap_or(0) > 0 {
+                // The CLI matches this exact text to suggest `--force`.
+                return Err(Error::BadRequest("Stack still contains resources.".into()));
+            }
+            if stack.active_update.is_some() {
+                return Err(Error::Conflict(format!("an update of stack '{r}' is in progress")));
+            }
+        }
+        let cond = Condition::Equals("rev".into(), Value::N(stack.rev));
+        match meta
+            .delete(
+                &keys::org_pk(&stack.org),
+                &keys::stack_sk(&stack.project, &stack.stack),
+                Some(cond),
+            )
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(MetaError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict(format!("stack '{r}' is being changed concurrently, try again")))
+}
+
+/// Filters of `GET /api/user/stacks`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this organization.
+    pub organization: Option<String>,
+    /// Only this project.
+    pub project: Option<String>,
+    /// Only stacks with this tag...
+    pub tag_name: Option<String>,
+    /// ...with this value (any value when absent).
+    pub tag_value: Option<String>,
+}
+
+/// Stacks read from the store per page.
+pub const LIST_PAGE: usize = 100;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    /// Organization being listed.
+    o: String,
+    /// Sort key to continue after.
+    a: Option<String>,
+}
+
+fn encode_cursor(c: &Cursor) -> Result<String> {
+    let json = serde_json::to_vec(c).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+}
+
+fn decode_cursor(token: &str) -> Result<Cursor> {
+    let bad = || Error::BadRequest("invalid continuationToken".into());
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    serde_json::from_slice(&json).map_err(|_| bad())
+}
+
+/// One page of the stacks visible to `user` (those of the organizations they belong to), in
+/// (organization, project, stack) order, and the token for the next page.
+pub async fn list(
+    meta: &dyn MetadataStore,
+    user: &str,
+    filter: &ListFilter,
+    continuation: Option<&str>,
+) -> Result<(Vec<Stack>, Option<String>)> {
+    let mut orgs: Vec<String> =
+        super::identity::user_orgs(meta, user).await?.into_iter().map(|(o, _)| o).collect();
+    if let Some(only) = &filter.organization {
+        orgs.retain(|o| o == only);
+    }
+    let cursor = continuation.map(decode_cursor).transpose()?;
+    let start = match &cursor {
+        Some(c) => match orgs.iter().position(|o| *o == c.o) {
+            Some(i) => i,
+            None => return Ok((vec![], None)),
+        },
+        None => 0,
+    };
+    let Some(org) = orgs.get(start) else { return Ok((vec![], None)) };
+    let prefix = match &filter.project {
+        Some(p) => keys::project_stacks_prefix(p),
+        None => keys::STACK_PREFIX.to_string(),
+    };
+    let mut query = Query::prefix(keys::org_pk(org), prefix, LIST_PAGE);
+    query.after = cursor.and_then(|c| c.a);
+    let page = meta.query(query).await?;
+    let mut stacks = Vec::with_capacity(page.items.len());
+    for item in &page.items {
+        let stack = Stack::from_item(item)?;
+        let tag_ok = match (&filter.tag_name, &filter.tag_value) {
+            (None, _) => true,
+            (Some(name), None) => stack.tags.contains_key(name),
+            (Some(name), Some(value)) => stack.tags.get(name) == Some(value),
+        };
+        if tag_ok {
+            stacks.push(stack);
+        }
+    }
+    let next = match page.next {
+        Some(after) => Some(Cursor { o: org.clone(), a: Some(after) }),
+        None => orgs.get(start + 1).map(|o| Cursor { o: o.clone(), a: None }),
+    };
+    Ok((stacks, next.as_ref().map(encode_cursor).transpose()?))
+}

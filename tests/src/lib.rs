@@ -1,0 +1,7 @@
+//! Test support: the moto server harness, the in-process emulator, the port contract suite and
+//! the HTTP conformance suite, each runnable against every backend.
+
+pub mod conformance;
+pub mod contract;
+pub mod moto;
+pub mod server;

@@ -1,0 +1,274 @@
+//! Starts the emulator in-process on a free 127.0.0.1 port, on either backend, and gives tests
+//! an HTTP client that speaks to it exactly as the Pulumi CLI does.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use local_emulator::{bootstrap, server, Backend, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use stackhouse::app::Settings;
+use stackhouse::App;
+
+/// A running emulator plus a logged-in client.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The bootstrap user's access token.
+    pub token: String,
+    /// The bootstrap user (and organization) name.
+    pub user: String,
+    /// Direct access to the ports, to arrange states the API cannot yet produce.
+    pub app: Arc<App>,
+    server: Option<server::Server>,
+    data_dir: Option<PathBuf>,
+    _moto: Option<crate::moto::MotoServer>,
+}
+
+/// Which backend a conformance run uses.
+pub enum Target {
+    /// Embedded store in a fresh temp dir.
+    Embedded,
+    /// AWS adapters against a moto endpoint, with fresh resources named after the tag. The
+    /// server is dropped (and its process killed) with the test, when the test started it.
+    Aws {
+        /// moto's base URL.
+        endpoint: String,
+        /// Names this test's resources.
+        tag: &'static str,
+        /// Keeps a moto process started for this test alive.
+        guard: Option<crate::moto::MotoServer>,
+    },
+}
+
+/// An AWS target on moto: the one at `$STACKHOUSE_MOTO_ENDPOINT` (started once by `.ci/run`),
+/// else a moto server started for this test.
+pub fn moto_target(tag: &'static str) -> Target {
+    match std::env::var("STACKHOUSE_MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Target::Aws { endpoint, tag, guard: None },
+        _ => {
+            let server = crate::moto::MotoServer::start();
+            Target::Aws { endpoint: server.endpoint.clone(), tag, guard: Some(server) }
+        }
+    }
+}
+
+fn unique_dir(tag: &str) -> PathBuf {
+    let n: u64 = rand_u64();
+    std::env::temp_dir().join(format!("stackhouse-test-{tag}-{n:016x}"))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+impl TestServer {
+    /// Starts an emulator with default settings.
+    pub async fn start(target: Target) -> TestServer {
+        TestServer::start_with(target, Settings::default()).await
+    }
+
+    /// Starts an emulator with the given limits.
+    pub async fn start_with(target: Target, settings: Settings) -> TestServer {
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let addr = listener.local_addr().expect("local addr");
+        let base = format!("http://{addr}");
+        let (backend, data_dir, aws, tagname, moto) = match target {
+            Target::Embedded => {
+                (Backend::Embedded, Some(unique_dir("embedded")), None, "embedded", None)
+            }
+            Target::Aws { endpoint, tag, guard } => {
+                let cfg = crate::moto::aws_config_for(&endpoint, tag);
+                stackhouse::adapters::aws::provision(&cfg)
+                    .await
+                    .expect("provision AWS resources on moto");
+                (Backend::Aws, None, Some(cfg), "aws", guard)
+            }
+        };
+        let config = Config {
+            listen: addr,
+            data_dir: data_dir.clone().unwrap_or_else(|| unique_dir("unused")),
+            backend,
+            aws_endpoint_url: None,
+            aws,
+            settings,
+        };
+        let (app, verifier) = local_emulator::build_app(&config, &base).await.expect("build app");
+        let user = format!("user-{tagname}");
+        let token = format!("pul-test-{:016x}", rand_u64());
+        let b = bootstrap::Bootstrap {
+            token: Some(token.clone()),
+            user: user.clone(),
+            org: user.clone(),
+        };
+        bootstrap::run(&app, &b).await.expect("bootstrap");
+        let server = server::serve(listener, app.clone(), verifier).expect("serve");
+        TestServer { base, token, user, app, server: Some(server), data_dir, _moto: moto }
+    }
+
+    /// A client using the bootstrap token.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Some(&self.token))
+    }
+
+    /// A client with another token (or none).
+    pub fn client_with(&self, token: Option<&str>) -> Client {
+        Client::new(&self.base, token)
+    }
+
+    /// Creates another user with their own organization and returns a client for them.
+    pub async fn other_user(&self, name: &str) -> Client {
+        let token = format!("pul-other-{:016x}", rand_u64());
+        let b = bootstrap::Bootstrap {
+            token: Some(token.clone()),
+            user: name.into(),
+            org: name.into(),
+        };
+        bootstrap::run(&self.app, &b).await.expect("bootstrap other user");
+        self.client_with(Some(&token))
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A response: status, headers and body (gzip already undone).
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body bytes (decompressed when the server gzipped them).
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON (panics with the body text when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// Asserts a Pulumi error body with `code` equal to the status, and returns its message.
+    pub fn error_message(&self, status: u16) -> String {
+        assert_eq!(self.status.as_u16(), status, "body: {}", String::from_utf8_lossy(&self.body));
+        let v = self.json();
+        assert_eq!(v["code"], status, "error body code must equal the status: {v}");
+        v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error body without message: {v}"))
+            .to_string()
+    }
+}
+
+/// An HTTP client that sends what the Pulumi CLI sends (PROTOCOL.md §0.2).
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+/// gzip-compresses bytes.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+impl Client {
+    fn new(base: &str, token: Option<&str>) -> Client {
+        Client {
+            base: base.to_string(),
+            token: token.map(str::to_string),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request with an optional body, optionally gzip-compressed.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        gzip_body: bool,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("Accept", "application/vnd.pulumi+9")
+            .header("Accept-Encoding", "gzip")
+            .header("Content-Type", "application/json")
+            .header("User-Agent", "pulumi-cli/1 (v3.200.0; linux)");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("token {t}"));
+        }
+        if let Some(b) = body {
+            if gzip_body {
+                req = req.header("Content-Encoding", "gzip").body(gzip(&b));
+            } else {
+                req = req.body(b);
+            }
+        }
+        let resp = req.send().await.expect("request failed");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let raw = resp.bytes().await.expect("read body").to_vec();
+        let body = if headers.get("content-encoding").map(|v| v == "gzip").unwrap_or(false) {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gunzip response");
+            out
+        } else {
+            raw
+        };
+        Reply { status, headers, body }
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None, false).await
+    }
+    /// HEAD.
+    pub async fn head(&self, path: &str) -> Reply {
+        self.send(Method::HEAD, path, None, false).await
+    }
+    /// DELETE.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(Method::DELETE, path, None, false).await
+    }
+    /// POST with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::POST, path, Some(body.to_string().into_bytes()), false).await
+    }
+    /// PATCH with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body.to_string().into_bytes()), false).await
+    }
+    /// PATCH with a gzip-compressed JSON body, as the CLI sends checkpoints.
+    pub async fn patch_gz(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PATCH, path, Some(body.to_string().into_bytes()), true).await
+    }
+}
