@@ -15,11 +15,13 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// Largest request body after gzip decoding (PROTOCOL.md §8: checkpoints of tens of MB exist).
     pub max_decoded_bytes: usize,
+    /// Lease length of an update, in seconds (the CLI renews every ~2.5 minutes).
+    pub lease_seconds: i64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_request_bytes: 64 << 20, max_decoded_bytes: 512 << 20 }
+        Settings { max_request_bytes: 64 << 20, max_decoded_bytes: 512 << 20, lease_seconds: 300 }
     }
 }
 
@@ -32,6 +34,9 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_MAX_DECODED_BYTES") {
             s.max_decoded_bytes = n;
+        }
+        if let Some(n) = env_usize("STACKHOUSE_LEASE_SECONDS").filter(|n| *n > 0) {
+            s.lease_seconds = n as i64;
         }
         s
     }

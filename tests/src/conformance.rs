@@ -9,6 +9,7 @@ use stackhouse::app::Settings;
 use stackhouse::ports::Value as Attr;
 
 use crate::server::{Target, TestServer};
+pub use crate::updates::*;
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh server built from
 /// `$target`, a `fn(&'static str) -> Target` given the check's name.
@@ -28,7 +29,15 @@ macro_rules! conformance_tests {
             other_organizations_are_off_limits,
             delete_refuses_stacks_with_resources_unless_forced,
             concurrent_creates_have_one_winner,
-            gzip_requests_and_responses
+            gzip_requests_and_responses,
+            up_with_full_checkpoints,
+            leases_serialise_updates,
+            lease_tokens_are_bound_to_their_update,
+            concurrent_starts_have_one_winner,
+            retries_are_idempotent,
+            events_read_back_in_order,
+            import_export_round_trips_fixtures,
+            destroy_then_remove
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -78,7 +87,15 @@ pub async fn default_org_and_capabilities(target: Target) {
     assert_eq!(r.json(), json!({"GitHubLogin": server.user, "Messages": []}));
     let r = c.get("/api/capabilities").await;
     assert_eq!(r.status, 200);
-    assert!(r.json()["capabilities"].is_array());
+    let caps = r.json()["capabilities"].clone();
+    let find =
+        |name: &str| caps.as_array().unwrap().iter().find(|c| c["capability"] == name).cloned();
+    assert!(find("batch-encrypt").is_some(), "{caps}");
+    let schema = find("deployment-schema-version").expect("deployment-schema-version");
+    assert_eq!(schema["version"], 1, "the CLI only parses version 1 of this capability");
+    assert_eq!(schema["configuration"]["version"], 4);
+    // Not advertised until implemented: the CLI would switch persistence modes.
+    assert!(find("delta-checkpoint-uploads-v2").is_none());
     server.stop().await;
 }
 
@@ -251,7 +268,11 @@ pub async fn bad_bodies_are_refused_and_change_nothing(target: Target) {
 
 /// Bodies over the limits get 413 with a JSON body, compressed or not.
 pub async fn oversized_bodies_get_413(target: Target) {
-    let settings = Settings { max_request_bytes: 64 * 1024, max_decoded_bytes: 128 * 1024 };
+    let settings = Settings {
+        max_request_bytes: 64 * 1024,
+        max_decoded_bytes: 128 * 1024,
+        ..Settings::default()
+    };
     let server = TestServer::start_with(target, settings).await;
     let c = server.client();
     let org = server.user.clone();

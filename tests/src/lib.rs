@@ -3,5 +3,9 @@
 
 pub mod conformance;
 pub mod contract;
+pub mod fixtures;
 pub mod moto;
+pub mod secrets;
 pub mod server;
+pub mod session;
+pub mod updates;

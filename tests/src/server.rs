@@ -216,6 +216,19 @@ impl Client {
         body: Option<Vec<u8>>,
         gzip_body: bool,
     ) -> Reply {
+        let auth = self.token.as_ref().map(|t| format!("token {t}"));
+        self.send_auth(method, path, auth, body, gzip_body).await
+    }
+
+    /// Sends a request with the given `Authorization` value (e.g. `update-token …`).
+    pub async fn send_auth(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: Option<String>,
+        body: Option<Vec<u8>>,
+        gzip_body: bool,
+    ) -> Reply {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -223,8 +236,8 @@ impl Client {
             .header("Accept-Encoding", "gzip")
             .header("Content-Type", "application/json")
             .header("User-Agent", "pulumi-cli/1 (v3.200.0; linux)");
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("token {t}"));
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
         }
         if let Some(b) = body {
             if gzip_body {

@@ -7,14 +7,16 @@ use http::{header, HeaderMap};
 use super::Auth;
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::identity::{self, Caller};
+use crate::service::updates;
 
 /// Authenticates a request for a route's [`Auth`] mode.
 pub async fn authenticate(
     app: &App,
     mode: Auth,
     headers: &HeaderMap,
-    _params: &HashMap<String, String>,
+    params: &HashMap<String, String>,
 ) -> Result<Caller> {
     match mode {
         Auth::Public => Ok(Caller::Anonymous),
@@ -22,10 +24,38 @@ pub async fn authenticate(
             let token = credential(headers, "token")?;
             identity::authenticate_token(app.ports.meta.as_ref(), token, app.clock.now()).await
         }
-        Auth::Lease => {
-            Err(Error::Unauthorized("update tokens are not accepted on this server yet".into()))
+        Auth::Lease | Auth::LeaseAnyState => {
+            let token = credential(headers, "update-token")?;
+            let path = stack_ref(params)?;
+            let update_id = params
+                .get("update")
+                .ok_or_else(|| Error::Internal("lease route without {update}".into()))?;
+            let update =
+                updates::authenticate_lease(app, token, &path, update_id, mode == Auth::Lease)
+                    .await?;
+            Ok(Caller::Lease(Box::new(update)))
         }
     }
+}
+
+/// The stack named by the `{org}/{project}/{stack}` path parameters, validated.
+pub fn stack_ref(params: &HashMap<String, String>) -> Result<StackRef> {
+    let get = |name: &str| {
+        params
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Internal(format!("route without {{{name}}}")))
+    };
+    Ok(StackRef {
+        org: OrgName::parse(get("org")?)?,
+        project: ProjectName::parse(get("project")?)?,
+        stack: StackName::parse(get("stack")?)?,
+    })
+}
+
+/// The lease token of an `update-token` request (for renewals, which return it).
+pub fn lease_token(headers: &HeaderMap) -> Result<&str> {
+    credential(headers, "update-token")
 }
 
 /// Extracts `<scheme> <credential>` from the Authorization header.

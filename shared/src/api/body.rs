@@ -55,7 +55,7 @@ fn gunzip(raw: &[u8], max_decoded: usize) -> Result<Bytes> {
 }
 
 /// Parses JSON, answering 400 with serde's explanation on failure.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
     if body.is_empty() {
         return Err(Error::BadRequest("request body must be a JSON document".into()));
     }

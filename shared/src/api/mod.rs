@@ -31,8 +31,11 @@ pub enum Auth {
     Public,
     /// `Authorization: token <access token>` (PROTOCOL.md §1 "T").
     User,
-    /// `Authorization: update-token <lease token>` (PROTOCOL.md §1 "U").
+    /// `Authorization: update-token <lease token>` (PROTOCOL.md §1 "U") of a live lease.
     Lease,
+    /// The update's lease token even after the update ended, so that retried completions are
+    /// idempotent (PROTOCOL.md §1.3 #38).
+    LeaseAnyState,
 }
 
 /// Access a route needs to one backing service; drives least-privilege IAM (infra/).

@@ -18,6 +18,8 @@ pub struct Reply {
     pub content_type: &'static str,
     /// Extra headers (e.g. `Location` for redirects).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// The body is already gzip-compressed (a stored blob served as is).
+    pub gzipped: bool,
 }
 
 impl Reply {
@@ -30,12 +32,30 @@ impl Reply {
     pub fn json_status<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, Error> {
         let body = serde_json::to_vec(value)
             .map_err(|e| Error::Internal(format!("serialising response: {e}")))?;
-        Ok(Reply { status, body: body.into(), content_type: "application/json", headers: vec![] })
+        Ok(Reply {
+            status,
+            body: body.into(),
+            content_type: "application/json",
+            headers: vec![],
+            gzipped: false,
+        })
     }
 
     /// 200 with an already-encoded JSON body.
     pub fn raw_json(body: Bytes) -> Reply {
-        Reply { status: StatusCode::OK, body, content_type: "application/json", headers: vec![] }
+        Reply {
+            status: StatusCode::OK,
+            body,
+            content_type: "application/json",
+            headers: vec![],
+            gzipped: false,
+        }
+    }
+
+    /// 200 with a gzip-compressed JSON body: sent as is to clients that accept gzip (the CLI
+    /// always does), decompressed for the others.
+    pub fn gzipped_json(body: Bytes) -> Reply {
+        Reply { gzipped: true, ..Reply::raw_json(body) }
     }
 
     /// 204 with no body, for endpoints whose response the CLI ignores.
@@ -45,6 +65,7 @@ impl Reply {
             body: Bytes::new(),
             content_type: "application/json",
             headers: vec![],
+            gzipped: false,
         }
     }
 
@@ -77,12 +98,29 @@ pub fn into_response(
                 body: err.body().to_string().into(),
                 content_type: "application/json",
                 headers: vec![],
+                gzipped: false,
             }
         }
     };
     let mut body = reply.body;
-    let mut gzipped = false;
-    if accepts_gzip && body.len() >= GZIP_MIN_BYTES {
+    let mut gzipped = reply.gzipped;
+    if gzipped && !accepts_gzip {
+        match gunzip(&body) {
+            Some(plain) => {
+                body = plain;
+                gzipped = false;
+            }
+            None => {
+                tracing::error!(request_id, "stored gzip body could not be decompressed");
+                return into_response(
+                    Err(Error::Internal("stored body is not valid gzip".into())),
+                    false,
+                    request_id,
+                    head,
+                );
+            }
+        }
+    } else if !gzipped && accepts_gzip && body.len() >= GZIP_MIN_BYTES {
         if let Some(compressed) = gzip(&body) {
             body = compressed;
             gzipped = true;
@@ -109,6 +147,12 @@ pub fn into_response(
         *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
+}
+
+fn gunzip(data: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(data), &mut out).ok()?;
+    Some(out.into())
 }
 
 fn gzip(data: &[u8]) -> Option<Bytes> {

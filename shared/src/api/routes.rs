@@ -6,7 +6,7 @@
 
 use http::Method;
 
-use super::handlers::{identity, stacks};
+use super::handlers::{identity, secrets, stacks, updates};
 use super::{Auth, Needs, Route};
 use crate::handler;
 
@@ -110,6 +110,226 @@ pub static STACK_EXPORT: Route = Route {
     handler: handler!(stacks::export),
 };
 
+/// `POST /api/stacks/{org}/{project}/{stack}/encrypt`.
+pub static STACK_ENCRYPT: Route = Route {
+    name: "stack-encrypt",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/encrypt",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(secrets::encrypt),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/decrypt`.
+pub static STACK_DECRYPT: Route = Route {
+    name: "stack-decrypt",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/decrypt",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Read,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Read,
+    },
+    handler: handler!(secrets::decrypt),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/batch-encrypt`.
+pub static STACK_BATCH_ENCRYPT: Route = Route {
+    name: "stack-batch-encrypt",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/batch-encrypt",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(secrets::batch_encrypt),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/batch-decrypt`.
+pub static STACK_BATCH_DECRYPT: Route = Route {
+    name: "stack-batch-decrypt",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/batch-decrypt",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Read,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Read,
+    },
+    handler: handler!(secrets::batch_decrypt),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/decrypt/log-decryption`.
+pub static STACK_LOG_DECRYPTION: Route = Route {
+    name: "stack-log-decryption",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-decryption",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(secrets::log_decryption),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption`.
+pub static STACK_LOG_BATCH_DECRYPTION: Route = Route {
+    name: "stack-log-batch-decryption",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(secrets::log_batch_decryption),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/export/{version}`.
+pub static STACK_EXPORT_VERSION: Route = Route {
+    name: "stack-export-version",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/export/{version}",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_READ,
+    handler: handler!(stacks::export_version),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/import`.
+pub static STACK_IMPORT: Route = Route {
+    name: "stack-import",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/import",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(stacks::import),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/updates`.
+pub static STACK_HISTORY: Route = Route {
+    name: "stack-history",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/updates",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(stacks::history),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/updates/latest`.
+pub static STACK_HISTORY_LATEST: Route = Route {
+    name: "stack-history-latest",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/updates/latest",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(stacks::history_latest),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/updates/{version}`.
+pub static STACK_HISTORY_VERSION: Route = Route {
+    name: "stack-history-version",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/updates/{version}",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(stacks::history_version),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}`.
+pub static UPDATE_CREATE: Route = Route {
+    name: "update-create",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}",
+    auth: Auth::User,
+    needs: Needs::META_WRITE,
+    handler: handler!(updates::create),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}`.
+pub static UPDATE_START: Route = Route {
+    name: "update-start",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::start),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/{kind}/{update}`.
+pub static UPDATE_STATUS: Route = Route {
+    name: "update-status",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(updates::status),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease`.
+pub static UPDATE_RENEW_LEASE: Route = Route {
+    name: "update-renew-lease",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease",
+    auth: Auth::Lease,
+    needs: Needs::META_WRITE,
+    handler: handler!(updates::renew_lease),
+};
+
+/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint`.
+pub static UPDATE_CHECKPOINT: Route = Route {
+    name: "update-checkpoint",
+    method: Method::PATCH,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint",
+    auth: Auth::Lease,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::checkpoint),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch`.
+pub static UPDATE_EVENTS_BATCH: Route = Route {
+    name: "update-events-batch",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch",
+    auth: Auth::Lease,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::events_batch),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/{kind}/{update}/events`.
+pub static UPDATE_EVENTS_LIST: Route = Route {
+    name: "update-events-list",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_READ,
+    handler: handler!(updates::events_list),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete`.
+pub static UPDATE_COMPLETE: Route = Route {
+    name: "update-complete",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete",
+    auth: Auth::LeaseAnyState,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::complete),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel`.
+pub static UPDATE_CANCEL: Route = Route {
+    name: "update-cancel",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::cancel),
+};
+
 /// Every route, in the order documentation lists them.
 pub static ROUTES: &[&Route] = &[
     &USER_GET,
@@ -122,6 +342,26 @@ pub static ROUTES: &[&Route] = &[
     &STACK_DELETE,
     &STACK_TAGS_UPDATE,
     &STACK_EXPORT,
+    &STACK_ENCRYPT,
+    &STACK_DECRYPT,
+    &STACK_BATCH_ENCRYPT,
+    &STACK_BATCH_DECRYPT,
+    &STACK_LOG_DECRYPTION,
+    &STACK_LOG_BATCH_DECRYPTION,
+    &STACK_EXPORT_VERSION,
+    &STACK_IMPORT,
+    &STACK_HISTORY,
+    &STACK_HISTORY_LATEST,
+    &STACK_HISTORY_VERSION,
+    &UPDATE_CREATE,
+    &UPDATE_START,
+    &UPDATE_STATUS,
+    &UPDATE_RENEW_LEASE,
+    &UPDATE_CHECKPOINT,
+    &UPDATE_EVENTS_BATCH,
+    &UPDATE_EVENTS_LIST,
+    &UPDATE_COMPLETE,
+    &UPDATE_CANCEL,
 ];
 
 #[cfg(test)]

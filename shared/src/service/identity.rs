@@ -18,6 +18,8 @@ pub enum Caller {
         /// The name of the token used.
         token_name: String,
     },
+    /// The holder of an update's lease (`update-token`), bound to that update.
+    Lease(Box<crate::service::updates::Update>),
 }
 
 impl Caller {
@@ -25,7 +27,17 @@ impl Caller {
     pub fn user(&self) -> Result<&str> {
         match self {
             Caller::User { user, .. } => Ok(user),
-            Caller::Anonymous => Err(Error::Unauthorized("this call needs an access token".into())),
+            Caller::Anonymous | Caller::Lease(_) => {
+                Err(Error::Unauthorized("this call needs an access token".into()))
+            }
+        }
+    }
+
+    /// The update whose lease authenticated the call.
+    pub fn lease(&self) -> Result<&crate::service::updates::Update> {
+        match self {
+            Caller::Lease(u) => Ok(u),
+            _ => Err(Error::Unauthorized("this call needs an update token".into())),
         }
     }
 }

@@ -39,3 +39,20 @@ pub fn project_stacks_prefix(project: &str) -> String {
 pub fn stack_sk(project: &str, stack: &str) -> String {
     format!("STACK#{project}/{stack}")
 }
+/// Partition of everything hanging off a stack by its immutable id (updates, history), so a
+/// rename moves none of it.
+pub fn stack_id_pk(stack_id: &str) -> String {
+    format!("STACK#{stack_id}")
+}
+/// Sort key of an update under its stack.
+pub fn update_sk(update_id: &str) -> String {
+    format!("UPDATE#{update_id}")
+}
+/// Sort-key prefix of the history versions of a stack.
+pub const VERSION_PREFIX: &str = "VERSION#";
+/// Sort key of history version `n` (zero-padded so sort order is numeric order).
+pub fn version_sk(n: i64) -> String {
+    format!("VERSION#{n:010}")
+}
+/// Sort key of a stack's wrapped data key, under [`stack_id_pk`] (service secrets).
+pub const DATAKEY_SK: &str = "DATAKEY";

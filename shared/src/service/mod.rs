@@ -1,8 +1,13 @@
 //! Domain logic, written once against the ports.
 
+pub mod deployments;
+pub mod events;
+pub mod history;
 pub mod identity;
 pub mod keys;
+pub mod secrets;
 pub mod stacks;
+pub mod updates;
 
 /// A fresh random identifier (128 bits, hex): stack ids, update ids, request ids.
 pub fn new_id() -> String {

@@ -6,8 +6,8 @@ use base64::Engine;
 
 use super::{keys, new_id};
 use crate::error::{Error, Result};
-use crate::names::{OrgName, ProjectName, StackRef};
-use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, Value};
+use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
 
 /// A stack as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +30,14 @@ pub struct Stack {
     pub resource_count: Option<i64>,
     /// The running update, if any.
     pub active_update: Option<String>,
+    /// Blob key of the current deployment (None until the first update).
+    pub deployment_key: Option<String>,
     /// Optimistic-concurrency revision of the item.
     pub rev: i64,
 }
 
 impl Stack {
-    fn from_item(item: &Item) -> Result<Stack> {
+    pub(crate) fn from_item(item: &Item) -> Result<Stack> {
         let corrupt = |what: &str| {
             Error::Internal(format!("stack item {} {} lacks {what}", item.pk, item.sk))
         };
@@ -53,11 +55,12 @@ impl Stack {
             last_update: item.n("last_update"),
             resource_count: item.n("resource_count"),
             active_update: item.s("active_update").map(str::to_string),
+            deployment_key: item.s("deployment_key").map(str::to_string),
             rev: item.n("rev").unwrap_or(0),
         })
     }
 
-    fn to_item(&self) -> Result<Item> {
+    pub(crate) fn to_item(&self) -> Result<Item> {
         let tags = serde_json::to_string(&self.tags).map_err(|e| Error::Internal(e.to_string()))?;
         let mut item =
             Item::new(keys::org_pk(&self.org), keys::stack_sk(&self.project, &self.stack))
@@ -77,7 +80,30 @@ impl Stack {
         if let Some(u) = &self.active_update {
             item.set("active_update", Value::S(u.clone()));
         }
+        if let Some(k) = &self.deployment_key {
+            item.set("deployment_key", Value::S(k.clone()));
+        }
         Ok(item)
+    }
+
+    /// A transactional write of this stack that succeeds only if the stored item still has
+    /// revision `self.rev` (the one read); the written item gets the next revision.
+    pub(crate) fn put_op(&self) -> Result<TransactOp> {
+        let mut next = self.clone();
+        next.rev = self.rev + 1;
+        Ok(TransactOp::Put(
+            next.to_item()?,
+            Some(Condition::Equals("rev".into(), Value::N(self.rev))),
+        ))
+    }
+
+    /// The stack's reference (names).
+    pub fn stack_ref(&self) -> Result<StackRef> {
+        Ok(StackRef {
+            org: OrgName::parse(&self.org)?,
+            project: ProjectName::parse(&self.project)?,
+            stack: StackName::parse(&self.stack)?,
+        })
     }
 
     /// The API shape of the stack.
@@ -101,7 +127,8 @@ impl Stack {
             org_name: self.org.clone(),
             project_name: self.project.clone(),
             stack_name: self.stack.clone(),
-            last_update: self.last_update,
+            // 0 tells the CLI an update is in progress (PROTOCOL.md §1.2).
+            last_update: if self.active_update.is_some() { Some(0) } else { self.last_update },
             resource_count: self.resource_count,
         }
     }
@@ -128,6 +155,7 @@ pub async fn create(
         last_update: None,
         resource_count: None,
         active_update: None,
+        deployment_key: None,
         rev: 1,
     };
     match meta.put(stack.to_item()?, Some(Condition::NotExists)).await {
@@ -201,7 +229,7 @@ pub async fn replace_tags(
 
 /// Deletes a stack. Without `force`, a stack that still has resources, or whose update is
 /// running, is kept (400 with the exact message the CLI recognises, or 409).
-pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool) -> Result<()> {
+pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool, now: i64) -> Result<()> {
     for _ in 0..8 {
         let stack = get(meta, r).await?;
         if !force {
@@ -209,7 +237,7 @@ pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool) -> Resu
                 // The CLI matches this exact text to suggest `--force`.
                 return Err(Error::BadRequest("Stack still contains resources.".into()));
             }
-            if stack.active_update.is_some() {
+            if super::updates::live_update(meta, &stack, now).await?.is_some() {
                 return Err(Error::Conflict(format!("an update of stack '{r}' is in progress")));
             }
         }

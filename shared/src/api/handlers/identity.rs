@@ -1,7 +1,9 @@
 //! `GET /api/user`, `GET /api/user/organizations/default`, `GET /api/capabilities`.
 
 use crate::api::{Ctx, Reply};
-use crate::apitype::{Capabilities, DefaultOrg, ServiceUser, ServiceUserOrg, TokenInfo};
+use crate::apitype::{
+    Capabilities, Capability, DefaultOrg, ServiceUser, ServiceUserOrg, TokenInfo,
+};
 use crate::error::{Error, Result};
 use crate::service::identity::{self, Caller};
 
@@ -23,7 +25,7 @@ pub async fn get_user(ctx: Ctx) -> Result<Reply> {
         .collect();
     let token_info = match &ctx.caller {
         Caller::User { token_name, .. } => Some(TokenInfo { name: token_name.clone() }),
-        Caller::Anonymous => None,
+        _ => None,
     };
     Reply::json(&ServiceUser {
         id: user.name.clone(),
@@ -52,8 +54,22 @@ pub async fn default_org(ctx: Ctx) -> Result<Reply> {
     Reply::json(&DefaultOrg { github_login: chosen, messages: vec![] })
 }
 
-/// Capabilities this server advertises (PROTOCOL.md §2). None yet: the CLI then uses full
-/// checkpoints and single `encrypt` calls.
+/// Capabilities this server advertises (PROTOCOL.md §2): `batch-encrypt` (one call per batch
+/// of secrets instead of one per value) and `deployment-schema-version` 4, because deployments
+/// are stored exactly as received, features included.
 pub async fn capabilities(_ctx: Ctx) -> Result<Reply> {
-    Reply::json(&Capabilities { capabilities: vec![] })
+    Reply::json(&Capabilities {
+        capabilities: vec![
+            Capability {
+                capability: "batch-encrypt".into(),
+                version: Some(1),
+                configuration: None,
+            },
+            Capability {
+                capability: "deployment-schema-version".into(),
+                version: Some(1),
+                configuration: Some(serde_json::json!({ "version": 4 })),
+            },
+        ],
+    })
 }

@@ -1,7 +1,9 @@
 //! Route handlers: parse and validate the request, call the domain, shape the reply.
 
 pub mod identity;
+pub mod secrets;
 pub mod stacks;
+pub mod updates;
 
 use crate::api::Ctx;
 use crate::error::Result;

@@ -4,10 +4,13 @@ use std::collections::BTreeMap;
 
 use super::{authorized_org, authorized_stack};
 use crate::api::{Ctx, Reply};
-use crate::apitype::{CreateStackRequest, ListStacksResponse};
+use bytes::Bytes;
+
+use crate::apitype::{CreateStackRequest, ListStacksResponse, OperationStatus};
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef};
 use crate::service::stacks::{self, ListFilter};
+use crate::service::{deployments, history, updates};
 
 /// `GET /api/user/stacks`: the caller's stacks, filtered, one page at a time.
 pub async fn list(ctx: Ctx) -> Result<Reply> {
@@ -46,12 +49,14 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let project = ProjectName::parse(ctx.param("project")?)?;
     let req: CreateStackRequest = ctx.json()?;
     let stack = StackName::parse(&req.stack_name)?;
-    if req.state.is_some() {
-        return Err(Error::BadRequest(
-            "creating a stack with an initial state is not supported yet; create it, then `pulumi stack import`"
-                .into(),
-        ));
-    }
+    let state = match &req.state {
+        Some(state) => {
+            let bytes = serde_json::to_vec(state).map_err(|e| Error::Internal(e.to_string()))?;
+            deployments::check_untyped(&bytes, 1..=4)?;
+            Some(bytes)
+        }
+        None => None,
+    };
     if req.config.is_some() {
         return Err(Error::BadRequest(
             "stacks with remote (ESC) configuration are not supported".into(),
@@ -61,21 +66,33 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let r = StackRef { org, project, stack };
     let created =
         stacks::create(ctx.app.ports.meta.as_ref(), &r, req.tags.unwrap_or_default()).await?;
+    if let Some(state) = state {
+        updates::import(&ctx.app, &r, ctx.caller.user()?, &state).await?;
+    }
     Reply::json(&created.to_api())
 }
 
 /// `GET /api/stacks/{org}/{project}/{stack}`.
 pub async fn get(ctx: Ctx) -> Result<Reply> {
     let r = authorized_stack(&ctx).await?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
-    Reply::json(&stack.to_api())
+    let meta = ctx.app.ports.meta.as_ref();
+    let stack = stacks::get(meta, &r).await?;
+    let mut api = stack.to_api();
+    if let Some(update) = updates::live_update(meta, &stack, ctx.app.clock.now()).await? {
+        api.current_operation = Some(OperationStatus {
+            kind: update.kind,
+            author: update.author,
+            started: update.started.unwrap_or(update.created),
+        });
+    }
+    Reply::json(&api)
 }
 
 /// `DELETE /api/stacks/{org}/{project}/{stack}?force=`.
 pub async fn delete(ctx: Ctx) -> Result<Reply> {
     let force = ctx.query_bool("force")?;
     let r = authorized_stack(&ctx).await?;
-    stacks::delete(ctx.app.ports.meta.as_ref(), &r, force).await?;
+    stacks::delete(ctx.app.ports.meta.as_ref(), &r, force, ctx.app.clock.now()).await?;
     Ok(Reply::no_content())
 }
 
@@ -87,18 +104,85 @@ pub async fn update_tags(ctx: Ctx) -> Result<Reply> {
     Ok(Reply::no_content())
 }
 
-/// The export of a stack that has never been updated: a valid, empty v3 deployment.
-const EMPTY_DEPLOYMENT: &str = r#"{"version":3,"deployment":{"manifest":{"time":"0001-01-01T00:00:00Z","magic":"","version":""}}}"#;
+async fn deployment_reply(ctx: &Ctx, key: Option<&str>) -> Result<Reply> {
+    let Some(key) = key else {
+        return Ok(Reply::raw_json(Bytes::from_static(deployments::EMPTY.as_bytes())));
+    };
+    let gz = ctx
+        .app
+        .ports
+        .blobs
+        .get(key)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
+    Ok(Reply::gzipped_json(gz))
+}
 
-/// `GET /api/stacks/{org}/{project}/{stack}/export`.
+/// `GET /api/stacks/{org}/{project}/{stack}/export`: the current deployment.
 pub async fn export(ctx: Ctx) -> Result<Reply> {
     let r = authorized_stack(&ctx).await?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
-    if stack.version == 0 {
-        return Ok(Reply::raw_json(bytes::Bytes::from_static(EMPTY_DEPLOYMENT.as_bytes())));
-    }
-    Err(Error::Internal(format!(
-        "stack '{r}' has version {} but no stored deployment",
-        stack.version
-    )))
+    deployment_reply(&ctx, stack.deployment_key.as_deref()).await
+}
+
+fn version_param(ctx: &Ctx) -> Result<i64> {
+    ctx.param("version")?
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::BadRequest("the version must be a positive integer".into()))
+}
+
+/// `GET …/export/{version}`: the deployment of one version.
+pub async fn export_version(ctx: Ctx) -> Result<Reply> {
+    let version = version_param(&ctx)?;
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
+    deployment_reply(&ctx, entry.deployment_key.as_deref()).await
+}
+
+/// `GET …/updates?pageSize=&page=`: history, newest first.
+pub async fn history(ctx: Ctx) -> Result<Reply> {
+    let parse = |name: &str| -> Result<Option<i64>> {
+        ctx.query(name)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| Error::BadRequest(format!("{name} must be an integer")))
+            })
+            .transpose()
+    };
+    let page_size = parse("pageSize")?.filter(|s| *s > 0).map(|s| s as usize);
+    let page = parse("page")?.unwrap_or(1).max(1) as usize;
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let entries = history::list(ctx.app.ports.meta.as_ref(), &stack.id, page, page_size).await?;
+    let infos: Vec<&serde_json::Value> = entries.iter().map(|e| &e.info).collect();
+    Reply::json(&serde_json::json!({ "updates": infos }))
+}
+
+/// `GET …/updates/latest`: the newest history entry; 404 when there is none.
+pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let entry = history::latest(ctx.app.ports.meta.as_ref(), &stack.id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("stack '{r}' has no previous deployment")))?;
+    Reply::json(&serde_json::json!({ "info": entry.info }))
+}
+
+/// `GET …/updates/{version}`: one history entry.
+pub async fn history_version(ctx: Ctx) -> Result<Reply> {
+    let version = version_param(&ctx)?;
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
+    Reply::json(&serde_json::json!({ "info": entry.info }))
+}
+
+/// `POST …/import`: replaces the stack's state with the given deployment.
+pub async fn import(ctx: Ctx) -> Result<Reply> {
+    let r = authorized_stack(&ctx).await?;
+    let update = updates::import(&ctx.app, &r, ctx.caller.user()?, &ctx.body).await?;
+    Reply::json(&serde_json::json!({ "updateId": update.id }))
 }

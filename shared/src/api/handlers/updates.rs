@@ -1,0 +1,201 @@
+//! Update routes: create, start, renew the lease, checkpoint, events, complete, cancel, and the
+//! status poll (PROTOCOL.md §1.3).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value as Json};
+
+use super::authorized_stack;
+use crate::api::{auth, Ctx, Reply};
+use crate::error::{Error, Result};
+use crate::service::updates::{self, Program, Status};
+use crate::service::{deployments, events, stacks};
+
+/// The `{kind}` path segment: every per-update sub-resource accepts the four program kinds.
+fn kind(ctx: &Ctx) -> Result<&str> {
+    let kind = ctx.param("kind")?;
+    if updates::PROGRAM_KINDS.contains(&kind) {
+        Ok(kind)
+    } else {
+        Err(Error::NotFound(format!("no route for update kind {kind:?}")))
+    }
+}
+
+fn json_string(v: Option<&Json>, fallback: &str) -> String {
+    v.filter(|v| !v.is_null()).map(Json::to_string).unwrap_or_else(|| fallback.to_string())
+}
+
+/// `POST /api/stacks/{org}/{project}/{stack}/{kind}`: creates an update.
+pub async fn create(ctx: Ctx) -> Result<Reply> {
+    let kind = kind(&ctx)?.to_string();
+    let body: Json = ctx.json()?;
+    if !body.is_object() {
+        return Err(Error::BadRequest("the update request must be a JSON object".into()));
+    }
+    let r = authorized_stack(&ctx).await?;
+    let program = Program {
+        dry_run: body.pointer("/options/dryRun").and_then(Json::as_bool).unwrap_or(false),
+        config: json_string(body.get("config"), "{}"),
+        message: body
+            .pointer("/metadata/message")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        environment: json_string(body.pointer("/metadata/environment"), "{}"),
+    };
+    let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program).await?;
+    Reply::json(&json!({ "updateID": update.id }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct StartRequest {
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+/// `POST …/{kind}/{update}`: starts the update and hands out its lease.
+pub async fn start(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: StartRequest = if ctx.body.is_empty() { StartRequest::default() } else { ctx.json()? };
+    let r = authorized_stack(&ctx).await?;
+    let started = updates::start(&ctx.app, &r, ctx.param("update")?, req.tags).await?;
+    // No `journalVersion`: the CLI then persists with checkpoints (PROTOCOL.md §6).
+    Reply::json(&json!({
+        "version": started.version,
+        "token": started.token,
+        "tokenExpiration": started.expires,
+    }))
+}
+
+/// `GET …/{kind}/{update}`: the update's status (polled by `pulumi stack import`).
+pub async fn status(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
+    let mut body = json!({ "status": update.status.results_status(), "events": [] });
+    if !update.status.is_final() {
+        body["continuationToken"] = json!("0");
+    }
+    Reply::json(&body)
+}
+
+#[derive(Deserialize)]
+struct RenewRequest {
+    #[serde(default)]
+    duration: Option<i64>,
+}
+
+/// `POST …/renew_lease`: extends the lease; 403 once it has lapsed or was released.
+pub async fn renew_lease(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: RenewRequest = ctx.json()?;
+    let update = ctx.caller.lease()?.clone();
+    let expires = updates::renew(&ctx.app, update, req.duration.unwrap_or(300)).await?;
+    let token = auth::lease_token(&ctx.headers)?;
+    Reply::json(&json!({ "token": token, "tokenExpiration": expires }))
+}
+
+#[derive(Deserialize)]
+struct CheckpointRequest<'a> {
+    version: i64,
+    #[serde(default)]
+    features: Option<Vec<String>>,
+    #[serde(borrow)]
+    deployment: &'a RawValue,
+}
+
+/// `PATCH …/checkpoint`: a full checkpoint of the deployment.
+pub async fn checkpoint(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: CheckpointRequest = crate::api::body::parse_json(&ctx.body)?;
+    deployments::check_parts(req.version, req.features.as_deref(), req.deployment, 3..=4)?;
+    let untyped = deployments::untyped(req.version, req.features.as_deref(), req.deployment)?;
+    updates::save_checkpoint(&ctx.app, ctx.caller.lease()?, &untyped).await?;
+    Ok(Reply::no_content())
+}
+
+#[derive(Deserialize)]
+struct EventBatch {
+    events: Vec<Json>,
+}
+
+/// `POST …/events/batch`: stores engine events; duplicates are harmless.
+pub async fn events_batch(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let batch: EventBatch = ctx.json()?;
+    let update = ctx.caller.lease()?;
+    let (ordered, summary) = events::check_batch(batch.events)?;
+    events::store(&ctx.app, &update.id, &ordered).await?;
+    if let Some(changes) = summary {
+        updates::record_resource_changes(&ctx.app, update, &changes).await?;
+    }
+    Ok(Reply::no_content())
+}
+
+/// `GET …/events?continuationToken=`: stored events in sequence order.
+pub async fn events_list(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let from = match ctx.query("continuationToken") {
+        Some(t) => {
+            t.parse::<i64>().map_err(|_| Error::BadRequest("invalid continuationToken".into()))?
+        }
+        None => 0,
+    };
+    let r = authorized_stack(&ctx).await?;
+    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
+    let (found, next) = events::read(&ctx.app, &update.id, from).await?;
+    // While the update runs more events may come: keep the client polling from where it is.
+    let next = next.or_else(|| {
+        (!update.status.is_final()).then(|| {
+            found
+                .last()
+                .and_then(|e| e.get("sequence"))
+                .and_then(Json::as_i64)
+                .map_or(from, |s| s + 1)
+        })
+    });
+    Reply::json(&json!({ "events": found, "continuationToken": next.map(|n| n.to_string()) }))
+}
+
+#[derive(Deserialize)]
+struct CompleteRequest {
+    status: String,
+}
+
+/// `POST …/complete`: ends the update and publishes its state; retries get 2xx.
+pub async fn complete(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: CompleteRequest = ctx.json()?;
+    let status = match req.status.as_str() {
+        "succeeded" => Status::Succeeded,
+        "failed" => Status::Failed,
+        "cancelled" => Status::Cancelled,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "status must be succeeded, failed or cancelled, not {other:?}"
+            )))
+        }
+    };
+    let update = ctx.caller.lease()?.clone();
+    if update.status.is_final() {
+        return Ok(Reply::no_content());
+    }
+    if update.status != Status::Running {
+        return Err(Error::Conflict("the update has not been started".into()));
+    }
+    updates::finalize(&ctx.app, update, status).await?;
+    Ok(Reply::no_content())
+}
+
+/// `POST …/cancel`: `pulumi cancel`.
+pub async fn cancel(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let r = authorized_stack(&ctx).await?;
+    updates::cancel(&ctx.app, &r, ctx.param("update")?).await?;
+    Ok(Reply::no_content())
+}

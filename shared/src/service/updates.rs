@@ -1,0 +1,571 @@
+//! Updates (up, preview, refresh, destroy): creation, the lease that makes one update the only
+//! writer of its stack, checkpoints, completion, cancellation and recovery of abandoned updates
+//! (PROTOCOL.md §1.3, §3, §4; DESIGN.md §6).
+//!
+//! One item per update under the stack's immutable id. The stack item names its active update;
+//! every change to the pair is one transaction conditioned on both revisions, so a start, a
+//! renew, a complete and a cancel racing each other serialise cleanly.
+
+use sha2::{Digest, Sha256};
+
+use super::deployments::{self, Summary};
+use super::{history, keys, new_id, stacks};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::names::StackRef;
+use crate::ports::{Condition, Item, MetaError, MetadataStore, TransactOp, Value};
+
+/// Lifecycle state of an update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Created, not started.
+    NotStarted,
+    /// Started; holds the stack's lease.
+    Running,
+    /// Completed successfully.
+    Succeeded,
+    /// Completed with a failure, abandoned (lease expired) or cancelled.
+    Failed,
+    /// Cancelled by `pulumi cancel`.
+    Cancelled,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::NotStarted => "not-started",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+    fn parse(s: &str) -> Status {
+        match s {
+            "not-started" => Status::NotStarted,
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "cancelled" => Status::Cancelled,
+            _ => Status::Failed,
+        }
+    }
+    /// Whether the update has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Cancelled)
+    }
+    /// `UpdateInfo.result` spelling (cancelled maps to failed, PROTOCOL.md §1.3).
+    pub fn result(self) -> &'static str {
+        match self {
+            Status::NotStarted => "not-started",
+            Status::Running => "in-progress",
+            Status::Succeeded => "succeeded",
+            Status::Failed | Status::Cancelled => "failed",
+        }
+    }
+    /// `UpdateResults.status` spelling (`GET …/update/{id}`).
+    pub fn results_status(self) -> &'static str {
+        match self {
+            Status::NotStarted => "not started",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed | Status::Cancelled => "failed",
+        }
+    }
+}
+
+/// The kinds an update can be created with through `POST …/{kind}`.
+pub const PROGRAM_KINDS: &[&str] = &["update", "preview", "refresh", "destroy"];
+
+/// An update as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// Update id.
+    pub id: String,
+    /// Immutable id of the stack.
+    pub stack_id: String,
+    /// Stack names at creation: lease tokens are bound to them (renames wait for updates).
+    pub org: String,
+    /// Project name.
+    pub project: String,
+    /// Stack name.
+    pub stack: String,
+    /// `update`, `preview`, `refresh`, `destroy`, `import` or `rename`.
+    pub kind: String,
+    /// A preview: never persists state, never bumps the version.
+    pub dry_run: bool,
+    /// Lifecycle state.
+    pub status: Status,
+    /// Who created it.
+    pub author: String,
+    /// Creation time (Unix seconds).
+    pub created: i64,
+    /// Start time.
+    pub started: Option<i64>,
+    /// End time.
+    pub ended: Option<i64>,
+    /// SHA-256 of the lease token.
+    pub lease_hash: Option<String>,
+    /// When the lease lapses (Unix seconds).
+    pub lease_expires: i64,
+    /// `config` of the program request, as JSON.
+    pub config: String,
+    /// `metadata.message`.
+    pub message: String,
+    /// `metadata.environment`, as JSON.
+    pub environment: String,
+    /// Last `summaryEvent.resourceChanges`, as JSON.
+    pub resource_changes: Option<String>,
+    /// Stack version this update produced (set when it ends, non-previews only).
+    pub version: Option<i64>,
+    /// Optimistic-concurrency revision of the item.
+    pub rev: i64,
+}
+
+impl Update {
+    fn from_item(item: &Item) -> Result<Update> {
+        let corrupt =
+            || Error::Internal(format!("update item {} {} is incomplete", item.pk, item.sk));
+        let s = |name: &str| item.s(name).map(str::to_string).ok_or_else(corrupt);
+        Ok(Update {
+            id: s("id")?,
+            stack_id: s("stack_id")?,
+            org: s("org")?,
+            project: s("project")?,
+            stack: s("stack")?,
+            kind: s("kind")?,
+            dry_run: item.bool("dry_run").unwrap_or(false),
+            status: Status::parse(item.s("status").unwrap_or("failed")),
+            author: item.s("author").unwrap_or_default().to_string(),
+            created: item.n("created").unwrap_or(0),
+            started: item.n("started"),
+            ended: item.n("ended"),
+            lease_hash: item.s("lease_hash").map(str::to_string),
+            lease_expires: item.n("lease_expires").unwrap_or(0),
+            config: item.s("config").unwrap_or("{}").to_string(),
+            message: item.s("message").unwrap_or_default().to_string(),
+            environment: item.s("environment").unwrap_or("{}").to_string(),
+            resource_changes: item.s("resource_changes").map(str::to_string),
+            version: item.n("version"),
+            rev: item.n("rev").unwrap_or(0),
+        })
+    }
+
+    fn to_item(&self) -> Item {
+        let mut item = Item::new(keys::stack_id_pk(&self.stack_id), keys::update_sk(&self.id))
+            .with("id", Value::S(self.id.clone()))
+            .with("stack_id", Value::S(self.stack_id.clone()))
+            .with("org", Value::S(self.org.clone()))
+            .with("project", Value::S(self.project.clone()))
+            .with("stack", Value::S(self.stack.clone()))
+            .with("kind", Value::S(self.kind.clone()))
+            .with("dry_run", Value::Bool(self.dry_run))
+            .with("status", Value::S(self.status.as_str().into()))
+            .with("author", Value::S(self.author.clone()))
+            .with("created", Value::N(self.created))
+            .with("lease_expires", Value::N(self.lease_expires))
+            .with("config", Value::S(self.config.clone()))
+            .with("message", Value::S(self.message.clone()))
+            .with("environment", Value::S(self.environment.clone()))
+            .with("rev", Value::N(self.rev));
+        for (name, v) in
+            [("started", self.started), ("ended", self.ended), ("version", self.version)]
+        {
+            if let Some(v) = v {
+                item.set(name, Value::N(v));
+            }
+        }
+        if let Some(h) = &self.lease_hash {
+            item.set("lease_hash", Value::S(h.clone()));
+        }
+        if let Some(rc) = &self.resource_changes {
+            item.set("resource_changes", Value::S(rc.clone()));
+        }
+        item
+    }
+
+    /// A transactional write of this update, conditioned on the revision read.
+    fn put_op(&self) -> TransactOp {
+        let mut next = self.clone();
+        next.rev = self.rev + 1;
+        TransactOp::Put(next.to_item(), Some(Condition::Equals("rev".into(), Value::N(self.rev))))
+    }
+
+    /// Whether the update holds a live lease at `now`.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.status == Status::Running && self.lease_expires > now
+    }
+}
+
+/// Reads an update of a stack; 404 when absent.
+pub async fn get(meta: &dyn MetadataStore, stack_id: &str, update_id: &str) -> Result<Update> {
+    let item = meta
+        .get(&keys::stack_id_pk(stack_id), &keys::update_sk(update_id))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("update '{update_id}' not found")))?;
+    Update::from_item(&item)
+}
+
+/// What the program request carries that the server keeps (PROTOCOL.md §1.3).
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    /// `options.dryRun`.
+    pub dry_run: bool,
+    /// `config`, as JSON.
+    pub config: String,
+    /// `metadata.message`.
+    pub message: String,
+    /// `metadata.environment`, as JSON.
+    pub environment: String,
+}
+
+/// Creates an update of `kind` (`POST …/{kind}`); a preview when `kind` is `preview` or the
+/// program asks for a dry run.
+pub async fn create(
+    app: &App,
+    r: &StackRef,
+    kind: &str,
+    author: &str,
+    program: Program,
+) -> Result<Update> {
+    let meta = app.ports.meta.as_ref();
+    let stack = stacks::get(meta, r).await?;
+    let update = Update {
+        id: new_id(),
+        stack_id: stack.id.clone(),
+        org: stack.org,
+        project: stack.project,
+        stack: stack.stack,
+        kind: kind.to_string(),
+        dry_run: program.dry_run || kind == "preview",
+        status: Status::NotStarted,
+        author: author.to_string(),
+        created: app.clock.now(),
+        started: None,
+        ended: None,
+        lease_hash: None,
+        lease_expires: 0,
+        config: program.config,
+        message: program.message,
+        environment: program.environment,
+        resource_changes: None,
+        version: None,
+        rev: 1,
+    };
+    meta.put(update.to_item(), Some(Condition::NotExists)).await?;
+    Ok(update)
+}
+
+/// What a successful start returns.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The version the stack will have after this update (unchanged for previews).
+    pub version: i64,
+    /// The lease token (`update-token`).
+    pub token: String,
+    /// When the lease lapses unless renewed.
+    pub expires: i64,
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Lease tokens name their stack and update so a lease call reads only the update item.
+fn new_lease_token(update: &Update) -> String {
+    format!("{}.{}.{}", update.stack_id, update.id, hex::encode(rand::random::<[u8; 24]>()))
+}
+
+/// The stack's running update, if its lease is still live at `now`.
+pub async fn live_update(
+    meta: &dyn MetadataStore,
+    stack: &stacks::Stack,
+    now: i64,
+) -> Result<Option<Update>> {
+    let Some(active) = &stack.active_update else { return Ok(None) };
+    match get(meta, &stack.id, active).await {
+        Ok(u) if u.is_live(now) => Ok(Some(u)),
+        Ok(_) | Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts an update: takes the stack's lease (409 while another update holds a live one) and
+/// replaces the stack's tags when given. An abandoned update whose lease lapsed is finalised
+/// as failed first, keeping the last state it checkpointed.
+pub async fn start(
+    app: &App,
+    r: &StackRef,
+    update_id: &str,
+    tags: Option<std::collections::BTreeMap<String, String>>,
+) -> Result<Started> {
+    if let Some(t) = &tags {
+        crate::names::validate_tags(t)?;
+    }
+    let meta = app.ports.meta.as_ref();
+    for _ in 0..8 {
+        let now = app.clock.now();
+        let mut stack = stacks::get(meta, r).await?;
+        let mut update = get(meta, &stack.id, update_id).await?;
+        if update.status != Status::NotStarted {
+            return Err(Error::Conflict(format!("update '{update_id}' has already been started")));
+        }
+        if let Some(active) = stack.active_update.clone() {
+            let holder = get(meta, &stack.id, &active).await;
+            match holder {
+                Ok(h) if h.is_live(now) => {
+                    return Err(Error::Conflict("Another update is currently in progress.".into()))
+                }
+                Ok(h) if h.status == Status::Running => {
+                    finalize(app, h, Status::Failed).await?;
+                    continue;
+                }
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let token = new_lease_token(&update);
+        let expires = now + app.settings.lease_seconds;
+        update.status = Status::Running;
+        update.started = Some(now);
+        update.lease_hash = Some(hash(&token));
+        update.lease_expires = expires;
+        let version = if update.dry_run { stack.version } else { stack.version + 1 };
+        let update_op = update.put_op();
+        stack.active_update = Some(update.id.clone());
+        if let Some(t) = &tags {
+            stack.tags = t.clone();
+        }
+        match meta.transact(vec![stack.put_op()?, update_op]).await {
+            Ok(()) => return Ok(Started { version, token, expires }),
+            Err(MetaError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict("the stack is being changed concurrently, try again".into()))
+}
+
+/// Resolves an `update-token` for the update named in the path. The token must be the update's
+/// lease and the path must name the update's stack. With `live`, the lease must still be held
+/// (403 otherwise, which the CLI reads as "lease expired").
+pub async fn authenticate_lease(
+    app: &App,
+    token: &str,
+    path: &StackRef,
+    update_id: &str,
+    live: bool,
+) -> Result<Update> {
+    let refused =
+        || Error::Forbidden("the update token is invalid, expired or was released".into());
+    let mut parts = token.splitn(3, '.');
+    let (Some(stack_id), Some(token_update), Some(_)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(refused());
+    };
+    if token_update != update_id {
+        return Err(refused());
+    }
+    let update = match get(app.ports.meta.as_ref(), stack_id, update_id).await {
+        Ok(u) => u,
+        Err(Error::NotFound(_)) => return Err(refused()),
+        Err(e) => return Err(e),
+    };
+    let matches = update
+        .lease_hash
+        .as_deref()
+        .is_some_and(|h| constant_time_eq(h.as_bytes(), hash(token).as_bytes()));
+    let bound = update.org == path.org.as_str()
+        && update.project == path.project.as_str()
+        && update.stack == path.stack.as_str();
+    if !matches || !bound {
+        return Err(refused());
+    }
+    if live && !update.is_live(app.clock.now()) {
+        return Err(refused());
+    }
+    Ok(update)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Extends the lease to `now + duration` (capped by the configured lease length). The token
+/// stays the same, so calls in flight with it keep working.
+pub async fn renew(app: &App, update: Update, duration: i64) -> Result<i64> {
+    let meta = app.ports.meta.as_ref();
+    let mut update = update;
+    for _ in 0..8 {
+        let now = app.clock.now();
+        if !update.is_live(now) {
+            return Err(Error::Forbidden("the update's lease has expired or was released".into()));
+        }
+        let expires = now + duration.clamp(1, app.settings.lease_seconds);
+        let mut next = update.clone();
+        next.lease_expires = expires.max(update.lease_expires);
+        match meta.transact(vec![next.put_op()]).await {
+            Ok(()) => return Ok(next.lease_expires),
+            Err(MetaError::ConditionFailed) => {
+                update = get(meta, &update.stack_id, &update.id).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+}
+
+/// Stores a full checkpoint (`PATCH …/checkpoint`): the `UntypedDeployment` bytes. Idempotent:
+/// each save replaces the previous one.
+pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Result<()> {
+    if update.dry_run {
+        return Err(Error::BadRequest("previews do not persist checkpoints".into()));
+    }
+    let body = deployments::gzip(untyped)?;
+    app.ports.blobs.put(&deployments::checkpoint_key(&update.id), body).await?;
+    Ok(())
+}
+
+/// Records the last summary event's resource changes on the update.
+pub async fn record_resource_changes(
+    app: &App,
+    update: &Update,
+    changes: &serde_json::Value,
+) -> Result<()> {
+    let meta = app.ports.meta.as_ref();
+    let json = changes.to_string();
+    let mut update = update.clone();
+    for _ in 0..8 {
+        if update.resource_changes.as_deref() == Some(json.as_str()) {
+            return Ok(());
+        }
+        let mut next = update.clone();
+        next.resource_changes = Some(json.clone());
+        match meta.transact(vec![next.put_op()]).await {
+            Ok(()) => return Ok(()),
+            Err(MetaError::ConditionFailed) => {
+                update = get(meta, &update.stack_id, &update.id).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+}
+
+/// Ends an update (complete, cancel or lease expiry): releases the lease and, unless it is a
+/// preview, publishes the state it last checkpointed as the stack's next version with a
+/// history entry. Idempotent: an update that has already ended is left as it is.
+pub async fn finalize(app: &App, update: Update, status: Status) -> Result<Update> {
+    let meta = app.ports.meta.as_ref();
+    let mut update = update;
+    for _ in 0..8 {
+        if update.status.is_final() {
+            return Ok(update);
+        }
+        let now = app.clock.now();
+        let stack = meta
+            .get(&keys::org_pk(&update.org), &keys::stack_sk(&update.project, &update.stack))
+            .await?
+            .map(|i| stacks::Stack::from_item(&i))
+            .transpose()?
+            .filter(|s| s.id == update.stack_id);
+        let mut ended = update.clone();
+        ended.status = status;
+        ended.ended = Some(now);
+        let mut ops = Vec::new();
+        match stack {
+            // The stack was force-deleted meanwhile: just end the update.
+            None => {}
+            Some(mut stack) => {
+                if !update.dry_run && update.status == Status::Running {
+                    let version = stack.version + 1;
+                    let (key, summary) = publish_checkpoint(app, &update, &stack, version).await?;
+                    ended.version = Some(version);
+                    stack.version = version;
+                    stack.deployment_key = key.clone();
+                    stack.resource_count = Some(summary.resource_count);
+                    stack.last_update = Some(now);
+                    ops.push(history::entry_op(&ended, version, key.as_deref(), &summary)?);
+                }
+                if stack.active_update.as_deref() == Some(update.id.as_str()) {
+                    stack.active_update = None;
+                }
+                ops.push(stack.put_op()?);
+            }
+        }
+        ops.push(update.put_op_as(&ended));
+        match meta.transact(ops).await {
+            Ok(()) => {
+                ended.rev = update.rev + 1;
+                return Ok(ended);
+            }
+            Err(MetaError::ConditionFailed) => {
+                update = get(meta, &update.stack_id, &update.id).await?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict("the stack is being changed concurrently, try again".into()))
+}
+
+impl Update {
+    /// Writes `next` in place of this update, conditioned on this update's revision.
+    fn put_op_as(&self, next: &Update) -> TransactOp {
+        let mut next = next.clone();
+        next.rev = self.rev;
+        next.put_op()
+    }
+}
+
+/// Copies the update's last checkpoint to the immutable key of `version` and summarises it. An
+/// update that checkpointed nothing keeps the stack's current deployment.
+async fn publish_checkpoint(
+    app: &App,
+    update: &Update,
+    stack: &stacks::Stack,
+    version: i64,
+) -> Result<(Option<String>, Summary)> {
+    let blobs = app.ports.blobs.as_ref();
+    match blobs.get(&deployments::checkpoint_key(&update.id)).await? {
+        Some(gz) => {
+            let summary = deployments::check_untyped(&deployments::gunzip(&gz)?, 1..=4)?;
+            let key = deployments::version_key(&update.stack_id, version);
+            blobs.put(&key, gz).await?;
+            Ok((Some(key), summary))
+        }
+        None => Ok((
+            stack.deployment_key.clone(),
+            Summary { resource_count: stack.resource_count.unwrap_or(0) },
+        )),
+    }
+}
+
+/// `pulumi cancel`: ends the update as cancelled; its lease stops working at once.
+pub async fn cancel(app: &App, r: &StackRef, update_id: &str) -> Result<()> {
+    let meta = app.ports.meta.as_ref();
+    let stack = stacks::get(meta, r).await?;
+    let update = get(meta, &stack.id, update_id).await?;
+    match update.status {
+        Status::NotStarted | Status::Running => {
+            finalize(app, update, Status::Cancelled).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `pulumi stack import` (and stack creation with an initial state): stores the deployment as
+/// the stack's next version with an `import` history entry, under the stack's lease like any
+/// update (409 while another update runs). Returns the ended update.
+pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Result<Update> {
+    deployments::check_untyped(untyped, 1..=4)?;
+    let program = Program {
+        dry_run: false,
+        config: "{}".into(),
+        message: String::new(),
+        environment: "{}".into(),
+    };
+    let update = create(app, r, "import", author, program).await?;
+    start(app, r, &update.id, None).await?;
+    let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
+    save_checkpoint(app, &update, untyped).await?;
+    finalize(app, update, Status::Succeeded).await
+}

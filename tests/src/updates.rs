@@ -1,0 +1,377 @@
+//! Conformance checks of the update lifecycle, history, export/import and leases, run through
+//! the `conformance_tests!` macro on every backend.
+
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::fixtures;
+use crate::server::{Target, TestServer};
+use crate::session::{self, create_and_start};
+
+async fn new_stack(server: &TestServer, name: &str) -> String {
+    let c = server.client();
+    let r = c.post(&format!("/api/stacks/{}/proj", server.user), &json!({"stackName": name})).await;
+    assert_eq!(r.status, 200, "create stack: {r:?}");
+    format!("/api/stacks/{}/proj/{name}", server.user)
+}
+
+/// The fixture deployment, retargeted so its URNs belong to `stack` in project `proj`.
+fn state_for(name: &str, stack: &str) -> Value {
+    let text = fixtures::untyped_deployment(name).to_string();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut text = v.to_string();
+    for old in ["urn:pulumi:foo::countdown::", "urn:pulumi:dev::countdown::"] {
+        text = text.replace(old, &format!("urn:pulumi:{stack}::proj::"));
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `pulumi preview` then `pulumi up` with full checkpoints: the preview changes nothing, the
+/// update publishes version 1 whose export is exactly the last checkpoint, with history.
+pub async fn up_with_full_checkpoints(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let events = fixtures::events("up");
+    let final_state = state_for("checkpoint-v3", "dev");
+    let mut partial = final_state.clone();
+    partial["deployment"]["resources"] =
+        json!(final_state["deployment"]["resources"].as_array().unwrap()[..3]);
+
+    let preview = create_and_start(&c, &stack, "update", true).await.expect("preview");
+    assert_eq!(preview.version, 0, "a preview does not announce a new version");
+    let r = preview.checkpoint(&c, &partial).await;
+    r.error_message(400);
+    assert!(preview.complete(&c, "succeeded").await.status.is_success());
+    let s = c.get(&stack).await.json();
+    assert_eq!(s["version"], 0, "previews never bump the version");
+    assert_eq!(c.get(&format!("{stack}/updates")).await.json()["updates"], json!([]));
+
+    let run = create_and_start(&c, &stack, "update", false).await.expect("update");
+    assert_eq!(run.version, 1);
+    let during = c.get(&stack).await.json();
+    assert_eq!(during["activeUpdate"], run.id.as_str());
+    assert_eq!(during["currentOperation"]["kind"], "update");
+    assert_eq!(during["currentOperation"]["author"], server.user.as_str());
+    assert_eq!(during["tags"], json!({"pulumi:project": "proj"}), "start replaces the tags");
+    let listed = c.get("/api/user/stacks").await.json();
+    assert_eq!(listed["stacks"][0]["lastUpdate"], 0, "lastUpdate 0 while an update runs");
+    session::send_events(&c, &run, &events).await;
+    assert!(run.checkpoint(&c, &partial).await.status.is_success());
+    assert!(run.checkpoint(&c, &final_state).await.status.is_success());
+    assert!(run.renew(&c).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+
+    let after = c.get(&stack).await.json();
+    assert_eq!(after["version"], 1);
+    assert!(after.get("currentOperation").is_none());
+    let export = c.get(&format!("{stack}/export")).await;
+    assert_eq!(
+        export.headers.get("content-encoding").unwrap(),
+        "gzip",
+        "exports go out compressed"
+    );
+    assert_eq!(export.json(), final_state);
+    assert_eq!(c.get(&format!("{stack}/export/1")).await.json(), final_state);
+    c.get(&format!("{stack}/export/2")).await.error_message(404);
+    c.get(&format!("{stack}/export/zero")).await.error_message(400);
+
+    let history = c.get(&format!("{stack}/updates?pageSize=10&page=1")).await.json();
+    let updates = history["updates"].as_array().unwrap();
+    assert_eq!(updates.len(), 1, "only non-preview updates are history");
+    let info = &updates[0];
+    assert_eq!(info["kind"], "update");
+    assert_eq!(info["result"], "succeeded");
+    assert_eq!(info["version"], 1);
+    assert_eq!(info["message"], "a message");
+    assert_eq!(info["environment"]["git.head"], "abc123");
+    assert_eq!(info["config"]["aws:region"]["string"], "us-west-2");
+    assert_eq!(info["resourceCount"], 30);
+    let summary = events.iter().find_map(|e| e.get("summaryEvent")).expect("fixture has a summary");
+    assert_eq!(info["resourceChanges"], summary["resourceChanges"]);
+    assert!(info["endTime"].as_i64().unwrap() >= info["startTime"].as_i64().unwrap());
+    assert_eq!(c.get(&format!("{stack}/updates/latest")).await.json()["info"], *info);
+    assert_eq!(c.get(&format!("{stack}/updates/1")).await.json()["info"], *info);
+    let summary_row = c.get("/api/user/stacks").await.json()["stacks"][0].clone();
+    assert_eq!(summary_row["resourceCount"], 30);
+    assert!(summary_row["lastUpdate"].as_i64().unwrap() > 0);
+    // A stack with resources needs --force to be removed.
+    assert_eq!(
+        c.delete(&format!("{stack}?force=false")).await.error_message(400),
+        "Bad Request: Stack still contains resources."
+    );
+    server.stop().await;
+}
+
+/// One update at a time; cancel and expiry release the lease; the old token then gets 403.
+pub async fn leases_serialise_updates(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+
+    let first = create_and_start(&c, &stack, "update", false).await.expect("first");
+    let second = create_and_start(&c, &stack, "preview", true).await.expect_err("second must wait");
+    assert!(second.error_message(409).starts_with("Conflict: "));
+    assert!(first.checkpoint(&c, &state).await.status.is_success());
+
+    // pulumi cancel: GET S, take activeUpdate, POST cancel.
+    let active = c.get(&stack).await.json()["activeUpdate"].as_str().unwrap().to_string();
+    assert_eq!(active, first.id);
+    assert!(c
+        .post(&format!("{stack}/update/{active}/cancel"), &json!(null))
+        .await
+        .status
+        .is_success());
+    first.renew(&c).await.error_message(403);
+    first.checkpoint(&c, &state).await.error_message(403);
+    first.events(&c, &[json!({"sequence": 0, "timestamp": 1, "stdoutEvent": {"message": "x", "color": "raw"}})]).await.error_message(403);
+    // The cancelled update still published what it had checkpointed.
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), state);
+    let h = c.get(&format!("{stack}/updates")).await.json();
+    assert_eq!(h["updates"][0]["result"], "failed");
+
+    // A CLI that dies: its lease lapses and the next update goes ahead.
+    let dead = create_and_start(&c, &stack, "update", false).await.expect("after cancel");
+    let mut smaller = state.clone();
+    smaller["deployment"]["resources"] = json!([]);
+    assert!(dead.checkpoint(&c, &smaller).await.status.is_success());
+    server.app.clock.advance(server.app.settings.lease_seconds + 1);
+    dead.renew(&c).await.error_message(403);
+    let next = create_and_start(&c, &stack, "update", false).await.expect("lease expired");
+    dead.checkpoint(&c, &state).await.error_message(403);
+    assert!(next.complete(&c, "succeeded").await.status.is_success());
+    let h = c.get(&format!("{stack}/updates")).await.json();
+    let results: Vec<(&str, i64)> = h["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["result"].as_str().unwrap(), u["version"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(results, vec![("succeeded", 3), ("failed", 2), ("failed", 1)]);
+    assert_eq!(
+        c.get(&format!("{stack}/export/2")).await.json()["deployment"]["resources"],
+        json!([]),
+        "abandoned update kept its last checkpoint"
+    );
+    server.stop().await;
+}
+
+/// A lease token works only on its own stack and update, and only as an update-token.
+pub async fn lease_tokens_are_bound_to_their_update(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let a = new_stack(&server, "a").await;
+    let b = new_stack(&server, "b").await;
+    let run_a = create_and_start(&c, &a, "update", false).await.unwrap();
+    let run_b = create_and_start(&c, &b, "update", false).await.unwrap();
+    let state = state_for("checkpoint-v3", "a");
+    // A's token on B's update path, and B's token on A's path.
+    run_b
+        .call_with(
+            &c,
+            &run_a.token,
+            Method::PATCH,
+            "/checkpoint",
+            Some(&json!({"version": 3, "deployment": state["deployment"]})),
+            true,
+        )
+        .await
+        .error_message(403);
+    run_a
+        .call_with(
+            &c,
+            &run_b.token,
+            Method::POST,
+            "/renew_lease",
+            Some(&json!({"duration": 300})),
+            false,
+        )
+        .await
+        .error_message(403);
+    run_a
+        .call_with(
+            &c,
+            "garbage",
+            Method::POST,
+            "/renew_lease",
+            Some(&json!({"duration": 300})),
+            false,
+        )
+        .await
+        .error_message(403);
+    // The user's access token is not a lease.
+    let r = c
+        .send(
+            Method::POST,
+            &format!("{}/renew_lease", run_a.path),
+            Some(b"{\"duration\":300}".to_vec()),
+            false,
+        )
+        .await;
+    r.error_message(401);
+    // Unknown kinds are not routes.
+    c.post(&format!("{a}/nosuchkind"), &session::program(false)).await.error_message(404);
+    assert!(run_a.complete(&c, "succeeded").await.status.is_success());
+    assert!(run_b.complete(&c, "succeeded").await.status.is_success());
+    assert_eq!(
+        c.get(&format!("{b}/export")).await.json()["deployment"].get("resources"),
+        None,
+        "B unchanged by A's token"
+    );
+    server.stop().await;
+}
+
+/// 16 CLIs start an update on one stack at once: exactly one gets the lease.
+pub async fn concurrent_starts_have_one_winner(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "race").await;
+    let results = join_all((0..16).map(|_| create_and_start(&c, &stack, "update", false))).await;
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "exactly one update holds the lease");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        r.error_message(409);
+    }
+    server.stop().await;
+}
+
+/// Retried checkpoint, events, renew and complete calls change nothing.
+pub async fn retries_are_idempotent(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+    let events = fixtures::events("up");
+    let run = create_and_start(&c, &stack, "update", false).await.unwrap();
+    for _ in 0..2 {
+        assert!(run.checkpoint(&c, &state).await.status.is_success());
+        session::send_events(&c, &run, &events).await;
+        assert!(run.renew(&c).await.status.is_success());
+    }
+    for _ in 0..3 {
+        let r = run.complete(&c, "succeeded").await;
+        assert!(r.status.is_success(), "a retried complete gets 2xx: {r:?}");
+    }
+    let h = c.get(&format!("{stack}/updates")).await.json();
+    assert_eq!(h["updates"].as_array().unwrap().len(), 1);
+    assert_eq!(c.get(&stack).await.json()["version"], 1);
+    let read = c.get(&format!("{}/events", run.path)).await.json();
+    let seqs: Vec<i64> = read["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    let mut expected: Vec<i64> = events.iter().map(|e| e["sequence"].as_i64().unwrap()).collect();
+    expected.sort();
+    assert_eq!(seqs, expected, "events once each, in sequence order");
+    assert!(read["continuationToken"].is_null(), "a finished update has no more events");
+    server.stop().await;
+}
+
+/// Events arriving out of order and in overlapping retries read back ordered, once each.
+pub async fn events_read_back_in_order(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let run = create_and_start(&c, &stack, "update", true).await.unwrap();
+    let events: Vec<Value> = (0..120).map(|i| json!({"sequence": i, "timestamp": 1, "stdoutEvent": {"message": format!("line {i}"), "color": "raw"}})).collect();
+    // Three batches in flight arrive out of order; one is retried.
+    for range in [(50..100), (0..50), (100..120), (50..100)] {
+        let r = run.events(&c, &events[range]).await;
+        assert!(r.status.is_success());
+    }
+    run.events(&c, &[json!({"timestamp": 1})]).await.error_message(400);
+    let live = c.get(&format!("{}/events", run.path)).await.json();
+    assert_eq!(live["events"].as_array().unwrap().len(), 120);
+    assert_eq!(live["continuationToken"], "120", "a running update keeps the client polling");
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let later = c.get(&format!("{}/events?continuationToken=100", run.path)).await.json();
+    let seqs: Vec<i64> = later["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (100..120).collect::<Vec<_>>());
+    assert_eq!(later["events"][0]["stdoutEvent"]["message"], "line 100");
+    server.stop().await;
+}
+
+/// `stack import` then `stack export` of every fixture checkpoint returns the same deployment,
+/// byte for byte; the unsupported v4 feature is refused and changes nothing.
+pub async fn import_export_round_trips_fixtures(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "imp").await;
+    let mut version = 0;
+    for name in ["checkpoint-v1", "checkpoint-v3", "checkpoint-v4", "checkpoint-secrets"] {
+        let body = serde_json::to_vec(&fixtures::untyped_deployment(name)).unwrap();
+        let r = c.send(Method::POST, &format!("{stack}/import"), Some(body.clone()), true).await;
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        let id = r.json()["updateId"].as_str().expect("updateId (lowercase d)").to_string();
+        let poll = c.get(&format!("{stack}/update/{id}")).await.json();
+        assert_eq!(poll["status"], "succeeded");
+        assert!(poll.get("continuationToken").is_none_or(Value::is_null));
+        version += 1;
+        let export = c.get(&format!("{stack}/export")).await;
+        assert_eq!(export.body, body, "{name}: export must return the imported bytes");
+        let h = c.get(&format!("{stack}/updates/latest")).await.json();
+        assert_eq!(h["info"]["kind"], "import");
+        assert_eq!(h["info"]["version"], version);
+    }
+    let bad =
+        serde_json::to_vec(&fixtures::untyped_deployment("checkpoint-v4-unsupported-feature"))
+            .unwrap();
+    let r = c.send(Method::POST, &format!("{stack}/import"), Some(bad), true).await;
+    assert!(r.error_message(400).contains("unsupported-feature"));
+    let r = c
+        .send(
+            Method::POST,
+            &format!("{stack}/import"),
+            Some(b"{\"version\":9,\"deployment\":{}}".to_vec()),
+            true,
+        )
+        .await;
+    r.error_message(400);
+    assert_eq!(c.get(&stack).await.json()["version"], version, "refused imports change nothing");
+    // Import waits for a running update like any other writer.
+    let run = create_and_start(&c, &stack, "refresh", false).await.unwrap();
+    let body = serde_json::to_vec(&fixtures::untyped_deployment("checkpoint-v3")).unwrap();
+    c.send(Method::POST, &format!("{stack}/import"), Some(body), true).await.error_message(409);
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    // Creating a stack with an initial state imports it as version 1.
+    let state = fixtures::untyped_deployment("checkpoint-v3");
+    let r = c
+        .post(
+            &format!("/api/stacks/{}/proj", server.user),
+            &json!({"stackName": "seeded", "state": state}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seeded = c.get(&format!("/api/stacks/{}/proj/seeded/export", server.user)).await.json();
+    assert_eq!(seeded, state);
+    server.stop().await;
+}
+
+/// `pulumi destroy` leaves an empty deployment, and the stack can then be removed without force.
+pub async fn destroy_then_remove(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+    session::up(&c, &stack, &fixtures::events("up"), std::slice::from_ref(&state)).await;
+    let mut empty = state.clone();
+    empty["deployment"]["resources"] = json!([]);
+    let run = create_and_start(&c, &stack, "destroy", false).await.unwrap();
+    assert!(run.checkpoint(&c, &empty).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let h = c.get(&format!("{stack}/updates")).await.json();
+    assert_eq!(h["updates"][0]["kind"], "destroy");
+    assert_eq!(h["updates"][0]["resourceCount"], 0);
+    assert_eq!(h["updates"][1]["kind"], "update");
+    assert!(c.delete(&format!("{stack}?force=false")).await.status.is_success());
+    server.stop().await;
+}
