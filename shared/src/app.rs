@@ -17,11 +17,20 @@ pub struct Settings {
     pub max_decoded_bytes: usize,
     /// Lease length of an update, in seconds (the CLI renews every ~2.5 minutes).
     pub lease_seconds: i64,
+    /// `checkpointCutoffSizeBytes` of the delta-checkpoint capability: deployments smaller
+    /// than this are sent verbatim. Deltas save upload bytes on large stacks but cost the
+    /// server a read of the previous checkpoint.
+    pub checkpoint_cutoff_bytes: i64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_request_bytes: 64 << 20, max_decoded_bytes: 512 << 20, lease_seconds: 300 }
+        Settings {
+            max_request_bytes: 64 << 20,
+            max_decoded_bytes: 512 << 20,
+            lease_seconds: 300,
+            checkpoint_cutoff_bytes: 512 * 1024,
+        }
     }
 }
 
@@ -34,6 +43,9 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_MAX_DECODED_BYTES") {
             s.max_decoded_bytes = n;
+        }
+        if let Some(n) = env_usize("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES") {
+            s.checkpoint_cutoff_bytes = n as i64;
         }
         if let Some(n) = env_usize("STACKHOUSE_LEASE_SECONDS").filter(|n| *n > 0) {
             s.lease_seconds = n as i64;

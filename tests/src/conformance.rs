@@ -37,7 +37,8 @@ macro_rules! conformance_tests {
             retries_are_idempotent,
             events_read_back_in_order,
             import_export_round_trips_fixtures,
-            destroy_then_remove
+            destroy_then_remove,
+            delta_checkpoints_follow_the_vectors
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -94,8 +95,9 @@ pub async fn default_org_and_capabilities(target: Target) {
     let schema = find("deployment-schema-version").expect("deployment-schema-version");
     assert_eq!(schema["version"], 1, "the CLI only parses version 1 of this capability");
     assert_eq!(schema["configuration"]["version"], 4);
-    // Not advertised until implemented: the CLI would switch persistence modes.
-    assert!(find("delta-checkpoint-uploads-v2").is_none());
+    let delta = find("delta-checkpoint-uploads-v2").expect("delta checkpoints");
+    assert_eq!(delta["version"], 2, "the CLI ignores any other version of this capability");
+    assert!(delta["configuration"]["checkpointCutoffSizeBytes"].as_i64().unwrap() > 0);
     server.stop().await;
 }
 

@@ -330,6 +330,26 @@ pub static UPDATE_CANCEL: Route = Route {
     handler: handler!(updates::cancel),
 };
 
+/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim`.
+pub static UPDATE_CHECKPOINT_VERBATIM: Route = Route {
+    name: "update-checkpoint-verbatim",
+    method: Method::PATCH,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim",
+    auth: Auth::Lease,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::checkpoint_verbatim),
+};
+
+/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta`.
+pub static UPDATE_CHECKPOINT_DELTA: Route = Route {
+    name: "update-checkpoint-delta",
+    method: Method::PATCH,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta",
+    auth: Auth::Lease,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::checkpoint_delta),
+};
+
 /// Every route, in the order documentation lists them.
 pub static ROUTES: &[&Route] = &[
     &USER_GET,
@@ -362,6 +382,8 @@ pub static ROUTES: &[&Route] = &[
     &UPDATE_EVENTS_LIST,
     &UPDATE_COMPLETE,
     &UPDATE_CANCEL,
+    &UPDATE_CHECKPOINT_VERBATIM,
+    &UPDATE_CHECKPOINT_DELTA,
 ];
 
 #[cfg(test)]

@@ -147,11 +147,9 @@ mod tests {
     /// because a silently skipped golden-vector test is worse than a failing one.
     fn fixture(rel: &str) -> PathBuf {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let primary = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fixtures/pulumi/"
-        ))
-        .join(rel);
+        let primary =
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/pulumi/"))
+                .join(rel);
         let mut tried = vec![primary.clone()];
         if primary.is_file() {
             return primary;
@@ -294,6 +292,9 @@ mod tests {
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert!(check_hash(b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+        assert!(check_hash(
+            b"",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        ));
     }
 }

@@ -1,9 +1,11 @@
 //! Domain logic, written once against the ports.
 
+pub mod delta;
 pub mod deployments;
 pub mod events;
 pub mod history;
 pub mod identity;
+pub mod journal;
 pub mod keys;
 pub mod secrets;
 pub mod stacks;

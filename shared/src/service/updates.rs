@@ -117,6 +117,8 @@ pub struct Update {
     pub resource_changes: Option<String>,
     /// Stack version this update produced (set when it ends, non-previews only).
     pub version: Option<i64>,
+    /// Sequence number of the last verbatim/delta checkpoint stored (0: none).
+    pub checkpoint_seq: i64,
     /// Optimistic-concurrency revision of the item.
     pub rev: i64,
 }
@@ -146,6 +148,7 @@ impl Update {
             environment: item.s("environment").unwrap_or("{}").to_string(),
             resource_changes: item.s("resource_changes").map(str::to_string),
             version: item.n("version"),
+            checkpoint_seq: item.n("checkpoint_seq").unwrap_or(0),
             rev: item.n("rev").unwrap_or(0),
         })
     }
@@ -166,6 +169,7 @@ impl Update {
             .with("config", Value::S(self.config.clone()))
             .with("message", Value::S(self.message.clone()))
             .with("environment", Value::S(self.environment.clone()))
+            .with("checkpoint_seq", Value::N(self.checkpoint_seq))
             .with("rev", Value::N(self.rev));
         for (name, v) in
             [("started", self.started), ("ended", self.ended), ("version", self.version)]
@@ -249,6 +253,7 @@ pub async fn create(
         environment: program.environment,
         resource_changes: None,
         version: None,
+        checkpoint_seq: 0,
         rev: 1,
     };
     meta.put(update.to_item(), Some(Condition::NotExists)).await?;
@@ -422,6 +427,99 @@ pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Resu
     let body = deployments::gzip(untyped)?;
     app.ports.blobs.put(&deployments::checkpoint_key(&update.id), body).await?;
     Ok(())
+}
+
+/// A checkpoint of the verbatim/delta protocol (PROTOCOL.md §4).
+#[derive(Debug)]
+pub enum Sequenced<'a> {
+    /// `checkpointverbatim`: the exact `UntypedDeployment` bytes.
+    Verbatim(&'a [u8]),
+    /// `checkpointdelta`: edits against the previous bytes and the SHA-256 of the result.
+    Delta { edits: &'a [super::delta::TextEdit], hash: &'a str },
+}
+
+/// Stores a sequenced checkpoint. `seq == last + 1` applies it; a verbatim with `seq == last`
+/// overwrites (the CLI's fallback after a failed delta, or a retry); a delta with
+/// `seq == last` is a retry and succeeds only if it leads to the stored bytes. Anything else,
+/// a delta without a baseline, or a hash mismatch is a 4xx, after which the CLI resends the
+/// same sequence number verbatim.
+pub async fn save_sequenced(
+    app: &App,
+    update: &Update,
+    seq: i64,
+    checkpoint: Sequenced<'_>,
+) -> Result<()> {
+    if update.dry_run {
+        return Err(Error::BadRequest("previews do not persist checkpoints".into()));
+    }
+    let meta = app.ports.meta.as_ref();
+    let blobs = app.ports.blobs.as_ref();
+    let key = deployments::checkpoint_key(&update.id);
+    let last = update.checkpoint_seq;
+    let bytes: Vec<u8> = match checkpoint {
+        Sequenced::Verbatim(raw) => {
+            if seq != last && seq != last + 1 {
+                return Err(Error::BadRequest(format!(
+                    "checkpoint sequence number {seq} does not follow {last}"
+                )));
+            }
+            deployments::check_untyped(raw, 3..=4)?;
+            raw.to_vec()
+        }
+        Sequenced::Delta { edits, hash } => {
+            if last == 0 {
+                return Err(Error::BadRequest("no verbatim checkpoint to apply a delta to".into()));
+            }
+            let base = match blobs.get(&key).await? {
+                Some(gz) => deployments::gunzip(&gz)?,
+                None => return Err(Error::BadRequest("no checkpoint to apply a delta to".into())),
+            };
+            if seq == last {
+                // A retry of the delta that produced the stored bytes.
+                return if super::delta::check_hash(&base, hash) {
+                    Ok(())
+                } else {
+                    Err(Error::BadRequest(
+                        "the checkpoint delta does not match the stored checkpoint".into(),
+                    ))
+                };
+            }
+            if seq != last + 1 {
+                return Err(Error::BadRequest(format!(
+                    "checkpoint sequence number {seq} does not follow {last}"
+                )));
+            }
+            let next = super::delta::apply_delta(&base, edits)
+                .map_err(|e| Error::BadRequest(format!("invalid checkpoint delta: {e}")))?;
+            if !super::delta::check_hash(&next, hash) {
+                return Err(Error::BadRequest(
+                    "checkpoint hash mismatch after applying the delta".into(),
+                ));
+            }
+            deployments::check_untyped(&next, 3..=4)?;
+            next
+        }
+    };
+    // Blob first, then the sequence number: a crash in between leaves a retry that applies the
+    // same bytes again, never a sequence number without its bytes.
+    blobs.put(&key, deployments::gzip(&bytes)?).await?;
+    if seq == last {
+        return Ok(());
+    }
+    let mut next = update.clone();
+    next.checkpoint_seq = seq;
+    match meta.transact(vec![next.put_op()]).await {
+        Ok(()) => Ok(()),
+        Err(MetaError::ConditionFailed) => {
+            let now = get(meta, &update.stack_id, &update.id).await?;
+            if now.checkpoint_seq == seq {
+                Ok(())
+            } else {
+                Err(Error::Conflict("the update changed concurrently; retry the checkpoint".into()))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Records the last summary event's resource changes on the update.

@@ -54,12 +54,20 @@ pub async fn default_org(ctx: Ctx) -> Result<Reply> {
     Reply::json(&DefaultOrg { github_login: chosen, messages: vec![] })
 }
 
-/// Capabilities this server advertises (PROTOCOL.md §2): `batch-encrypt` (one call per batch
+/// Capabilities this server advertises (PROTOCOL.md §2): delta checkpoints (large stacks send
+/// text edits instead of the whole state), `batch-encrypt` (one call per batch
 /// of secrets instead of one per value) and `deployment-schema-version` 4, because deployments
 /// are stored exactly as received, features included.
-pub async fn capabilities(_ctx: Ctx) -> Result<Reply> {
+pub async fn capabilities(ctx: Ctx) -> Result<Reply> {
     Reply::json(&Capabilities {
         capabilities: vec![
+            Capability {
+                capability: "delta-checkpoint-uploads-v2".into(),
+                version: Some(2),
+                configuration: Some(serde_json::json!({
+                    "checkpointCutoffSizeBytes": ctx.app.settings.checkpoint_cutoff_bytes
+                })),
+            },
             Capability {
                 capability: "batch-encrypt".into(),
                 version: Some(1),

@@ -119,6 +119,48 @@ pub async fn checkpoint(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerbatimRequest<'a> {
+    #[serde(borrow)]
+    untyped_deployment: &'a RawValue,
+    sequence_number: i64,
+}
+
+/// `PATCH …/checkpointverbatim`: the exact bytes of the deployment, kept as the delta baseline.
+pub async fn checkpoint_verbatim(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: VerbatimRequest = crate::api::body::parse_json(&ctx.body)?;
+    let raw = req.untyped_deployment.get().as_bytes();
+    updates::save_sequenced(
+        &ctx.app,
+        ctx.caller.lease()?,
+        req.sequence_number,
+        updates::Sequenced::Verbatim(raw),
+    )
+    .await?;
+    Ok(Reply::no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeltaRequest {
+    checkpoint_hash: String,
+    sequence_number: i64,
+    deployment_delta: Vec<crate::service::delta::TextEdit>,
+}
+
+/// `PATCH …/checkpointdelta`: edits against the previous checkpoint; any 4xx makes the CLI
+/// resend the same sequence number verbatim.
+pub async fn checkpoint_delta(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    let req: DeltaRequest = ctx.json()?;
+    let delta =
+        updates::Sequenced::Delta { edits: &req.deployment_delta, hash: &req.checkpoint_hash };
+    updates::save_sequenced(&ctx.app, ctx.caller.lease()?, req.sequence_number, delta).await?;
+    Ok(Reply::no_content())
+}
+
+#[derive(Deserialize)]
 struct EventBatch {
     events: Vec<Json>,
 }
