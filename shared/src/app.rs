@@ -21,6 +21,10 @@ pub struct Settings {
     /// than this are sent verbatim. Deltas save upload bytes on large stacks but cost the
     /// server a read of the previous checkpoint.
     pub checkpoint_cutoff_bytes: i64,
+    /// Largest journal batch accepted; bigger ones get 413 and the CLI splits them.
+    pub max_journal_batch_bytes: usize,
+    /// Whether updates may persist journal entries (`journalVersion: 1`).
+    pub journaling: bool,
 }
 
 impl Default for Settings {
@@ -30,6 +34,8 @@ impl Default for Settings {
             max_decoded_bytes: 512 << 20,
             lease_seconds: 300,
             checkpoint_cutoff_bytes: 512 * 1024,
+            max_journal_batch_bytes: 4 << 20,
+            journaling: true,
         }
     }
 }
@@ -43,6 +49,12 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_MAX_DECODED_BYTES") {
             s.max_decoded_bytes = n;
+        }
+        if std::env::var("STACKHOUSE_JOURNALING").is_ok_and(|v| v == "0" || v == "false") {
+            s.journaling = false;
+        }
+        if let Some(n) = env_usize("STACKHOUSE_MAX_JOURNAL_BATCH_BYTES") {
+            s.max_journal_batch_bytes = n;
         }
         if let Some(n) = env_usize("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES") {
             s.checkpoint_cutoff_bytes = n as i64;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use stackhouse::app::Settings;
 use stackhouse::ports::Value as Attr;
 
+pub use crate::rename::*;
 use crate::server::{Target, TestServer};
 pub use crate::updates::*;
 
@@ -38,7 +39,11 @@ macro_rules! conformance_tests {
             events_read_back_in_order,
             import_export_round_trips_fixtures,
             destroy_then_remove,
-            delta_checkpoints_follow_the_vectors
+            delta_checkpoints_follow_the_vectors,
+            journal_replay_matches_checkpoints,
+            killed_journal_update_keeps_acknowledged_state,
+            oversized_journal_batches_get_413,
+            rename_moves_history_tags_and_secrets
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod contract;
 pub mod fixtures;
 pub mod moto;
+pub mod rename;
 pub mod secrets;
 pub mod server;
 pub mod session;

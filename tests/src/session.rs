@@ -17,6 +17,8 @@ pub struct Run {
     pub token: String,
     /// Version announced by the start call.
     pub version: i64,
+    /// The server answered `journalVersion: 1`.
+    pub journal: bool,
 }
 
 /// The program request the CLI sends to create an update.
@@ -34,12 +36,31 @@ pub fn program(dry_run: bool) -> Value {
     })
 }
 
-/// `POST S/{kind}` then `POST S/{kind}/{id}`; returns the error reply of whichever call failed.
+/// `POST S/{kind}` then `POST S/{kind}/{id}` as a CLI with `PULUMI_DISABLE_JOURNALING=true`
+/// (checkpoint persistence); returns the error reply of whichever call failed.
 pub async fn create_and_start(
     c: &Client,
     stack_path: &str,
     kind: &str,
     dry_run: bool,
+) -> Result<Run, Reply> {
+    start_with(c, stack_path, kind, dry_run, false).await
+}
+
+/// Like [`create_and_start`], as a default CLI asking for journaling (`journalVersion: 1`).
+/// Returns the run and whether the server turned journaling on.
+pub async fn create_and_start_journal(c: &Client, stack_path: &str, kind: &str) -> (Run, bool) {
+    let run = start_with(c, stack_path, kind, false, true).await.expect("journal update starts");
+    let journal = run.journal;
+    (run, journal)
+}
+
+async fn start_with(
+    c: &Client,
+    stack_path: &str,
+    kind: &str,
+    dry_run: bool,
+    journal: bool,
 ) -> Result<Run, Reply> {
     let created = c.post(&format!("{stack_path}/{kind}"), &program(dry_run)).await;
     if created.status != 200 {
@@ -48,8 +69,11 @@ pub async fn create_and_start(
     let id = created.json()["updateID"].as_str().expect("updateID").to_string();
     // The CLI always sends the update path segment `update` for sub-resources (PROTOCOL.md §1).
     let path = format!("{stack_path}/update/{id}");
-    let started =
-        c.post(&path, &json!({"tags": {"pulumi:project": "proj"}, "journalVersion": 1})).await;
+    let mut start = json!({"tags": {"pulumi:project": "proj"}});
+    if journal {
+        start["journalVersion"] = json!(1);
+    }
+    let started = c.post(&path, &start).await;
     if started.status != 200 {
         return Err(started);
     }
@@ -59,6 +83,7 @@ pub async fn create_and_start(
         id,
         token: v["token"].as_str().expect("token").to_string(),
         version: v["version"].as_i64().expect("version"),
+        journal: v.get("journalVersion").and_then(Value::as_i64) == Some(1),
     })
 }
 
@@ -120,6 +145,12 @@ impl Run {
             false,
         )
         .await
+    }
+
+    /// `PATCH …/journalentries` (gzip, as the CLI sends it).
+    pub async fn journal(&self, c: &Client, entries: &[Value]) -> Reply {
+        self.call(c, Method::PATCH, "/journalentries", Some(&json!({"entries": entries})), true)
+            .await
     }
 
     /// `POST …/complete`.

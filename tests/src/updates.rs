@@ -434,3 +434,140 @@ pub async fn delta_checkpoints_follow_the_vectors(target: Target) {
     );
     server.stop().await;
 }
+
+/// Journal entries that create every resource of `state` (begin + success per resource, after a
+/// secrets-manager entry), numbered from `first_seq`, operations from `first_op`.
+fn creation_journal(state: &Value, first_seq: i64, first_op: i64) -> Vec<Value> {
+    let mut seq = first_seq;
+    let mut next = || {
+        seq += 1;
+        seq - 1
+    };
+    let mut entries = vec![json!({"version": 1, "kind": 6, "sequenceID": next(), "operationID": 0,
+        "removeOld": null, "removeNew": null, "secretsProvider": state["deployment"]["secrets_providers"]})];
+    for (i, r) in state["deployment"]["resources"].as_array().unwrap().iter().enumerate() {
+        let op = first_op + i as i64;
+        entries.push(json!({"version": 1, "kind": 0, "sequenceID": next(), "operationID": op,
+            "removeOld": null, "removeNew": null, "operation": {"resource": r, "type": "creating"}}));
+        entries.push(json!({"version": 1, "kind": 1, "sequenceID": next(), "operationID": op,
+            "removeOld": null, "removeNew": null, "state": r}));
+    }
+    entries
+}
+
+/// `pulumi up` with journaling (the CLI default): the replayed state equals what full
+/// checkpoints of the same update store; a later journal deletes a resource of the base.
+pub async fn journal_replay_matches_checkpoints(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let state = state_for("checkpoint-v3", "dev");
+    let journaled = new_stack(&server, "dev").await;
+
+    let (run, journal) = session::create_and_start_journal(&c, &journaled, "update").await;
+    assert!(journal, "the server turns journaling on when asked");
+    run.checkpoint(&c, &state).await.error_message(400);
+    let entries = creation_journal(&state, 1, 1);
+    for batch in entries.chunks(25) {
+        let r = run.journal(&c, batch).await;
+        assert!(r.status.is_success(), "journal batch: {r:?}");
+    }
+    // A retried batch is harmless.
+    assert!(run.journal(&c, &entries[..25]).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let export = c.get(&format!("{journaled}/export")).await.json();
+    assert_eq!(export["version"], 3);
+    assert_eq!(export["deployment"]["resources"], state["deployment"]["resources"]);
+    assert_eq!(export["deployment"]["secrets_providers"], state["deployment"]["secrets_providers"]);
+    assert!(export["deployment"].get("pending_operations").is_none());
+    assert_eq!(export["deployment"]["manifest"]["version"], "v3.200.0", "manifest names the CLI");
+    let info = c.get(&format!("{journaled}/updates/latest")).await.json()["info"].clone();
+    assert_eq!(info["resourceCount"], 30);
+
+    // The same update with full checkpoints stores the same resources.
+    let checkpointed = new_stack(&server, "cp").await;
+    let cp_state = state_for("checkpoint-v3", "cp");
+    session::up(&c, &checkpointed, &[], std::slice::from_ref(&cp_state)).await;
+    let cp_export = c.get(&format!("{checkpointed}/export")).await.json();
+    let rename = |v: &Value| v.to_string().replace("urn:pulumi:cp::", "urn:pulumi:dev::");
+    assert_eq!(
+        rename(&cp_export["deployment"]["resources"]),
+        export["deployment"]["resources"].to_string()
+    );
+
+    // Second update: delete base resource 29 (the last one).
+    let (run, _) = session::create_and_start_journal(&c, &journaled, "update").await;
+    let resources = state["deployment"]["resources"].as_array().unwrap();
+    let victim = resources[29].clone();
+    let entries = vec![
+        json!({"version": 1, "kind": 0, "sequenceID": 1, "operationID": 1, "removeOld": null, "removeNew": null,
+               "operation": {"resource": victim, "type": "deleting"}}),
+        json!({"version": 1, "kind": 1, "sequenceID": 2, "operationID": 1, "removeOld": 29, "removeNew": null}),
+    ];
+    assert!(run.journal(&c, &entries).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let after = c.get(&format!("{journaled}/export")).await.json();
+    assert_eq!(after["deployment"]["resources"].as_array().unwrap().len(), 29);
+    assert!(!after["deployment"]["resources"].as_array().unwrap().contains(&victim));
+    server.stop().await;
+}
+
+/// A CLI killed mid-update in journal mode: the next update finalises what was acknowledged,
+/// with the unfinished operation recorded as pending.
+pub async fn killed_journal_update_keeps_acknowledged_state(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+    let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
+    let mut entries = creation_journal(&state, 1, 1);
+    // The process dies after beginning the last resource's creation.
+    entries.pop();
+    assert!(run.journal(&c, &entries).await.status.is_success());
+    server.app.clock.advance(server.app.settings.lease_seconds + 1);
+    let next = create_and_start(&c, &stack, "refresh", false).await.expect("lease lapsed");
+    assert!(next.complete(&c, "succeeded").await.status.is_success());
+    let export = c.get(&format!("{stack}/export/1")).await.json();
+    let resources = export["deployment"]["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 29, "every acknowledged creation is kept");
+    let pending =
+        export["deployment"]["pending_operations"].as_array().expect("pending operations");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["type"], "creating");
+    assert_eq!(pending[0]["resource"], state["deployment"]["resources"][29]);
+    let h = c.get(&format!("{stack}/updates/1")).await.json();
+    assert_eq!(h["info"]["result"], "failed");
+    server.stop().await;
+}
+
+/// Journal batches over the limit get a JSON 413; the CLI's halves then go through.
+pub async fn oversized_journal_batches_get_413(target: Target) {
+    let settings =
+        stackhouse::app::Settings { max_journal_batch_bytes: 20 * 1024, ..Default::default() };
+    let server = TestServer::start_with(target, settings).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+    let entries = creation_journal(&state, 1, 1);
+    let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
+    run.journal(&c, &entries).await.error_message(413);
+    // Split in halves recursively, as the CLI does.
+    let mut queue = vec![entries.clone()];
+    let mut sent = 0;
+    while let Some(batch) = queue.pop() {
+        let r = run.journal(&c, &batch).await;
+        if r.status == 413 {
+            assert_eq!(r.json()["code"], 413);
+            let (a, b) = batch.split_at(batch.len() / 2);
+            queue.push(b.to_vec());
+            queue.push(a.to_vec());
+        } else {
+            assert!(r.status.is_success(), "{r:?}");
+            sent += batch.len();
+        }
+    }
+    assert_eq!(sent, entries.len());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let export = c.get(&format!("{stack}/export")).await.json();
+    assert_eq!(export["deployment"]["resources"], state["deployment"]["resources"]);
+    server.stop().await;
+}

@@ -350,6 +350,26 @@ pub static UPDATE_CHECKPOINT_DELTA: Route = Route {
     handler: handler!(updates::checkpoint_delta),
 };
 
+/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries`.
+pub static UPDATE_JOURNAL_ENTRIES: Route = Route {
+    name: "update-journal-entries",
+    method: Method::PATCH,
+    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries",
+    auth: Auth::Lease,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(updates::journal_entries),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/rename`.
+pub static STACK_RENAME: Route = Route {
+    name: "stack-rename",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/rename",
+    auth: Auth::User,
+    needs: Needs::META_BLOB_WRITE,
+    handler: handler!(stacks::rename),
+};
+
 /// Every route, in the order documentation lists them.
 pub static ROUTES: &[&Route] = &[
     &USER_GET,
@@ -384,6 +404,8 @@ pub static ROUTES: &[&Route] = &[
     &UPDATE_CANCEL,
     &UPDATE_CHECKPOINT_VERBATIM,
     &UPDATE_CHECKPOINT_DELTA,
+    &UPDATE_JOURNAL_ENTRIES,
+    &STACK_RENAME,
 ];
 
 #[cfg(test)]

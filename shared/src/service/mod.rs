@@ -7,6 +7,7 @@ pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod keys;
+pub mod rename;
 pub mod secrets;
 pub mod stacks;
 pub mod updates;

@@ -9,6 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use super::deployments::{self, Summary};
+use super::journal::{JournalEntry, Replayer};
 use super::{history, keys, new_id, stacks};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -119,6 +120,10 @@ pub struct Update {
     pub version: Option<i64>,
     /// Sequence number of the last verbatim/delta checkpoint stored (0: none).
     pub checkpoint_seq: i64,
+    /// Persisted as journal entries (`journalVersion: 1`) rather than checkpoints.
+    pub journal: bool,
+    /// Version of the CLI that started the update (from its User-Agent), for manifests.
+    pub cli_version: String,
     /// Optimistic-concurrency revision of the item.
     pub rev: i64,
 }
@@ -149,6 +154,8 @@ impl Update {
             resource_changes: item.s("resource_changes").map(str::to_string),
             version: item.n("version"),
             checkpoint_seq: item.n("checkpoint_seq").unwrap_or(0),
+            journal: item.bool("journal").unwrap_or(false),
+            cli_version: item.s("cli_version").unwrap_or_default().to_string(),
             rev: item.n("rev").unwrap_or(0),
         })
     }
@@ -170,6 +177,8 @@ impl Update {
             .with("message", Value::S(self.message.clone()))
             .with("environment", Value::S(self.environment.clone()))
             .with("checkpoint_seq", Value::N(self.checkpoint_seq))
+            .with("journal", Value::Bool(self.journal))
+            .with("cli_version", Value::S(self.cli_version.clone()))
             .with("rev", Value::N(self.rev));
         for (name, v) in
             [("started", self.started), ("ended", self.ended), ("version", self.version)]
@@ -254,6 +263,8 @@ pub async fn create(
         resource_changes: None,
         version: None,
         checkpoint_seq: 0,
+        journal: false,
+        cli_version: String::new(),
         rev: 1,
     };
     meta.put(update.to_item(), Some(Condition::NotExists)).await?;
@@ -269,6 +280,8 @@ pub struct Started {
     pub token: String,
     /// When the lease lapses unless renewed.
     pub expires: i64,
+    /// The update persists journal entries (answer `journalVersion: 1`).
+    pub journal: bool,
 }
 
 fn hash(token: &str) -> String {
@@ -302,6 +315,8 @@ pub async fn start(
     r: &StackRef,
     update_id: &str,
     tags: Option<std::collections::BTreeMap<String, String>>,
+    journal: bool,
+    cli_version: &str,
 ) -> Result<Started> {
     if let Some(t) = &tags {
         crate::names::validate_tags(t)?;
@@ -334,6 +349,8 @@ pub async fn start(
         update.started = Some(now);
         update.lease_hash = Some(hash(&token));
         update.lease_expires = expires;
+        update.journal = journal && !update.dry_run;
+        update.cli_version = cli_version.to_string();
         let version = if update.dry_run { stack.version } else { stack.version + 1 };
         let update_op = update.put_op();
         stack.active_update = Some(update.id.clone());
@@ -341,7 +358,7 @@ pub async fn start(
             stack.tags = t.clone();
         }
         match meta.transact(vec![stack.put_op()?, update_op]).await {
-            Ok(()) => return Ok(Started { version, token, expires }),
+            Ok(()) => return Ok(Started { version, token, expires, journal: update.journal }),
             Err(MetaError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -424,6 +441,11 @@ pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Resu
     if update.dry_run {
         return Err(Error::BadRequest("previews do not persist checkpoints".into()));
     }
+    if update.journal {
+        return Err(Error::BadRequest(
+            "this update persists journal entries, not checkpoints".into(),
+        ));
+    }
     let body = deployments::gzip(untyped)?;
     app.ports.blobs.put(&deployments::checkpoint_key(&update.id), body).await?;
     Ok(())
@@ -451,6 +473,11 @@ pub async fn save_sequenced(
 ) -> Result<()> {
     if update.dry_run {
         return Err(Error::BadRequest("previews do not persist checkpoints".into()));
+    }
+    if update.journal {
+        return Err(Error::BadRequest(
+            "this update persists journal entries, not checkpoints".into(),
+        ));
     }
     let meta = app.ports.meta.as_ref();
     let blobs = app.ports.blobs.as_ref();
@@ -611,6 +638,47 @@ impl Update {
         next.rev = self.rev;
         next.put_op()
     }
+
+    /// A succeeded update of `kind` that changed the stack without running the engine (a
+    /// `rename`): started and ended at `now`, producing `version`.
+    pub(crate) fn instant(
+        stack: &stacks::Stack,
+        kind: &str,
+        author: &str,
+        now: i64,
+        version: i64,
+    ) -> Update {
+        Update {
+            id: new_id(),
+            stack_id: stack.id.clone(),
+            org: stack.org.clone(),
+            project: stack.project.clone(),
+            stack: stack.stack.clone(),
+            kind: kind.to_string(),
+            dry_run: false,
+            status: Status::Succeeded,
+            author: author.to_string(),
+            created: now,
+            started: Some(now),
+            ended: Some(now),
+            lease_hash: None,
+            lease_expires: 0,
+            config: "{}".into(),
+            message: String::new(),
+            environment: "{}".into(),
+            resource_changes: None,
+            version: Some(version),
+            checkpoint_seq: 0,
+            journal: false,
+            cli_version: String::new(),
+            rev: 1,
+        }
+    }
+
+    /// The transactional write of a new update item (fails if the id exists).
+    pub(crate) fn create_op(&self) -> TransactOp {
+        TransactOp::Put(self.to_item(), Some(Condition::NotExists))
+    }
 }
 
 /// Copies the update's last checkpoint to the immutable key of `version` and summarises it. An
@@ -622,6 +690,9 @@ async fn publish_checkpoint(
     version: i64,
 ) -> Result<(Option<String>, Summary)> {
     let blobs = app.ports.blobs.as_ref();
+    if update.journal {
+        return publish_journal(app, update, stack, version).await;
+    }
     match blobs.get(&deployments::checkpoint_key(&update.id)).await? {
         Some(gz) => {
             let summary = deployments::check_untyped(&deployments::gunzip(&gz)?, 1..=4)?;
@@ -634,6 +705,104 @@ async fn publish_checkpoint(
             Summary { resource_count: stack.resource_count.unwrap_or(0) },
         )),
     }
+}
+
+fn journal_prefix(update_id: &str) -> String {
+    format!("updates/{update_id}/journal/")
+}
+
+/// Stores one batch of journal entries (`PATCH …/journalentries`) as an object named by its
+/// sequence range: a retried batch rewrites the same object, and replay ignores sequence IDs
+/// it has already applied.
+pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) -> Result<()> {
+    if !update.journal {
+        return Err(Error::BadRequest(
+            "this update persists checkpoints, not journal entries".into(),
+        ));
+    }
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return Ok(()) };
+    if entries.windows(2).any(|w| w[1].sequence_id <= w[0].sequence_id) || first.sequence_id < 1 {
+        return Err(Error::BadRequest("journal sequence IDs must increase strictly from 1".into()));
+    }
+    let key = format!(
+        "{}{:012}-{:012}.json.gz",
+        journal_prefix(&update.id),
+        first.sequence_id,
+        last.sequence_id
+    );
+    let body = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
+    app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
+    Ok(())
+}
+
+/// Replays the update's journal onto the stack's deployment and publishes the result.
+async fn publish_journal(
+    app: &App,
+    update: &Update,
+    stack: &stacks::Stack,
+    version: i64,
+) -> Result<(Option<String>, Summary)> {
+    let blobs = app.ports.blobs.as_ref();
+    let base: serde_json::Value = match &stack.deployment_key {
+        Some(key) => {
+            let gz = blobs
+                .get(key)
+                .await?
+                .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
+            let untyped: serde_json::Value = serde_json::from_slice(&deployments::gunzip(&gz)?)
+                .map_err(|e| Error::Internal(format!("stored deployment {key} is corrupt: {e}")))?;
+            untyped.get("deployment").cloned().unwrap_or(serde_json::Value::Null)
+        }
+        None => serde_json::Value::Null,
+    };
+    let mut replayer =
+        Replayer::new(base).map_err(|e| Error::Internal(format!("journal base: {e}")))?;
+    let mut after = None;
+    loop {
+        let page = blobs.list(&journal_prefix(&update.id), after).await?;
+        for key in &page.keys {
+            let Some(gz) = blobs.get(key).await? else { continue };
+            let entries: Vec<JournalEntry> = serde_json::from_slice(&deployments::gunzip(&gz)?)
+                .map_err(|e| Error::Internal(format!("stored journal {key} is corrupt: {e}")))?;
+            replayer
+                .apply_owned(entries)
+                .map_err(|e| Error::Internal(format!("journal replay: {e}")))?;
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    if replayer.last_sequence() == 0 {
+        // Nothing journaled: the state is unchanged.
+        return Ok((
+            stack.deployment_key.clone(),
+            Summary { resource_count: stack.resource_count.unwrap_or(0) },
+        ));
+    }
+    let manifest = manifest(&update.cli_version, app.clock.now());
+    let (schema, features, deployment) = replayer
+        .snapshot(manifest)
+        .map_err(|e| Error::Internal(format!("journal snapshot: {e}")))?;
+    let raw =
+        serde_json::value::to_raw_value(&deployment).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = deployments::untyped(schema, Some(&features), &raw)?;
+    let summary = deployments::check_untyped(&bytes, 3..=4)?;
+    let key = deployments::version_key(&update.stack_id, version);
+    blobs.put(&key, deployments::gzip(&bytes)?).await?;
+    Ok((Some(key), summary))
+}
+
+/// A fresh deployment manifest, as the CLI writes one: time, CLI version and its SHA-256 magic.
+fn manifest(cli_version: &str, now: i64) -> serde_json::Value {
+    let time = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.max(0) as u64),
+    );
+    serde_json::json!({
+        "time": time.to_string(),
+        "magic": hex::encode(Sha256::digest(cli_version.as_bytes())),
+        "version": cli_version,
+    })
 }
 
 /// `pulumi cancel`: ends the update as cancelled; its lease stops working at once.
@@ -662,7 +831,7 @@ pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Re
         environment: "{}".into(),
     };
     let update = create(app, r, "import", author, program).await?;
-    start(app, r, &update.id, None).await?;
+    start(app, r, &update.id, None, false, "").await?;
     let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
     save_checkpoint(app, &update, untyped).await?;
     finalize(app, update, Status::Succeeded).await

@@ -17,6 +17,7 @@
 
 pub mod file_blobs;
 pub mod local_keys;
+mod sqlite;
 pub mod sqlite_meta;
 pub mod sqlite_queue;
 

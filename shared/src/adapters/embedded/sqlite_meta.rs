@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -17,8 +16,6 @@ use crate::ports::metadata::{
     MAX_TRANSACT_OPS, TTL_ATTR,
 };
 
-/// How long a write waits for another process holding the write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every this many write transactions, one also deletes expired rows.
 const PURGE_EVERY: u64 = 64;
 /// At most this many expired rows are deleted per purge, so no write pays for a backlog.
@@ -62,11 +59,8 @@ struct Inner {
 impl SqliteMeta {
     /// Opens (creating when needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, AdapterError> {
-        let writer = open_connection(path)?;
-        writer
-            .execute_batch(SCHEMA)
-            .map_err(|e| AdapterError::new("sqlite", format!("{}: {e}", path.display())))?;
-        let reader = open_connection(path)?;
+        let writer = super::sqlite::open(path, SCHEMA)?;
+        let reader = super::sqlite::open(path, SCHEMA)?;
         Ok(SqliteMeta {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
@@ -113,25 +107,6 @@ impl SqliteMeta {
         .await
         .map_err(|e| MetaError::Unavailable(format!("sqlite task failed: {e}")))?
     }
-}
-
-/// Opens one connection with the settings every connection needs.
-fn open_connection(path: &Path) -> Result<Connection, AdapterError> {
-    let err = |e: rusqlite::Error| AdapterError::new("sqlite", format!("{}: {e}", path.display()));
-    let conn = Connection::open(path).map_err(err)?;
-    // Set first, so that even switching to WAL waits for another process instead of failing.
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(AdapterError::new(
-            "sqlite",
-            format!("{}: cannot switch to WAL mode (got {mode})", path.display()),
-        ));
-    }
-    // FULL: a write acknowledged to a client survives a power loss, not only a process crash.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-    Ok(conn)
 }
 
 fn db(e: rusqlite::Error) -> MetaError {

@@ -13,8 +13,6 @@ use super::now_ms;
 use crate::adapters::AdapterError;
 use crate::ports::queue::{Message, Queue, QueueError, QueueSpec, MAX_MESSAGE_BYTES};
 
-/// How long an operation waits for another process holding the write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQS limits, enforced so the embedded backend rejects what SQS would reject.
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -47,21 +45,7 @@ pub struct SqliteQueue {
 impl SqliteQueue {
     /// Opens (creating when needed) the queue database at `path`, serving `specs`.
     pub fn open(path: &Path, specs: &[QueueSpec]) -> Result<Self, AdapterError> {
-        let err =
-            |e: rusqlite::Error| AdapterError::new("sqlite", format!("{}: {e}", path.display()));
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(AdapterError::new(
-                "sqlite",
-                format!("{}: cannot switch to WAL mode (got {mode})", path.display()),
-            ));
-        }
-        // FULL: a message acknowledged as sent survives a power loss.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let conn = super::sqlite::open(path, SCHEMA)?;
         let mut queues = HashMap::new();
         for spec in specs {
             if spec.max_receives == 0 {

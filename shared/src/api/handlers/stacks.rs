@@ -186,3 +186,23 @@ pub async fn import(ctx: Ctx) -> Result<Reply> {
     let update = updates::import(&ctx.app, &r, ctx.caller.user()?, &ctx.body).await?;
     Reply::json(&serde_json::json!({ "updateId": update.id }))
 }
+
+/// `POST …/rename` `{"newName","newProject"}`: renames the stack, and possibly its project,
+/// within its organization (PROTOCOL.md §1.2 row 12). A missing `newProject` keeps the project.
+pub async fn rename(ctx: Ctx) -> Result<Reply> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RenameRequest {
+        new_name: String,
+        #[serde(default)]
+        new_project: Option<String>,
+    }
+    let req: RenameRequest = ctx.json()?;
+    let new_stack = StackName::parse(&req.new_name)?;
+    let new_project = req.new_project.as_deref().map(ProjectName::parse).transpose()?;
+    let r = authorized_stack(&ctx).await?;
+    let new_project = new_project.unwrap_or_else(|| r.project.clone());
+    crate::service::rename::rename(&ctx.app, &r, &new_project, &new_stack, ctx.caller.user()?)
+        .await?;
+    Ok(Reply::no_content())
+}

@@ -54,6 +54,19 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
 struct StartRequest {
     #[serde(default)]
     tags: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    journal_version: Option<i64>,
+}
+
+/// The CLI version from `User-Agent: pulumi-cli/1 (<version>; …)`, for journal manifests.
+fn cli_version(ctx: &Ctx) -> String {
+    ctx.headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split_once('(').map(|(_, rest)| rest))
+        .and_then(|rest| rest.split([';', ')']).next())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// `POST …/{kind}/{update}`: starts the update and hands out its lease.
@@ -61,13 +74,20 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: StartRequest = if ctx.body.is_empty() { StartRequest::default() } else { ctx.json()? };
     let r = authorized_stack(&ctx).await?;
-    let started = updates::start(&ctx.app, &r, ctx.param("update")?, req.tags).await?;
-    // No `journalVersion`: the CLI then persists with checkpoints (PROTOCOL.md §6).
-    Reply::json(&json!({
+    let journal = ctx.app.settings.journaling && req.journal_version == Some(1);
+    let started =
+        updates::start(&ctx.app, &r, ctx.param("update")?, req.tags, journal, &cli_version(&ctx))
+            .await?;
+    // Only `journalVersion: 1` turns journaling on; without it the CLI sends checkpoints.
+    let mut body = json!({
         "version": started.version,
         "token": started.token,
         "tokenExpiration": started.expires,
-    }))
+    });
+    if started.journal {
+        body["journalVersion"] = json!(1);
+    }
+    Reply::json(&body)
 }
 
 /// `GET …/{kind}/{update}`: the update's status (polled by `pulumi stack import`).
@@ -157,6 +177,26 @@ pub async fn checkpoint_delta(ctx: Ctx) -> Result<Reply> {
     let delta =
         updates::Sequenced::Delta { edits: &req.deployment_delta, hash: &req.checkpoint_hash };
     updates::save_sequenced(&ctx.app, ctx.caller.lease()?, req.sequence_number, delta).await?;
+    Ok(Reply::no_content())
+}
+
+#[derive(Deserialize)]
+struct JournalBatch {
+    entries: Vec<crate::service::journal::JournalEntry>,
+}
+
+/// `PATCH …/journalentries`: one batch of journal entries. Batches over the limit get 413,
+/// which makes the CLI split them in half.
+pub async fn journal_entries(ctx: Ctx) -> Result<Reply> {
+    kind(&ctx)?;
+    if ctx.body.len() > ctx.app.settings.max_journal_batch_bytes {
+        return Err(Error::PayloadTooLarge(format!(
+            "journal batches are limited to {} bytes",
+            ctx.app.settings.max_journal_batch_bytes
+        )));
+    }
+    let batch: JournalBatch = ctx.json()?;
+    updates::save_journal(&ctx.app, ctx.caller.lease()?, &batch.entries).await?;
     Ok(Reply::no_content())
 }
 

@@ -1,0 +1,62 @@
+//! Journal replay of a 10,000-resource update (PROTOCOL.md §6), the work `complete` does for a
+//! journaled `pulumi up`: `cargo bench -p stackhouse --bench journal_replay`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::{json, Value};
+use stackhouse::service::journal::{JournalEntry, Replayer};
+
+fn resource(i: usize) -> Value {
+    json!({
+        "urn": format!("urn:pulumi:dev::bench::aws:s3/bucket:Bucket::bucket-{i}"),
+        "custom": true,
+        "id": format!("bucket-{i}-0a1b2c3d"),
+        "type": "aws:s3/bucket:Bucket",
+        "inputs": {"acl": "private", "tags": {"Name": format!("bucket-{i}")}},
+        "outputs": {"acl": "private", "arn": format!("arn:aws:s3:::bucket-{i}-0a1b2c3d"), "bucket": format!("bucket-{i}-0a1b2c3d")},
+        "parent": "urn:pulumi:dev::bench::pulumi:pulumi:Stack::bench-dev",
+        "provider": "urn:pulumi:dev::bench::pulumi:providers:aws::default_6_0_0::04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+        "propertyDependencies": {"acl": [], "tags": []}
+    })
+}
+
+/// Begin + success entries creating `n` resources.
+fn creation_entries(n: usize) -> Vec<JournalEntry> {
+    let mut out = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        let op = i as i64 + 1;
+        let r = resource(i);
+        let begin = json!({"version": 1, "kind": 0, "sequenceID": 2 * op - 1, "operationID": op,
+            "removeOld": null, "removeNew": null, "operation": {"resource": r, "type": "creating"}});
+        let success = json!({"version": 1, "kind": 1, "sequenceID": 2 * op, "operationID": op,
+            "removeOld": null, "removeNew": null, "state": r});
+        out.push(serde_json::from_value(begin).expect("entry"));
+        out.push(serde_json::from_value(success).expect("entry"));
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let n = 10_000;
+    let entries = creation_entries(n);
+    let manifest = json!({"time": "2026-11-23T00:00:00Z", "magic": "", "version": "v3.200.0"});
+    let mut group = c.benchmark_group("journal_replay");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(entries.len() as u64));
+    group.bench_function("create_10k_resources_replay_and_snapshot", |b| {
+        b.iter_batched(
+            || entries.clone(),
+            |batch| {
+                let mut r = Replayer::new(Value::Null).expect("replayer");
+                for chunk in batch.chunks(100) {
+                    r.apply_owned(chunk.to_vec()).expect("apply");
+                }
+                r.snapshot(manifest.clone()).expect("snapshot")
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
