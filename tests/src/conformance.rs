@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             journal_replay_matches_checkpoints,
             killed_journal_update_keeps_acknowledged_state,
             oversized_journal_batches_get_413,
+            cli_sessions_in_every_persistence_mode,
             rename_moves_history_tags_and_secrets
         );
     };

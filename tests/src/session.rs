@@ -188,3 +188,184 @@ pub async fn up(c: &Client, stack_path: &str, events: &[Value], states: &[Value]
     assert!(r.status.is_success(), "complete: {r:?}");
     run
 }
+
+/// How the CLI persists state during an update (PROTOCOL.md §4, §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Journal entries (the CLI default: `journalVersion: 1` accepted by the server).
+    Journal,
+    /// `PULUMI_DISABLE_JOURNALING=true` with the delta capability: verbatim, then deltas.
+    VerbatimDelta,
+    /// `PULUMI_OPTIMIZED_CHECKPOINT_PATCH=false`: full `PATCH checkpoint` every time.
+    Full,
+}
+
+/// One text edit replacing the differing middle of `prev` with that of `next` (a valid,
+/// if coarse, gotextdiff delta: byte offsets into `prev`).
+pub fn coarse_delta(prev: &str, next: &str) -> Value {
+    let (p, n) = (prev.as_bytes(), next.as_bytes());
+    let prefix = p.iter().zip(n).take_while(|(a, b)| a == b).count();
+    let max_suffix = p.len().min(n.len()) - prefix;
+    let suffix =
+        p.iter().rev().zip(n.iter().rev()).take(max_suffix).take_while(|(a, b)| a == b).count();
+    // Keep the replacement on character boundaries of `next` so it is valid UTF-8 text.
+    let mut start = prefix;
+    while !next.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end_next = n.len() - suffix;
+    while !next.is_char_boundary(end_next) {
+        end_next += 1;
+    }
+    let end_prev = p.len() - (n.len() - end_next);
+    let pos = |o: usize| json!({"line": 1, "column": 1, "offset": o});
+    json!([{ "Span": {"uri": "", "start": pos(start), "end": pos(end_prev)}, "NewText": &next[start..end_next] }])
+}
+
+/// Journal entries turning the deployment `base` into `next`, as the engine's steps would:
+/// every resource of `next`, in order, is a step (same/update replaces its base entry, create
+/// is new), and base resources missing from `next` are deleted.
+pub fn journal_between(base: &Value, next: &Value) -> Vec<Value> {
+    let empty = vec![];
+    let old = base["deployment"]["resources"].as_array().unwrap_or(&empty);
+    let new = next["deployment"]["resources"].as_array().unwrap_or(&empty);
+    let index: std::collections::HashMap<&str, usize> =
+        old.iter().enumerate().filter_map(|(i, r)| r["urn"].as_str().map(|u| (u, i))).collect();
+    let mut entries = Vec::new();
+    let mut seq = 0;
+    let mut op = 0;
+    let mut push = |entries: &mut Vec<Value>, mut e: Value| {
+        seq += 1;
+        e["version"] = json!(1);
+        e["sequenceID"] = json!(seq);
+        for k in ["removeOld", "removeNew"] {
+            if e.get(k).is_none() {
+                e[k] = Value::Null;
+            }
+        }
+        entries.push(e);
+    };
+    if let Some(sp) = next["deployment"].get("secrets_providers") {
+        push(&mut entries, json!({"kind": 6, "operationID": 0, "secretsProvider": sp}));
+    }
+    for r in new {
+        op += 1;
+        match r["urn"].as_str().and_then(|u| index.get(u)) {
+            Some(&i) => {
+                push(
+                    &mut entries,
+                    json!({"kind": 0, "operationID": op, "operation": {"resource": r, "type": "updating"}}),
+                );
+                push(
+                    &mut entries,
+                    json!({"kind": 1, "operationID": op, "state": r, "removeOld": i}),
+                );
+            }
+            None => {
+                push(
+                    &mut entries,
+                    json!({"kind": 0, "operationID": op, "operation": {"resource": r, "type": "creating"}}),
+                );
+                push(&mut entries, json!({"kind": 1, "operationID": op, "state": r}));
+            }
+        }
+    }
+    let kept: std::collections::HashSet<&str> =
+        new.iter().filter_map(|r| r["urn"].as_str()).collect();
+    for (i, r) in old.iter().enumerate() {
+        if !r["urn"].as_str().is_some_and(|u| kept.contains(u)) {
+            op += 1;
+            push(
+                &mut entries,
+                json!({"kind": 0, "operationID": op, "operation": {"resource": r, "type": "deleting"}}),
+            );
+            push(&mut entries, json!({"kind": 1, "operationID": op, "removeOld": i}));
+        }
+    }
+    entries
+}
+
+/// Persists a sequence of states during one update in the given mode, as the CLI does.
+pub struct Persister {
+    mode: Mode,
+    cutoff: usize,
+    seq: i64,
+    prev_raw: Option<String>,
+    base: Value,
+    /// Deltas the server accepted (the rest went verbatim).
+    pub deltas_accepted: usize,
+}
+
+impl Persister {
+    /// A persister for an update whose base deployment is `base` (what `GET S/export` gave).
+    pub async fn new(c: &Client, mode: Mode, base: Value) -> Persister {
+        let caps = c.get("/api/capabilities").await.json();
+        let cutoff = caps["capabilities"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["capability"] == "delta-checkpoint-uploads-v2"))
+            .and_then(|x| x["configuration"]["checkpointCutoffSizeBytes"].as_u64())
+            .unwrap_or(u64::MAX) as usize;
+        Persister { mode, cutoff, seq: 1, prev_raw: None, base, deltas_accepted: 0 }
+    }
+
+    /// Saves `untyped` (an `UntypedDeployment`). In journal mode only the final state of the
+    /// update matters, so call `save` once with it.
+    pub async fn save(&mut self, c: &Client, run: &Run, untyped: &Value) {
+        match self.mode {
+            Mode::Full => {
+                let r = run.checkpoint(c, untyped).await;
+                assert!(r.status.is_success(), "checkpoint: {r:?}");
+            }
+            Mode::Journal => {
+                for batch in journal_between(&self.base, untyped).chunks(100) {
+                    let r = run.journal(c, batch).await;
+                    assert!(r.status.is_success(), "journal: {r:?}");
+                }
+            }
+            Mode::VerbatimDelta => {
+                let raw = untyped.to_string();
+                let use_delta = self
+                    .prev_raw
+                    .as_ref()
+                    .is_some_and(|p| p.len() >= self.cutoff && raw.len() >= self.cutoff);
+                let lease = Some(format!("update-token {}", run.token));
+                let ok = if use_delta {
+                    let prev = self.prev_raw.as_deref().unwrap_or_default();
+                    let hash = stackhouse::service::delta::sha256_hex(raw.as_bytes());
+                    let body = json!({"version": untyped["version"], "checkpointHash": hash, "sequenceNumber": self.seq, "deploymentDelta": coarse_delta(prev, &raw)});
+                    let r = c
+                        .send_auth(
+                            Method::PATCH,
+                            &format!("{}/checkpointdelta", run.path),
+                            lease.clone(),
+                            Some(body.to_string().into_bytes()),
+                            true,
+                        )
+                        .await;
+                    self.deltas_accepted += usize::from(r.status.is_success());
+                    r.status.is_success()
+                } else {
+                    false
+                };
+                if !ok {
+                    let body = format!(
+                        r#"{{"version":{},"untypedDeployment":{raw},"sequenceNumber":{}}}"#,
+                        untyped["version"], self.seq
+                    );
+                    let r = c
+                        .send_auth(
+                            Method::PATCH,
+                            &format!("{}/checkpointverbatim", run.path),
+                            lease,
+                            Some(body.into_bytes()),
+                            true,
+                        )
+                        .await;
+                    assert!(r.status.is_success(), "verbatim: {r:?}");
+                }
+                self.prev_raw = Some(raw);
+                self.seq += 1;
+            }
+        }
+    }
+}

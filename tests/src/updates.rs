@@ -571,3 +571,106 @@ pub async fn oversized_journal_batches_get_413(target: Target) {
     assert_eq!(export["deployment"]["resources"], state["deployment"]["resources"]);
     server.stop().await;
 }
+
+/// The CLI-session replayer: preview, up, refresh, up, destroy of one stack in each
+/// persistence mode, with real engine events, checking the export after every step.
+pub async fn cli_sessions_in_every_persistence_mode(target: Target) {
+    // A 1-byte cutoff makes every save after the first a delta, as in Pulumi's own tests.
+    let settings = stackhouse::app::Settings { checkpoint_cutoff_bytes: 1, ..Default::default() };
+    let server = TestServer::start_with(target, settings).await;
+    let c = server.client();
+    for (i, mode) in [session::Mode::Journal, session::Mode::VerbatimDelta, session::Mode::Full]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("mode{i}");
+        let stack = new_stack(&server, &name).await;
+        let s1 = state_for("checkpoint-v3", &name);
+        let mut s1_refreshed = s1.clone();
+        s1_refreshed["deployment"]["resources"][0]["outputs"]["refreshed"] = json!(true);
+        let mut s2 = s1_refreshed.clone();
+        s2["deployment"]["resources"].as_array_mut().unwrap().pop();
+        s2["deployment"]["resources"][1]["inputs"]["changed"] = json!("yes");
+        let mut destroyed = s2.clone();
+        destroyed["deployment"]["resources"] = json!([]);
+        let mut partial = s1.clone();
+        partial["deployment"]["resources"] =
+            json!(s1["deployment"]["resources"].as_array().unwrap()[..10]);
+
+        let steps: Vec<(&str, Vec<&Value>)> = vec![
+            ("update", vec![&partial, &s1]),
+            ("refresh", vec![&s1_refreshed]),
+            ("update", vec![&s2]),
+            ("destroy", vec![&destroyed]),
+        ];
+        let events = fixtures::events("up-2");
+        for (n, (kind, states)) in steps.iter().enumerate() {
+            // The dry run first, on the same kind endpoint.
+            let preview = create_and_start(&c, &stack, kind, true).await.expect("preview");
+            session::send_events(&c, &preview, &events).await;
+            assert!(preview.complete(&c, "succeeded").await.status.is_success());
+
+            let base = c.get(&format!("{stack}/export")).await.json();
+            let run = match mode {
+                session::Mode::Journal => {
+                    let (run, journal) = session::create_and_start_journal(&c, &stack, kind).await;
+                    assert!(journal);
+                    run
+                }
+                _ => create_and_start(&c, &stack, kind, false).await.expect("start"),
+            };
+            let mut persister = session::Persister::new(&c, mode, base).await;
+            session::send_events(&c, &run, &events).await;
+            let finals: Vec<&Value> = if mode == session::Mode::Journal {
+                vec![states[states.len() - 1]]
+            } else {
+                states.clone()
+            };
+            for s in finals {
+                persister.save(&c, &run, s).await;
+            }
+            if mode == session::Mode::VerbatimDelta {
+                // Each update's first save is verbatim (no baseline yet); the rest are deltas.
+                assert_eq!(
+                    persister.deltas_accepted,
+                    states.len() - 1,
+                    "step {n}: deltas accepted"
+                );
+            }
+            assert!(run.complete(&c, "succeeded").await.status.is_success());
+            let expected = states[states.len() - 1];
+            let export = c.get(&format!("{stack}/export")).await;
+            let got = export.json();
+            // Pulumi leaves an empty resource list out of generated deployments.
+            let resources = |v: &Value| match &v["deployment"]["resources"] {
+                Value::Null => json!([]),
+                r => r.clone(),
+            };
+            assert_eq!(resources(&got), resources(expected), "{mode:?} step {n} ({kind})");
+            if mode == session::Mode::VerbatimDelta {
+                assert_eq!(
+                    export.body,
+                    expected.to_string().into_bytes(),
+                    "{mode:?}: export is the exact bytes"
+                );
+            }
+            assert_eq!(
+                c.get(&stack).await.json()["version"],
+                n as i64 + 1,
+                "{mode:?}: previews never count"
+            );
+        }
+        let kinds: Vec<String> = c.get(&format!("{stack}/updates")).await.json()["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| format!("{}:{}", u["kind"].as_str().unwrap(), u["version"]))
+            .collect();
+        assert_eq!(kinds, vec!["destroy:4", "update:3", "refresh:2", "update:1"], "{mode:?}");
+        assert!(
+            c.delete(&format!("{stack}?force=false")).await.status.is_success(),
+            "{mode:?}: destroyed stacks need no --force"
+        );
+    }
+    server.stop().await;
+}
