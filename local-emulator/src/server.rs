@@ -10,9 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use stackhouse::adapters::embedded::{
-    presigned_key_from_path, PresignVerifier, PRESIGN_PATH_PREFIX,
-};
+use stackhouse::adapters::embedded::{PresignVerifier, PRESIGN_PATH_PREFIX};
 use stackhouse::api::{routes, Router};
 use stackhouse::App;
 use tokio::net::TcpListener;
@@ -111,30 +109,31 @@ fn error_response(err: &stackhouse::Error) -> Response<Full<Bytes>> {
 }
 
 /// Serves a presigned GET of an embedded blob (the embedded stand-in for S3 presigned URLs),
-/// outside the route table because it exists only in the emulator.
+/// outside the route table because it exists only in the emulator. Like S3, the response
+/// carries the `Content-Encoding`/`Content-Type` the URL was signed with (e.g. `gzip` for a
+/// stored deployment an export redirected to), else `application/octet-stream`.
 async fn serve_blob(shared: &Shared, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
     let forbidden =
         || error_response(&stackhouse::Error::Forbidden("invalid or expired signature".into()));
     let Some(verifier) = &shared.blobs else { return forbidden() };
-    let params: std::collections::HashMap<String, String> = query
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let Some(key) = presigned_key_from_path(path) else { return forbidden() };
-    let (Some(expires), Some(sig)) =
-        (params.get("expires").and_then(|e| e.parse().ok()), params.get("signature"))
-    else {
+    let Some(get) = verifier.check_url(path, query, shared.app.clock.now()) else {
         return forbidden();
     };
-    if !verifier.verify(&key, expires, sig, shared.app.clock.now()) {
-        return forbidden();
-    }
-    match shared.app.ports.blobs.get(&key).await {
+    let content_type = get.content_type.as_deref().unwrap_or("application/octet-stream");
+    let (Ok(content_type), Ok(content_encoding)) = (
+        http::HeaderValue::from_str(content_type),
+        get.content_encoding.as_deref().map(http::HeaderValue::from_str).transpose(),
+    ) else {
+        let msg = "the signed response headers are not valid header values";
+        return error_response(&stackhouse::Error::BadRequest(msg.into()));
+    };
+    match shared.app.ports.blobs.get(&get.key).await {
         Ok(Some(bytes)) => {
             let mut r = Response::new(Full::new(bytes));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/octet-stream"),
-            );
+            r.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
+            if let Some(encoding) = content_encoding {
+                r.headers_mut().insert(http::header::CONTENT_ENCODING, encoding);
+            }
             r
         }
         Ok(None) => error_response(&stackhouse::Error::NotFound("no such blob".into())),

@@ -1,15 +1,40 @@
 //! Running one route as a Lambda function behind an API Gateway HTTP API.
+//!
+//! # Payload limits (DESIGN.md §7)
+//!
+//! A synchronous Lambda invocation carries at most 6 MB each way, counted on the JSON event /
+//! response document. Binary bodies travel base64-encoded in it, which inflates them by 4/3.
+//!
+//! - **Requests**: Lambda refuses an event over 6 MB before this code runs, so the client gets
+//!   API Gateway's own error (not our 413 JSON); with base64 that means gzip bodies of more
+//!   than ~4.4 MB. Below that, the dispatcher enforces `Settings::max_request_bytes` (raw) and
+//!   `max_decoded_bytes` (after gzip) with a 413 Pulumi error body, exactly as the emulator.
+//! - **Responses**: bodies over [`MAX_RESPONSE_BYTES`] that are a stored blob (exports) are
+//!   answered with a `307` to a short-lived presigned URL of the stored gzip object (see
+//!   [`Router::max_response_bytes`]); other replies are small by construction.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use lambda_http::{service_fn, Body, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
 use crate::api::{Route, Router};
 use crate::app::App;
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
+
+/// Largest response body a function sends itself: 4 MiB. Lambda caps the response document
+/// at 6 MB (6,291,456 bytes, or 6,000,000 if counted in decimal) and bodies are sent
+/// base64-encoded (×4/3: 4 MiB → 5,592,408 bytes), which leaves room for the status, the
+/// headers and the JSON envelope. Larger blob-backed bodies become presigned redirects.
+pub const MAX_RESPONSE_BYTES: usize = 4 << 20;
+
+/// The router a route's function runs: that single route, with Lambda's response limit.
+pub fn router(route: &'static Route) -> Result<Router, String> {
+    Ok(Router::new(&[route])?.with_max_response_bytes(Some(MAX_RESPONSE_BYTES)))
+}
 
 /// Entry point of a route's function binary: JSON logs, adapters built once (cold start), then
 /// the Lambda runtime loop serving this single route through the shared dispatcher.
@@ -18,7 +43,7 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::from_env().await?;
-        let router = Arc::new(Router::new(&[route])?);
+        let router = Arc::new(router(route)?);
         lambda_http::run(service_fn(move |req: Request| {
             let app = app.clone();
             let router = router.clone();
@@ -29,8 +54,19 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.
+///
+/// The body arrives already base64-decoded by `lambda_http` and at most 6 MB large: Lambda
+/// rejects bigger invocations before they reach us (see the module docs), so the 413 of
+/// `Settings::max_request_bytes` only triggers for limits set below that.
 pub async fn handle(router: &Router, app: &Arc<App>, req: Request) -> Response<Body> {
-    let (parts, body) = req.into_parts();
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let (mut parts, body) = req.into_parts();
+    if let Some(uri) = stage.as_deref().and_then(|s| without_stage(&parts.uri, s)) {
+        parts.uri = uri;
+    }
     let bytes = match body {
         Body::Empty => Bytes::new(),
         Body::Text(t) => Bytes::from(t),
@@ -43,4 +79,45 @@ pub async fn handle(router: &Router, app: &Arc<App>, req: Request) -> Response<B
     let (parts, body) = response.into_parts();
     let body = if body.is_empty() { Body::Empty } else { Body::Binary(body.to_vec()) };
     Response::from_parts(parts, body)
+}
+
+/// The request URI without the `/{stage}` prefix that `lambda_http` puts in front of the path
+/// for a named (non-`$default`) API Gateway stage, so routes match `/api/…` on any stage.
+fn without_stage(uri: &http::Uri, stage: &str) -> Option<http::Uri> {
+    if stage.is_empty() || stage == "$default" {
+        return None;
+    }
+    let rest = uri.path().strip_prefix('/')?.strip_prefix(stage)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(path_and_query.parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_prefix_is_removed() {
+        let uri: http::Uri = "https://h.example/dev/api/user?x=1".parse().unwrap();
+        assert_eq!(
+            without_stage(&uri, "dev").unwrap().to_string(),
+            "https://h.example/api/user?x=1"
+        );
+        let uri: http::Uri = "/dev".parse().unwrap();
+        assert_eq!(without_stage(&uri, "dev").unwrap().to_string(), "/");
+        let uri: http::Uri = "/devx/api".parse().unwrap();
+        assert_eq!(without_stage(&uri, "dev"), None);
+        let uri: http::Uri = "/api/user".parse().unwrap();
+        assert_eq!(without_stage(&uri, "$default"), None);
+        assert_eq!(without_stage(&uri, "dev"), None);
+    }
 }

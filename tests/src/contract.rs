@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use stackhouse::ports::blob::BlobError;
+use stackhouse::ports::blob::{BlobError, ResponseHeaders};
 use stackhouse::ports::metadata::{MAX_TRANSACT_OPS, TTL_ATTR};
 use stackhouse::ports::queue::MAX_MESSAGE_BYTES;
 use stackhouse::ports::{
@@ -721,8 +721,10 @@ pub async fn blob_put_if_absent_race(f: &Fixture) {
     }
 }
 
-/// A presigned URL serves the exact bytes over plain HTTP without credentials; where the
-/// server enforces signatures, a tampered or expired URL gets 403.
+/// A presigned URL serves the exact bytes over plain HTTP without credentials, with the
+/// `Content-Encoding`/`Content-Type` it was signed with (a stored gzip served to a client that
+/// decompresses by that header); where the server enforces signatures, a tampered or expired
+/// URL, or one whose response headers were changed, gets 403.
 pub async fn blob_presign_get(f: &Fixture) {
     let blobs = &*f.ports.blobs;
     let key = format!("contract/{}/dir/file name+é&x=1.bin", uid());
@@ -738,11 +740,44 @@ pub async fn blob_presign_get(f: &Fixture) {
         }
     };
 
-    let url = blobs.presign_get(&key, Duration::from_secs(300)).await.expect("presign");
+    let url = blobs
+        .presign_get(&key, Duration::from_secs(300), ResponseHeaders::NONE)
+        .await
+        .expect("presign");
     assert!(url.starts_with("http://") || url.starts_with("https://"), "not a URL: {url}");
     let (status, got) = fetch(url.clone()).await;
     assert_eq!(status, 200, "presigned GET {url} must succeed");
     assert_eq!(got.as_ref(), body.as_slice(), "presigned GET must return the exact bytes");
+
+    // Response header overrides (the client is not asked to decompress here: reqwest runs
+    // without its gzip feature, so the bytes must come back exactly as stored).
+    let gz_key = format!("{key}.gz");
+    let gz_body = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&body).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    blob_put(blobs, &gz_key, gz_body.clone()).await;
+    let headers =
+        ResponseHeaders { content_encoding: Some("gzip"), content_type: Some("application/json") };
+    let gz_url =
+        blobs.presign_get(&gz_key, Duration::from_secs(300), headers).await.expect("presign");
+    let resp = http.get(&gz_url).send().await.unwrap_or_else(|e| panic!("GET {gz_url}: {e}"));
+    assert_eq!(resp.status().as_u16(), 200, "presigned GET {gz_url} must succeed");
+    let header = |name: &str| {
+        let values: Vec<String> = resp
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        values
+    };
+    assert_eq!(header("content-encoding"), ["gzip"], "the signed Content-Encoding, once");
+    assert_eq!(header("content-type"), ["application/json"], "the signed Content-Type");
+    let got = resp.bytes().await.expect("body");
+    assert_eq!(got.as_ref(), gz_body.as_slice(), "the stored gzip bytes, not re-encoded");
 
     if !f.presign_enforced {
         return;
@@ -755,8 +790,17 @@ pub async fn blob_presign_get(f: &Fixture) {
         String::from_utf8(u).expect("ascii url")
     };
     assert_eq!(fetch(tampered).await.0, 403, "a tampered signature must be refused");
-    let other =
-        blobs.presign_get(&format!("{key}2"), Duration::from_secs(300)).await.expect("presign");
+    for (what, changed) in [
+        ("changed", gz_url.replace("=gzip", "=identity")),
+        ("dropped", gz_url.replace("response-content-encoding=gzip", "x=1")),
+    ] {
+        assert_ne!(changed, gz_url, "the URL must carry response-content-encoding=gzip");
+        assert_eq!(fetch(changed).await.0, 403, "a {what} response override must be refused");
+    }
+    let other = blobs
+        .presign_get(&format!("{key}2"), Duration::from_secs(300), ResponseHeaders::NONE)
+        .await
+        .expect("presign");
     let swapped = format!(
         "{}?{}",
         other.split('?').next().unwrap_or(""),
@@ -764,10 +808,14 @@ pub async fn blob_presign_get(f: &Fixture) {
     );
     assert_eq!(fetch(swapped).await.0, 403, "a signature must not work for another key");
 
-    let short = blobs.presign_get(&key, Duration::from_secs(1)).await.expect("presign");
+    let short = blobs
+        .presign_get(&key, Duration::from_secs(1), ResponseHeaders::NONE)
+        .await
+        .expect("presign");
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(fetch(short).await.0, 403, "an expired URL must be refused");
     blobs.delete(&key).await.expect("delete");
+    blobs.delete(&gz_key).await.expect("delete");
 }
 
 // ----------------------------------------------------------------------------------------
@@ -1046,7 +1094,7 @@ pub mod broken {
 
     use async_trait::async_trait;
     use bytes::Bytes;
-    use stackhouse::ports::blob::{BlobError, BlobList};
+    use stackhouse::ports::blob::{BlobError, BlobList, ResponseHeaders};
     use stackhouse::ports::metadata::TTL_ATTR;
     use stackhouse::ports::{
         BlobStore, DataKey, EncryptionContext, Item, KeyError, KeyService, Message, MetaError,
@@ -1157,6 +1205,8 @@ pub mod broken {
         ListIgnoresAfter,
         /// Presigned URLs live for an hour, whatever was asked.
         PresignIgnoresExpiry,
+        /// Presigned URLs ignore the requested response headers.
+        PresignIgnoresResponseHeaders,
         /// Writes report success even when the store refused them.
         SwallowErrors,
     }
@@ -1189,13 +1239,23 @@ pub mod broken {
             let after = if self.1 == BlobFlaw::ListIgnoresAfter { None } else { after };
             self.0.list(prefix, after).await
         }
-        async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        async fn presign_get(
+            &self,
+            key: &str,
+            expires_in: Duration,
+            response: ResponseHeaders<'_>,
+        ) -> Result<String, BlobError> {
             let expires_in = if self.1 == BlobFlaw::PresignIgnoresExpiry {
                 Duration::from_secs(3600)
             } else {
                 expires_in
             };
-            self.0.presign_get(key, expires_in).await
+            let response = if self.1 == BlobFlaw::PresignIgnoresResponseHeaders {
+                ResponseHeaders::NONE
+            } else {
+                response
+            };
+            self.0.presign_get(key, expires_in, response).await
         }
     }
 
@@ -1352,6 +1412,9 @@ macro_rules! contract_checks_can_fail {
                 broken::blobs(p, BlobFlaw::OverwritingPutIfAbsent)
             });
             must_fail!(blob_presign_get, |p| broken::blobs(p, BlobFlaw::PresignIgnoresExpiry));
+            must_fail!(blob_presign_get, |p| {
+                broken::blobs(p, BlobFlaw::PresignIgnoresResponseHeaders)
+            });
             must_fail!(queue_send_receive_ack, |p| broken::queue(p, QueueFlaw::NoHiding));
             must_fail!(queue_visibility_timeout, |p| broken::queue(p, QueueFlaw::NoHiding));
             must_fail!(queue_delay, |p| broken::queue(p, QueueFlaw::NoDelay));

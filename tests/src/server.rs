@@ -285,3 +285,147 @@ impl Client {
         self.send(Method::PATCH, path, Some(body.to_string().into_bytes()), true).await
     }
 }
+
+// ----------------------------------------------------------------------------------------
+// The Lambda transport: API Gateway HTTP API events through `stackhouse::lambda::handle`.
+// ----------------------------------------------------------------------------------------
+
+/// The host name sample events and [`apigw_event`] put in `Host` and `requestContext`.
+pub const APIGW_HOST: &str = "abc123defg.execute-api.us-east-1.amazonaws.com";
+
+/// An API Gateway HTTP API event (payload format 2.0) for a request on `route`, as API Gateway
+/// hands it to the route's function: `routeKey`, `rawPath`, `rawQueryString`, lower-case
+/// `headers` (plus the ones API Gateway adds), `pathParameters` matched from the template,
+/// and the body: base64-encoded when it is binary (any `Content-Encoding`, e.g. the CLI's
+/// gzip, or not UTF-8), as text otherwise — what API Gateway does.
+pub fn apigw_event(
+    route: &stackhouse::api::Route,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Value {
+    use base64::Engine;
+    let mut h = serde_json::Map::new();
+    for (name, value) in [
+        ("host", APIGW_HOST),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-port", "443"),
+        ("x-forwarded-proto", "https"),
+        ("x-amzn-trace-id", "Root=1-67d1dd0e-0123456789abcdef01234567"),
+    ] {
+        h.insert(name.into(), Value::String(value.into()));
+    }
+    for (name, value) in headers {
+        h.insert(name.to_ascii_lowercase(), Value::String((*value).to_string()));
+    }
+    if let Some(b) = body {
+        h.insert("content-length".into(), Value::String(b.len().to_string()));
+    }
+    let mut params = serde_json::Map::new();
+    for (t, v) in route.path.split('/').zip(raw_path.split('/')) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            params.insert(name.into(), Value::String(v.into()));
+        }
+    }
+    let route_key = format!("{} {}", route.method, route.path);
+    let user_agent = h.get("user-agent").cloned().unwrap_or(Value::String(String::new()));
+    let mut event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": h,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123defg",
+            "domainName": APIGW_HOST,
+            "domainPrefix": "abc123defg",
+            "http": {
+                "method": route.method.as_str(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": user_agent,
+            },
+            "requestId": "HbTzsj2VoAMEb3A=",
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "12/Mar/2025:19:03:58 +0000",
+            "timeEpoch": 1741806238000i64,
+        },
+        "isBase64Encoded": false,
+    });
+    if !params.is_empty() {
+        event["pathParameters"] = Value::Object(params);
+    }
+    if !raw_query.is_empty() {
+        let q: serde_json::Map<String, Value> =
+            url_pairs(raw_query).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        event["queryStringParameters"] = Value::Object(q);
+    }
+    if let Some(b) = body {
+        let encoded = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-encoding"));
+        match std::str::from_utf8(b) {
+            Ok(text) if !encoded => event["body"] = Value::String(text.to_string()),
+            _ => {
+                event["isBase64Encoded"] = Value::Bool(true);
+                event["body"] = Value::String(base64::engine::general_purpose::STANDARD.encode(b));
+            }
+        }
+    }
+    event
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// Runs an API Gateway event through `stackhouse::lambda::handle` with `router`, exactly as a
+/// function binary does (the event deserialised by `lambda_http`), and returns the raw
+/// response.
+pub async fn invoke_lambda_raw(
+    router: &stackhouse::api::Router,
+    app: &Arc<App>,
+    event: &Value,
+) -> lambda_http::Response<lambda_http::Body> {
+    let request = lambda_http::request::from_str(&event.to_string())
+        .unwrap_or_else(|e| panic!("lambda_http rejects the event ({e}): {event}"));
+    stackhouse::lambda::handle(router, app, request).await
+}
+
+/// Like [`invoke_lambda_raw`], with the response decoded like the CLI does (gzip undone).
+pub async fn invoke_lambda(
+    router: &stackhouse::api::Router,
+    app: &Arc<App>,
+    event: &Value,
+) -> Reply {
+    lambda_reply(invoke_lambda_raw(router, app, event).await)
+}
+
+/// Decodes a function's response: status, headers, body with gzip undone.
+pub fn lambda_reply(resp: lambda_http::Response<lambda_http::Body>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    let raw: Vec<u8> = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(t) => t.into_bytes(),
+        lambda_http::Body::Binary(b) => b,
+        #[allow(unreachable_patterns)]
+        _ => Vec::new(),
+    };
+    let body = if parts.headers.get("content-encoding").is_some_and(|v| v == "gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gunzip response");
+        out
+    } else {
+        raw
+    };
+    Reply { status: parts.status, headers: parts.headers, body }
+}

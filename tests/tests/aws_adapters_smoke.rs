@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stackhouse::adapters::aws::{connect, provision, AwsConfig};
+use stackhouse::ports::blob::ResponseHeaders;
 use stackhouse::ports::{
     Condition, EncryptionContext, Item, KeyError, MetaError, Ports, Query, SortKey, TransactOp,
     Value,
@@ -56,7 +57,11 @@ async fn provision_is_idempotent_and_each_port_round_trips() {
     assert_eq!(ports.blobs.get("a/c").await.unwrap(), Some(Bytes::from_static(b"1")));
     let listed = ports.blobs.list("a/", None).await.unwrap();
     assert_eq!(listed.keys, vec!["a/b.json".to_string(), "a/c".to_string()]);
-    let url = ports.blobs.presign_get("a/c", Duration::from_secs(60)).await.unwrap();
+    let url = ports
+        .blobs
+        .presign_get("a/c", Duration::from_secs(60), ResponseHeaders::NONE)
+        .await
+        .unwrap();
     assert!(url.starts_with(&cfg.endpoint_url.clone().unwrap()), "{url}");
     ports.blobs.delete("a/c").await.unwrap();
     ports.blobs.delete("a/c").await.unwrap();

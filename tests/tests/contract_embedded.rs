@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stackhouse::adapters::embedded::{
-    self, presigned_key_from_path, EmbeddedConfig, PresignVerifier,
-};
+use stackhouse::adapters::embedded::{self, EmbeddedConfig, PresignVerifier};
+use stackhouse::ports::blob::ResponseHeaders;
 use stackhouse::ports::{
     BlobStore, Condition, EncryptionContext, Item, MetaError, QueueSpec, Value,
 };
@@ -43,8 +42,9 @@ fn spec() -> QueueSpec {
     }
 }
 
-/// Serves presigned blob URLs the way the emulator does: 200 with the bytes, 403 when the
-/// signature or expiry is wrong, 404 when the object is gone. One request per connection.
+/// Serves presigned blob URLs the way the emulator does: 200 with the bytes and the signed
+/// response headers, 403 when the signature or expiry is wrong, 404 when the object is gone.
+/// One request per connection.
 async fn serve_presigned(
     listener: TcpListener,
     verifier: Arc<PresignVerifier>,
@@ -64,26 +64,31 @@ async fn serve_presigned(
             let head = String::from_utf8_lossy(&head);
             let target = head.split_whitespace().nth(1).unwrap_or("");
             let (path, query) = target.split_once('?').unwrap_or((target, ""));
-            let params: HashMap<&str, &str> =
-                query.split('&').filter_map(|p| p.split_once('=')).collect();
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            let expires = params.get("expires").and_then(|e| e.parse::<i64>().ok());
-            let (status, body) =
-                match (presigned_key_from_path(path), expires, params.get("signature")) {
-                    (Some(key), Some(exp), Some(sig)) if verifier.verify(&key, exp, sig, now) => {
-                        match blobs.get(&key).await {
-                            Ok(Some(b)) => (200, b.to_vec()),
-                            Ok(None) => (404, Vec::new()),
-                            Err(_) => (500, Vec::new()),
+            let mut headers = String::new();
+            let (status, body) = match verifier.check_url(path, Some(query), now) {
+                Some(get) => match blobs.get(&get.key).await {
+                    Ok(Some(b)) => {
+                        for (name, value) in [
+                            ("Content-Encoding", get.content_encoding),
+                            ("Content-Type", get.content_type),
+                        ] {
+                            if let Some(v) = value {
+                                headers.push_str(&format!("{name}: {v}\r\n"));
+                            }
                         }
+                        (200, b.to_vec())
                     }
-                    _ => (403, Vec::new()),
-                };
+                    Ok(None) => (404, Vec::new()),
+                    Err(_) => (500, Vec::new()),
+                },
+                None => (403, Vec::new()),
+            };
             let resp = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status} X\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;
@@ -139,7 +144,11 @@ async fn two_handles_share_one_data_directory() {
     let ctx: EncryptionContext = [("stack".to_string(), "s1".to_string())].into_iter().collect();
     let dk = a.keys.generate_data_key(&ctx).await.expect("generate");
     assert_eq!(b.keys.decrypt_data_key(&dk.wrapped, &ctx).await.expect("decrypt"), dk.plaintext);
-    let url = a.blobs.presign_get("k", Duration::from_secs(60)).await.expect("presign");
+    let url = a
+        .blobs
+        .presign_get("k", Duration::from_secs(60), ResponseHeaders::NONE)
+        .await
+        .expect("presign");
     let query = url.split_once('?').map(|x| x.1).unwrap_or_default();
     let params: HashMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
     let exp: i64 = params["expires"].parse().expect("expires");

@@ -4,20 +4,36 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response};
 
-use super::{auth, body, reply, Ctx, Route};
+use super::{auth, body, reply, Ctx, Reply, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::ports::blob::ResponseHeaders;
+
+/// How long a presigned URL handed out instead of an oversized body stays valid: enough for
+/// the client to follow the redirect at once, too short to be worth leaking.
+pub const PRESIGNED_REDIRECT_TTL: Duration = Duration::from_secs(300);
 
 /// Routes requests to entries of the route table.
 pub struct Router {
     paths: matchit::Router<usize>,
     // Routes sharing one path template, by method.
     entries: Vec<Vec<&'static Route>>,
+    /// Largest response body the transport can deliver (Lambda: see
+    /// `lambda::MAX_RESPONSE_BYTES`); None when unlimited (the emulator). A reply over it whose
+    /// body is a stored blob becomes a `307` to a presigned URL of the blob.
+    pub max_response_bytes: Option<usize>,
+}
+
+/// The stored blob behind a reply, and how to serve it from a presigned URL.
+struct BlobSource {
+    key: String,
+    content_type: &'static str,
+    gzipped: bool,
 }
 
 impl Router {
@@ -45,7 +61,13 @@ impl Router {
                 }
             }
         }
-        Ok(Router { paths, entries })
+        Ok(Router { paths, entries, max_response_bytes: None })
+    }
+
+    /// The same router with a response-size limit (see [`Router::max_response_bytes`]).
+    pub fn with_max_response_bytes(mut self, limit: Option<usize>) -> Router {
+        self.max_response_bytes = limit;
+        self
     }
 
     /// Finds the route and path parameters for a method and path.
@@ -87,6 +109,8 @@ impl Router {
         let outcome = async {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
+            // In Lambda, bodies over ~6 MB (base64 included) never get here: Lambda refuses the
+            // invocation first and API Gateway answers with its own error (see `crate::lambda`).
             if raw_body.len() > app.settings.max_request_bytes {
                 return Err(Error::PayloadTooLarge(format!(
                     "request body exceeds the limit of {} bytes",
@@ -107,7 +131,7 @@ impl Router {
             (route.handler)(ctx).await
         }
         .await;
-        let response = reply::into_response(outcome, accepts_gzip, &request_id, head);
+        let response = self.respond(app, outcome, accepts_gzip, &request_id, head).await;
         tracing::info!(
             request_id,
             route = route_name,
@@ -118,6 +142,88 @@ impl Router {
             "request"
         );
         response
+    }
+}
+
+impl Router {
+    /// Turns the handler outcome into the response, within the transport's size limit: a
+    /// blob-backed reply too large to send is answered with a redirect to a presigned URL of
+    /// the blob; any other oversized reply is sent anyway (and logged as our bug: the transport
+    /// will fail it), since a 500 would not help the user either.
+    async fn respond(
+        &self,
+        app: &App,
+        outcome: Result<Reply>,
+        accepts_gzip: bool,
+        request_id: &str,
+        head: bool,
+    ) -> Response<Bytes> {
+        let Some(limit) = self.max_response_bytes.filter(|_| !head) else {
+            return reply::into_response(outcome, accepts_gzip, request_id, head);
+        };
+        let source = outcome.as_ref().ok().and_then(|r| {
+            r.blob_key.as_ref().map(|key| BlobSource {
+                key: key.clone(),
+                content_type: r.content_type,
+                gzipped: r.gzipped,
+            })
+        });
+        // A stored body over the limit as it is: redirect without decoding it at all.
+        let stored_len = outcome.as_ref().map(|r| r.body.len()).unwrap_or(0);
+        if let Some(source) = source.as_ref().filter(|_| stored_len > limit) {
+            return self.redirect(app, source, stored_len, limit, accepts_gzip, request_id).await;
+        }
+        let response = reply::into_response(outcome, accepts_gzip, request_id, head);
+        let len = response.body().len();
+        if len <= limit {
+            return response;
+        }
+        match source {
+            // Decompressed for a client that does not take gzip, it outgrew the limit.
+            Some(source) if response.status().is_success() => {
+                self.redirect(app, &source, len, limit, accepts_gzip, request_id).await
+            }
+            _ => {
+                tracing::error!(
+                    request_id,
+                    bytes = len,
+                    limit,
+                    "response exceeds the transport's limit and has no stored blob to redirect to"
+                );
+                response
+            }
+        }
+    }
+
+    /// `307` to a presigned URL of the blob, answering with the reply's `Content-Type` and,
+    /// for a gzip blob, `Content-Encoding: gzip` — even to a client that did not ask for gzip
+    /// (S3 cannot decompress; every Pulumi CLI asks).
+    async fn redirect(
+        &self,
+        app: &App,
+        source: &BlobSource,
+        len: usize,
+        limit: usize,
+        accepts_gzip: bool,
+        request_id: &str,
+    ) -> Response<Bytes> {
+        tracing::info!(
+            request_id,
+            bytes = len,
+            limit,
+            key = source.key,
+            "response too large for the transport: redirecting to a presigned URL"
+        );
+        let headers = ResponseHeaders {
+            content_encoding: source.gzipped.then_some("gzip"),
+            content_type: Some(source.content_type),
+        };
+        let outcome =
+            match app.ports.blobs.presign_get(&source.key, PRESIGNED_REDIRECT_TTL, headers).await {
+                Ok(url) => Reply::temporary_redirect(&url),
+                Err(e) => Err(e.into()),
+            };
+        reply::into_response(outcome, accepts_gzip, request_id, false)
     }
 }
 

@@ -20,6 +20,9 @@ pub struct Reply {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// The body is already gzip-compressed (a stored blob served as is).
     pub gzipped: bool,
+    /// The stored blob the body is (exactly the bytes of): a transport that cannot send bodies
+    /// this large may answer with a redirect to a presigned URL of it instead (DESIGN.md §7).
+    pub blob_key: Option<String>,
 }
 
 impl Reply {
@@ -38,6 +41,7 @@ impl Reply {
             content_type: "application/json",
             headers: vec![],
             gzipped: false,
+            blob_key: None,
         })
     }
 
@@ -49,6 +53,7 @@ impl Reply {
             content_type: "application/json",
             headers: vec![],
             gzipped: false,
+            blob_key: None,
         }
     }
 
@@ -56,6 +61,28 @@ impl Reply {
     /// always does), decompressed for the others.
     pub fn gzipped_json(body: Bytes) -> Reply {
         Reply { gzipped: true, ..Reply::raw_json(body) }
+    }
+
+    /// Like [`Reply::gzipped_json`], for a body that is exactly the stored blob `key`, so that
+    /// a size-limited transport (Lambda) can redirect to the blob instead of sending it.
+    pub fn gzipped_json_blob(body: Bytes, key: impl Into<String>) -> Reply {
+        Reply { blob_key: Some(key.into()), ..Reply::gzipped_json(body) }
+    }
+
+    /// `307 Temporary Redirect` to `location`, never cached (the URL is short-lived). The
+    /// Pulumi CLI's Go HTTP client follows it, keeping the method and dropping the
+    /// `Authorization` header when the host changes.
+    pub fn temporary_redirect(location: &str) -> Result<Reply, Error> {
+        let location = HeaderValue::from_str(location)
+            .map_err(|_| Error::Internal("redirect location is not a valid header".into()))?;
+        Ok(Reply {
+            status: StatusCode::TEMPORARY_REDIRECT,
+            headers: vec![
+                (header::LOCATION, location),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            ..Reply::no_content()
+        })
     }
 
     /// 204 with no body, for endpoints whose response the CLI ignores.
@@ -66,6 +93,7 @@ impl Reply {
             content_type: "application/json",
             headers: vec![],
             gzipped: false,
+            blob_key: None,
         }
     }
 
@@ -99,6 +127,7 @@ pub fn into_response(
                 content_type: "application/json",
                 headers: vec![],
                 gzipped: false,
+                blob_key: None,
             }
         }
     };

@@ -39,8 +39,35 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Lists keys with the prefix, in lexicographic order, one page at a time.
     async fn list(&self, prefix: &str, after: Option<String>) -> Result<BlobList, BlobError>;
-    /// A URL that lets anyone GET the object, without credentials, until it expires.
-    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError>;
+    /// A URL that lets anyone GET the object, without credentials, until it expires. The
+    /// response carries the given `Content-Encoding`/`Content-Type` (signed into the URL, like
+    /// S3's `response-content-*` overrides) instead of the stored object's own.
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        response: ResponseHeaders<'_>,
+    ) -> Result<String, BlobError>;
+}
+
+/// Response headers a presigned GET answers with, overriding the stored object's (S3's
+/// `response-content-encoding` / `response-content-type` query parameters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseHeaders<'a> {
+    /// `Content-Encoding` of the response, e.g. `gzip` for a stored gzip object that the client
+    /// should decompress (the Pulumi CLI decompresses by this header, PROTOCOL.md §0.3).
+    pub content_encoding: Option<&'a str>,
+    /// `Content-Type` of the response.
+    pub content_type: Option<&'a str>,
+}
+
+impl ResponseHeaders<'static> {
+    /// No overrides: the stored object's own headers.
+    pub const NONE: ResponseHeaders<'static> =
+        ResponseHeaders { content_encoding: None, content_type: None };
+    /// A stored gzip of a JSON document, served as JSON with `Content-Encoding: gzip`.
+    pub const GZIP_JSON: ResponseHeaders<'static> =
+        ResponseHeaders { content_encoding: Some("gzip"), content_type: Some("application/json") };
 }
 
 /// Checks a blob key: non-empty, at most 1024 bytes, relative, no empty/`.`/`..` segments.

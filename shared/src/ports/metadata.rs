@@ -228,6 +228,37 @@ pub enum MetaError {
 /// Most operations a single transaction may hold (DynamoDB's limit).
 pub const MAX_TRANSACT_OPS: usize = 100;
 
+impl TransactOp {
+    /// The key the operation touches.
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            TransactOp::Put(item, _) => (&item.pk, &item.sk),
+            TransactOp::Delete { pk, sk, .. } | TransactOp::Check { pk, sk, .. } => (pk, sk),
+        }
+    }
+}
+
+/// The shape rules every adapter enforces the same way (DynamoDB's): 1 to
+/// [`MAX_TRANSACT_OPS`] operations, each on a distinct key.
+pub fn check_transaction(ops: &[TransactOp]) -> Result<(), MetaError> {
+    if ops.is_empty() || ops.len() > MAX_TRANSACT_OPS {
+        return Err(MetaError::Invalid(format!(
+            "a transaction holds 1 to {MAX_TRANSACT_OPS} operations, not {}",
+            ops.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for op in ops {
+        let (pk, sk) = op.key();
+        if !keys.insert((pk, sk)) {
+            return Err(MetaError::Invalid(format!(
+                "a transaction touches {pk}/{sk} more than once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The metadata store: one table, strongly consistent reads.
 #[async_trait]
 pub trait MetadataStore: Send + Sync {

@@ -4,7 +4,7 @@
 //! transactions become `TransactWriteItems`. Reads are strongly consistent. Items past their
 //! TTL are hidden from `get` and `query` here, because DynamoDB deletes them only eventually.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -19,7 +19,6 @@ use aws_sdk_dynamodb::Client;
 use super::readable;
 use crate::ports::metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
-    MAX_TRANSACT_OPS,
 };
 
 /// Name of the partition-key attribute.
@@ -408,29 +407,8 @@ impl MetadataStore for DynamoMeta {
     }
 
     async fn transact(&self, ops: Vec<TransactOp>) -> Result<(), MetaError> {
-        // DynamoDB rejects empty transactions too.
-        if ops.is_empty() || ops.len() > MAX_TRANSACT_OPS {
-            return Err(MetaError::Invalid(format!(
-                "a transaction holds 1 to {MAX_TRANSACT_OPS} operations, not {}",
-                ops.len()
-            )));
-        }
-        // DynamoDB would reject this too, but as a generic ValidationException.
-        let mut keys = HashSet::new();
-        for op in &ops {
-            let key = match op {
-                TransactOp::Put(item, _) => (item.pk.as_str(), item.sk.as_str()),
-                TransactOp::Delete { pk, sk, .. } | TransactOp::Check { pk, sk, .. } => {
-                    (pk.as_str(), sk.as_str())
-                }
-            };
-            if !keys.insert(key) {
-                return Err(MetaError::Invalid(format!(
-                    "a transaction touches {}/{} more than once",
-                    key.0, key.1
-                )));
-            }
-        }
+        // DynamoDB rejects these too, but as a generic ValidationException.
+        crate::ports::metadata::check_transaction(&ops)?;
         let mut items = Vec::with_capacity(ops.len());
         for op in &ops {
             let item = match op {

@@ -13,7 +13,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 
 use super::readable;
-use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore};
+use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore, ResponseHeaders};
 
 /// The S3 blob store.
 #[derive(Debug, Clone)]
@@ -126,7 +126,12 @@ impl BlobStore for S3Blobs {
         Ok(BlobList { keys, next })
     }
 
-    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        response: ResponseHeaders<'_>,
+    ) -> Result<String, BlobError> {
         validate_key(key)?;
         // Over 7 days (SigV4's limit) is refused here rather than silently shortened.
         let config = PresigningConfig::expires_in(expires_in).map_err(|e| {
@@ -137,6 +142,9 @@ impl BlobStore for S3Blobs {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            // Signed query parameters: S3 answers with these headers instead of the object's.
+            .set_response_content_encoding(response.content_encoding.map(str::to_string))
+            .set_response_content_type(response.content_type.map(str::to_string))
             .presigned(config)
             .await
             .map_err(unavailable)?;

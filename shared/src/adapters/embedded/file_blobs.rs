@@ -30,7 +30,7 @@ use sha2::Sha256;
 
 use super::{load_or_create_secret, now_secs, sync_dir};
 use crate::adapters::AdapterError;
-use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore};
+use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore, ResponseHeaders};
 
 /// Path prefix, under the emulator's public URL, of presigned blob URLs.
 pub const PRESIGN_PATH_PREFIX: &str = "/_stackhouse/blobs/";
@@ -354,23 +354,61 @@ impl BlobStore for FileBlobs {
         .await
     }
 
-    async fn presign_get(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires_in: Duration,
+        response: ResponseHeaders<'_>,
+    ) -> Result<String, BlobError> {
         validate_key(key)?;
         // Rounded up, so the URL lives at least as long as asked.
         let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
         let expires = now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
-        let signature = hex::encode(self.signer.sign(key, expires));
+        let signature = hex::encode(self.signer.sign(key, expires, response));
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("expires", &expires.to_string());
+        for (name, value) in overrides(response) {
+            query.append_pair(name, value);
+        }
+        query.append_pair("signature", &signature);
         Ok(format!(
-            "{}{}{}?expires={expires}&signature={signature}",
+            "{}{}{}?{}",
             self.public_url,
             PRESIGN_PATH_PREFIX,
-            url_path(key)
+            url_path(key),
+            query.finish()
         ))
     }
 }
 
+/// Query parameters of the response-header overrides (S3's names), in signing order.
+const RESPONSE_CONTENT_ENCODING: &str = "response-content-encoding";
+const RESPONSE_CONTENT_TYPE: &str = "response-content-type";
+
+/// The overrides a URL carries, as (query parameter, value) pairs in signing order.
+fn overrides<'a>(response: ResponseHeaders<'a>) -> impl Iterator<Item = (&'static str, &'a str)> {
+    [
+        (RESPONSE_CONTENT_ENCODING, response.content_encoding),
+        (RESPONSE_CONTENT_TYPE, response.content_type),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+}
+
+/// A presigned GET whose signature checked out: what to serve and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedGet {
+    /// The blob key.
+    pub key: String,
+    /// The `Content-Encoding` the response must carry, if the URL asks for one.
+    pub content_encoding: Option<String>,
+    /// The `Content-Type` the response must carry, if the URL asks for one.
+    pub content_type: Option<String>,
+}
+
 /// Signs and checks presigned blob URLs: `signature = hex(HMAC-SHA256(secret, key + "\n" +
-/// expires))`, the secret being `presign.key` in the data directory.
+/// expires [+ "\n" + name + ":" + len(value) + ":" + value for each response override]))`, the
+/// secret being `presign.key` in the data directory.
 pub struct PresignVerifier {
     secret: [u8; 32],
 }
@@ -393,30 +431,73 @@ impl PresignVerifier {
         PresignVerifier { secret }
     }
 
-    fn mac(&self, key: &str, expires: i64) -> Hmac<Sha256> {
+    fn mac(&self, key: &str, expires: i64, response: ResponseHeaders<'_>) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; 32 bytes can never be rejected.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(key.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
+        // Length-prefixed, so no value can pass for another split of the same bytes.
+        for (name, value) in overrides(response) {
+            mac.update(format!("\n{name}:{}:", value.len()).as_bytes());
+            mac.update(value.as_bytes());
+        }
         mac
     }
 
-    fn sign(&self, key: &str, expires: i64) -> Vec<u8> {
-        self.mac(key, expires).finalize().into_bytes().to_vec()
+    fn sign(&self, key: &str, expires: i64, response: ResponseHeaders<'_>) -> Vec<u8> {
+        self.mac(key, expires, response).finalize().into_bytes().to_vec()
     }
 
-    /// Whether `signature_hex` signs `key` until `expires` (epoch seconds) and `now` is not
-    /// past `expires`. The comparison is constant-time.
+    /// Whether `signature_hex` signs `key` (without response overrides) until `expires` (epoch
+    /// seconds) and `now` is not past `expires`. The comparison is constant-time.
     pub fn verify(&self, key: &str, expires: i64, signature_hex: &str, now: i64) -> bool {
+        self.verify_with(key, expires, ResponseHeaders::NONE, signature_hex, now)
+    }
+
+    fn verify_with(
+        &self,
+        key: &str,
+        expires: i64,
+        response: ResponseHeaders<'_>,
+        signature_hex: &str,
+        now: i64,
+    ) -> bool {
         if now > expires {
             return false;
         }
         let Ok(signature) = hex::decode(signature_hex) else {
             return false;
         };
-        self.mac(key, expires).verify_slice(&signature).is_ok()
+        self.mac(key, expires, response).verify_slice(&signature).is_ok()
+    }
+
+    /// Checks a presigned URL's path and query (as the server received them) at time `now`:
+    /// the key, expiry and response overrides must all be the signed ones. None when the URL
+    /// is not a valid, unexpired presigned URL (answer 403).
+    pub fn check_url(&self, path: &str, query: Option<&str>, now: i64) -> Option<PresignedGet> {
+        let key = presigned_key_from_path(path)?;
+        let mut params: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
+        for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            // A repeated parameter is ambiguous: refuse rather than pick one.
+            if params.insert(name.into_owned(), value.into_owned()).is_some() {
+                return None;
+            }
+        }
+        let expires = params.get("expires")?.parse().ok()?;
+        let signature = params.get("signature")?;
+        let content_encoding = params.get(RESPONSE_CONTENT_ENCODING).cloned();
+        let content_type = params.get(RESPONSE_CONTENT_TYPE).cloned();
+        let response = ResponseHeaders {
+            content_encoding: content_encoding.as_deref(),
+            content_type: content_type.as_deref(),
+        };
+        if !self.verify_with(&key, expires, response, signature, now) {
+            return None;
+        }
+        Some(PresignedGet { key, content_encoding, content_type })
     }
 }
 
@@ -449,12 +530,50 @@ mod tests {
     #[test]
     fn verifier_checks_key_expiry_and_signature() {
         let v = PresignVerifier::from_secret([7; 32]);
-        let sig = hex::encode(v.sign("k", 100));
+        let sig = hex::encode(v.sign("k", 100, ResponseHeaders::NONE));
         assert!(v.verify("k", 100, &sig, 100));
         assert!(!v.verify("k", 100, &sig, 101));
         assert!(!v.verify("k2", 100, &sig, 50));
         assert!(!v.verify("k", 101, &sig, 50));
         assert!(!v.verify("k", 100, "zz", 50));
         assert!(!PresignVerifier::from_secret([8; 32]).verify("k", 100, &sig, 50));
+    }
+
+    #[tokio::test]
+    async fn presigned_urls_sign_their_response_headers() {
+        let dir = std::env::temp_dir()
+            .join(format!("stackhouse-presign-{}", hex::encode(rand::random::<[u8; 8]>())));
+        let verifier = Arc::new(PresignVerifier::from_secret([9; 32]));
+        let blobs = FileBlobs::open(&dir, "http://h:1/", Arc::clone(&verifier)).expect("open");
+        let url = blobs
+            .presign_get("a b/c.json.gz", Duration::from_secs(60), ResponseHeaders::GZIP_JSON)
+            .await
+            .expect("presign");
+        let _ = std::fs::remove_dir_all(&dir);
+        let rest = url.strip_prefix("http://h:1").expect("public url");
+        let (path, query) = rest.split_once('?').expect("query");
+        let now = now_secs();
+        let got = verifier.check_url(path, Some(query), now).expect("valid URL");
+        assert_eq!(got.key, "a b/c.json.gz");
+        assert_eq!(got.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(got.content_type.as_deref(), Some("application/json"));
+        // Dropping or changing an override breaks the signature; so does repeating one.
+        let dropped = query.replace("response-content-encoding=gzip&", "");
+        assert_ne!(dropped, query);
+        assert_eq!(verifier.check_url(path, Some(&dropped), now), None);
+        let changed = query.replace("=gzip", "=br");
+        assert_eq!(verifier.check_url(path, Some(&changed), now), None);
+        let repeated = format!("{query}&response-content-encoding=gzip");
+        assert_eq!(verifier.check_url(path, Some(&repeated), now), None);
+        assert_eq!(verifier.check_url(path, Some(query), now + 61), None, "expired");
+        // URLs without overrides keep the original signature scheme.
+        let plain = blobs
+            .presign_get("k", Duration::from_secs(60), ResponseHeaders::NONE)
+            .await
+            .expect("presign");
+        let (path, query) =
+            plain.strip_prefix("http://h:1").and_then(|r| r.split_once('?')).expect("url");
+        let got = verifier.check_url(path, Some(query), now).expect("valid URL");
+        assert_eq!((got.content_encoding, got.content_type), (None, None));
     }
 }

@@ -1,7 +1,7 @@
 //! [`MetadataStore`] on one SQLite table, with DynamoDB's semantics: conditional writes,
 //! all-or-nothing transactions, sort-key range queries with pagination, and TTL.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::now_secs;
 use crate::adapters::AdapterError;
 use crate::ports::metadata::{
-    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
-    MAX_TRANSACT_OPS, TTL_ATTR,
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value, TTL_ATTR,
 };
 
 /// Every this many write transactions, one also deletes expired rows.
@@ -262,28 +261,13 @@ impl MetadataStore for SqliteMeta {
     }
 
     async fn transact(&self, ops: Vec<TransactOp>) -> Result<(), MetaError> {
-        if ops.is_empty() || ops.len() > MAX_TRANSACT_OPS {
-            return Err(MetaError::Invalid(format!(
-                "a transaction holds 1 to {MAX_TRANSACT_OPS} operations, not {}",
-                ops.len()
-            )));
-        }
-        let mut keys = HashSet::new();
+        crate::ports::metadata::check_transaction(&ops)?;
         for op in &ops {
-            let (pk, sk) = match op {
-                TransactOp::Put(item, _) => {
-                    validate_item(item)?;
-                    (&item.pk, &item.sk)
-                }
+            match op {
+                TransactOp::Put(item, _) => validate_item(item)?,
                 TransactOp::Delete { pk, sk, .. } | TransactOp::Check { pk, sk, .. } => {
-                    validate_key(pk, sk)?;
-                    (pk, sk)
+                    validate_key(pk, sk)?
                 }
-            };
-            if !keys.insert((pk.clone(), sk.clone())) {
-                return Err(MetaError::Invalid(format!(
-                    "two operations of one transaction on {pk}/{sk}"
-                )));
             }
         }
         self.write(move |tx| {

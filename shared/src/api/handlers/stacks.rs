@@ -115,7 +115,8 @@ async fn deployment_reply(ctx: &Ctx, key: Option<&str>) -> Result<Reply> {
         .get(key)
         .await?
         .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
-    Ok(Reply::gzipped_json(gz))
+    // The stored object is exactly the response body: Lambda redirects to it when too large.
+    Ok(Reply::gzipped_json_blob(gz, key))
 }
 
 /// `GET /api/stacks/{org}/{project}/{stack}/export`: the current deployment.

@@ -1,0 +1,689 @@
+//! The sample events in `events/` (one API Gateway HTTP API v2 payload per route, for
+//! `sam local invoke -e`) run through their function's code path so they can never rot: each
+//! is loaded, its placeholders filled in (events/README.md), deserialised by `lambda_http` and
+//! handled by `stackhouse::lambda::handle` with the single-route router a function binary
+//! builds, on the embedded backend, in an order where every precondition holds.
+//!
+//! `STACKHOUSE_WRITE_EVENTS=1` first regenerates the files from [`samples`]; the committed
+//! files are what the test reads.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::{json, Value};
+use stackhouse::api::{routes, Auth, Route};
+use stackhouse_tests::server::{apigw_event, invoke_lambda, Client, Reply, Target, TestServer};
+use stackhouse_tests::session::{
+    coarse_delta, create_and_start, create_and_start_journal, program,
+};
+
+const USER: &str = "alice";
+const ORG: &str = "acme";
+const PROJECT: &str = "website";
+const STACK: &str = "dev";
+const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
+const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn stack_path() -> String {
+    format!("/api/stacks/{ORG}/{PROJECT}/{STACK}")
+}
+
+fn update_path() -> String {
+    format!("{}/update/${{UPDATE_ID}}", stack_path())
+}
+
+// ----------------------------------------------------------------------------------------
+// The generator: what the CLI sends for each route (PROTOCOL.md §1, §8).
+// ----------------------------------------------------------------------------------------
+
+/// A request body: plain JSON, or gzip-compressed as the CLI sends some (PROTOCOL.md §8).
+enum Body {
+    Json(String),
+    Gzip(String),
+}
+
+fn gz(v: &Value) -> Option<Body> {
+    Some(Body::Gzip(v.to_string()))
+}
+
+fn plain(v: &Value) -> Option<Body> {
+    Some(Body::Json(v.to_string()))
+}
+
+fn stack_urn() -> String {
+    format!("urn:pulumi:{STACK}::{PROJECT}::pulumi:pulumi:Stack::{PROJECT}-{STACK}")
+}
+
+fn provider_ref() -> (String, &'static str) {
+    (
+        format!("urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:aws::default_6_66_0"),
+        "b6c1a5f0-6d2e-4f0a-9e51-2f6f1d0c8a77",
+    )
+}
+
+/// An S3 bucket of the website stack.
+fn bucket(name: &str, suffix: &str) -> Value {
+    let (provider, provider_id) = provider_ref();
+    let id = format!("{name}-{suffix}");
+    json!({
+        "urn": format!("urn:pulumi:{STACK}::{PROJECT}::aws:s3/bucketV2:BucketV2::{name}"),
+        "custom": true,
+        "id": id,
+        "type": "aws:s3/bucketV2:BucketV2",
+        "inputs": {"bucketPrefix": format!("{name}-"), "forceDestroy": false,
+                   "tags": {"team": "web"}},
+        "outputs": {"arn": format!("arn:aws:s3:::{id}"), "bucket": id, "id": id,
+                    "bucketDomainName": format!("{id}.s3.amazonaws.com"), "forceDestroy": false,
+                    "region": "us-east-1", "tags": {"team": "web"}, "tagsAll": {"team": "web"}},
+        "parent": stack_urn(),
+        "provider": format!("{provider}::{provider_id}"),
+        "propertyDependencies": {"bucketPrefix": [], "forceDestroy": [], "tags": []},
+        "created": "2025-03-12T19:03:58.123456Z",
+        "modified": "2025-03-12T19:03:58.123456Z",
+    })
+}
+
+/// The website stack's `DeploymentV3`: the stack, the default AWS provider and `buckets`.
+fn deployment(buckets: &[Value]) -> Value {
+    let (provider, provider_id) = provider_ref();
+    let mut resources = vec![
+        json!({"urn": stack_urn(), "custom": false, "type": "pulumi:pulumi:Stack",
+               "outputs": {"siteBucket": "site-3f1c2a9"},
+               "created": "2025-03-12T19:03:57.500000Z", "modified": "2025-03-12T19:03:57.500000Z"}),
+        json!({"urn": provider, "custom": true, "id": provider_id, "type": "pulumi:providers:aws",
+               "inputs": {"region": "us-east-1", "skipCredentialsValidation": "false",
+                          "version": "6.66.0"},
+               "outputs": {"region": "us-east-1", "skipCredentialsValidation": "false",
+                           "version": "6.66.0"},
+               "parent": stack_urn(),
+               "created": "2025-03-12T19:03:57.900000Z", "modified": "2025-03-12T19:03:57.900000Z"}),
+    ];
+    resources.extend(buckets.iter().cloned());
+    json!({
+        "manifest": {"time": "2025-03-12T19:03:59.042Z", "magic":
+                     "9fa1bbd6d9e2f0c7a2f93ad2c8e0b0c3a6e6c1b5c8f9a2d4e7b1c3d5e7f9a1b3",
+                     "version": "v3.200.0"},
+        "secrets_providers": {"type": "service", "state": {"url": API_URL, "owner": ORG,
+                              "project": PROJECT, "stack": STACK}},
+        "resources": resources,
+    })
+}
+
+fn untyped(buckets: &[Value]) -> Value {
+    json!({"version": 3, "deployment": deployment(buckets)})
+}
+
+fn tags() -> Value {
+    json!({"pulumi:project": PROJECT, "pulumi:runtime": "nodejs",
+           "pulumi:description": "The company website", "owner": "web-team"})
+}
+
+/// Engine events of a short update (PROTOCOL.md §7), sequences 0..=3.
+fn engine_events() -> Value {
+    let site = bucket("site", "3f1c2a9");
+    let state = |r: &Value| {
+        json!({"type": r["type"], "urn": r["urn"], "custom": true, "id": r["id"],
+               "parent": r["parent"], "provider": r["provider"], "inputs": r["inputs"],
+               "outputs": r["outputs"]})
+    };
+    let metadata = json!({"op": "same", "urn": site["urn"], "type": site["type"],
+                          "old": state(&site), "new": state(&site),
+                          "provider": site["provider"], "detailedDiff": null});
+    json!({"events": [
+        {"sequence": 0, "timestamp": 1741806238,
+         "preludeEvent": {"config": {"aws:region": "us-east-1"}}},
+        {"sequence": 1, "timestamp": 1741806239,
+         "resourcePreEvent": {"metadata": metadata, "planning": false}},
+        {"sequence": 2, "timestamp": 1741806240,
+         "resOutputsEvent": {"metadata": metadata, "planning": false}},
+        {"sequence": 3, "timestamp": 1741806241,
+         "summaryEvent": {"maybeCorrupt": false, "durationSeconds": 3,
+                          "resourceChanges": {"same": 3}, "PolicyPacks": {},
+                          "isPreview": false, "result": "succeeded"}},
+    ]})
+}
+
+/// The two states of the verbatim/delta samples: the delta applies to the verbatim bytes.
+fn sequenced_states() -> (String, String) {
+    let first = untyped(&[bucket("site", "3f1c2a9")]).to_string();
+    let second = untyped(&[bucket("site", "3f1c2a9"), bucket("logs", "81d0e4b")]).to_string();
+    (first, second)
+}
+
+/// One sample request per route: path, query, credentials and body.
+struct Sample {
+    route: &'static Route,
+    path: String,
+    query: &'static str,
+    body: Option<Body>,
+}
+
+fn samples() -> Vec<Sample> {
+    let s = stack_path();
+    let u = update_path();
+    let sample = |route: &'static Route, path: String, query: &'static str, body| Sample {
+        route,
+        path,
+        query,
+        body,
+    };
+    let (verbatim, next) = sequenced_states();
+    let journal_resource = bucket("assets", "c07e55a");
+    vec![
+        sample(&routes::USER_GET, "/api/user".into(), "", None),
+        sample(&routes::USER_DEFAULT_ORG, "/api/user/organizations/default".into(), "", None),
+        sample(&routes::CAPABILITIES_GET, "/api/capabilities".into(), "", None),
+        sample(
+            &routes::USER_STACKS_LIST,
+            "/api/user/stacks".into(),
+            "organization=acme&project=website",
+            None,
+        ),
+        sample(&routes::PROJECT_HEAD, format!("/api/stacks/{ORG}/{PROJECT}"), "", None),
+        sample(
+            &routes::STACK_CREATE,
+            format!("/api/stacks/{ORG}/{PROJECT}"),
+            "",
+            plain(&json!({"stackName": STACK, "tags": {"pulumi:project": PROJECT,
+                          "pulumi:runtime": "nodejs",
+                          "pulumi:description": "The company website"}})),
+        ),
+        sample(&routes::STACK_GET, s.clone(), "", None),
+        sample(&routes::STACK_DELETE, s.clone(), "force=true", None),
+        sample(&routes::STACK_TAGS_UPDATE, format!("{s}/tags"), "", plain(&tags())),
+        sample(&routes::STACK_EXPORT, format!("{s}/export"), "", None),
+        sample(
+            &routes::STACK_ENCRYPT,
+            format!("{s}/encrypt"),
+            "",
+            plain(&json!({"plaintext": STANDARD.encode("hunter2")})),
+        ),
+        sample(
+            &routes::STACK_DECRYPT,
+            format!("{s}/decrypt"),
+            "",
+            plain(&json!({"ciphertext": "${CIPHERTEXT}"})),
+        ),
+        sample(
+            &routes::STACK_BATCH_ENCRYPT,
+            format!("{s}/batch-encrypt"),
+            "",
+            gz(
+                &json!({"plaintexts": [STANDARD.encode("db-password"), STANDARD.encode("api-key")]}),
+            ),
+        ),
+        sample(
+            &routes::STACK_BATCH_DECRYPT,
+            format!("{s}/batch-decrypt"),
+            "",
+            gz(&json!({"ciphertexts": ["${CIPHERTEXT}"]})),
+        ),
+        sample(
+            &routes::STACK_LOG_DECRYPTION,
+            format!("{s}/decrypt/log-decryption"),
+            "",
+            plain(&json!({"secretName": "website:dbPassword"})),
+        ),
+        sample(
+            &routes::STACK_LOG_BATCH_DECRYPTION,
+            format!("{s}/decrypt/log-batch-decryption"),
+            "",
+            plain(&json!({"commandName": "stack export"})),
+        ),
+        sample(&routes::STACK_EXPORT_VERSION, format!("{s}/export/1"), "", None),
+        sample(
+            &routes::STACK_IMPORT,
+            format!("{s}/import"),
+            "",
+            gz(&untyped(&[bucket("site", "3f1c2a9")])),
+        ),
+        sample(&routes::STACK_HISTORY, format!("{s}/updates"), "pageSize=10&page=1", None),
+        sample(&routes::STACK_HISTORY_LATEST, format!("{s}/updates/latest"), "", None),
+        sample(&routes::STACK_HISTORY_VERSION, format!("{s}/updates/1"), "", None),
+        sample(
+            &routes::UPDATE_CREATE,
+            format!("{s}/update"),
+            "",
+            plain(&{
+                let mut p = program(false);
+                p["name"] = json!(PROJECT);
+                p
+            }),
+        ),
+        sample(&routes::UPDATE_START, u.clone(), "", plain(&json!({"tags": tags()}))),
+        sample(&routes::UPDATE_STATUS, u.clone(), "", None),
+        sample(
+            &routes::UPDATE_RENEW_LEASE,
+            format!("{u}/renew_lease"),
+            "",
+            plain(&json!({"token": "", "duration": 300})),
+        ),
+        sample(
+            &routes::UPDATE_CHECKPOINT,
+            format!("{u}/checkpoint"),
+            "",
+            gz(&json!({"isInvalid": false, "version": 3,
+                       "deployment": deployment(&[bucket("site", "3f1c2a9")])})),
+        ),
+        sample(&routes::UPDATE_EVENTS_BATCH, format!("{u}/events/batch"), "", gz(&engine_events())),
+        sample(&routes::UPDATE_EVENTS_LIST, format!("{u}/events"), "", None),
+        sample(
+            &routes::UPDATE_COMPLETE,
+            format!("{u}/complete"),
+            "",
+            plain(&json!({"status": "succeeded"})),
+        ),
+        sample(&routes::UPDATE_CANCEL, format!("{u}/cancel"), "", None),
+        sample(&routes::UPDATE_CHECKPOINT_VERBATIM, format!("{u}/checkpointverbatim"), "", {
+            Some(Body::Gzip(format!(
+                r#"{{"version":3,"untypedDeployment":{verbatim},"sequenceNumber":1}}"#
+            )))
+        }),
+        sample(
+            &routes::UPDATE_CHECKPOINT_DELTA,
+            format!("{u}/checkpointdelta"),
+            "",
+            gz(&json!({"version": 3,
+                       "checkpointHash": stackhouse::service::delta::sha256_hex(next.as_bytes()),
+                       "sequenceNumber": 2,
+                       "deploymentDelta": coarse_delta(&verbatim, &next)})),
+        ),
+        sample(
+            &routes::UPDATE_JOURNAL_ENTRIES,
+            format!("{u}/journalentries"),
+            "",
+            gz(&json!({"entries": [
+                {"version": 1, "kind": 0, "sequenceID": 1, "operationID": 1,
+                 "removeOld": null, "removeNew": null,
+                 "operation": {"resource": journal_resource, "type": "creating"}},
+                {"version": 1, "kind": 1, "sequenceID": 2, "operationID": 1,
+                 "removeOld": null, "removeNew": null, "state": journal_resource},
+            ]})),
+        ),
+        sample(
+            &routes::STACK_RENAME,
+            format!("{s}/rename"),
+            "",
+            plain(&json!({"newName": "staging", "newProject": PROJECT})),
+        ),
+    ]
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).expect("gunzip");
+    out
+}
+
+/// The API Gateway event of a sample, with the CLI's headers.
+fn render(sample: &Sample) -> Value {
+    let authorization = match sample.route.auth {
+        Auth::Lease | Auth::LeaseAnyState => "update-token ${LEASE_TOKEN}",
+        Auth::User => "token ${ACCESS_TOKEN}",
+        Auth::Public => "",
+    };
+    let mut headers = vec![
+        ("accept", "application/vnd.pulumi+9"),
+        ("accept-encoding", "gzip"),
+        ("content-type", "application/json"),
+        ("user-agent", UA),
+    ];
+    if !authorization.is_empty() {
+        headers.push(("authorization", authorization));
+    }
+    let body = match &sample.body {
+        None => None,
+        Some(Body::Json(text)) => Some(text.as_bytes().to_vec()),
+        Some(Body::Gzip(text)) => {
+            headers.push(("content-encoding", "gzip"));
+            Some(gzip(text.as_bytes()))
+        }
+    };
+    apigw_event(sample.route, &sample.path, sample.query, &headers, body.as_deref())
+}
+
+fn write_samples() {
+    let dir = events_dir();
+    std::fs::create_dir_all(&dir).expect("create events/");
+    for sample in samples() {
+        let text = ordered_pretty(&render(&sample));
+        let file = dir.join(format!("{}.json", sample.route.name));
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
+}
+
+/// Pretty JSON with the top-level keys in the order AWS documents them (serde_json sorts).
+fn ordered_pretty(event: &Value) -> String {
+    const ORDER: &[&str] = &[
+        "version",
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "headers",
+        "queryStringParameters",
+        "pathParameters",
+        "requestContext",
+        "body",
+        "isBase64Encoded",
+    ];
+    let Value::Object(map) = event else { panic!("an event is an object") };
+    let keys = ORDER.iter().copied().filter(|k| map.contains_key(*k));
+    let rest = map.keys().map(String::as_str).filter(|k| !ORDER.contains(k));
+    let fields: Vec<String> = keys
+        .chain(rest)
+        .map(|k| {
+            let value = serde_json::to_string_pretty(&map[k]).expect("json");
+            format!("  {}: {}", Value::String(k.into()), value.replace('\n', "\n  "))
+        })
+        .collect();
+    format!("{{\n{}\n}}\n", fields.join(",\n"))
+}
+
+// ----------------------------------------------------------------------------------------
+// Running the samples.
+// ----------------------------------------------------------------------------------------
+
+/// Replaces every `${NAME}`; an unknown placeholder fails the test.
+fn substitute(text: &str, vars: &HashMap<&str, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let end = rest[at..].find('}').map(|e| at + e).expect("unterminated placeholder");
+        let name = &rest[at + 2..end];
+        let value = vars.get(name).unwrap_or_else(|| panic!("unknown placeholder ${{{name}}}"));
+        out.push_str(value);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn substitute_strings(v: &mut Value, vars: &HashMap<&str, String>) {
+    match v {
+        Value::String(s) => *s = substitute(s, vars),
+        Value::Array(a) => a.iter_mut().for_each(|x| substitute_strings(x, vars)),
+        Value::Object(o) => o.values_mut().for_each(|x| substitute_strings(x, vars)),
+        _ => {}
+    }
+}
+
+/// Fills in an event's placeholders: in its strings, and inside its body (decoded from base64
+/// and gzip first, and encoded back the same way).
+fn prepare(mut event: Value, vars: &HashMap<&str, String>) -> Value {
+    let body = event.as_object_mut().and_then(|o| o.remove("body"));
+    substitute_strings(&mut event, vars);
+    if let Some(Value::String(body)) = body {
+        let base64 = event["isBase64Encoded"] == true;
+        let gzipped = event["headers"]["content-encoding"] == "gzip";
+        let raw = if base64 { STANDARD.decode(&body).expect("base64 body") } else { body.into() };
+        let text = if gzipped { gunzip(&raw) } else { raw };
+        let text = substitute(&String::from_utf8(text).expect("UTF-8 body"), vars);
+        let raw = if gzipped { gzip(text.as_bytes()) } else { text.clone().into_bytes() };
+        if event["headers"].get("content-length").is_some() {
+            event["headers"]["content-length"] = json!(raw.len().to_string());
+        }
+        event["body"] = if base64 { json!(STANDARD.encode(&raw)) } else { json!(text) };
+    }
+    event
+}
+
+fn load(route: &Route) -> Value {
+    let file = events_dir().join(format!("{}.json", route.name));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!("{}: {e} (every route needs a sample event; see events/README.md)", file.display())
+    });
+    let event: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+    // The sample must still describe its route: a changed method or template makes it stale.
+    let route_key = format!("{} {}", route.method, route.path);
+    assert_eq!(event["version"], "2.0", "{}", file.display());
+    assert_eq!(event["routeKey"], route_key.as_str(), "{} is stale", file.display());
+    assert_eq!(event["requestContext"]["routeKey"], route_key.as_str(), "{}", file.display());
+    assert_eq!(
+        event["requestContext"]["http"]["method"],
+        route.method.as_str(),
+        "{}",
+        file.display()
+    );
+    assert_eq!(event["rawPath"], event["requestContext"]["http"]["path"], "{}", file.display());
+    event
+}
+
+fn route(name: &str) -> &'static Route {
+    routes::ROUTES.iter().copied().find(|r| r.name == name).unwrap_or_else(|| panic!("{name}"))
+}
+
+/// Runs a route's sample through its function and checks the status (and, for an error, the
+/// Pulumi error body).
+async fn run(srv: &TestServer, name: &str, vars: &HashMap<&str, String>, expected: u16) -> Reply {
+    let route = route(name);
+    let event = prepare(load(route), vars);
+    let router = stackhouse::lambda::router(route).expect("router");
+    let r = invoke_lambda(&router, &srv.app, &event).await;
+    assert_eq!(
+        r.status.as_u16(),
+        expected,
+        "{name}: unexpected status; body: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r.headers.get("x-pulumi-request-id").is_some(), "{name}: no request id");
+    if !r.status.is_success() && route.method != http::Method::HEAD {
+        r.error_message(expected);
+    }
+    r
+}
+
+/// Every route in call order, with the status its sample must get. Steps marked in
+/// [`every_route_has_a_sample_its_function_answers`] arrange extra preconditions.
+const PLAN: &[(&str, u16)] = &[
+    ("capabilities-get", 200),
+    ("user-get", 200),
+    ("user-default-org", 200),
+    ("stack-create", 200),
+    ("project-head", 200),
+    ("user-stacks-list", 200),
+    ("stack-get", 200),
+    ("stack-tags-update", 204),
+    ("stack-encrypt", 200),
+    ("stack-decrypt", 200),
+    ("stack-batch-encrypt", 200),
+    ("stack-batch-decrypt", 200),
+    ("stack-log-decryption", 200),
+    ("stack-log-batch-decryption", 200),
+    ("stack-import", 200),
+    ("stack-export", 200),
+    ("stack-export-version", 200),
+    ("stack-history", 200),
+    ("stack-history-latest", 200),
+    ("stack-history-version", 200),
+    ("update-create", 200),
+    ("update-start", 200),
+    ("update-status", 200),
+    ("update-renew-lease", 200),
+    ("update-events-batch", 204),
+    ("update-events-list", 200),
+    ("update-checkpoint", 204),
+    ("update-checkpoint-verbatim", 204),
+    ("update-checkpoint-delta", 204),
+    ("update-complete", 204),
+    ("update-journal-entries", 204),
+    ("update-cancel", 204),
+    ("stack-rename", 204),
+    ("stack-delete", 204),
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_has_a_sample_its_function_answers() {
+    if std::env::var("STACKHOUSE_WRITE_EVENTS").is_ok_and(|v| v == "1") {
+        write_samples();
+    }
+    // A sample per route, and no sample without a route.
+    let names: BTreeSet<&str> = routes::ROUTES.iter().map(|r| r.name).collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !events_dir().join(format!("{n}.json")).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes without a sample in events/: {missing:?}; add them to `samples()` in \
+         tests/tests/lambda_events.rs and run with STACKHOUSE_WRITE_EVENTS=1"
+    );
+    let files: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .expect("events/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
+        .collect();
+    let strays: Vec<&String> = files.iter().filter(|f| !names.contains(f.as_str())).collect();
+    assert!(strays.is_empty(), "samples in events/ for no route: {strays:?}");
+    let planned: BTreeSet<&str> = PLAN.iter().map(|(n, _)| *n).collect();
+    assert_eq!(planned, names, "PLAN must run every route once");
+    assert_eq!(PLAN.len(), names.len(), "PLAN must run every route once");
+
+    let srv = TestServer::start(Target::Embedded).await;
+    let token = format!("pul-{}", hex_id());
+    let b = local_emulator::bootstrap::Bootstrap {
+        token: Some(token.clone()),
+        user: USER.into(),
+        org: ORG.into(),
+    };
+    local_emulator::bootstrap::run(&srv.app, &b).await.expect("bootstrap");
+    let c = srv.client_with(Some(&token));
+    let s = stack_path();
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("ACCESS_TOKEN", token.clone());
+    let mut journal_run = None;
+
+    for &(name, expected) in PLAN {
+        // Preconditions the samples cannot create themselves.
+        match name {
+            "update-journal-entries" => {
+                let (run, journal) = create_and_start_journal(&c, &s, "update").await;
+                assert!(journal, "the server must accept journaling");
+                vars.insert("UPDATE_ID", run.id.clone());
+                vars.insert("LEASE_TOKEN", run.token.clone());
+                journal_run = Some(run);
+            }
+            "update-cancel" => {
+                let run = create_and_start(&c, &s, "update", false).await.expect("update starts");
+                vars.insert("UPDATE_ID", run.id.clone());
+                vars.insert("LEASE_TOKEN", run.token.clone());
+            }
+            _ => {}
+        }
+        let r = run(&srv, name, &vars, expected).await;
+        // Values later samples need, and checks that the call did what it says.
+        match name {
+            "user-get" => assert_eq!(r.json()["githubLogin"], USER),
+            "user-default-org" => assert_eq!(r.json()["GitHubLogin"], ORG),
+            "user-stacks-list" => assert_eq!(r.json()["stacks"][0]["stackName"], STACK),
+            "stack-tags-update" => {
+                assert_eq!(c.get(&s).await.json()["tags"]["owner"], "web-team");
+            }
+            "stack-encrypt" => {
+                let ct = r.json()["ciphertext"].as_str().expect("ciphertext").to_string();
+                vars.insert("CIPHERTEXT", ct);
+            }
+            "stack-decrypt" => assert_eq!(r.json()["plaintext"], STANDARD.encode("hunter2")),
+            "stack-batch-decrypt" => {
+                let ct = &vars["CIPHERTEXT"];
+                assert_eq!(r.json()["plaintexts"][ct.as_str()], STANDARD.encode("hunter2"));
+            }
+            "stack-import" => assert!(r.json()["updateId"].is_string()),
+            "stack-export" | "stack-export-version" => {
+                assert_eq!(r.json(), untyped(&[bucket("site", "3f1c2a9")]));
+            }
+            "update-create" => {
+                let id = r.json()["updateID"].as_str().expect("updateID").to_string();
+                vars.insert("UPDATE_ID", id);
+            }
+            "update-start" => {
+                let v = r.json();
+                assert!(v.get("journalVersion").is_none(), "the sample persists checkpoints");
+                vars.insert("LEASE_TOKEN", v["token"].as_str().expect("token").to_string());
+            }
+            "update-events-list" => {
+                assert_eq!(r.json()["events"].as_array().map(Vec::len), Some(4))
+            }
+            "update-complete" => {
+                let (_, next) = sequenced_states();
+                let exported = c.get(&format!("{s}/export")).await;
+                assert_eq!(exported.json(), serde_json::from_str::<Value>(&next).expect("json"));
+            }
+            "update-journal-entries" => {
+                let run = journal_run.take().expect("journal run");
+                let r = run.complete(&c, "succeeded").await;
+                assert!(r.status.is_success(), "complete the journal update: {r:?}");
+                let exported = c.get(&format!("{s}/export")).await.json();
+                let urns: Vec<&str> = exported["deployment"]["resources"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|r| r["urn"].as_str()).collect())
+                    .unwrap_or_default();
+                assert!(urns.iter().any(|u| u.ends_with("::assets")), "{urns:?}");
+            }
+            "update-cancel" => {
+                assert!(c.get(&s).await.json().get("currentOperation").is_none());
+            }
+            "stack-rename" => {
+                let renamed = format!("/api/stacks/{ORG}/{PROJECT}/staging");
+                assert_eq!(c.get(&renamed).await.status, 200);
+                let back = json!({"newName": STACK, "newProject": PROJECT});
+                assert_eq!(c.post(&format!("{renamed}/rename"), &back).await.status, 204);
+            }
+            "stack-delete" => assert_eq!(c.get(&s).await.status, 404),
+            _ => {}
+        }
+    }
+
+    refusals(&srv, &c).await;
+}
+
+/// With wrong credentials every sample gets the Pulumi error body its function produces:
+/// 401 for user tokens, 403 for lease tokens. Also checks a named API Gateway stage.
+async fn refusals(srv: &TestServer, c: &Client) {
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("ACCESS_TOKEN", "pul-0000000000000000000000000000000000000000".into());
+    vars.insert("LEASE_TOKEN", "stk.upd.bogus".into());
+    vars.insert("UPDATE_ID", "upd".into());
+    vars.insert("CIPHERTEXT", STANDARD.encode("not a ciphertext"));
+    for r in routes::ROUTES {
+        let expected = match r.auth {
+            Auth::User => 401,
+            Auth::Lease | Auth::LeaseAnyState => 403,
+            Auth::Public => continue,
+        };
+        run(srv, r.name, &vars, expected).await;
+    }
+
+    // A named stage: lambda_http puts `/{stage}` in front of the path; routes still match.
+    assert_eq!(c.get("/api/user").await.status, 200);
+    let mut event = load(&routes::USER_GET);
+    event["requestContext"]["stage"] = json!("prod");
+    event["rawPath"] = json!("/prod/api/user");
+    event["requestContext"]["http"]["path"] = json!("/prod/api/user");
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("ACCESS_TOKEN", srv.token.clone());
+    let event = prepare(event, &vars);
+    let router = stackhouse::lambda::router(&routes::USER_GET).expect("router");
+    let r = invoke_lambda(&router, &srv.app, &event).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["githubLogin"], srv.user.as_str());
+}
+
+fn hex_id() -> String {
+    (0..4).map(|_| format!("{:010x}", rand::random::<u64>() & 0xff_ffff_ffff)).collect()
+}
