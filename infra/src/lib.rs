@@ -1,11 +1,12 @@
-//! The AWS SAM template of Stackhouse, generated from the route table (DESIGN.md §4 rule 1).
+//! The AWS SAM template of Stackhouse, generated from the route table and the job table
+//! (DESIGN.md §4 rule 1).
 //!
 //! [`functions`] lists every Lambda function with its events, its needs and its environment;
 //! [`template_value`] turns that list plus the shared resources (table, bucket, queues, key,
 //! HTTP API) into a CloudFormation document; [`template`] renders it as the YAML committed in
 //! `infra/template.yaml`. `cargo run -p stackhouse-infra` rewrites the file and a test fails
-//! when it is stale. Background jobs slot in as more [`FunctionSpec`]s with other [`Event`]
-//! kinds (schedules, queues).
+//! when it is stale. Background jobs are [`FunctionSpec`]s with [`Event::Schedule`] (an
+//! EventBridge rate) or [`Event::Sqs`] (an SQS event source reporting partial batch failures).
 //!
 //! Every function gets its own role whose only permissions are those its [`Needs`] imply
 //! ([`statements`]) plus writing to its own log group: no managed policy, no `*`.
@@ -17,6 +18,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use stackhouse::api::routes::ROUTES;
 use stackhouse::api::{Access, Needs};
+use stackhouse::jobs::table::JOBS;
+use stackhouse::jobs::Trigger;
 use stackhouse::ports::metadata::TTL_ATTR;
 use stackhouse::ports::queue::{default_queues, QueueSpec};
 
@@ -24,6 +27,7 @@ use stackhouse::ports::queue::{default_queues, QueueSpec};
 pub const REGENERATE: &str = "cargo run -p stackhouse-infra";
 
 /// API Gateway gives an HTTP API integration at most 30 s; a function answers before that.
+/// (Jobs have their own timeouts in the job table.)
 pub const TIMEOUT_SECONDS: u32 = 29;
 /// Memory of functions that only touch metadata and keys (CPU scales with memory).
 pub const MEMORY_MB: u32 = 512;
@@ -44,6 +48,31 @@ pub enum Event {
         /// Path template.
         path: String,
     },
+    /// An EventBridge schedule invoking the function every `every_seconds` (whole minutes).
+    Schedule {
+        /// Period in seconds.
+        every_seconds: u64,
+    },
+    /// An SQS event source on a queue of [`default_queues`], with partial batch responses.
+    Sqs {
+        /// Logical queue name.
+        queue: String,
+        /// Most messages per invocation.
+        batch_size: usize,
+    },
+}
+
+/// An EventBridge rate expression: `rate(1 minute)`, `rate(2 hours)`, `rate(5 minutes)`.
+pub fn rate_expression(every_seconds: u64) -> String {
+    let minutes = (every_seconds / 60).max(1);
+    let (n, unit) = if minutes.is_multiple_of(1440) {
+        (minutes / 1440, "day")
+    } else if minutes.is_multiple_of(60) {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("rate({n} {unit}{})", if n == 1 { "" } else { "s" })
 }
 
 /// One Lambda function of the template.
@@ -61,6 +90,8 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, Value>,
     /// Memory size in MB.
     pub memory_mb: u32,
+    /// Timeout in seconds.
+    pub timeout_seconds: u32,
 }
 
 impl FunctionSpec {
@@ -127,26 +158,48 @@ pub fn base_env() -> BTreeMap<String, Value> {
         ("STACKHOUSE_KMS_KEY_ID".to_string(), get_att("Key", "Arn")),
         ("STACKHOUSE_QUEUE_PREFIX".to_string(), sub("${AWS::StackName}-")),
         ("STACKHOUSE_LOG".to_string(), r#ref("LogLevel")),
-        ("STACKHOUSE_HISTORY_RETENTION_DAYS".to_string(), r#ref("HistoryRetentionDays")),
+        ("STACKHOUSE_HISTORY_RETENTION".to_string(), r#ref("HistoryRetention")),
     ])
 }
 
-/// Every function of the template: one per route of the table (jobs will follow).
+fn memory_for(needs: &Needs) -> u32 {
+    if needs.blobs == Access::None {
+        MEMORY_MB
+    } else {
+        BLOB_MEMORY_MB
+    }
+}
+
+/// Every function of the template: one per route of the route table, then one per job of the
+/// job table.
 pub fn functions() -> Vec<FunctionSpec> {
-    ROUTES
-        .iter()
-        .map(|route| FunctionSpec {
-            name: route.name,
-            description: format!("Stackhouse {} {} ({})", route.method, route.path, route.name),
-            events: vec![Event::HttpApi {
-                method: route.method.as_str().to_string(),
-                path: route.path.to_string(),
-            }],
-            needs: route.needs,
-            env: base_env(),
-            memory_mb: if route.needs.blobs == Access::None { MEMORY_MB } else { BLOB_MEMORY_MB },
-        })
-        .collect()
+    let routes = ROUTES.iter().map(|route| FunctionSpec {
+        name: route.name,
+        description: format!("Stackhouse {} {} ({})", route.method, route.path, route.name),
+        events: vec![Event::HttpApi {
+            method: route.method.as_str().to_string(),
+            path: route.path.to_string(),
+        }],
+        needs: route.needs,
+        env: base_env(),
+        memory_mb: memory_for(&route.needs),
+        timeout_seconds: TIMEOUT_SECONDS,
+    });
+    let jobs = JOBS.iter().map(|job| FunctionSpec {
+        name: job.name,
+        description: format!("Stackhouse job: {} ({})", job.description, job.name),
+        events: vec![match job.trigger {
+            Trigger::Schedule { every_seconds, .. } => Event::Schedule { every_seconds },
+            Trigger::Queue { queue, batch_size, .. } => {
+                Event::Sqs { queue: queue.to_string(), batch_size }
+            }
+        }],
+        needs: job.needs,
+        env: base_env(),
+        memory_mb: memory_for(&job.needs),
+        timeout_seconds: job.timeout_seconds,
+    });
+    routes.chain(jobs).collect()
 }
 
 /// IAM actions on the table for an access level. Reads are `GetItem` and `Query` (strongly
@@ -197,13 +250,15 @@ pub fn kms_actions(access: Access) -> &'static [&'static str] {
 
 /// IAM actions on the queues (not their dead-letter queues). For queues the two levels are
 /// different capabilities rather than a superset: `Read` consumes (receive, ack, extend, as
-/// the adapter does), `Write` produces (send). Both resolve the queue URL by name.
+/// the adapter does; `GetQueueAttributes` because Lambda's SQS event source polls with the
+/// function's role), `Write` produces (send). Both resolve the queue URL by name.
 pub fn sqs_actions(access: Access) -> &'static [&'static str] {
     match access {
         Access::None => &[],
         Access::Read => &[
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
             "sqs:GetQueueUrl",
             "sqs:ReceiveMessage",
         ],
@@ -270,11 +325,13 @@ fn parameters() -> Value {
             "Default": "x86_64",
             "AllowedValues": ["x86_64", "arm64"],
         },
-        "HistoryRetentionDays": {
-            "Type": "Number",
-            "Description": "Days to keep stack history and old deployments (0 = keep all).",
-            "Default": 0,
-            "MinValue": 0,
+        "HistoryRetention": {
+            "Type": "String",
+            "Description": "Stack versions job-history-retention keeps: all, versions:N (the \
+                newest N) or days:N (those of the last N days). The current version is always \
+                kept.",
+            "Default": "all",
+            "AllowedPattern": "^(all|versions:[1-9][0-9]*|days:[1-9][0-9]*)$",
         },
         "LogLevel": {
             "Type": "String",
@@ -470,6 +527,29 @@ fn event_value(event: &Event) -> (String, Value) {
                 "Properties": {"ApiId": r#ref("HttpApi"), "Method": method, "Path": path},
             }),
         ),
+        Event::Schedule { every_seconds } => (
+            "Schedule".to_string(),
+            json!({
+                "Type": "Schedule",
+                "Properties": {"Schedule": rate_expression(*every_seconds)},
+            }),
+        ),
+        Event::Sqs { queue, batch_size } => {
+            let spec = default_queues().into_iter().find(|q| &q.name == queue);
+            let id =
+                spec.as_ref().map(queue_id).unwrap_or_else(|| format!("{}Queue", pascal(queue)));
+            (
+                "Queue".to_string(),
+                json!({
+                    "Type": "SQS",
+                    "Properties": {
+                        "Queue": get_att(&id, "Arn"),
+                        "BatchSize": batch_size,
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    },
+                }),
+            )
+        }
     }
 }
 
@@ -512,33 +592,36 @@ fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
         }),
     );
     let events: Map<String, Value> = f.events.iter().map(event_value).collect();
-    resources.insert(
-        id,
-        json!({
-            "Type": "AWS::Serverless::Function",
-            // SAM runs `cargo lambda build --release --bin <Binary>` in CodeUri and takes
-            // `<CodeUri>/target/lambda/<Binary>/bootstrap`: so CodeUri is the workspace root.
-            "Metadata": {
-                "BuildMethod": "rust-cargolambda",
-                "BuildProperties": {"Binary": f.name},
-            },
-            "Properties": {
-                "Description": f.description,
-                "CodeUri": "..",
-                "Handler": "bootstrap",
-                "Runtime": "provided.al2023",
-                "Architectures": [r#ref("Architecture")],
-                "MemorySize": f.memory_mb,
-                "Timeout": TIMEOUT_SECONDS,
-                "Role": get_att(&f.role_id(), "Arn"),
-                // A log group of the template's own (retention, least privilege), so Lambda
-                // never creates one on the side.
-                "LoggingConfig": {"LogGroup": r#ref(&f.log_group_id())},
-                "Environment": {"Variables": f.env},
-                "Events": events,
-            },
-        }),
-    );
+    let mut function = json!({
+        "Type": "AWS::Serverless::Function",
+        // SAM runs `cargo lambda build --release --bin <Binary>` in CodeUri and takes
+        // `<CodeUri>/target/lambda/<Binary>/bootstrap`: so CodeUri is the workspace root.
+        "Metadata": {
+            "BuildMethod": "rust-cargolambda",
+            "BuildProperties": {"Binary": f.name},
+        },
+        "Properties": {
+            "Description": f.description,
+            "CodeUri": "..",
+            "Handler": "bootstrap",
+            "Runtime": "provided.al2023",
+            "Architectures": [r#ref("Architecture")],
+            "MemorySize": f.memory_mb,
+            "Timeout": f.timeout_seconds,
+            "Role": get_att(&f.role_id(), "Arn"),
+            // A log group of the template's own (retention, least privilege), so Lambda
+            // never creates one on the side.
+            "LoggingConfig": {"LogGroup": r#ref(&f.log_group_id())},
+            "Environment": {"Variables": f.env},
+            "Events": events,
+        },
+    });
+    if f.events.iter().any(|e| matches!(e, Event::Schedule { .. })) {
+        // A failed scheduled run is retried by the next tick, not by Lambda's two async
+        // retries (which would overlap it).
+        function["Properties"]["EventInvokeConfig"] = json!({"MaximumRetryAttempts": 0});
+    }
+    resources.insert(id, function);
 }
 
 const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";

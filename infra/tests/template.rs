@@ -7,6 +7,8 @@ use std::path::Path;
 use serde_json::{json, Map, Value};
 use stackhouse::api::routes::ROUTES;
 use stackhouse::api::{Access, Needs};
+use stackhouse::jobs::table::JOBS;
+use stackhouse::jobs::Trigger;
 use stackhouse_infra::{first_difference, template, template_value, yaml, REGENERATE};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -122,8 +124,46 @@ fn every_route_has_exactly_one_function_and_nothing_else_is_routed() {
         assert!(ids[0].chars().all(|c| c.is_ascii_alphanumeric()));
     }
     assert!(routed.is_empty(), "the template routes what the table lacks: {routed:?}");
-    // Today every function serves a route; jobs will add functions without HTTP events.
-    assert_eq!(functions.len(), ROUTES.len());
+    // The other functions are the jobs' (checked in `every_job_has_a_function_with_its_trigger`).
+    assert_eq!(functions.len(), ROUTES.len() + JOBS.len());
+}
+
+#[test]
+fn every_job_has_a_function_with_its_trigger() {
+    let resources = resources();
+    let bins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
+    for job in JOBS {
+        let id = format!("{}Function", stackhouse_infra::pascal(job.name));
+        let f = &resources[&id];
+        assert_eq!(f["Type"], "AWS::Serverless::Function", "{id}");
+        assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], job.name);
+        assert!(bins.join(format!("{}.rs", job.name)).is_file(), "no binary {}", job.name);
+        assert!(http_events(f).is_empty(), "{id}: a job has no route");
+        assert_eq!(f["Properties"]["Timeout"], job.timeout_seconds);
+        let events = f["Properties"]["Events"].as_object().expect("Events");
+        assert_eq!(events.len(), 1, "{id}: one trigger");
+        let event = events.values().next().expect("one event");
+        match job.trigger {
+            Trigger::Schedule { every_seconds, .. } => {
+                assert_eq!(event["Type"], "Schedule", "{id}");
+                let rate = event["Properties"]["Schedule"].as_str().expect("Schedule");
+                assert_eq!(rate, stackhouse_infra::rate_expression(every_seconds));
+                assert_eq!(f["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"], 0);
+            }
+            Trigger::Queue { queue, batch_size, .. } => {
+                assert_eq!(event["Type"], "SQS", "{id}");
+                let p = &event["Properties"];
+                let queue_id = format!("{}Queue", stackhouse_infra::pascal(queue));
+                assert_eq!(p["Queue"], json!({"Fn::GetAtt": [queue_id, "Arn"]}));
+                assert_eq!(p["BatchSize"], batch_size);
+                assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+            }
+        }
+    }
+    assert_eq!(stackhouse_infra::rate_expression(60), "rate(1 minute)");
+    assert_eq!(stackhouse_infra::rate_expression(300), "rate(5 minutes)");
+    assert_eq!(stackhouse_infra::rate_expression(3600), "rate(1 hour)");
+    assert_eq!(stackhouse_infra::rate_expression(2 * 86_400), "rate(2 days)");
 }
 
 /// The IAM actions a route's needs imply, written out independently of the generator.
@@ -155,6 +195,7 @@ fn expected_actions(needs: &Needs) -> BTreeSet<&'static str> {
         Access::None => {}
         Access::Read => add(&[
             "sqs:GetQueueUrl",
+            "sqs:GetQueueAttributes",
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
             "sqs:ChangeMessageVisibility",
@@ -204,8 +245,9 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
 #[test]
 fn each_function_gets_exactly_what_its_route_needs() {
     let resources = resources();
-    for route in ROUTES {
-        let id = format!("{}Function", stackhouse_infra::pascal(route.name));
+    let named = ROUTES.iter().map(|r| (r.name, r.needs));
+    for (name, needs) in named.chain(JOBS.iter().map(|j| (j.name, j.needs))) {
+        let id = format!("{}Function", stackhouse_infra::pascal(name));
         let f = &resources[&id]["Properties"];
         assert!(f.get("Policies").is_none(), "{id}: no SAM policies next to the role");
         let role_id = format!("{id}Role");
@@ -233,15 +275,15 @@ fn each_function_gets_exactly_what_its_route_needs() {
             }
         }
         let expected: BTreeSet<String> =
-            expected_actions(&route.needs).into_iter().map(String::from).collect();
-        assert_eq!(granted, expected, "{}: IAM actions differ from its needs", route.name);
+            expected_actions(&needs).into_iter().map(String::from).collect();
+        assert_eq!(granted, expected, "{name}: IAM actions differ from its needs");
 
-        let read_only = [route.needs.meta, route.needs.blobs, route.needs.keys, route.needs.queue]
-            .iter()
-            .all(|a| *a <= Access::Read);
+        // A queue consumer deletes the messages it handled: that is its read access.
+        let read_only = [needs.meta, needs.blobs, needs.keys].iter().all(|a| *a <= Access::Read)
+            && needs.queue == Access::None;
         if read_only {
             for action in WRITE_ACTIONS {
-                assert!(!granted.contains(*action), "read-only {} may {action}", route.name);
+                assert!(!granted.contains(*action), "read-only {name} may {action}");
             }
         }
     }
@@ -293,7 +335,7 @@ fn read_only_routes_exist_and_are_checked() {
 fn template_has_the_promised_resources_parameters_and_outputs() {
     let t = template_value();
     assert_eq!(t["Transform"], "AWS::Serverless-2016-10-31");
-    for p in ["StageName", "Architecture", "HistoryRetentionDays", "LogLevel", "LogRetentionDays"] {
+    for p in ["StageName", "Architecture", "HistoryRetention", "LogLevel", "LogRetentionDays"] {
         assert!(t["Parameters"].get(p).is_some(), "parameter {p}");
     }
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "x86_64");

@@ -1,7 +1,9 @@
 //! The local emulator: one process that serves the whole route table over HTTP with the same
-//! dispatcher the Lambda functions use, on the embedded store or on AWS-compatible endpoints.
+//! dispatcher the Lambda functions use, and runs the whole job table with the same handlers
+//! ([`jobs`]), on the embedded store or on AWS-compatible endpoints.
 
 pub mod bootstrap;
+pub mod jobs;
 pub mod server;
 
 use std::net::SocketAddr;

@@ -32,6 +32,31 @@ enum Command {
     Serve,
     /// Create the DynamoDB table, S3 bucket, SQS queues and KMS key when missing (AWS backend).
     Init,
+    /// Inspect or redrive a queue's dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// Show the messages in the dead-letter queue of QUEUE (they stay there).
+    List {
+        /// Logical queue name, e.g. `jobs`.
+        queue: String,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Send the messages of the dead-letter queue of QUEUE back to QUEUE.
+    Redrive {
+        /// Logical queue name, e.g. `jobs`.
+        queue: String,
+        /// Move at most this many.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +81,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Init => init(config).await,
+            Command::Dlq { action } => dlq(config, action).await,
         }
     });
     match result {
@@ -81,6 +107,31 @@ async fn init(config: Config) -> Result<(), String> {
     Ok(())
 }
 
+async fn dlq(config: Config, action: DlqAction) -> Result<(), String> {
+    let url = format!("http://{}", config.listen);
+    let (app, _) = local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+    let q = app.ports.queue.as_ref();
+    match action {
+        DlqAction::List { queue, max } => {
+            let messages = stackhouse::jobs::queue::dlq_list(q, &queue, max)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} message(s) in the dead-letter queue of {queue}", messages.len());
+            for m in messages {
+                let body: String = m.body.chars().take(300).collect();
+                println!("{}\t{body}", m.id);
+            }
+        }
+        DlqAction::Redrive { queue, max } => {
+            let moved = stackhouse::jobs::queue::dlq_redrive(q, &queue, max)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("moved {moved} message(s) from the dead-letter queue back to {queue}");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -92,7 +143,8 @@ async fn serve(config: Config) -> Result<(), String> {
     let outcome = bootstrap::run(&app, &bootstrap::Bootstrap::from_env())
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
-    let server = server::serve(listener, app, verifier)?;
+    let server = server::serve(listener, app.clone(), verifier)?;
+    let jobs = local_emulator::jobs::start(app, &local_emulator::jobs::RunnerConfig::from_env());
     let where_ = match config.backend {
         Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),
         Backend::Aws => format!(
@@ -101,6 +153,7 @@ async fn serve(config: Config) -> Result<(), String> {
         ),
     };
     println!("Stackhouse is listening on {url} ({where_})");
+    println!("Background jobs: {}", jobs.summary.join("; "));
     match outcome {
         bootstrap::Outcome::Created(token) => {
             println!(
@@ -121,5 +174,6 @@ async fn serve(config: Config) -> Result<(), String> {
     tokio::signal::ctrl_c().await.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
     println!("Shutting down.");
     server.stop().await;
+    jobs.stop().await;
     Ok(())
 }

@@ -171,3 +171,36 @@ fn bad_flags_fail_with_usage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
 }
+
+#[tokio::test]
+async fn dlq_list_and_redrive_on_the_embedded_backend() {
+    use stackhouse::ports::Queue;
+    let dir = temp_dir("dlq");
+    std::fs::create_dir_all(&dir).unwrap();
+    {
+        let specs = stackhouse::ports::queue::default_queues();
+        let q =
+            stackhouse::adapters::embedded::SqliteQueue::open(&dir.join("queue.sqlite3"), &specs)
+                .unwrap();
+        q.send("jobs-dlq", "a poisoned job", Duration::ZERO).await.unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_local-emulator"))
+            .args(["--data-dir", dir.to_str().unwrap(), "dlq"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success(), text, String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, out, err) = run(&["list", "jobs"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 message(s)") && out.contains("a poisoned job"), "{out}");
+    let (ok, out, err) = run(&["redrive", "jobs"]);
+    assert!(ok && out.contains("moved 1"), "{out} {err}");
+    let (ok, out, _) = run(&["list", "jobs"]);
+    assert!(ok && out.contains("0 message(s)"), "{out}");
+    let (ok, _, err) = run(&["list", "nosuch"]);
+    assert!(!ok && err.contains("unknown queue"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

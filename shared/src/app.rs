@@ -25,6 +25,11 @@ pub struct Settings {
     pub max_journal_batch_bytes: usize,
     /// Whether updates may persist journal entries (`journalVersion: 1`).
     pub journaling: bool,
+    /// Which stack versions `job-history-retention` keeps (`STACKHOUSE_HISTORY_RETENTION`).
+    pub history_retention: crate::service::retention::Policy,
+    /// Age after which crash leftovers and the scratch blobs of ended updates are removed
+    /// (`STACKHOUSE_ORPHAN_GRACE_SECONDS`, default 7 days).
+    pub orphan_grace_seconds: i64,
 }
 
 impl Default for Settings {
@@ -36,6 +41,8 @@ impl Default for Settings {
             checkpoint_cutoff_bytes: 512 * 1024,
             max_journal_batch_bytes: 4 << 20,
             journaling: true,
+            history_retention: crate::service::retention::Policy::KeepAll,
+            orphan_grace_seconds: crate::service::retention::DEFAULT_GRACE_SECONDS,
         }
     }
 }
@@ -61,6 +68,16 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_LEASE_SECONDS").filter(|n| *n > 0) {
             s.lease_seconds = n as i64;
+        }
+        if let Ok(text) = std::env::var("STACKHOUSE_HISTORY_RETENTION") {
+            match crate::service::retention::Policy::parse(&text) {
+                Ok(policy) => s.history_retention = policy,
+                // Deleting nothing is the safe reading of a policy nobody can parse.
+                Err(e) => tracing::error!("{e}; keeping all history"),
+            }
+        }
+        if let Some(n) = env_usize("STACKHOUSE_ORPHAN_GRACE_SECONDS") {
+            s.orphan_grace_seconds = i64::try_from(n).unwrap_or(i64::MAX);
         }
         s
     }

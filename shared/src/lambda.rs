@@ -1,4 +1,5 @@
-//! Running one route as a Lambda function behind an API Gateway HTTP API.
+//! Running one route as a Lambda function behind an API Gateway HTTP API, and one job as a
+//! Lambda function behind a schedule or a queue ([`run_job`]).
 //!
 //! # Payload limits (DESIGN.md §7)
 //!
@@ -49,6 +50,28 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
             let router = router.clone();
             async move { Ok::<_, lambda_http::Error>(handle(&router, &app, req).await) }
         }))
+        .await
+    })
+}
+
+/// Entry point of a job's function binary: JSON logs, adapters built once (cold start), then
+/// the Lambda runtime loop running the job on each event (an EventBridge schedule or an SQS
+/// batch, see [`crate::jobs::events::handle`]).
+pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init(true);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = App::from_env().await?;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+                let app = app.clone();
+                async move {
+                    crate::jobs::events::handle(&app, job, event.payload)
+                        .await
+                        .map_err(lambda_http::Error::from)
+                }
+            },
+        ))
         .await
     })
 }

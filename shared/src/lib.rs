@@ -1,13 +1,15 @@
 //! Stackhouse: a self-hosted, serverless backend for the Pulumi CLI.
 //!
 //! Layout (DESIGN.md §3): `api` (route table, request parsing, responses, errors, auth),
-//! `service` (domain logic), `ports` (traits) and `adapters` (embedded and AWS).
+//! `service` (domain logic), `jobs` (job table and consumers), `ports` (traits) and `adapters`
+//! (embedded and AWS).
 
 pub mod adapters;
 pub mod api;
 pub mod apitype;
 pub mod app;
 pub mod error;
+pub mod jobs;
 pub mod lambda;
 pub mod names;
 pub mod ports;

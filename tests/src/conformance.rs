@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             killed_journal_update_keeps_acknowledged_state,
             oversized_journal_batches_get_413,
             cli_sessions_in_every_persistence_mode,
+            bad_journal_entries_do_not_wedge_the_stack,
             rename_moves_history_tags_and_secrets
         );
     };

@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod contract;
 pub mod fixtures;
+pub mod jobs;
 pub mod moto;
 pub mod rename;
 pub mod secrets;

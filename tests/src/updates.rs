@@ -674,3 +674,27 @@ pub async fn cli_sessions_in_every_persistence_mode(target: Target) {
     }
     server.stop().await;
 }
+
+/// A journal the replayer rejects part of never wedges the stack: valid entries are kept, the
+/// update is recorded as failed, and the next update runs.
+pub async fn bad_journal_entries_do_not_wedge_the_stack(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let state = state_for("checkpoint-v3", "dev");
+    let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
+    let mut entries = creation_journal(&state, 1, 1);
+    let next = entries.len() as i64 + 1;
+    // Deletes base resource 99 of a stack that has none.
+    entries.push(json!({"version": 1, "kind": 1, "sequenceID": next, "operationID": 999,
+        "removeOld": 99, "removeNew": null}));
+    assert!(run.journal(&c, &entries).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let info = c.get(&format!("{stack}/updates/latest")).await.json()["info"].clone();
+    assert_eq!(info["result"], "failed", "a partly replayed journal is not a success");
+    let export = c.get(&format!("{stack}/export")).await.json();
+    assert_eq!(export["deployment"]["resources"], state["deployment"]["resources"]);
+    let again = create_and_start(&c, &stack, "update", false).await.expect("the stack is usable");
+    assert!(again.complete(&c, "succeeded").await.status.is_success());
+    server.stop().await;
+}

@@ -1,8 +1,10 @@
-//! The sample events in `events/` (one API Gateway HTTP API v2 payload per route, for
-//! `sam local invoke -e`) run through their function's code path so they can never rot: each
-//! is loaded, its placeholders filled in (events/README.md), deserialised by `lambda_http` and
-//! handled by `stackhouse::lambda::handle` with the single-route router a function binary
-//! builds, on the embedded backend, in an order where every precondition holds.
+//! The sample events in `events/` (one API Gateway HTTP API v2 payload per route, and one
+//! EventBridge scheduled event or SQS batch per job, for `sam local invoke -e`) run through
+//! their function's code path so they can never rot: each route sample is loaded, its
+//! placeholders filled in (events/README.md), deserialised by `lambda_http` and handled by
+//! `stackhouse::lambda::handle` with the single-route router a function binary builds, on the
+//! embedded backend, in an order where every precondition holds; each job sample goes through
+//! `stackhouse::jobs::events::handle`, what `stackhouse::lambda::run_job` calls.
 //!
 //! `STACKHOUSE_WRITE_EVENTS=1` first regenerates the files from [`samples`]; the committed
 //! files are what the test reads.
@@ -15,6 +17,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 use stackhouse::api::{routes, Auth, Route};
+use stackhouse::jobs::table::JOBS;
+use stackhouse::jobs::{Job, Trigger};
 use stackhouse_tests::server::{apigw_event, invoke_lambda, Client, Reply, Target, TestServer};
 use stackhouse_tests::session::{
     coarse_delta, create_and_start, create_and_start_journal, program,
@@ -363,25 +367,81 @@ fn write_samples() {
         let file = dir.join(format!("{}.json", sample.route.name));
         std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
     }
+    for job in JOBS {
+        let text = ordered_keys(&job_event(job), JOB_EVENT_ORDER);
+        let file = dir.join(format!("{}.json", job.name));
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
 }
+
+/// The SAM logical id of a job's function (`job-lease-reaper` → `JobLeaseReaperFunction`).
+fn function_id(job: &Job) -> String {
+    job.name.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>() + "Function"
+}
+
+/// What triggers a job's function: an EventBridge scheduled event, or an SQS batch of one
+/// message, as AWS documents them.
+fn job_event(job: &Job) -> Value {
+    match job.trigger {
+        Trigger::Schedule { .. } => json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2025-03-12T19:04:00Z",
+            "region": "us-east-1",
+            "resources": [format!(
+                "arn:aws:events:us-east-1:123456789012:rule/stackhouse-{}Schedule-1A2B3C4D5E6F",
+                function_id(job)
+            )],
+            "detail": {},
+        }),
+        Trigger::Queue { queue, .. } => json!({
+            "Records": [{
+                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                "body": "{}",
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1741806238000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1741806238001",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:stackhouse-{queue}"),
+                "awsRegion": "us-east-1",
+            }],
+        }),
+    }
+}
+
+/// Top-level keys of job events in the order AWS documents them.
+const JOB_EVENT_ORDER: &[&str] = &[
+    "version",
+    "id",
+    "detail-type",
+    "source",
+    "account",
+    "time",
+    "region",
+    "resources",
+    "detail",
+    "Records",
+];
 
 /// Pretty JSON with the top-level keys in the order AWS documents them (serde_json sorts).
 fn ordered_pretty(event: &Value) -> String {
-    const ORDER: &[&str] = &[
-        "version",
-        "routeKey",
-        "rawPath",
-        "rawQueryString",
-        "headers",
-        "queryStringParameters",
-        "pathParameters",
-        "requestContext",
-        "body",
-        "isBase64Encoded",
-    ];
+    ordered_keys(event, APIGW_ORDER)
+}
+
+/// Pretty JSON with the top-level keys in `order` first.
+fn ordered_keys(event: &Value, order: &[&str]) -> String {
     let Value::Object(map) = event else { panic!("an event is an object") };
-    let keys = ORDER.iter().copied().filter(|k| map.contains_key(*k));
-    let rest = map.keys().map(String::as_str).filter(|k| !ORDER.contains(k));
+    let keys = order.iter().copied().filter(|k| map.contains_key(*k));
+    let rest = map.keys().map(String::as_str).filter(|k| !order.contains(k));
     let fields: Vec<String> = keys
         .chain(rest)
         .map(|k| {
@@ -391,6 +451,20 @@ fn ordered_pretty(event: &Value) -> String {
         .collect();
     format!("{{\n{}\n}}\n", fields.join(",\n"))
 }
+
+/// Top-level keys of API Gateway events in the order AWS documents them.
+const APIGW_ORDER: &[&str] = &[
+    "version",
+    "routeKey",
+    "rawPath",
+    "rawQueryString",
+    "headers",
+    "queryStringParameters",
+    "pathParameters",
+    "requestContext",
+    "body",
+    "isBase64Encoded",
+];
 
 // ----------------------------------------------------------------------------------------
 // Running the samples.
@@ -548,8 +622,12 @@ async fn every_route_has_a_sample_its_function_answers() {
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
         .collect();
-    let strays: Vec<&String> = files.iter().filter(|f| !names.contains(f.as_str())).collect();
-    assert!(strays.is_empty(), "samples in events/ for no route: {strays:?}");
+    let jobs: BTreeSet<&str> = JOBS.iter().map(|j| j.name).collect();
+    let strays: Vec<&String> = files
+        .iter()
+        .filter(|f| !names.contains(f.as_str()) && !jobs.contains(f.as_str()))
+        .collect();
+    assert!(strays.is_empty(), "samples in events/ for no route or job: {strays:?}");
     let planned: BTreeSet<&str> = PLAN.iter().map(|(n, _)| *n).collect();
     assert_eq!(planned, names, "PLAN must run every route once");
     assert_eq!(PLAN.len(), names.len(), "PLAN must run every route once");
@@ -686,4 +764,59 @@ async fn refusals(srv: &TestServer, c: &Client) {
 
 fn hex_id() -> String {
     (0..4).map(|_| format!("{:010x}", rand::random::<u64>() & 0xff_ffff_ffff)).collect()
+}
+
+fn load_job(job: &Job) -> Value {
+    let file = events_dir().join(format!("{}.json", job.name));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!("{}: {e} (every job needs a sample event; see events/README.md)", file.display())
+    });
+    let event: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+    // The sample must still be the kind of event the job's trigger sends.
+    match job.trigger {
+        Trigger::Schedule { .. } => {
+            assert_eq!(event["detail-type"], "Scheduled Event", "{} is stale", file.display());
+            assert_eq!(event["source"], "aws.events", "{}", file.display());
+        }
+        Trigger::Queue { .. } => {
+            let records = event["Records"].as_array().expect("Records");
+            assert!(!records.is_empty(), "{}", file.display());
+            assert!(records.iter().all(|r| r["eventSource"] == "aws:sqs"), "{}", file.display());
+        }
+    }
+    event
+}
+
+/// Every job has a sample its function runs: the lease reaper's ends an abandoned update, the
+/// retention job's completes a pass; queue jobs answer with a partial batch response.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_job_has_a_sample_its_function_runs() {
+    if std::env::var("STACKHOUSE_WRITE_EVENTS").is_ok_and(|v| v == "1") {
+        write_samples();
+    }
+    let srv = TestServer::start(Target::Embedded).await;
+    let c = srv.client();
+    let s = format!("/api/stacks/{}/{PROJECT}/{STACK}", srv.user);
+    let body = json!({"stackName": STACK});
+    let created = c.post(&format!("/api/stacks/{}/{PROJECT}", srv.user), &body).await;
+    assert_eq!(created.status, 200);
+    let dead = create_and_start(&c, &s, "update", false).await.expect("update starts");
+    srv.app.clock.advance(srv.app.settings.lease_seconds + 1);
+
+    for job in JOBS {
+        let event = load_job(job);
+        let out = stackhouse::jobs::events::handle(&srv.app, job, event)
+            .await
+            .unwrap_or_else(|e| panic!("{}: the sample fails: {e}", job.name));
+        match job.name {
+            "job-lease-reaper" => assert_eq!(out["reaped"], json!([dead.id]), "{out}"),
+            "job-history-retention" => assert_eq!(out["pass_complete"], true, "{out}"),
+            _ => {}
+        }
+        if let Trigger::Queue { .. } = job.trigger {
+            assert!(out["batchItemFailures"].is_array(), "{}: {out}", job.name);
+        }
+    }
+    assert!(c.get(&s).await.json()["activeUpdate"].as_str().unwrap_or_default().is_empty());
 }

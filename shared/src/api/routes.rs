@@ -423,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn every_route_has_a_function_binary() {
+    fn every_route_and_job_has_a_function_binary() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
         for route in ROUTES {
             let file = dir.join(format!("{}.rs", route.name));
@@ -436,11 +436,23 @@ mod tests {
                 file.display()
             );
         }
+        let jobs = crate::jobs::table::JOBS;
+        for job in jobs {
+            let file = dir.join(format!("{}.rs", job.name));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|_| panic!("missing function binary {}", file.display()));
+            let static_name = job.name.to_uppercase().replace('-', "_");
+            assert!(
+                text.contains(&format!("table::{static_name}")) && text.contains("run_job"),
+                "{} runs another job",
+                file.display()
+            );
+        }
         let bins = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             bins,
-            ROUTES.len(),
-            "functions/src/bin has binaries for routes not in the table"
+            ROUTES.len() + jobs.len(),
+            "functions/src/bin has binaries for routes or jobs not in the tables"
         );
     }
 }

@@ -183,6 +183,12 @@ pub async fn ensure_identity(
         .with("name", Value::S(org.into()))
         .with("created", Value::N(now));
     ensured.created_org = ignore_exists(meta.put(org_item, Some(Condition::NotExists)).await)?;
+    // The organization index lets background jobs visit every stack. Written on every call
+    // (create-if-absent), so organizations made before the index existed are added too.
+    let indexed = Item::new(keys::ORGS_PK, keys::org_index_sk(org))
+        .with("name", Value::S(org.into()))
+        .with("created", Value::N(now));
+    ignore_exists(meta.put(indexed, Some(Condition::NotExists)).await)?;
     if ensured.created_org
         || meta.get(&keys::org_pk(org), &keys::org_member_sk(user)).await?.is_none()
     {

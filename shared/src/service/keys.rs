@@ -56,3 +56,26 @@ pub fn version_sk(n: i64) -> String {
 }
 /// Sort key of a stack's wrapped data key, under [`stack_id_pk`] (service secrets).
 pub const DATAKEY_SK: &str = "DATAKEY";
+
+/// Partition of the lease index: one item per started, not yet ended update, so the lease
+/// reaper finds candidates with one query instead of reading every stack.
+pub const LEASES_PK: &str = "SYS#LEASES";
+/// Sort key of a running update in the lease index: start time first (oldest first).
+pub fn lease_sk(started: i64, stack_id: &str, update_id: &str) -> String {
+    format!("{started:010}#{stack_id}#{update_id}")
+}
+/// Partition of the ended-updates index: one item per ended update whose scratch blobs
+/// (`updates/<id>/…`) still exist, ordered by end time for the retention job.
+pub const ENDED_PK: &str = "SYS#ENDED";
+/// Sort key of an ended update in the ended-updates index.
+pub fn ended_sk(ended: i64, stack_id: &str, update_id: &str) -> String {
+    format!("{ended:010}#{stack_id}#{update_id}")
+}
+/// Partition of the organization index, so that jobs can visit every stack.
+pub const ORGS_PK: &str = "SYS#ORGS";
+/// Sort key of an organization in the organization index.
+pub fn org_index_sk(org: &str) -> String {
+    format!("ORG#{org}")
+}
+/// Partition of background jobs' own state (cursors of resumable passes).
+pub const JOBS_PK: &str = "SYS#JOBS";

@@ -373,7 +373,7 @@ pub async fn rename(
         if let Some(active) = &stack.active_update {
             match updates::get(meta, &stack.id, active).await {
                 Ok(abandoned) if abandoned.status == Status::Running => {
-                    updates::finalize(app, abandoned, Status::Failed).await?;
+                    updates::finalize_expired(app, abandoned).await?;
                     continue;
                 }
                 Ok(_) | Err(Error::NotFound(_)) => {}

@@ -336,7 +336,7 @@ pub async fn start(
                     return Err(Error::Conflict("Another update is currently in progress.".into()))
                 }
                 Ok(h) if h.status == Status::Running => {
-                    finalize(app, h, Status::Failed).await?;
+                    finalize_expired(app, h).await?;
                     continue;
                 }
                 Ok(_) | Err(Error::NotFound(_)) => {}
@@ -357,7 +357,9 @@ pub async fn start(
         if let Some(t) = &tags {
             stack.tags = t.clone();
         }
-        match meta.transact(vec![stack.put_op()?, update_op]).await {
+        // The lease index item lets the reaper find this update if its CLI dies.
+        let index_op = super::reaper::lease_index_op(&update, now, expires);
+        match meta.transact(vec![stack.put_op()?, update_op, index_op]).await {
             Ok(()) => return Ok(Started { version, token, expires, journal: update.journal }),
             Err(MetaError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
@@ -579,13 +581,36 @@ pub async fn record_resource_changes(
 /// preview, publishes the state it last checkpointed as the stack's next version with a
 /// history entry. Idempotent: an update that has already ended is left as it is.
 pub async fn finalize(app: &App, update: Update, status: Status) -> Result<Update> {
+    Ok(end(app, update, status, false).await?.0)
+}
+
+/// Ends a running update as failed if, and only if, its lease has lapsed: the check is
+/// repeated on every retry, so a renewal that lands between the caller's read and the write
+/// (whose revision condition then fails) keeps the update running. Returns the ended update
+/// when this call ended it; None when it is still running (renewed meanwhile) or something else
+/// ended it first.
+pub async fn finalize_expired(app: &App, update: Update) -> Result<Option<Update>> {
+    let (update, ended_here) = end(app, update, Status::Failed, true).await?;
+    Ok(ended_here.then_some(update))
+}
+
+/// The update as it now is, and whether this call ended it.
+async fn end(
+    app: &App,
+    update: Update,
+    status: Status,
+    expired_only: bool,
+) -> Result<(Update, bool)> {
     let meta = app.ports.meta.as_ref();
     let mut update = update;
     for _ in 0..8 {
         if update.status.is_final() {
-            return Ok(update);
+            return Ok((update, false));
         }
         let now = app.clock.now();
+        if expired_only && (update.status != Status::Running || update.is_live(now)) {
+            return Ok((update, false));
+        }
         let stack = meta
             .get(&keys::org_pk(&update.org), &keys::stack_sk(&update.project, &update.stack))
             .await?
@@ -602,7 +627,12 @@ pub async fn finalize(app: &App, update: Update, status: Status) -> Result<Updat
             Some(mut stack) => {
                 if !update.dry_run && update.status == Status::Running {
                     let version = stack.version + 1;
-                    let (key, summary) = publish_checkpoint(app, &update, &stack, version).await?;
+                    let (key, summary, degraded) =
+                        publish_checkpoint(app, &update, &stack, version).await?;
+                    if degraded {
+                        // Part of the journal could not be replayed: never report success.
+                        ended.status = Status::Failed;
+                    }
                     ended.version = Some(version);
                     stack.version = version;
                     stack.deployment_key = key.clone();
@@ -616,11 +646,15 @@ pub async fn finalize(app: &App, update: Update, status: Status) -> Result<Updat
                 ops.push(stack.put_op()?);
             }
         }
+        if update.status == Status::Running {
+            // Same transaction: the lease index never names an ended update.
+            ops.extend(super::reaper::release_ops(&update, now));
+        }
         ops.push(update.put_op_as(&ended));
         match meta.transact(ops).await {
             Ok(()) => {
                 ended.rev = update.rev + 1;
-                return Ok(ended);
+                return Ok((ended, true));
             }
             Err(MetaError::ConditionFailed) => {
                 update = get(meta, &update.stack_id, &update.id).await?
@@ -688,7 +722,7 @@ async fn publish_checkpoint(
     update: &Update,
     stack: &stacks::Stack,
     version: i64,
-) -> Result<(Option<String>, Summary)> {
+) -> Result<(Option<String>, Summary, bool)> {
     let blobs = app.ports.blobs.as_ref();
     if update.journal {
         return publish_journal(app, update, stack, version).await;
@@ -698,11 +732,12 @@ async fn publish_checkpoint(
             let summary = deployments::check_untyped(&deployments::gunzip(&gz)?, 1..=4)?;
             let key = deployments::version_key(&update.stack_id, version);
             blobs.put(&key, gz).await?;
-            Ok((Some(key), summary))
+            Ok((Some(key), summary, false))
         }
         None => Ok((
             stack.deployment_key.clone(),
             Summary { resource_count: stack.resource_count.unwrap_or(0) },
+            false,
         )),
     }
 }
@@ -741,8 +776,14 @@ async fn publish_journal(
     update: &Update,
     stack: &stacks::Stack,
     version: i64,
-) -> Result<(Option<String>, Summary)> {
+) -> Result<(Option<String>, Summary, bool)> {
     let blobs = app.ports.blobs.as_ref();
+    let unchanged = || {
+        (
+            stack.deployment_key.clone(),
+            Summary { resource_count: stack.resource_count.unwrap_or(0) },
+        )
+    };
     let base: serde_json::Value = match &stack.deployment_key {
         Some(key) => {
             let gz = blobs
@@ -757,40 +798,64 @@ async fn publish_journal(
     };
     let mut replayer =
         Replayer::new(base).map_err(|e| Error::Internal(format!("journal base: {e}")))?;
+    // A journal the replayer rejects must not leave the stack unusable (every later update
+    // would fail finalising this one), so replay is best effort: each entry is applied on its
+    // own, a rejected one is logged and skipped, and the update is then recorded as failed.
+    // The stored batches stay in the blob store for inspection.
+    let mut degraded = false;
     let mut after = None;
     loop {
         let page = blobs.list(&journal_prefix(&update.id), after).await?;
         for key in &page.keys {
             let Some(gz) = blobs.get(key).await? else { continue };
-            let entries: Vec<JournalEntry> = serde_json::from_slice(&deployments::gunzip(&gz)?)
-                .map_err(|e| Error::Internal(format!("stored journal {key} is corrupt: {e}")))?;
-            replayer
-                .apply_owned(entries)
-                .map_err(|e| Error::Internal(format!("journal replay: {e}")))?;
+            let entries: Vec<JournalEntry> = match serde_json::from_slice(&deployments::gunzip(
+                &gz,
+            )?) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::error!(update = %update.id, key, error = %e, "stored journal batch is corrupt; skipped");
+                    degraded = true;
+                    continue;
+                }
+            };
+            for entry in entries {
+                let seq = entry.sequence_id;
+                if let Err(e) = replayer.apply_owned(vec![entry]) {
+                    tracing::error!(update = %update.id, sequence = seq, error = %e, "journal entry rejected during replay; skipped");
+                    degraded = true;
+                }
+            }
         }
         match page.next {
             Some(n) => after = Some(n),
             None => break,
         }
     }
+    if replayer.buffered() > 0 {
+        tracing::error!(update = %update.id, held = replayer.buffered(), "journal has gaps; entries after the first gap were not applied");
+        degraded = true;
+    }
     if replayer.last_sequence() == 0 {
-        // Nothing journaled: the state is unchanged.
-        return Ok((
-            stack.deployment_key.clone(),
-            Summary { resource_count: stack.resource_count.unwrap_or(0) },
-        ));
+        // Nothing journaled (or nothing usable): the state is unchanged.
+        let (key, summary) = unchanged();
+        return Ok((key, summary, degraded));
     }
     let manifest = manifest(&update.cli_version, app.clock.now());
-    let (schema, features, deployment) = replayer
-        .snapshot(manifest)
-        .map_err(|e| Error::Internal(format!("journal snapshot: {e}")))?;
+    let (schema, features, deployment) = match replayer.snapshot(manifest) {
+        Ok(generated) => generated,
+        Err(e) => {
+            tracing::error!(update = %update.id, error = %e, "journal snapshot failed; state left unchanged");
+            let (key, summary) = unchanged();
+            return Ok((key, summary, true));
+        }
+    };
     let raw =
         serde_json::value::to_raw_value(&deployment).map_err(|e| Error::Internal(e.to_string()))?;
     let bytes = deployments::untyped(schema, Some(&features), &raw)?;
     let summary = deployments::check_untyped(&bytes, 3..=4)?;
     let key = deployments::version_key(&update.stack_id, version);
     blobs.put(&key, deployments::gzip(&bytes)?).await?;
-    Ok((Some(key), summary))
+    Ok((Some(key), summary, degraded))
 }
 
 /// A fresh deployment manifest, as the CLI writes one: time, CLI version and its SHA-256 magic.

@@ -1,0 +1,181 @@
+//! Background jobs in the emulator: every job of the job table runs here with the same handler
+//! its Lambda function runs, scheduled jobs on timers and queue jobs by polling their queue (the
+//! embedded queue, or SQS on the AWS backend).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stackhouse::jobs::queue::{poll_once, Backoff};
+use stackhouse::jobs::table::JOBS;
+use stackhouse::jobs::{short_name, Job, Trigger};
+use stackhouse::App;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Which jobs run and how often.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The jobs to run.
+    pub jobs: Vec<&'static Job>,
+    /// Period of a scheduled job by name, overriding the table's; zero disables the job.
+    pub intervals: HashMap<&'static str, Duration>,
+    /// Wait after a poll that found a queue empty (or failed).
+    pub idle_poll: Duration,
+    /// How failed queue messages are retried.
+    pub backoff: Backoff,
+}
+
+impl Default for RunnerConfig {
+    /// Every job of the table at its table period; queues polled every second when idle.
+    fn default() -> Self {
+        RunnerConfig {
+            jobs: JOBS.to_vec(),
+            intervals: HashMap::new(),
+            idle_poll: Duration::from_secs(1),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The environment variable overriding a scheduled job's period in the emulator:
+/// `STACKHOUSE_REAPER_INTERVAL_SECONDS` for the lease reaper (a fixed interface), else
+/// `STACKHOUSE_<JOB>_INTERVAL_SECONDS` (`job-history-retention` →
+/// `STACKHOUSE_HISTORY_RETENTION_INTERVAL_SECONDS`).
+pub fn interval_env(job: &Job) -> String {
+    match short_name(job) {
+        "lease-reaper" => "STACKHOUSE_REAPER_INTERVAL_SECONDS".to_string(),
+        other => format!("STACKHOUSE_{}_INTERVAL_SECONDS", other.to_uppercase().replace('-', "_")),
+    }
+}
+
+impl RunnerConfig {
+    /// Defaults with the periods given in the environment ([`interval_env`]).
+    pub fn from_env() -> RunnerConfig {
+        let mut cfg = RunnerConfig::default();
+        for job in JOBS {
+            let var = interval_env(job);
+            if let Ok(text) = std::env::var(&var) {
+                match text.trim().parse::<u64>() {
+                    Ok(secs) => {
+                        cfg.intervals.insert(job.name, Duration::from_secs(secs));
+                    }
+                    Err(_) => tracing::warn!("{var}={text:?} is not a number of seconds; ignored"),
+                }
+            }
+        }
+        cfg
+    }
+
+    /// The period `job` runs at, if it is scheduled and enabled.
+    pub fn period(&self, job: &Job) -> Option<Duration> {
+        let Trigger::Schedule { every_seconds, .. } = job.trigger else { return None };
+        let period =
+            self.intervals.get(job.name).copied().unwrap_or(Duration::from_secs(every_seconds));
+        (!period.is_zero()).then_some(period)
+    }
+}
+
+/// The running jobs.
+pub struct JobRunner {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// One line per job: what runs and how often.
+    pub summary: Vec<String>,
+}
+
+impl JobRunner {
+    /// Stops every timer and consumer, waiting for runs in progress to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts the configured jobs on the current runtime. The first scheduled run happens one
+/// period after the start, like an EventBridge rate schedule's.
+pub fn start(app: Arc<App>, cfg: &RunnerConfig) -> JobRunner {
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut summary = Vec::new();
+    for &job in &cfg.jobs {
+        match job.trigger {
+            Trigger::Schedule { .. } => {
+                let Some(period) = cfg.period(job) else {
+                    summary.push(format!("{}: disabled", job.name));
+                    continue;
+                };
+                summary.push(format!("{}: every {}", job.name, humanize(period)));
+                tasks.push(tokio::spawn(schedule(app.clone(), job, period, rx.clone())));
+            }
+            Trigger::Queue { queue, .. } => {
+                summary.push(format!("{}: consumes queue {queue}", job.name));
+                let (backoff, idle) = (cfg.backoff, cfg.idle_poll);
+                tasks.push(tokio::spawn(consume(app.clone(), job, backoff, idle, rx.clone())));
+            }
+        }
+    }
+    JobRunner { shutdown: tx, tasks, summary }
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s >= 3600 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        s if s >= 60 && s.is_multiple_of(60) => format!("{}min", s / 60),
+        _ => format!("{:?}", d),
+    }
+}
+
+async fn schedule(
+    app: Arc<App>,
+    job: &'static Job,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Trigger::Schedule { run, .. } = job.trigger else { return };
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match run(app.clone(), app.clock.now()).await {
+            Ok(report) => tracing::debug!(job = job.name, %report, "job ran"),
+            Err(e) => tracing::warn!(job = job.name, error = %e, "job failed"),
+        }
+    }
+}
+
+async fn consume(
+    app: Arc<App>,
+    job: &'static Job,
+    backoff: Backoff,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let busy = match poll_once(&app, job, &backoff).await {
+            Ok(polled) => polled.received > 0,
+            Err(e) => {
+                tracing::warn!(job = job.name, error = %e, "polling the queue failed");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(idle) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}

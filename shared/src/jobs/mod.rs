@@ -1,0 +1,153 @@
+//! Background jobs: the job table ([`table::JOBS`], the single source of truth next to the
+//! route table), their transport-neutral handlers, the generic queue consumer and the Lambda
+//! event shapes (DESIGN.md §9).
+//!
+//! A job is triggered either by a schedule (EventBridge in AWS, a timer in the emulator) or by
+//! a queue (an SQS event source in AWS, the emulator's consumer). Its handler never knows which
+//! transport runs it:
+//!
+//! - a **scheduled** handler gets the app and the current time and returns a JSON report;
+//! - a **queue** handler gets a batch of messages and returns the ids of those that failed
+//!   (partial batch failure). Failed messages become visible again after a backoff growing
+//!   with their receive count, and land in the queue's dead-letter queue after
+//!   `max_receives` (see [`queue`]). Handlers must be idempotent: delivery is at least once.
+//!
+//! Each job is its own Lambda function `functions/src/bin/<name>.rs`, a few lines around
+//! [`crate::lambda::run_job`].
+
+pub mod events;
+pub mod queue;
+pub mod table;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::api::Needs;
+use crate::app::App;
+use crate::error::Result;
+use crate::ports::Message;
+
+/// The JSON reports scheduled jobs return (re-exported for the handler macros).
+pub type Json = serde_json::Value;
+
+/// A boxed job future.
+pub type JobFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A scheduled job's handler: `(app, now in Unix seconds) -> report`.
+pub type ScheduledFn = fn(Arc<App>, i64) -> JobFuture<Result<Json>>;
+
+/// A queue job's handler: `(app, batch) -> ids of the messages that failed`.
+pub type BatchFn = fn(Arc<App>, Vec<Message>) -> JobFuture<Vec<String>>;
+
+/// What runs a job, with its handler.
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger {
+    /// Every `every_seconds` (an EventBridge `rate(…)` schedule; a timer in the emulator).
+    Schedule {
+        /// Period in seconds (a whole number of minutes, at least one: EventBridge's grain).
+        every_seconds: u64,
+        /// The handler.
+        run: ScheduledFn,
+    },
+    /// Batches of messages of a queue (an SQS event source with partial batch responses; the
+    /// emulator's consumer).
+    Queue {
+        /// Logical queue name; must be one of [`crate::ports::queue::default_queues`].
+        queue: &'static str,
+        /// Most messages per batch (1..=10).
+        batch_size: usize,
+        /// The handler.
+        run: BatchFn,
+    },
+}
+
+/// One entry of the job table.
+#[derive(Debug)]
+pub struct Job {
+    /// Function name: the Lambda binary under `functions/`, the SAM logical id's base and the
+    /// sample event `events/<name>.json`. Starts with `job-`.
+    pub name: &'static str,
+    /// One line for the Lambda console and the docs.
+    pub description: &'static str,
+    /// What runs it.
+    pub trigger: Trigger,
+    /// What the handler uses of each port: drives least-privilege IAM (infra/).
+    pub needs: Needs,
+    /// Longest run, in seconds (Lambda timeout; a queue job's must not exceed its queue's
+    /// visibility timeout).
+    pub timeout_seconds: u32,
+}
+
+/// Wraps an `async fn(Arc<App>, i64) -> Result<impl Serialize>` into a [`ScheduledFn`]:
+/// `scheduled!(reaper)`.
+#[macro_export]
+macro_rules! scheduled {
+    ($f:path) => {{
+        fn h(
+            app: ::std::sync::Arc<$crate::app::App>,
+            now: i64,
+        ) -> $crate::jobs::JobFuture<$crate::error::Result<$crate::jobs::Json>> {
+            Box::pin(async move { $crate::jobs::to_report($f(app, now).await) })
+        }
+        h as $crate::jobs::ScheduledFn
+    }};
+}
+
+/// Wraps an `async fn(Arc<App>, Vec<Message>) -> Vec<String>` into a [`BatchFn`]:
+/// `batch!(deliver)`.
+#[macro_export]
+macro_rules! batch {
+    ($f:path) => {{
+        fn h(
+            app: ::std::sync::Arc<$crate::app::App>,
+            messages: ::std::vec::Vec<$crate::ports::Message>,
+        ) -> $crate::jobs::JobFuture<::std::vec::Vec<::std::string::String>> {
+            Box::pin($f(app, messages))
+        }
+        h as $crate::jobs::BatchFn
+    }};
+}
+
+/// Turns a handler's typed report into JSON (used by [`scheduled!`]).
+pub fn to_report<T: serde::Serialize>(result: Result<T>) -> Result<Json> {
+    let report = result?;
+    serde_json::to_value(report).map_err(|e| crate::Error::Internal(e.to_string()))
+}
+
+/// The job's name without the `job-` prefix, as logs and the emulator show it.
+pub fn short_name(job: &Job) -> &'static str {
+    job.name.strip_prefix("job-").unwrap_or(job.name)
+}
+
+/// `job-lease-reaper`: ends updates whose lease lapsed (see [`crate::service::reaper`]).
+pub async fn lease_reaper(app: Arc<App>, now: i64) -> Result<crate::service::reaper::ReapReport> {
+    let report = crate::service::reaper::run(&app, now).await?;
+    tracing::info!(report = ?report, "job-lease-reaper");
+    if report.errors > 0 {
+        // Failing the invocation makes the errors visible (Lambda metrics, emulator logs);
+        // what was done stays done and the next run retries the rest.
+        return Err(crate::Error::Internal(format!(
+            "{} updates could not be reaped this time",
+            report.errors
+        )));
+    }
+    Ok(report)
+}
+
+/// `job-history-retention`: prunes history and removes orphaned blobs (see
+/// [`crate::service::retention`]).
+pub async fn history_retention(
+    app: Arc<App>,
+    now: i64,
+) -> Result<crate::service::retention::RetentionReport> {
+    let report = crate::service::retention::run(&app, now).await?;
+    tracing::info!(report = ?report, "job-history-retention");
+    if report.errors > 0 {
+        return Err(crate::Error::Internal(format!(
+            "{} stacks or updates could not be cleaned this time",
+            report.errors
+        )));
+    }
+    Ok(report)
+}

@@ -1,0 +1,85 @@
+//! The job table: every background job (DESIGN.md §4 rule 1, §9). Lambda binaries, the
+//! emulator's timers and consumers, the SAM template and the sample events all come from it.
+//!
+//! Each job is its own `static` so that a function binary referring to one job links only that
+//! job's handler.
+
+use super::{Job, Trigger};
+use crate::api::{Access, Needs};
+use crate::scheduled;
+
+/// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
+/// last acknowledged state, and frees their stacks.
+pub static JOB_LEASE_REAPER: Job = Job {
+    name: "job-lease-reaper",
+    description: "Ends updates whose lease expired (CLI killed) and frees their stacks",
+    trigger: Trigger::Schedule { every_seconds: 60, run: scheduled!(super::lease_reaper) },
+    needs: Needs::META_BLOB_WRITE,
+    timeout_seconds: 120,
+};
+
+/// `job-history-retention`: hourly, prunes stack history by the configured policy and removes
+/// orphaned and expired scratch blobs.
+pub static JOB_HISTORY_RETENTION: Job = Job {
+    name: "job-history-retention",
+    description: "Prunes stack history by policy and removes orphaned blobs",
+    trigger: Trigger::Schedule { every_seconds: 3600, run: scheduled!(super::history_retention) },
+    needs: Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::None,
+        keys: Access::None,
+    },
+    timeout_seconds: 600,
+};
+
+/// Every job.
+pub static JOBS: &[&Job] = &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::api::routes::ROUTES;
+    use crate::ports::queue::default_queues;
+
+    #[test]
+    fn names_are_unique_prefixed_and_distinct_from_routes() {
+        let names: HashSet<_> = JOBS.iter().map(|j| j.name).collect();
+        assert_eq!(names.len(), JOBS.len());
+        for job in JOBS {
+            assert!(job.name.starts_with("job-"), "{}", job.name);
+            assert!(ROUTES.iter().all(|r| r.name != job.name), "{}", job.name);
+            assert!(job.timeout_seconds >= 1 && job.timeout_seconds <= 900, "{}", job.name);
+        }
+    }
+
+    #[test]
+    fn triggers_are_deployable() {
+        for job in JOBS {
+            match job.trigger {
+                Trigger::Schedule { every_seconds, .. } => {
+                    assert!(
+                        every_seconds >= 60 && every_seconds.is_multiple_of(60),
+                        "{}",
+                        job.name
+                    );
+                }
+                Trigger::Queue { queue, batch_size, .. } => {
+                    let spec = default_queues().into_iter().find(|q| q.name == queue);
+                    let spec = spec.unwrap_or_else(|| panic!("{}: no queue {queue}", job.name));
+                    assert!((1..=10).contains(&batch_size), "{}", job.name);
+                    // Lambda refuses an SQS trigger whose queue hides messages for less time
+                    // than the function may run.
+                    assert!(
+                        u64::from(job.timeout_seconds) <= spec.visibility_timeout.as_secs(),
+                        "{}",
+                        job.name
+                    );
+                    assert!(job.needs.queue >= Access::Read, "{}", job.name);
+                }
+            }
+        }
+    }
+}

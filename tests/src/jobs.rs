@@ -1,0 +1,624 @@
+//! Conformance checks of the background jobs (issue 7; DESIGN.md §6, §9) over the emulator:
+//! the lease reaper, history retention and blob garbage collection, and the queue plumbing
+//! (partial batch failures, dead-letter queue, redrive). The `jobs_conformance_tests!` macro
+//! runs every check against one backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use stackhouse::api::{Access, Needs};
+use stackhouse::app::Settings;
+use stackhouse::jobs::queue::{dlq_list, dlq_redrive, poll_once, Backoff};
+use stackhouse::jobs::table::{JOB_HISTORY_RETENTION, JOB_LEASE_REAPER};
+use stackhouse::jobs::{Job, Trigger};
+use stackhouse::ports::{Item, Message, Query, SortKey};
+use stackhouse::service::deployments::{self, version_key};
+use stackhouse::service::retention::{self, Limits, Policy};
+use stackhouse::service::updates::{self, Status};
+use stackhouse::App;
+
+use crate::fixtures;
+use crate::server::{Client, Target, TestServer};
+use crate::session::{self, create_and_start, Run};
+
+/// Expands to one `#[tokio::test]` per jobs check, each on a fresh server built from
+/// `$target`, a `fn(&'static str) -> Target` given the check's name.
+#[macro_export]
+macro_rules! jobs_conformance_tests {
+    ($target:expr) => {
+        $crate::jobs_conformance_tests!(@each $target;
+            killed_checkpoint_session_is_reaped,
+            killed_journal_session_is_reaped,
+            a_renewing_cli_keeps_its_lease,
+            reaping_is_idempotent_and_races_a_start_cleanly,
+            the_emulator_reaps_on_its_timer,
+            retention_keeps_the_newest_versions,
+            retention_by_age_never_drops_the_current_deployment,
+            retention_is_bounded_and_resumes,
+            orphans_older_than_the_grace_period_are_removed,
+            poisoned_messages_end_in_the_dlq_and_redrive
+        );
+    };
+    (@each $target:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let make: fn(&'static str) -> $crate::server::Target = $target;
+                $crate::jobs::$name(make(stringify!($name))).await;
+            }
+        )*
+    };
+}
+
+async fn new_stack(server: &TestServer, name: &str) -> String {
+    let c = server.client();
+    let r = c.post(&format!("/api/stacks/{}/proj", server.user), &json!({"stackName": name})).await;
+    assert_eq!(r.status, 200, "create stack: {r:?}");
+    format!("/api/stacks/{}/proj/{name}", server.user)
+}
+
+/// The fixture deployment with its URNs in `stack` of project `proj`, keeping the first `n`
+/// resources.
+fn state(stack: &str, n: usize) -> Value {
+    let mut text = fixtures::untyped_deployment("checkpoint-v3").to_string();
+    for old in ["urn:pulumi:foo::countdown::", "urn:pulumi:dev::countdown::"] {
+        text = text.replace(old, &format!("urn:pulumi:{stack}::proj::"));
+    }
+    let mut v: Value = serde_json::from_str(&text).expect("fixture JSON");
+    let resources: Vec<Value> = v["deployment"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .take(n)
+        .cloned()
+        .collect();
+    v["deployment"]["resources"] = Value::Array(resources);
+    v
+}
+
+/// Runs a scheduled job once, through its entry in the job table, as a timer or EventBridge
+/// would.
+pub async fn run_job(app: &Arc<App>, job: &Job) -> Value {
+    let Trigger::Schedule { run, .. } = job.trigger else {
+        panic!("{} is not scheduled", job.name)
+    };
+    run(app.clone(), app.clock.now()).await.unwrap_or_else(|e| panic!("{} failed: {e}", job.name))
+}
+
+fn reaped(report: &Value) -> Vec<String> {
+    report["reaped"]
+        .as_array()
+        .unwrap_or_else(|| panic!("reaper report: {report}"))
+        .iter()
+        .map(|v| v.as_str().expect("id").to_string())
+        .collect()
+}
+
+async fn stack_id(c: &Client, stack: &str) -> String {
+    c.get(stack).await.json()["id"].as_str().expect("stack id").to_string()
+}
+
+/// An update that checkpoints `state` (or nothing) and succeeds.
+async fn update(c: &Client, stack: &str, state: Option<&Value>) -> Run {
+    let run = create_and_start(c, stack, "update", false).await.expect("update starts");
+    if let Some(s) = state {
+        let r = run.checkpoint(c, s).await;
+        assert!(r.status.is_success(), "checkpoint: {r:?}");
+    }
+    let r = run.complete(c, "succeeded").await;
+    assert!(r.status.is_success(), "complete: {r:?}");
+    run
+}
+
+fn versions(history: &Value) -> Vec<i64> {
+    history["updates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("history: {history}"))
+        .iter()
+        .map(|u| u["version"].as_i64().expect("version"))
+        .collect()
+}
+
+/// After a CLI died: no running operation, the update failed in history, a new update can
+/// start, and the dead lease is refused.
+async fn assert_freed(server: &TestServer, stack: &str, dead: &Run) {
+    let c = server.client();
+    let s = c.get(stack).await.json();
+    assert!(s.get("currentOperation").is_none(), "no current operation: {s}");
+    assert!(s["activeUpdate"].as_str().unwrap_or_default().is_empty(), "lease released: {s}");
+    let h = c.get(&format!("{stack}/updates")).await.json();
+    assert_eq!(h["updates"][0]["result"], "failed", "{h}");
+    dead.renew(&c).await.error_message(403);
+    let next = create_and_start(&c, stack, "refresh", false).await.expect("the stack is usable");
+    assert!(next.complete(&c, "succeeded").await.status.is_success());
+}
+
+/// A CLI killed mid-update with full checkpoints: one reaper run after the lease lapsed ends
+/// the update as failed, keeps its last checkpoint and frees the stack.
+pub async fn killed_checkpoint_session_is_reaped(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let first = state("dev", 5);
+    let last = state("dev", 12);
+    let run = create_and_start(&c, &stack, "update", false).await.expect("update starts");
+    assert!(run.checkpoint(&c, &first).await.status.is_success());
+    assert!(run.checkpoint(&c, &last).await.status.is_success());
+
+    // Before the lease lapses the reaper leaves it alone.
+    server.app.clock.advance(server.app.settings.lease_seconds - 10);
+    assert!(reaped(&run_job(&server.app, &JOB_LEASE_REAPER).await).is_empty());
+    assert!(c.get(&stack).await.json().get("currentOperation").is_some());
+
+    server.app.clock.advance(11);
+    let report = run_job(&server.app, &JOB_LEASE_REAPER).await;
+    assert_eq!(reaped(&report), vec![run.id.clone()], "{report}");
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), last, "last checkpoint kept");
+    let h = c.get(&format!("{stack}/updates/1")).await.json();
+    assert_eq!(h["info"]["result"], "failed");
+    assert_eq!(h["info"]["resourceCount"], 12);
+    assert_freed(&server, &stack, &run).await;
+    server.stop().await;
+}
+
+/// A CLI killed mid-update in journal mode: the reaper replays the journal up to the last
+/// acknowledged entry (the unfinished operation is recorded as pending).
+pub async fn killed_journal_session_is_reaped(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let full = state("dev", 10);
+    let base = c.get(&format!("{stack}/export")).await.json();
+    let (run, journal) = session::create_and_start_journal(&c, &stack, "update").await;
+    assert!(journal, "journaling is on");
+    let mut entries = session::journal_between(&base, &full);
+    // The process dies after beginning the last resource's creation.
+    entries.pop();
+    for batch in entries.chunks(7) {
+        assert!(run.journal(&c, batch).await.status.is_success());
+    }
+    server.app.clock.advance(server.app.settings.lease_seconds + 1);
+    let report = run_job(&server.app, &JOB_LEASE_REAPER).await;
+    assert_eq!(reaped(&report), vec![run.id.clone()], "{report}");
+
+    let export = c.get(&format!("{stack}/export")).await.json();
+    let resources = export["deployment"]["resources"].as_array().expect("resources");
+    assert_eq!(resources[..], full["deployment"]["resources"].as_array().expect("full")[..9]);
+    let pending = export["deployment"]["pending_operations"].as_array().expect("pending");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["type"], "creating");
+    assert_eq!(pending[0]["resource"], full["deployment"]["resources"][9]);
+    assert_freed(&server, &stack, &run).await;
+    server.stop().await;
+}
+
+/// The reaper never takes a lease its CLI renews, even when it read the update before the
+/// renewal (its finalize transaction fails on the revision and the re-read shows a live
+/// lease), and when both happen at the last second.
+pub async fn a_renewing_cli_keeps_its_lease(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    let lease = app.settings.lease_seconds;
+    let run = create_and_start(&c, &stack, "update", false).await.expect("update starts");
+    assert!(run.checkpoint(&c, &state("dev", 3)).await.status.is_success());
+
+    // A reaper's read from just before the renewal.
+    let stale = updates::get(app.ports.meta.as_ref(), &id, &run.id).await.expect("update");
+    app.clock.advance(lease - 1);
+    assert!(run.renew(&c).await.status.is_success());
+    app.clock.advance(2);
+    assert!(!stale.is_live(app.clock.now()), "the stale copy looks expired");
+    let ended = updates::finalize_expired(&app, stale).await.expect("finalize_expired");
+    assert!(ended.is_none(), "the renewal wins: {ended:?}");
+    let now = updates::get(app.ports.meta.as_ref(), &id, &run.id).await.expect("update");
+    assert_eq!(now.status, Status::Running);
+    let report = run_job(&app, &JOB_LEASE_REAPER).await;
+    assert!(reaped(&report).is_empty(), "{report}");
+    assert_eq!(report["live"], 1);
+    assert!(run.renew(&c).await.status.is_success());
+
+    // Renewals at the last second, concurrent with reaper runs.
+    for _ in 0..4 {
+        app.clock.advance(lease - 1);
+        let (renewed, report) = tokio::join!(run.renew(&c), run_job(&app, &JOB_LEASE_REAPER));
+        assert!(renewed.status.is_success(), "{renewed:?}");
+        assert!(reaped(&report).is_empty(), "{report}");
+    }
+    assert!(run.checkpoint(&c, &state("dev", 4)).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    let h = c.get(&format!("{stack}/updates/1")).await.json();
+    assert_eq!(h["info"]["result"], "succeeded");
+    assert_eq!(h["info"]["resourceCount"], 4);
+    server.stop().await;
+}
+
+/// Two reapers and the next `pulumi up` all find the same abandoned update: it ends once,
+/// as failed; running the reaper again afterwards changes nothing.
+pub async fn reaping_is_idempotent_and_races_a_start_cleanly(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let dead = create_and_start(&c, &stack, "update", false).await.expect("update starts");
+    assert!(dead.checkpoint(&c, &state("dev", 6)).await.status.is_success());
+    app.clock.advance(app.settings.lease_seconds + 1);
+
+    let (a, b, next) = tokio::join!(
+        run_job(&app, &JOB_LEASE_REAPER),
+        run_job(&app, &JOB_LEASE_REAPER),
+        create_and_start(&c, &stack, "update", false),
+    );
+    let next = next.expect("the next update starts");
+    assert!(reaped(&a).len() + reaped(&b).len() <= 1, "ended once: {a} {b}");
+    assert_eq!(next.version, 2);
+    assert!(next.checkpoint(&c, &state("dev", 7)).await.status.is_success());
+    assert!(next.complete(&c, "succeeded").await.status.is_success());
+
+    let snapshot = |h: Value, s: Value, e: Value| (h, s["version"].clone(), e);
+    let before = snapshot(
+        c.get(&format!("{stack}/updates")).await.json(),
+        c.get(&stack).await.json(),
+        c.get(&format!("{stack}/export")).await.json(),
+    );
+    let results: Vec<&str> = before.0["updates"]
+        .as_array()
+        .expect("updates")
+        .iter()
+        .map(|u| u["result"].as_str().expect("result"))
+        .collect();
+    assert_eq!(results, ["succeeded", "failed"]);
+    assert_eq!(versions(&before.0), [2, 1]);
+    assert_eq!(
+        c.get(&format!("{stack}/export/1")).await.json()["deployment"]["resources"]
+            .as_array()
+            .map(Vec::len),
+        Some(6)
+    );
+
+    app.clock.advance(app.settings.lease_seconds + 1);
+    let again = run_job(&app, &JOB_LEASE_REAPER).await;
+    assert!(reaped(&again).is_empty(), "{again}");
+    assert_eq!(again["examined"], 0, "no running update is indexed: {again}");
+    let after = snapshot(
+        c.get(&format!("{stack}/updates")).await.json(),
+        c.get(&stack).await.json(),
+        c.get(&format!("{stack}/export")).await.json(),
+    );
+    assert_eq!(before, after, "a second run changes nothing");
+    server.stop().await;
+}
+
+/// The emulator runs the reaper on its own timer (`STACKHOUSE_REAPER_INTERVAL_SECONDS`, here
+/// through the runner's config): a killed session's stack frees itself.
+pub async fn the_emulator_reaps_on_its_timer(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let mut cfg = local_emulator::jobs::RunnerConfig::default();
+    cfg.intervals.insert(JOB_LEASE_REAPER.name, Duration::from_millis(200));
+    cfg.intervals.insert(JOB_HISTORY_RETENTION.name, Duration::ZERO);
+    let runner = local_emulator::jobs::start(server.app.clone(), &cfg);
+    assert!(runner.summary.iter().any(|l| l.contains("disabled")), "{:?}", runner.summary);
+
+    let stack = new_stack(&server, "dev").await;
+    let dead = create_and_start(&c, &stack, "update", false).await.expect("update starts");
+    assert!(dead.checkpoint(&c, &state("dev", 2)).await.status.is_success());
+    server.app.clock.advance(server.app.settings.lease_seconds + 1);
+    let mut freed = false;
+    for _ in 0..100 {
+        if c.get(&stack).await.json()["activeUpdate"].as_str().unwrap_or_default().is_empty() {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    runner.stop().await;
+    assert!(freed, "the timer's reaper freed the stack");
+    assert_freed(&server, &stack, &dead).await;
+    server.stop().await;
+}
+
+async fn blob_exists(app: &App, key: &str) -> bool {
+    app.ports.blobs.get(key).await.expect("blob store").is_some()
+}
+
+async fn scratch_blobs(app: &App, update_id: &str) -> usize {
+    let page = app.ports.blobs.list(&format!("updates/{update_id}/"), None).await.expect("list");
+    page.keys.len()
+}
+
+/// `versions:2`: the two newest versions stay with their deployments and scratch blobs; older
+/// ones lose their history item, deployment blob and scratch blobs; other stacks too.
+pub async fn retention_keeps_the_newest_versions(target: Target) {
+    let settings = Settings { history_retention: Policy::Versions(2), ..Settings::default() };
+    let server = TestServer::start_with(target, settings).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let other = new_stack(&server, "other").await;
+    let id = stack_id(&c, &stack).await;
+    let mut runs = Vec::new();
+    for n in 1..=4 {
+        runs.push(update(&c, &stack, Some(&state("dev", n))).await);
+    }
+    update(&c, &other, Some(&state("other", 1))).await;
+    update(&c, &other, Some(&state("other", 2))).await;
+    update(&c, &other, Some(&state("other", 3))).await;
+    assert!(blob_exists(&app, &version_key(&id, 1)).await);
+    assert!(scratch_blobs(&app, &runs[0].id).await > 0);
+
+    let report = run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(report["policy"], "versions:2");
+    assert_eq!(report["versions_pruned"], 3, "{report}");
+    assert_eq!(report["pass_complete"], true);
+    assert_eq!(versions(&c.get(&format!("{stack}/updates")).await.json()), [4, 3]);
+    assert_eq!(versions(&c.get(&format!("{other}/updates")).await.json()), [3, 2]);
+    for v in [1, 2] {
+        c.get(&format!("{stack}/export/{v}")).await.error_message(404);
+        c.get(&format!("{stack}/updates/{v}")).await.error_message(404);
+        assert!(!blob_exists(&app, &version_key(&id, v)).await, "blob of version {v}");
+        assert_eq!(scratch_blobs(&app, &runs[v as usize - 1].id).await, 0);
+    }
+    for v in [3, 4] {
+        let e = c.get(&format!("{stack}/export/{v}")).await.json();
+        assert_eq!(e, state("dev", v as usize));
+    }
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), state("dev", 4));
+    // Nothing left to do.
+    let again = run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(again["versions_pruned"], 0, "{again}");
+    server.stop().await;
+}
+
+/// `days:1` prunes versions that ended over a day ago, but never the current version or its
+/// deployment, even when the newest version reuses an older version's deployment blob.
+pub async fn retention_by_age_never_drops_the_current_deployment(target: Target) {
+    let settings = Settings { history_retention: Policy::Days(1), ..Settings::default() };
+    let server = TestServer::start_with(target, settings).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    update(&c, &stack, Some(&state("dev", 1))).await;
+    update(&c, &stack, Some(&state("dev", 2))).await;
+    // Version 3 checkpoints nothing: it points at version 2's deployment blob.
+    update(&c, &stack, None).await;
+    let current = state("dev", 2);
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), current);
+
+    app.clock.advance(3 * 86_400);
+    let report = run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(report["versions_pruned"], 2, "{report}");
+    assert_eq!(versions(&c.get(&format!("{stack}/updates")).await.json()), [3]);
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), current);
+    assert_eq!(c.get(&format!("{stack}/export/3")).await.json(), current);
+    assert!(!blob_exists(&app, &version_key(&id, 1)).await);
+    assert!(blob_exists(&app, &version_key(&id, 2)).await, "the current deployment stays");
+
+    // A later version, then everything ages again: only the current version remains.
+    update(&c, &stack, Some(&state("dev", 5))).await;
+    app.clock.advance(3 * 86_400);
+    run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(versions(&c.get(&format!("{stack}/updates")).await.json()), [4]);
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), state("dev", 5));
+    assert!(!blob_exists(&app, &version_key(&id, 2)).await);
+    server.stop().await;
+}
+
+/// A run visits at most its budget of stacks and the next run continues where it stopped.
+pub async fn retention_is_bounded_and_resumes(target: Target) {
+    let settings = Settings { history_retention: Policy::Versions(1), ..Settings::default() };
+    let server = TestServer::start_with(target, settings).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let names = ["a", "b", "c"];
+    for name in names {
+        let stack = new_stack(&server, name).await;
+        update(&c, &stack, Some(&state(name, 1))).await;
+        update(&c, &stack, Some(&state(name, 2))).await;
+    }
+    let one = Limits { stacks_per_run: 1, ended_per_run: 100 };
+    let mut visited = Vec::new();
+    let mut pruned = 0;
+    // Runs until the pass completes: one stack per run (the last run may find none left).
+    for _ in 0..=names.len() {
+        let report = retention::run_with(&app, app.clock.now(), &one).await.expect("run");
+        assert!(report.stacks_visited <= 1, "{report:?}");
+        visited.push(report.stacks_visited);
+        pruned += report.versions_pruned;
+        if report.pass_complete {
+            break;
+        }
+        if visited.len() < names.len() {
+            // Not done yet: the stacks not visited still have both versions.
+            let left: usize = names.len() - visited.len();
+            let mut full = 0;
+            for name in names {
+                let path = format!("/api/stacks/{}/proj/{name}/updates", server.user);
+                full += usize::from(versions(&c.get(&path).await.json()).len() == 2);
+            }
+            assert_eq!(full, left, "after {} runs", visited.len());
+        }
+    }
+    assert_eq!(visited.iter().sum::<usize>(), names.len(), "{visited:?}");
+    assert_eq!(pruned, names.len());
+    for name in names {
+        let h = c.get(&format!("/api/stacks/{}/proj/{name}/updates", server.user)).await.json();
+        assert_eq!(versions(&h), [2], "{name}");
+    }
+    // The next run starts a new pass, with nothing left to prune.
+    let report = retention::run_with(&app, app.clock.now(), &one).await.expect("run");
+    assert_eq!((report.stacks_visited, report.versions_pruned), (1, 0), "{report:?}");
+    server.stop().await;
+}
+
+fn gz_empty() -> Bytes {
+    deployments::gzip(deployments::EMPTY.as_bytes()).expect("gzip")
+}
+
+/// Crash leftovers ("blob written, pointer never published") and the scratch blobs of ended
+/// updates go once older than the grace period; fresh ones, in-flight versions and anything
+/// referenced stay.
+pub async fn orphans_older_than_the_grace_period_are_removed(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let grace = app.settings.orphan_grace_seconds;
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    let first = update(&c, &stack, Some(&state("dev", 3))).await;
+    assert!(scratch_blobs(&app, &first.id).await > 0, "the checkpoint is scratch");
+
+    // A finalize that crashed after writing version 2's blob; version 2 then published
+    // nothing new (no checkpoint), so that blob is an orphan from now on.
+    let old_orphan = version_key(&id, 2);
+    app.ports.blobs.put(&old_orphan, gz_empty()).await.expect("put");
+    update(&c, &stack, None).await;
+    // A blob of a version the stack has not reached: maybe a publication in flight.
+    let in_flight = version_key(&id, 9);
+    app.ports.blobs.put(&in_flight, gz_empty()).await.expect("put");
+
+    let report = run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(report["orphans_deleted"], 0, "nothing is old enough yet: {report}");
+    assert!(blob_exists(&app, &old_orphan).await);
+
+    app.clock.advance(grace + 60);
+    let fresh_orphan = version_key(&id, 3);
+    app.ports.blobs.put(&fresh_orphan, gz_empty()).await.expect("put");
+    let last = create_and_start(&c, &stack, "update", false).await.expect("update starts");
+    let event =
+        json!({"sequence": 1, "timestamp": 1, "stdoutEvent": {"message": "hi", "color": "raw"}});
+    assert!(last.events(&c, &[event]).await.status.is_success());
+    assert!(last.complete(&c, "succeeded").await.status.is_success());
+
+    let report = run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert_eq!(report["orphans_deleted"], 1, "{report}");
+    assert!(!blob_exists(&app, &old_orphan).await, "the old orphan is gone");
+    assert!(blob_exists(&app, &fresh_orphan).await, "the fresh orphan stays");
+    assert!(blob_exists(&app, &in_flight).await, "a newer version's blob stays");
+    assert!(blob_exists(&app, &version_key(&id, 1)).await, "the current deployment stays");
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), state("dev", 3));
+    assert_eq!(versions(&c.get(&format!("{stack}/updates")).await.json()), [3, 2, 1]);
+    assert_eq!(scratch_blobs(&app, &first.id).await, 0, "old scratch blobs are gone");
+    assert!(scratch_blobs(&app, &last.id).await > 0, "fresh scratch blobs stay");
+    let events = c.get(&format!("{}/events", last.path)).await;
+    assert_eq!(events.status, 200);
+    server.stop().await;
+}
+
+const PROCESSED: &str = "TEST#processed";
+
+/// A test-only queue handler: fails every message whose body starts with `poison`, records
+/// the others (idempotently) in the metadata store.
+async fn poison_aware(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {
+    let mut failed = Vec::new();
+    for m in messages {
+        if m.body.starts_with("poison") {
+            failed.push(m.id);
+            continue;
+        }
+        let item = Item::new(PROCESSED, m.body.clone());
+        if app.ports.meta.put(item, None).await.is_err() {
+            failed.push(m.id);
+        }
+    }
+    failed
+}
+
+/// A test-only job consuming the `jobs` queue.
+pub static POISON_JOB: Job = Job {
+    name: "job-test-poison",
+    description: "fails poisoned messages",
+    trigger: Trigger::Queue {
+        queue: "jobs",
+        batch_size: 10,
+        run: stackhouse::batch!(poison_aware),
+    },
+    needs: Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Read,
+        keys: Access::None,
+    },
+    timeout_seconds: 30,
+};
+
+async fn processed(app: &App) -> Vec<String> {
+    let query =
+        Query { pk: PROCESSED.into(), sk: SortKey::All, ascending: true, limit: 100, after: None };
+    let page = app.ports.meta.query(query).await.expect("query");
+    page.items.into_iter().map(|i| i.sk).collect()
+}
+
+/// A poisoned message fails on every receive while the rest of its batch succeeds, then lands
+/// in the dead-letter queue after `max_receives`; redriven, the emulator's consumer sends it
+/// there again. The Lambda path reports the same partial batch failure.
+pub async fn poisoned_messages_end_in_the_dlq_and_redrive(target: Target) {
+    let server = TestServer::start(target).await;
+    let app = server.app.clone();
+    let q = app.ports.queue.as_ref();
+    let max_receives =
+        stackhouse::jobs::queue::queue_spec("jobs").expect("jobs queue").max_receives;
+    for body in ["good-1", "good-2", "poison-1", "good-3", "good-4"] {
+        q.send("jobs", body, Duration::ZERO).await.expect("send");
+    }
+    let now = Backoff { base: Duration::ZERO, max: Duration::ZERO };
+    let mut failures = 0;
+    let mut idle = 0;
+    for _ in 0..60 {
+        let polled = poll_once(&app, &POISON_JOB, &now).await.expect("poll");
+        assert!(polled.failed <= 1, "only the poisoned message fails: {polled:?}");
+        failures += polled.failed;
+        idle = if polled.received == 0 { idle + 1 } else { 0 };
+        if idle == 3 {
+            break;
+        }
+    }
+    assert_eq!(processed(&app).await, ["good-1", "good-2", "good-3", "good-4"]);
+    assert_eq!(failures, max_receives as usize, "tried max_receives times");
+    let dead = dlq_list(q, "jobs", 10).await.expect("dlq list");
+    let bodies: Vec<&str> = dead.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["poison-1"]);
+    // Listing leaves it there.
+    assert_eq!(dlq_list(q, "jobs", 10).await.expect("dlq list").len(), 1);
+
+    // Redrive, and let the emulator's consumer take it (and a good message) from the queue.
+    assert_eq!(dlq_redrive(q, "jobs", 10).await.expect("redrive"), 1);
+    assert!(dlq_list(q, "jobs", 10).await.expect("dlq list").is_empty());
+    q.send("jobs", "good-5", Duration::ZERO).await.expect("send");
+    let cfg = local_emulator::jobs::RunnerConfig {
+        jobs: vec![&POISON_JOB],
+        idle_poll: Duration::from_millis(50),
+        backoff: now,
+        ..Default::default()
+    };
+    let runner = local_emulator::jobs::start(app.clone(), &cfg);
+    let mut back = Vec::new();
+    for _ in 0..100 {
+        back = dlq_list(q, "jobs", 10).await.expect("dlq list");
+        if !back.is_empty() && processed(&app).await.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    runner.stop().await;
+    assert_eq!(back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["poison-1"]);
+    assert_eq!(processed(&app).await.len(), 5);
+
+    // The Lambda path: an SQS event in, a partial batch response out.
+    let event = json!({"Records": [
+        {"messageId": "m-good", "receiptHandle": "r-1", "body": "good-6",
+         "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"},
+        {"messageId": "m-bad", "receiptHandle": "r-2", "body": "poison-2",
+         "attributes": {"ApproximateReceiveCount": "2"}, "eventSource": "aws:sqs"},
+    ]});
+    let response =
+        stackhouse::jobs::events::handle(&app, &POISON_JOB, event).await.expect("batch runs");
+    assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}));
+    assert!(processed(&app).await.contains(&"good-6".to_string()));
+    server.stop().await;
+}
