@@ -236,7 +236,10 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
         Some("s3") if action == "s3:ListBucket" => vec![att("Bucket")],
         Some("s3") => vec![json!({"Fn::Sub": "${Bucket.Arn}/*"})],
         Some("kms") => vec![att("Key")],
-        Some("sqs") => vec![att("JobsQueue")],
+        Some("sqs") => stackhouse::ports::queue::default_queues()
+            .iter()
+            .map(|q| att(&stackhouse_infra::queue_id(q)))
+            .collect(),
         Some("logs") => vec![att(log_group)],
         _ => panic!("unexpected action {action}"),
     }

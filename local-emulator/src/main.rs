@@ -19,7 +19,8 @@ struct Cli {
     /// Storage backend.
     #[arg(long, global = true, value_enum, default_value_t = Backend::Embedded)]
     backend: Backend,
-    /// Endpoint URL for every AWS service (LocalStack, MinIO, moto); omit for real AWS.
+    /// Endpoint URL for every AWS service (LocalStack, MinIO, moto); omit for real AWS. The
+    /// SDK's AWS_ENDPOINT_URL_{S3,DYNAMODB,SQS,KMS} override it for their service.
     #[arg(long, global = true)]
     aws_endpoint_url: Option<String>,
     #[command(subcommand)]
@@ -132,12 +133,29 @@ async fn dlq(config: Config, action: DlqAction) -> Result<(), String> {
     Ok(())
 }
 
+/// How long each AWS service gets to answer the startup check. LocalStack starts a service on
+/// its first request, which takes several seconds.
+const STARTUP_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Fails, with one line per problem, unless every AWS service answers and has its resources.
+async fn check_aws(config: &Config) -> Result<(), String> {
+    let acfg = local_emulator::aws_config(config);
+    let problems = stackhouse::adapters::aws::check(&acfg, STARTUP_CHECK_TIMEOUT).await;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!("the AWS backend is not ready:\n  {}", problems.join("\n  ")))
+}
+
 async fn serve(config: Config) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
+    if config.backend == Backend::Aws {
+        check_aws(&config).await?;
+    }
     let (app, verifier) =
         local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
     let outcome = bootstrap::run(&app, &bootstrap::Bootstrap::from_env())
@@ -147,10 +165,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let jobs = local_emulator::jobs::start(app, &local_emulator::jobs::RunnerConfig::from_env());
     let where_ = match config.backend {
         Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),
-        Backend::Aws => format!(
-            "AWS backend{}",
-            config.aws_endpoint_url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default()
-        ),
+        Backend::Aws => {
+            let acfg = local_emulator::aws_config(&config);
+            let at = stackhouse::adapters::aws::Service::ALL
+                .map(|s| format!("{} at {}", s.name(), acfg.target(s)));
+            format!("AWS backend: {}", at.join(", "))
+        }
     };
     println!("Stackhouse is listening on {url} ({where_})");
     println!("Background jobs: {}", jobs.summary.join("; "));

@@ -30,6 +30,9 @@ pub struct Settings {
     /// Age after which crash leftovers and the scratch blobs of ended updates are removed
     /// (`STACKHOUSE_ORPHAN_GRACE_SECONDS`, default 7 days).
     pub orphan_grace_seconds: i64,
+    /// Whether webhooks may target loopback, private and link-local addresses
+    /// (`STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK=1`; off by default).
+    pub webhook_allow_loopback: bool,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             journaling: true,
             history_retention: crate::service::retention::Policy::KeepAll,
             orphan_grace_seconds: crate::service::retention::DEFAULT_GRACE_SECONDS,
+            webhook_allow_loopback: false,
         }
     }
 }
@@ -79,6 +83,8 @@ impl Settings {
         if let Some(n) = env_usize("STACKHOUSE_ORPHAN_GRACE_SECONDS") {
             s.orphan_grace_seconds = i64::try_from(n).unwrap_or(i64::MAX);
         }
+        s.webhook_allow_loopback =
+            std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");
         s
     }
 }
@@ -101,6 +107,13 @@ impl Clock {
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         secs + self.offset.load(Ordering::Relaxed)
+    }
+    /// Now, as Unix seconds and the microseconds within that second, from one reading of the
+    /// wall clock (so the pair never goes backwards across a second boundary).
+    pub fn now_micros(&self) -> (i64, u32) {
+        let d =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (d.as_secs() as i64 + self.offset.load(Ordering::Relaxed), d.subsec_micros())
     }
     /// Moves the clock forward (tests only: lease expiry without sleeping).
     pub fn advance(&self, secs: i64) {

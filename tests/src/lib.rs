@@ -11,3 +11,4 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod updates;
+pub mod webhooks;

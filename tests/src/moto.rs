@@ -118,6 +118,7 @@ pub fn aws_config_for(endpoint: &str, tag: &str) -> AwsConfig {
         kms_key_id: format!("alias/{base}"),
         queue_prefix: format!("{base}-"),
         queues: default_queues(),
+        service_endpoints: Default::default(),
     }
 }
 

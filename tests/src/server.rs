@@ -40,6 +40,44 @@ pub enum Target {
         /// Keeps a moto process started for this test alive.
         guard: Option<crate::moto::MotoServer>,
     },
+    /// AWS adapters against one endpoint per service (e.g. SeaweedFS for S3, LocalStack for
+    /// SQS and KMS, moto for DynamoDB), with fresh resources named after the tag.
+    AwsServices {
+        /// Every service's endpoint.
+        endpoints: stackhouse::adapters::aws::ServiceEndpoints,
+        /// Names this test's resources.
+        tag: &'static str,
+    },
+}
+
+/// The per-service endpoint variables [`mixed_target`] reads, in the order DynamoDB, S3, SQS,
+/// KMS.
+pub const MIXED_VARS: [&str; 4] = [
+    "STACKHOUSE_MIXED_DYNAMODB",
+    "STACKHOUSE_MIXED_S3",
+    "STACKHOUSE_MIXED_SQS",
+    "STACKHOUSE_MIXED_KMS",
+];
+
+/// An AWS target with one endpoint per service, from `STACKHOUSE_MIXED_DYNAMODB`, `_S3`,
+/// `_SQS` and `_KMS` (set by `.ci/mixed-lane`, which starts the servers). Panics when one is
+/// unset: the mixed suites are only built with the `mixed-lane` feature, which the lane turns
+/// on, so an unset variable there is a broken lane, never a reason to skip.
+pub fn mixed_target(tag: &'static str) -> Target {
+    let get = |name: &str| match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!(
+            "{name} is unset: the mixed-lane suites need {} (run `bash .ci/mixed-lane`)",
+            MIXED_VARS.join(", ")
+        ),
+    };
+    let endpoints = stackhouse::adapters::aws::ServiceEndpoints {
+        dynamodb: Some(get(MIXED_VARS[0])),
+        s3: Some(get(MIXED_VARS[1])),
+        sqs: Some(get(MIXED_VARS[2])),
+        kms: Some(get(MIXED_VARS[3])),
+    };
+    Target::AwsServices { endpoints, tag }
 }
 
 /// An AWS target on moto: the one at `$STACKHOUSE_MOTO_ENDPOINT` (started once by `.ci/run`),
@@ -93,6 +131,15 @@ impl TestServer {
                     .await
                     .expect("provision AWS resources on moto");
                 (Backend::Aws, None, Some(cfg), "aws", guard)
+            }
+            Target::AwsServices { endpoints, tag } => {
+                let mut cfg = crate::moto::aws_config_for("http://unused.invalid", tag);
+                cfg.endpoint_url = None;
+                cfg.service_endpoints = endpoints;
+                stackhouse::adapters::aws::provision(&cfg)
+                    .await
+                    .unwrap_or_else(|e| panic!("provision AWS resources per service: {e}"));
+                (Backend::Aws, None, Some(cfg), "aws", None)
             }
         };
         let config = Config {

@@ -28,6 +28,7 @@ const USER: &str = "alice";
 const ORG: &str = "acme";
 const PROJECT: &str = "website";
 const STACK: &str = "dev";
+const HOOK: &str = "deploy-notifier";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 
@@ -317,6 +318,64 @@ fn samples() -> Vec<Sample> {
             "",
             plain(&json!({"newName": "staging", "newProject": PROJECT})),
         ),
+        sample(
+            &routes::ORG_HOOK_CREATE,
+            format!("/api/orgs/{ORG}/hooks"),
+            "",
+            plain(&json!({"organizationName": ORG, "name": HOOK,
+                          "displayName": "Deploy notifier",
+                          "payloadUrl": "https://hooks.example.com/pulumi",
+                          "secret": "webhook-signing-key", "active": true, "format": "raw",
+                          "filters": ["update_succeeded", "update_failed"]})),
+        ),
+        sample(&routes::ORG_HOOK_LIST, format!("/api/orgs/{ORG}/hooks"), "", None),
+        sample(&routes::ORG_HOOK_GET, format!("/api/orgs/{ORG}/hooks/{HOOK}"), "", None),
+        sample(
+            &routes::ORG_HOOK_UPDATE,
+            format!("/api/orgs/{ORG}/hooks/{HOOK}"),
+            "",
+            plain(&json!({"active": false})),
+        ),
+        sample(&routes::ORG_HOOK_PING, format!("/api/orgs/{ORG}/hooks/{HOOK}/ping"), "", None),
+        sample(
+            &routes::ORG_HOOK_DELIVERIES,
+            format!("/api/orgs/{ORG}/hooks/{HOOK}/deliveries"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::ORG_HOOK_REDELIVER,
+            format!("/api/orgs/{ORG}/hooks/{HOOK}/deliveries/${{DELIVERY_ID}}/redeliver"),
+            "",
+            None,
+        ),
+        sample(&routes::ORG_HOOK_DELETE, format!("/api/orgs/{ORG}/hooks/{HOOK}"), "", None),
+        sample(
+            &routes::STACK_HOOK_CREATE,
+            format!("{s}/hooks"),
+            "",
+            plain(&json!({"organizationName": ORG, "projectName": PROJECT, "stackName": STACK,
+                          "name": HOOK, "displayName": "Deploy notifier",
+                          "payloadUrl": "https://hooks.slack.com/services/T000/B000/XXXX",
+                          "active": true, "format": "slack", "filters": []})),
+        ),
+        sample(&routes::STACK_HOOK_LIST, format!("{s}/hooks"), "", None),
+        sample(&routes::STACK_HOOK_GET, format!("{s}/hooks/{HOOK}"), "", None),
+        sample(
+            &routes::STACK_HOOK_UPDATE,
+            format!("{s}/hooks/{HOOK}"),
+            "",
+            plain(&json!({"filters": ["stack_deleted"]})),
+        ),
+        sample(&routes::STACK_HOOK_PING, format!("{s}/hooks/{HOOK}/ping"), "", None),
+        sample(&routes::STACK_HOOK_DELIVERIES, format!("{s}/hooks/{HOOK}/deliveries"), "", None),
+        sample(
+            &routes::STACK_HOOK_REDELIVER,
+            format!("{s}/hooks/{HOOK}/deliveries/${{DELIVERY_ID}}/redeliver"),
+            "",
+            None,
+        ),
+        sample(&routes::STACK_HOOK_DELETE, format!("{s}/hooks/{HOOK}"), "", None),
     ]
 }
 
@@ -597,6 +656,22 @@ const PLAN: &[(&str, u16)] = &[
     ("update-journal-entries", 204),
     ("update-cancel", 204),
     ("stack-rename", 204),
+    ("org-hook-create", 200),
+    ("org-hook-list", 200),
+    ("org-hook-get", 200),
+    ("org-hook-update", 200),
+    ("org-hook-ping", 200),
+    ("org-hook-deliveries", 200),
+    ("org-hook-redeliver", 200),
+    ("org-hook-delete", 204),
+    ("stack-hook-create", 200),
+    ("stack-hook-list", 200),
+    ("stack-hook-get", 200),
+    ("stack-hook-update", 200),
+    ("stack-hook-ping", 200),
+    ("stack-hook-deliveries", 200),
+    ("stack-hook-redeliver", 200),
+    ("stack-hook-delete", 204),
     ("stack-delete", 204),
 ];
 
@@ -722,6 +797,40 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let back = json!({"newName": STACK, "newProject": PROJECT});
                 assert_eq!(c.post(&format!("{renamed}/rename"), &back).await.status, 204);
             }
+            "org-hook-create" | "org-hook-get" => {
+                let v = r.json();
+                assert_eq!(
+                    (v["name"].as_str(), v["hasSecret"].as_bool()),
+                    (Some(HOOK), Some(true))
+                );
+                assert!(v.get("secret").is_none(), "the secret is never returned: {v}");
+            }
+            "org-hook-list" | "stack-hook-list" => {
+                assert_eq!(r.json()[0]["name"], HOOK);
+            }
+            "org-hook-update" => assert_eq!(r.json()["active"], false),
+            "org-hook-ping" | "stack-hook-ping" => {
+                let v = r.json();
+                assert_eq!(v["event"], "ping", "{v}");
+                // hooks.example.com does not resolve here: the attempt records why.
+                assert_eq!(v["attempts"].as_array().map(Vec::len), Some(1), "{v}");
+                vars.insert("DELIVERY_ID", v["id"].as_str().expect("id").to_string());
+            }
+            "org-hook-deliveries" | "stack-hook-deliveries" => {
+                assert_eq!(r.json()[0]["id"].as_str(), Some(vars["DELIVERY_ID"].as_str()));
+            }
+            "org-hook-redeliver" | "stack-hook-redeliver" => {
+                let v = r.json();
+                assert_eq!(v["event"], "ping");
+                assert_ne!(v["id"].as_str(), Some(vars["DELIVERY_ID"].as_str()), "a new delivery");
+            }
+            "stack-hook-update" => assert_eq!(r.json()["filters"], json!(["stack_deleted"])),
+            "org-hook-delete" => {
+                assert_eq!(c.get(&format!("/api/orgs/{ORG}/hooks/{HOOK}")).await.status, 404);
+            }
+            "stack-hook-delete" => {
+                assert_eq!(c.get(&format!("{s}/hooks/{HOOK}")).await.status, 404);
+            }
             "stack-delete" => assert_eq!(c.get(&s).await.status, 404),
             _ => {}
         }
@@ -738,6 +847,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("LEASE_TOKEN", "stk.upd.bogus".into());
     vars.insert("UPDATE_ID", "upd".into());
     vars.insert("CIPHERTEXT", STANDARD.encode("not a ciphertext"));
+    vars.insert("DELIVERY_ID", "0000000000-000000000000".into());
     for r in routes::ROUTES {
         let expected = match r.auth {
             Auth::User => 401,

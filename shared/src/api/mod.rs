@@ -79,6 +79,22 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
     };
+    /// Reads and writes metadata and sends messages: routes whose domain events queue webhook
+    /// deliveries.
+    pub const META_WRITE_EVENTS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Write,
+        keys: Access::None,
+    };
+    /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
+    /// deliveries).
+    pub const META_BLOB_WRITE_EVENTS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::Write,
+        keys: Access::None,
+    };
 }
 
 /// A boxed handler future.

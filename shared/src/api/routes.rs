@@ -6,7 +6,7 @@
 
 use http::Method;
 
-use super::handlers::{identity, secrets, stacks, updates};
+use super::handlers::{identity, secrets, stacks, updates, webhooks};
 use super::{Auth, Needs, Route};
 use crate::handler;
 
@@ -66,7 +66,7 @@ pub static STACK_CREATE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}",
     auth: Auth::User,
-    needs: Needs::META_WRITE,
+    needs: Needs::META_WRITE_EVENTS,
     handler: handler!(stacks::create),
 };
 
@@ -86,7 +86,7 @@ pub static STACK_DELETE: Route = Route {
     method: Method::DELETE,
     path: "/api/stacks/{org}/{project}/{stack}",
     auth: Auth::User,
-    needs: Needs::META_BLOB_WRITE,
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(stacks::delete),
 };
 
@@ -206,7 +206,7 @@ pub static STACK_IMPORT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/import",
     auth: Auth::User,
-    needs: Needs::META_BLOB_WRITE,
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(stacks::import),
 };
 
@@ -256,7 +256,7 @@ pub static UPDATE_START: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
     auth: Auth::User,
-    needs: Needs::META_BLOB_WRITE,
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::start),
 };
 
@@ -316,7 +316,7 @@ pub static UPDATE_COMPLETE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete",
     auth: Auth::LeaseAnyState,
-    needs: Needs::META_BLOB_WRITE,
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::complete),
 };
 
@@ -326,7 +326,7 @@ pub static UPDATE_CANCEL: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel",
     auth: Auth::User,
-    needs: Needs::META_BLOB_WRITE,
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::cancel),
 };
 
@@ -370,6 +370,206 @@ pub static STACK_RENAME: Route = Route {
     handler: handler!(stacks::rename),
 };
 
+/// `POST /api/orgs/{org}/hooks`.
+pub static ORG_HOOK_CREATE: Route = Route {
+    name: "org-hook-create",
+    method: Method::POST,
+    path: "/api/orgs/{org}/hooks",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(webhooks::org_create),
+};
+
+/// `GET /api/orgs/{org}/hooks`.
+pub static ORG_HOOK_LIST: Route = Route {
+    name: "org-hook-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/hooks",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::org_list),
+};
+
+/// `GET /api/orgs/{org}/hooks/{hook}`.
+pub static ORG_HOOK_GET: Route = Route {
+    name: "org-hook-get",
+    method: Method::GET,
+    path: "/api/orgs/{org}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::org_get),
+};
+
+/// `PATCH /api/orgs/{org}/hooks/{hook}`.
+pub static ORG_HOOK_UPDATE: Route = Route {
+    name: "org-hook-update",
+    method: Method::PATCH,
+    path: "/api/orgs/{org}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(webhooks::org_update),
+};
+
+/// `DELETE /api/orgs/{org}/hooks/{hook}`.
+pub static ORG_HOOK_DELETE: Route = Route {
+    name: "org-hook-delete",
+    method: Method::DELETE,
+    path: "/api/orgs/{org}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs::META_WRITE,
+    handler: handler!(webhooks::org_delete),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/hooks`.
+pub static STACK_HOOK_CREATE: Route = Route {
+    name: "stack-hook-create",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(webhooks::stack_create),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/hooks`.
+pub static STACK_HOOK_LIST: Route = Route {
+    name: "stack-hook-list",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::stack_list),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
+pub static STACK_HOOK_GET: Route = Route {
+    name: "stack-hook-get",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::stack_get),
+};
+
+/// `PATCH /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
+pub static STACK_HOOK_UPDATE: Route = Route {
+    name: "stack-hook-update",
+    method: Method::PATCH,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Write,
+    },
+    handler: handler!(webhooks::stack_update),
+};
+
+/// `DELETE /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
+pub static STACK_HOOK_DELETE: Route = Route {
+    name: "stack-hook-delete",
+    method: Method::DELETE,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
+    auth: Auth::User,
+    needs: Needs::META_WRITE,
+    handler: handler!(webhooks::stack_delete),
+};
+
+/// `GET /api/orgs/{org}/hooks/{hook}/deliveries`.
+pub static ORG_HOOK_DELIVERIES: Route = Route {
+    name: "org-hook-deliveries",
+    method: Method::GET,
+    path: "/api/orgs/{org}/hooks/{hook}/deliveries",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::org_deliveries),
+};
+
+/// `POST /api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver`.
+pub static ORG_HOOK_REDELIVER: Route = Route {
+    name: "org-hook-redeliver",
+    method: Method::POST,
+    path: "/api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Read,
+        blobs: super::Access::None,
+        queue: super::Access::Write,
+        keys: super::Access::None,
+    },
+    handler: handler!(webhooks::org_redeliver),
+};
+
+/// `POST /api/orgs/{org}/hooks/{hook}/ping`.
+pub static ORG_HOOK_PING: Route = Route {
+    name: "org-hook-ping",
+    method: Method::POST,
+    path: "/api/orgs/{org}/hooks/{hook}/ping",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Read,
+    },
+    handler: handler!(webhooks::org_ping),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries`.
+pub static STACK_HOOK_DELIVERIES: Route = Route {
+    name: "stack-hook-deliveries",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries",
+    auth: Auth::User,
+    needs: Needs::META_READ,
+    handler: handler!(webhooks::stack_deliveries),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver`.
+pub static STACK_HOOK_REDELIVER: Route = Route {
+    name: "stack-hook-redeliver",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Read,
+        blobs: super::Access::None,
+        queue: super::Access::Write,
+        keys: super::Access::None,
+    },
+    handler: handler!(webhooks::stack_redeliver),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping`.
+pub static STACK_HOOK_PING: Route = Route {
+    name: "stack-hook-ping",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping",
+    auth: Auth::User,
+    needs: Needs {
+        meta: super::Access::Write,
+        blobs: super::Access::None,
+        queue: super::Access::None,
+        keys: super::Access::Read,
+    },
+    handler: handler!(webhooks::stack_ping),
+};
+
 /// Every route, in the order documentation lists them.
 pub static ROUTES: &[&Route] = &[
     &USER_GET,
@@ -406,6 +606,22 @@ pub static ROUTES: &[&Route] = &[
     &UPDATE_CHECKPOINT_DELTA,
     &UPDATE_JOURNAL_ENTRIES,
     &STACK_RENAME,
+    &ORG_HOOK_CREATE,
+    &ORG_HOOK_LIST,
+    &ORG_HOOK_GET,
+    &ORG_HOOK_UPDATE,
+    &ORG_HOOK_DELETE,
+    &STACK_HOOK_CREATE,
+    &STACK_HOOK_LIST,
+    &STACK_HOOK_GET,
+    &STACK_HOOK_UPDATE,
+    &STACK_HOOK_DELETE,
+    &ORG_HOOK_DELIVERIES,
+    &ORG_HOOK_REDELIVER,
+    &ORG_HOOK_PING,
+    &STACK_HOOK_DELIVERIES,
+    &STACK_HOOK_REDELIVER,
+    &STACK_HOOK_PING,
 ];
 
 #[cfg(test)]

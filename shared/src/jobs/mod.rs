@@ -135,6 +135,12 @@ pub async fn lease_reaper(app: Arc<App>, now: i64) -> Result<crate::service::rea
     Ok(report)
 }
 
+/// `job-webhook-deliver`: posts webhook deliveries (see
+/// [`crate::service::webhook_deliveries`]).
+pub async fn webhook_deliver(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {
+    crate::service::webhook_deliveries::deliver_batch(&app, messages).await
+}
+
 /// `job-history-retention`: prunes history and removes orphaned blobs (see
 /// [`crate::service::retention`]).
 pub async fn history_retention(

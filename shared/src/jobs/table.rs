@@ -6,7 +6,8 @@
 
 use super::{Job, Trigger};
 use crate::api::{Access, Needs};
-use crate::scheduled;
+use crate::ports::queue::WEBHOOKS_QUEUE;
+use crate::{batch, scheduled};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
 /// last acknowledged state, and frees their stacks.
@@ -14,7 +15,8 @@ pub static JOB_LEASE_REAPER: Job = Job {
     name: "job-lease-reaper",
     description: "Ends updates whose lease expired (CLI killed) and frees their stacks",
     trigger: Trigger::Schedule { every_seconds: 60, run: scheduled!(super::lease_reaper) },
-    needs: Needs::META_BLOB_WRITE,
+    // Queue: reaped updates queue their webhook deliveries.
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     timeout_seconds: 120,
 };
 
@@ -33,8 +35,27 @@ pub static JOB_HISTORY_RETENTION: Job = Job {
     timeout_seconds: 600,
 };
 
+/// `job-webhook-deliver`: posts webhook deliveries from the `webhooks` queue, signed, with a
+/// 10 s timeout; failures retry with backoff and end in the dead-letter queue.
+pub static JOB_WEBHOOK_DELIVER: Job = Job {
+    name: "job-webhook-deliver",
+    description: "Posts webhook deliveries (signed, 10 s timeout, retried with backoff)",
+    trigger: Trigger::Queue {
+        queue: WEBHOOKS_QUEUE,
+        batch_size: 5,
+        run: batch!(super::webhook_deliver),
+    },
+    needs: Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Read,
+        keys: Access::Read,
+    },
+    timeout_seconds: 60,
+};
+
 /// Every job.
-pub static JOBS: &[&Job] = &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION];
+pub static JOBS: &[&Job] = &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION, &JOB_WEBHOOK_DELIVER];
 
 #[cfg(test)]
 mod tests {

@@ -78,12 +78,24 @@ pub trait Queue: Send + Sync {
     ) -> Result<(), QueueError>;
 }
 
-/// The queues Stackhouse uses unless configured otherwise: one `jobs` queue whose messages are
-/// dead-lettered after five receives, hidden for 30 s per receive.
+/// The queues Stackhouse uses unless configured otherwise: a `jobs` queue whose messages are
+/// dead-lettered after five receives, hidden for 30 s per receive, and a `webhooks` queue of
+/// webhook deliveries, dead-lettered after eight attempts (about 45 minutes of retries with the
+/// default backoff), hidden for 60 s per receive (longer than a delivery batch may take).
 pub fn default_queues() -> Vec<QueueSpec> {
-    vec![QueueSpec {
-        name: "jobs".to_string(),
-        max_receives: 5,
-        visibility_timeout: Duration::from_secs(30),
-    }]
+    vec![
+        QueueSpec {
+            name: "jobs".to_string(),
+            max_receives: 5,
+            visibility_timeout: Duration::from_secs(30),
+        },
+        QueueSpec {
+            name: WEBHOOKS_QUEUE.to_string(),
+            max_receives: 8,
+            visibility_timeout: Duration::from_secs(60),
+        },
+    ]
 }
+
+/// Logical name of the queue of webhook deliveries.
+pub const WEBHOOKS_QUEUE: &str = "webhooks";

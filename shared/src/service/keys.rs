@@ -79,3 +79,14 @@ pub fn org_index_sk(org: &str) -> String {
 }
 /// Partition of background jobs' own state (cursors of resumable passes).
 pub const JOBS_PK: &str = "SYS#JOBS";
+/// Partition of an organization's webhooks: its own hooks and those of its stacks, so one query
+/// finds every hook a stack's event may go to.
+pub fn hooks_pk(org: &str) -> String {
+    format!("HOOKS#{org}")
+}
+/// Sort-key prefix of an organization's own hooks, under [`hooks_pk`].
+pub const ORG_HOOK_PREFIX: &str = "ORG#";
+/// Sort-key prefix of one stack's hooks (by immutable stack id), under [`hooks_pk`].
+pub fn stack_hook_prefix(stack_id: &str) -> String {
+    format!("STACK#{stack_id}#")
+}

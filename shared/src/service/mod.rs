@@ -13,6 +13,8 @@ pub mod retention;
 pub mod secrets;
 pub mod stacks;
 pub mod updates;
+pub mod webhook_deliveries;
+pub mod webhooks;
 
 /// A fresh random identifier (128 bits, hex): stack ids, update ids, request ids.
 pub fn new_id() -> String {

@@ -228,8 +228,14 @@ pub async fn replace_tags(
 }
 
 /// Deletes a stack. Without `force`, a stack that still has resources, or whose update is
-/// running, is kept (400 with the exact message the CLI recognises, or 409).
-pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool, now: i64) -> Result<()> {
+/// running, is kept (400 with the exact message the CLI recognises, or 409). Returns the stack
+/// as it was.
+pub async fn delete(
+    meta: &dyn MetadataStore,
+    r: &StackRef,
+    force: bool,
+    now: i64,
+) -> Result<Stack> {
     for _ in 0..8 {
         let stack = get(meta, r).await?;
         if !force {
@@ -250,7 +256,7 @@ pub async fn delete(meta: &dyn MetadataStore, r: &StackRef, force: bool, now: i6
             )
             .await
         {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(stack),
             Err(MetaError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -360,7 +360,10 @@ pub async fn start(
         // The lease index item lets the reaper find this update if its CLI dies.
         let index_op = super::reaper::lease_index_op(&update, now, expires);
         match meta.transact(vec![stack.put_op()?, update_op, index_op]).await {
-            Ok(()) => return Ok(Started { version, token, expires, journal: update.journal }),
+            Ok(()) => {
+                update_event(app, &update, "started").await;
+                return Ok(Started { version, token, expires, journal: update.journal });
+            }
             Err(MetaError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -654,6 +657,12 @@ async fn end(
         match meta.transact(ops).await {
             Ok(()) => {
                 ended.rev = update.rev + 1;
+                // Webhooks hear of updates that started (a cancelled, never started one
+                // had no `started` event either).
+                if update.status == Status::Running {
+                    let ok = ended.status == Status::Succeeded;
+                    update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
+                }
                 return Ok((ended, true));
             }
             Err(MetaError::ConditionFailed) => {
@@ -663,6 +672,32 @@ async fn end(
         }
     }
     Err(Error::Conflict("the stack is being changed concurrently, try again".into()))
+}
+
+/// Queues the webhook deliveries of an update event (`import` and `rename` have none).
+async fn update_event(app: &App, update: &Update, result: &str) {
+    use super::webhook_deliveries::{emit, update_event_kind, DomainEvent, UpdateInfo};
+    let Some(kind) = update_event_kind(&update.kind, update.dry_run, result) else { return };
+    let operation = if update.dry_run { "preview" } else { update.kind.as_str() };
+    let event = DomainEvent {
+        org: update.org.clone(),
+        project: update.project.clone(),
+        stack: update.stack.clone(),
+        stack_id: update.stack_id.clone(),
+        kind,
+        user: update.author.clone(),
+        update: Some(UpdateInfo {
+            id: update.id.clone(),
+            operation: operation.to_string(),
+            result: result.to_string(),
+            version: update.version,
+            resource_changes: update
+                .resource_changes
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
+        }),
+    };
+    emit(app, &event).await;
 }
 
 impl Update {

@@ -45,11 +45,89 @@ pub struct AwsConfig {
     pub queue_prefix: String,
     /// The queues `provision` creates (each with a dead-letter queue).
     pub queues: Vec<QueueSpec>,
+    /// Per-service endpoints (`AWS_ENDPOINT_URL_S3`…): each wins over `endpoint_url` for its
+    /// service, so S3 can live on MinIO while the rest is on LocalStack.
+    pub service_endpoints: ServiceEndpoints,
+}
+
+/// The four AWS services Stackhouse uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// DynamoDB (metadata).
+    DynamoDb,
+    /// S3 (blobs).
+    S3,
+    /// SQS (job queues).
+    Sqs,
+    /// KMS (secrets keys).
+    Kms,
+}
+
+impl Service {
+    /// All four, in the order startup checks report them.
+    pub const ALL: [Service; 4] = [Service::DynamoDb, Service::S3, Service::Sqs, Service::Kms];
+
+    /// Lowercase name, as in error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "dynamodb",
+            Service::S3 => "s3",
+            Service::Sqs => "sqs",
+            Service::Kms => "kms",
+        }
+    }
+
+    /// The SDK's standard service-specific variable, e.g. `AWS_ENDPOINT_URL_S3`.
+    pub fn endpoint_var(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
+            Service::S3 => "AWS_ENDPOINT_URL_S3",
+            Service::Sqs => "AWS_ENDPOINT_URL_SQS",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
+        }
+    }
+}
+
+/// Service-specific endpoint overrides; `None` falls back to [`AwsConfig::endpoint_url`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceEndpoints {
+    /// DynamoDB endpoint.
+    pub dynamodb: Option<String>,
+    /// S3 endpoint.
+    pub s3: Option<String>,
+    /// SQS endpoint.
+    pub sqs: Option<String>,
+    /// KMS endpoint.
+    pub kms: Option<String>,
+}
+
+impl ServiceEndpoints {
+    /// The override for one service.
+    pub fn get(&self, service: Service) -> Option<&str> {
+        match service {
+            Service::DynamoDb => self.dynamodb.as_deref(),
+            Service::S3 => self.s3.as_deref(),
+            Service::Sqs => self.sqs.as_deref(),
+            Service::Kms => self.kms.as_deref(),
+        }
+    }
+
+    /// Reads the four `AWS_ENDPOINT_URL_<SERVICE>` variables through `var` (empty = unset).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> ServiceEndpoints {
+        let get = |s: Service| var(s.endpoint_var()).filter(|v| !v.trim().is_empty());
+        ServiceEndpoints {
+            dynamodb: get(Service::DynamoDb),
+            s3: get(Service::S3),
+            sqs: get(Service::Sqs),
+            kms: get(Service::Kms),
+        }
+    }
 }
 
 impl AwsConfig {
     /// Reads `STACKHOUSE_TABLE`, `STACKHOUSE_BUCKET`, `STACKHOUSE_KMS_KEY_ID`,
-    /// `STACKHOUSE_QUEUE_PREFIX`, `AWS_ENDPOINT_URL` and `AWS_REGION`, with defaults for all.
+    /// `STACKHOUSE_QUEUE_PREFIX`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_{S3,DYNAMODB,SQS,KMS}`
+    /// and `AWS_REGION`, with defaults for all.
     pub fn from_env() -> AwsConfig {
         // Empty values count as unset: SAM templates often pass "" for "not configured".
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -63,12 +141,19 @@ impl AwsConfig {
             queue_prefix: var("STACKHOUSE_QUEUE_PREFIX")
                 .unwrap_or_else(|| "stackhouse-".to_string()),
             queues: default_queues(),
+            service_endpoints: ServiceEndpoints::from_vars(|name| std::env::var(name).ok()),
         }
     }
 
-    /// Where requests go, for error messages.
-    fn target(&self) -> &str {
-        self.endpoint_url.as_deref().unwrap_or("AWS")
+    /// The endpoint `service` talks to: its own override, else the global one, else `None`
+    /// (real AWS).
+    pub fn endpoint(&self, service: Service) -> Option<&str> {
+        self.service_endpoints.get(service).or(self.endpoint_url.as_deref())
+    }
+
+    /// Where requests to `service` go, for error messages.
+    pub fn target(&self, service: Service) -> &str {
+        self.endpoint(service).unwrap_or("AWS")
     }
 }
 
@@ -80,11 +165,10 @@ pub(crate) fn readable<E: std::error::Error>(err: &E) -> String {
 
 /// Loads the shared SDK configuration. Credentials and (given a region) everything else are
 /// resolved lazily, so this makes no network call.
+/// Endpoints are set per service client (see [`Clients::new`]), not here: an explicit global
+/// endpoint on the loader would make the SDK ignore `AWS_ENDPOINT_URL_<SERVICE>`.
 async fn sdk_config(cfg: &AwsConfig) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(url) = &cfg.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
     if let Some(region) = &cfg.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -102,16 +186,24 @@ struct Clients {
 impl Clients {
     async fn new(cfg: &AwsConfig) -> Clients {
         let sdk = sdk_config(cfg).await;
+        // Each client gets its effective endpoint explicitly (override, else global), so the
+        // resolution is ours and does not depend on the process environment.
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        dynamo.set_endpoint_url(cfg.endpoint(Service::DynamoDb).map(str::to_string));
+        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
+        s3.set_endpoint_url(cfg.endpoint(Service::S3).map(str::to_string));
         // Virtual-host addressing (`bucket.host`) does not resolve on moto, MinIO or
         // LocalStack endpoints such as 127.0.0.1, so custom endpoints use path style.
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(cfg.endpoint_url.is_some())
-            .build();
+        s3.set_force_path_style(Some(cfg.endpoint(Service::S3).is_some()));
+        let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
+        sqs.set_endpoint_url(cfg.endpoint(Service::Sqs).map(str::to_string));
+        let mut kms = aws_sdk_kms::config::Builder::from(&sdk);
+        kms.set_endpoint_url(cfg.endpoint(Service::Kms).map(str::to_string));
         Clients {
-            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            kms: aws_sdk_kms::Client::new(&sdk),
+            dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            kms: aws_sdk_kms::Client::from_conf(kms.build()),
         }
     }
 }
@@ -132,6 +224,134 @@ pub async fn connect(cfg: &AwsConfig) -> Result<Ports, AdapterError> {
         queue: Arc::new(SqsQueue::new(c.sqs, cfg.queue_prefix.clone())),
         keys: Arc::new(KmsKeys::new(c.kms, cfg.kms_key_id.clone())),
     })
+}
+
+/// Checks once that every service answers and every resource exists, each service within
+/// `timeout`, and returns one line per problem (empty: all fine). Each line names the service,
+/// its endpoint and what failed, so that a misconfigured endpoint or a missing `init` is
+/// reported at startup instead of on the first request.
+pub async fn check(cfg: &AwsConfig, timeout: Duration) -> Vec<String> {
+    let c = Clients::new(cfg).await;
+    let bounded = |service: Service, fut| bounded_check(cfg, service, timeout, fut);
+    let dynamo = bounded(
+        Service::DynamoDb,
+        Box::pin(async {
+            use aws_sdk_dynamodb::operation::describe_table::DescribeTableError as E;
+            let r = c.dynamo.describe_table().table_name(&cfg.table).send().await;
+            r.err().map(|e| {
+                let table = &cfg.table;
+                classify(cfg, Service::DynamoDb, "DescribeTable", e, |e| {
+                    matches!(e, E::ResourceNotFoundException(_)).then(|| format!("table {table}"))
+                })
+            })
+        }),
+    );
+    let s3 = bounded(
+        Service::S3,
+        Box::pin(async {
+            use aws_sdk_s3::operation::head_bucket::HeadBucketError as E;
+            let r = c.s3.head_bucket().bucket(&cfg.bucket).send().await;
+            r.err().map(|e| {
+                let bucket = &cfg.bucket;
+                classify(cfg, Service::S3, "HeadBucket", e, |e| {
+                    matches!(e, E::NotFound(_)).then(|| format!("bucket {bucket}"))
+                })
+            })
+        }),
+    );
+    let sqs = bounded(
+        Service::Sqs,
+        Box::pin(async {
+            use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError as E;
+            let mut names = Vec::new();
+            for spec in &cfg.queues {
+                names.push(format!("{}{}", cfg.queue_prefix, spec.name));
+                names.push(format!("{}{}", cfg.queue_prefix, spec.dlq_name()));
+            }
+            for name in names {
+                if let Err(e) = c.sqs.get_queue_url().queue_name(&name).send().await {
+                    return Some(classify(cfg, Service::Sqs, "GetQueueUrl", e, |e| {
+                        matches!(e, E::QueueDoesNotExist(_)).then(|| format!("queue {name}"))
+                    }));
+                }
+            }
+            None
+        }),
+    );
+    let kms = bounded(
+        Service::Kms,
+        Box::pin(async {
+            use aws_sdk_kms::operation::describe_key::DescribeKeyError as E;
+            let r = c.kms.describe_key().key_id(&cfg.kms_key_id).send().await;
+            r.err().map(|e| {
+                let key = &cfg.kms_key_id;
+                classify(cfg, Service::Kms, "DescribeKey", e, |e| {
+                    matches!(e, E::NotFoundException(_)).then(|| format!("key {key}"))
+                })
+            })
+        }),
+    );
+    let (a, b, c, d) = tokio::join!(dynamo, s3, sqs, kms);
+    [a, b, c, d].into_iter().flatten().collect()
+}
+
+type CheckFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + 'a>>;
+
+async fn bounded_check(
+    cfg: &AwsConfig,
+    service: Service,
+    timeout: Duration,
+    fut: CheckFuture<'_>,
+) -> Option<String> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(problem) => problem,
+        Err(_) => Some(format!(
+            "{} at {}: unreachable (no answer within {}s)",
+            service.name(),
+            cfg.target(service),
+            timeout.as_secs_f32()
+        )),
+    }
+}
+
+/// The innermost error of a chain, e.g. "Connection refused (os error 111)": what an operator
+/// needs to know about an unreachable endpoint, without the SDK's nested debug output.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// One line for a failed startup check: unreachable, resource missing, or anything else.
+fn classify<E, R>(
+    cfg: &AwsConfig,
+    service: Service,
+    op: &str,
+    err: aws_sdk_s3::error::SdkError<E, R>,
+    missing: impl FnOnce(&E) -> Option<String>,
+) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let at = format!("{} at {}", service.name(), cfg.target(service));
+    let what = match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            return format!("{at}: unreachable ({op}: {})", root_cause(&err));
+        }
+        SdkError::ServiceError(e) => missing(e.err()),
+        _ => None,
+    };
+    match what {
+        Some(what) => format!(
+            "{at}: {what} does not exist; create it with `local-emulator --backend aws init` \
+             (same endpoint settings)"
+        ),
+        None => format!("{at}: {op} failed: {}", readable(&err)),
+    }
 }
 
 /// Creates whatever is missing (table with TTL, bucket, queues with dead-letter queues and
@@ -163,7 +383,7 @@ async fn provision_table(
     let fail = |what: &str, e: String| {
         AdapterError::new(
             "dynamodb",
-            format!("{what} table {} at {}: {e}", cfg.table, cfg.target()),
+            format!("{what} table {} at {}: {e}", cfg.table, cfg.target(Service::DynamoDb)),
         )
     };
     let build = |e: aws_smithy_types::error::operation::BuildError| fail("building", e.to_string());
@@ -296,7 +516,10 @@ async fn provision_bucket(
     use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 
     let fail = |what: &str, e: String| {
-        AdapterError::new("s3", format!("{what} bucket {} at {}: {e}", cfg.bucket, cfg.target()))
+        AdapterError::new(
+            "s3",
+            format!("{what} bucket {} at {}: {e}", cfg.bucket, cfg.target(Service::S3)),
+        )
     };
     match client.head_bucket().bucket(&cfg.bucket).send().await {
         Ok(_) => {
@@ -342,7 +565,10 @@ async fn provision_queue(
     let dlq_name = format!("{}{}", cfg.queue_prefix, spec.dlq_name());
     let name = format!("{}{}", cfg.queue_prefix, spec.name);
     let fail = |what: &str, queue: &str, e: String| {
-        AdapterError::new("sqs", format!("{what} queue {queue} at {}: {e}", cfg.target()))
+        AdapterError::new(
+            "sqs",
+            format!("{what} queue {queue} at {}: {e}", cfg.target(Service::Sqs)),
+        )
     };
 
     let (dlq_url, created) =
@@ -431,7 +657,10 @@ async fn provision_key(
     use aws_sdk_kms::operation::describe_key::DescribeKeyError;
 
     let fail = |what: &str, e: String| {
-        AdapterError::new("kms", format!("{what} key {} at {}: {e}", cfg.kms_key_id, cfg.target()))
+        AdapterError::new(
+            "kms",
+            format!("{what} key {} at {}: {e}", cfg.kms_key_id, cfg.target(Service::Kms)),
+        )
     };
     match client.describe_key().key_id(&cfg.kms_key_id).send().await {
         Ok(_) => {
@@ -483,4 +712,62 @@ async fn provision_key(
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(global: Option<&str>, overrides: &[(&str, &str)]) -> AwsConfig {
+        let vars: Vec<(String, String)> =
+            overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        AwsConfig {
+            endpoint_url: global.map(str::to_string),
+            region: Some("us-east-1".into()),
+            table: "t".into(),
+            bucket: "b".into(),
+            kms_key_id: "alias/k".into(),
+            queue_prefix: "p-".into(),
+            queues: default_queues(),
+            service_endpoints: ServiceEndpoints::from_vars(|name| {
+                vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            }),
+        }
+    }
+
+    #[test]
+    fn service_specific_endpoint_wins_over_the_global_one() {
+        let c = cfg(Some("http://ls:4566"), &[("AWS_ENDPOINT_URL_S3", "http://minio:9000")]);
+        assert_eq!(c.endpoint(Service::S3), Some("http://minio:9000"));
+        for s in [Service::DynamoDb, Service::Sqs, Service::Kms] {
+            assert_eq!(c.endpoint(s), Some("http://ls:4566"), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn overrides_without_a_global_endpoint_leave_the_rest_on_aws() {
+        let c = cfg(
+            None,
+            &[("AWS_ENDPOINT_URL_DYNAMODB", "http://moto:5000"), ("AWS_ENDPOINT_URL_KMS", " ")],
+        );
+        assert_eq!(c.endpoint(Service::DynamoDb), Some("http://moto:5000"));
+        assert_eq!(c.endpoint(Service::Kms), None, "blank counts as unset");
+        assert_eq!(c.endpoint(Service::S3), None);
+        assert_eq!(c.target(Service::Sqs), "AWS");
+    }
+
+    #[test]
+    fn each_service_reads_its_own_variable() {
+        let c = cfg(
+            None,
+            &[
+                ("AWS_ENDPOINT_URL_DYNAMODB", "http://d"),
+                ("AWS_ENDPOINT_URL_S3", "http://s"),
+                ("AWS_ENDPOINT_URL_SQS", "http://q"),
+                ("AWS_ENDPOINT_URL_KMS", "http://k"),
+            ],
+        );
+        let got: Vec<_> = Service::ALL.iter().map(|s| c.endpoint(*s)).collect();
+        assert_eq!(got, [Some("http://d"), Some("http://s"), Some("http://q"), Some("http://k")]);
+    }
 }

@@ -4,6 +4,7 @@ pub mod identity;
 pub mod secrets;
 pub mod stacks;
 pub mod updates;
+pub mod webhooks;
 
 use crate::api::Ctx;
 use crate::error::Result;

@@ -66,6 +66,7 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let r = StackRef { org, project, stack };
     let created =
         stacks::create(ctx.app.ports.meta.as_ref(), &r, req.tags.unwrap_or_default()).await?;
+    stack_event(&ctx, &created, "stack_created").await?;
     if let Some(state) = state {
         updates::import(&ctx.app, &r, ctx.caller.user()?, &state).await?;
     }
@@ -92,8 +93,25 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
 pub async fn delete(ctx: Ctx) -> Result<Reply> {
     let force = ctx.query_bool("force")?;
     let r = authorized_stack(&ctx).await?;
-    stacks::delete(ctx.app.ports.meta.as_ref(), &r, force, ctx.app.clock.now()).await?;
+    let deleted =
+        stacks::delete(ctx.app.ports.meta.as_ref(), &r, force, ctx.app.clock.now()).await?;
+    stack_event(&ctx, &deleted, "stack_deleted").await?;
     Ok(Reply::no_content())
+}
+
+/// Queues the webhook deliveries of a stack event (never fails the call over the queue).
+async fn stack_event(ctx: &Ctx, stack: &stacks::Stack, kind: &str) -> Result<()> {
+    let event = crate::service::webhook_deliveries::DomainEvent {
+        org: stack.org.clone(),
+        project: stack.project.clone(),
+        stack: stack.stack.clone(),
+        stack_id: stack.id.clone(),
+        kind: kind.to_string(),
+        user: ctx.caller.user()?.to_string(),
+        update: None,
+    };
+    crate::service::webhook_deliveries::emit(&ctx.app, &event).await;
+    Ok(())
 }
 
 /// `PATCH /api/stacks/{org}/{project}/{stack}/tags`: replaces all tags with the body's map.

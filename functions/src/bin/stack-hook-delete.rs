@@ -1,0 +1,5 @@
+//! Lambda function for the `stack-hook-delete` route.
+
+fn main() -> Result<(), stackhouse::lambda::Error> {
+    stackhouse::lambda::serve(&stackhouse::api::routes::STACK_HOOK_DELETE)
+}
