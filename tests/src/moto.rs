@@ -162,7 +162,10 @@ fn find_binary() -> PathBuf {
     }
     let venv = workspace_root().join(".venv/bin/moto_server");
     if venv.is_file() {
-        return venv;
+        // The serialising wrapper gives moto DynamoDB's atomic conditional writes
+        // (.ci/moto_serial.py explains why); it runs moto from the same venv.
+        let serial = workspace_root().join(".ci/moto-serial");
+        return if serial.is_file() { serial } else { venv };
     }
     if let Some(paths) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&paths) {
