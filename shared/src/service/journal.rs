@@ -28,10 +28,7 @@ pub const DEPLOYMENT_VERSION_LATEST: i64 = 4;
 
 /// Type token of the root stack resource; children of the root keep an unqualified type.
 const ROOT_STACK_TYPE: &str = "pulumi:pulumi:Stack";
-/// Prefix shared by every valid URN.
-const URN_PREFIX: &str = "urn:pulumi:";
-/// Separator between URN parts and between a provider reference's URN and ID.
-const URN_NAME_DELIMITER: &str = "::";
+use super::urn::{format as format_urn, parse as parse_urn, DELIMITER as URN_NAME_DELIMITER};
 /// Separator between the parent and own type in a qualified URN type.
 const URN_TYPE_DELIMITER: char = '$';
 /// The ID Pulumi substitutes when a provider reference has an empty ID.
@@ -958,30 +955,6 @@ fn rebuild_dependencies(resources: &mut [Value]) {
     }
 }
 
-/// The parts of a valid URN `urn:pulumi:<stack>::<project>::<qualified type>::<name>`.
-struct UrnParts<'a> {
-    stack: &'a str,
-    project: &'a str,
-    qualified_type: &'a str,
-    name: &'a str,
-}
-
-/// Splits a URN the way Go's `urn.URN` accessors do; `None` when it is not a valid URN
-/// (where Go would panic).
-fn parse_urn(urn: &str) -> Option<UrnParts<'_>> {
-    let rest = urn.strip_prefix(URN_PREFIX)?;
-    if urn.matches(URN_NAME_DELIMITER).count() < 3 {
-        return None;
-    }
-    let mut parts = rest.splitn(4, URN_NAME_DELIMITER);
-    Some(UrnParts {
-        stack: parts.next()?,
-        project: parts.next()?,
-        qualified_type: parts.next()?,
-        name: parts.next()?,
-    })
-}
-
 /// The resource's own type: the last `$`-separated element of the qualified type.
 fn own_type(qualified_type: &str) -> &str {
     qualified_type.rsplit(URN_TYPE_DELIMITER).next().unwrap_or(qualified_type)
@@ -994,7 +967,7 @@ fn new_urn(stack: &str, project: &str, parent_type: &str, base_type: &str, name:
     } else {
         base_type.to_string()
     };
-    format!("{URN_PREFIX}{stack}{URN_NAME_DELIMITER}{project}{URN_NAME_DELIMITER}{typ}{URN_NAME_DELIMITER}{name}")
+    format_urn(stack, project, &typ, name)
 }
 
 /// Go `providers.validateURN`: a valid URN whose own type is `pulumi:providers:<name>`.

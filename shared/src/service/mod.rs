@@ -13,6 +13,7 @@ pub mod retention;
 pub mod secrets;
 pub mod stacks;
 pub mod updates;
+pub mod urn;
 pub mod webhook_deliveries;
 pub mod webhooks;
 

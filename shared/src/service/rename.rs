@@ -37,8 +37,7 @@ pub const ROOT_STACK_TYPE: &str = "pulumi:pulumi:Stack";
 /// The ID Pulumi gives a provider reference rebuilt without one (`providers.UnknownID`).
 pub const UNKNOWN_PROVIDER_ID: &str = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-const URN_PREFIX: &str = "urn:pulumi:";
-const URN_DELIMITER: &str = "::";
+use super::urn::{format as format_urn, parse as parse_urn, DELIMITER as URN_DELIMITER};
 
 /// A stack's names as they appear in URNs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,28 +46,6 @@ pub struct StackNames<'a> {
     pub project: &'a str,
     /// Stack name.
     pub stack: &'a str,
-}
-
-/// The parts of a URN: `urn:pulumi:<stack>::<project>::<qualified type>::<name>`. The name is
-/// everything after the third delimiter and may itself contain `::`.
-struct UrnParts<'a> {
-    stack: &'a str,
-    project: &'a str,
-    qualified_type: &'a str,
-    name: &'a str,
-}
-
-/// Splits a URN the way Pulumi does; None for anything that is not a valid URN (missing prefix
-/// or fewer than three delimiters). Pulumi would assert on those; they are left alone here.
-fn parse_urn(urn: &str) -> Option<UrnParts<'_>> {
-    let rest = urn.strip_prefix(URN_PREFIX)?;
-    let mut parts = rest.splitn(4, URN_DELIMITER);
-    Some(UrnParts {
-        stack: parts.next()?,
-        project: parts.next()?,
-        qualified_type: parts.next()?,
-        name: parts.next()?,
-    })
 }
 
 /// Rewrites URNs from one stack to another.
@@ -93,10 +70,7 @@ impl Renamer<'_> {
         } else {
             parts.name
         };
-        let renamed = format!(
-            "{URN_PREFIX}{stack}{URN_DELIMITER}{project}{URN_DELIMITER}{}{URN_DELIMITER}{name}",
-            parts.qualified_type
-        );
+        let renamed = format_urn(stack, project, parts.qualified_type, name);
         (renamed != urn).then_some(renamed)
     }
 
