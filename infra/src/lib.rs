@@ -17,11 +17,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 use stackhouse::api::routes::ROUTES;
-use stackhouse::api::{Access, Needs};
+use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 use stackhouse::ports::metadata::TTL_ATTR;
 use stackhouse::ports::queue::{default_queues, QueueSpec};
+use stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES;
 
 /// The command that regenerates `infra/template.yaml`.
 pub const REGENERATE: &str = "cargo run -p stackhouse-infra";
@@ -92,6 +93,9 @@ pub struct FunctionSpec {
     pub memory_mb: u32,
     /// Timeout in seconds.
     pub timeout_seconds: u32,
+    /// Authenticates access tokens, so records their last use whatever its needs say
+    /// ([`bookkeeping_statement`]).
+    pub token_auth: bool,
 }
 
 impl FunctionSpec {
@@ -184,20 +188,24 @@ pub fn functions() -> Vec<FunctionSpec> {
         env: base_env(),
         memory_mb: memory_for(&route.needs),
         timeout_seconds: TIMEOUT_SECONDS,
+        token_auth: route.auth == Auth::User,
     });
     let jobs = JOBS.iter().map(|job| FunctionSpec {
         name: job.name,
         description: format!("Stackhouse job: {} ({})", job.description, job.name),
-        events: vec![match job.trigger {
-            Trigger::Schedule { every_seconds, .. } => Event::Schedule { every_seconds },
+        events: match job.trigger {
+            Trigger::Schedule { every_seconds, .. } => vec![Event::Schedule { every_seconds }],
             Trigger::Queue { queue, batch_size, .. } => {
-                Event::Sqs { queue: queue.to_string(), batch_size }
+                vec![Event::Sqs { queue: queue.to_string(), batch_size }]
             }
-        }],
+            // Invoked by hand (`aws lambda invoke`): no event source.
+            Trigger::Manual { .. } => vec![],
+        },
         needs: job.needs,
         env: base_env(),
         memory_mb: memory_for(&job.needs),
         timeout_seconds: job.timeout_seconds,
+        token_auth: false,
     });
     routes.chain(jobs).collect()
 }
@@ -304,6 +312,21 @@ pub fn statements(needs: &Needs) -> Vec<Value> {
         out.push(statement("Key", key, vec![get_att("Key", "Arn")]));
     }
     out
+}
+
+/// The one write a token-authenticated function may make whatever its needs: `PutItem` on
+/// items whose partition key matches [`BOOKKEEPING_KEY_PREFIXES`] (a token's last-used time),
+/// enforced by IAM through `dynamodb:LeadingKeys`.
+pub fn bookkeeping_statement() -> Value {
+    json!({
+        "Sid": "Bookkeeping",
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem"],
+        "Resource": [get_att("Table", "Arn")],
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": BOOKKEEPING_KEY_PREFIXES},
+        },
+    })
 }
 
 const POLICY_VERSION: &str = "2012-10-17";
@@ -556,6 +579,9 @@ fn event_value(event: &Event) -> (String, Value) {
 fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
     let id = f.logical_id();
     let mut policy = statements(&f.needs);
+    if f.token_auth {
+        policy.push(bookkeeping_statement());
+    }
     policy.push(statement("Logs", LOG_ACTIONS, vec![get_att(&f.log_group_id(), "Arn")]));
     resources.insert(
         f.log_group_id(),
@@ -616,6 +642,12 @@ fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
             "Events": events,
         },
     });
+    if f.events.is_empty() {
+        // Invoked by hand only: SAM wants no `Events` at all rather than an empty map.
+        if let Some(props) = function["Properties"].as_object_mut() {
+            props.remove("Events");
+        }
+    }
     if f.events.iter().any(|e| matches!(e, Event::Schedule { .. })) {
         // A failed scheduled run is retried by the next tick, not by Lambda's two async
         // retries (which would overlap it).

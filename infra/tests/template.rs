@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 use stackhouse::api::routes::ROUTES;
-use stackhouse::api::{Access, Needs};
+use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 use stackhouse_infra::{first_difference, template, template_value, yaml, REGENERATE};
@@ -140,6 +140,10 @@ fn every_job_has_a_function_with_its_trigger() {
         assert!(bins.join(format!("{}.rs", job.name)).is_file(), "no binary {}", job.name);
         assert!(http_events(f).is_empty(), "{id}: a job has no route");
         assert_eq!(f["Properties"]["Timeout"], job.timeout_seconds);
+        if let Trigger::Manual { .. } = job.trigger {
+            assert!(f["Properties"].get("Events").is_none(), "{id}: invoked by hand only");
+            continue;
+        }
         let events = f["Properties"]["Events"].as_object().expect("Events");
         assert_eq!(events.len(), 1, "{id}: one trigger");
         let event = events.values().next().expect("one event");
@@ -158,6 +162,7 @@ fn every_job_has_a_function_with_its_trigger() {
                 assert_eq!(p["BatchSize"], batch_size);
                 assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
             }
+            Trigger::Manual { .. } => unreachable!("checked above"),
         }
     }
     assert_eq!(stackhouse_infra::rate_expression(60), "rate(1 minute)");
@@ -205,7 +210,21 @@ fn expected_actions(needs: &Needs) -> BTreeSet<&'static str> {
     out
 }
 
-/// Actions that change something: none of them may reach a function that only reads.
+/// The bookkeeping grant, written out independently of the generator.
+fn expected_bookkeeping() -> Value {
+    json!({
+        "Sid": "Bookkeeping",
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem"],
+        "Resource": [{"Fn::GetAtt": ["Table", "Arn"]}],
+        "Condition": {"ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES,
+        }},
+    })
+}
+
+/// Actions that change something: none of them may reach a function that only reads
+/// (the bookkeeping statement aside).
 const WRITE_ACTIONS: &[&str] = &[
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
@@ -248,8 +267,8 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
 #[test]
 fn each_function_gets_exactly_what_its_route_needs() {
     let resources = resources();
-    let named = ROUTES.iter().map(|r| (r.name, r.needs));
-    for (name, needs) in named.chain(JOBS.iter().map(|j| (j.name, j.needs))) {
+    let named = ROUTES.iter().map(|r| (r.name, r.needs, r.auth == Auth::User));
+    for (name, needs, token_auth) in named.chain(JOBS.iter().map(|j| (j.name, j.needs, false))) {
         let id = format!("{}Function", stackhouse_infra::pascal(name));
         let f = &resources[&id]["Properties"];
         assert!(f.get("Policies").is_none(), "{id}: no SAM policies next to the role");
@@ -266,8 +285,17 @@ fn each_function_gets_exactly_what_its_route_needs() {
         let policies = role["Properties"]["Policies"].as_array().expect("Policies");
         assert_eq!(policies.len(), 1, "{role_id}: one inline policy");
         let mut granted = BTreeSet::new();
+        let mut bookkeeping = 0;
         for statement in policies[0]["PolicyDocument"]["Statement"].as_array().expect("list") {
             assert_eq!(statement["Effect"], "Allow");
+            if statement["Sid"] == "Bookkeeping" {
+                // Token-authenticated functions record a token's last use: PutItem on the
+                // bookkeeping keys only, whatever the route's needs.
+                assert_eq!(statement, &expected_bookkeeping(), "{role_id}");
+                bookkeeping += 1;
+                continue;
+            }
+            assert!(statement.get("Condition").is_none(), "{role_id}: unexpected condition");
             assert!(statement.get("NotAction").is_none() && statement.get("NotResource").is_none());
             let actions = strings(&statement["Action"]);
             let resources = statement["Resource"].as_array().expect("Resource list").clone();
@@ -280,6 +308,7 @@ fn each_function_gets_exactly_what_its_route_needs() {
         let expected: BTreeSet<String> =
             expected_actions(&needs).into_iter().map(String::from).collect();
         assert_eq!(granted, expected, "{name}: IAM actions differ from its needs");
+        assert_eq!(bookkeeping, usize::from(token_auth), "{name}: bookkeeping statement");
 
         // A queue consumer deletes the messages it handled: that is its read access.
         let read_only = [needs.meta, needs.blobs, needs.keys].iter().all(|a| *a <= Access::Read)

@@ -115,6 +115,8 @@ pub fn start(app: Arc<App>, cfg: &RunnerConfig) -> JobRunner {
                 let (backoff, idle) = (cfg.backoff, cfg.idle_poll);
                 tasks.push(tokio::spawn(consume(app.clone(), job, backoff, idle, rx.clone())));
             }
+            // Run by the operator (`local-emulator admin …`), never by the runner.
+            Trigger::Manual { .. } => {}
         }
     }
     JobRunner { shutdown: tx, tasks, summary }

@@ -38,6 +38,29 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Operator actions on users and organizations.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Create a user (and the organization if missing), make them a member with ROLE (changing
+    /// an existing member's role) and print a new personal access token: the only line on
+    /// stdout.
+    CreateUser {
+        /// User name.
+        #[arg(long)]
+        name: String,
+        /// Organization.
+        #[arg(long)]
+        org: String,
+        /// Role in the organization.
+        #[arg(long, value_parser = ["admin", "member"])]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,6 +106,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Init => init(config).await,
             Command::Dlq { action } => dlq(config, action).await,
+            Command::Admin { action } => admin(config, action).await,
         }
     });
     match result {
@@ -105,6 +129,21 @@ async fn init(config: Config) -> Result<(), String> {
     for line in stackhouse::adapters::aws::provision(&acfg).await.map_err(|e| e.to_string())? {
         println!("{line}");
     }
+    Ok(())
+}
+
+async fn admin(config: Config, action: AdminAction) -> Result<(), String> {
+    let AdminAction::CreateUser { name, org, role } = action;
+    let req = stackhouse::service::admin::CreateUserRequest { name, org, role };
+    let req = req.validate().map_err(|e| e.to_string())?;
+    let url = format!("http://{}", config.listen);
+    let (app, _) = local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+    let token =
+        stackhouse::service::admin::create_user(app.ports.meta.as_ref(), &req, app.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+    // Scripts read the token from stdout: nothing else goes there.
+    println!("{token}");
     Ok(())
 }
 

@@ -49,7 +49,7 @@ pub fn serve(
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -63,7 +63,7 @@ pub fn serve(
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+                    async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -77,8 +77,14 @@ pub fn serve(
     Ok(Server { addr, shutdown: tx, task })
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
+async fn handle(
+    shared: &Shared,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (mut parts, body) = req.into_parts();
+    // The TCP peer, for the audit log: never a client-sent header such as X-Forwarded-For.
+    parts.extensions.insert(stackhouse::service::audit::SourceIp(peer.ip().to_string()));
     if parts.uri.path().starts_with(PRESIGN_PATH_PREFIX) {
         return serve_blob(shared, parts.uri.path(), parts.uri.query()).await;
     }

@@ -47,6 +47,12 @@ pub struct ServiceUserOrg {
 pub struct TokenInfo {
     /// Token name.
     pub name: String,
+    /// The organization of an organization or team token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// The team of a team token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// `GET /api/user/organizations/default` response: Go field names, no json tags.

@@ -33,6 +33,13 @@ pub struct Settings {
     /// Whether webhooks may target loopback, private and link-local addresses
     /// (`STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK=1`; off by default).
     pub webhook_allow_loopback: bool,
+    /// Budget of one access token (`STACKHOUSE_RATE_LIMIT_TOKEN`, `<per-minute>[,<burst>]`, 0
+    /// disables; see `service::ratelimit`).
+    pub rate_limit_token: Option<crate::service::ratelimit::Limit>,
+    /// Budget of one organization (`STACKHOUSE_RATE_LIMIT_ORG`).
+    pub rate_limit_org: Option<crate::service::ratelimit::Limit>,
+    /// Budget of one running update's lease calls (`STACKHOUSE_RATE_LIMIT_UPDATE`).
+    pub rate_limit_update: Option<crate::service::ratelimit::Limit>,
 }
 
 impl Default for Settings {
@@ -47,6 +54,9 @@ impl Default for Settings {
             history_retention: crate::service::retention::Policy::KeepAll,
             orphan_grace_seconds: crate::service::retention::DEFAULT_GRACE_SECONDS,
             webhook_allow_loopback: false,
+            rate_limit_token: Some(crate::service::ratelimit::DEFAULT_TOKEN),
+            rate_limit_org: Some(crate::service::ratelimit::DEFAULT_ORG),
+            rate_limit_update: Some(crate::service::ratelimit::DEFAULT_UPDATE),
         }
     }
 }
@@ -85,6 +95,19 @@ impl Settings {
         }
         s.webhook_allow_loopback =
             std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");
+        for (name, limit) in [
+            ("STACKHOUSE_RATE_LIMIT_TOKEN", &mut s.rate_limit_token),
+            ("STACKHOUSE_RATE_LIMIT_ORG", &mut s.rate_limit_org),
+            ("STACKHOUSE_RATE_LIMIT_UPDATE", &mut s.rate_limit_update),
+        ] {
+            if let Ok(text) = std::env::var(name) {
+                match crate::service::ratelimit::Limit::parse(&text) {
+                    Ok(parsed) => *limit = parsed,
+                    // The default is the safe reading of a limit nobody can parse.
+                    Err(e) => tracing::error!("{name}: {e}; keeping the default"),
+                }
+            }
+        }
         s
     }
 }

@@ -35,6 +35,10 @@ pub enum Error {
     /// 415: a body encoding we do not understand.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 429: over a rate limit; the client may retry after the given number of seconds (sent as
+    /// `Retry-After`, which the CLI honours).
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     /// 503: a backing service is unreachable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -55,6 +59,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

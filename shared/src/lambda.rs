@@ -82,11 +82,15 @@ pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error>
 /// rejects bigger invocations before they reach us (see the module docs), so the 413 of
 /// `Settings::max_request_bytes` only triggers for limits set below that.
 pub async fn handle(router: &Router, app: &Arc<App>, req: Request) -> Response<Body> {
-    let stage = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
-        _ => None,
+    let (stage, source_ip) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (ctx.stage.clone(), ctx.http.source_ip.clone()),
+        _ => (None, None),
     };
     let (mut parts, body) = req.into_parts();
+    // API Gateway's view of the peer, for the audit log; X-Forwarded-For is the client's word.
+    if let Some(ip) = source_ip {
+        parts.extensions.insert(crate::service::audit::SourceIp(ip));
+    }
     if let Some(uri) = stage.as_deref().and_then(|s| without_stage(&parts.uri, s)) {
         parts.uri = uri;
     }

@@ -65,6 +65,16 @@ name_type!(
     StackName, "stack", 100,
     "stack names may only contain alphanumerics, hyphens, underscores, or periods"
 );
+name_type!(
+    /// A user name (login).
+    UserName, "user", 100,
+    "user names may only contain alphanumerics, hyphens, underscores, or periods"
+);
+name_type!(
+    /// A team name within an organization.
+    TeamName, "team", 100,
+    "team names may only contain alphanumerics, hyphens, underscores, or periods"
+);
 
 /// A fully qualified stack: `org/project/stack`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

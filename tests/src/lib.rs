@@ -1,14 +1,19 @@
 //! Test support: the moto server harness, the in-process emulator, the port contract suite and
 //! the HTTP conformance suite, each runnable against every backend.
 
+pub mod access;
+pub mod audit;
 pub mod conformance;
 pub mod contract;
 pub mod fixtures;
 pub mod jobs;
 pub mod moto;
+pub mod ratelimit;
 pub mod rename;
 pub mod secrets;
 pub mod server;
 pub mod session;
+pub mod teams;
+pub mod tokens;
 pub mod updates;
 pub mod webhooks;

@@ -29,6 +29,8 @@ const ORG: &str = "acme";
 const PROJECT: &str = "website";
 const STACK: &str = "dev";
 const HOOK: &str = "deploy-notifier";
+const MEMBER: &str = "bob";
+const TEAM: &str = "web";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 
@@ -329,6 +331,13 @@ fn samples() -> Vec<Sample> {
                           "filters": ["update_succeeded", "update_failed"]})),
         ),
         sample(&routes::ORG_HOOK_LIST, format!("/api/orgs/{ORG}/hooks"), "", None),
+        sample(&routes::ORG_AUDITLOGS_LIST, format!("/api/orgs/{ORG}/auditlogs"), "", None),
+        sample(
+            &routes::ORG_AUDITLOGS_EXPORT,
+            format!("/api/orgs/{ORG}/auditlogs/export"),
+            "",
+            None,
+        ),
         sample(&routes::ORG_HOOK_GET, format!("/api/orgs/{ORG}/hooks/{HOOK}"), "", None),
         sample(
             &routes::ORG_HOOK_UPDATE,
@@ -376,6 +385,88 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(&routes::STACK_HOOK_DELETE, format!("{s}/hooks/{HOOK}"), "", None),
+        sample(&routes::ORG_GET, format!("/api/orgs/{ORG}"), "", None),
+        sample(
+            &routes::ORG_UPDATE,
+            format!("/api/orgs/{ORG}"),
+            "",
+            plain(&json!({"defaultStackPermission": "read"})),
+        ),
+        sample(&routes::ORG_MEMBERS_LIST, format!("/api/orgs/{ORG}/members"), "", None),
+        sample(
+            &routes::ORG_MEMBER_ADD,
+            format!("/api/orgs/{ORG}/members/{MEMBER}"),
+            "",
+            plain(&json!({"role": "member"})),
+        ),
+        sample(
+            &routes::ORG_MEMBER_UPDATE,
+            format!("/api/orgs/{ORG}/members/{MEMBER}"),
+            "",
+            plain(&json!({"role": "admin"})),
+        ),
+        sample(&routes::ORG_MEMBER_REMOVE, format!("/api/orgs/{ORG}/members/{MEMBER}"), "", None),
+        sample(&routes::ORG_TEAMS_LIST, format!("/api/orgs/{ORG}/teams"), "", None),
+        sample(
+            &routes::ORG_TEAM_CREATE,
+            format!("/api/orgs/{ORG}/teams/pulumi"),
+            "",
+            plain(&json!({"organization": ORG, "teamType": "pulumi", "name": TEAM,
+                          "displayName": "Web team", "description": "Owns the website"})),
+        ),
+        sample(&routes::ORG_TEAM_GET, format!("/api/orgs/{ORG}/teams/{TEAM}"), "", None),
+        sample(
+            &routes::ORG_TEAM_UPDATE,
+            format!("/api/orgs/{ORG}/teams/{TEAM}"),
+            "",
+            plain(&json!({"addStackPermission": {"projectName": PROJECT, "stackName": STACK,
+                                                 "permission": 102}})),
+        ),
+        sample(&routes::ORG_TEAM_DELETE, format!("/api/orgs/{ORG}/teams/{TEAM}"), "", None),
+        sample(&routes::STACK_TEAMS_LIST, format!("{s}/teams"), "", None),
+        sample(&routes::STACK_COLLABORATORS_LIST, format!("{s}/collaborators"), "", None),
+        sample(
+            &routes::STACK_COLLABORATOR_SET,
+            format!("{s}/collaborators"),
+            "",
+            plain(&json!({"name": MEMBER, "permission": 101})),
+        ),
+        sample(&routes::STACK_COLLABORATOR_REMOVE, format!("{s}/collaborators/{MEMBER}"), "", None),
+        sample(
+            &routes::USER_TOKEN_CREATE,
+            "/api/user/tokens".into(),
+            "",
+            plain(&json!({"description": "CI for the website", "expires": 4_102_444_800_i64})),
+        ),
+        sample(&routes::USER_TOKENS_LIST, "/api/user/tokens".into(), "", None),
+        sample(&routes::USER_TOKEN_DELETE, "/api/user/tokens/${TOKEN_ID}".into(), "", None),
+        sample(
+            &routes::ORG_TOKEN_CREATE,
+            format!("/api/orgs/{ORG}/tokens"),
+            "",
+            plain(&json!({"name": "deploy-bot", "description": "Deploys from CI", "expires": 0,
+                          "admin": false})),
+        ),
+        sample(&routes::ORG_TOKENS_LIST, format!("/api/orgs/{ORG}/tokens"), "", None),
+        sample(
+            &routes::ORG_TOKEN_DELETE,
+            format!("/api/orgs/{ORG}/tokens/${{TOKEN_ID}}"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::TEAM_TOKEN_CREATE,
+            format!("/api/orgs/{ORG}/teams/{TEAM}/tokens"),
+            "",
+            plain(&json!({"name": "web-ci", "description": "The web team's CI", "expires": 0})),
+        ),
+        sample(&routes::TEAM_TOKENS_LIST, format!("/api/orgs/{ORG}/teams/{TEAM}/tokens"), "", None),
+        sample(
+            &routes::TEAM_TOKEN_DELETE,
+            format!("/api/orgs/{ORG}/teams/{TEAM}/tokens/${{TOKEN_ID}}"),
+            "",
+            None,
+        ),
     ]
 }
 
@@ -474,11 +565,19 @@ fn job_event(job: &Job) -> Value {
                 "awsRegion": "us-east-1",
             }],
         }),
+        // What the operator passes to `aws lambda invoke --payload`.
+        Trigger::Manual { .. } => match job.name {
+            "job-admin-create-user" => json!({"name": USER, "org": ORG, "role": "admin"}),
+            other => panic!("no sample payload for {other}"),
+        },
     }
 }
 
 /// Top-level keys of job events in the order AWS documents them.
 const JOB_EVENT_ORDER: &[&str] = &[
+    "name",
+    "org",
+    "role",
     "version",
     "id",
     "detail-type",
@@ -672,6 +771,32 @@ const PLAN: &[(&str, u16)] = &[
     ("stack-hook-deliveries", 200),
     ("stack-hook-redeliver", 200),
     ("stack-hook-delete", 204),
+    ("org-get", 200),
+    ("org-update", 204),
+    ("org-members-list", 200),
+    ("org-member-add", 204),
+    ("org-member-update", 204),
+    ("org-team-create", 200),
+    ("org-teams-list", 200),
+    ("org-team-update", 204),
+    ("org-team-get", 200),
+    ("stack-teams-list", 200),
+    ("stack-collaborator-set", 204),
+    ("stack-collaborators-list", 200),
+    ("stack-collaborator-remove", 204),
+    ("user-token-create", 200),
+    ("user-tokens-list", 200),
+    ("user-token-delete", 204),
+    ("org-token-create", 200),
+    ("org-tokens-list", 200),
+    ("org-token-delete", 204),
+    ("team-token-create", 200),
+    ("team-tokens-list", 200),
+    ("team-token-delete", 204),
+    ("org-team-delete", 204),
+    ("org-member-remove", 204),
+    ("org-auditlogs-list", 200),
+    ("org-auditlogs-export", 200),
     ("stack-delete", 204),
 ];
 
@@ -730,6 +855,18 @@ async fn every_route_has_a_sample_its_function_answers() {
                 vars.insert("UPDATE_ID", run.id.clone());
                 vars.insert("LEASE_TOKEN", run.token.clone());
                 journal_run = Some(run);
+            }
+            "org-member-add" => {
+                let meta = srv.app.ports.meta.as_ref();
+                let now = srv.app.clock.now();
+                stackhouse::service::identity::ensure_identity(meta, MEMBER, MEMBER, None, now)
+                    .await
+                    .expect("a second user");
+            }
+            "org-team-update" => {
+                let add = json!({"memberAction": "add", "member": MEMBER});
+                let r = c.patch(&format!("/api/orgs/{ORG}/teams/{TEAM}"), &add).await;
+                assert_eq!(r.status, 204, "add {MEMBER} to {TEAM}: {r:?}");
             }
             "update-cancel" => {
                 let run = create_and_start(&c, &s, "update", false).await.expect("update starts");
@@ -831,6 +968,53 @@ async fn every_route_has_a_sample_its_function_answers() {
             "stack-hook-delete" => {
                 assert_eq!(c.get(&format!("{s}/hooks/{HOOK}")).await.status, 404);
             }
+            "org-get" => assert_eq!(r.json()["defaultStackPermission"], "write"),
+            "org-update" => {
+                let org = c.get(&format!("/api/orgs/{ORG}")).await.json();
+                assert_eq!(org["defaultStackPermission"], "read");
+            }
+            "org-members-list" => assert_eq!(r.json()["members"][0]["user"]["githubLogin"], USER),
+            "org-member-update" => {
+                let members = c.get(&format!("/api/orgs/{ORG}/members")).await.json();
+                assert_eq!(members["members"][1]["role"], "admin", "{members}");
+            }
+            "org-teams-list" => assert_eq!(r.json()["teams"][0]["name"], TEAM),
+            "org-team-get" => {
+                let v = r.json();
+                assert_eq!(v["members"][0]["githubLogin"], MEMBER, "{v}");
+                assert_eq!(v["stacks"][0]["permission"], 102, "{v}");
+            }
+            "stack-teams-list" => assert_eq!(r.json()["teams"][0]["name"], TEAM),
+            "stack-collaborators-list" => {
+                assert_eq!(r.json()["collaborators"][0]["permission"], 101)
+            }
+            "org-team-delete" => {
+                assert_eq!(c.get(&format!("/api/orgs/{ORG}/teams/{TEAM}")).await.status, 404);
+            }
+            "org-member-remove" => {
+                let members = c.get(&format!("/api/orgs/{ORG}/members")).await.json();
+                assert_eq!(members["members"].as_array().map(Vec::len), Some(1), "{members}");
+            }
+            "user-token-create" | "org-token-create" | "team-token-create" => {
+                let v = r.json();
+                let value = v["tokenValue"].as_str().expect("tokenValue");
+                assert!(value.starts_with("pul-"), "{v}");
+                vars.insert("TOKEN_ID", v["id"].as_str().expect("id").to_string());
+            }
+            "user-tokens-list" | "org-tokens-list" | "team-tokens-list" => {
+                let v = r.json();
+                let ids: Vec<&str> = v["tokens"]
+                    .as_array()
+                    .expect("tokens")
+                    .iter()
+                    .filter_map(|t| t["id"].as_str())
+                    .collect();
+                assert!(ids.contains(&vars["TOKEN_ID"].as_str()), "{v}");
+            }
+            "user-token-delete" => {
+                let listed = c.get("/api/user/tokens").await.json().to_string();
+                assert!(!listed.contains(vars["TOKEN_ID"].as_str()), "{listed}");
+            }
             "stack-delete" => assert_eq!(c.get(&s).await.status, 404),
             _ => {}
         }
@@ -848,6 +1032,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("UPDATE_ID", "upd".into());
     vars.insert("CIPHERTEXT", STANDARD.encode("not a ciphertext"));
     vars.insert("DELIVERY_ID", "0000000000-000000000000".into());
+    vars.insert("TOKEN_ID", "0".repeat(20));
     for r in routes::ROUTES {
         let expected = match r.auth {
             Auth::User => 401,
@@ -894,6 +1079,13 @@ fn load_job(job: &Job) -> Value {
             assert!(!records.is_empty(), "{}", file.display());
             assert!(records.iter().all(|r| r["eventSource"] == "aws:sqs"), "{}", file.display());
         }
+        Trigger::Manual { .. } => {
+            assert!(
+                event.get("Records").is_none() && event.get("source").is_none(),
+                "{}",
+                file.display()
+            );
+        }
     }
     event
 }
@@ -922,6 +1114,12 @@ async fn every_job_has_a_sample_its_function_runs() {
         match job.name {
             "job-lease-reaper" => assert_eq!(out["reaped"], json!([dead.id]), "{out}"),
             "job-history-retention" => assert_eq!(out["pass_complete"], true, "{out}"),
+            "job-admin-create-user" => {
+                let token = out["token"].as_str().unwrap_or_default();
+                assert!(token.starts_with("pul-"), "{out}");
+                let me = srv.client_with(Some(token)).get("/api/user").await;
+                assert_eq!(me.json()["githubLogin"], USER);
+            }
             _ => {}
         }
         if let Trigger::Queue { .. } = job.trigger {

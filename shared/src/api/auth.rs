@@ -4,12 +4,13 @@ use std::collections::HashMap;
 
 use http::{header, HeaderMap};
 
-use super::Auth;
+use super::{Auth, Permission, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::identity::{self, Caller};
-use crate::service::updates;
+use crate::service::{stacks, updates};
 
 /// Authenticates a request for a route's [`Auth`] mode.
 pub async fn authenticate(
@@ -36,6 +37,54 @@ pub async fn authenticate(
             Ok(Caller::Lease(Box::new(update)))
         }
     }
+}
+
+/// Checks that an authenticated caller holds the route's declared [`Permission`]: the one
+/// authorisation check of the API. Non-members of an existing organization get 403; a stack
+/// the caller may not even read is reported missing (404), as in Pulumi Cloud, so names do not
+/// leak; a stack they may read but not change gets 403.
+pub async fn authorize(
+    app: &App,
+    route: &Route,
+    caller: &Caller,
+    params: &HashMap<String, String>,
+) -> Result<()> {
+    let meta = app.ports.meta.as_ref();
+    let required = match route.permission {
+        Permission::Public | Permission::Lease => return Ok(()),
+        Permission::Token => {
+            caller.principal()?;
+            return Ok(());
+        }
+        Permission::OrgMember | Permission::OrgAdmin => None,
+        Permission::Stack(p) => Some(p),
+    };
+    let principal = caller.principal()?;
+    let org = OrgName::parse(
+        params.get("org").ok_or_else(|| Error::Internal("org route without {org}".into()))?,
+    )?;
+    let mut access = OrgAccess::resolve(meta, principal, org.as_str()).await?;
+    access.require_member()?;
+    let Some(required) = required else {
+        return match route.permission {
+            Permission::OrgAdmin => access.require_admin(),
+            _ => Ok(()),
+        };
+    };
+    let r = stack_ref(params)?;
+    let stack = stacks::get(meta, &r).await?;
+    let held = access.stack_permission(meta, &stack, required).await?;
+    if held == StackPermission::None {
+        return Err(stacks::not_found(&r));
+    }
+    if held < required {
+        return Err(Error::Forbidden(format!(
+            "this needs {} permission on stack '{r}'; you have {}",
+            required.as_str(),
+            held.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// The stack named by the `{org}/{project}/{stack}` path parameters, validated.

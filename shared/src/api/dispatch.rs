@@ -13,6 +13,8 @@ use super::{auth, body, reply, Ctx, Reply, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::blob::ResponseHeaders;
+use crate::service::identity::{Caller, Principal};
+use crate::service::{audit, ratelimit};
 
 /// How long a presigned URL handed out instead of an oversized body stays valid: enough for
 /// the client to follow the redirect at once, too short to be worth leaking.
@@ -105,7 +107,12 @@ impl Router {
             .any(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
         let head = parts.method == Method::HEAD;
         let path = parts.uri.path().to_string();
+        let source_ip =
+            parts.extensions.get::<audit::SourceIp>().map(|s| s.0.clone()).unwrap_or_default();
         let mut route_name = "-";
+        // Set once the caller is known: what the audit log needs after the handler ran.
+        let mut audited: Option<(&'static Route, Principal, Option<String>)> = None;
+        let mut denied = false;
         let outcome = async {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
@@ -118,6 +125,18 @@ impl Router {
                 )));
             }
             let caller = auth::authenticate(app, route.auth, &parts.headers, &params).await?;
+            // The token's (or the update's) budget before authorization, so a flood of refused
+            // calls is limited too; the organization's after it, so only its members spend it.
+            ratelimit::check_caller(app, route, &caller).await?;
+            let path_org = params.get("org").cloned();
+            if let Caller::Token(p) = &caller {
+                audited = Some((route, p.clone(), path_org.clone()));
+            }
+            if let Err(e) = auth::authorize(app, route, &caller, &params).await {
+                denied = true;
+                return Err(e);
+            }
+            ratelimit::check_org(app, route, &caller, path_org.as_deref()).await?;
             let body = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
             let query = parse_query(parts.uri.query());
             let ctx = Ctx {
@@ -128,9 +147,33 @@ impl Router {
                 headers: parts.headers.clone(),
                 body,
             };
-            (route.handler)(ctx).await
+            let info = audit::RequestInfo { source_ip: source_ip.clone(), route: route.name };
+            audit::in_request(info, (route.handler)(ctx)).await
         }
         .await;
+        if let Some((route, principal, org)) = &audited {
+            let status = match &outcome {
+                Ok(reply) => reply.status.as_u16(),
+                Err(e) => e.status().as_u16(),
+            };
+            // Written after the handler, so the entry holds the real result, and awaited before
+            // answering, so a 2xx is only sent once the entry is stored or its failure logged
+            // (it never turns the answer into an error: the change has happened). A crash
+            // between the handler and this write loses the entry, never the change; writing an
+            // intent entry first would close that gap at the price of a second write per call.
+            if audit::should_record(route, status, denied) {
+                let call = audit::Call {
+                    route,
+                    principal,
+                    path: &path,
+                    path_org: org.as_deref(),
+                    status,
+                    denied,
+                    source_ip: &source_ip,
+                };
+                audit::record_call(app, call).await;
+            }
+        }
         let response = self.respond(app, outcome, accepts_gzip, &request_id, head).await;
         tracing::info!(
             request_id,

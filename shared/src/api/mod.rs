@@ -38,6 +38,27 @@ pub enum Auth {
     LeaseAnyState,
 }
 
+/// What the caller must be allowed to do to call a route. Declared per route in the table and
+/// enforced by one check in dispatch ([`auth::authorize`]) before the handler runs, so a
+/// handler never decides who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Anybody (only with [`Auth::Public`]).
+    Public,
+    /// Any valid access token: the route only touches the caller's own things (profile,
+    /// personal tokens, the stacks they can read).
+    Token,
+    /// The update's lease (with [`Auth::Lease`] / [`Auth::LeaseAnyState`]): bound to the stack
+    /// and update the lease was granted for, which needed write permission.
+    Lease,
+    /// Membership of the `{org}` in the path.
+    OrgMember,
+    /// The admin role in the `{org}` in the path.
+    OrgAdmin,
+    /// At least this permission on the `{org}/{project}/{stack}` in the path.
+    Stack(crate::service::access::StackPermission),
+}
+
 /// Access a route needs to one backing service; drives least-privilege IAM (infra/).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
@@ -114,6 +135,8 @@ pub struct Route {
     pub path: &'static str,
     /// How the caller authenticates.
     pub auth: Auth,
+    /// What the caller must be allowed to do.
+    pub permission: Permission,
     /// What the handler uses of each port.
     pub needs: Needs,
     /// The handler.

@@ -121,11 +121,17 @@ pub fn into_response(
             } else {
                 tracing::info!(request_id, status = err.status().as_u16(), error = %err, "request refused");
             }
+            let headers = match &err {
+                Error::TooManyRequests(_, secs) => {
+                    vec![(header::RETRY_AFTER, HeaderValue::from(*secs))]
+                }
+                _ => vec![],
+            };
             Reply {
                 status: err.status(),
                 body: err.body().to_string().into(),
                 content_type: "application/json",
-                headers: vec![],
+                headers,
                 gzipped: false,
                 blob_key: None,
             }

@@ -6,9 +6,10 @@
 
 use http::Method;
 
-use super::handlers::{identity, secrets, stacks, updates, webhooks};
-use super::{Auth, Needs, Route};
+use super::handlers::{audit, identity, orgs, secrets, stacks, teams, tokens, updates, webhooks};
+use super::{Auth, Needs, Permission, Route};
 use crate::handler;
+use crate::service::access::StackPermission;
 
 /// `GET /api/user`.
 pub static USER_GET: Route = Route {
@@ -16,6 +17,7 @@ pub static USER_GET: Route = Route {
     method: Method::GET,
     path: "/api/user",
     auth: Auth::User,
+    permission: Permission::Token,
     needs: Needs::META_READ,
     handler: handler!(identity::get_user),
 };
@@ -26,6 +28,7 @@ pub static USER_DEFAULT_ORG: Route = Route {
     method: Method::GET,
     path: "/api/user/organizations/default",
     auth: Auth::User,
+    permission: Permission::Token,
     needs: Needs::META_READ,
     handler: handler!(identity::default_org),
 };
@@ -36,6 +39,7 @@ pub static CAPABILITIES_GET: Route = Route {
     method: Method::GET,
     path: "/api/capabilities",
     auth: Auth::User,
+    permission: Permission::Token,
     needs: Needs::META_READ,
     handler: handler!(identity::capabilities),
 };
@@ -46,6 +50,7 @@ pub static USER_STACKS_LIST: Route = Route {
     method: Method::GET,
     path: "/api/user/stacks",
     auth: Auth::User,
+    permission: Permission::Token,
     needs: Needs::META_READ,
     handler: handler!(stacks::list),
 };
@@ -56,6 +61,7 @@ pub static PROJECT_HEAD: Route = Route {
     method: Method::HEAD,
     path: "/api/stacks/{org}/{project}",
     auth: Auth::User,
+    permission: Permission::OrgMember,
     needs: Needs::META_READ,
     handler: handler!(stacks::project_exists),
 };
@@ -66,6 +72,7 @@ pub static STACK_CREATE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}",
     auth: Auth::User,
+    permission: Permission::OrgMember,
     needs: Needs::META_WRITE_EVENTS,
     handler: handler!(stacks::create),
 };
@@ -76,6 +83,7 @@ pub static STACK_GET: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(stacks::get),
 };
@@ -86,6 +94,7 @@ pub static STACK_DELETE: Route = Route {
     method: Method::DELETE,
     path: "/api/stacks/{org}/{project}/{stack}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(stacks::delete),
 };
@@ -96,6 +105,7 @@ pub static STACK_TAGS_UPDATE: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/tags",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs::META_WRITE,
     handler: handler!(stacks::update_tags),
 };
@@ -106,6 +116,7 @@ pub static STACK_EXPORT: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/export",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_BLOB_READ,
     handler: handler!(stacks::export),
 };
@@ -116,6 +127,7 @@ pub static STACK_ENCRYPT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/encrypt",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -131,6 +143,7 @@ pub static STACK_DECRYPT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/decrypt",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs {
         meta: super::Access::Read,
         blobs: super::Access::None,
@@ -146,6 +159,7 @@ pub static STACK_BATCH_ENCRYPT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/batch-encrypt",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -161,6 +175,7 @@ pub static STACK_BATCH_DECRYPT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/batch-decrypt",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs {
         meta: super::Access::Read,
         blobs: super::Access::None,
@@ -176,6 +191,7 @@ pub static STACK_LOG_DECRYPTION: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-decryption",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(secrets::log_decryption),
 };
@@ -186,6 +202,7 @@ pub static STACK_LOG_BATCH_DECRYPTION: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(secrets::log_batch_decryption),
 };
@@ -196,6 +213,7 @@ pub static STACK_EXPORT_VERSION: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/export/{version}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_BLOB_READ,
     handler: handler!(stacks::export_version),
 };
@@ -206,6 +224,7 @@ pub static STACK_IMPORT: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/import",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(stacks::import),
 };
@@ -216,6 +235,7 @@ pub static STACK_HISTORY: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/updates",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(stacks::history),
 };
@@ -226,6 +246,7 @@ pub static STACK_HISTORY_LATEST: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/updates/latest",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(stacks::history_latest),
 };
@@ -236,6 +257,7 @@ pub static STACK_HISTORY_VERSION: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/updates/{version}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(stacks::history_version),
 };
@@ -246,6 +268,7 @@ pub static UPDATE_CREATE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs::META_WRITE,
     handler: handler!(updates::create),
 };
@@ -256,6 +279,7 @@ pub static UPDATE_START: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::start),
 };
@@ -266,6 +290,7 @@ pub static UPDATE_STATUS: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_READ,
     handler: handler!(updates::status),
 };
@@ -276,6 +301,7 @@ pub static UPDATE_RENEW_LEASE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_WRITE,
     handler: handler!(updates::renew_lease),
 };
@@ -286,6 +312,7 @@ pub static UPDATE_CHECKPOINT: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(updates::checkpoint),
 };
@@ -296,6 +323,7 @@ pub static UPDATE_EVENTS_BATCH: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(updates::events_batch),
 };
@@ -306,6 +334,7 @@ pub static UPDATE_EVENTS_LIST: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
     needs: Needs::META_BLOB_READ,
     handler: handler!(updates::events_list),
 };
@@ -316,6 +345,7 @@ pub static UPDATE_COMPLETE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete",
     auth: Auth::LeaseAnyState,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::complete),
 };
@@ -326,6 +356,7 @@ pub static UPDATE_CANCEL: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Write),
     needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::cancel),
 };
@@ -336,6 +367,7 @@ pub static UPDATE_CHECKPOINT_VERBATIM: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(updates::checkpoint_verbatim),
 };
@@ -346,6 +378,7 @@ pub static UPDATE_CHECKPOINT_DELTA: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(updates::checkpoint_delta),
 };
@@ -356,6 +389,7 @@ pub static UPDATE_JOURNAL_ENTRIES: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries",
     auth: Auth::Lease,
+    permission: Permission::Lease,
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(updates::journal_entries),
 };
@@ -366,6 +400,7 @@ pub static STACK_RENAME: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/rename",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_BLOB_WRITE,
     handler: handler!(stacks::rename),
 };
@@ -376,6 +411,7 @@ pub static ORG_HOOK_CREATE: Route = Route {
     method: Method::POST,
     path: "/api/orgs/{org}/hooks",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -391,6 +427,7 @@ pub static ORG_HOOK_LIST: Route = Route {
     method: Method::GET,
     path: "/api/orgs/{org}/hooks",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs::META_READ,
     handler: handler!(webhooks::org_list),
 };
@@ -401,6 +438,7 @@ pub static ORG_HOOK_GET: Route = Route {
     method: Method::GET,
     path: "/api/orgs/{org}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs::META_READ,
     handler: handler!(webhooks::org_get),
 };
@@ -411,6 +449,7 @@ pub static ORG_HOOK_UPDATE: Route = Route {
     method: Method::PATCH,
     path: "/api/orgs/{org}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -426,6 +465,7 @@ pub static ORG_HOOK_DELETE: Route = Route {
     method: Method::DELETE,
     path: "/api/orgs/{org}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs::META_WRITE,
     handler: handler!(webhooks::org_delete),
 };
@@ -436,6 +476,7 @@ pub static STACK_HOOK_CREATE: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/hooks",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -451,6 +492,7 @@ pub static STACK_HOOK_LIST: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/hooks",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_READ,
     handler: handler!(webhooks::stack_list),
 };
@@ -461,6 +503,7 @@ pub static STACK_HOOK_GET: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_READ,
     handler: handler!(webhooks::stack_get),
 };
@@ -471,6 +514,7 @@ pub static STACK_HOOK_UPDATE: Route = Route {
     method: Method::PATCH,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -486,6 +530,7 @@ pub static STACK_HOOK_DELETE: Route = Route {
     method: Method::DELETE,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_WRITE,
     handler: handler!(webhooks::stack_delete),
 };
@@ -496,6 +541,7 @@ pub static ORG_HOOK_DELIVERIES: Route = Route {
     method: Method::GET,
     path: "/api/orgs/{org}/hooks/{hook}/deliveries",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs::META_READ,
     handler: handler!(webhooks::org_deliveries),
 };
@@ -506,6 +552,7 @@ pub static ORG_HOOK_REDELIVER: Route = Route {
     method: Method::POST,
     path: "/api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs {
         meta: super::Access::Read,
         blobs: super::Access::None,
@@ -521,6 +568,7 @@ pub static ORG_HOOK_PING: Route = Route {
     method: Method::POST,
     path: "/api/orgs/{org}/hooks/{hook}/ping",
     auth: Auth::User,
+    permission: Permission::OrgAdmin,
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -536,6 +584,7 @@ pub static STACK_HOOK_DELIVERIES: Route = Route {
     method: Method::GET,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs::META_READ,
     handler: handler!(webhooks::stack_deliveries),
 };
@@ -546,6 +595,7 @@ pub static STACK_HOOK_REDELIVER: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs {
         meta: super::Access::Read,
         blobs: super::Access::None,
@@ -561,6 +611,7 @@ pub static STACK_HOOK_PING: Route = Route {
     method: Method::POST,
     path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping",
     auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
     needs: Needs {
         meta: super::Access::Write,
         blobs: super::Access::None,
@@ -568,6 +619,292 @@ pub static STACK_HOOK_PING: Route = Route {
         keys: super::Access::Read,
     },
     handler: handler!(webhooks::stack_ping),
+};
+
+/// `GET /api/orgs/{org}`.
+pub static ORG_GET: Route = Route {
+    name: "org-get",
+    method: Method::GET,
+    path: "/api/orgs/{org}",
+    auth: Auth::User,
+    permission: Permission::OrgMember,
+    needs: Needs::META_READ,
+    handler: handler!(orgs::get),
+};
+
+/// `PATCH /api/orgs/{org}`.
+pub static ORG_UPDATE: Route = Route {
+    name: "org-update",
+    method: Method::PATCH,
+    path: "/api/orgs/{org}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::update),
+};
+
+/// `GET /api/orgs/{org}/members`.
+pub static ORG_MEMBERS_LIST: Route = Route {
+    name: "org-members-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/members",
+    auth: Auth::User,
+    permission: Permission::OrgMember,
+    needs: Needs::META_READ,
+    handler: handler!(orgs::list_members),
+};
+
+/// `POST /api/orgs/{org}/members/{user}`.
+pub static ORG_MEMBER_ADD: Route = Route {
+    name: "org-member-add",
+    method: Method::POST,
+    path: "/api/orgs/{org}/members/{user}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::set_member),
+};
+
+/// `PATCH /api/orgs/{org}/members/{user}`.
+pub static ORG_MEMBER_UPDATE: Route = Route {
+    name: "org-member-update",
+    method: Method::PATCH,
+    path: "/api/orgs/{org}/members/{user}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::set_member),
+};
+
+/// `DELETE /api/orgs/{org}/members/{user}`.
+pub static ORG_MEMBER_REMOVE: Route = Route {
+    name: "org-member-remove",
+    method: Method::DELETE,
+    path: "/api/orgs/{org}/members/{user}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::remove_member),
+};
+
+/// `GET /api/orgs/{org}/teams`.
+pub static ORG_TEAMS_LIST: Route = Route {
+    name: "org-teams-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/teams",
+    auth: Auth::User,
+    permission: Permission::OrgMember,
+    needs: Needs::META_READ,
+    handler: handler!(teams::list),
+};
+
+/// `POST /api/orgs/{org}/teams/pulumi`.
+pub static ORG_TEAM_CREATE: Route = Route {
+    name: "org-team-create",
+    method: Method::POST,
+    path: "/api/orgs/{org}/teams/pulumi",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(teams::create),
+};
+
+/// `GET /api/orgs/{org}/teams/{team}`.
+pub static ORG_TEAM_GET: Route = Route {
+    name: "org-team-get",
+    method: Method::GET,
+    path: "/api/orgs/{org}/teams/{team}",
+    auth: Auth::User,
+    permission: Permission::OrgMember,
+    needs: Needs::META_READ,
+    handler: handler!(teams::get),
+};
+
+/// `PATCH /api/orgs/{org}/teams/{team}`.
+pub static ORG_TEAM_UPDATE: Route = Route {
+    name: "org-team-update",
+    method: Method::PATCH,
+    path: "/api/orgs/{org}/teams/{team}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(teams::update),
+};
+
+/// `DELETE /api/orgs/{org}/teams/{team}`.
+pub static ORG_TEAM_DELETE: Route = Route {
+    name: "org-team-delete",
+    method: Method::DELETE,
+    path: "/api/orgs/{org}/teams/{team}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(teams::delete),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/teams`.
+pub static STACK_TEAMS_LIST: Route = Route {
+    name: "stack-teams-list",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/teams",
+    auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Read),
+    needs: Needs::META_READ,
+    handler: handler!(teams::stack_teams),
+};
+
+/// `GET /api/stacks/{org}/{project}/{stack}/collaborators`.
+pub static STACK_COLLABORATORS_LIST: Route = Route {
+    name: "stack-collaborators-list",
+    method: Method::GET,
+    path: "/api/stacks/{org}/{project}/{stack}/collaborators",
+    auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
+    needs: Needs::META_READ,
+    handler: handler!(orgs::list_collaborators),
+};
+
+/// `POST /api/stacks/{org}/{project}/{stack}/collaborators`.
+pub static STACK_COLLABORATOR_SET: Route = Route {
+    name: "stack-collaborator-set",
+    method: Method::POST,
+    path: "/api/stacks/{org}/{project}/{stack}/collaborators",
+    auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::set_collaborator),
+};
+
+/// `DELETE /api/stacks/{org}/{project}/{stack}/collaborators/{user}`.
+pub static STACK_COLLABORATOR_REMOVE: Route = Route {
+    name: "stack-collaborator-remove",
+    method: Method::DELETE,
+    path: "/api/stacks/{org}/{project}/{stack}/collaborators/{user}",
+    auth: Auth::User,
+    permission: Permission::Stack(StackPermission::Admin),
+    needs: Needs::META_WRITE,
+    handler: handler!(orgs::remove_collaborator),
+};
+
+/// `GET /api/user/tokens`.
+pub static USER_TOKENS_LIST: Route = Route {
+    name: "user-tokens-list",
+    method: Method::GET,
+    path: "/api/user/tokens",
+    auth: Auth::User,
+    permission: Permission::Token,
+    needs: Needs::META_READ,
+    handler: handler!(tokens::user_list),
+};
+
+/// `POST /api/user/tokens`.
+pub static USER_TOKEN_CREATE: Route = Route {
+    name: "user-token-create",
+    method: Method::POST,
+    path: "/api/user/tokens",
+    auth: Auth::User,
+    permission: Permission::Token,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::user_create),
+};
+
+/// `DELETE /api/user/tokens/{tokenId}`.
+pub static USER_TOKEN_DELETE: Route = Route {
+    name: "user-token-delete",
+    method: Method::DELETE,
+    path: "/api/user/tokens/{tokenId}",
+    auth: Auth::User,
+    permission: Permission::Token,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::user_delete),
+};
+
+/// `GET /api/orgs/{org}/tokens`.
+pub static ORG_TOKENS_LIST: Route = Route {
+    name: "org-tokens-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/tokens",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_READ,
+    handler: handler!(tokens::org_list),
+};
+
+/// `POST /api/orgs/{org}/tokens`.
+pub static ORG_TOKEN_CREATE: Route = Route {
+    name: "org-token-create",
+    method: Method::POST,
+    path: "/api/orgs/{org}/tokens",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::org_create),
+};
+
+/// `DELETE /api/orgs/{org}/tokens/{tokenId}`.
+pub static ORG_TOKEN_DELETE: Route = Route {
+    name: "org-token-delete",
+    method: Method::DELETE,
+    path: "/api/orgs/{org}/tokens/{tokenId}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::org_delete),
+};
+
+/// `GET /api/orgs/{org}/teams/{team}/tokens`.
+pub static TEAM_TOKENS_LIST: Route = Route {
+    name: "team-tokens-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/teams/{team}/tokens",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_READ,
+    handler: handler!(tokens::team_list),
+};
+
+/// `POST /api/orgs/{org}/teams/{team}/tokens`.
+pub static TEAM_TOKEN_CREATE: Route = Route {
+    name: "team-token-create",
+    method: Method::POST,
+    path: "/api/orgs/{org}/teams/{team}/tokens",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::team_create),
+};
+
+/// `DELETE /api/orgs/{org}/teams/{team}/tokens/{tokenId}`.
+pub static TEAM_TOKEN_DELETE: Route = Route {
+    name: "team-token-delete",
+    method: Method::DELETE,
+    path: "/api/orgs/{org}/teams/{team}/tokens/{tokenId}",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_WRITE,
+    handler: handler!(tokens::team_delete),
+};
+
+/// `GET /api/orgs/{org}/auditlogs`: organization admins read the audit log.
+pub static ORG_AUDITLOGS_LIST: Route = Route {
+    name: "org-auditlogs-list",
+    method: Method::GET,
+    path: "/api/orgs/{org}/auditlogs",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_READ,
+    handler: handler!(audit::list),
+};
+
+/// `GET /api/orgs/{org}/auditlogs/export`: the same, as CSV.
+pub static ORG_AUDITLOGS_EXPORT: Route = Route {
+    name: "org-auditlogs-export",
+    method: Method::GET,
+    path: "/api/orgs/{org}/auditlogs/export",
+    auth: Auth::User,
+    permission: Permission::OrgAdmin,
+    needs: Needs::META_READ,
+    handler: handler!(audit::export),
 };
 
 /// Every route, in the order documentation lists them.
@@ -622,6 +959,32 @@ pub static ROUTES: &[&Route] = &[
     &STACK_HOOK_DELIVERIES,
     &STACK_HOOK_REDELIVER,
     &STACK_HOOK_PING,
+    &ORG_GET,
+    &ORG_UPDATE,
+    &ORG_MEMBERS_LIST,
+    &ORG_MEMBER_ADD,
+    &ORG_MEMBER_UPDATE,
+    &ORG_MEMBER_REMOVE,
+    &ORG_TEAMS_LIST,
+    &ORG_TEAM_CREATE,
+    &ORG_TEAM_GET,
+    &ORG_TEAM_UPDATE,
+    &ORG_TEAM_DELETE,
+    &STACK_TEAMS_LIST,
+    &STACK_COLLABORATORS_LIST,
+    &STACK_COLLABORATOR_SET,
+    &STACK_COLLABORATOR_REMOVE,
+    &USER_TOKENS_LIST,
+    &USER_TOKEN_CREATE,
+    &USER_TOKEN_DELETE,
+    &ORG_TOKENS_LIST,
+    &ORG_TOKEN_CREATE,
+    &ORG_TOKEN_DELETE,
+    &TEAM_TOKENS_LIST,
+    &TEAM_TOKEN_CREATE,
+    &TEAM_TOKEN_DELETE,
+    &ORG_AUDITLOGS_LIST,
+    &ORG_AUDITLOGS_EXPORT,
 ];
 
 #[cfg(test)]
@@ -636,6 +999,45 @@ mod tests {
         assert!(Router::new(ROUTES).is_ok());
         let names: HashSet<_> = ROUTES.iter().map(|r| r.name).collect();
         assert_eq!(names.len(), ROUTES.len());
+    }
+
+    /// The declared permission must fit the route: lease routes are bound to their update,
+    /// organization permissions need `{org}`, stack permissions the whole stack path, and a
+    /// route changing anything never asks for less than write on a stack.
+    #[test]
+    fn every_route_declares_a_permission_that_fits_its_path() {
+        for r in ROUTES {
+            let has = |p: &str| r.path.contains(&format!("{{{p}}}"));
+            match (r.auth, r.permission) {
+                (Auth::Public, Permission::Public) => {}
+                (Auth::Lease | Auth::LeaseAnyState, Permission::Lease) => {}
+                (Auth::User, Permission::Token) => {}
+                (Auth::User, Permission::OrgMember | Permission::OrgAdmin) => {
+                    assert!(has("org"), "{}: org permission without {{org}}", r.name);
+                }
+                (Auth::User, Permission::Stack(p)) => {
+                    assert!(has("org") && has("project") && has("stack"), "{}", r.name);
+                    assert!(p > StackPermission::None, "{}: stack permission none", r.name);
+                }
+                (auth, permission) => {
+                    panic!("{}: permission {permission:?} does not fit auth {auth:?}", r.name)
+                }
+            }
+            if r.method == Method::DELETE {
+                if let Permission::Stack(p) = r.permission {
+                    assert!(
+                        p >= StackPermission::Write,
+                        "{}: deletes with read permission",
+                        r.name
+                    );
+                }
+                assert!(
+                    r.permission != Permission::OrgMember,
+                    "{}: members may not delete",
+                    r.name
+                );
+            }
+        }
     }
 
     #[test]

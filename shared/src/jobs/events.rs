@@ -99,7 +99,7 @@ pub struct BatchItemFailure {
 
 /// Runs `job` on one Lambda event payload: a scheduled job at the app's current time (its
 /// report is the response), a queue job on the event's records (the response is the partial
-/// batch response).
+/// batch response), a manual job on the payload as given.
 pub async fn handle(app: &Arc<App>, job: &Job, payload: Json) -> Result<Json> {
     match job.trigger {
         Trigger::Schedule { run, .. } => {
@@ -121,5 +121,7 @@ pub async fn handle(app: &Arc<App>, job: &Job, payload: Json) -> Result<Json> {
             };
             serde_json::to_value(response).map_err(|e| Error::Internal(e.to_string()))
         }
+        // The payload is the request itself (`aws lambda invoke --payload …`).
+        Trigger::Manual { run } => run(app.clone(), payload).await,
     }
 }

@@ -40,6 +40,9 @@ pub type ScheduledFn = fn(Arc<App>, i64) -> JobFuture<Result<Json>>;
 /// A queue job's handler: `(app, batch) -> ids of the messages that failed`.
 pub type BatchFn = fn(Arc<App>, Vec<Message>) -> JobFuture<Vec<String>>;
 
+/// A manually invoked job's handler: `(app, payload) -> response`.
+pub type ManualFn = fn(Arc<App>, Json) -> JobFuture<Result<Json>>;
+
 /// What runs a job, with its handler.
 #[derive(Debug, Clone, Copy)]
 pub enum Trigger {
@@ -59,6 +62,12 @@ pub enum Trigger {
         batch_size: usize,
         /// The handler.
         run: BatchFn,
+    },
+    /// Only when an operator invokes it (`aws lambda invoke` with a JSON payload): no schedule,
+    /// no queue, no event source in the template.
+    Manual {
+        /// The handler.
+        run: ManualFn,
     },
 }
 
@@ -109,6 +118,21 @@ macro_rules! batch {
     }};
 }
 
+/// Wraps an `async fn(Arc<App>, Json) -> Result<impl Serialize>` into a [`ManualFn`]:
+/// `manual!(admin_create_user)`.
+#[macro_export]
+macro_rules! manual {
+    ($f:path) => {{
+        fn h(
+            app: ::std::sync::Arc<$crate::app::App>,
+            payload: $crate::jobs::Json,
+        ) -> $crate::jobs::JobFuture<$crate::error::Result<$crate::jobs::Json>> {
+            Box::pin(async move { $crate::jobs::to_report($f(app, payload).await) })
+        }
+        h as $crate::jobs::ManualFn
+    }};
+}
+
 /// Turns a handler's typed report into JSON (used by [`scheduled!`]).
 pub fn to_report<T: serde::Serialize>(result: Result<T>) -> Result<Json> {
     let report = result?;
@@ -156,4 +180,25 @@ pub async fn history_retention(
         )));
     }
     Ok(report)
+}
+
+/// `job-admin-create-user`: creates a user with a role in an organization and returns a new
+/// personal access token (see [`crate::service::admin`]). How a deployed stack gets its first
+/// token.
+pub async fn admin_create_user(
+    app: Arc<App>,
+    payload: Json,
+) -> Result<crate::service::admin::CreateUserResponse> {
+    let req: crate::service::admin::CreateUserRequest =
+        serde_json::from_value(payload).map_err(|e| {
+            crate::Error::BadRequest(format!(
+                "expected {{\"name\": …, \"org\": …, \"role\": \"admin\"|\"member\"}}: {e}"
+            ))
+        })?;
+    let req = req.validate()?;
+    let token =
+        crate::service::admin::create_user(app.ports.meta.as_ref(), &req, app.clock.now()).await?;
+    // Never the token: it is for the invoker's eyes only.
+    tracing::info!(user = req.name.as_str(), org = req.org.as_str(), "user created");
+    Ok(crate::service::admin::CreateUserResponse { token })
 }

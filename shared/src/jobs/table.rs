@@ -7,7 +7,7 @@
 use super::{Job, Trigger};
 use crate::api::{Access, Needs};
 use crate::ports::queue::WEBHOOKS_QUEUE;
-use crate::{batch, scheduled};
+use crate::{batch, manual, scheduled};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
 /// last acknowledged state, and frees their stacks.
@@ -54,8 +54,19 @@ pub static JOB_WEBHOOK_DELIVER: Job = Job {
     timeout_seconds: 60,
 };
 
+/// `job-admin-create-user`: invoked by hand with `{"name","org","role"}`, creates the user
+/// and returns a new personal access token: the first token of a deployed stack.
+pub static JOB_ADMIN_CREATE_USER: Job = Job {
+    name: "job-admin-create-user",
+    description: "Creates a user with a role in an organization and returns an access token",
+    trigger: Trigger::Manual { run: manual!(super::admin_create_user) },
+    needs: Needs::META_WRITE,
+    timeout_seconds: 30,
+};
+
 /// Every job.
-pub static JOBS: &[&Job] = &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION, &JOB_WEBHOOK_DELIVER];
+pub static JOBS: &[&Job] =
+    &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION, &JOB_WEBHOOK_DELIVER, &JOB_ADMIN_CREATE_USER];
 
 #[cfg(test)]
 mod tests {
@@ -100,6 +111,7 @@ mod tests {
                     );
                     assert!(job.needs.queue >= Access::Read, "{}", job.name);
                 }
+                Trigger::Manual { .. } => {}
             }
         }
     }

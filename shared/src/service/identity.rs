@@ -11,22 +11,75 @@ use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp,
 pub enum Caller {
     /// A public route; nobody in particular.
     Anonymous,
-    /// A user, through one of their access tokens.
-    User {
-        /// The user name (their `githubLogin`).
-        user: String,
-        /// The name of the token used.
-        token_name: String,
-    },
+    /// The holder of an access token (personal, organization or team).
+    Token(Principal),
     /// The holder of an update's lease (`update-token`), bound to that update.
     Lease(Box<crate::service::updates::Update>),
 }
 
+/// Whose access token authenticated a call, and which token it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// What the token acts as.
+    pub subject: Subject,
+    /// Stable token id (for audit entries and revocation).
+    pub token_id: String,
+    /// The token's name.
+    pub token_name: String,
+}
+
+/// What an access token acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A user (personal access token).
+    User(String),
+    /// An organization (organization access token): admin of that organization when `admin`,
+    /// otherwise a member with admin permission on its stacks.
+    Org {
+        /// The organization.
+        org: String,
+        /// Whether the token may administer the organization.
+        admin: bool,
+    },
+    /// A team (team access token): exactly the team's stack permissions in its organization.
+    Team {
+        /// The organization.
+        org: String,
+        /// The team.
+        team: String,
+    },
+}
+
+impl Principal {
+    /// The login name the token acts as: the user, or the organization or team name (what
+    /// Pulumi Cloud shows as the requester of an organization or team token's updates).
+    pub fn login(&self) -> &str {
+        match &self.subject {
+            Subject::User(user) => user,
+            Subject::Org { org, .. } => org,
+            Subject::Team { team, .. } => team,
+        }
+    }
+
+    /// The user behind a personal token; None for organization and team tokens.
+    pub fn user(&self) -> Option<&str> {
+        match &self.subject {
+            Subject::User(user) => Some(user),
+            _ => None,
+        }
+    }
+}
+
 impl Caller {
-    /// The user name, or 401 for anonymous callers.
+    /// The login name of an access-token caller (see [`Principal::login`]), or 401.
     pub fn user(&self) -> Result<&str> {
+        Ok(self.principal()?.login())
+    }
+
+    /// The access-token principal, or 401 for anonymous and lease callers.
+    pub fn principal(&self) -> Result<&Principal> {
         match self {
-            Caller::User { user, .. } => Ok(user),
+            Caller::Token(p) => Ok(p),
             Caller::Anonymous | Caller::Lease(_) => {
                 Err(Error::Unauthorized("this call needs an access token".into()))
             }
@@ -90,21 +143,73 @@ pub fn new_token() -> String {
     format!("pul-{}", hex::encode(rand::random::<[u8; 20]>()))
 }
 
-/// Resolves an access token to its user. Unknown, revoked and expired tokens get 401.
+/// Stable id of a token, derived from its hash: shown in token lists and audit entries and used
+/// to revoke it. A prefix of a SHA-256 reveals nothing usable about a 160-bit random token.
+pub fn token_id(hash: &str) -> String {
+    hash.chars().take(20).collect()
+}
+
+/// Resolves an access token to its principal. Unknown, revoked and expired tokens get 401.
+///
+/// Tokens are found by the SHA-256 of the presented value, so no stored secret is ever compared
+/// byte by byte (nothing to time), and a revoked token (its item deleted) fails on the very next
+/// request: there is no cache.
 pub async fn authenticate_token(meta: &dyn MetadataStore, token: &str, now: i64) -> Result<Caller> {
     let invalid = || Error::Unauthorized("the access token is invalid, expired or revoked".into());
-    let item =
-        meta.get(&keys::token_pk(&hash_token(token)), keys::TOKEN_SK).await?.ok_or_else(invalid)?;
+    let hash = hash_token(token);
+    let item = meta.get(&keys::token_pk(&hash), keys::TOKEN_SK).await?.ok_or_else(invalid)?;
     if item.bool("revoked") == Some(true) {
         return Err(invalid());
     }
     if matches!(item.n("expires"), Some(exp) if exp > 0 && exp <= now) {
         return Err(invalid());
     }
-    let user = item.s("user").ok_or_else(invalid)?.to_string();
-    let token_name = item.s("name").unwrap_or_default().to_string();
-    Ok(Caller::User { user, token_name })
+    let subject = match item.s("kind").unwrap_or(TOKEN_KIND_PERSONAL) {
+        TOKEN_KIND_PERSONAL => Subject::User(item.s("user").ok_or_else(invalid)?.to_string()),
+        TOKEN_KIND_ORG => Subject::Org {
+            org: item.s("org").ok_or_else(invalid)?.to_string(),
+            admin: item.bool("admin") == Some(true),
+        },
+        TOKEN_KIND_TEAM => Subject::Team {
+            org: item.s("org").ok_or_else(invalid)?.to_string(),
+            team: item.s("team").ok_or_else(invalid)?.to_string(),
+        },
+        _ => return Err(invalid()),
+    };
+    let principal = Principal {
+        subject,
+        token_id: item.s("id").map(str::to_string).unwrap_or_else(|| token_id(&hash)),
+        token_name: item.s("name").unwrap_or_default().to_string(),
+    };
+    record_last_used(meta, item, now).await;
+    Ok(Caller::Token(principal))
 }
+
+/// How stale a token's stored last-used time may get before a request writes it again: at most
+/// one write per token and minute, however busy the token is.
+pub const LAST_USED_GRAIN_SECONDS: i64 = 60;
+
+/// Writes the token's last-used time when it is missing or older than the grain. Only if the
+/// token item still exists (`Condition::Exists`), so a token revoked meanwhile is never
+/// brought back. Best effort: failing to record it must not fail the request.
+pub async fn record_last_used(meta: &dyn MetadataStore, mut item: Item, now: i64) {
+    if matches!(item.n("last_used"), Some(t) if t > now - LAST_USED_GRAIN_SECONDS) {
+        return;
+    }
+    item.set("last_used", Value::N(now));
+    match meta.put(item, Some(Condition::Exists)).await {
+        Ok(()) => {}
+        Err(MetaError::ConditionFailed) => tracing::debug!("token revoked while in use"),
+        Err(e) => tracing::warn!(error = %e, "could not record a token's last use"),
+    }
+}
+
+/// `kind` of a personal access token item (also assumed when `kind` is absent).
+pub const TOKEN_KIND_PERSONAL: &str = "personal";
+/// `kind` of an organization access token item.
+pub const TOKEN_KIND_ORG: &str = "org";
+/// `kind` of a team access token item.
+pub const TOKEN_KIND_TEAM: &str = "team";
 
 /// Reads a user profile.
 pub async fn get_user(meta: &dyn MetadataStore, name: &str) -> Result<Option<User>> {
@@ -130,6 +235,21 @@ pub async fn user_orgs(meta: &dyn MetadataStore, user: &str) -> Result<Vec<(Stri
             Some(next) => query.after = Some(next),
             None => return Ok(out),
         }
+    }
+}
+
+/// The organizations a principal acts in: a user's memberships, or the one organization of an
+/// organization or team token.
+pub async fn principal_orgs(
+    meta: &dyn MetadataStore,
+    principal: &Principal,
+) -> Result<Vec<(String, Role)>> {
+    match &principal.subject {
+        Subject::User(user) => user_orgs(meta, user).await,
+        Subject::Org { org, admin } => {
+            Ok(vec![(org.clone(), if *admin { Role::Admin } else { Role::Member })])
+        }
+        Subject::Team { org, .. } => Ok(vec![(org.clone(), Role::Member)]),
     }
 }
 
@@ -195,18 +315,9 @@ pub async fn ensure_identity(
         add_member(meta, org, user, Role::Admin, now).await?;
     }
     if let Some((token, name)) = token {
-        let item = Item::new(keys::token_pk(&hash_token(token)), keys::TOKEN_SK)
-            .with("user", Value::S(user.into()))
-            .with("name", Value::S(name.into()))
-            .with("created", Value::N(now));
-        let cond = Condition::NotExists.or(Condition::Equals("user".into(), Value::S(user.into())));
-        match meta.put(item, Some(cond)).await {
-            Ok(()) => ensured.created_token = true,
-            Err(MetaError::ConditionFailed) => {
-                return Err(Error::Conflict("that token already belongs to another user".into()))
-            }
-            Err(e) => return Err(e.into()),
-        }
+        // With its listing item, so it can be listed and revoked like any personal token.
+        ensured.created_token =
+            super::tokens::ensure_personal(meta, user, token, name, now).await?;
     }
     Ok(ensured)
 }
@@ -229,18 +340,13 @@ pub async fn add_member(
     Ok(())
 }
 
-/// Stores a new access token for `user` and returns it; only its hash is kept.
+/// Stores a new personal access token for `user` (with its listing item) and returns it; only
+/// its hash is kept.
 pub async fn create_token(
     meta: &dyn MetadataStore,
     user: &str,
     name: &str,
     now: i64,
 ) -> Result<String> {
-    let token = new_token();
-    let item = Item::new(keys::token_pk(&hash_token(&token)), keys::TOKEN_SK)
-        .with("user", Value::S(user.into()))
-        .with("name", Value::S(name.into()))
-        .with("created", Value::N(now));
-    meta.put(item, Some(Condition::NotExists)).await?;
-    Ok(token)
+    super::tokens::create_personal(meta, user, name, now).await
 }

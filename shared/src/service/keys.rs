@@ -90,3 +90,86 @@ pub const ORG_HOOK_PREFIX: &str = "ORG#";
 pub fn stack_hook_prefix(stack_id: &str) -> String {
     format!("STACK#{stack_id}#")
 }
+
+/// Sort key of an organization's team item, under [`org_pk`].
+pub fn team_sk(team: &str) -> String {
+    format!("TEAM#{team}")
+}
+/// Sort-key prefix of an organization's teams.
+pub const TEAM_PREFIX: &str = "TEAM#";
+/// Sort key of a team membership under [`org_pk`] (`TEAMMEMBER#<team>#<user>`).
+pub fn team_member_sk(team: &str, user: &str) -> String {
+    format!("TEAMMEMBER#{team}#{user}")
+}
+/// Sort-key prefix of one team's members under [`org_pk`].
+pub fn team_members_prefix(team: &str) -> String {
+    format!("TEAMMEMBER#{team}#")
+}
+/// Sort key of a user's membership of a team, under [`user_pk`] (`TEAM#<org>#<team>`), so one
+/// query finds a user's teams in an organization.
+pub fn user_team_sk(org: &str, team: &str) -> String {
+    format!("TEAM#{org}#{team}")
+}
+/// Sort-key prefix of a user's teams in one organization, under [`user_pk`].
+pub fn user_teams_prefix(org: &str) -> String {
+    format!("TEAM#{org}#")
+}
+/// Sort key of a team's permission on a stack, under [`stack_id_pk`], so one query finds every
+/// team's permission on a stack.
+pub fn stack_team_sk(team: &str) -> String {
+    format!("TEAMPERM#{team}")
+}
+/// Sort-key prefix of the team permissions of a stack, under [`stack_id_pk`].
+pub const STACK_TEAM_PREFIX: &str = "TEAMPERM#";
+/// Sort key of a team's grant on one stack under [`org_pk`] (`TEAMSTACK#<team>#<stack id>`), so
+/// a team's stacks are listed (and removed with the team) without scanning stacks.
+pub fn team_stack_sk(team: &str, stack_id: &str) -> String {
+    format!("TEAMSTACK#{team}#{stack_id}")
+}
+/// Sort-key prefix of one team's stack grants under [`org_pk`].
+pub fn team_stacks_prefix(team: &str) -> String {
+    format!("TEAMSTACK#{team}#")
+}
+/// Sort key of a user's direct permission on a stack (a collaborator), under [`stack_id_pk`].
+pub fn stack_user_sk(user: &str) -> String {
+    format!("USERPERM#{user}")
+}
+/// Sort-key prefix of a stack's collaborators, under [`stack_id_pk`].
+pub const STACK_USER_PREFIX: &str = "USERPERM#";
+/// Sort key of a personal token's listing item under [`user_pk`], or of an organization
+/// token's under [`org_pk`] (`TOKEN#<id>`; the item holds the token hash).
+pub fn owner_token_sk(id: &str) -> String {
+    format!("TOKEN#{id}")
+}
+/// Sort-key prefix of the tokens listed under a user or an organization.
+pub const OWNER_TOKEN_PREFIX: &str = "TOKEN#";
+/// Sort key of a team token's listing item under [`org_pk`] (`TEAMTOKEN#<team>#<id>`).
+pub fn team_token_sk(team: &str, id: &str) -> String {
+    format!("TEAMTOKEN#{team}#{id}")
+}
+/// Sort-key prefix of one team's tokens under [`org_pk`].
+pub fn team_tokens_prefix(team: &str) -> String {
+    format!("TEAMTOKEN#{team}#")
+}
+/// Sort key claiming an organization token's name under [`org_pk`], so names stay unique per
+/// organization (created and deleted in the token's transactions).
+pub fn org_token_name_sk(name: &str) -> String {
+    format!("TOKENNAME#{name}")
+}
+/// Sort key claiming a team token's name under [`org_pk`] (unique per team).
+pub fn team_token_name_sk(team: &str, name: &str) -> String {
+    format!("TEAMTOKENNAME#{team}#{name}")
+}
+/// Key prefixes (`ForAllValues:StringLike` patterns on `dynamodb:LeadingKeys`) of the
+/// bookkeeping items that every token-authenticated function may write even when its route
+/// only reads: a token's last-used time, audit entries (a decryption or a refused call is
+/// recorded by read-only routes too) and rate-limit buckets. infra/ grants `PutItem` on exactly
+/// these.
+pub const BOOKKEEPING_KEY_PREFIXES: &[&str] = &["TOKEN#*", "AUDIT#*", "RATE#*"];
+
+/// Partition prefix of the rate-limit buckets (`service::ratelimit`).
+pub const RATE_PREFIX: &str = "RATE#";
+/// Partition of an organization's audit log: entries sorted by time (`service::audit`).
+pub fn audit_pk(org: &str) -> String {
+    format!("AUDIT#{org}")
+}

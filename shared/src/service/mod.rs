@@ -1,5 +1,8 @@
 //! Domain logic, written once against the ports.
 
+pub mod access;
+pub mod admin;
+pub mod audit;
 pub mod delta;
 pub mod deployments;
 pub mod events;
@@ -7,11 +10,15 @@ pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod keys;
+pub mod members;
+pub mod ratelimit;
 pub mod reaper;
 pub mod rename;
 pub mod retention;
 pub mod secrets;
 pub mod stacks;
+pub mod teams;
+pub mod tokens;
 pub mod updates;
 pub mod urn;
 pub mod webhook_deliveries;

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 
+use super::access::{OrgAccess, StackPermission};
+use super::identity::Principal;
 use super::{keys, new_id};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
@@ -34,6 +36,9 @@ pub struct Stack {
     pub deployment_key: Option<String>,
     /// Optimistic-concurrency revision of the item.
     pub rev: i64,
+    /// The user who created the stack (admin of it); None for stacks made by organization or
+    /// team tokens (logins of those could collide with a user's name) or before this was kept.
+    pub creator: Option<String>,
 }
 
 impl Stack {
@@ -57,6 +62,7 @@ impl Stack {
             active_update: item.s("active_update").map(str::to_string),
             deployment_key: item.s("deployment_key").map(str::to_string),
             rev: item.n("rev").unwrap_or(0),
+            creator: item.s("creator").map(str::to_string),
         })
     }
 
@@ -82,6 +88,9 @@ impl Stack {
         }
         if let Some(k) = &self.deployment_key {
             item.set("deployment_key", Value::S(k.clone()));
+        }
+        if let Some(c) = &self.creator {
+            item.set("creator", Value::S(c.clone()));
         }
         Ok(item)
     }
@@ -134,7 +143,8 @@ impl Stack {
     }
 }
 
-fn not_found(r: &StackRef) -> Error {
+/// 404 for a stack that does not exist, or that the caller may not see.
+pub fn not_found(r: &StackRef) -> Error {
     Error::NotFound(format!("stack '{r}' not found"))
 }
 
@@ -143,6 +153,7 @@ pub async fn create(
     meta: &dyn MetadataStore,
     r: &StackRef,
     tags: BTreeMap<String, String>,
+    creator: Option<&str>,
 ) -> Result<Stack> {
     crate::names::validate_tags(&tags)?;
     let stack = Stack {
@@ -157,6 +168,7 @@ pub async fn create(
         active_update: None,
         deployment_key: None,
         rev: 1,
+        creator: creator.map(str::to_string),
     };
     match meta.put(stack.to_item()?, Some(Condition::NotExists)).await {
         Ok(()) => Ok(stack),
@@ -303,12 +315,15 @@ fn decode_cursor(token: &str) -> Result<Cursor> {
 /// (organization, project, stack) order, and the token for the next page.
 pub async fn list(
     meta: &dyn MetadataStore,
-    user: &str,
+    principal: &Principal,
     filter: &ListFilter,
     continuation: Option<&str>,
 ) -> Result<(Vec<Stack>, Option<String>)> {
-    let mut orgs: Vec<String> =
-        super::identity::user_orgs(meta, user).await?.into_iter().map(|(o, _)| o).collect();
+    let mut orgs: Vec<String> = super::identity::principal_orgs(meta, principal)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
     if let Some(only) = &filter.organization {
         orgs.retain(|o| o == only);
     }
@@ -329,8 +344,14 @@ pub async fn list(
     query.after = cursor.and_then(|c| c.a);
     let page = meta.query(query).await?;
     let mut stacks = Vec::with_capacity(page.items.len());
+    let mut access = OrgAccess::resolve(meta, principal, org).await?;
     for item in &page.items {
         let stack = Stack::from_item(item)?;
+        // Stacks the caller may not read are left out, as if they did not exist.
+        let visible = access.stack_permission(meta, &stack, StackPermission::Read).await?;
+        if visible == StackPermission::None {
+            continue;
+        }
         let tag_ok = match (&filter.tag_name, &filter.tag_value) {
             (None, _) => true,
             (Some(name), None) => stack.tags.contains_key(name),

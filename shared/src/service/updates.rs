@@ -662,6 +662,8 @@ async fn end(
                 if update.status == Status::Running {
                     let ok = ended.status == Status::Succeeded;
                     update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
+                    // One audit entry for all of the update's lease calls.
+                    super::audit::update_ended(app, &ended).await;
                 }
                 return Ok((ended, true));
             }

@@ -5,16 +5,24 @@ use crate::apitype::{
     Capabilities, Capability, DefaultOrg, ServiceUser, ServiceUserOrg, TokenInfo,
 };
 use crate::error::{Error, Result};
-use crate::service::identity::{self, Caller};
+use crate::service::identity::{self, Subject};
 
-/// The caller's profile and organizations.
+/// The caller's profile and organizations. An organization or team token answers as its
+/// organization or team (with `tokenInfo` saying which), like Pulumi Cloud's machine tokens.
 pub async fn get_user(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
-    let name = ctx.caller.user()?;
-    let user = identity::get_user(meta, name)
-        .await?
-        .ok_or_else(|| Error::Unauthorized(format!("user '{name}' no longer exists")))?;
-    let organizations = identity::user_orgs(meta, name)
+    let principal = ctx.caller.principal()?;
+    let login = principal.login().to_string();
+    let email = match &principal.subject {
+        Subject::User(name) => {
+            identity::get_user(meta, name)
+                .await?
+                .ok_or_else(|| Error::Unauthorized(format!("user '{name}' no longer exists")))?
+                .email
+        }
+        Subject::Org { .. } | Subject::Team { .. } => String::new(),
+    };
+    let organizations = identity::principal_orgs(meta, principal)
         .await?
         .into_iter()
         .map(|(org, _)| ServiceUserOrg {
@@ -23,20 +31,22 @@ pub async fn get_user(ctx: Ctx) -> Result<Reply> {
             avatar_url: String::new(),
         })
         .collect();
-    let token_info = match &ctx.caller {
-        Caller::User { token_name, .. } => Some(TokenInfo { name: token_name.clone() }),
-        _ => None,
+    let (organization, team) = match &principal.subject {
+        Subject::User(_) => (None, None),
+        Subject::Org { org, .. } => (Some(org.clone()), None),
+        Subject::Team { org, team } => (Some(org.clone()), Some(team.clone())),
     };
+    let token_info = TokenInfo { name: principal.token_name.clone(), organization, team };
     Reply::json(&ServiceUser {
-        id: user.name.clone(),
-        github_login: user.name.clone(),
-        name: user.name,
-        email: user.email,
+        id: login.clone(),
+        github_login: login.clone(),
+        name: login,
+        email,
         avatar_url: String::new(),
         organizations,
         identities: vec![],
         site_admin: false,
-        token_info,
+        token_info: Some(token_info),
     })
 }
 
@@ -44,13 +54,18 @@ pub async fn get_user(ctx: Ctx) -> Result<Reply> {
 /// their first organization; 404 (the CLI then uses the user name) when they have none.
 pub async fn default_org(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
-    let name = ctx.caller.user()?;
-    let orgs = identity::user_orgs(meta, name).await?;
-    let stored = identity::get_user(meta, name).await?.and_then(|u| u.default_org);
+    let principal = ctx.caller.principal()?;
+    let orgs = identity::principal_orgs(meta, principal).await?;
+    let stored = match principal.user() {
+        Some(user) => identity::get_user(meta, user).await?.and_then(|u| u.default_org),
+        None => None,
+    };
     let chosen = stored
         .filter(|d| orgs.iter().any(|(o, _)| o == d))
         .or_else(|| orgs.first().map(|(o, _)| o.clone()))
-        .ok_or_else(|| Error::NotFound(format!("user '{name}' has no default organization")))?;
+        .ok_or_else(|| {
+            Error::NotFound(format!("'{}' has no default organization", principal.login()))
+        })?;
     Reply::json(&DefaultOrg { github_login: chosen, messages: vec![] })
 }
 

@@ -1,28 +1,26 @@
 //! Route handlers: parse and validate the request, call the domain, shape the reply.
+//! Authorization is not theirs: dispatch checked the route's declared permission before.
 
+pub mod audit;
 pub mod identity;
+pub mod orgs;
 pub mod secrets;
 pub mod stacks;
+pub mod teams;
+pub mod tokens;
 pub mod updates;
 pub mod webhooks;
 
 use crate::api::Ctx;
 use crate::error::Result;
-use crate::names::{OrgName, ProjectName, StackName, StackRef};
-use crate::service::identity::{require_member, Role};
+use crate::names::{OrgName, StackRef};
 
-/// The `{org}` path parameter, validated, after checking the caller belongs to it.
-pub async fn authorized_org(ctx: &Ctx) -> Result<(OrgName, Role)> {
-    let org = OrgName::parse(ctx.param("org")?)?;
-    let role =
-        require_member(ctx.app.ports.meta.as_ref(), ctx.caller.user()?, org.as_str()).await?;
-    Ok((org, role))
+/// The `{org}` path parameter, validated.
+pub fn path_org(ctx: &Ctx) -> Result<OrgName> {
+    OrgName::parse(ctx.param("org")?)
 }
 
-/// The `{org}/{project}/{stack}` path parameters, validated and authorized.
-pub async fn authorized_stack(ctx: &Ctx) -> Result<StackRef> {
-    let project = ProjectName::parse(ctx.param("project")?)?;
-    let stack = StackName::parse(ctx.param("stack")?)?;
-    let (org, _) = authorized_org(ctx).await?;
-    Ok(StackRef { org, project, stack })
+/// The `{org}/{project}/{stack}` path parameters, validated.
+pub fn path_stack(ctx: &Ctx) -> Result<StackRef> {
+    crate::api::auth::stack_ref(&ctx.params)
 }

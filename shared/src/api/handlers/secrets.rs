@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::authorized_stack;
+use super::path_stack;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::service::{secrets, stacks};
@@ -77,7 +77,7 @@ fn decode_all(values: &[String], what: &str) -> Result<Vec<Vec<u8>>> {
 
 /// The immutable id of the authorized stack of the path.
 async fn stack_id(ctx: &Ctx) -> Result<String> {
-    let r = authorized_stack(ctx).await?;
+    let r = path_stack(ctx)?;
     Ok(stacks::get(ctx.app.ports.meta.as_ref(), &r).await?.id)
 }
 

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use super::{authorized_org, authorized_stack};
+use super::{path_org, path_stack};
 use crate::api::{Ctx, Reply};
 use bytes::Bytes;
 
 use crate::apitype::{CreateStackRequest, ListStacksResponse, OperationStatus};
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef};
+use crate::service::access::StackPermission;
+use crate::service::identity::Subject;
 use crate::service::stacks::{self, ListFilter};
-use crate::service::{deployments, history, updates};
+use crate::service::{deployments, history, teams, updates};
 
 /// `GET /api/user/stacks`: the caller's stacks, filtered, one page at a time.
 pub async fn list(ctx: Ctx) -> Result<Reply> {
@@ -22,7 +24,7 @@ pub async fn list(ctx: Ctx) -> Result<Reply> {
     };
     let (found, next) = stacks::list(
         ctx.app.ports.meta.as_ref(),
-        ctx.caller.user()?,
+        ctx.caller.principal()?,
         &filter,
         ctx.query("continuationToken"),
     )
@@ -36,7 +38,7 @@ pub async fn list(ctx: Ctx) -> Result<Reply> {
 /// `HEAD /api/stacks/{org}/{project}`: 200 when the project has a stack, else 404.
 pub async fn project_exists(ctx: Ctx) -> Result<Reply> {
     let project = ProjectName::parse(ctx.param("project")?)?;
-    let (org, _) = authorized_org(&ctx).await?;
+    let org = path_org(&ctx)?;
     if stacks::project_exists(ctx.app.ports.meta.as_ref(), &org, &project).await? {
         Ok(Reply::ok_empty())
     } else {
@@ -62,10 +64,22 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
             "stacks with remote (ESC) configuration are not supported".into(),
         ));
     }
-    let (org, _) = authorized_org(&ctx).await?;
+    let org = path_org(&ctx)?;
     let r = StackRef { org, project, stack };
-    let created =
-        stacks::create(ctx.app.ports.meta.as_ref(), &r, req.tags.unwrap_or_default()).await?;
+    let created = stacks::create(
+        ctx.app.ports.meta.as_ref(),
+        &r,
+        req.tags.unwrap_or_default(),
+        ctx.caller.principal()?.user(),
+    )
+    .await?;
+    // A team token's stacks belong to its team: without this grant the team could not even
+    // see the stack it just made (a user creating a stack is its admin through `creator`).
+    if let Subject::Team { team, .. } = &ctx.caller.principal()?.subject {
+        let meta = ctx.app.ports.meta.as_ref();
+        teams::set_stack_permission(meta, r.org.as_str(), team, &created, StackPermission::Admin)
+            .await?;
+    }
     stack_event(&ctx, &created, "stack_created").await?;
     if let Some(state) = state {
         updates::import(&ctx.app, &r, ctx.caller.user()?, &state).await?;
@@ -75,7 +89,7 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
 
 /// `GET /api/stacks/{org}/{project}/{stack}`.
 pub async fn get(ctx: Ctx) -> Result<Reply> {
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let meta = ctx.app.ports.meta.as_ref();
     let stack = stacks::get(meta, &r).await?;
     let mut api = stack.to_api();
@@ -92,9 +106,14 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
 /// `DELETE /api/stacks/{org}/{project}/{stack}?force=`.
 pub async fn delete(ctx: Ctx) -> Result<Reply> {
     let force = ctx.query_bool("force")?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let deleted =
         stacks::delete(ctx.app.ports.meta.as_ref(), &r, force, ctx.app.clock.now()).await?;
+    // The stack is gone either way; leftover grants only linger on team pages, so log.
+    if let Err(e) = crate::service::teams::forget_stack(ctx.app.ports.meta.as_ref(), &deleted).await
+    {
+        tracing::warn!(error = %e, stack = %r, "team grants of a deleted stack remain");
+    }
     stack_event(&ctx, &deleted, "stack_deleted").await?;
     Ok(Reply::no_content())
 }
@@ -117,7 +136,7 @@ async fn stack_event(ctx: &Ctx, stack: &stacks::Stack, kind: &str) -> Result<()>
 /// `PATCH /api/stacks/{org}/{project}/{stack}/tags`: replaces all tags with the body's map.
 pub async fn update_tags(ctx: Ctx) -> Result<Reply> {
     let tags: BTreeMap<String, String> = ctx.json()?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     stacks::replace_tags(ctx.app.ports.meta.as_ref(), &r, tags).await?;
     Ok(Reply::no_content())
 }
@@ -139,7 +158,7 @@ async fn deployment_reply(ctx: &Ctx, key: Option<&str>) -> Result<Reply> {
 
 /// `GET /api/stacks/{org}/{project}/{stack}/export`: the current deployment.
 pub async fn export(ctx: Ctx) -> Result<Reply> {
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     deployment_reply(&ctx, stack.deployment_key.as_deref()).await
 }
@@ -155,7 +174,7 @@ fn version_param(ctx: &Ctx) -> Result<i64> {
 /// `GET …/export/{version}`: the deployment of one version.
 pub async fn export_version(ctx: Ctx) -> Result<Reply> {
     let version = version_param(&ctx)?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     deployment_reply(&ctx, entry.deployment_key.as_deref()).await
@@ -173,7 +192,7 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
     };
     let page_size = parse("pageSize")?.filter(|s| *s > 0).map(|s| s as usize);
     let page = parse("page")?.unwrap_or(1).max(1) as usize;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let entries = history::list(ctx.app.ports.meta.as_ref(), &stack.id, page, page_size).await?;
     let infos: Vec<&serde_json::Value> = entries.iter().map(|e| &e.info).collect();
@@ -182,7 +201,7 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
 
 /// `GET …/updates/latest`: the newest history entry; 404 when there is none.
 pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let entry = history::latest(ctx.app.ports.meta.as_ref(), &stack.id)
         .await?
@@ -193,7 +212,7 @@ pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
 /// `GET …/updates/{version}`: one history entry.
 pub async fn history_version(ctx: Ctx) -> Result<Reply> {
     let version = version_param(&ctx)?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     Reply::json(&serde_json::json!({ "info": entry.info }))
@@ -201,7 +220,7 @@ pub async fn history_version(ctx: Ctx) -> Result<Reply> {
 
 /// `POST …/import`: replaces the stack's state with the given deployment.
 pub async fn import(ctx: Ctx) -> Result<Reply> {
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let update = updates::import(&ctx.app, &r, ctx.caller.user()?, &ctx.body).await?;
     Reply::json(&serde_json::json!({ "updateId": update.id }))
 }
@@ -219,9 +238,20 @@ pub async fn rename(ctx: Ctx) -> Result<Reply> {
     let req: RenameRequest = ctx.json()?;
     let new_stack = StackName::parse(&req.new_name)?;
     let new_project = req.new_project.as_deref().map(ProjectName::parse).transpose()?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let new_project = new_project.unwrap_or_else(|| r.project.clone());
     crate::service::rename::rename(&ctx.app, &r, &new_project, &new_stack, ctx.caller.user()?)
         .await?;
+    // Team pages show stack names; the rename is done either way, so a failure here is only
+    // logged (the grants themselves follow the stack id and still hold).
+    let meta = ctx.app.ports.meta.as_ref();
+    let renamed = StackRef { org: r.org.clone(), project: new_project, stack: new_stack };
+    let restamped = match stacks::get(meta, &renamed).await {
+        Ok(stack) => crate::service::teams::restamp_stack(meta, &stack).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = restamped {
+        tracing::warn!(error = %e, stack = %renamed, "team pages keep the old stack name");
+    }
     Ok(Reply::no_content())
 }

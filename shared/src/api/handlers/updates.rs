@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value as Json};
 
-use super::authorized_stack;
+use super::path_stack;
 use crate::api::{auth, Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::service::updates::{self, Program, Status};
@@ -34,7 +34,7 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     if !body.is_object() {
         return Err(Error::BadRequest("the update request must be a JSON object".into()));
     }
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let program = Program {
         dry_run: body.pointer("/options/dryRun").and_then(Json::as_bool).unwrap_or(false),
         config: json_string(body.get("config"), "{}"),
@@ -73,7 +73,7 @@ fn cli_version(ctx: &Ctx) -> String {
 pub async fn start(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: StartRequest = if ctx.body.is_empty() { StartRequest::default() } else { ctx.json()? };
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let journal = ctx.app.settings.journaling && req.journal_version == Some(1);
     let started =
         updates::start(&ctx.app, &r, ctx.param("update")?, req.tags, journal, &cli_version(&ctx))
@@ -93,7 +93,7 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
 /// `GET …/{kind}/{update}`: the update's status (polled by `pulumi stack import`).
 pub async fn status(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
     let mut body = json!({ "status": update.status.results_status(), "events": [] });
@@ -227,7 +227,7 @@ pub async fn events_list(ctx: Ctx) -> Result<Reply> {
         }
         None => 0,
     };
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
     let (found, next) = events::read(&ctx.app, &update.id, from).await?;
@@ -277,7 +277,7 @@ pub async fn complete(ctx: Ctx) -> Result<Reply> {
 /// `POST …/cancel`: `pulumi cancel`.
 pub async fn cancel(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
-    let r = authorized_stack(&ctx).await?;
+    let r = path_stack(&ctx)?;
     updates::cancel(&ctx.app, &r, ctx.param("update")?).await?;
     Ok(Reply::no_content())
 }

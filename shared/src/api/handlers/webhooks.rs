@@ -2,7 +2,7 @@
 //! `/api/orgs/{org}/hooks` and stack hooks under `/api/stacks/{org}/{project}/{stack}/hooks`.
 //! Any member of the organization may manage them.
 
-use super::{authorized_org, authorized_stack};
+use super::{path_org, path_stack};
 use crate::api::{Ctx, Reply};
 use crate::error::Result;
 use crate::service::stacks;
@@ -10,12 +10,12 @@ use crate::service::webhook_deliveries as deliveries;
 use crate::service::webhooks::{self, HookRequest, HookResponse, Owner};
 
 async fn org_owner(ctx: &Ctx) -> Result<Owner> {
-    let (org, _) = authorized_org(ctx).await?;
+    let org = path_org(ctx)?;
     Ok(Owner::Org { org: org.to_string() })
 }
 
 async fn stack_owner(ctx: &Ctx) -> Result<Owner> {
-    let r = authorized_stack(ctx).await?;
+    let r = path_stack(ctx)?;
     let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
     Ok(Owner::Stack {
         org: stack.org,

@@ -1,0 +1,5 @@
+//! Lambda function for the `stack-collaborators-list` route.
+
+fn main() -> Result<(), stackhouse::lambda::Error> {
+    stackhouse::lambda::serve(&stackhouse::api::routes::STACK_COLLABORATORS_LIST)
+}
