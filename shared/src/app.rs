@@ -33,6 +33,9 @@ pub struct Settings {
     /// Whether webhooks may target loopback, private and link-local addresses
     /// (`STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK=1`; off by default).
     pub webhook_allow_loopback: bool,
+    /// A journal-mode update gets a materialised snapshot each time this many more entries
+    /// arrived (`STACKHOUSE_MATERIALISE_EVERY_ENTRIES`, default 1,000; 0 turns it off).
+    pub materialise_every_entries: i64,
 }
 
 impl Default for Settings {
@@ -47,6 +50,7 @@ impl Default for Settings {
             history_retention: crate::service::retention::Policy::KeepAll,
             orphan_grace_seconds: crate::service::retention::DEFAULT_GRACE_SECONDS,
             webhook_allow_loopback: false,
+            materialise_every_entries: 1000,
         }
     }
 }
@@ -82,6 +86,9 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_ORPHAN_GRACE_SECONDS") {
             s.orphan_grace_seconds = i64::try_from(n).unwrap_or(i64::MAX);
+        }
+        if let Some(n) = env_usize("STACKHOUSE_MATERIALISE_EVERY_ENTRIES") {
+            s.materialise_every_entries = i64::try_from(n).unwrap_or(i64::MAX);
         }
         s.webhook_allow_loopback =
             std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");

@@ -7,6 +7,7 @@ pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod keys;
+pub mod materialise;
 pub mod reaper;
 pub mod rename;
 pub mod retention;
