@@ -858,6 +858,10 @@ async fn publish_journal(
     };
     // The stack's deployment is still the one the update started from: nothing else may
     // change it while the update holds (or held, until this ends it) the stack's lease.
+    // A journal the replayer rejects must not leave the stack unusable (every later update
+    // would fail finalising this one), so replay is best effort: each entry is applied on its
+    // own, a rejected one is logged and skipped, and the update is then recorded as failed.
+    // The stored batches stay in the blob store for inspection.
     let super::materialise::Replay { replayer, mut degraded } =
         super::materialise::replay(app, update, stack.deployment_key.as_deref()).await?;
     if replayer.buffered() > 0 {
