@@ -40,6 +40,9 @@ pub struct Settings {
     pub rate_limit_org: Option<crate::service::ratelimit::Limit>,
     /// Budget of one running update's lease calls (`STACKHOUSE_RATE_LIMIT_UPDATE`).
     pub rate_limit_update: Option<crate::service::ratelimit::Limit>,
+    /// A journal-mode update gets a materialised snapshot each time this many more entries
+    /// arrived (`STACKHOUSE_MATERIALISE_EVERY_ENTRIES`, default 1,000; 0 turns it off).
+    pub materialise_every_entries: i64,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             rate_limit_token: Some(crate::service::ratelimit::DEFAULT_TOKEN),
             rate_limit_org: Some(crate::service::ratelimit::DEFAULT_ORG),
             rate_limit_update: Some(crate::service::ratelimit::DEFAULT_UPDATE),
+            materialise_every_entries: 1000,
         }
     }
 }
@@ -92,6 +96,9 @@ impl Settings {
         }
         if let Some(n) = env_usize("STACKHOUSE_ORPHAN_GRACE_SECONDS") {
             s.orphan_grace_seconds = i64::try_from(n).unwrap_or(i64::MAX);
+        }
+        if let Some(n) = env_usize("STACKHOUSE_MATERIALISE_EVERY_ENTRIES") {
+            s.materialise_every_entries = i64::try_from(n).unwrap_or(i64::MAX);
         }
         s.webhook_allow_loopback =
             std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");

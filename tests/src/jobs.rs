@@ -11,10 +11,12 @@ use serde_json::{json, Value};
 use stackhouse::api::{Access, Needs};
 use stackhouse::app::Settings;
 use stackhouse::jobs::queue::{dlq_list, dlq_redrive, poll_once, Backoff};
-use stackhouse::jobs::table::{JOB_HISTORY_RETENTION, JOB_LEASE_REAPER};
+use stackhouse::jobs::table::{JOB_HISTORY_RETENTION, JOB_LEASE_REAPER, JOB_UPDATE_MATERIALISE};
 use stackhouse::jobs::{Job, Trigger};
 use stackhouse::ports::{Item, Message, Query, SortKey};
 use stackhouse::service::deployments::{self, version_key};
+use stackhouse::service::journal::{JournalEntry, Replayer};
+use stackhouse::service::materialise::{self, snapshot_key, Outcome, Request};
 use stackhouse::service::retention::{self, Limits, Policy};
 use stackhouse::service::updates::{self, Status};
 use stackhouse::App;
@@ -38,7 +40,10 @@ macro_rules! jobs_conformance_tests {
             retention_by_age_never_drops_the_current_deployment,
             retention_is_bounded_and_resumes,
             orphans_older_than_the_grace_period_are_removed,
-            poisoned_messages_end_in_the_dlq_and_redrive
+            poisoned_messages_end_in_the_dlq_and_redrive,
+            long_journal_is_materialised_while_running,
+            killed_long_journal_is_reaped_from_its_snapshot,
+            duplicate_and_late_materialise_messages_do_not_regress
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -624,5 +629,253 @@ pub async fn poisoned_messages_end_in_the_dlq_and_redrive(target: Target) {
         stackhouse::jobs::events::handle(&app, &POISON_JOB, event).await.expect("batch runs");
     assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}));
     assert!(processed(&app).await.contains(&"good-6".to_string()));
+    server.stop().await;
+}
+
+// ---- incremental materialisation of journal-mode updates -------------------------------------
+
+/// Entries per snapshot in these checks (the default is 1,000; a smaller one keeps them quick).
+const EVERY: i64 = 100;
+
+/// A synthetic deployment of stack `stack`: the root stack plus `Thing`s `r<from>..r<to>`, each
+/// carrying `generation` (and a float that must survive every round trip).
+fn things(stack: &str, from: usize, to: usize, generation: i64) -> Value {
+    let root = format!("urn:pulumi:{stack}::proj::pulumi:pulumi:Stack::proj-{stack}");
+    let mut resources = vec![json!({"urn": root, "custom": false, "type": "pulumi:pulumi:Stack"})];
+    for i in from..to {
+        resources.push(json!({
+            "urn": format!("urn:pulumi:{stack}::proj::pkg:index:Thing::r{i}"),
+            "custom": true, "type": "pkg:index:Thing", "id": format!("id-{i}"), "parent": root,
+            "inputs": {"i": i, "generation": generation},
+            "outputs": {"i": i, "generation": generation, "ratio": i as f64 / 7.0},
+        }));
+    }
+    json!({"version": 3, "deployment": {
+        "manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": "v3.200.0"},
+        "metadata": {}, "resources": resources}})
+}
+
+/// What replaying `entries` in one go onto `base` (an export) gives, with `manifest` as the
+/// manifest: the reference every snapshot-assisted replay must match exactly.
+fn full_replay(base: &Value, entries: &[Value], manifest: &Value) -> Value {
+    let entries: Vec<JournalEntry> =
+        entries.iter().map(|e| serde_json::from_value(e.clone()).expect("entry")).collect();
+    let mut r = Replayer::new(base["deployment"].clone()).expect("base");
+    r.apply_owned(entries).expect("replay");
+    let (version, features, deployment) = r.snapshot(manifest.clone()).expect("snapshot");
+    let mut untyped = json!({"version": version, "deployment": deployment});
+    if !features.is_empty() {
+        untyped["features"] = json!(features);
+    }
+    untyped
+}
+
+/// The server's export compared with a full replay of the same journal (same manifest).
+async fn assert_export_is_full_replay(c: &Client, stack: &str, base: &Value, entries: &[Value]) {
+    let export = c.get(&format!("{stack}/export")).await.json();
+    let expected = full_replay(base, entries, &export["deployment"]["manifest"]);
+    assert!(export == expected, "export differs from a full replay");
+}
+
+/// A stack whose current deployment is `things(0..40)`, with a journal-mode update running that
+/// turns it into `things(10..250)` (30 updates, 210 creates, 10 deletes): the base export, the
+/// run and the journal.
+async fn long_journal(server: &TestServer, stack: &str) -> (Value, Run, Vec<Value>) {
+    let c = server.client();
+    update(&c, stack, Some(&things("dev", 0, 40, 1))).await;
+    let base = c.get(&format!("{stack}/export")).await.json();
+    let (run, journal) = session::create_and_start_journal(&c, stack, "update").await;
+    assert!(journal, "journaling is on");
+    let entries = session::journal_between(&base, &things("dev", 10, 250, 2));
+    assert!(entries.len() > 4 * EVERY as usize, "{}", entries.len());
+    (base, run, entries)
+}
+
+/// Drains the materialise queue through the job's table entry, as Lambda or the emulator's
+/// consumer would; returns how many messages it handled.
+async fn materialise_queued(app: &Arc<App>) -> usize {
+    let now = Backoff { base: Duration::ZERO, max: Duration::ZERO };
+    let mut handled = 0;
+    loop {
+        let polled = poll_once(app, &JOB_UPDATE_MATERIALISE, &now).await.expect("poll");
+        assert_eq!(polled.failed, 0, "materialise messages fail");
+        if polled.received == 0 {
+            return handled;
+        }
+        handled += polled.received;
+    }
+}
+
+async fn snapshot_seq(app: &App, stack_id: &str, update_id: &str) -> i64 {
+    updates::get(app.ports.meta.as_ref(), stack_id, update_id).await.expect("update").snapshot_seq
+}
+
+async fn snapshot_blobs(app: &App, update_id: &str) -> Vec<String> {
+    let prefix = format!("updates/{update_id}/snapshots/");
+    app.ports.blobs.list(&prefix, None).await.expect("list").keys
+}
+
+fn materialising() -> Settings {
+    Settings { materialise_every_entries: EVERY, ..Settings::default() }
+}
+
+/// A long journal-mode update gets snapshots from `job-update-materialise` while it runs (one
+/// request per threshold crossing, only the newest blob kept), completes to exactly what a full
+/// replay gives, and its snapshots go with its other scratch blobs once retention runs.
+pub async fn long_journal_is_materialised_while_running(target: Target) {
+    let server = TestServer::start_with(target, materialising()).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    let (base, run, entries) = long_journal(&server, &stack).await;
+
+    let mut seen = Vec::new();
+    let mut requests = 0;
+    for batch in entries.chunks(30) {
+        assert!(run.journal(&c, batch).await.status.is_success());
+        requests += materialise_queued(&app).await;
+        let seq = snapshot_seq(&app, &id, &run.id).await;
+        if seen.last() != Some(&seq) {
+            seen.push(seq);
+        }
+    }
+    let crossings = entries.len() as i64 / EVERY;
+    assert_eq!(requests as i64, crossings, "one request per crossing");
+    // Each snapshot covers the batch that crossed (batches of 30 end past each multiple).
+    assert_eq!(seen.len() as i64, crossings + 1, "snapshots while running: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    let newest = *seen.last().expect("a snapshot");
+    assert_eq!(snapshot_blobs(&app, &run.id).await, [snapshot_key(&run.id, newest)]);
+    // Export still shows the last completed version while the update runs.
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), base);
+
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    assert_export_is_full_replay(&c, &stack, &base, &entries).await;
+    let h = c.get(&format!("{stack}/updates/2")).await.json();
+    assert_eq!(h["info"]["result"], "succeeded");
+    assert_eq!(h["info"]["resourceCount"], 241);
+    // A late request for the ended update changes nothing.
+    let late = Request { stack_id: id.clone(), update_id: run.id.clone(), sequence: 10_000 };
+    let outcome = materialise::materialise(&app, &late).await.expect("late request");
+    assert_eq!(outcome, Outcome::NotApplicable);
+
+    // Retention removes the snapshot with the update's other scratch blobs.
+    app.clock.advance(app.settings.orphan_grace_seconds + 60);
+    run_job(&app, &JOB_HISTORY_RETENTION).await;
+    assert!(snapshot_blobs(&app, &run.id).await.is_empty(), "snapshots are scratch");
+    assert_eq!(scratch_blobs(&app, &run.id).await, 0);
+    assert_export_is_full_replay(&c, &stack, &base, &entries).await;
+    server.stop().await;
+}
+
+/// A CLI killed in the middle of a long journal (batches arriving out of order, the last
+/// operation begun but not finished): the reaper resumes from the newest snapshot and publishes
+/// exactly what a full replay of the acknowledged entries gives. To prove it resumed, the
+/// batches the snapshot covers are deleted first: a replay from the base could not succeed.
+pub async fn killed_long_journal_is_reaped_from_its_snapshot(target: Target) {
+    let server = TestServer::start_with(target, materialising()).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    let (base, run, mut entries) = long_journal(&server, &stack).await;
+    entries.truncate(entries.len() - 41);
+    assert_eq!(entries.last().expect("entries")["kind"], 0, "dies mid-operation");
+
+    let batches: Vec<&[Value]> = entries.chunks(17).collect();
+    for pair in batches.chunks(2) {
+        // The CLI may deliver entries slightly out of order across batches.
+        for batch in pair.iter().rev() {
+            assert!(run.journal(&c, batch).await.status.is_success());
+        }
+        materialise_queued(&app).await;
+    }
+    let covered = snapshot_seq(&app, &id, &run.id).await;
+    assert!(covered >= 3 * EVERY, "snapshots were taken: {covered}");
+    assert!(covered < entries.len() as i64, "the tail is after the snapshot");
+    let journal = app.ports.blobs.list(&format!("updates/{}/journal/", run.id), None).await;
+    let mut removed = 0;
+    for key in journal.expect("list").keys {
+        let last: i64 = key
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.strip_suffix(".json.gz"))
+            .and_then(|n| n.parse().ok())
+            .expect("batch key");
+        if last <= covered {
+            app.ports.blobs.delete(&key).await.expect("delete");
+            removed += 1;
+        }
+    }
+    assert!(removed > 0);
+
+    app.clock.advance(app.settings.lease_seconds + 1);
+    let report = run_job(&app, &JOB_LEASE_REAPER).await;
+    assert_eq!(reaped(&report), vec![run.id.clone()], "{report}");
+    let export = c.get(&format!("{stack}/export")).await.json();
+    let pending = export["deployment"]["pending_operations"].as_array().expect("pending");
+    assert_eq!(pending.len(), 1, "the unfinished operation is pending");
+    assert_export_is_full_replay(&c, &stack, &base, &entries).await;
+    let h = c.get(&format!("{stack}/updates/2")).await.json();
+    assert_eq!(h["info"]["result"], "failed");
+    assert_freed(&server, &stack, &run).await;
+    server.stop().await;
+}
+
+/// Duplicate, late and concurrent materialise requests never move the snapshot backwards, and
+/// a completion after them gives the same deployment as one without snapshots.
+pub async fn duplicate_and_late_materialise_messages_do_not_regress(target: Target) {
+    let server = TestServer::start_with(target, materialising()).await;
+    let c = server.client();
+    let app = server.app.clone();
+    let stack = new_stack(&server, "dev").await;
+    let id = stack_id(&c, &stack).await;
+    let (base, run, entries) = long_journal(&server, &stack).await;
+    let request = |sequence| Request { stack_id: id.clone(), update_id: run.id.clone(), sequence };
+    let (first, rest) = entries.split_at(250);
+    for batch in first.chunks(50) {
+        assert!(run.journal(&c, batch).await.status.is_success());
+    }
+    // The queue holds the two crossings' requests; handle them directly instead.
+    let written = materialise::materialise(&app, &request(200)).await.expect("materialise");
+    assert_eq!(written, Outcome::Written(250));
+    assert_eq!(materialise_queued(&app).await, 2, "queued ones are now duplicates");
+    assert_eq!(snapshot_seq(&app, &id, &run.id).await, 250);
+
+    for batch in rest.chunks(50) {
+        assert!(run.journal(&c, batch).await.status.is_success());
+    }
+    let all = entries.len() as i64;
+    // Two jobs racing for the same request, plus a late one for an older crossing.
+    let (newest, older) = (request(all), request(100));
+    let (a, b, late) = tokio::join!(
+        materialise::materialise(&app, &newest),
+        materialise::materialise(&app, &newest),
+        materialise::materialise(&app, &older),
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(a == Outcome::Written(all) || b == Outcome::Written(all), "{a:?} {b:?}");
+    assert_eq!(late.expect("late"), Outcome::UpToDate);
+    assert_eq!(snapshot_seq(&app, &id, &run.id).await, all);
+    // Redelivered requests afterwards, in any order.
+    for seq in [100, all, 300, 200] {
+        let outcome = materialise::materialise(&app, &request(seq)).await.expect("again");
+        assert_eq!(outcome, Outcome::UpToDate, "{seq}");
+    }
+    materialise_queued(&app).await;
+    assert_eq!(snapshot_seq(&app, &id, &run.id).await, all);
+    assert_eq!(snapshot_blobs(&app, &run.id).await, [snapshot_key(&run.id, all)]);
+    // A malformed message fails (and would end in the dead-letter queue).
+    let bad = vec![Message {
+        id: "m-1".into(),
+        receipt: "r-1".into(),
+        body: "not json".into(),
+        receive_count: 1,
+    }];
+    assert_eq!(materialise::handle_batch(&app, bad).await, ["m-1"]);
+
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    assert_export_is_full_replay(&c, &stack, &base, &entries).await;
     server.stop().await;
 }

@@ -390,7 +390,8 @@ pub static UPDATE_JOURNAL_ENTRIES: Route = Route {
     path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries",
     auth: Auth::Lease,
     permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE,
+    // Queue: long journals ask job-update-materialise for snapshots.
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(updates::journal_entries),
 };
 

@@ -165,6 +165,12 @@ pub async fn webhook_deliver(app: Arc<App>, messages: Vec<Message>) -> Vec<Strin
     crate::service::webhook_deliveries::deliver_batch(&app, messages).await
 }
 
+/// `job-update-materialise`: snapshots long journal-mode updates (see
+/// [`crate::service::materialise`]).
+pub async fn update_materialise(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {
+    crate::service::materialise::handle_batch(&app, messages).await
+}
+
 /// `job-history-retention`: prunes history and removes orphaned blobs (see
 /// [`crate::service::retention`]).
 pub async fn history_retention(

@@ -6,7 +6,7 @@
 
 use super::{Job, Trigger};
 use crate::api::{Access, Needs};
-use crate::ports::queue::WEBHOOKS_QUEUE;
+use crate::ports::queue::{MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
 use crate::{batch, manual, scheduled};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
@@ -64,9 +64,35 @@ pub static JOB_ADMIN_CREATE_USER: Job = Job {
     timeout_seconds: 30,
 };
 
+/// `job-update-materialise`: writes a resumable snapshot of a long journal-mode update when
+/// its journal crossed the configured number of entries, so that completing, cancelling or
+/// reaping it replays only the tail.
+pub static JOB_UPDATE_MATERIALISE: Job = Job {
+    name: "job-update-materialise",
+    description: "Snapshots long journal-mode updates so their final replay is short",
+    trigger: Trigger::Queue {
+        queue: MATERIALISE_QUEUE,
+        // One replay per invocation bounds its time and memory; updates run in parallel.
+        batch_size: 1,
+        run: batch!(super::update_materialise),
+    },
+    needs: Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::Read,
+        keys: Access::None,
+    },
+    timeout_seconds: 120,
+};
+
 /// Every job.
-pub static JOBS: &[&Job] =
-    &[&JOB_LEASE_REAPER, &JOB_HISTORY_RETENTION, &JOB_WEBHOOK_DELIVER, &JOB_ADMIN_CREATE_USER];
+pub static JOBS: &[&Job] = &[
+    &JOB_LEASE_REAPER,
+    &JOB_HISTORY_RETENTION,
+    &JOB_WEBHOOK_DELIVER,
+    &JOB_UPDATE_MATERIALISE,
+    &JOB_ADMIN_CREATE_USER,
+];
 
 #[cfg(test)]
 mod tests {

@@ -79,9 +79,11 @@ pub trait Queue: Send + Sync {
 }
 
 /// The queues Stackhouse uses unless configured otherwise: a `jobs` queue whose messages are
-/// dead-lettered after five receives, hidden for 30 s per receive, and a `webhooks` queue of
+/// dead-lettered after five receives, hidden for 30 s per receive, a `webhooks` queue of
 /// webhook deliveries, dead-lettered after eight attempts (about 45 minutes of retries with the
-/// default backoff), hidden for 60 s per receive (longer than a delivery batch may take).
+/// default backoff), hidden for 60 s per receive (longer than a delivery batch may take), and a
+/// `materialise` queue of snapshot requests of long journal-mode updates, dead-lettered after
+/// five receives, hidden for 180 s per receive (a replay of a large stack may take a while).
 pub fn default_queues() -> Vec<QueueSpec> {
     vec![
         QueueSpec {
@@ -94,8 +96,16 @@ pub fn default_queues() -> Vec<QueueSpec> {
             max_receives: 8,
             visibility_timeout: Duration::from_secs(60),
         },
+        QueueSpec {
+            name: MATERIALISE_QUEUE.to_string(),
+            max_receives: 5,
+            visibility_timeout: Duration::from_secs(180),
+        },
     ]
 }
 
 /// Logical name of the queue of webhook deliveries.
 pub const WEBHOOKS_QUEUE: &str = "webhooks";
+
+/// Logical name of the queue of materialise requests (`job-update-materialise`).
+pub const MATERIALISE_QUEUE: &str = "materialise";

@@ -276,7 +276,14 @@ type Generated = (i64, Vec<String>, Map<String, Value>);
 /// Replay state for one update: the base deployment plus everything recorded by the entries
 /// applied so far. Each entry costs O(1) (plus the size of the values it carries), so a whole
 /// journal replays in linear time; [`Replayer::snapshot`] is linear in the deployment size.
-#[derive(Debug, Clone)]
+///
+/// The state is resumable: it serializes (serde) with everything applied up to
+/// [`Replayer::last_sequence`], so a replay can stop, be stored, and continue later from the
+/// next sequence ID with exactly the result an uninterrupted replay gives (incremental
+/// materialisation, `service::materialise`). Entries held back after a gap are not part of
+/// it: whoever resumes reads every entry after `last_sequence` again anyway. A deserialized
+/// state must pass [`Replayer::check_resumed`] before use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replayer {
     /// The base deployment (a `DeploymentV3` object), including its `resources`.
     base: Map<String, Value>,
@@ -309,6 +316,7 @@ pub struct Replayer {
     /// Highest sequence ID applied; every lower one has been applied too.
     last_sequence: i64,
     /// Entries that arrived after a gap, waiting for the missing sequence IDs.
+    #[serde(skip)]
     buffered: BTreeMap<i64, JournalEntry>,
 }
 
@@ -385,6 +393,32 @@ impl Replayer {
     pub fn snapshot(&self, manifest: Value) -> Result<(i64, Vec<String>, Value), JournalError> {
         let (version, features, deployment) = self.generate(manifest)?;
         Ok((version, features, Value::Object(deployment)))
+    }
+
+    /// Checks a state that was stored and read back (it comes from the blob store, so it is
+    /// not trusted to be intact): every index it holds must point into its own resource lists,
+    /// or a later entry or [`Replayer::snapshot`] would index out of bounds.
+    pub fn check_resumed(&self) -> Result<(), JournalError> {
+        let corrupt =
+            |what: &str| JournalError::InvalidDeployment(format!("resumed state: {what}"));
+        if self.last_sequence < 0 {
+            return Err(corrupt("negative sequence"));
+        }
+        if self.base_len != resources_of(&self.base).len() {
+            return Err(corrupt("base length does not match the base"));
+        }
+        let in_base = |i: &usize| *i < self.base_len;
+        if !(self.to_delete_in_snapshot.iter().all(in_base)
+            && self.to_replace_in_snapshot.keys().all(in_base)
+            && self.mark_as_deletion.iter().all(in_base)
+            && self.mark_as_pending_replacement.iter().all(in_base))
+        {
+            return Err(corrupt("base index out of range"));
+        }
+        if self.operation_to_index.values().any(|i| *i >= self.new_resources.len()) {
+            return Err(corrupt("operation index out of range"));
+        }
+        Ok(())
     }
 
     /// Whether `seq` is neither applied nor buffered yet.
@@ -2259,5 +2293,193 @@ mod tests {
         assert_eq!(resources(&d).len(), N as usize / 2);
         // Generous bound: a quadratic replay of 40,000 entries would take far longer.
         assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    }
+
+    // ---- resumable state (incremental materialisation) ---------------------------------------
+
+    /// Replays `entries` in one go, and resumed from a stored state after each cut point:
+    /// serialize, parse back, check, then apply the rest. Every resumed result must be
+    /// byte-for-byte the uninterrupted one.
+    fn assert_resumes_identically(base: &Value, entries: &[JournalEntry], cuts: &[usize]) {
+        let mut full = Replayer::new(base.clone()).unwrap();
+        full.apply(entries).unwrap();
+        let expected = serde_json::to_vec(&full.snapshot(manifest()).unwrap()).unwrap();
+        for &cut in cuts {
+            let mut first = Replayer::new(base.clone()).unwrap();
+            first.apply(&entries[..cut]).unwrap();
+            let stored = serde_json::to_vec(&first).unwrap();
+            let mut resumed: Replayer = serde_json::from_slice(&stored).unwrap();
+            resumed.check_resumed().unwrap();
+            assert_eq!(resumed.last_sequence(), cut as i64);
+            // Batches that straddle the cut are re-read whole when resuming.
+            let overlap = cut.saturating_sub(3);
+            resumed.apply(&entries[overlap..]).unwrap();
+            let got = serde_json::to_vec(&resumed.snapshot(manifest()).unwrap()).unwrap();
+            assert!(got == expected, "resumed after {cut} of {} entries differs", entries.len());
+        }
+    }
+
+    #[test]
+    fn resumed_state_matches_an_uninterrupted_replay_at_every_entry() {
+        // A journal touching every kind and every piece of replay state.
+        let sp = json!({"type": "service", "state": {"url": "https://api.example"}});
+        let base = json!({"manifest": manifest(), "metadata": {}, "resources": [
+            res("a"), res("b"), res("c"), res("d"), res("e")],
+            "pending_operations": [operation(&res("z"), "creating")],
+            "extensions": {"base": {"name": "x"}}});
+        let mut j = Journal::default();
+        j.push(EntryKind::SecretsManager, 0, |e| e.secrets_provider = Some(sp.clone()));
+        j.same_old(1, 0, res("a"));
+        j.update_old(2, 1, with(res("b"), "inputs", json!({"f": 1.0000000000000002e-7})));
+        j.delete_old(3, 2, &res("c"));
+        j.create(4, res("n1"));
+        // A replacement: new resource created, old one marked, then deleted.
+        j.create(5, res("d"));
+        j.begin(6, None).success(6, |e| e.pending_replacement_old = Some(3));
+        j.begin(7, None).success(7, |e| e.delete_old = Some(3));
+        j.refresh(8, |e| {
+            e.remove_old = Some(4);
+            e.state = Some(with(res("e"), "outputs", json!({"r": true})));
+        });
+        j.outputs(4, |e| {
+            e.remove_new = Some(4);
+            e.state = Some(with(res("n1"), "outputs", json!({"o": [1, 2.5, "x"]})));
+        });
+        j.begin(9, Some(operation(&res("failed"), "creating"))).failure(9);
+        j.create(10, res_deps("n2", &["n1"]));
+        j.begin(11, None).success(11, |e| e.delete_new = Some(10));
+        j.begin(12, None).success(12, |e| e.remove_new = Some(10));
+        j.push(EntryKind::Snippets, 0, |e| e.snippets = Some(vec![json!({"s": 1})]));
+        j.push(EntryKind::ExtensionParameterize, 0, |e| {
+            e.extension_ref = Some("ext".into());
+            e.extension = Some(json!({"name": "p", "version": "1.0.0", "value": "AA=="}));
+        });
+        j.push(EntryKind::Success, 13, |e| {
+            e.state = Some(res("bytes"));
+            e.requires_byte_string = true;
+        });
+        // Still running when the CLI stopped: stays pending.
+        j.begin(14, Some(operation(&res("inflight"), "creating")));
+        j.push(EntryKind::RebuiltBaseState, 0, |_| {});
+        j.create(15, res("after-rebuild"));
+        j.begin(16, Some(operation(&res("last"), "updating")));
+        let n = j.entries.len();
+        assert_resumes_identically(&base, &j.entries, &(0..=n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_tampered_resumed_state_is_refused() {
+        let mut j = Journal::default();
+        j.create(1, res("a")).same_old(2, 0, res("b"));
+        let mut r = Replayer::new(deployment(vec![res("b")])).unwrap();
+        r.apply(&j.entries).unwrap();
+        let good = serde_json::to_value(&r).unwrap();
+        for (pointer, bad) in [
+            ("/base_len", json!(7)),
+            ("/operation_to_index", json!({"1": 5})),
+            ("/to_delete_in_snapshot", json!([3])),
+            ("/last_sequence", json!(-1)),
+        ] {
+            let mut v = good.clone();
+            *v.pointer_mut(pointer).unwrap() = bad;
+            let resumed: Replayer = serde_json::from_value(v).unwrap();
+            assert!(resumed.check_resumed().is_err(), "{pointer}");
+        }
+        let resumed: Replayer = serde_json::from_value(good).unwrap();
+        resumed.check_resumed().unwrap();
+    }
+
+    /// A fixture deployment (`checkpoint.latest`) under `shared/fixtures/pulumi/checkpoints`.
+    fn fixture_deployment(name: &str) -> Value {
+        let rel = format!("checkpoints/{name}.json");
+        let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let path = manifest_dir
+            .ancestors()
+            .map(|d| d.join("shared/fixtures/pulumi").join(&rel))
+            .chain([manifest_dir.join("../../shared/fixtures/pulumi").join(&rel)])
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("fixture {rel} not found"));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["checkpoint"]["latest"].clone()
+    }
+
+    /// Entries an engine would send to turn `base` into `next`: a step per resource of `next`
+    /// (same/update of its base entry, or a create), then deletes of what `next` dropped.
+    fn steps_between(base: &Value, next: &Value) -> Journal {
+        let empty = vec![];
+        let old = base["resources"].as_array().unwrap_or(&empty);
+        let new = next["resources"].as_array().unwrap_or(&empty);
+        let index: HashMap<&str, usize> =
+            old.iter().enumerate().filter_map(|(i, r)| Some((r["urn"].as_str()?, i))).collect();
+        let mut j = Journal::default();
+        if let Some(sp) = next.get("secrets_providers") {
+            j.push(EntryKind::SecretsManager, 0, |e| e.secrets_provider = Some(sp.clone()));
+        }
+        let mut op = 0;
+        for r in new {
+            op += 1;
+            match r["urn"].as_str().and_then(|u| index.get(u)) {
+                Some(&i) => j.update_old(op, i as i64, r.clone()),
+                None => j.create(op, r.clone()),
+            };
+        }
+        let kept: HashSet<&str> = new.iter().filter_map(|r| r["urn"].as_str()).collect();
+        for (i, r) in old.iter().enumerate() {
+            if !r["urn"].as_str().is_some_and(|u| kept.contains(u)) {
+                op += 1;
+                j.delete_old(op, i as i64, r);
+            }
+        }
+        j
+    }
+
+    #[test]
+    fn fixture_journals_resume_identically() {
+        for name in ["checkpoint-v3", "checkpoint-v4", "checkpoint-secrets"] {
+            let target = fixture_deployment(name);
+            let resources = target["resources"].as_array().unwrap().clone();
+            assert!(resources.len() > 10, "{name}");
+            // A first update from nothing, then one from the fixture that changes every
+            // other resource and drops the last third.
+            let empty = json!({"manifest": manifest(), "metadata": {}});
+            let first = steps_between(&empty, &target).entries;
+            let mut changed = target.clone();
+            let keep = resources.len() * 2 / 3;
+            changed["resources"] = Value::Array(
+                resources[..keep]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        if i % 2 == 0 {
+                            with(r.clone(), "protect", json!(true))
+                        } else {
+                            r.clone()
+                        }
+                    })
+                    .collect(),
+            );
+            let second = steps_between(&target, &changed).entries;
+            for (base, entries) in [(&empty, &first), (&target, &second)] {
+                let n = entries.len();
+                // Odd cuts fall between a begin and its success (mid-operation).
+                let cuts = [1, 2, 3, n / 3, n / 2 + 1, n - 2, n - 1, n];
+                assert_resumes_identically(base, entries, &cuts);
+            }
+        }
+    }
+
+    #[test]
+    fn long_generated_journal_resumes_identically() {
+        const N: i64 = 3_000;
+        let mut j = Journal::default();
+        for i in 1..=N {
+            j.create(
+                i,
+                with(res(&format!("r{i}")), "outputs", json!({"n": i, "f": i as f64 / 7.0})),
+            );
+        }
+        let n = j.entries.len();
+        let cuts = [999, 1000, 2001, 4000, 5999, n];
+        assert_resumes_identically(&deployment(vec![]), &j.entries, &cuts);
     }
 }

@@ -10,6 +10,7 @@ pub mod history;
 pub mod identity;
 pub mod journal;
 pub mod keys;
+pub mod materialise;
 pub mod members;
 pub mod ratelimit;
 pub mod reaper;

@@ -9,7 +9,7 @@
 //!    scratch blobs of the update that made it, and its history item — blob first: a crash in
 //!    between leaves a history item the next pass prunes again, never an unreachable blob.
 //! 2. **Scratch blobs of ended updates** (`updates/<id>/…`: checkpoints, journal segments,
-//!    engine events), once the update ended more than the grace period ago
+//!    journal snapshots, engine events), once the update ended more than the grace period ago
 //!    (`STACKHOUSE_ORPHAN_GRACE_SECONDS`, default 7 days). Ending an update writes an
 //!    `SYS#ENDED` index item in the finalize transaction, so this is one query, not a listing
 //!    of the bucket.

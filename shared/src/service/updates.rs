@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use super::deployments::{self, Summary};
-use super::journal::{JournalEntry, Replayer};
+use super::journal::JournalEntry;
 use super::{history, keys, new_id, stacks};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -122,6 +122,14 @@ pub struct Update {
     pub checkpoint_seq: i64,
     /// Persisted as journal entries (`journalVersion: 1`) rather than checkpoints.
     pub journal: bool,
+    /// Deployment blob the journal replays onto (the stack's at start), recorded when a
+    /// journal-mode update starts so that `job-update-materialise` never mistakes a later
+    /// version for the base: `Some("")` when the stack had no deployment, `None` on updates
+    /// started before it was recorded (those are only ever replayed in full).
+    pub base_key: Option<String>,
+    /// Highest journal sequence ID covered by the newest materialised snapshot (0: none);
+    /// only ever grows (see `service::materialise`).
+    pub snapshot_seq: i64,
     /// Version of the CLI that started the update (from its User-Agent), for manifests.
     pub cli_version: String,
     /// Optimistic-concurrency revision of the item.
@@ -155,6 +163,8 @@ impl Update {
             version: item.n("version"),
             checkpoint_seq: item.n("checkpoint_seq").unwrap_or(0),
             journal: item.bool("journal").unwrap_or(false),
+            base_key: item.s("base_key").map(str::to_string),
+            snapshot_seq: item.n("snapshot_seq").unwrap_or(0),
             cli_version: item.s("cli_version").unwrap_or_default().to_string(),
             rev: item.n("rev").unwrap_or(0),
         })
@@ -178,6 +188,7 @@ impl Update {
             .with("environment", Value::S(self.environment.clone()))
             .with("checkpoint_seq", Value::N(self.checkpoint_seq))
             .with("journal", Value::Bool(self.journal))
+            .with("snapshot_seq", Value::N(self.snapshot_seq))
             .with("cli_version", Value::S(self.cli_version.clone()))
             .with("rev", Value::N(self.rev));
         for (name, v) in
@@ -193,6 +204,9 @@ impl Update {
         if let Some(rc) = &self.resource_changes {
             item.set("resource_changes", Value::S(rc.clone()));
         }
+        if let Some(base) = &self.base_key {
+            item.set("base_key", Value::S(base.clone()));
+        }
         item
     }
 
@@ -201,6 +215,19 @@ impl Update {
         let mut next = self.clone();
         next.rev = self.rev + 1;
         TransactOp::Put(next.to_item(), Some(Condition::Equals("rev".into(), Value::N(self.rev))))
+    }
+
+    /// Records a materialised snapshot covering the journal up to `seq`: conditioned on the
+    /// revision read and, explicitly, on the recorded sequence being lower, so a snapshot never
+    /// goes backwards whatever order the jobs that computed them finish in.
+    pub(crate) fn snapshot_op(&self, seq: i64) -> TransactOp {
+        let mut next = self.clone();
+        next.snapshot_seq = seq;
+        next.rev = self.rev + 1;
+        let lower = Condition::AttrNotExists("snapshot_seq".into())
+            .or(Condition::LessThan("snapshot_seq".into(), Value::N(seq)));
+        let same = Condition::Equals("rev".into(), Value::N(self.rev));
+        TransactOp::Put(next.to_item(), Some(same.and(lower)))
     }
 
     /// Whether the update holds a live lease at `now`.
@@ -264,6 +291,8 @@ pub async fn create(
         version: None,
         checkpoint_seq: 0,
         journal: false,
+        base_key: None,
+        snapshot_seq: 0,
         cli_version: String::new(),
         rev: 1,
     };
@@ -350,6 +379,9 @@ pub async fn start(
         update.lease_hash = Some(hash(&token));
         update.lease_expires = expires;
         update.journal = journal && !update.dry_run;
+        if update.journal {
+            update.base_key = Some(stack.deployment_key.clone().unwrap_or_default());
+        }
         update.cli_version = cli_version.to_string();
         let version = if update.dry_run { stack.version } else { stack.version + 1 };
         let update_op = update.put_op();
@@ -741,6 +773,8 @@ impl Update {
             version: Some(version),
             checkpoint_seq: 0,
             journal: false,
+            base_key: None,
+            snapshot_seq: 0,
             cli_version: String::new(),
             rev: 1,
         }
@@ -779,7 +813,8 @@ async fn publish_checkpoint(
     }
 }
 
-fn journal_prefix(update_id: &str) -> String {
+/// Where an update's journal batches live (scratch: retention removes them with the update).
+pub(crate) fn journal_prefix(update_id: &str) -> String {
     format!("updates/{update_id}/journal/")
 }
 
@@ -804,10 +839,12 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
     );
     let body = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
     app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
+    super::materialise::after_batch(app, update, first.sequence_id, last.sequence_id).await;
     Ok(())
 }
 
-/// Replays the update's journal onto the stack's deployment and publishes the result.
+/// Replays the update's journal onto the stack's deployment (from the newest materialised
+/// snapshot when there is one) and publishes the result.
 async fn publish_journal(
     app: &App,
     update: &Update,
@@ -821,53 +858,14 @@ async fn publish_journal(
             Summary { resource_count: stack.resource_count.unwrap_or(0) },
         )
     };
-    let base: serde_json::Value = match &stack.deployment_key {
-        Some(key) => {
-            let gz = blobs
-                .get(key)
-                .await?
-                .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
-            let untyped: serde_json::Value = serde_json::from_slice(&deployments::gunzip(&gz)?)
-                .map_err(|e| Error::Internal(format!("stored deployment {key} is corrupt: {e}")))?;
-            untyped.get("deployment").cloned().unwrap_or(serde_json::Value::Null)
-        }
-        None => serde_json::Value::Null,
-    };
-    let mut replayer =
-        Replayer::new(base).map_err(|e| Error::Internal(format!("journal base: {e}")))?;
+    // The stack's deployment is still the one the update started from: nothing else may
+    // change it while the update holds (or held, until this ends it) the stack's lease.
     // A journal the replayer rejects must not leave the stack unusable (every later update
     // would fail finalising this one), so replay is best effort: each entry is applied on its
     // own, a rejected one is logged and skipped, and the update is then recorded as failed.
     // The stored batches stay in the blob store for inspection.
-    let mut degraded = false;
-    let mut after = None;
-    loop {
-        let page = blobs.list(&journal_prefix(&update.id), after).await?;
-        for key in &page.keys {
-            let Some(gz) = blobs.get(key).await? else { continue };
-            let entries: Vec<JournalEntry> = match serde_json::from_slice(&deployments::gunzip(
-                &gz,
-            )?) {
-                Ok(entries) => entries,
-                Err(e) => {
-                    tracing::error!(update = %update.id, key, error = %e, "stored journal batch is corrupt; skipped");
-                    degraded = true;
-                    continue;
-                }
-            };
-            for entry in entries {
-                let seq = entry.sequence_id;
-                if let Err(e) = replayer.apply_owned(vec![entry]) {
-                    tracing::error!(update = %update.id, sequence = seq, error = %e, "journal entry rejected during replay; skipped");
-                    degraded = true;
-                }
-            }
-        }
-        match page.next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let super::materialise::Replay { replayer, mut degraded } =
+        super::materialise::replay(app, update, stack.deployment_key.as_deref()).await?;
     if replayer.buffered() > 0 {
         tracing::error!(update = %update.id, held = replayer.buffered(), "journal has gaps; entries after the first gap were not applied");
         degraded = true;
