@@ -54,6 +54,20 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Reads the stored `UntypedDeployment` at `key` as JSON. A missing or unreadable blob is our
+/// fault (it was validated on the way in), hence an internal error.
+pub async fn read_untyped(
+    blobs: &dyn crate::ports::BlobStore,
+    key: &str,
+) -> Result<serde_json::Value> {
+    let gz = blobs
+        .get(key)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
+    serde_json::from_slice(&gunzip(&gz)?)
+        .map_err(|e| Error::Internal(format!("stored deployment {key} is corrupt: {e}")))
+}
+
 /// What the server needs to know about a deployment it stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {

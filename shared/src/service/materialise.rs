@@ -121,14 +121,7 @@ pub(crate) struct Replay {
 /// Reads the deployment (`UntypedDeployment.deployment`) stored at `key`; `Null` for none.
 async fn load_base(app: &App, key: Option<&str>) -> Result<serde_json::Value> {
     let Some(key) = key else { return Ok(serde_json::Value::Null) };
-    let gz = app
-        .ports
-        .blobs
-        .get(key)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
-    let untyped: serde_json::Value = serde_json::from_slice(&deployments::gunzip(&gz)?)
-        .map_err(|e| Error::Internal(format!("stored deployment {key} is corrupt: {e}")))?;
+    let untyped = deployments::read_untyped(app.ports.blobs.as_ref(), key).await?;
     Ok(untyped.get("deployment").cloned().unwrap_or(serde_json::Value::Null))
 }
 

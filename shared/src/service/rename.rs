@@ -302,14 +302,7 @@ async fn renamed_deployment(
     old: StackNames<'_>,
     new: StackNames<'_>,
 ) -> Result<(Vec<u8>, Summary)> {
-    let gz = app
-        .ports
-        .blobs
-        .get(key)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
-    let mut untyped: Json = serde_json::from_slice(&deployments::gunzip(&gz)?)
-        .map_err(|e| Error::BadRequest(format!("could not deserialize deployment: {e}")))?;
+    let mut untyped: Json = deployments::read_untyped(app.ports.blobs.as_ref(), key).await?;
     rename_deployment(&mut untyped, old, new)?;
     let resource_count = untyped
         .get("deployment")
