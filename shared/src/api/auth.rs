@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::identity::{self, Caller};
-use crate::service::{stacks, updates};
+use crate::service::stacks::{self, Stack};
+use crate::service::updates;
 
 /// Authenticates a request for a route's [`Auth`] mode.
 pub async fn authenticate(
@@ -39,7 +40,8 @@ pub async fn authenticate(
     }
 }
 
-/// Checks that an authenticated caller holds the route's declared [`Permission`]: the one
+/// Checks that an authenticated caller holds the route's declared [`Permission`] and returns
+/// the stack it read for a stack permission (handed to the handler): the one
 /// authorisation check of the API. Non-members of an existing organization get 403; a stack
 /// the caller may not even read is reported missing (404), as in Pulumi Cloud, so names do not
 /// leak; a stack they may read but not change gets 403.
@@ -48,13 +50,13 @@ pub async fn authorize(
     route: &Route,
     caller: &Caller,
     params: &HashMap<String, String>,
-) -> Result<()> {
+) -> Result<Option<Stack>> {
     let meta = app.ports.meta.as_ref();
     let required = match route.permission {
-        Permission::Public | Permission::Lease => return Ok(()),
+        Permission::Public | Permission::Lease => return Ok(None),
         Permission::Token => {
             caller.principal()?;
-            return Ok(());
+            return Ok(None);
         }
         Permission::OrgMember | Permission::OrgAdmin => None,
         Permission::Stack(p) => Some(p),
@@ -67,8 +69,8 @@ pub async fn authorize(
     access.require_member()?;
     let Some(required) = required else {
         return match route.permission {
-            Permission::OrgAdmin => access.require_admin(),
-            _ => Ok(()),
+            Permission::OrgAdmin => access.require_admin().map(|()| None),
+            _ => Ok(None),
         };
     };
     let r = stack_ref(params)?;
@@ -84,7 +86,7 @@ pub async fn authorize(
             held.as_str()
         )));
     }
-    Ok(())
+    Ok(Some(stack))
 }
 
 /// The stack named by the `{org}/{project}/{stack}` path parameters, validated.

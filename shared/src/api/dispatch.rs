@@ -132,10 +132,13 @@ impl Router {
             if let Caller::Token(p) = &caller {
                 audited = Some((route, p.clone(), path_org.clone()));
             }
-            if let Err(e) = auth::authorize(app, route, &caller, &params).await {
-                denied = true;
-                return Err(e);
-            }
+            let stack = match auth::authorize(app, route, &caller, &params).await {
+                Ok(stack) => stack,
+                Err(e) => {
+                    denied = true;
+                    return Err(e);
+                }
+            };
             ratelimit::check_org(app, route, &caller, path_org.as_deref()).await?;
             let body = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
             let query = parse_query(parts.uri.query());
@@ -146,6 +149,7 @@ impl Router {
                 query,
                 headers: parts.headers.clone(),
                 body,
+                stack,
             };
             let info = audit::RequestInfo { source_ip: source_ip.clone(), route: route.name };
             audit::in_request(info, (route.handler)(ctx)).await

@@ -157,9 +157,24 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// The body, already gzip-decoded and size-checked.
     pub body: Bytes,
+    /// The path's stack as authorization read it (stack-permission routes), so the handler
+    /// does not read it again; see [`Ctx::stack`].
+    pub stack: Option<crate::service::stacks::Stack>,
 }
 
 impl Ctx {
+    /// The stack named by the path: the copy authorization read for this request, or (on
+    /// routes that did not need one) a fresh read; 404 when it does not exist.
+    pub async fn stack(&self) -> Result<crate::service::stacks::Stack> {
+        match &self.stack {
+            Some(stack) => Ok(stack.clone()),
+            None => {
+                let r = auth::stack_ref(&self.params)?;
+                crate::service::stacks::get(self.app.ports.meta.as_ref(), &r).await
+            }
+        }
+    }
+
     /// A path parameter (the route table guarantees its presence).
     pub fn param(&self, name: &str) -> Result<&str> {
         self.params

@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{path_org, path_stack};
+use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::UserName;
 use crate::service::access::{self, StackPermission};
 use crate::service::identity::Role;
-use crate::service::{members, stacks};
+use crate::service::members;
 
 /// `GET /api/orgs/{org}` response.
 #[derive(Serialize)]
@@ -168,7 +168,7 @@ struct CollaboratorBody {
 /// `GET /api/stacks/{org}/{project}/{stack}/collaborators`.
 pub async fn list_collaborators(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
-    let stack = stacks::get(meta, &path_stack(&ctx)?).await?;
+    let stack = ctx.stack().await?;
     let found = members::collaborators(meta, &stack).await?;
     Reply::json(&CollaboratorsList {
         collaborators: found
@@ -189,7 +189,7 @@ pub async fn set_collaborator(ctx: Ctx) -> Result<Reply> {
     let user = UserName::parse(&body.name)?;
     let permission = parse_permission(&body.permission)?;
     let meta = ctx.app.ports.meta.as_ref();
-    let stack = stacks::get(meta, &path_stack(&ctx)?).await?;
+    let stack = ctx.stack().await?;
     members::set_collaborator(meta, &stack, &user, permission).await?;
     Ok(Reply::no_content())
 }
@@ -198,7 +198,7 @@ pub async fn set_collaborator(ctx: Ctx) -> Result<Reply> {
 pub async fn remove_collaborator(ctx: Ctx) -> Result<Reply> {
     let user = UserName::parse(ctx.param("user")?)?;
     let meta = ctx.app.ports.meta.as_ref();
-    let stack = stacks::get(meta, &path_stack(&ctx)?).await?;
+    let stack = ctx.stack().await?;
     members::set_collaborator(meta, &stack, &user, StackPermission::None).await?;
     Ok(Reply::no_content())
 }

@@ -11,10 +11,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::path_stack;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
-use crate::service::{secrets, stacks};
+use crate::service::secrets;
 
 #[derive(Deserialize)]
 struct EncryptRequest {
@@ -77,8 +76,7 @@ fn decode_all(values: &[String], what: &str) -> Result<Vec<Vec<u8>>> {
 
 /// The immutable id of the authorized stack of the path.
 async fn stack_id(ctx: &Ctx) -> Result<String> {
-    let r = path_stack(ctx)?;
-    Ok(stacks::get(ctx.app.ports.meta.as_ref(), &r).await?.id)
+    Ok(ctx.stack().await?.id)
 }
 
 /// `POST S/encrypt`: `{"plaintext"}` → `{"ciphertext"}`.

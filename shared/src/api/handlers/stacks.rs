@@ -89,9 +89,8 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
 
 /// `GET /api/stacks/{org}/{project}/{stack}`.
 pub async fn get(ctx: Ctx) -> Result<Reply> {
-    let r = path_stack(&ctx)?;
     let meta = ctx.app.ports.meta.as_ref();
-    let stack = stacks::get(meta, &r).await?;
+    let stack = ctx.stack().await?;
     let mut api = stack.to_api();
     if let Some(update) = updates::live_update(meta, &stack, ctx.app.clock.now()).await? {
         api.current_operation = Some(OperationStatus {
@@ -158,8 +157,7 @@ async fn deployment_reply(ctx: &Ctx, key: Option<&str>) -> Result<Reply> {
 
 /// `GET /api/stacks/{org}/{project}/{stack}/export`: the current deployment.
 pub async fn export(ctx: Ctx) -> Result<Reply> {
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     deployment_reply(&ctx, stack.deployment_key.as_deref()).await
 }
 
@@ -174,8 +172,7 @@ fn version_param(ctx: &Ctx) -> Result<i64> {
 /// `GET …/export/{version}`: the deployment of one version.
 pub async fn export_version(ctx: Ctx) -> Result<Reply> {
     let version = version_param(&ctx)?;
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     deployment_reply(&ctx, entry.deployment_key.as_deref()).await
 }
@@ -192,8 +189,7 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
     };
     let page_size = parse("pageSize")?.filter(|s| *s > 0).map(|s| s as usize);
     let page = parse("page")?.unwrap_or(1).max(1) as usize;
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     let entries = history::list(ctx.app.ports.meta.as_ref(), &stack.id, page, page_size).await?;
     let infos: Vec<&serde_json::Value> = entries.iter().map(|e| &e.info).collect();
     Reply::json(&serde_json::json!({ "updates": infos }))
@@ -201,19 +197,19 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
 
 /// `GET …/updates/latest`: the newest history entry; 404 when there is none.
 pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
-    let entry = history::latest(ctx.app.ports.meta.as_ref(), &stack.id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("stack '{r}' has no previous deployment")))?;
+    let stack = ctx.stack().await?;
+    let entry =
+        history::latest(ctx.app.ports.meta.as_ref(), &stack.id).await?.ok_or_else(|| {
+            let r = format!("{}/{}/{}", stack.org, stack.project, stack.stack);
+            Error::NotFound(format!("stack '{r}' has no previous deployment"))
+        })?;
     Reply::json(&serde_json::json!({ "info": entry.info }))
 }
 
 /// `GET …/updates/{version}`: one history entry.
 pub async fn history_version(ctx: Ctx) -> Result<Reply> {
     let version = version_param(&ctx)?;
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     Reply::json(&serde_json::json!({ "info": entry.info }))
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::orgs::{parse_permission, UserInfo};
-use super::{path_org, path_stack};
+use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef, TeamName, UserName};
@@ -226,7 +226,7 @@ struct StackTeams {
 /// `GET /api/stacks/{org}/{project}/{stack}/teams`: the teams with a permission on the stack.
 pub async fn stack_teams(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
-    let stack = stacks::get(meta, &path_stack(&ctx)?).await?;
+    let stack = ctx.stack().await?;
     let found = access::stack_team_permissions(meta, &stack.id).await?;
     Reply::json(&StackTeams {
         teams: found

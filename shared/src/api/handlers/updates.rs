@@ -11,7 +11,7 @@ use super::path_stack;
 use crate::api::{auth, Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::service::updates::{self, Program, Status};
-use crate::service::{deployments, events, stacks};
+use crate::service::{deployments, events};
 
 /// The `{kind}` path segment: every per-update sub-resource accepts the four program kinds.
 fn kind(ctx: &Ctx) -> Result<&str> {
@@ -93,8 +93,7 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
 /// `GET …/{kind}/{update}`: the update's status (polled by `pulumi stack import`).
 pub async fn status(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
     let mut body = json!({ "status": update.status.results_status(), "events": [] });
     if !update.status.is_final() {
@@ -227,8 +226,7 @@ pub async fn events_list(ctx: Ctx) -> Result<Reply> {
         }
         None => 0,
     };
-    let r = path_stack(&ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
     let (found, next) = events::read(&ctx.app, &update.id, from).await?;
     // While the update runs more events may come: keep the client polling from where it is.

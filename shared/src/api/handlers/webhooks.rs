@@ -2,10 +2,9 @@
 //! `/api/orgs/{org}/hooks` and stack hooks under `/api/stacks/{org}/{project}/{stack}/hooks`.
 //! Any member of the organization may manage them.
 
-use super::{path_org, path_stack};
+use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::Result;
-use crate::service::stacks;
 use crate::service::webhook_deliveries as deliveries;
 use crate::service::webhooks::{self, HookRequest, HookResponse, Owner};
 
@@ -15,8 +14,7 @@ async fn org_owner(ctx: &Ctx) -> Result<Owner> {
 }
 
 async fn stack_owner(ctx: &Ctx) -> Result<Owner> {
-    let r = path_stack(ctx)?;
-    let stack = stacks::get(ctx.app.ports.meta.as_ref(), &r).await?;
+    let stack = ctx.stack().await?;
     Ok(Owner::Stack {
         org: stack.org,
         project: stack.project,
