@@ -1,10 +1,13 @@
 //! Test support: the moto server harness, the in-process emulator, the port contract suite and
 //! the HTTP conformance suite, each runnable against every backend.
 
+pub mod breakdown;
+pub mod coldstart;
 pub mod conformance;
 pub mod contract;
 pub mod fixtures;
 pub mod jobs;
+pub mod load;
 pub mod moto;
 pub mod rename;
 pub mod secrets;
