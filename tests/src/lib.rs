@@ -3,10 +3,13 @@
 
 pub mod access;
 pub mod audit;
+pub mod breakdown;
+pub mod coldstart;
 pub mod conformance;
 pub mod contract;
 pub mod fixtures;
 pub mod jobs;
+pub mod load;
 pub mod moto;
 pub mod ratelimit;
 pub mod rename;

@@ -237,6 +237,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    recorder: Option<Arc<crate::load::Recorder>>,
 }
 
 /// gzip-compresses bytes.
@@ -252,7 +253,14 @@ impl Client {
             base: base.to_string(),
             token: token.map(str::to_string),
             http: reqwest::Client::new(),
+            recorder: None,
         }
+    }
+
+    /// A client for any server at `base` (no trailing `/`) that reports every request's
+    /// latency and bytes to `recorder` (the load generator's measurements).
+    pub fn recording(base: &str, token: &str, recorder: Arc<crate::load::Recorder>) -> Client {
+        Client { recorder: Some(recorder), ..Client::new(base, Some(token)) }
     }
 
     /// Sends a request with an optional body, optionally gzip-compressed.
@@ -276,6 +284,7 @@ impl Client {
         body: Option<Vec<u8>>,
         gzip_body: bool,
     ) -> Reply {
+        let label = self.recorder.as_ref().map(|_| crate::load::route_label(&method, path));
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -286,17 +295,26 @@ impl Client {
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
         }
+        let (mut raw_len, mut wire_len) = (0, 0);
         if let Some(b) = body {
+            raw_len = b.len();
             if gzip_body {
-                req = req.header("Content-Encoding", "gzip").body(gzip(&b));
+                let gz = gzip(&b);
+                wire_len = gz.len();
+                req = req.header("Content-Encoding", "gzip").body(gz);
             } else {
+                wire_len = b.len();
                 req = req.body(b);
             }
         }
+        let started = std::time::Instant::now();
         let resp = req.send().await.expect("request failed");
         let status = resp.status();
         let headers = resp.headers().clone();
         let raw = resp.bytes().await.expect("read body").to_vec();
+        if let (Some(r), Some(label)) = (&self.recorder, label) {
+            r.record(label, started.elapsed(), raw_len, wire_len, raw.len());
+        }
         let body = if headers.get("content-encoding").map(|v| v == "gzip").unwrap_or(false) {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gunzip response");

@@ -305,6 +305,12 @@ impl Persister {
             .and_then(|l| l.iter().find(|x| x["capability"] == "delta-checkpoint-uploads-v2"))
             .and_then(|x| x["configuration"]["checkpointCutoffSizeBytes"].as_u64())
             .unwrap_or(u64::MAX) as usize;
+        Persister::with_cutoff(mode, cutoff, base)
+    }
+
+    /// A persister for a client that already read the capabilities: `cutoff` is the
+    /// `checkpointCutoffSizeBytes` of `delta-checkpoint-uploads-v2` (`usize::MAX` without it).
+    pub fn with_cutoff(mode: Mode, cutoff: usize, base: Value) -> Persister {
         Persister { mode, cutoff, seq: 1, prev_raw: None, base, deltas_accepted: 0 }
     }
 

@@ -2,6 +2,7 @@
 //! SQS, KMS, or any AWS-compatible endpoint).
 
 pub mod aws;
+pub mod counting;
 pub mod embedded;
 
 /// Failure to open or provision an adapter set: says which service and what went wrong.
