@@ -89,6 +89,7 @@ impl From<MetaError> for Error {
             }
             MetaError::Invalid(m) => Error::Internal(format!("metadata request invalid: {m}")),
             MetaError::Unavailable(m) => Error::Unavailable(m),
+            MetaError::Undeclared(m) => Error::Internal(m),
         }
     }
 }
@@ -98,6 +99,7 @@ impl From<BlobError> for Error {
         match e {
             BlobError::InvalidKey(k) => Error::Internal(format!("invalid blob key {k}")),
             BlobError::Unavailable(m) => Error::Unavailable(m),
+            BlobError::Undeclared(m) => Error::Internal(m),
         }
     }
 }
@@ -116,6 +118,7 @@ impl From<KeyError> for Error {
         match e {
             KeyError::InvalidCiphertext => Error::BadRequest(e.to_string()),
             KeyError::Unavailable(m) => Error::Unavailable(m),
+            KeyError::Undeclared(m) => Error::Internal(m),
         }
     }
 }
