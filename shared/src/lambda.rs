@@ -44,7 +44,7 @@ pub fn router(route: &'static Route) -> Result<Router, String> {
 /// the Lambda runtime loop serving this single route through the shared dispatcher.
 ///
 /// Only the AWS adapters of the ports the route's `needs` declares are built, and only they
-/// are linked into the binary: this function and [`connect`] are always inlined into the
+/// are linked into the binary: this function and `lambda::connect` are always inlined into the
 /// binary's `main`, where `route` is the address of an immutable `static`, so the choice is a
 /// constant there (see [`aws::connect_for`]). The embedded backend is not reachable from here
 /// (a Lambda function always runs on AWS).
