@@ -167,8 +167,12 @@ impl App {
         Arc::new(App { ports, settings, clock: Clock::default() })
     }
 
-    /// Builds the app for a Lambda function from its environment: `STACKHOUSE_BACKEND`
-    /// (`aws`, the default, or `embedded` with `STACKHOUSE_DATA_DIR`) plus the adapter settings.
+    /// Builds an app with all four ports from the environment: `STACKHOUSE_BACKEND` (`aws`,
+    /// the default, or `embedded` with `STACKHOUSE_DATA_DIR`) plus the adapter settings.
+    ///
+    /// Lambda functions do not use this: `lambda::serve` / `lambda::run_job` build only the AWS
+    /// ports their route or job needs, so that their binaries link neither the other SDKs nor
+    /// the embedded backend.
     pub async fn from_env() -> Result<Arc<App>, AdapterError> {
         let settings = Settings::from_env();
         let backend = std::env::var("STACKHOUSE_BACKEND").unwrap_or_else(|_| "aws".into());

@@ -94,6 +94,7 @@ impl From<MetaError> for Error {
             }
             MetaError::Invalid(m) => Error::Internal(format!("metadata request invalid: {m}")),
             MetaError::Unavailable(m) => Error::Unavailable(m),
+            MetaError::Undeclared(m) => Error::Internal(m),
         }
     }
 }
@@ -103,6 +104,7 @@ impl From<BlobError> for Error {
         match e {
             BlobError::InvalidKey(k) => Error::Internal(format!("invalid blob key {k}")),
             BlobError::Unavailable(m) => Error::Unavailable(m),
+            BlobError::Undeclared(m) => Error::Internal(m),
         }
     }
 }
@@ -121,6 +123,7 @@ impl From<KeyError> for Error {
         match e {
             KeyError::InvalidCiphertext => Error::BadRequest(e.to_string()),
             KeyError::Unavailable(m) => Error::Unavailable(m),
+            KeyError::Undeclared(m) => Error::Internal(m),
         }
     }
 }

@@ -14,14 +14,17 @@
 //!   answered with a `307` to a short-lived presigned URL of the stored gzip object (see
 //!   [`Router::max_response_bytes`]); other replies are small by construction.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
-use crate::api::{Route, Router};
-use crate::app::App;
+use crate::adapters::{aws, AdapterError};
+use crate::api::{Needs, Route, Router};
+use crate::app::{App, Settings};
+use crate::ports::Ports;
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -39,11 +42,19 @@ pub fn router(route: &'static Route) -> Result<Router, String> {
 
 /// Entry point of a route's function binary: JSON logs, adapters built once (cold start), then
 /// the Lambda runtime loop serving this single route through the shared dispatcher.
+///
+/// Only the AWS adapters of the ports the route's `needs` declares are built, and only they
+/// are linked into the binary: this function and `lambda::connect` are always inlined into the
+/// binary's `main`, where `route` is the address of an immutable `static`, so the choice is a
+/// constant there (see [`aws::connect_for`]). The embedded backend is not reachable from here
+/// (a Lambda function always runs on AWS).
+#[inline(always)]
 pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
+    let connecting = connect(route.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::from_env().await?;
+        let app = App::new(connecting.await?, Settings::from_env());
         let router = Arc::new(router(route)?);
         lambda_http::run(service_fn(move |req: Request| {
             let app = app.clone();
@@ -56,12 +67,15 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
 
 /// Entry point of a job's function binary: JSON logs, adapters built once (cold start), then
 /// the Lambda runtime loop running the job on each event (an EventBridge schedule or an SQS
-/// batch, see [`crate::jobs::events::handle`]).
+/// batch, see [`crate::jobs::events::handle`]). Links only the adapters of the job's `needs`,
+/// as [`serve`] does.
+#[inline(always)]
 pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
+    let connecting = connect(job.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::from_env().await?;
+        let app = App::new(connecting.await?, Settings::from_env());
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
@@ -74,6 +88,23 @@ pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error>
         ))
         .await
     })
+}
+
+/// The ports of a function from its environment (`AwsConfig::from_env`): AWS adapters for what
+/// `needs` uses, `Undeclared` stubs for the rest. `STACKHOUSE_BACKEND`, when set, must be
+/// `aws`; the embedded backend is for the emulator and tests, which do not come through here.
+#[inline(always)]
+fn connect(
+    needs: Needs,
+) -> Result<impl Future<Output = Result<Ports, AdapterError>> + Send + 'static, String> {
+    let backend = std::env::var("STACKHOUSE_BACKEND").unwrap_or_default();
+    if !(backend.is_empty() || backend == "aws") {
+        return Err(format!(
+            "STACKHOUSE_BACKEND={backend:?}: Lambda functions run on AWS only (`aws`); the \
+             embedded backend is for the local emulator"
+        ));
+    }
+    Ok(aws::connect_for(needs, &aws::AwsConfig::from_env()))
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.

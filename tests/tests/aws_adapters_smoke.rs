@@ -238,3 +238,56 @@ async fn kms_refuses_another_context() {
     let result = other.keys.decrypt_data_key(&key.wrapped, &ctx("a")).await;
     assert!(matches!(result, Err(KeyError::InvalidCiphertext)), "{result:?}");
 }
+
+/// `connect_for` (what a Lambda function builds): real adapters for the ports its needs
+/// declare, and for the others a stub whose every call fails with an error naming the port,
+/// answered as a 500 (a table bug, not a transient outage).
+#[tokio::test]
+async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
+    use stackhouse::adapters::aws::connect_for;
+    use stackhouse::api::{Access, Needs};
+    use stackhouse::error::Error;
+
+    let (_moto, cfg, _) = setup("connect-for", |_| {}).await;
+    let undeclared = |e: Error, port: &str| {
+        assert_eq!(e.status().as_u16(), 500, "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&format!("port {port} is not connected")), "{text}");
+    };
+
+    // Metadata and blobs, as stack-export or update-journal-entries.
+    let ports = connect_for(Needs::META_BLOB_READ, &cfg).await.unwrap();
+    let item = Item::new("ORG#cf", "STACK#p/s").with("n", Value::N(1));
+    ports.meta.put(item.clone(), None).await.unwrap();
+    assert_eq!(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap(), Some(item));
+    ports.blobs.put("cf/a", Bytes::from_static(b"1")).await.unwrap();
+    assert_eq!(ports.blobs.get("cf/a").await.unwrap(), Some(Bytes::from_static(b"1")));
+    let ctx = EncryptionContext::from([("stack".to_string(), "cf".to_string())]);
+    undeclared(ports.queue.send("jobs", "x", Duration::ZERO).await.unwrap_err().into(), "queue");
+    undeclared(ports.queue.receive("jobs", 1, Duration::ZERO).await.unwrap_err().into(), "queue");
+    undeclared(ports.keys.generate_data_key(&ctx).await.unwrap_err().into(), "keys");
+
+    // Metadata, queue and keys without blobs, as job-webhook-deliver.
+    let needs =
+        Needs { meta: Access::Write, blobs: Access::None, queue: Access::Read, keys: Access::Read };
+    let ports = connect_for(needs, &cfg).await.unwrap();
+    assert!(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap().is_some());
+    ports.queue.send("jobs", "hello", Duration::ZERO).await.unwrap();
+    let got = ports.queue.receive("jobs", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let key = ports.keys.generate_data_key(&ctx).await.unwrap();
+    assert_eq!(ports.keys.decrypt_data_key(&key.wrapped, &ctx).await.unwrap(), key.plaintext);
+    undeclared(ports.blobs.get("cf/a").await.unwrap_err().into(), "blobs");
+    undeclared(ports.blobs.put("cf/b", Bytes::new()).await.unwrap_err().into(), "blobs");
+
+    // Nothing declared: even metadata is a stub, and no resource name is required.
+    let none =
+        Needs { meta: Access::None, blobs: Access::None, queue: Access::None, keys: Access::None };
+    let bare = AwsConfig { table: String::new(), bucket: String::new(), ..cfg.clone() };
+    let ports = connect_for(none, &bare).await.unwrap();
+    undeclared(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap_err().into(), "meta");
+
+    // A declared port still needs its resource configured.
+    let e = connect_for(Needs::META_READ, &bare).await.err().expect("empty table accepted");
+    assert!(e.to_string().contains("table"), "{e}");
+}

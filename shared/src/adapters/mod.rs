@@ -1,9 +1,11 @@
 //! Adapters for the ports: `embedded` (one process, files + SQLite) and `aws` (DynamoDB, S3,
-//! SQS, KMS, or any AWS-compatible endpoint).
+//! SQS, KMS, or any AWS-compatible endpoint), and `undeclared` for a port a function was built
+//! without.
 
 pub mod aws;
 pub mod counting;
 pub mod embedded;
+pub mod undeclared;
 
 /// Failure to open or provision an adapter set: says which service and what went wrong.
 #[derive(Debug, thiserror::Error)]

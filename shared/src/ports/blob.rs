@@ -14,6 +14,10 @@ pub enum BlobError {
     /// The store could not be reached or failed.
     #[error("blob store unavailable: {0}")]
     Unavailable(String),
+    /// The function was built without this port: its route or job table entry does not declare
+    /// it (see `adapters::undeclared`). A table bug, never a transient failure.
+    #[error("{0}")]
+    Undeclared(String),
 }
 
 /// One page of a listing.

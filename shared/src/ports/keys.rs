@@ -30,6 +30,10 @@ pub enum KeyError {
     /// The key service could not be reached or failed.
     #[error("key service unavailable: {0}")]
     Unavailable(String),
+    /// The function was built without this port: its route or job table entry does not declare
+    /// it (see `adapters::undeclared`). A table bug, never a transient failure.
+    #[error("{0}")]
+    Undeclared(String),
 }
 
 /// The key service.

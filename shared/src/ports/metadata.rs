@@ -223,6 +223,10 @@ pub enum MetaError {
     /// The store could not be reached or failed.
     #[error("metadata store unavailable: {0}")]
     Unavailable(String),
+    /// The function was built without this port: its route or job table entry does not declare
+    /// it (see `adapters::undeclared`). A table bug, never a transient failure.
+    #[error("{0}")]
+    Undeclared(String),
 }
 
 /// Most operations a single transaction may hold (DynamoDB's limit).

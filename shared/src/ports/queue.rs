@@ -48,6 +48,10 @@ pub enum QueueError {
     /// The queue could not be reached or failed.
     #[error("queue unavailable: {0}")]
     Unavailable(String),
+    /// The function was built without this port: its route or job table entry does not declare
+    /// it (see `adapters::undeclared`). A table bug, never a transient failure.
+    #[error("{0}")]
+    Undeclared(String),
 }
 
 /// Largest message body, as on SQS.

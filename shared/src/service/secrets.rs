@@ -177,6 +177,7 @@ fn stored_key_error(stack_id: &str, e: KeyError) -> Error {
             "the stored data key of stack {stack_id} cannot be unwrapped with its context"
         )),
         KeyError::Unavailable(m) => Error::Unavailable(m),
+        KeyError::Undeclared(m) => Error::Internal(m),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod kms;
 pub mod s3;
 pub mod sqs;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,10 +19,12 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
+use crate::api::{Access, Needs};
 use crate::ports::metadata::TTL_ATTR;
 use crate::ports::queue::{default_queues, QueueSpec};
-use crate::ports::Ports;
+use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Queue};
 
 pub use dynamo::DynamoMeta;
 pub use kms::KmsKeys;
@@ -165,7 +168,7 @@ pub(crate) fn readable<E: std::error::Error>(err: &E) -> String {
 
 /// Loads the shared SDK configuration. Credentials and (given a region) everything else are
 /// resolved lazily, so this makes no network call.
-/// Endpoints are set per service client (see [`Clients::new`]), not here: an explicit global
+/// Endpoints are set per service client (see [`dynamo_client`]), not here: an explicit global
 /// endpoint on the loader would make the SDK ignore `AWS_ENDPOINT_URL_<SERVICE>`.
 async fn sdk_config(cfg: &AwsConfig) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -175,7 +178,39 @@ async fn sdk_config(cfg: &AwsConfig) -> SdkConfig {
     loader.load().await
 }
 
-/// The four SDK clients, built from one configuration.
+/// The DynamoDB client, with its effective endpoint (override, else global) set explicitly so
+/// the resolution is ours and does not depend on the process environment.
+fn dynamo_client(sdk: &SdkConfig, cfg: &AwsConfig) -> aws_sdk_dynamodb::Client {
+    let mut b = aws_sdk_dynamodb::config::Builder::from(sdk);
+    b.set_endpoint_url(cfg.endpoint(Service::DynamoDb).map(str::to_string));
+    aws_sdk_dynamodb::Client::from_conf(b.build())
+}
+
+/// The S3 client (endpoint as for [`dynamo_client`]).
+fn s3_client(sdk: &SdkConfig, cfg: &AwsConfig) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(sdk);
+    b.set_endpoint_url(cfg.endpoint(Service::S3).map(str::to_string));
+    // Virtual-host addressing (`bucket.host`) does not resolve on moto, MinIO or
+    // LocalStack endpoints such as 127.0.0.1, so custom endpoints use path style.
+    b.set_force_path_style(Some(cfg.endpoint(Service::S3).is_some()));
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// The SQS client (endpoint as for [`dynamo_client`]).
+fn sqs_client(sdk: &SdkConfig, cfg: &AwsConfig) -> aws_sdk_sqs::Client {
+    let mut b = aws_sdk_sqs::config::Builder::from(sdk);
+    b.set_endpoint_url(cfg.endpoint(Service::Sqs).map(str::to_string));
+    aws_sdk_sqs::Client::from_conf(b.build())
+}
+
+/// The KMS client (endpoint as for [`dynamo_client`]).
+fn kms_client(sdk: &SdkConfig, cfg: &AwsConfig) -> aws_sdk_kms::Client {
+    let mut b = aws_sdk_kms::config::Builder::from(sdk);
+    b.set_endpoint_url(cfg.endpoint(Service::Kms).map(str::to_string));
+    aws_sdk_kms::Client::from_conf(b.build())
+}
+
+/// The four SDK clients, built from one configuration (startup checks and provisioning).
 struct Clients {
     dynamo: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
@@ -186,44 +221,110 @@ struct Clients {
 impl Clients {
     async fn new(cfg: &AwsConfig) -> Clients {
         let sdk = sdk_config(cfg).await;
-        // Each client gets its effective endpoint explicitly (override, else global), so the
-        // resolution is ours and does not depend on the process environment.
-        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(&sdk);
-        dynamo.set_endpoint_url(cfg.endpoint(Service::DynamoDb).map(str::to_string));
-        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-        s3.set_endpoint_url(cfg.endpoint(Service::S3).map(str::to_string));
-        // Virtual-host addressing (`bucket.host`) does not resolve on moto, MinIO or
-        // LocalStack endpoints such as 127.0.0.1, so custom endpoints use path style.
-        s3.set_force_path_style(Some(cfg.endpoint(Service::S3).is_some()));
-        let mut sqs = aws_sdk_sqs::config::Builder::from(&sdk);
-        sqs.set_endpoint_url(cfg.endpoint(Service::Sqs).map(str::to_string));
-        let mut kms = aws_sdk_kms::config::Builder::from(&sdk);
-        kms.set_endpoint_url(cfg.endpoint(Service::Kms).map(str::to_string));
         Clients {
-            dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
-            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
-            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            dynamo: dynamo_client(&sdk, cfg),
+            s3: s3_client(&sdk, cfg),
+            sqs: sqs_client(&sdk, cfg),
+            kms: kms_client(&sdk, cfg),
         }
     }
 }
 
-/// Builds the AWS adapter set. Makes no network call (it runs at cold start); a missing or
-/// unreachable resource shows up on first use as an `Unavailable` error of that port.
+/// Builds one port's adapter from the shared SDK configuration.
+type Build<P> = fn(&SdkConfig, &AwsConfig) -> Arc<P>;
+
+// One builder per port and adapter. A function binary refers only to the builders
+// [`connect_for`] selects for its needs, so the others, and the SDK clients and adapter vtables
+// only they refer to, are not linked into it.
+
+fn dynamo_meta(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn MetadataStore> {
+    Arc::new(DynamoMeta::new(dynamo_client(sdk, cfg), cfg.table.clone()))
+}
+
+fn s3_blobs(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn BlobStore> {
+    Arc::new(S3Blobs::new(s3_client(sdk, cfg), cfg.bucket.clone()))
+}
+
+fn sqs_queue(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn Queue> {
+    Arc::new(SqsQueue::new(sqs_client(sdk, cfg), cfg.queue_prefix.clone()))
+}
+
+fn kms_keys(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn KeyService> {
+    Arc::new(KmsKeys::new(kms_client(sdk, cfg), cfg.kms_key_id.clone()))
+}
+
+fn undeclared_meta(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn MetadataStore> {
+    Arc::new(Undeclared { port: "meta" })
+}
+
+fn undeclared_blobs(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn BlobStore> {
+    Arc::new(Undeclared { port: "blobs" })
+}
+
+fn undeclared_queue(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn Queue> {
+    Arc::new(Undeclared { port: "queue" })
+}
+
+fn undeclared_keys(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn KeyService> {
+    Arc::new(Undeclared { port: "keys" })
+}
+
+/// Every port, read and write: what [`connect`] builds.
+const EVERY_PORT: Needs =
+    Needs { meta: Access::Write, blobs: Access::Write, queue: Access::Write, keys: Access::Write };
+
+/// Builds the AWS adapter set with all four ports (the emulator, tests). Makes no network call
+/// (it runs at cold start); a missing or unreachable resource shows up on first use as an
+/// `Unavailable` error of that port.
 pub async fn connect(cfg: &AwsConfig) -> Result<Ports, AdapterError> {
-    if cfg.table.is_empty() || cfg.bucket.is_empty() || cfg.kms_key_id.is_empty() {
-        return Err(AdapterError::new(
-            "aws",
-            "table, bucket and KMS key id must all be configured",
-        ));
+    connect_for(EVERY_PORT, cfg).await
+}
+
+/// Builds the AWS adapters of the ports `needs` uses (any access other than `Access::None`);
+/// the others get an [`Undeclared`] adapter whose every call fails with an error naming the
+/// port. Makes no network call, like [`connect`].
+///
+/// This is what keeps a function binary small: the choice is made here, synchronously, and
+/// this function is always inlined, so in a function's `main` (where `needs` is a field of the
+/// route's or job's `static`, a constant) the untaken branches fold away, and with them the
+/// only references to the unneeded SDK clients and adapters. The returned future only calls
+/// the builders chosen here. Choosing inside the future, or through a non-inlined call, would
+/// link all four SDKs again (docs/BENCHMARKS.md, "What unused adapters cost").
+#[inline(always)]
+pub fn connect_for(
+    needs: Needs,
+    cfg: &AwsConfig,
+) -> impl Future<Output = Result<Ports, AdapterError>> + Send + 'static {
+    let uses = |access: Access| !matches!(access, Access::None);
+    let meta: Build<dyn MetadataStore> =
+        if uses(needs.meta) { dynamo_meta } else { undeclared_meta };
+    let blobs: Build<dyn BlobStore> = if uses(needs.blobs) { s3_blobs } else { undeclared_blobs };
+    let queue: Build<dyn Queue> = if uses(needs.queue) { sqs_queue } else { undeclared_queue };
+    let keys: Build<dyn KeyService> = if uses(needs.keys) { kms_keys } else { undeclared_keys };
+    let cfg = cfg.clone();
+    async move {
+        let unset: Vec<&str> = [
+            (uses(needs.meta) && cfg.table.is_empty(), "table"),
+            (uses(needs.blobs) && cfg.bucket.is_empty(), "bucket"),
+            (uses(needs.keys) && cfg.kms_key_id.is_empty(), "KMS key id"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, what)| missing.then_some(what))
+        .collect();
+        if !unset.is_empty() {
+            return Err(AdapterError::new(
+                "aws",
+                format!("not configured (empty): {}", unset.join(", ")),
+            ));
+        }
+        let sdk = sdk_config(&cfg).await;
+        Ok(Ports {
+            meta: meta(&sdk, &cfg),
+            blobs: blobs(&sdk, &cfg),
+            queue: queue(&sdk, &cfg),
+            keys: keys(&sdk, &cfg),
+        })
     }
-    let c = Clients::new(cfg).await;
-    Ok(Ports {
-        meta: Arc::new(DynamoMeta::new(c.dynamo, cfg.table.clone())),
-        blobs: Arc::new(S3Blobs::new(c.s3, cfg.bucket.clone())),
-        queue: Arc::new(SqsQueue::new(c.sqs, cfg.queue_prefix.clone())),
-        keys: Arc::new(KmsKeys::new(c.kms, cfg.kms_key_id.clone())),
-    })
 }
 
 /// Checks once that every service answers and every resource exists, each service within
