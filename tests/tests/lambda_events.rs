@@ -705,7 +705,7 @@ async fn run(srv: &TestServer, name: &str, vars: &HashMap<&str, String>, expecte
     let route = route(name);
     let event = prepare(load(route), vars);
     let router = stackhouse::lambda::router(route).expect("router");
-    let r = invoke_lambda(&router, &srv.app, &event).await;
+    let r = invoke_lambda(&router, &declared_app(srv, route), &event).await;
     assert_eq!(
         r.status.as_u16(),
         expected,
@@ -1055,6 +1055,35 @@ async fn refusals(srv: &TestServer, c: &Client) {
     let r = invoke_lambda(&router, &srv.app, &event).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["githubLogin"], srv.user.as_str());
+}
+
+/// The server's app with only the ports `route` declares: the others are the stubs a deployed
+/// function gets (`adapters::undeclared`), so a handler using an undeclared port fails here
+/// instead of in production (where its IAM role would refuse the call too).
+fn declared_app(srv: &TestServer, route: &Route) -> std::sync::Arc<stackhouse::app::App> {
+    use stackhouse::adapters::undeclared::Undeclared;
+    use stackhouse::api::Access;
+    let all = &srv.app.ports;
+    let n = route.needs;
+    let ports = stackhouse::ports::Ports {
+        meta: match n.meta {
+            Access::None => std::sync::Arc::new(Undeclared { port: "meta" }),
+            _ => all.meta.clone(),
+        },
+        blobs: match n.blobs {
+            Access::None => std::sync::Arc::new(Undeclared { port: "blobs" }),
+            _ => all.blobs.clone(),
+        },
+        queue: match n.queue {
+            Access::None => std::sync::Arc::new(Undeclared { port: "queue" }),
+            _ => all.queue.clone(),
+        },
+        keys: match n.keys {
+            Access::None => std::sync::Arc::new(Undeclared { port: "keys" }),
+            _ => all.keys.clone(),
+        },
+    };
+    stackhouse::app::App::new(ports, srv.app.settings.clone())
 }
 
 fn hex_id() -> String {

@@ -402,7 +402,8 @@ pub static STACK_RENAME: Route = Route {
     path: "/api/stacks/{org}/{project}/{stack}/rename",
     auth: Auth::User,
     permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_BLOB_WRITE,
+    // Queue: a rename may end an abandoned update, whose webhook deliveries it queues.
+    needs: Needs::META_BLOB_WRITE_EVENTS,
     handler: handler!(stacks::rename),
 };
 
