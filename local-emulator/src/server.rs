@@ -45,7 +45,9 @@ pub fn serve(
     blobs: Option<Arc<PresignVerifier>>,
 ) -> Result<Server, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared { app, router: Router::new(routes::ROUTES)?, blobs });
+    let router =
+        Router::new(routes::ROUTES)?.with_max_response_bytes(app.settings.max_response_bytes);
+    let shared = Arc::new(Shared { app, router, blobs });
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {

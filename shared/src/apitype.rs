@@ -25,12 +25,19 @@ pub struct ServiceUser {
     pub identities: Vec<String>,
     /// Whether the user administers the whole service.
     pub site_admin: bool,
+    /// Whether the user signed in with multi-factor authentication (not tracked here).
+    #[serde(rename = "hasMFA")]
+    pub has_mfa: bool,
+    /// Whether an organization manages the account (SCIM; never here).
+    pub is_org_managed: bool,
+    /// Whether several organizations manage the account (never here).
+    pub is_managed_by_multi_org: bool,
     /// The token used for this call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_info: Option<TokenInfo>,
 }
 
-/// One organization in [`ServiceUser`].
+/// One organization in [`ServiceUser`] (Pulumi Cloud's `OrganizationSummaryWithRole`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceUserOrg {
@@ -40,6 +47,8 @@ pub struct ServiceUserOrg {
     pub github_login: String,
     /// Avatar URL.
     pub avatar_url: String,
+    /// The caller's role in it: `admin` or `member`.
+    pub role: String,
 }
 
 /// Which token authenticated a call.

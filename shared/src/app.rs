@@ -43,6 +43,10 @@ pub struct Settings {
     /// A journal-mode update gets a materialised snapshot each time this many more entries
     /// arrived (`STACKHOUSE_MATERIALISE_EVERY_ENTRIES`, default 1,000; 0 turns it off).
     pub materialise_every_entries: i64,
+    /// Largest response body the emulator sends as is; larger stored blobs (exports) answer
+    /// `307` to a presigned URL, as every Lambda function does at 4 MiB
+    /// (`STACKHOUSE_MAX_RESPONSE_BYTES`; unset: no limit). Lambda entry points ignore it.
+    pub max_response_bytes: Option<usize>,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             rate_limit_org: Some(crate::service::ratelimit::DEFAULT_ORG),
             rate_limit_update: Some(crate::service::ratelimit::DEFAULT_UPDATE),
             materialise_every_entries: 1000,
+            max_response_bytes: None,
         }
     }
 }
@@ -100,6 +105,7 @@ impl Settings {
         if let Some(n) = env_usize("STACKHOUSE_MATERIALISE_EVERY_ENTRIES") {
             s.materialise_every_entries = i64::try_from(n).unwrap_or(i64::MAX);
         }
+        s.max_response_bytes = env_usize("STACKHOUSE_MAX_RESPONSE_BYTES").filter(|n| *n > 0);
         s.webhook_allow_loopback =
             std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");
         for (name, limit) in [

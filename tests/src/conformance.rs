@@ -82,7 +82,11 @@ pub async fn user_profile_has_logins(target: Target) {
     let orgs = v["organizations"].as_array().expect("organizations array");
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0]["githubLogin"], server.user.as_str());
-    assert_eq!(v["tokenInfo"]["name"], "bootstrap");
+    // Pulumi Cloud's `OrganizationSummaryWithRole`: the role is required.
+    assert_eq!(orgs[0]["role"], "admin", "{v}");
+    assert_eq!(v["hasMFA"], false, "{v}");
+    // Personal tokens have no `tokenInfo` (the CLI shows "Token type: personal").
+    assert!(v.get("tokenInfo").is_none(), "{v}");
     server.stop().await;
 }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod breakdown;
+pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;
 pub mod contract;
@@ -11,6 +12,7 @@ pub mod fixtures;
 pub mod jobs;
 pub mod load;
 pub mod moto;
+pub mod pulumi;
 pub mod ratelimit;
 pub mod rename;
 pub mod secrets;

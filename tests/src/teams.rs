@@ -162,6 +162,11 @@ pub async fn roles_and_membership(srv: &TestServer) {
     let org = format!("/api/orgs/{}", srv.user);
     let dave = join(srv, "dave-roles", "member").await;
     assert_eq!(dave.get(&format!("{org}/members")).await.status, 200);
+    // `GET /api/user` names each organization's role (`OrganizationSummaryWithRole`).
+    let me = dave.get("/api/user").await.json();
+    let mine = me["organizations"].as_array().cloned().unwrap_or_default();
+    let here = mine.iter().find(|o| o["githubLogin"] == srv.user.as_str());
+    assert_eq!(here.map(|o| o["role"].clone()), Some(json!("member")), "{me}");
     let promote = json!({"role": "admin"});
     let r = dave.patch(&format!("{org}/members/dave-roles"), &promote).await;
     assert_eq!(r.status, 403, "a member cannot promote themselves: {r:?}");
@@ -175,6 +180,10 @@ pub async fn roles_and_membership(srv: &TestServer) {
     assert_eq!(r.status, 400, "{r:?}");
 
     assert_eq!(admin.patch(&format!("{org}/members/dave-roles"), &promote).await.status, 204);
+    let me = dave.get("/api/user").await.json();
+    let mine = me["organizations"].as_array().cloned().unwrap_or_default();
+    let here = mine.iter().find(|o| o["githubLogin"] == srv.user.as_str());
+    assert_eq!(here.map(|o| o["role"].clone()), Some(json!("admin")), "{me}");
     assert_eq!(dave.patch(&org, &json!({"defaultStackPermission": "read"})).await.status, 204);
     assert_eq!(admin.delete(&format!("{org}/members/dave-roles")).await.status, 204);
     assert_eq!(dave.get(&format!("{org}/members")).await.status, 403, "removed at once");

@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::service::identity::{self, Subject};
 
 /// The caller's profile and organizations. An organization or team token answers as its
-/// organization or team (with `tokenInfo` saying which), like Pulumi Cloud's machine tokens.
+/// organization or team (with `tokenInfo` saying which), like Pulumi Cloud's machine tokens;
+/// a personal token has no `tokenInfo`.
 pub async fn get_user(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
     let principal = ctx.caller.principal()?;
@@ -25,18 +26,26 @@ pub async fn get_user(ctx: Ctx) -> Result<Reply> {
     let organizations = identity::principal_orgs(meta, principal)
         .await?
         .into_iter()
-        .map(|(org, _)| ServiceUserOrg {
+        .map(|(org, role)| ServiceUserOrg {
             name: org.clone(),
             github_login: org,
             avatar_url: String::new(),
+            role: role.as_str().to_string(),
         })
         .collect();
-    let (organization, team) = match &principal.subject {
-        Subject::User(_) => (None, None),
-        Subject::Org { org, .. } => (Some(org.clone()), None),
-        Subject::Team { org, team } => (Some(org.clone()), Some(team.clone())),
+    // Pulumi Cloud sets `tokenInfo` only for machine (organization and team) tokens; the CLI
+    // reads its absence as "Token type: personal" (`pulumi whoami -v`), its presence without
+    // an organization or team as "unknown".
+    let name = principal.token_name.clone();
+    let token_info = match &principal.subject {
+        Subject::User(_) => None,
+        Subject::Org { org, .. } => {
+            Some(TokenInfo { name, organization: Some(org.clone()), team: None })
+        }
+        Subject::Team { org, team } => {
+            Some(TokenInfo { name, organization: Some(org.clone()), team: Some(team.clone()) })
+        }
     };
-    let token_info = TokenInfo { name: principal.token_name.clone(), organization, team };
     Reply::json(&ServiceUser {
         id: login.clone(),
         github_login: login.clone(),
@@ -46,7 +55,10 @@ pub async fn get_user(ctx: Ctx) -> Result<Reply> {
         organizations,
         identities: vec![],
         site_admin: false,
-        token_info: Some(token_info),
+        has_mfa: false,
+        is_org_managed: false,
+        is_managed_by_multi_org: false,
+        token_info,
     })
 }
 
