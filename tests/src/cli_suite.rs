@@ -129,6 +129,27 @@ pub async fn login_whoami_org_logout(target: Target) {
     org.says(&server.user);
     p.run_here(&["org", "get-default"]).await.ok().says(&server.user);
 
+    // Machine tokens: the CLI names the organization or team the token belongs to.
+    let admin = server.client();
+    let org = server.user.clone();
+    let r = admin
+        .post(&format!("/api/orgs/{org}/tokens"), &json!({"name": "ci", "admin": false}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let org_token = r.json()["tokenValue"].as_str().unwrap_or_default().to_string();
+    let bot = Pulumi::login_as(&server, &org_token, &org).await;
+    let who = bot.run_here(&["whoami", "-v"]).await.ok();
+    who.says(&format!("Token type: organization: {org}")).says("Token name: ci");
+    let team = json!({"organization": org, "teamType": "pulumi", "name": "web",
+                      "displayName": "Web", "description": ""});
+    assert_eq!(admin.post(&format!("/api/orgs/{org}/teams/pulumi"), &team).await.status, 200);
+    let r =
+        admin.post(&format!("/api/orgs/{org}/teams/web/tokens"), &json!({"name": "web-ci"})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let team_token = r.json()["tokenValue"].as_str().unwrap_or_default().to_string();
+    let web = Pulumi::login_as(&server, &team_token, &org).await;
+    web.run_here(&["whoami", "-v"]).await.ok().says("Token type: team: web");
+
     // A wrong token is refused at login with the CLI's own message.
     let wrong = Pulumi::new(&server.base, "pul-not-a-token", &server.user);
     let r = wrong.run_here(&["login", &server.base]).await.failed();

@@ -45,6 +45,8 @@ macro_rules! conformance_tests {
             oversized_journal_batches_get_413,
             cli_sessions_in_every_persistence_mode,
             bad_journal_entries_do_not_wedge_the_stack,
+            deep_states_are_refused_at_every_entry,
+            unreadable_stored_state_does_not_brick_the_stack,
             rename_moves_history_tags_and_secrets
         );
     };

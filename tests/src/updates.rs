@@ -80,6 +80,16 @@ pub async fn up_with_full_checkpoints(target: Target) {
     let history = c.get(&format!("{stack}/updates?pageSize=10&page=1")).await.json();
     let updates = history["updates"].as_array().unwrap();
     assert_eq!(updates.len(), 1, "only non-preview updates are history");
+    // Pages far past the end are empty, never an arithmetic overflow (a panic in debug builds).
+    for q in [
+        "pageSize=4294967296&page=4294967297",
+        "pageSize=9223372036854775807&page=9223372036854775807",
+    ] {
+        let far = c.get(&format!("{stack}/updates?{q}")).await;
+        assert_eq!(far.status, 200, "{q}: {far:?}");
+        assert_eq!(far.json()["updates"], json!([]), "{q}");
+    }
+    c.get(&format!("{stack}/updates?pageSize=99999999999999999999")).await.error_message(400);
     let info = &updates[0];
     assert_eq!(info["kind"], "update");
     assert_eq!(info["result"], "succeeded");
@@ -683,17 +693,148 @@ pub async fn bad_journal_entries_do_not_wedge_the_stack(target: Target) {
     let stack = new_stack(&server, "dev").await;
     let state = state_for("checkpoint-v3", "dev");
     let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
-    let mut entries = creation_journal(&state, 1, 1);
+    let entries = creation_journal(&state, 1, 1);
     let next = entries.len() as i64 + 1;
-    // Deletes base resource 99 of a stack that has none.
-    entries.push(json!({"version": 1, "kind": 1, "sequenceID": next, "operationID": 999,
-        "removeOld": 99, "removeNew": null}));
     assert!(run.journal(&c, &entries).await.status.is_success());
-    assert!(run.complete(&c, "succeeded").await.status.is_success());
+
+    // What no replay could apply is refused when it arrives, while the client can be told.
+    let refused = [
+        // Deletes base resource 99 of a stack whose base has none.
+        json!({"version": 1, "kind": 1, "sequenceID": next, "operationID": 999, "removeOld": 99, "removeNew": null}),
+        // Names an operation that recorded no resource.
+        json!({"version": 1, "kind": 1, "sequenceID": next, "operationID": 999, "removeOld": null, "removeNew": 4242}),
+        json!({"version": 1, "kind": 42, "sequenceID": next, "operationID": 1, "removeOld": null, "removeNew": null}),
+        json!({"version": 1, "kind": 5, "sequenceID": next, "operationID": 0, "removeOld": null, "removeNew": null, "newSnapshot": "nope"}),
+        json!({"version": 1, "kind": 1, "sequenceID": next, "operationID": 7, "removeOld": null, "removeNew": null, "state": 5}),
+    ];
+    for entry in refused {
+        let r = run.journal(&c, std::slice::from_ref(&entry)).await;
+        assert!(r.error_message(400).contains("journal entry"), "{entry}: {r:?}");
+    }
+    // An acknowledged entry is never replaced: the same sequence ID with another body is a
+    // conflict, an exact retry is acknowledged again.
+    let mut changed = entries[1].clone();
+    changed["operation"]["type"] = json!("deleting");
+    run.journal(&c, &[changed]).await.error_message(409);
+    assert!(run.journal(&c, &entries[1..3]).await.status.is_success(), "exact retry");
+    // Entries may come out of order (the CLI sends them as steps finish), so a gap is no error
+    // on arrival; but `complete` never reports success for a journal that still has one.
+    let late = json!({"version": 1, "kind": 0, "sequenceID": next + 3, "operationID": 900,
+        "removeOld": null, "removeNew": null, "operation": {"resource": state["deployment"]["resources"][0], "type": "creating"}});
+    assert!(run.journal(&c, &[late]).await.status.is_success());
+    let r = run.complete(&c, "succeeded").await;
+    assert!(r.error_message(400).contains("recorded as failed"), "{r:?}");
+    let r = run.complete(&c, "succeeded").await;
+    assert_eq!(r.status, 400, "a retried complete answers the same: {r:?}");
     let info = c.get(&format!("{stack}/updates/latest")).await.json()["info"].clone();
     assert_eq!(info["result"], "failed", "a partly replayed journal is not a success");
+    // Everything before the gap was replayed.
     let export = c.get(&format!("{stack}/export")).await.json();
     assert_eq!(export["deployment"]["resources"], state["deployment"]["resources"]);
+    let again = create_and_start(&c, &stack, "update", false).await.expect("the stack is usable");
+    assert!(again.complete(&c, "succeeded").await.status.is_success());
+    server.stop().await;
+}
+
+/// `value` nested inside `depth` arrays.
+fn nest(depth: usize) -> Value {
+    let mut v = json!("deep");
+    for _ in 0..depth {
+        v = json!([v]);
+    }
+    v
+}
+
+/// A fixture state whose first resource holds an output nested `depth` arrays deep.
+fn deep_state(stack: &str, depth: usize) -> Value {
+    let mut state = state_for("checkpoint-v3", stack);
+    state["deployment"]["resources"][0]["outputs"]["deep"] = nest(depth);
+    state
+}
+
+/// A state nesting deeper than the server can read back is refused with 400 by every route a
+/// deployment comes in through — create with state, import, full and verbatim checkpoints,
+/// journal entries — and changes nothing; the stack stays usable.
+pub async fn deep_states_are_refused_at_every_entry(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let deep = deep_state("dev", 130);
+    let create = c
+        .post(
+            &format!("/api/stacks/{}/proj", server.user),
+            &json!({"stackName": "dev", "state": deep}),
+        )
+        .await;
+    assert!(create.error_message(400).contains("deeper"), "{create:?}");
+    let stack = new_stack(&server, "dev").await;
+    let before = c.get(&format!("{stack}/export")).await.body;
+
+    let import = c
+        .send(Method::POST, &format!("{stack}/import"), Some(deep.to_string().into_bytes()), true)
+        .await;
+    assert!(import.error_message(400).contains("deeper"), "{import:?}");
+
+    let (run, _) =
+        create_and_start(&c, &stack, "update", false).await.map(|r| (r, ())).expect("start");
+    run.checkpoint(&c, &deep).await.error_message(400);
+    let verbatim = json!({"version": 3, "untypedDeployment": deep, "sequenceNumber": 1});
+    run.call(&c, Method::PATCH, "/checkpointverbatim", Some(&verbatim), true)
+        .await
+        .error_message(400);
+    // Still fine just below the limit, and the update completes with it.
+    assert!(run.checkpoint(&c, &deep_state("dev", 90)).await.status.is_success());
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), deep_state("dev", 90));
+    assert_ne!(c.get(&format!("{stack}/export")).await.body, before);
+
+    let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
+    let mut resource = deep["deployment"]["resources"][0].clone();
+    resource["urn"] = json!("urn:pulumi:dev::proj::pulumi:pulumi:Stack::other");
+    let entries = vec![
+        json!({"version": 1, "kind": 0, "sequenceID": 1, "operationID": 1, "removeOld": null,
+               "removeNew": null, "operation": {"resource": resource, "type": "creating"}}),
+        json!({"version": 1, "kind": 1, "sequenceID": 2, "operationID": 1, "removeOld": null,
+               "removeNew": null, "state": resource}),
+    ];
+    run.journal(&c, &entries).await.error_message(400);
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), deep_state("dev", 90));
+    let info = c.get(&format!("{stack}/updates/latest")).await.json()["info"].clone();
+    assert_eq!(info["result"], "succeeded", "{info}");
+    server.stop().await;
+}
+
+/// A stored deployment the server cannot read (written by an older version, or a bug) does not
+/// brick the stack: the journal update's `complete` fails with a clear 500, `cancel` still ends
+/// it, and an import replaces the bad state.
+pub async fn unreadable_stored_state_does_not_brick_the_stack(target: Target) {
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = new_stack(&server, "dev").await;
+    let good = state_for("checkpoint-v3", "dev");
+    let r = c
+        .send(Method::POST, &format!("{stack}/import"), Some(good.to_string().into_bytes()), true)
+        .await;
+    assert!(r.status.is_success(), "{r:?}");
+    // Overwrite the stored version 1 with a document serde cannot read back.
+    let id = c.get(&stack).await.json()["id"].as_str().expect("stack id").to_string();
+    let key = stackhouse::service::deployments::version_key(&id, 1);
+    let corrupt = deep_state("dev", 200).to_string();
+    let gz = stackhouse::service::deployments::gzip(corrupt.as_bytes()).expect("gzip");
+    server.app.ports.blobs.put(&key, gz).await.expect("overwrite the stored deployment");
+
+    let (run, _) = session::create_and_start_journal(&c, &stack, "update").await;
+    let r = run.complete(&c, "succeeded").await;
+    assert_eq!(r.status, 500, "{r:?}");
+    let cancel = c.post(&format!("{}/cancel", run.path), &json!({})).await;
+    assert!(cancel.status.is_success(), "cancel still ends the update: {cancel:?}");
+    let info = c.get(&format!("{stack}/updates/latest")).await.json()["info"].clone();
+    assert_eq!(info["result"], "failed", "{info}");
+    let r = c
+        .send(Method::POST, &format!("{stack}/import"), Some(good.to_string().into_bytes()), true)
+        .await;
+    assert!(r.status.is_success(), "an import repairs the stack: {r:?}");
+    assert_eq!(c.get(&format!("{stack}/export")).await.json(), good);
     let again = create_and_start(&c, &stack, "update", false).await.expect("the stack is usable");
     assert!(again.complete(&c, "succeeded").await.status.is_success());
     server.stop().await;

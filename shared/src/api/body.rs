@@ -59,6 +59,9 @@ pub fn parse_json<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
     if body.is_empty() {
         return Err(Error::BadRequest("request body must be a JSON document".into()));
     }
+    // Before the parser: raw values (deployments, journal states) are not depth-checked by
+    // serde_json, and what is stored must stay readable (service::limits).
+    crate::service::limits::check_json_depth(body)?;
     serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
 }
 

@@ -119,6 +119,7 @@ pub fn check_parts(
             "the deployment uses the feature {unknown:?}, which the Pulumi CLI does not support"
         )));
     }
+    super::limits::check_json_depth(deployment.get().as_bytes())?;
     if !deployment.get().trim_start().starts_with('{') {
         return Err(Error::BadRequest("deployment must be a JSON object".into()));
     }

@@ -102,7 +102,8 @@ pub async fn list(
     page: usize,
     page_size: Option<usize>,
 ) -> Result<Vec<Entry>> {
-    let skip = page_size.map(|s| s * page.saturating_sub(1)).unwrap_or(0);
+    // Client-chosen numbers: a page past the end (however far) is empty, never an overflow.
+    let skip = page_size.map(|s| s.saturating_mul(page.saturating_sub(1))).unwrap_or(0);
     let want = page_size.unwrap_or(usize::MAX);
     let mut out = Vec::new();
     let mut seen = 0usize;

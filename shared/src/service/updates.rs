@@ -132,6 +132,9 @@ pub struct Update {
     pub snapshot_seq: i64,
     /// Version of the CLI that started the update (from its User-Agent), for manifests.
     pub cli_version: String,
+    /// What the journal intake has accepted so far (`service::journal_intake::Cursor`, as
+    /// JSON); `None` for checkpoint-mode updates and updates started before it was kept.
+    pub journal_cursor: Option<String>,
     /// Optimistic-concurrency revision of the item.
     pub rev: i64,
 }
@@ -166,6 +169,7 @@ impl Update {
             base_key: item.s("base_key").map(str::to_string),
             snapshot_seq: item.n("snapshot_seq").unwrap_or(0),
             cli_version: item.s("cli_version").unwrap_or_default().to_string(),
+            journal_cursor: item.s("journal_cursor").map(str::to_string),
             rev: item.n("rev").unwrap_or(0),
         })
     }
@@ -206,6 +210,9 @@ impl Update {
         }
         if let Some(base) = &self.base_key {
             item.set("base_key", Value::S(base.clone()));
+        }
+        if let Some(cursor) = &self.journal_cursor {
+            item.set("journal_cursor", Value::S(cursor.clone()));
         }
         item
     }
@@ -294,6 +301,7 @@ pub async fn create(
         base_key: None,
         snapshot_seq: 0,
         cli_version: String::new(),
+        journal_cursor: None,
         rev: 1,
     };
     meta.put(update.to_item(), Some(Condition::NotExists)).await?;
@@ -381,6 +389,15 @@ pub async fn start(
         update.journal = journal && !update.dry_run;
         if update.journal {
             update.base_key = Some(stack.deployment_key.clone().unwrap_or_default());
+            // The intake checks base indexes against the base's length when it knows it.
+            let mut cursor = super::journal_intake::Cursor::start(0);
+            match (&stack.deployment_key, stack.resource_count) {
+                (None, _) => {}
+                (Some(_), Some(n)) => cursor.base_len = n,
+                (Some(_), None) => cursor.base_changed_at = Some(0),
+            }
+            update.journal_cursor =
+                Some(serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?);
         }
         update.cli_version = cli_version.to_string();
         let version = if update.dry_run { stack.version } else { stack.version + 1 };
@@ -663,7 +680,32 @@ async fn end(
                 if !update.dry_run && update.status == Status::Running {
                     let version = stack.version + 1;
                     let (key, summary, degraded) =
-                        publish_checkpoint(app, &update, &stack, version).await?;
+                        match publish_checkpoint(app, &update, &stack, version).await {
+                            Ok(published) => published,
+                            // What was stored cannot be read or replayed (a bug, or data
+                            // from an older version): a cancel or a lapsed lease still ends
+                            // the update, keeping the stack's current state, so the stack
+                            // is never held forever. An outage (Unavailable) is retried
+                            // instead: acknowledged writes are never given up for it.
+                            Err(e @ (Error::Internal(_) | Error::BadRequest(_)))
+                                if status != Status::Succeeded =>
+                            {
+                                tracing::error!(
+                                    update = %update.id,
+                                    stack = %update.stack_id,
+                                    error = %e,
+                                    "the update's stored state cannot be published; ending it \
+                                     with the stack's current state"
+                                );
+                                let count = stack.resource_count.unwrap_or(0);
+                                (
+                                    stack.deployment_key.clone(),
+                                    Summary { resource_count: count },
+                                    true,
+                                )
+                            }
+                            Err(e) => return Err(e),
+                        };
                     if degraded {
                         // Part of the journal could not be replayed: never report success.
                         ended.status = Status::Failed;
@@ -776,6 +818,7 @@ impl Update {
             base_key: None,
             snapshot_seq: 0,
             cli_version: String::new(),
+            journal_cursor: None,
             rev: 1,
         }
     }
@@ -818,29 +861,117 @@ pub(crate) fn journal_prefix(update_id: &str) -> String {
     format!("updates/{update_id}/journal/")
 }
 
-/// Stores one batch of journal entries (`PATCH …/journalentries`) as an object named by its
-/// sequence range: a retried batch rewrites the same object, and replay ignores sequence IDs
-/// it has already applied.
+/// Stores one batch of journal entries (`PATCH …/journalentries`) after the intake accepted it
+/// (`service::journal_intake`): the batch object is named by its sequence range, then the
+/// update's cursor is advanced with a conditional write, and only then is the batch
+/// acknowledged. A retry of entries already accepted is acknowledged without a write when it
+/// equals what is stored, and refused (409) when it does not: an acknowledged entry is never
+/// replaced.
 pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) -> Result<()> {
+    use super::journal_intake::{Cursor, Intake};
     if !update.journal {
         return Err(Error::BadRequest(
             "this update persists checkpoints, not journal entries".into(),
         ));
     }
-    let (Some(first), Some(last)) = (entries.first(), entries.last()) else { return Ok(()) };
-    if entries.windows(2).any(|w| w[1].sequence_id <= w[0].sequence_id) || first.sequence_id < 1 {
-        return Err(Error::BadRequest("journal sequence IDs must increase strictly from 1".into()));
+    if entries.is_empty() {
+        return Ok(());
     }
-    let key = format!(
-        "{}{:012}-{:012}.json.gz",
-        journal_prefix(&update.id),
-        first.sequence_id,
-        last.sequence_id
-    );
+    let meta = app.ports.meta.as_ref();
+    let mut update = update.clone();
+    for _ in 0..8 {
+        let cursor: Option<Cursor> = match &update.journal_cursor {
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+                Error::Internal(format!("journal cursor of update {} is corrupt: {e}", update.id))
+            })?),
+            None => None,
+        };
+        // Updates started before the intake kept a cursor: shape checks only.
+        let Some(cursor) = cursor else {
+            for e in entries {
+                super::journal_intake::check_shape(e)?;
+            }
+            return store_batch(app, &update, entries).await;
+        };
+        let next = match cursor.check(entries)? {
+            Intake::Retry => return same_as_stored(app, &update, entries).await,
+            Intake::Accept(next) => next,
+        };
+        store_batch(app, &update, entries).await?;
+        let mut advanced = update.clone();
+        advanced.journal_cursor =
+            Some(serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?);
+        match meta.transact(vec![advanced.put_op()]).await {
+            Ok(()) => return Ok(()),
+            // A renewal or a snapshot changed the item meanwhile: check against it again.
+            Err(MetaError::ConditionFailed) => {
+                update = get(meta, &update.stack_id, &update.id).await?;
+                if update.status.is_final() {
+                    return Err(Error::Conflict("the update has ended".into()));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+}
+
+/// The batch object's key: its lowest and highest sequence IDs.
+fn batch_key(update_id: &str, entries: &[JournalEntry]) -> Option<String> {
+    let first = entries.iter().map(|e| e.sequence_id).min()?;
+    let last = entries.iter().map(|e| e.sequence_id).max()?;
+    Some(format!("{}{first:012}-{last:012}.json.gz", journal_prefix(update_id)))
+}
+
+async fn store_batch(app: &App, update: &Update, entries: &[JournalEntry]) -> Result<()> {
+    let Some(key) = batch_key(&update.id, entries) else { return Ok(()) };
+    let first = entries.iter().map(|e| e.sequence_id).min().unwrap_or(0);
+    let last = entries.iter().map(|e| e.sequence_id).max().unwrap_or(0);
     let body = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
     app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
-    super::materialise::after_batch(app, update, first.sequence_id, last.sequence_id).await;
+    super::materialise::after_batch(app, update, first, last).await;
     Ok(())
+}
+
+/// Every stored journal batch of an update.
+async fn journal_keys(app: &App, update_id: &str) -> Result<Vec<String>> {
+    let (mut keys, mut after) = (Vec::new(), None);
+    loop {
+        let page = app.ports.blobs.list(&journal_prefix(update_id), after).await?;
+        keys.extend(page.keys);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// Acknowledges a retried batch whose every entry equals the one stored under its sequence
+/// ID; 409 otherwise.
+async fn same_as_stored(app: &App, update: &Update, entries: &[JournalEntry]) -> Result<()> {
+    let blobs = app.ports.blobs.as_ref();
+    let differs = || {
+        Error::Conflict(
+            "journal entries with these sequence IDs were already recorded with other contents"
+                .into(),
+        )
+    };
+    // The common case: the same batch again, stored under the same key.
+    let mut stored: std::collections::HashMap<i64, JournalEntry> = Default::default();
+    let keys = match batch_key(&update.id, entries) {
+        Some(key) if blobs.get(&key).await?.is_some() => vec![key],
+        _ => journal_keys(app, &update.id).await?,
+    };
+    for key in keys {
+        let Some(gz) = blobs.get(&key).await? else { continue };
+        let batch: Vec<JournalEntry> = serde_json::from_slice(&deployments::gunzip(&gz)?)
+            .map_err(|e| Error::Internal(format!("journal batch {key} is corrupt: {e}")))?;
+        stored.extend(batch.into_iter().map(|e| (e.sequence_id, e)));
+    }
+    match entries.iter().all(|e| stored.get(&e.sequence_id) == Some(e)) {
+        true => Ok(()),
+        false => Err(differs()),
+    }
 }
 
 /// Replays the update's journal onto the stack's deployment (from the newest materialised

@@ -187,8 +187,10 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
             })
             .transpose()
     };
-    let page_size = parse("pageSize")?.filter(|s| *s > 0).map(|s| s as usize);
-    let page = parse("page")?.unwrap_or(1).max(1) as usize;
+    // Saturating: a page or size past usize (32-bit targets) reads as "very large".
+    let to_usize = |n: i64| usize::try_from(n).unwrap_or(usize::MAX);
+    let page_size = parse("pageSize")?.filter(|s| *s > 0).map(to_usize);
+    let page = to_usize(parse("page")?.unwrap_or(1).max(1));
     let stack = ctx.stack().await?;
     let entries = history::list(ctx.app.ports.meta.as_ref(), &stack.id, page, page_size).await?;
     let infos: Vec<&serde_json::Value> = entries.iter().map(|e| &e.info).collect();

@@ -263,13 +263,30 @@ pub async fn complete(ctx: Ctx) -> Result<Reply> {
     };
     let update = ctx.caller.lease()?.clone();
     if update.status.is_final() {
-        return Ok(Reply::no_content());
+        // A retry: answered as the first call was.
+        return completed(status, &update);
     }
     if update.status != Status::Running {
         return Err(Error::Conflict("the update has not been started".into()));
     }
-    updates::finalize(&ctx.app, update, status).await?;
-    Ok(Reply::no_content())
+    let ended = updates::finalize(&ctx.app, update, status).await?;
+    completed(status, &ended)
+}
+
+/// The answer to `complete`: never a 2xx for a success the server did not record as one.
+fn completed(asked: Status, ended: &updates::Update) -> Result<Reply> {
+    match (asked, ended.status) {
+        (Status::Succeeded, Status::Cancelled) => {
+            Err(Error::Conflict("the update was cancelled before it completed".into()))
+        }
+        (Status::Succeeded, Status::Failed) => Err(Error::BadRequest(
+            "the update's journal could not be replayed in full (an entry is missing or does \
+             not apply to the state): it is recorded as failed, and the stack keeps the state \
+             that could be replayed"
+                .into(),
+        )),
+        _ => Ok(Reply::no_content()),
+    }
 }
 
 /// `POST …/cancel`: `pulumi cancel`.
