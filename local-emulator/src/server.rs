@@ -3,13 +3,14 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use stackhouse::adapters::embedded::{PresignVerifier, PRESIGN_PATH_PREFIX};
 use stackhouse::api::{routes, Router};
 use stackhouse::App;
@@ -47,6 +48,7 @@ pub fn serve(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let router =
         Router::new(routes::ROUTES)?.with_max_response_bytes(app.settings.max_response_bytes);
+    let header_timeout = Duration::from_secs(app.settings.header_read_timeout_seconds);
     let shared = Arc::new(Shared { app, router, blobs });
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -67,7 +69,10 @@ pub fn serve(
                     let shared = shared.clone();
                     async move { Ok::<_, Infallible>(handle(&shared, req, peer).await) }
                 });
+                // A client that never finishes its headers (slowloris) is dropped.
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), service)
                     .await
                 {
@@ -91,7 +96,21 @@ async fn handle(
         return serve_blob(shared, parts.uri.path(), parts.uri.query()).await;
     }
     let limit = shared.app.settings.max_request_bytes;
-    let bytes = match Limited::new(body, limit).collect().await {
+    // An announced length over the limit is refused before a byte of the body is read.
+    let announced = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return error_response(&stackhouse::Error::PayloadTooLarge(format!(
+            "request body exceeds the limit of {limit} bytes"
+        )));
+    }
+    let within = Duration::from_secs(shared.app.settings.body_read_timeout_seconds);
+    let read = tokio::time::timeout(within, Limited::new(body, limit).collect());
+    let Ok(collected) = read.await else { return body_timeout_response(within) };
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
@@ -106,6 +125,16 @@ async fn handle(
     };
     let response = shared.router.dispatch(&shared.app, Request::from_parts(parts, bytes)).await;
     response.map(Full::new)
+}
+
+/// 408 in the Pulumi error shape, closing the connection (its body is unread).
+fn body_timeout_response(within: Duration) -> Response<Full<Bytes>> {
+    let mut r = error_response(&stackhouse::Error::RequestTimeout(format!(
+        "the request body did not arrive within {} s",
+        within.as_secs()
+    )));
+    r.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    r
 }
 
 fn error_response(err: &stackhouse::Error) -> Response<Full<Bytes>> {

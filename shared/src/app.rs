@@ -47,6 +47,13 @@ pub struct Settings {
     /// `307` to a presigned URL, as every Lambda function does at 4 MiB
     /// (`STACKHOUSE_MAX_RESPONSE_BYTES`; unset: no limit). Lambda entry points ignore it.
     pub max_response_bytes: Option<usize>,
+    /// Longest the emulator waits for a request's headers (`STACKHOUSE_HEADER_READ_TIMEOUT_SECONDS`,
+    /// default 30): a client that never finishes them (slowloris) is dropped. API Gateway does
+    /// this in front of Lambda.
+    pub header_read_timeout_seconds: u64,
+    /// Longest the emulator waits for a request's body once its headers are in
+    /// (`STACKHOUSE_BODY_READ_TIMEOUT_SECONDS`, default 120: 64 MiB at about 0.5 MB/s); then 408.
+    pub body_read_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -66,6 +73,8 @@ impl Default for Settings {
             rate_limit_update: Some(crate::service::ratelimit::DEFAULT_UPDATE),
             materialise_every_entries: 1000,
             max_response_bytes: None,
+            header_read_timeout_seconds: 30,
+            body_read_timeout_seconds: 120,
         }
     }
 }
@@ -106,6 +115,12 @@ impl Settings {
             s.materialise_every_entries = i64::try_from(n).unwrap_or(i64::MAX);
         }
         s.max_response_bytes = env_usize("STACKHOUSE_MAX_RESPONSE_BYTES").filter(|n| *n > 0);
+        if let Some(n) = env_usize("STACKHOUSE_HEADER_READ_TIMEOUT_SECONDS").filter(|n| *n > 0) {
+            s.header_read_timeout_seconds = n as u64;
+        }
+        if let Some(n) = env_usize("STACKHOUSE_BODY_READ_TIMEOUT_SECONDS").filter(|n| *n > 0) {
+            s.body_read_timeout_seconds = n as u64;
+        }
         s.webhook_allow_loopback =
             std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");
         for (name, limit) in [

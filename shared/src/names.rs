@@ -34,6 +34,12 @@ macro_rules! name_type {
                 if !valid_chars(s, &[]) {
                     return Err(Error::BadRequest($chars_msg.to_string()));
                 }
+                // `.` and `..` are path segments, not names (URLs, S3 keys, files).
+                if s.chars().all(|c| c == '.') {
+                    return Err(Error::BadRequest(format!(
+                        "{} name must not consist of periods only", $what
+                    )));
+                }
                 Ok($name(s.to_string()))
             }
             /// The name as a string.
@@ -98,9 +104,19 @@ pub const MAX_TAG_NAME: usize = 40;
 /// Longest stack tag value.
 pub const MAX_TAG_VALUE: usize = 256;
 
+/// Most tags on one stack: the CLI sets about ten of its own (`pulumi:*`, `vcs:*`, `gitHub:*`)
+/// on every update; the rest are the user's.
+pub const MAX_TAGS: usize = 200;
+
 /// Validates stack tags with the service's rules: names of 1..=40 characters from
-/// `[A-Za-z0-9-_.:]`, values of at most 256 bytes.
+/// `[A-Za-z0-9-_.:]`, values of at most 256 bytes, at most [`MAX_TAGS`] tags.
 pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::BadRequest(format!(
+            "a stack has at most {MAX_TAGS} tags, this request sets {}",
+            tags.len()
+        )));
+    }
     for (name, value) in tags {
         if name.is_empty() {
             return Err(Error::BadRequest(format!("invalid stack tag {name:?}")));
@@ -134,9 +150,11 @@ mod tests {
         assert!(StackName::parse("dev").is_ok());
         assert!(StackName::parse("my_stack-1.prod").is_ok());
         assert!(StackName::parse(&"a".repeat(100)).is_ok());
-        for bad in ["", "a/b", "with space", "ünï", "a:b"] {
+        for bad in ["", "a/b", "with space", "ünï", "a:b", ".", "..", "..."] {
             assert!(matches!(StackName::parse(bad), Err(Error::BadRequest(_))), "{bad:?}");
+            assert!(OrgName::parse(bad).is_err() && ProjectName::parse(bad).is_err(), "{bad:?}");
         }
+        assert!(StackName::parse(".hidden").is_ok() && StackName::parse("a..b").is_ok());
         let long = StackName::parse(&"a".repeat(101)).unwrap_err().to_string();
         assert_eq!(long, "stack name too long (max length 100 characters)");
     }
@@ -157,5 +175,8 @@ mod tests {
         assert!(validate_tags(&long).unwrap_err().to_string().contains("max length 40"));
         let long_value: BTreeMap<_, _> = [("n".to_string(), "v".repeat(257))].into();
         assert!(validate_tags(&long_value).unwrap_err().to_string().contains("max length 256"));
+        let many: BTreeMap<_, _> =
+            (0..=MAX_TAGS).map(|i| (format!("t{i}"), String::new())).collect();
+        assert!(validate_tags(&many).unwrap_err().to_string().contains("at most 200 tags"));
     }
 }

@@ -73,8 +73,10 @@ pub fn expected(route: &Route, caller: Caller) -> Expect {
         Permission::Lease => Expect::Refused(401),
         Permission::OrgMember if member => Expect::Allowed,
         Permission::OrgAdmin if caller == Caller::OrgAdmin => Expect::Allowed,
+        // Outsiders learn nothing, not even that the organization exists.
+        Permission::OrgMember | Permission::OrgAdmin if !member => Expect::Refused(404),
         Permission::OrgMember | Permission::OrgAdmin => Expect::Refused(403),
-        Permission::Stack(_) if !member => Expect::Refused(403),
+        Permission::Stack(_) if !member => Expect::Refused(404),
         Permission::Stack(_) if caller.stack_permission() == StackPermission::None => {
             Expect::Refused(404)
         }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use stackhouse::app::Settings;
 use stackhouse::ports::Value as Attr;
 
+pub use crate::limits::*;
 pub use crate::rename::*;
 use crate::server::{Target, TestServer};
 pub use crate::updates::*;
@@ -47,6 +48,7 @@ macro_rules! conformance_tests {
             bad_journal_entries_do_not_wedge_the_stack,
             deep_states_are_refused_at_every_entry,
             unreadable_stored_state_does_not_brick_the_stack,
+            slow_and_oversized_requests_are_cut_off,
             rename_moves_history_tags_and_secrets
         );
     };
@@ -229,10 +231,13 @@ pub async fn bad_names_are_refused_and_change_nothing(target: Target) {
     let server = TestServer::start(target).await;
     let c = server.client();
     let org = server.user.clone();
-    for bad in ["bad name", "a/b", "ünicode", &"x".repeat(101), ""] {
+    for bad in ["bad name", "a/b", "ünicode", &"x".repeat(101), "", ".", ".."] {
         let r = c.post(&stacks_path(&org), &json!({"stackName": bad})).await;
         r.error_message(400);
     }
+    // `..` as the project segment of a path is refused too (it is a name, never a path step).
+    let r = c.post(&format!("/api/stacks/{org}/.."), &json!({"stackName": "ok"})).await;
+    assert!(matches!(r.status.as_u16(), 400 | 404), "{r:?}");
     let r = c.post(&format!("/api/stacks/{org}/bad*project"), &json!({"stackName": "ok"})).await;
     r.error_message(400);
     let r = create(&server, "ok", json!({"bad tag!": "v"})).await;
@@ -387,12 +392,15 @@ pub async fn other_organizations_are_off_limits(target: Target) {
     assert_eq!(create(&server, "mine", json!({})).await.status, 200);
     let mallory = server.other_user("mallory").await;
     let stack_path = format!("/api/stacks/{org}/{ORG_PROJECT}/mine");
-    mallory.get(&stack_path).await.error_message(403);
-    mallory.get(&format!("{stack_path}/export")).await.error_message(403);
-    mallory.delete(&format!("{stack_path}?force=true")).await.error_message(403);
-    mallory.patch(&format!("{stack_path}/tags"), &json!({"pwned": "yes"})).await.error_message(403);
-    mallory.post(&stacks_path(&org), &json!({"stackName": "intruder"})).await.error_message(403);
-    assert_eq!(mallory.head(&stacks_path(&org)).await.status, 403);
+    // Answered exactly as if the organization did not exist: its name does not leak.
+    let unknown = mallory.get("/api/stacks/no-such-org/proj/mine").await.error_message(404);
+    let msg = mallory.get(&stack_path).await.error_message(404);
+    assert_eq!(msg.replace(&org, "X"), unknown.replace("no-such-org", "X"));
+    mallory.get(&format!("{stack_path}/export")).await.error_message(404);
+    mallory.delete(&format!("{stack_path}?force=true")).await.error_message(404);
+    mallory.patch(&format!("{stack_path}/tags"), &json!({"pwned": "yes"})).await.error_message(404);
+    mallory.post(&stacks_path(&org), &json!({"stackName": "intruder"})).await.error_message(404);
+    assert_eq!(mallory.head(&stacks_path(&org)).await.status, 404);
     let listed = mallory.get("/api/user/stacks").await.json();
     assert_eq!(listed["stacks"], json!([]));
     mallory.get("/api/stacks/no-such-org/p/s").await.error_message(404);

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod contract;
 pub mod fixtures;
 pub mod jobs;
+pub mod limits;
 pub mod load;
 pub mod moto;
 pub mod pulumi;

@@ -100,7 +100,7 @@ pub async fn organizations_are_limited_across_tokens(target: Target) {
     let stack = format!("/api/stacks/{org}/proj/dev");
     let mallory = server.other_user("mallory").await;
     for _ in 0..6 {
-        mallory.get(&stack).await.error_message(403);
+        mallory.get(&stack).await.error_message(404);
     }
     let c = server.client();
     let c2 = second_token(&server, "second").await;

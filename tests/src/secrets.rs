@@ -389,7 +389,7 @@ pub async fn other_organizations_are_refused(target: Target) {
     ];
     for (route, body) in &calls {
         let r = mallory.post(&format!("{path}/{route}"), body).await;
-        refused(&r, 403, &[secret]);
+        refused(&r, 404, &[secret]);
         let r = server.client_with(None).post(&format!("{path}/{route}"), body).await;
         refused(&r, 401, &[secret]);
     }

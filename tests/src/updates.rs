@@ -297,6 +297,12 @@ pub async fn events_read_back_in_order(target: Target) {
     let live = c.get(&format!("{}/events", run.path)).await.json();
     assert_eq!(live["events"].as_array().unwrap().len(), 120);
     assert_eq!(live["continuationToken"], "120", "a running update keeps the client polling");
+    // The largest sequence a client can send has no successor: no overflow while paging.
+    let last = json!({"sequence": i64::MAX, "timestamp": 1, "stdoutEvent": {"message": "last", "color": "raw"}});
+    assert!(run.events(&c, &[last]).await.status.is_success());
+    let far = c.get(&format!("{}/events?continuationToken={}", run.path, i64::MAX)).await;
+    assert_eq!(far.status, 200, "{far:?}");
+    assert_eq!(far.json()["continuationToken"], i64::MAX.to_string());
     assert!(run.complete(&c, "succeeded").await.status.is_success());
     let later = c.get(&format!("{}/events?continuationToken=100", run.path)).await.json();
     let seqs: Vec<i64> = later["events"]
@@ -305,7 +311,7 @@ pub async fn events_read_back_in_order(target: Target) {
         .iter()
         .map(|e| e["sequence"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (100..120).collect::<Vec<_>>());
+    assert_eq!(seqs, (100..120).chain([i64::MAX]).collect::<Vec<_>>());
     assert_eq!(later["events"][0]["stdoutEvent"]["message"], "line 100");
     server.stop().await;
 }

@@ -1,6 +1,7 @@
 //! Request bodies: gzip decoding with a decompressed-size cap (PROTOCOL.md §8) and JSON parsing.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::{header, HeaderMap};
@@ -39,15 +40,62 @@ fn too_large(max: usize) -> Error {
     Error::PayloadTooLarge(format!("request body exceeds the limit of {max} bytes"))
 }
 
+/// Bytes being decompressed right now, by every request of this process together.
+static DECODING: AtomicUsize = AtomicUsize::new(0);
+
+/// A share of an in-flight counter (normally [`DECODING`]), given back when dropped.
+struct Reservation<'a> {
+    counter: &'a AtomicUsize,
+    held: usize,
+}
+
+impl Reservation<'_> {
+    /// Takes `n` more bytes of the budget `total`, or refuses (429: the CLI retries after the
+    /// `Retry-After` second).
+    fn grow(&mut self, n: usize, total: usize) -> Result<()> {
+        let before = self.counter.fetch_add(n, Ordering::AcqRel);
+        self.held += n;
+        if before.saturating_add(n) > total {
+            return Err(Error::TooManyRequests(
+                "the server is decompressing too many request bodies at once; retry shortly".into(),
+                1,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
 fn gunzip(raw: &[u8], max_decoded: usize) -> Result<Bytes> {
+    gunzip_within(raw, max_decoded, &DECODING)
+}
+
+fn gunzip_within(raw: &[u8], max_decoded: usize, in_flight: &AtomicUsize) -> Result<Bytes> {
+    // Concurrent bodies (and gzip bombs) share one budget of twice the per-body limit, so a
+    // burst of them costs at most that much memory, not the per-body limit once per request.
+    let total = max_decoded.saturating_mul(2);
+    let mut reserved = Reservation { counter: in_flight, held: 0 };
     let decoder = flate2::read::MultiGzDecoder::new(raw);
     // Read one byte past the cap so an exact-cap body is accepted and a larger one is not,
     // without ever holding more than cap+1 bytes (a gzip bomb stops here).
     let mut limited = decoder.take(max_decoded as u64 + 1);
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(max_decoded));
-    limited
-        .read_to_end(&mut out)
-        .map_err(|e| Error::BadRequest(format!("request body is not valid gzip: {e}")))?;
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        let n = limited
+            .read(&mut chunk)
+            .map_err(|e| Error::BadRequest(format!("request body is not valid gzip: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        reserved.grow(n, total)?;
+        out.extend_from_slice(&chunk[..n]);
+    }
     if out.len() > max_decoded {
         return Err(too_large(max_decoded));
     }
@@ -97,6 +145,41 @@ mod tests {
         assert!(matches!(err, Error::PayloadTooLarge(_)));
         let err = decode(&HeaderMap::new(), Bytes::from(body), 999).unwrap_err();
         assert!(matches!(err, Error::PayloadTooLarge(_)));
+    }
+
+    #[test]
+    fn concurrent_decompression_shares_one_budget() {
+        // Other bodies hold the whole budget: this one is refused as retryable.
+        let in_flight = AtomicUsize::new(0);
+        let mut held = Reservation { counter: &in_flight, held: 0 };
+        held.grow(2000, usize::MAX).unwrap();
+        let err = gunzip_within(&gz(&[b'x'; 1000]), 1000, &in_flight).unwrap_err();
+        assert!(matches!(err, Error::TooManyRequests(..)), "{err:?}");
+        assert_eq!(in_flight.load(Ordering::Acquire), 2000, "a refused body gives its share back");
+        drop(held);
+        assert!(gunzip_within(&gz(&[b'x'; 1000]), 1000, &in_flight).is_ok());
+        assert_eq!(in_flight.load(Ordering::Acquire), 0);
+    }
+
+    proptest::proptest! {
+        /// Any body, compressed or not, truncated or not, is decoded within the limit or
+        /// refused; parsing any decoded body into a request type never panics.
+        #[test]
+        fn any_body_is_decoded_within_the_limit_or_refused(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            cut in 0usize..2048,
+            max in 0usize..4096,
+            compress in proptest::prelude::any::<bool>(),
+        ) {
+            let sent = if compress { gz(&data) } else { Bytes::from(data.clone()) };
+            let sent = sent.slice(..cut.min(sent.len()).max(if compress { 0 } else { sent.len() }));
+            let h = if compress { headers("gzip") } else { HeaderMap::new() };
+            if let Ok(body) = decode(&h, sent, max) {
+                proptest::prop_assert!(body.len() <= max);
+                let _ = parse_json::<serde_json::Value>(&body);
+                let _ = parse_json::<std::collections::BTreeMap<String, String>>(&body);
+            }
+        }
     }
 
     #[test]

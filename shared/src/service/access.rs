@@ -117,11 +117,11 @@ impl OrgAccess {
         })
     }
 
-    /// 403 unless a member.
+    /// 404 unless a member: an organization the caller does not belong to answers exactly like
+    /// one that does not exist, so that organization names cannot be probed.
     pub fn require_member(&self) -> Result<Role> {
-        self.role.ok_or_else(|| {
-            Error::Forbidden(format!("you are not a member of organization '{}'", self.org))
-        })
+        self.role
+            .ok_or_else(|| Error::NotFound(format!("organization '{}' does not exist", self.org)))
     }
 
     /// 403 unless an admin.

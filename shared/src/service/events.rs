@@ -12,8 +12,30 @@ use crate::error::{Error, Result};
 
 /// Most events in one batch (the CLI sends at most 50).
 pub const MAX_BATCH: usize = 1000;
+/// Largest single event, as JSON. Events carry resource states (old and new inputs and
+/// outputs), so they can be as large as the largest resource.
+pub const MAX_EVENT_BYTES: usize = 8 << 20;
 /// Events returned per read-back page.
 pub const READ_PAGE: usize = 1000;
+
+/// Length of `v` as compact JSON, counted without building the text.
+fn json_len(v: &Json) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, v) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
 
 fn prefix(update_id: &str) -> String {
     format!("updates/{update_id}/events/")
@@ -32,6 +54,12 @@ pub fn check_batch(events: Vec<Json>) -> Result<(Vec<Json>, Option<Json>)> {
             e.get("sequence").and_then(Json::as_i64).filter(|s| *s >= 0).ok_or_else(|| {
                 Error::BadRequest("every event needs a non-negative integer sequence".into())
             })?;
+        let size = json_len(&e);
+        if size > MAX_EVENT_BYTES {
+            return Err(Error::BadRequest(format!(
+                "event {seq} is {size} bytes; an event holds at most {MAX_EVENT_BYTES}"
+            )));
+        }
         if let Some(rc) = e.get("summaryEvent").and_then(|s| s.get("resourceChanges")) {
             summary = Some(rc.clone());
         }
@@ -84,6 +112,7 @@ pub async fn read(app: &App, update_id: &str, from: i64) -> Result<(Vec<Json>, O
     }
     let more = merged.len() > READ_PAGE;
     let page: Vec<(i64, Json)> = merged.into_iter().take(READ_PAGE).collect();
-    let next = if more { page.last().map(|(s, _)| s + 1) } else { None };
+    // Sequences are client-sent: the last possible one has no successor rather than an overflow.
+    let next = if more { page.last().map(|(s, _)| s.saturating_add(1)) } else { None };
     Ok((page.into_iter().map(|(_, e)| e).collect(), next))
 }

@@ -253,16 +253,15 @@ pub async fn principal_orgs(
     }
 }
 
-/// The caller's role in `org`: 404 if the organization does not exist, 403 if the caller is not
-/// a member.
+/// The caller's role in `org`: 404 if the organization does not exist or the caller is not a
+/// member (the same answer, so names do not leak).
 pub async fn require_member(meta: &dyn MetadataStore, user: &str, org: &str) -> Result<Role> {
     if let Some(item) = meta.get(&keys::org_pk(org), &keys::org_member_sk(user)).await? {
         return Ok(item.s("role").and_then(Role::parse).unwrap_or(Role::Member));
     }
-    if meta.get(&keys::org_pk(org), keys::ORG_SK).await?.is_none() {
-        return Err(Error::NotFound(format!("organization '{org}' does not exist")));
-    }
-    Err(Error::Forbidden(format!("user '{user}' is not a member of organization '{org}'")))
+    // An organization the caller does not belong to answers exactly like one that does not
+    // exist, so that organization names cannot be probed.
+    Err(Error::NotFound(format!("organization '{org}' does not exist")))
 }
 
 /// What [`ensure_identity`] found or created.

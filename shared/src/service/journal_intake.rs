@@ -151,12 +151,38 @@ pub fn check_shape(e: &JournalEntry) -> Result<()> {
     Ok(())
 }
 
+/// Whether replay indexes the entry's state under its operation ID (only `success` does;
+/// `refresh-success` and `outputs` replace a state already indexed).
 fn records_state(e: &JournalEntry) -> bool {
-    e.state.is_some()
-        && matches!(
-            EntryKind::from_i64(e.kind),
-            Some(EntryKind::Success | EntryKind::RefreshSuccess | EntryKind::Outputs)
-        )
+    e.state.is_some() && EntryKind::from_i64(e.kind) == Some(EntryKind::Success)
+}
+
+/// The index fields replay reads for this entry's kind, as (base indexes, operation IDs):
+/// the others are ignored by replay, so they are not judged here either.
+type Fields = (Vec<(&'static str, Option<i64>)>, Vec<(&'static str, Option<i64>)>);
+fn index_fields(e: &JournalEntry) -> Fields {
+    match EntryKind::from_i64(e.kind) {
+        Some(EntryKind::Success) => (
+            vec![
+                ("removeOld", e.remove_old),
+                ("deleteOld", e.delete_old),
+                ("pendingReplacementOld", e.pending_replacement_old),
+            ],
+            vec![
+                ("removeNew", e.remove_new),
+                ("deleteNew", e.delete_new),
+                ("pendingReplacementNew", e.pending_replacement_new),
+            ],
+        ),
+        Some(EntryKind::RefreshSuccess) => {
+            (vec![("removeOld", e.remove_old)], vec![("removeNew", e.remove_new)])
+        }
+        // Without a state an outputs entry changes nothing (and is not checked by replay).
+        Some(EntryKind::Outputs) if e.state.is_some() => {
+            (vec![("removeOld", e.remove_old)], vec![("removeNew", e.remove_new)])
+        }
+        _ => (vec![], vec![]),
+    }
 }
 
 impl Cursor {
@@ -197,11 +223,8 @@ impl Cursor {
             let known = next.seqs.has_all_below(seq);
             let kind = EntryKind::from_i64(e.kind);
             if known && next.base_changed_at.is_none_or(|at| at > seq) {
-                for (name, v) in [
-                    ("removeOld", e.remove_old),
-                    ("deleteOld", e.delete_old),
-                    ("pendingReplacementOld", e.pending_replacement_old),
-                ] {
+                let (base_fields, op_fields) = index_fields(e);
+                for (name, v) in base_fields {
                     if let Some(i) = v.filter(|i| *i >= next.base_len) {
                         return Err(bad(
                             seq,
@@ -209,13 +232,9 @@ impl Cursor {
                         ));
                     }
                 }
-                let own = (records_state(e) && kind == Some(EntryKind::Success))
-                    .then_some(e.operation_id);
-                for (name, v) in [
-                    ("removeNew", e.remove_new),
-                    ("deleteNew", e.delete_new),
-                    ("pendingReplacementNew", e.pending_replacement_new),
-                ] {
+                // A success entry may name the operation whose state it records itself.
+                let own = records_state(e).then_some(e.operation_id);
+                for (name, v) in op_fields {
                     if let Some(op) = v.filter(|op| Some(*op) != own && !next.ops.contains(*op)) {
                         return Err(bad(
                             seq,

@@ -14,6 +14,8 @@ pub mod keys;
 pub mod limits;
 pub mod materialise;
 pub mod members;
+#[cfg(test)]
+mod properties;
 pub mod ratelimit;
 pub mod reaper;
 pub mod rename;

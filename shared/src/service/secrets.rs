@@ -40,6 +40,9 @@ pub const CONTEXT_KEY: &str = "stackhouse:stack-id";
 pub const AAD_PREFIX: &[u8] = b"stackhouse:stack:";
 /// Most values one batch call may carry.
 pub const MAX_BATCH: usize = 10_000;
+/// Largest plaintext one value may have: secret config and outputs (certificates, kubeconfigs,
+/// key files) stay far below; the request body limit bounds a batch as a whole.
+pub const MAX_PLAINTEXT_BYTES: usize = 4 << 20;
 /// How long an unwrapped data key stays in memory.
 pub const CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 /// Most data keys kept in memory at once.
@@ -60,6 +63,18 @@ const WRAPPED_ATTR: &str = "wrapped";
 /// ciphertexts; nothing else changes, which makes the call safe to repeat.
 pub async fn encrypt(app: &App, stack_id: &str, plaintexts: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
     check_batch(plaintexts.len())?;
+    if let Some((i, p)) = plaintexts.iter().enumerate().find(|(_, p)| p.len() > MAX_PLAINTEXT_BYTES)
+    {
+        return Err(Error::BadRequest(format!(
+            "{} is {} bytes; a secret holds at most {MAX_PLAINTEXT_BYTES}",
+            if plaintexts.len() == 1 {
+                "the plaintext".to_string()
+            } else {
+                format!("plaintext #{i}")
+            },
+            p.len()
+        )));
+    }
     if plaintexts.is_empty() {
         return Ok(Vec::new());
     }

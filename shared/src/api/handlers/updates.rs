@@ -236,7 +236,7 @@ pub async fn events_list(ctx: Ctx) -> Result<Reply> {
                 .last()
                 .and_then(|e| e.get("sequence"))
                 .and_then(Json::as_i64)
-                .map_or(from, |s| s + 1)
+                .map_or(from, |s| s.saturating_add(1))
         })
     });
     Reply::json(&json!({ "events": found, "continuationToken": next.map(|n| n.to_string()) }))
