@@ -8,6 +8,7 @@ pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;
 pub mod contract;
+pub mod faults;
 pub mod fixtures;
 pub mod jobs;
 pub mod limits;

@@ -117,6 +117,16 @@ impl TestServer {
 
     /// Starts an emulator with the given limits.
     pub async fn start_with(target: Target, settings: Settings) -> TestServer {
+        TestServer::start_wrapped(target, settings, |ports| ports).await
+    }
+
+    /// Starts an emulator whose ports are wrapped by `wrap` (e.g. to inject faults at the port
+    /// boundary) before anything, the bootstrap included, uses them.
+    pub async fn start_wrapped(
+        target: Target,
+        settings: Settings,
+        wrap: impl FnOnce(stackhouse::ports::Ports) -> stackhouse::ports::Ports,
+    ) -> TestServer {
         let listener =
             tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let addr = listener.local_addr().expect("local addr");
@@ -151,6 +161,7 @@ impl TestServer {
             settings,
         };
         let (app, verifier) = local_emulator::build_app(&config, &base).await.expect("build app");
+        let app = App::new(wrap(app.ports.clone()), app.settings.clone());
         let user = format!("user-{tagname}");
         let token = format!("pul-test-{:016x}", rand_u64());
         let b = bootstrap::Bootstrap {

@@ -55,6 +55,15 @@ pub async fn create_and_start_journal(c: &Client, stack_path: &str, kind: &str) 
     (run, journal)
 }
 
+/// Like [`create_and_start_journal`], returning the error reply instead of panicking.
+pub async fn try_create_and_start_journal(
+    c: &Client,
+    stack_path: &str,
+    kind: &str,
+) -> Result<Run, Reply> {
+    start_with(c, stack_path, kind, false, true).await
+}
+
 async fn start_with(
     c: &Client,
     stack_path: &str,
