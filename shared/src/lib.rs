@@ -9,6 +9,8 @@ pub mod api;
 pub mod apitype;
 pub mod app;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod jobs;
 pub mod lambda;
 pub mod names;

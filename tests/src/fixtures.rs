@@ -1,4 +1,5 @@
-//! The real Pulumi test data in `../shared/fixtures/pulumi` (beside the repository).
+//! The real Pulumi test data in `tests/fixtures/pulumi` (`tests/fixtures/refresh` regenerates
+//! it from the pulumi/pulumi Go modules).
 
 use std::path::PathBuf;
 
@@ -6,13 +7,8 @@ use serde_json::{json, Value};
 
 /// Path of a fixture file; panics (the test fails loudly) when the fixtures are missing.
 pub fn path(rel: &str) -> PathBuf {
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/pulumi").join(rel);
-    assert!(
-        p.exists(),
-        "fixture {} is missing (expected ../shared beside the repository)",
-        p.display()
-    );
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/pulumi").join(rel);
+    assert!(p.exists(), "fixture {} is missing", p.display());
     p
 }
 

@@ -717,6 +717,13 @@ pub async fn bad_journal_entries_do_not_wedge_the_stack(target: Target) {
         let r = run.journal(&c, std::slice::from_ref(&entry)).await;
         assert!(r.error_message(400).contains("journal entry"), "{entry}: {r:?}");
     }
+    // An entry past a gap waits; the batch that fills the gap is refused when the waiting entry
+    // could then not apply (found by the journal fuzz target).
+    let waiting = json!({"version": 1, "kind": 3, "sequenceID": next + 1, "operationID": 998, "removeOld": null, "removeNew": 4242});
+    assert!(run.journal(&c, &[waiting]).await.status.is_success());
+    let filler = json!({"version": 1, "kind": 2, "sequenceID": next, "operationID": 997, "removeOld": null, "removeNew": null});
+    let r = run.journal(&c, &[filler]).await;
+    assert!(r.error_message(400).contains("accepted earlier"), "{r:?}");
     // An acknowledged entry is never replaced: the same sequence ID with another body is a
     // conflict, an exact retry is acknowledged again.
     let mut changed = entries[1].clone();
@@ -779,6 +786,12 @@ pub async fn deep_states_are_refused_at_every_entry(target: Target) {
         .send(Method::POST, &format!("{stack}/import"), Some(deep.to_string().into_bytes()), true)
         .await;
     assert!(import.error_message(400).contains("deeper"), "{import:?}");
+    // Found by the deployment fuzz target: serde reads the envelope from an array too, and the
+    // stored state would then be one no reader (nor the CLI) understands.
+    let array =
+        c.send(Method::POST, &format!("{stack}/import"), Some(b"[3,[],{}]".to_vec()), true).await;
+    assert!(array.error_message(400).contains("JSON object"), "{array:?}");
+    assert_eq!(c.get(&format!("{stack}/export")).await.body, before);
 
     let (run, _) =
         create_and_start(&c, &stack, "update", false).await.map(|r| (r, ())).expect("start");

@@ -139,29 +139,10 @@ pub fn check_hash(bytes: &[u8], expected_hex: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
-    /// Locates a file under the repository-level `shared/fixtures/pulumi` directory. The crate
-    /// lives at `<root>/main/shared` while the fixtures live at `<root>/shared/fixtures`, so
-    /// walk up from the manifest directory; panic with every path tried if nothing matches,
-    /// because a silently skipped golden-vector test is worse than a failing one.
     fn fixture(rel: &str) -> PathBuf {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let primary =
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/pulumi/"))
-                .join(rel);
-        let mut tried = vec![primary.clone()];
-        if primary.is_file() {
-            return primary;
-        }
-        for dir in manifest.ancestors() {
-            let candidate = dir.join("shared/fixtures/pulumi").join(rel);
-            if candidate.is_file() {
-                return candidate;
-            }
-            tried.push(candidate);
-        }
-        panic!("fixture {rel} not found; tried: {tried:#?}");
+        crate::fixtures::path(rel)
     }
 
     fn vectors() -> serde_json::Map<String, serde_json::Value> {

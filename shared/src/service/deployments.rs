@@ -93,6 +93,11 @@ struct Counted {
 /// Validates an `UntypedDeployment` (`{"version","features"?,"deployment"}`) whose version must
 /// lie in `versions`, and summarises it. Everything else passes through untouched.
 pub fn check_untyped(bytes: &[u8], versions: std::ops::RangeInclusive<i64>) -> Result<Summary> {
+    // serde reads a struct from a JSON array too (`[3,[],{…}]`); what is stored must be the
+    // object every reader (and the CLI) expects.
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(Error::BadRequest("deployment must be a JSON object".into()));
+    }
     let env: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| Error::BadRequest(format!("invalid deployment: {e}")))?;
     check_parts(env.version, env.features.as_deref(), env.deployment, versions)
@@ -170,6 +175,8 @@ mod tests {
         assert!(check_untyped(br#"{"version":5,"deployment":{}}"#, 1..=4).is_err());
         assert!(check_untyped(br#"{"version":0,"deployment":{}}"#, 1..=4).is_err());
         assert!(check_untyped(br#"{"version":3,"deployment":[]}"#, 1..=4).is_err());
+        // Found by the deployment fuzz target: serde reads a struct from an array.
+        assert!(check_untyped(b"\t[1,[],{}]", 1..=4).is_err());
         assert!(
             check_untyped(br#"{"version":4,"features":["nope"],"deployment":{}}"#, 1..=4).is_err()
         );

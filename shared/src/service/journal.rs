@@ -2389,17 +2389,10 @@ mod tests {
         resumed.check_resumed().unwrap();
     }
 
-    /// A fixture deployment (`checkpoint.latest`) under `shared/fixtures/pulumi/checkpoints`.
+    /// A fixture deployment (`checkpoint.latest`) under `tests/fixtures/pulumi/checkpoints`.
     fn fixture_deployment(name: &str) -> Value {
-        let rel = format!("checkpoints/{name}.json");
-        let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let path = manifest_dir
-            .ancestors()
-            .map(|d| d.join("shared/fixtures/pulumi").join(&rel))
-            .chain([manifest_dir.join("../../shared/fixtures/pulumi").join(&rel)])
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| panic!("fixture {rel} not found"));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let text = crate::fixtures::text(&format!("checkpoints/{name}.json"));
+        let v: Value = serde_json::from_str(&text).unwrap();
         v["checkpoint"]["latest"].clone()
     }
 

@@ -142,7 +142,7 @@ proptest! {
                 serde_json::from_value(v).expect("entry")
             })
             .collect();
-        let mut cursor = Cursor::start(base_len as i64);
+        let mut cursor = Cursor::start(Some(base_len as i64));
         let mut replayer = Replayer::new(base).expect("base");
         for chunk in entries.chunks(batch) {
             match cursor.check(chunk) {

@@ -408,14 +408,7 @@ mod tests {
 
     /// The real checkpoint fixture as an `UntypedDeployment`; fails loudly when missing.
     fn fixture() -> Json {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/pulumi/checkpoints/checkpoint-v3.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "fixture {} is missing (expected ../shared beside the repository): {e}",
-                path.display()
-            )
-        });
+        let text = crate::fixtures::text("checkpoints/checkpoint-v3.json");
         let v: Json = serde_json::from_str(&text).expect("fixture JSON");
         json!({"version": v["version"], "deployment": v["checkpoint"]["latest"]})
     }

@@ -390,12 +390,11 @@ pub async fn start(
         if update.journal {
             update.base_key = Some(stack.deployment_key.clone().unwrap_or_default());
             // The intake checks base indexes against the base's length when it knows it.
-            let mut cursor = super::journal_intake::Cursor::start(0);
-            match (&stack.deployment_key, stack.resource_count) {
-                (None, _) => {}
-                (Some(_), Some(n)) => cursor.base_len = n,
-                (Some(_), None) => cursor.base_changed_at = Some(0),
-            }
+            let base_len = match (&stack.deployment_key, stack.resource_count) {
+                (None, _) => Some(0),
+                (Some(_), n) => n,
+            };
+            let cursor = super::journal_intake::Cursor::start(base_len);
             update.journal_cursor =
                 Some(serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?);
         }
@@ -880,13 +879,15 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
     let meta = app.ports.meta.as_ref();
     let mut update = update.clone();
     for _ in 0..8 {
-        let cursor: Option<Cursor> = match &update.journal_cursor {
-            Some(text) => Some(serde_json::from_str(text).map_err(|e| {
-                Error::Internal(format!("journal cursor of update {} is corrupt: {e}", update.id))
-            })?),
-            None => None,
-        };
-        // Updates started before the intake kept a cursor: shape checks only.
+        // Updates started before the intake kept this cursor: shape checks only (and replay
+        // judges the indexes at `complete`).
+        let cursor: Option<Cursor> = update.journal_cursor.as_deref().and_then(|text| {
+            serde_json::from_str(text)
+                .inspect_err(
+                    |e| tracing::warn!(update = %update.id, "journal cursor unreadable: {e}"),
+                )
+                .ok()
+        });
         let Some(cursor) = cursor else {
             for e in entries {
                 super::journal_intake::check_shape(e)?;
