@@ -1,5 +1,5 @@
 //! The AWS SAM template of Stackhouse, generated from the route table and the job table
-//! (DESIGN.md §4 rule 1).
+//! (docs/ARCHITECTURE.md, The route table).
 //!
 //! [`functions`] lists every Lambda function with its events, its needs and its environment;
 //! [`template_value`] turns that list plus the shared resources (table, bucket, queues, key,
@@ -33,7 +33,7 @@ pub const TIMEOUT_SECONDS: u32 = 29;
 /// Memory of functions that only touch metadata and keys (CPU scales with memory).
 pub const MEMORY_MB: u32 = 512;
 /// Memory of functions that move blobs: checkpoints and exports of tens of MB are gzip-decoded
-/// and parsed in memory (DESIGN.md §7).
+/// and parsed in memory (docs/ARCHITECTURE.md, Payload limits).
 pub const BLOB_MEMORY_MB: u32 = 1024;
 /// Days after which objects under `updates/` (checkpoint baselines, journals and events of
 /// updates, which finish within hours) and noncurrent object versions are deleted.

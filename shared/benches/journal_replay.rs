@@ -1,5 +1,6 @@
-//! Journal replay of a 10,000-resource update (PROTOCOL.md §6), the work `complete` does for a
-//! journaled `pulumi up`: `cargo bench -p stackhouse --bench journal_replay`.
+//! Journal replay of a 10,000-resource update (docs/PROTOCOL-NOTES.md, Journal), the work
+//! `complete` does for a journaled `pulumi up`: `cargo bench -p stackhouse --bench
+//! journal_replay`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};

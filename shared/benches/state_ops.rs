@@ -2,7 +2,7 @@
 //! "Micro-benchmarks"): `cargo bench -p stackhouse --bench state_ops`.
 //!
 //! * delta application on a 10 MB checkpoint (`PATCH checkpointdelta`: splice, then the
-//!   SHA-256 check of the result, PROTOCOL.md §4);
+//!   SHA-256 check of the result, docs/PROTOCOL-NOTES.md, Checkpoints);
 //! * gzip and gunzip of a 10 MB deployment (every stored deployment and export);
 //! * batch-encrypt of 1,000 values through the service with the embedded key service, with the
 //!   stack's data key cached (the common case) and uncached (a cold function: metadata read +

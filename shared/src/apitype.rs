@@ -1,4 +1,5 @@
-//! Wire types of the Pulumi service API (PROTOCOL.md §1), mirroring `sdk/go/common/apitype`.
+//! Wire types of the Pulumi service API (docs/PROTOCOL-NOTES.md, Endpoints), mirroring
+//! `sdk/go/common/apitype`.
 //! Field names are exactly the JSON names the CLI uses.
 
 use std::collections::BTreeMap;

@@ -1,7 +1,8 @@
 //! The one error type of the domain and API layers, and its mapping to HTTP.
 //!
 //! Client mistakes become 4xx with the Pulumi error body `{"code": <status>, "message": …}`
-//! (PROTOCOL.md §0.3): the CLI reads `code` from the body, so it always equals the status.
+//! (docs/PROTOCOL-NOTES.md, Responses and errors): the CLI reads `code` from the body, so it
+//! always equals the status.
 //! Server faults become 5xx with a generic message; the detail goes to the log only.
 
 use http::StatusCode;

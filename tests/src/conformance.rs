@@ -1,5 +1,5 @@
-//! HTTP conformance checks: each drives a fresh emulator over real HTTP exactly as the Pulumi
-//! CLI does (PROTOCOL.md §1.1–§1.2) and asserts what a CLI user would notice. The
+//! HTTP conformance checks: each drives a fresh emulator over real HTTP exactly as the Pulumi CLI
+//! does (docs/PROTOCOL-NOTES.md, Identity and Stacks) and asserts what a CLI user would notice. The
 //! `conformance_tests!` macro runs every check against one backend.
 
 use futures::future::join_all;

@@ -1,4 +1,5 @@
-//! Port contract checks (DESIGN.md §4 rule 5, §10): the semantics every adapter set must
+//! Port contract checks (docs/ARCHITECTURE.md, Shared contract tests; Testing): the semantics
+//! every adapter set must
 //! honour exactly, written once and run against each backend.
 //!
 //! Each check is a `pub async fn(&Fixture)` that panics with a message naming the violated

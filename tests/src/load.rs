@@ -1,6 +1,6 @@
 //! The load generator behind `cargo run -p stackhouse-tests --bin loadgen` (docs/BENCHMARKS.md):
-//! replays Pulumi CLI sessions (PROTOCOL.md §1.3) against any server that speaks the Pulumi
-//! service protocol, given a base URL, an access token and an organization.
+//! replays Pulumi CLI sessions (docs/PROTOCOL-NOTES.md, Update lifecycle) against any server that
+//! speaks the Pulumi service protocol, given a base URL, an access token and an organization.
 //!
 //! One session on one stack: create the stack, `up` of N resources, a no-op `up`, an `up` that
 //! adds 2, `export`, `destroy`, `stack rm`. Each `up`/`destroy` is a dry run followed by the
@@ -173,7 +173,8 @@ impl Recorder {
     }
 }
 
-/// A route name for a request path, from the shapes of PROTOCOL.md §1 (no server knowledge):
+/// A route name for a request path, from the shapes of docs/PROTOCOL-NOTES.md, Endpoints (no
+/// server knowledge):
 /// `POST update-create`, `PATCH checkpoint`, `POST events/batch`, …
 pub fn route_label(method: &Method, path: &str) -> String {
     let path = path.split('?').next().unwrap_or(path);
@@ -579,7 +580,8 @@ impl Session {
             .and_then(|x| x["configuration"]["checkpointCutoffSizeBytes"].as_u64())
             .map(|c| c as usize)
             .unwrap_or(usize::MAX);
-        // Without the delta capability the CLI sends full checkpoints (PROTOCOL.md §4).
+        // Without the delta capability the CLI sends full checkpoints (docs/PROTOCOL-NOTES.md,
+        // Checkpoints).
         if self.sc.mode == Mode::VerbatimDelta && self.cutoff == usize::MAX {
             self.effective = Mode::Full;
         }

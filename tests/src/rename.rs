@@ -1,5 +1,5 @@
-//! Conformance check of `pulumi stack rename` (PROTOCOL.md §1.2 row 12, §5.4, §5.5), run through
-//! the `conformance_tests!` macro on every backend.
+//! Conformance check of `pulumi stack rename` (docs/PROTOCOL-NOTES.md: Stacks, #12; Service
+//! secrets provider; Stack rename), run through the `conformance_tests!` macro on every backend.
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
-//! HTTP conformance checks of service-managed secrets (PROTOCOL.md §1.2 rows 21–25, §5.4;
-//! DESIGN.md §8): encrypt, decrypt, their batch forms and the decryption log, driven over real
-//! HTTP as the CLI's service secrets manager does. The `secrets_conformance_tests!` macro runs
-//! every check against one backend.
+//! HTTP conformance checks of service-managed secrets (docs/PROTOCOL-NOTES.md, Stacks, #21–#25, and
+//! Service secrets provider; docs/ARCHITECTURE.md, Secrets): encrypt, decrypt, their batch forms
+//! and the decryption log, driven over real HTTP as the CLI's service secrets manager does. The
+//! `secrets_conformance_tests!` macro runs every check against one backend.
 
 use futures::future::join_all;
 use serde_json::{json, Value};

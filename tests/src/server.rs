@@ -243,7 +243,7 @@ impl Reply {
     }
 }
 
-/// An HTTP client that sends what the Pulumi CLI sends (PROTOCOL.md §0.2).
+/// An HTTP client that sends what the Pulumi CLI sends (docs/PROTOCOL-NOTES.md, Request headers).
 pub struct Client {
     base: String,
     token: Option<String>,

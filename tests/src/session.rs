@@ -1,5 +1,6 @@
-//! Plays the Pulumi CLI's update call sequence (PROTOCOL.md §1.3): create, start, export,
-//! events, checkpoints, lease renewal, complete — exactly the paths, auth and gzip the CLI uses.
+//! Plays the Pulumi CLI's update call sequence (docs/PROTOCOL-NOTES.md, Update lifecycle): create,
+//! start, export, events, checkpoints, lease renewal, complete — exactly the paths, auth and gzip
+//! the CLI uses.
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -76,7 +77,8 @@ async fn start_with(
         return Err(created);
     }
     let id = created.json()["updateID"].as_str().expect("updateID").to_string();
-    // The CLI always sends the update path segment `update` for sub-resources (PROTOCOL.md §1).
+    // The CLI always sends the update path segment `update` for sub-resources
+    // (docs/PROTOCOL-NOTES.md, Endpoints).
     let path = format!("{stack_path}/update/{id}");
     let mut start = json!({"tags": {"pulumi:project": "proj"}});
     if journal {
@@ -198,7 +200,7 @@ pub async fn up(c: &Client, stack_path: &str, events: &[Value], states: &[Value]
     run
 }
 
-/// How the CLI persists state during an update (PROTOCOL.md §4, §6).
+/// How the CLI persists state during an update (docs/PROTOCOL-NOTES.md, Checkpoints and Journal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Journal entries (the CLI default: `journalVersion: 1` accepted by the server).

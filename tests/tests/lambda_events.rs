@@ -47,10 +47,12 @@ fn update_path() -> String {
 }
 
 // ----------------------------------------------------------------------------------------
-// The generator: what the CLI sends for each route (PROTOCOL.md §1, §8).
+// The generator: what the CLI sends for each route (docs/PROTOCOL-NOTES.md, Endpoints; Gzip and
+// body sizes).
 // ----------------------------------------------------------------------------------------
 
-/// A request body: plain JSON, or gzip-compressed as the CLI sends some (PROTOCOL.md §8).
+/// A request body: plain JSON, or gzip-compressed as the CLI sends some (docs/PROTOCOL-NOTES.md,
+/// Gzip and body sizes).
 enum Body {
     Json(String),
     Gzip(String),
@@ -132,7 +134,7 @@ fn tags() -> Value {
            "pulumi:description": "The company website", "owner": "web-team"})
 }
 
-/// Engine events of a short update (PROTOCOL.md §7), sequences 0..=3.
+/// Engine events of a short update (docs/PROTOCOL-NOTES.md, Engine events), sequences 0..=3.
 fn engine_events() -> Value {
     let site = bucket("site", "3f1c2a9");
     let state = |r: &Value| {

@@ -1,4 +1,5 @@
-//! Payload limits through the Lambda code path (DESIGN.md §7): API Gateway events run through
+//! Payload limits through the Lambda code path (docs/ARCHITECTURE.md, Payload limits): API
+//! Gateway events run through
 //! `stackhouse::lambda::handle` with the router a function binary builds
 //! (`stackhouse::lambda::router`), on the embedded backend. Presigned URLs point at an emulator
 //! serving the same data directory, the embedded stand-in for S3.

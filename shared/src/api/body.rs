@@ -1,4 +1,5 @@
-//! Request bodies: gzip decoding with a decompressed-size cap (PROTOCOL.md §8) and JSON parsing.
+//! Request bodies: gzip decoding with a decompressed-size cap (docs/PROTOCOL-NOTES.md, Gzip and
+//! body sizes) and JSON parsing.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};

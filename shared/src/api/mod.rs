@@ -29,12 +29,13 @@ use crate::service::identity::Caller;
 pub enum Auth {
     /// No credentials needed.
     Public,
-    /// `Authorization: token <access token>` (PROTOCOL.md §1 "T").
+    /// `Authorization: token <access token>` (docs/PROTOCOL-NOTES.md, Endpoints: T).
     User,
-    /// `Authorization: update-token <lease token>` (PROTOCOL.md §1 "U") of a live lease.
+    /// `Authorization: update-token <lease token>` (docs/PROTOCOL-NOTES.md, Endpoints: U) of a
+    /// live lease.
     Lease,
     /// The update's lease token even after the update ended, so that retried completions are
-    /// idempotent (PROTOCOL.md §1.3 #38).
+    /// idempotent (docs/PROTOCOL-NOTES.md, Update lifecycle, #38).
     LeaseAnyState,
 }
 

@@ -21,7 +21,8 @@ pub struct Reply {
     /// The body is already gzip-compressed (a stored blob served as is).
     pub gzipped: bool,
     /// The stored blob the body is (exactly the bytes of): a transport that cannot send bodies
-    /// this large may answer with a redirect to a presigned URL of it instead (DESIGN.md §7).
+    /// this large may answer with a redirect to a presigned URL of it instead
+    /// (docs/ARCHITECTURE.md, Payload limits).
     pub blob_key: Option<String>,
 }
 

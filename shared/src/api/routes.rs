@@ -1,5 +1,6 @@
-//! The route table: the single source of truth for every API route (DESIGN.md §4 rule 1).
-//! Lambda binaries, the emulator's router, the SAM template and the docs all come from it.
+//! The route table: the single source of truth for every API route (docs/ARCHITECTURE.md, The
+//! route table). Lambda binaries, the emulator's router, the SAM template, IAM and the sample
+//! events all come from it.
 //!
 //! Each route is its own `static` so that a function binary referring to one route links only
 //! that route's handler.

@@ -1,6 +1,6 @@
 //! Background jobs: the job table ([`table::JOBS`], the single source of truth next to the
 //! route table), their transport-neutral handlers, the generic queue consumer and the Lambda
-//! event shapes (DESIGN.md §9).
+//! event shapes (docs/ARCHITECTURE.md, Background jobs).
 //!
 //! A job is triggered either by a schedule (EventBridge in AWS, a timer in the emulator) or by
 //! a queue (an SQS event source in AWS, the emulator's consumer). Its handler never knows which

@@ -1,5 +1,6 @@
-//! The job table: every background job (DESIGN.md §4 rule 1, §9). Lambda binaries, the
-//! emulator's timers and consumers, the SAM template and the sample events all come from it.
+//! The job table: every background job (docs/ARCHITECTURE.md, The route table; Background
+//! jobs). Lambda binaries, the emulator's timers and consumers, the SAM template and the sample
+//! events all come from it.
 //!
 //! Each job is its own `static` so that a function binary referring to one job links only that
 //! job's handler.

@@ -59,7 +59,8 @@ pub trait BlobStore: Send + Sync {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResponseHeaders<'a> {
     /// `Content-Encoding` of the response, e.g. `gzip` for a stored gzip object that the client
-    /// should decompress (the Pulumi CLI decompresses by this header, PROTOCOL.md §0.3).
+    /// should decompress (the Pulumi CLI decompresses by this header, docs/PROTOCOL-NOTES.md,
+    /// Responses and errors).
     pub content_encoding: Option<&'a str>,
     /// `Content-Type` of the response.
     pub content_type: Option<&'a str>,

@@ -1,6 +1,7 @@
-//! Ports: the narrow, service-shaped interfaces the domain is written against (DESIGN.md §4
-//! rules 4–5). Each has an embedded adapter (one process, no network) and an AWS adapter
-//! (DynamoDB, S3, SQS, KMS). Both pass the same contract tests in `tests/`.
+//! Ports: the narrow, service-shaped interfaces the domain is written against
+//! (docs/ARCHITECTURE.md, Ports and their two adapters; Shared contract tests). Each has an
+//! embedded adapter (one process, no network) and an AWS adapter (DynamoDB, S3, SQS, KMS). Both
+//! pass the same contract tests in `tests/`.
 
 pub mod blob;
 pub mod keys;

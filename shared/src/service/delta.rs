@@ -1,4 +1,4 @@
-//! Checkpoint delta application (PROTOCOL.md §4).
+//! Checkpoint delta application (docs/PROTOCOL-NOTES.md, Checkpoints).
 //!
 //! `PATCH .../checkpointdelta` carries a list of gotextdiff `TextEdit`s against the previous
 //! stored checkpoint bytes plus the SHA-256 of the expected result. Only the `offset` fields of

@@ -1,5 +1,6 @@
 //! Stored deployments: where they live in the blob store, how they are encoded (gzip of the
-//! `UntypedDeployment` JSON exactly as received) and what the server validates (PROTOCOL.md §5.3).
+//! `UntypedDeployment` JSON exactly as received) and what the server validates
+//! (docs/PROTOCOL-NOTES.md, What the server validates).
 
 use std::io::{Read, Write};
 
@@ -12,8 +13,8 @@ use crate::error::{Error, Result};
 /// The export of a stack that has never been updated: a valid, empty v3 deployment.
 pub const EMPTY: &str = r#"{"version":3,"deployment":{"manifest":{"time":"0001-01-01T00:00:00Z","magic":"","version":""}}}"#;
 
-/// v4 features the CLI knows (PROTOCOL.md §5.1); a deployment using any other cannot be read
-/// back by the CLI, so it is refused on the way in.
+/// v4 features the CLI knows (docs/PROTOCOL-NOTES.md, Deployment envelope); a deployment using
+/// any other cannot be read back by the CLI, so it is refused on the way in.
 pub const KNOWN_FEATURES: &[&str] = &[
     "refreshBeforeUpdate",
     "views",

@@ -1,6 +1,6 @@
-//! Engine events of an update (PROTOCOL.md §7): each `events/batch` body is one immutable blob
-//! named by the sequence range it holds, so a retried batch rewrites the same object and
-//! read-back merges, orders and de-duplicates by `sequence`.
+//! Engine events of an update (docs/PROTOCOL-NOTES.md, Engine events): each `events/batch` body
+//! is one immutable blob named by the sequence range it holds, so a retried batch rewrites the
+//! same object and read-back merges, orders and de-duplicates by `sequence`.
 
 use std::collections::BTreeMap;
 

@@ -24,7 +24,8 @@ fn parse_json(s: &str, fallback: Json) -> Json {
     serde_json::from_str(s).unwrap_or(fallback)
 }
 
-/// The `UpdateInfo` of an ended update that produced `version` (PROTOCOL.md §1.3).
+/// The `UpdateInfo` of an ended update that produced `version` (docs/PROTOCOL-NOTES.md, Update
+/// lifecycle).
 pub fn update_info(update: &Update, version: i64, summary: &Summary) -> Json {
     let mut info = json!({
         "kind": update.kind,

@@ -1,6 +1,6 @@
-//! Journal replay (PROTOCOL.md §6): rebuilds a deployment from a base deployment plus the
-//! journal entries the CLI sends with `PATCH .../journalentries` when the update was started
-//! with `journalVersion: 1`.
+//! Journal replay (docs/PROTOCOL-NOTES.md, Journal): rebuilds a deployment from a base
+//! deployment plus the journal entries the CLI sends with `PATCH .../journalentries` when the
+//! update was started with `journalVersion: 1`.
 //!
 //! The rules follow Pulumi's `JournalReplayer` (`pkg/backend/journal.go`) one for one; the
 //! places where this implementation is deliberately stricter or more forward-compatible are

@@ -1,4 +1,4 @@
-//! Item key layout of the metadata table (DESIGN.md §5), in one place.
+//! Item key layout of the metadata table (docs/ARCHITECTURE.md, Data model), in one place.
 
 /// Partition of a user.
 pub fn user_pk(user: &str) -> String {

@@ -1,5 +1,6 @@
-//! Incremental materialisation of journal-mode updates (issue 7; PROTOCOL.md §6: "produce the
-//! snapshot at `complete`, and incrementally or on lease expiry").
+//! Incremental materialisation of journal-mode updates (issue 7; docs/PROTOCOL-NOTES.md,
+//! Journal: the deployment is produced at `complete` and on lease expiry, and may be produced
+//! incrementally).
 //!
 //! A journal-mode update stores each batch of entries as it arrives and nothing else, so
 //! without help every way of ending it (complete, cancel, lease expiry through the reaper or
@@ -29,13 +30,14 @@
 //!    byte-for-byte the same (tests below and in `tests/src/jobs.rs`).
 //!
 //! Snapshots are scratch blobs of the update: the retention job removes them with the rest of
-//! `updates/<id>/` once the update has ended (DESIGN.md §5, `service::retention`).
+//! `updates/<id>/` once the update has ended (docs/ARCHITECTURE.md, Data model;
+//! `service::retention`).
 //!
-//! `GET …/export` is deliberately left alone during an update: PROTOCOL.md §1.2 #15 and §6 make
-//! it the stack's current deployment, which the CLI uses as the base of the next journal (the
-//! `*Old` indexes point into it), and §3 keeps "the last stored checkpoint" as the state only
-//! once an update ends. Checkpoint-mode updates do the same: export shows the last completed
-//! version until the update ends.
+//! `GET …/export` is deliberately left alone during an update: docs/PROTOCOL-NOTES.md (Stacks, #15;
+//! Journal) makes it the stack's current deployment, which the CLI uses as the base of the next
+//! journal (the `*Old` indexes point into it), and its Leases section makes the last acknowledged
+//! state the stack's state only once an update ends. Checkpoint-mode updates do the same: export
+//! shows the last completed version until the update ends.
 
 use std::time::Duration;
 
@@ -283,7 +285,8 @@ pub async fn materialise(app: &App, request: &Request) -> Result<Outcome> {
     let raw = serde_json::to_vec(&snapshot).map_err(|e| Error::Internal(e.to_string()))?;
     drop(snapshot);
     let key = snapshot_key(&update.id, seq);
-    // Blob first, then the pointer (DESIGN.md §6): a crash in between leaves a scratch blob.
+    // Blob first, then the pointer (docs/ARCHITECTURE.md, Blob first, then pointer): a crash in
+    // between leaves a scratch blob.
     app.ports.blobs.put(&key, deployments::gzip(&raw)?).await?;
     let mut current = update;
     for _ in 0..8 {

@@ -1,5 +1,6 @@
-//! The lease reaper (DESIGN.md §6 "Leases expire"): ends updates whose CLI stopped renewing
-//! the lease, so that a stack whose CLI was killed is usable again without `pulumi cancel`.
+//! The lease reaper (docs/ARCHITECTURE.md, Leases expire): ends updates whose CLI stopped
+//! renewing the lease, so that a stack whose CLI was killed is usable again without
+//! `pulumi cancel`.
 //!
 //! # Finding expired leases cheaply
 //!

@@ -1,13 +1,13 @@
-//! `pulumi stack rename` (PROTOCOL.md §1.2 row 12, §5.4, §5.5): moves a stack to a new stack
-//! name and/or project within its organization, rewriting its deployment so its URNs name the
-//! new stack.
+//! `pulumi stack rename` (docs/PROTOCOL-NOTES.md: Stacks, #12; Service secrets provider; Stack
+//! rename): moves a stack to a new stack name and/or project within its organization, rewriting
+//! its deployment so its URNs name the new stack.
 //!
 //! The rewrite follows what Pulumi's own DIY backend does (`pkg/resource/edit/operations.go`,
 //! `RenameStack`): every URN whose stack and project are the old ones becomes
 //! `urn:pulumi:<newStack>::<newProject>::<qualified type>::<name>`, and a URN of the root
 //! `pulumi:pulumi:Stack` resource also gets the name `<newProject>-<newStack>`. On top of that the
-//! `service` secrets provider's `state.project`/`state.stack` are moved along (§5.4), since the
-//! CLI sends encrypt/decrypt calls to the stack named there.
+//! `service` secrets provider's `state.project`/`state.stack` are moved along (Service secrets
+//! provider), since the CLI sends encrypt/decrypt calls to the stack named there.
 //!
 //! The stack keeps its immutable id, so its history, updates and secrets move with it. A stack
 //! with a deployment gets a new version holding the rewritten deployment and a `rename` history
@@ -235,12 +235,12 @@ impl Renamer<'_> {
     }
 }
 
-/// Rewrites an `UntypedDeployment` (`{"version","features"?,"deployment"}`) of stack `old` into
-/// one of stack `new` (PROTOCOL.md §5.5): the URNs of the old stack in `resources` and
-/// `pending_operations[].resource` (also under `pendingOperations`, the key delta checkpoints
-/// use), and the `service` secrets provider's project and stack. Everything else is left as
-/// it is; note that `serde_json` sorts object keys, so the key order of the result may differ.
-/// 400 when a provider reference cannot be parsed (Pulumi refuses those too).
+/// Rewrites an `UntypedDeployment` (`{"version","features"?,"deployment"}`) of stack `old` into one
+/// of stack `new` (docs/PROTOCOL-NOTES.md, Stack rename): the URNs of the old stack in `resources`
+/// and `pending_operations[].resource` (also under `pendingOperations`, the key delta checkpoints
+/// use), and the `service` secrets provider's project and stack. Everything else is left as it is;
+/// note that `serde_json` sorts object keys, so the key order of the result may differ. 400 when a
+/// provider reference cannot be parsed (Pulumi refuses those too).
 pub fn rename_deployment(
     untyped: &mut Json,
     old: StackNames<'_>,

@@ -13,12 +13,12 @@
 //!    (`STACKHOUSE_ORPHAN_GRACE_SECONDS`, default 7 days). Ending an update writes an
 //!    `SYS#ENDED` index item in the finalize transaction, so this is one query, not a listing
 //!    of the bucket.
-//! 3. **Orphaned deployments** (`deployments/<stack id>/<version>.json.gz` that no history
-//!    item and not the stack point to): crash leftovers of "write the blob, then publish the
-//!    pointer" (DESIGN.md §6). A blob is an orphan only when its version is not newer than the
-//!    stack's version read *before* the listing (a newer one may be a publication in flight),
-//!    and it is removed once the version it was written for ended more than the grace period
-//!    ago (or that version's history is gone).
+//! 3. **Orphaned deployments** (`deployments/<stack id>/<version>.json.gz` that no history item and
+//!    not the stack point to): crash leftovers of "write the blob, then publish the pointer"
+//!    (docs/ARCHITECTURE.md, Blob first, then pointer). A blob is an orphan only when its version
+//!    is not newer than the stack's version read *before* the listing (a newer one may be a
+//!    publication in flight), and it is removed once the version it was written for ended more than
+//!    the grace period ago (or that version's history is gone).
 //!
 //! Each run is bounded ([`Limits`]) and resumable: the stack pass keeps a cursor (organization,
 //! stack) in `SYS#JOBS`, so a large installation is covered over several runs. A stack's blobs

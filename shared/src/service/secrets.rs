@@ -1,5 +1,6 @@
-//! Service-managed secrets (DESIGN.md §8, PROTOCOL.md §1.2 rows 21–25 and §5.4): envelope
-//! encryption per stack, bound to the stack's **immutable id**.
+//! Service-managed secrets (docs/ARCHITECTURE.md, Secrets; docs/PROTOCOL-NOTES.md, Stacks,
+//! #21–#25, and Service secrets provider): envelope encryption per stack, bound to the stack's
+//! **immutable id**.
 //!
 //! * Each stack has one data key, made by [`KeyService::generate_data_key`] with the encryption
 //!   context `{"stackhouse:stack-id": <id>}` the first time the stack encrypts something. The
@@ -20,7 +21,7 @@
 //! because the cache is keyed by stack id, a random 128-bit value that names one stack across
 //! every store a process may open, and a stack's data key never changes once created; and it is
 //! only an optimisation: a miss reads the wrapped key and unwraps it again, so correctness never
-//! depends on what is cached (DESIGN.md §7).
+//! depends on what is cached (docs/ARCHITECTURE.md, Stateless functions and caches).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

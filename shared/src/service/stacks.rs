@@ -136,7 +136,7 @@ impl Stack {
             org_name: self.org.clone(),
             project_name: self.project.clone(),
             stack_name: self.stack.clone(),
-            // 0 tells the CLI an update is in progress (PROTOCOL.md §1.2).
+            // 0 tells the CLI an update is in progress (docs/PROTOCOL-NOTES.md, Stacks).
             last_update: if self.active_update.is_some() { Some(0) } else { self.last_update },
             resource_count: self.resource_count,
         }

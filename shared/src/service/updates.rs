@@ -1,6 +1,7 @@
 //! Updates (up, preview, refresh, destroy): creation, the lease that makes one update the only
 //! writer of its stack, checkpoints, completion, cancellation and recovery of abandoned updates
-//! (PROTOCOL.md §1.3, §3, §4; DESIGN.md §6).
+//! (docs/PROTOCOL-NOTES.md: Update lifecycle, Leases, Checkpoints; docs/ARCHITECTURE.md,
+//! Consistency and crash safety).
 //!
 //! One item per update under the stack's immutable id. The stack item names its active update;
 //! every change to the pair is one transaction conditioned on both revisions, so a start, a
@@ -54,7 +55,8 @@ impl Status {
     pub fn is_final(self) -> bool {
         matches!(self, Status::Succeeded | Status::Failed | Status::Cancelled)
     }
-    /// `UpdateInfo.result` spelling (cancelled maps to failed, PROTOCOL.md §1.3).
+    /// `UpdateInfo.result` spelling (cancelled maps to failed, docs/PROTOCOL-NOTES.md, Update
+    /// lifecycle).
     pub fn result(self) -> &'static str {
         match self {
             Status::NotStarted => "not-started",
@@ -252,7 +254,8 @@ pub async fn get(meta: &dyn MetadataStore, stack_id: &str, update_id: &str) -> R
     Update::from_item(&item)
 }
 
-/// What the program request carries that the server keeps (PROTOCOL.md §1.3).
+/// What the program request carries that the server keeps (docs/PROTOCOL-NOTES.md, Update
+/// lifecycle).
 #[derive(Debug, Clone, Default)]
 pub struct Program {
     /// `options.dryRun`.
@@ -504,7 +507,7 @@ pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Resu
     Ok(())
 }
 
-/// A checkpoint of the verbatim/delta protocol (PROTOCOL.md §4).
+/// A checkpoint of the verbatim/delta protocol (docs/PROTOCOL-NOTES.md, Checkpoints).
 #[derive(Debug)]
 pub enum Sequenced<'a> {
     /// `checkpointverbatim`: the exact `UntypedDeployment` bytes.

@@ -81,10 +81,10 @@ pub async fn default_org(ctx: Ctx) -> Result<Reply> {
     Reply::json(&DefaultOrg { github_login: chosen, messages: vec![] })
 }
 
-/// Capabilities this server advertises (PROTOCOL.md §2): delta checkpoints (large stacks send
-/// text edits instead of the whole state), `batch-encrypt` (one call per batch
-/// of secrets instead of one per value) and `deployment-schema-version` 4, because deployments
-/// are stored exactly as received, features included.
+/// Capabilities this server advertises (docs/PROTOCOL-NOTES.md, Capabilities): delta checkpoints
+/// (large stacks send text edits instead of the whole state), `batch-encrypt` (one call per batch
+/// of secrets instead of one per value) and `deployment-schema-version` 4, because deployments are
+/// stored exactly as received, features included.
 pub async fn capabilities(ctx: Ctx) -> Result<Reply> {
     Reply::json(&Capabilities {
         capabilities: vec![

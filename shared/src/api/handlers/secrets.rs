@@ -1,6 +1,6 @@
-//! Service secrets routes (PROTOCOL.md §1.2 rows 21–25): encrypt, decrypt, their batch forms and
-//! the decryption audit log. Values are Go `[]byte`s, i.e. standard base64 with padding; the
-//! cryptography lives in [`crate::service::secrets`], bound to the stack's immutable id.
+//! Service secrets routes (docs/PROTOCOL-NOTES.md, Stacks, #21–#25): encrypt, decrypt, their batch
+//! forms and the decryption audit log. Values are Go `[]byte`s, i.e. standard base64 with padding;
+//! the cryptography lives in [`crate::service::secrets`], bound to the stack's immutable id.
 //!
 //! Every call is safe to retry: encrypt changes nothing but, on a stack's very first use, the
 //! create-if-absent data key; decrypt and the audit log change nothing at all.

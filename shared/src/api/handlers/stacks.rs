@@ -224,7 +224,8 @@ pub async fn import(ctx: Ctx) -> Result<Reply> {
 }
 
 /// `POST …/rename` `{"newName","newProject"}`: renames the stack, and possibly its project,
-/// within its organization (PROTOCOL.md §1.2 row 12). A missing `newProject` keeps the project.
+/// within its organization (docs/PROTOCOL-NOTES.md, Stacks, #12). A missing `newProject` keeps
+/// the project.
 pub async fn rename(ctx: Ctx) -> Result<Reply> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]

@@ -1,5 +1,5 @@
 //! Update routes: create, start, renew the lease, checkpoint, events, complete, cancel, and the
-//! status poll (PROTOCOL.md §1.3).
+//! status poll (docs/PROTOCOL-NOTES.md, Update lifecycle).
 
 use std::collections::BTreeMap;
 
