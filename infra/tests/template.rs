@@ -503,3 +503,14 @@ fn yaml_1_1_words_are_quoted() {
         assert!(text.starts_with("k: \""), "{s:?} is not quoted: {text}");
     }
 }
+
+/// Every variable the template sets is one the functions read (and the README documents): a
+/// renamed setting cannot leave the template configuring nothing.
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_functions() {
+    use stackhouse::config::{lookup_var, ReadBy};
+    for name in stackhouse_infra::base_env().keys() {
+        let var = lookup_var(name).unwrap_or_else(|| panic!("{name} is not in config::VARS"));
+        assert_ne!(var.read_by, ReadBy::Emulator, "{name} is read by the emulator only");
+    }
+}

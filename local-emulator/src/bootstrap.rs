@@ -1,5 +1,6 @@
 //! First-start identity: the user, organization and access token a fresh emulator needs.
 
+use stackhouse::config::Env;
 use stackhouse::service::identity;
 use stackhouse::App;
 
@@ -15,18 +16,11 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
-    /// Reads the bootstrap environment variables.
-    pub fn from_env() -> Bootstrap {
-        let user = std::env::var("STACKHOUSE_BOOTSTRAP_USER")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "admin".into());
-        let org = std::env::var("STACKHOUSE_BOOTSTRAP_ORG")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| user.clone());
-        let token = std::env::var("STACKHOUSE_BOOTSTRAP_TOKEN").ok().filter(|s| !s.is_empty());
-        Bootstrap { token, user, org }
+    /// Reads the bootstrap variables (`STACKHOUSE_BOOTSTRAP_*`) from `env`.
+    pub fn read(env: &Env<'_>) -> Bootstrap {
+        let user = env.text_or_default("STACKHOUSE_BOOTSTRAP_USER").unwrap_or_default();
+        let org = env.text("STACKHOUSE_BOOTSTRAP_ORG").unwrap_or_else(|| user.clone());
+        Bootstrap { token: env.text("STACKHOUSE_BOOTSTRAP_TOKEN"), user, org }
     }
 }
 

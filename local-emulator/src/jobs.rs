@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stackhouse::config::Env;
 use stackhouse::jobs::queue::{poll_once, Backoff};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::{short_name, Job, Trigger};
@@ -50,18 +51,12 @@ pub fn interval_env(job: &Job) -> String {
 }
 
 impl RunnerConfig {
-    /// Defaults with the periods given in the environment ([`interval_env`]).
-    pub fn from_env() -> RunnerConfig {
+    /// Defaults with the periods given in `env` ([`interval_env`]).
+    pub fn read(env: &mut Env<'_>) -> RunnerConfig {
         let mut cfg = RunnerConfig::default();
-        for job in JOBS {
-            let var = interval_env(job);
-            if let Ok(text) = std::env::var(&var) {
-                match text.trim().parse::<u64>() {
-                    Ok(secs) => {
-                        cfg.intervals.insert(job.name, Duration::from_secs(secs));
-                    }
-                    Err(_) => tracing::warn!("{var}={text:?} is not a number of seconds; ignored"),
-                }
+        for job in JOBS.iter().filter(|j| matches!(j.trigger, Trigger::Schedule { .. })) {
+            if let Some(secs) = env.parse(&interval_env(job), stackhouse::config::seconds) {
+                cfg.intervals.insert(job.name, Duration::from_secs(secs));
             }
         }
         cfg
@@ -178,6 +173,20 @@ async fn consume(
                 _ = tokio::time::sleep(idle) => {}
                 _ = stop.changed() => return,
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scheduled job added to the table gets a documented interval variable.
+    #[test]
+    fn every_interval_variable_is_documented() {
+        for job in JOBS.iter().filter(|j| matches!(j.trigger, Trigger::Schedule { .. })) {
+            let name = interval_env(job);
+            assert!(stackhouse::config::lookup_var(&name).is_some(), "{name} not in config::VARS");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use local_emulator::{bootstrap, server, Backend, Config};
+use stackhouse::config::Env;
 
 #[derive(Parser)]
 #[command(version, about = "Stackhouse on your machine: every route in one process.")]
@@ -83,9 +84,37 @@ enum DlqAction {
     },
 }
 
+/// What only `serve` needs from the environment.
+struct Startup {
+    bootstrap: bootstrap::Bootstrap,
+    jobs: local_emulator::jobs::RunnerConfig,
+}
+
+/// `STACKHOUSE_LOG_FORMAT`: whether logs are JSON lines.
+fn log_format(text: &str) -> Result<bool, String> {
+    match text {
+        "json" => Ok(true),
+        "text" => Ok(false),
+        _ => Err("not json or text".into()),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    stackhouse::telemetry::init(std::env::var("STACKHOUSE_LOG_FORMAT").as_deref() == Ok("json"));
+    // Every variable is read (and judged) before anything starts, so a typo stops the start
+    // with all bad variables named rather than running on a default nobody asked for.
+    let mut env = Env::process();
+    let json_logs = env.parse("STACKHOUSE_LOG_FORMAT", log_format).unwrap_or(false);
+    let settings = stackhouse::app::Settings::read(&mut env);
+    let startup = Startup {
+        bootstrap: bootstrap::Bootstrap::read(&env),
+        jobs: local_emulator::jobs::RunnerConfig::read(&mut env),
+    };
+    stackhouse::telemetry::init(json_logs);
+    if let Err(e) = env.finish() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -99,11 +128,11 @@ fn main() -> ExitCode {
         backend: cli.backend,
         aws_endpoint_url: cli.aws_endpoint_url,
         aws: None,
-        settings: stackhouse::app::Settings::from_env(),
+        settings,
     };
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
+            Command::Serve => serve(config, startup).await,
             Command::Init => init(config).await,
             Command::Dlq { action } => dlq(config, action).await,
             Command::Admin { action } => admin(config, action).await,
@@ -186,7 +215,7 @@ async fn check_aws(config: &Config) -> Result<(), String> {
     Err(format!("the AWS backend is not ready:\n  {}", problems.join("\n  ")))
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, startup: Startup) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -197,11 +226,10 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let (app, verifier) =
         local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
-    let outcome = bootstrap::run(&app, &bootstrap::Bootstrap::from_env())
-        .await
-        .map_err(|e| format!("bootstrap: {e}"))?;
+    let outcome =
+        bootstrap::run(&app, &startup.bootstrap).await.map_err(|e| format!("bootstrap: {e}"))?;
     let server = server::serve(listener, app.clone(), verifier)?;
-    let jobs = local_emulator::jobs::start(app, &local_emulator::jobs::RunnerConfig::from_env());
+    let jobs = local_emulator::jobs::start(app, &startup.jobs);
     let where_ = match config.backend {
         Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),
         Backend::Aws => {

@@ -204,3 +204,28 @@ async fn dlq_list_and_redrive_on_the_embedded_backend() {
     assert!(!ok && err.contains("unknown queue"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A setting that does not parse stops the start, naming every bad variable, before anything
+/// is created: the operator who wrote `5m` is told so instead of running with 300 seconds.
+#[test]
+fn a_setting_that_does_not_parse_stops_the_start() {
+    let dir = temp_dir("badenv");
+    let out = Command::new(env!("CARGO_BIN_EXE_local-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("STACKHOUSE_LEASE_SECONDS", "5m")
+        .env("STACKHOUSE_JOURNALING", "maybe")
+        .env("STACKHOUSE_REAPER_INTERVAL_SECONDS", "-1")
+        .output()
+        .expect("run local-emulator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started anyway; stderr: {stderr}");
+    for line in [
+        "STACKHOUSE_LEASE_SECONDS=\"5m\": not a whole number of seconds",
+        "STACKHOUSE_JOURNALING=\"maybe\"",
+        "STACKHOUSE_REAPER_INTERVAL_SECONDS=\"-1\"",
+    ] {
+        assert!(stderr.contains(line), "{line:?} missing from: {stderr}");
+    }
+    assert!(!dir.exists(), "the data directory was created before the configuration was judged");
+}

@@ -1,19 +1,19 @@
 //! The application object: ports and settings, built once per process (a Lambda cold start or
 //! the emulator's start) and shared by every request.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use crate::adapters::{aws, embedded, AdapterError};
+use crate::config::{ConfigError, Env};
 use crate::ports::Ports;
 
 /// Limits and knobs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Largest request body accepted as sent (compressed or not).
     pub max_request_bytes: usize,
-    /// Largest request body after gzip decoding (PROTOCOL.md §8: checkpoints of tens of MB exist).
+    /// Largest request body after gzip decoding (docs/PROTOCOL-NOTES.md, Gzip and body sizes:
+    /// checkpoints of tens of MB exist).
     pub max_decoded_bytes: usize,
     /// Lease length of an update, in seconds (the CLI renews every ~2.5 minutes).
     pub lease_seconds: i64,
@@ -80,68 +80,73 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Defaults, overridden by `STACKHOUSE_MAX_REQUEST_BYTES` / `STACKHOUSE_MAX_DECODED_BYTES`.
-    pub fn from_env() -> Settings {
+    /// Defaults, overridden by the variables of [`crate::config::VARS`] that are set; fails
+    /// naming every variable that does not parse.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        let mut env = Env::process();
+        let settings = Settings::read(&mut env);
+        env.finish().map(|()| settings)
+    }
+
+    /// Defaults, overridden by what `env` holds; problems are left in `env`.
+    pub fn read(env: &mut Env<'_>) -> Settings {
+        use crate::config::{bytes, count, positive_bytes, positive_seconds, seconds, switch};
+        use crate::service::ratelimit::Limit;
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let mut s = Settings::default();
-        if let Some(n) = env_usize("STACKHOUSE_MAX_REQUEST_BYTES") {
-            s.max_request_bytes = n;
+        if let Some(n) = env.parse("STACKHOUSE_MAX_REQUEST_BYTES", positive_bytes) {
+            s.max_request_bytes = size(n);
         }
-        if let Some(n) = env_usize("STACKHOUSE_MAX_DECODED_BYTES") {
-            s.max_decoded_bytes = n;
+        if let Some(n) = env.parse("STACKHOUSE_MAX_DECODED_BYTES", positive_bytes) {
+            s.max_decoded_bytes = size(n);
         }
-        if std::env::var("STACKHOUSE_JOURNALING").is_ok_and(|v| v == "0" || v == "false") {
-            s.journaling = false;
+        if let Some(on) = env.parse("STACKHOUSE_JOURNALING", switch) {
+            s.journaling = on;
         }
-        if let Some(n) = env_usize("STACKHOUSE_MAX_JOURNAL_BATCH_BYTES") {
-            s.max_journal_batch_bytes = n;
+        if let Some(n) = env.parse("STACKHOUSE_MAX_JOURNAL_BATCH_BYTES", positive_bytes) {
+            s.max_journal_batch_bytes = size(n);
         }
-        if let Some(n) = env_usize("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES") {
-            s.checkpoint_cutoff_bytes = n as i64;
+        if let Some(n) = env.parse("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES", bytes) {
+            s.checkpoint_cutoff_bytes = signed(n);
         }
-        if let Some(n) = env_usize("STACKHOUSE_LEASE_SECONDS").filter(|n| *n > 0) {
-            s.lease_seconds = n as i64;
+        if let Some(n) = env.parse("STACKHOUSE_LEASE_SECONDS", positive_seconds) {
+            s.lease_seconds = signed(n);
         }
-        if let Ok(text) = std::env::var("STACKHOUSE_HISTORY_RETENTION") {
-            match crate::service::retention::Policy::parse(&text) {
-                Ok(policy) => s.history_retention = policy,
-                // Deleting nothing is the safe reading of a policy nobody can parse.
-                Err(e) => tracing::error!("{e}; keeping all history"),
-            }
+        if let Some(policy) =
+            env.parse("STACKHOUSE_HISTORY_RETENTION", crate::service::retention::Policy::parse)
+        {
+            s.history_retention = policy;
         }
-        if let Some(n) = env_usize("STACKHOUSE_ORPHAN_GRACE_SECONDS") {
-            s.orphan_grace_seconds = i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some(n) = env.parse("STACKHOUSE_ORPHAN_GRACE_SECONDS", seconds) {
+            s.orphan_grace_seconds = signed(n);
         }
-        if let Some(n) = env_usize("STACKHOUSE_MATERIALISE_EVERY_ENTRIES") {
-            s.materialise_every_entries = i64::try_from(n).unwrap_or(i64::MAX);
+        if let Some(n) = env.parse("STACKHOUSE_MATERIALISE_EVERY_ENTRIES", count) {
+            s.materialise_every_entries = signed(n);
         }
-        s.max_response_bytes = env_usize("STACKHOUSE_MAX_RESPONSE_BYTES").filter(|n| *n > 0);
-        if let Some(n) = env_usize("STACKHOUSE_HEADER_READ_TIMEOUT_SECONDS").filter(|n| *n > 0) {
-            s.header_read_timeout_seconds = n as u64;
+        if let Some(n) = env.parse("STACKHOUSE_MAX_RESPONSE_BYTES", bytes) {
+            s.max_response_bytes = (n > 0).then(|| size(n));
         }
-        if let Some(n) = env_usize("STACKHOUSE_BODY_READ_TIMEOUT_SECONDS").filter(|n| *n > 0) {
-            s.body_read_timeout_seconds = n as u64;
+        if let Some(n) = env.parse("STACKHOUSE_HEADER_READ_TIMEOUT_SECONDS", positive_seconds) {
+            s.header_read_timeout_seconds = n;
         }
-        s.webhook_allow_loopback =
-            std::env::var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK").is_ok_and(|v| v == "1");
+        if let Some(n) = env.parse("STACKHOUSE_BODY_READ_TIMEOUT_SECONDS", positive_seconds) {
+            s.body_read_timeout_seconds = n;
+        }
+        if let Some(on) = env.parse("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK", switch) {
+            s.webhook_allow_loopback = on;
+        }
         for (name, limit) in [
             ("STACKHOUSE_RATE_LIMIT_TOKEN", &mut s.rate_limit_token),
             ("STACKHOUSE_RATE_LIMIT_ORG", &mut s.rate_limit_org),
             ("STACKHOUSE_RATE_LIMIT_UPDATE", &mut s.rate_limit_update),
         ] {
-            if let Ok(text) = std::env::var(name) {
-                match crate::service::ratelimit::Limit::parse(&text) {
-                    Ok(parsed) => *limit = parsed,
-                    // The default is the safe reading of a limit nobody can parse.
-                    Err(e) => tracing::error!("{name}: {e}; keeping the default"),
-                }
+            if let Some(parsed) = env.parse(name, Limit::parse) {
+                *limit = parsed;
             }
         }
         s
     }
-}
-
-fn env_usize(name: &str) -> Option<usize> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// Wall clock in Unix seconds, with an offset tests can move forward.
@@ -186,37 +191,5 @@ impl App {
     /// An app over the given ports.
     pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
         Arc::new(App { ports, settings, clock: Clock::default() })
-    }
-
-    /// Builds an app with all four ports from the environment: `STACKHOUSE_BACKEND` (`aws`,
-    /// the default, or `embedded` with `STACKHOUSE_DATA_DIR`) plus the adapter settings.
-    ///
-    /// Lambda functions do not use this: `lambda::serve` / `lambda::run_job` build only the AWS
-    /// ports their route or job needs, so that their binaries link neither the other SDKs nor
-    /// the embedded backend.
-    pub async fn from_env() -> Result<Arc<App>, AdapterError> {
-        let settings = Settings::from_env();
-        let backend = std::env::var("STACKHOUSE_BACKEND").unwrap_or_else(|_| "aws".into());
-        let ports = match backend.as_str() {
-            "aws" => aws::connect(&aws::AwsConfig::from_env()).await?,
-            "embedded" => {
-                let data_dir =
-                    std::env::var("STACKHOUSE_DATA_DIR").unwrap_or_else(|_| ".stackhouse".into());
-                let cfg = embedded::EmbeddedConfig {
-                    data_dir: PathBuf::from(data_dir),
-                    public_url: std::env::var("STACKHOUSE_PUBLIC_URL")
-                        .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
-                    queues: crate::ports::queue::default_queues(),
-                };
-                embedded::open(&cfg)?.0
-            }
-            other => {
-                return Err(AdapterError::new(
-                    "config",
-                    format!("STACKHOUSE_BACKEND must be aws or embedded, not {other:?}"),
-                ))
-            }
-        };
-        Ok(App::new(ports, settings))
     }
 }

@@ -1,7 +1,7 @@
 //! Running one route as a Lambda function behind an API Gateway HTTP API, and one job as a
 //! Lambda function behind a schedule or a queue ([`run_job`]).
 //!
-//! # Payload limits (DESIGN.md §7)
+//! # Payload limits (docs/ARCHITECTURE.md, Payload limits)
 //!
 //! A synchronous Lambda invocation carries at most 6 MB each way, counted on the JSON event /
 //! response document. Binary bodies travel base64-encoded in it, which inflates them by 4/3.
@@ -24,6 +24,7 @@ use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 use crate::adapters::{aws, AdapterError};
 use crate::api::{Needs, Route, Router};
 use crate::app::{App, Settings};
+use crate::config::Env;
 use crate::ports::Ports;
 
 /// The error type of a function binary's `main`.
@@ -51,10 +52,10 @@ pub fn router(route: &'static Route) -> Result<Router, String> {
 #[inline(always)]
 pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
-    let connecting = connect(route.needs)?;
+    let (connecting, settings) = connect(route.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(connecting.await?, Settings::from_env());
+        let app = App::new(connecting.await?, settings);
         let router = Arc::new(router(route)?);
         lambda_http::run(service_fn(move |req: Request| {
             let app = app.clone();
@@ -72,10 +73,10 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
 #[inline(always)]
 pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(true);
-    let connecting = connect(job.needs)?;
+    let (connecting, settings) = connect(job.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(connecting.await?, Settings::from_env());
+        let app = App::new(connecting.await?, settings);
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
@@ -90,21 +91,27 @@ pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error>
     })
 }
 
-/// The ports of a function from its environment (`AwsConfig::from_env`): AWS adapters for what
-/// `needs` uses, `Undeclared` stubs for the rest. `STACKHOUSE_BACKEND`, when set, must be
-/// `aws`; the embedded backend is for the emulator and tests, which do not come through here.
+/// The ports and settings of a function from its environment ([`crate::config::VARS`]): AWS
+/// adapters for what `needs` uses, `Undeclared` stubs for the rest. A variable that does not
+/// parse fails the function's init, naming it. `STACKHOUSE_BACKEND`, when set, must be `aws`;
+/// the embedded backend is for the emulator and tests, which do not come through here.
 #[inline(always)]
+#[allow(clippy::type_complexity)]
 fn connect(
     needs: Needs,
-) -> Result<impl Future<Output = Result<Ports, AdapterError>> + Send + 'static, String> {
-    let backend = std::env::var("STACKHOUSE_BACKEND").unwrap_or_default();
-    if !(backend.is_empty() || backend == "aws") {
+) -> Result<(impl Future<Output = Result<Ports, AdapterError>> + Send + 'static, Settings), String>
+{
+    let mut env = Env::process();
+    if let Some(backend) = env.text("STACKHOUSE_BACKEND").filter(|b| b != "aws") {
         return Err(format!(
             "STACKHOUSE_BACKEND={backend:?}: Lambda functions run on AWS only (`aws`); the \
              embedded backend is for the local emulator"
         ));
     }
-    Ok(aws::connect_for(needs, &aws::AwsConfig::from_env()))
+    let settings = Settings::read(&mut env);
+    let aws = aws::AwsConfig::read(&env);
+    env.finish().map_err(|e| e.to_string())?;
+    Ok((aws::connect_for(needs, &aws), settings))
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.

@@ -1,13 +1,14 @@
 //! Stackhouse: a self-hosted, serverless backend for the Pulumi CLI.
 //!
-//! Layout (DESIGN.md §3): `api` (route table, request parsing, responses, errors, auth),
-//! `service` (domain logic), `jobs` (job table and consumers), `ports` (traits) and `adapters`
-//! (embedded and AWS).
+//! Layout (docs/ARCHITECTURE.md, Crates and layers): `api` (route table, request parsing,
+//! responses, errors, auth), `service` (domain logic), `jobs` (job table and consumers), `ports`
+//! (traits) and `adapters` (embedded and AWS).
 
 pub mod adapters;
 pub mod api;
 pub mod apitype;
 pub mod app;
+pub mod config;
 pub mod error;
 #[cfg(test)]
 mod fixtures;

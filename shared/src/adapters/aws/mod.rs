@@ -130,21 +130,24 @@ impl ServiceEndpoints {
 impl AwsConfig {
     /// Reads `STACKHOUSE_TABLE`, `STACKHOUSE_BUCKET`, `STACKHOUSE_KMS_KEY_ID`,
     /// `STACKHOUSE_QUEUE_PREFIX`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_{S3,DYNAMODB,SQS,KMS}`
-    /// and `AWS_REGION`, with defaults for all.
+    /// and `AWS_REGION` from the process environment, with defaults for all.
     pub fn from_env() -> AwsConfig {
-        // Empty values count as unset: SAM templates often pass "" for "not configured".
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        AwsConfig::read(&crate::config::Env::process())
+    }
+
+    /// As [`AwsConfig::from_env`], from `env`. Nothing here can fail to parse: names are
+    /// names, and an endpoint nobody listens on is reported by the readiness check.
+    pub fn read(env: &crate::config::Env<'_>) -> AwsConfig {
+        let or = |name: &str| env.text_or_default(name).unwrap_or_default();
         AwsConfig {
-            endpoint_url: var("AWS_ENDPOINT_URL"),
-            region: var("AWS_REGION"),
-            table: var("STACKHOUSE_TABLE").unwrap_or_else(|| "stackhouse".to_string()),
-            bucket: var("STACKHOUSE_BUCKET").unwrap_or_else(|| "stackhouse-data".to_string()),
-            kms_key_id: var("STACKHOUSE_KMS_KEY_ID")
-                .unwrap_or_else(|| "alias/stackhouse".to_string()),
-            queue_prefix: var("STACKHOUSE_QUEUE_PREFIX")
-                .unwrap_or_else(|| "stackhouse-".to_string()),
+            endpoint_url: env.text("AWS_ENDPOINT_URL"),
+            region: env.text("AWS_REGION"),
+            table: or("STACKHOUSE_TABLE"),
+            bucket: or("STACKHOUSE_BUCKET"),
+            kms_key_id: or("STACKHOUSE_KMS_KEY_ID"),
+            queue_prefix: or("STACKHOUSE_QUEUE_PREFIX"),
             queues: default_queues(),
-            service_endpoints: ServiceEndpoints::from_vars(|name| std::env::var(name).ok()),
+            service_endpoints: ServiceEndpoints::from_vars(|name| env.text(name)),
         }
     }
 
