@@ -14,6 +14,8 @@ pub mod error;
 mod fixtures;
 pub mod jobs;
 pub mod lambda;
+#[cfg(test)]
+mod layering;
 pub mod names;
 pub mod ports;
 pub mod service;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{header, Method, Request, Response};
 
-use super::{auth, body, reply, Ctx, Reply, Route};
+use super::{auth, body, policy, reply, Ctx, Reply, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::blob::ResponseHeaders;
@@ -127,7 +127,7 @@ impl Router {
             let caller = auth::authenticate(app, route.auth, &parts.headers, &params).await?;
             // The token's (or the update's) budget before authorization, so a flood of refused
             // calls is limited too; the organization's after it, so only its members spend it.
-            ratelimit::check_caller(app, route, &caller).await?;
+            ratelimit::check_caller(app, route.name, &caller).await?;
             let path_org = params.get("org").cloned();
             if let Caller::Token(p) = &caller {
                 audited = Some((route, p.clone(), path_org.clone()));
@@ -139,7 +139,8 @@ impl Router {
                     return Err(e);
                 }
             };
-            ratelimit::check_org(app, route, &caller, path_org.as_deref()).await?;
+            let charged = policy::charged_org(route, path_org.as_deref());
+            ratelimit::check_org(app, &caller, charged).await?;
             let body = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
             let query = parse_query(parts.uri.query());
             let ctx = Ctx {
@@ -165,9 +166,10 @@ impl Router {
             // (it never turns the answer into an error: the change has happened). A crash
             // between the handler and this write loses the entry, never the change; writing an
             // intent entry first would close that gap at the price of a second write per call.
-            if audit::should_record(route, status, denied) {
+            if policy::should_audit(route, status, denied) {
                 let call = audit::Call {
-                    route,
+                    action: route.name,
+                    method: route.method.as_str(),
                     principal,
                     path: &path,
                     path_org: org.as_deref(),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod dispatch;
 pub mod handlers;
+pub mod policy;
 pub mod reply;
 pub mod routes;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
+pub use crate::ports::{Access, Needs};
 pub use dispatch::Router;
 pub use reply::Reply;
 
@@ -58,65 +60,6 @@ pub enum Permission {
     OrgAdmin,
     /// At least this permission on the `{org}/{project}/{stack}` in the path.
     Stack(crate::service::access::StackPermission),
-}
-
-/// Access a route needs to one backing service; drives least-privilege IAM (infra/).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
-    /// Not used.
-    None,
-    /// Reads only.
-    Read,
-    /// Reads and writes.
-    Write,
-}
-
-/// What a route uses of each port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Needs {
-    /// DynamoDB table.
-    pub meta: Access,
-    /// S3 bucket.
-    pub blobs: Access,
-    /// SQS queues (write = send).
-    pub queue: Access,
-    /// KMS key (read = decrypt, write = generate data keys).
-    pub keys: Access,
-}
-
-impl Needs {
-    /// Reads metadata only.
-    pub const META_READ: Needs =
-        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };
-    /// Reads and writes metadata only.
-    pub const META_WRITE: Needs =
-        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::None };
-    /// Reads metadata and blobs.
-    pub const META_BLOB_READ: Needs =
-        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::None, keys: Access::None };
-    /// Reads and writes metadata and blobs.
-    pub const META_BLOB_WRITE: Needs = Needs {
-        meta: Access::Write,
-        blobs: Access::Write,
-        queue: Access::None,
-        keys: Access::None,
-    };
-    /// Reads and writes metadata and sends messages: routes whose domain events queue webhook
-    /// deliveries.
-    pub const META_WRITE_EVENTS: Needs = Needs {
-        meta: Access::Write,
-        blobs: Access::None,
-        queue: Access::Write,
-        keys: Access::None,
-    };
-    /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
-    /// deliveries).
-    pub const META_BLOB_WRITE_EVENTS: Needs = Needs {
-        meta: Access::Write,
-        blobs: Access::Write,
-        queue: Access::Write,
-        keys: Access::None,
-    };
 }
 
 /// A boxed handler future.

@@ -23,10 +23,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::api::Needs;
 use crate::app::App;
 use crate::error::Result;
 use crate::ports::Message;
+use crate::ports::Needs;
 
 /// The JSON reports scheduled jobs return (re-exported for the handler macros).
 pub type Json = serde_json::Value;

@@ -6,8 +6,8 @@
 //! job's handler.
 
 use super::{Job, Trigger};
-use crate::api::{Access, Needs};
 use crate::ports::queue::{MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
+use crate::ports::{Access, Needs};
 use crate::{batch, manual, scheduled};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their

@@ -6,6 +6,7 @@
 pub mod blob;
 pub mod keys;
 pub mod metadata;
+pub mod needs;
 pub mod queue;
 
 pub use blob::{BlobError, BlobList, BlobStore};
@@ -13,6 +14,7 @@ pub use keys::{DataKey, EncryptionContext, KeyError, KeyService};
 pub use metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
 };
+pub use needs::{Access, Needs};
 pub use queue::{Message, Queue, QueueError, QueueSpec};
 
 use std::sync::Arc;

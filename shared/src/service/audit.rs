@@ -1,6 +1,6 @@
 //! The audit log: who did what to which resource, from where, and with what result.
 //!
-//! Recorded by dispatch after the handler ran (see [`should_record`] for which calls): every
+//! Recorded by dispatch after the handler ran (see `api::policy::should_audit` for which calls): every
 //! mutating call of an access-token caller, every secret decryption, and every call refused by
 //! authorization. Lease (update-path) calls are many per update, so instead of one entry each,
 //! the update gets one summary entry when it ends ([`update_ended`]).
@@ -16,7 +16,6 @@
 use std::future::Future;
 
 use super::keys;
-use crate::api::Route;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, SortKey, Value};
@@ -127,30 +126,13 @@ pub async fn append(meta: &dyn MetadataStore, org: &str, entry: &Entry) -> Resul
     Err(Error::Internal("could not find a free audit sort key".into()))
 }
 
-/// Routes whose successful calls are recorded even though they change nothing: they reveal
-/// secrets.
-pub const DECRYPTION_ROUTES: &[&str] = &["stack-decrypt", "stack-batch-decrypt"];
-
-/// Whether dispatch records a call an access-token caller made: any call refused by
-/// authorization (403/404), any decryption, and any call with a method that may change
-/// something. Rate-limited calls (429) are not: recording each would make a flood cost a write
-/// per refused request, the very load the limit sheds.
-pub fn should_record(route: &Route, status: u16, denied: bool) -> bool {
-    if status == 429 {
-        return false;
-    }
-    if denied {
-        return status == 403 || status == 404;
-    }
-    DECRYPTION_ROUTES.contains(&route.name)
-        || !(route.method == http::Method::GET || route.method == http::Method::HEAD)
-}
-
 /// A call dispatch records.
 #[derive(Debug)]
 pub struct Call<'a> {
-    /// The route.
-    pub route: &'static Route,
+    /// What was called: the route's name (`stack-create`).
+    pub action: &'static str,
+    /// The HTTP method.
+    pub method: &'a str,
     /// Who called.
     pub principal: &'a Principal,
     /// The request path.
@@ -170,7 +152,7 @@ pub struct Call<'a> {
 pub async fn record_call(app: &App, call: Call<'_>) {
     if let Err(e) = try_record_call(app, &call).await {
         tracing::error!(
-            route = call.route.name,
+            route = call.action,
             path = call.path,
             status = call.status,
             actor = call.principal.login(),
@@ -191,10 +173,10 @@ async fn try_record_call(app: &App, call: &Call<'_>) -> Result<()> {
         token_id: p.token_id.clone(),
         token_name: p.token_name.clone(),
         source_ip: call.source_ip.to_string(),
-        action: call.route.name.to_string(),
+        action: call.action.to_string(),
         resource: call.path.to_string(),
         status: Some(call.status),
-        description: format!("{} {} {verb} with {}", call.route.method, call.path, call.status),
+        description: format!("{} {} {verb} with {}", call.method, call.path, call.status),
     };
     for org in target_orgs(meta, call).await? {
         append(meta, &org, &entry).await?;
@@ -363,7 +345,6 @@ fn decode_token(token: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::routes;
 
     #[test]
     fn tokens_round_trip_and_reject_junk() {
@@ -374,16 +355,6 @@ mod tests {
         for junk in ["", "x", "123.abc", "00000000000000000001.zzzzzzzzzzzzzzzz", "a.b.c"] {
             assert!(decode_token(junk).is_err(), "{junk}");
         }
-    }
-
-    #[test]
-    fn what_is_recorded() {
-        assert!(should_record(&routes::STACK_CREATE, 200, false));
-        assert!(should_record(&routes::STACK_DECRYPT, 200, false));
-        assert!(!should_record(&routes::STACK_GET, 200, false));
-        assert!(should_record(&routes::STACK_GET, 404, true));
-        assert!(!should_record(&routes::STACK_CREATE, 429, false));
-        assert!(!should_record(&routes::STACK_GET, 503, true));
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //! items behind; a missing bucket is a full one.
 
 use super::keys;
-use crate::api::{Permission, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::metadata::TTL_ATTR;
@@ -133,7 +132,7 @@ pub enum Decision {
 
 /// The first check, right after authentication: the caller's token bucket, or the update's for
 /// a lease call. Runs before authorization so that a flood of refused calls is limited too.
-pub async fn check_caller(app: &App, route: &Route, caller: &Caller) -> Result<()> {
+pub async fn check_caller(app: &App, route_name: &str, caller: &Caller) -> Result<()> {
     let s = &app.settings;
     match caller {
         Caller::Anonymous => Ok(()),
@@ -144,7 +143,7 @@ pub async fn check_caller(app: &App, route: &Route, caller: &Caller) -> Result<(
         // Keyed by the update, not the user: the user's other calls never starve it.
         Caller::Lease(u) => match s.rate_limit_update {
             Some(limit) => {
-                enforce(app, &update_bucket_pk(&u.id), limit, Some(route.name), "update").await
+                enforce(app, &update_bucket_pk(&u.id), limit, Some(route_name), "update").await
             }
             None => Ok(()),
         },
@@ -153,23 +152,13 @@ pub async fn check_caller(app: &App, route: &Route, caller: &Caller) -> Result<(
 
 /// The second check, after authorization: the organization's bucket. Only calls the caller
 /// was allowed to make count, so nobody outside an organization can spend its budget.
-pub async fn check_org(
-    app: &App,
-    route: &Route,
-    caller: &Caller,
-    path_org: Option<&str>,
-) -> Result<()> {
+/// `path_org` is the organization the route's permission came from, when it came from the path
+/// (the API layer decides); otherwise an organization or team token's own organization pays.
+pub async fn check_org(app: &App, caller: &Caller, path_org: Option<&str>) -> Result<()> {
     let (Some(limit), Caller::Token(p)) = (app.settings.rate_limit_org, caller) else {
         return Ok(());
     };
-    let org = match (route.permission, path_org) {
-        // Routes whose permission comes from the path organization: charge that one.
-        (Permission::OrgMember | Permission::OrgAdmin | Permission::Stack(_), Some(org)) => {
-            Some(org)
-        }
-        _ => token_org(p),
-    };
-    match org {
+    match path_org.or_else(|| token_org(p)) {
         Some(org) => enforce(app, &org_bucket_pk(org), limit, None, "organization").await,
         None => Ok(()),
     }

@@ -21,9 +21,9 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
-use crate::api::{Access, Needs};
 use crate::ports::metadata::TTL_ATTR;
 use crate::ports::queue::{default_queues, QueueSpec};
+use crate::ports::{Access, Needs};
 use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Queue};
 
 pub use dynamo::DynamoMeta;

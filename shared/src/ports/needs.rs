@@ -1,0 +1,62 @@
+//! What a function uses of each port: declared per route and per job, it decides which AWS
+//! adapters a function builds and links, and the IAM statements its role gets.
+
+/// Access a function needs to one port; drives which adapters it links and least-privilege IAM
+/// (infra/).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Not used.
+    None,
+    /// Reads only.
+    Read,
+    /// Reads and writes.
+    Write,
+}
+
+/// What a route or job uses of each port (declared in the route and job tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// DynamoDB table.
+    pub meta: Access,
+    /// S3 bucket.
+    pub blobs: Access,
+    /// SQS queues (write = send).
+    pub queue: Access,
+    /// KMS key (read = decrypt, write = generate data keys).
+    pub keys: Access,
+}
+
+impl Needs {
+    /// Reads metadata only.
+    pub const META_READ: Needs =
+        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };
+    /// Reads and writes metadata only.
+    pub const META_WRITE: Needs =
+        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::None };
+    /// Reads metadata and blobs.
+    pub const META_BLOB_READ: Needs =
+        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::None, keys: Access::None };
+    /// Reads and writes metadata and blobs.
+    pub const META_BLOB_WRITE: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::None,
+        keys: Access::None,
+    };
+    /// Reads and writes metadata and sends messages: routes whose domain events queue webhook
+    /// deliveries.
+    pub const META_WRITE_EVENTS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Write,
+        keys: Access::None,
+    };
+    /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
+    /// deliveries).
+    pub const META_BLOB_WRITE_EVENTS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::Write,
+        keys: Access::None,
+    };
+}
