@@ -188,7 +188,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         env: base_env(),
         memory_mb: memory_for(&route.needs),
         timeout_seconds: TIMEOUT_SECONDS,
-        token_auth: route.auth == Auth::User,
+        token_auth: route.auth() == Auth::User,
     });
     let jobs = JOBS.iter().map(|job| FunctionSpec {
         name: job.name,

@@ -267,7 +267,7 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
 #[test]
 fn each_function_gets_exactly_what_its_route_needs() {
     let resources = resources();
-    let named = ROUTES.iter().map(|r| (r.name, r.needs, r.auth == Auth::User));
+    let named = ROUTES.iter().map(|r| (r.name, r.needs, r.auth() == Auth::User));
     for (name, needs, token_auth) in named.chain(JOBS.iter().map(|j| (j.name, j.needs, false))) {
         let id = format!("{}Function", stackhouse_infra::pascal(name));
         let f = &resources[&id]["Properties"];

@@ -451,7 +451,7 @@ pub async fn every_mutating_route_writes_an_audit_entry(target: Target) {
     let mutating: Vec<_> = ROUTES
         .iter()
         .copied()
-        .filter(|r| r.auth == Auth::User && r.permission != Permission::Lease)
+        .filter(|r| r.auth() == Auth::User && r.permission() != Permission::Lease)
         .filter(|r| !(r.method == http::Method::GET || r.method == http::Method::HEAD))
         .collect();
     assert!(mutating.len() > 10, "the table has mutating routes");

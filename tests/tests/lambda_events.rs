@@ -486,7 +486,7 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
 
 /// The API Gateway event of a sample, with the CLI's headers.
 fn render(sample: &Sample) -> Value {
-    let authorization = match sample.route.auth {
+    let authorization = match sample.route.auth() {
         Auth::Lease | Auth::LeaseAnyState => "update-token ${LEASE_TOKEN}",
         Auth::User => "token ${ACCESS_TOKEN}",
         Auth::Public => "",
@@ -1036,7 +1036,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("DELIVERY_ID", "0000000000-000000000000".into());
     vars.insert("TOKEN_ID", "0".repeat(20));
     for r in routes::ROUTES {
-        let expected = match r.auth {
+        let expected = match r.auth() {
             Auth::User => 401,
             Auth::Lease | Auth::LeaseAnyState => 403,
             Auth::Public => continue,

@@ -52,7 +52,7 @@ pub async fn authorize(
     params: &HashMap<String, String>,
 ) -> Result<Option<Stack>> {
     let meta = app.ports.meta.as_ref();
-    let required = match route.permission {
+    let required = match route.permission() {
         Permission::Public | Permission::Lease => return Ok(None),
         Permission::Token => {
             caller.principal()?;
@@ -68,7 +68,7 @@ pub async fn authorize(
     let mut access = OrgAccess::resolve(meta, principal, org.as_str()).await?;
     access.require_member()?;
     let Some(required) = required else {
-        return match route.permission {
+        return match route.permission() {
             Permission::OrgAdmin => access.require_admin().map(|()| None),
             _ => Ok(None),
         };

@@ -124,7 +124,7 @@ impl Router {
                     app.settings.max_request_bytes
                 )));
             }
-            let caller = auth::authenticate(app, route.auth, &parts.headers, &params).await?;
+            let caller = auth::authenticate(app, route.auth(), &parts.headers, &params).await?;
             // The token's (or the update's) budget before authorization, so a flood of refused
             // calls is limited too; the organization's after it, so only its members spend it.
             ratelimit::check_caller(app, route.name, &caller).await?;

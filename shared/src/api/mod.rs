@@ -26,6 +26,59 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::service::identity::Caller;
 
+/// Who may call a route: how the caller authenticates and what they must be allowed to do, as
+/// one value per route so the two cannot disagree. [`Guard::auth`] and [`Guard::permission`]
+/// are the two halves dispatch checks: authentication before the rate limit, authorization
+/// after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Anybody.
+    Public,
+    /// Any valid access token: the route only touches the caller's own things.
+    Token,
+    /// An access token of a member of the `{org}` in the path.
+    OrgMember,
+    /// An access token of an admin of the `{org}` in the path.
+    OrgAdmin,
+    /// An access token with at least read permission on the stack in the path.
+    StackRead,
+    /// The same, write permission.
+    StackWrite,
+    /// The same, admin permission.
+    StackAdmin,
+    /// The lease token of a live update of the stack in the path.
+    Lease,
+    /// The update's lease token even after the update ended (retried completions).
+    LeaseAnyState,
+}
+
+impl Guard {
+    /// How the caller authenticates.
+    pub const fn auth(self) -> Auth {
+        match self {
+            Guard::Public => Auth::Public,
+            Guard::Lease => Auth::Lease,
+            Guard::LeaseAnyState => Auth::LeaseAnyState,
+            _ => Auth::User,
+        }
+    }
+
+    /// What the caller must be allowed to do.
+    pub const fn permission(self) -> Permission {
+        use crate::service::access::StackPermission;
+        match self {
+            Guard::Public => Permission::Public,
+            Guard::Token => Permission::Token,
+            Guard::OrgMember => Permission::OrgMember,
+            Guard::OrgAdmin => Permission::OrgAdmin,
+            Guard::StackRead => Permission::Stack(StackPermission::Read),
+            Guard::StackWrite => Permission::Stack(StackPermission::Write),
+            Guard::StackAdmin => Permission::Stack(StackPermission::Admin),
+            Guard::Lease | Guard::LeaseAnyState => Permission::Lease,
+        }
+    }
+}
+
 /// How a route authenticates its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
@@ -77,14 +130,24 @@ pub struct Route {
     pub method: Method,
     /// Path template with `{param}` segments (matchit syntax).
     pub path: &'static str,
-    /// How the caller authenticates.
-    pub auth: Auth,
-    /// What the caller must be allowed to do.
-    pub permission: Permission,
+    /// Who may call it.
+    pub guard: Guard,
     /// What the handler uses of each port.
     pub needs: Needs,
     /// The handler.
     pub handler: Handler,
+}
+
+impl Route {
+    /// How the caller authenticates.
+    pub const fn auth(&self) -> Auth {
+        self.guard.auth()
+    }
+
+    /// What the caller must be allowed to do.
+    pub const fn permission(&self) -> Permission {
+        self.guard.permission()
+    }
 }
 
 /// Everything a handler gets: dependencies, the authenticated caller and the parsed request.

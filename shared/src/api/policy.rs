@@ -25,7 +25,7 @@ pub fn should_audit(route: &Route, status: u16, denied: bool) -> bool {
 /// The organization whose rate limit a call spends when its permission came from the `{org}`
 /// in the path (`None`: the token's own organization pays, if it has one).
 pub fn charged_org<'a>(route: &Route, path_org: Option<&'a str>) -> Option<&'a str> {
-    match route.permission {
+    match route.permission() {
         Permission::OrgMember | Permission::OrgAdmin | Permission::Stack(_) => path_org,
         Permission::Public | Permission::Token | Permission::Lease => None,
     }

@@ -2,993 +2,219 @@
 //! route table). Lambda binaries, the emulator's router, the SAM template, IAM and the sample
 //! events all come from it.
 //!
-//! Each route is its own `static` so that a function binary referring to one route links only
-//! that route's handler.
+//! One row per route: `STATIC: METHOD "path" => guard, needs, handler;`. The function's name is
+//! the static's in kebab case (`STACK_GET` → `stack-get`: the binary `functions/src/bin/
+//! stack-get.rs`); the guard says who may call it ([`Guard`]), the needs what it uses of each
+//! port ([`Needs`], which decides the adapters it links and its IAM). Each route is its own
+//! `static` so that a function binary referring to one route links only that route's handler,
+//! and [`ROUTES`] lists them all from the same rows, so none can be forgotten.
 
 use http::Method;
 
 use super::handlers::{audit, identity, orgs, secrets, stacks, teams, tokens, updates, webhooks};
-use super::{Auth, Needs, Permission, Route};
+use super::{Guard, Needs, Route};
 use crate::handler;
-use crate::service::access::StackPermission;
 
-/// `GET /api/user`.
-pub static USER_GET: Route = Route {
-    name: "user-get",
-    method: Method::GET,
-    path: "/api/user",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_READ,
-    handler: handler!(identity::get_user),
-};
-
-/// `GET /api/user/organizations/default`.
-pub static USER_DEFAULT_ORG: Route = Route {
-    name: "user-default-org",
-    method: Method::GET,
-    path: "/api/user/organizations/default",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_READ,
-    handler: handler!(identity::default_org),
-};
-
-/// `GET /api/capabilities`.
-pub static CAPABILITIES_GET: Route = Route {
-    name: "capabilities-get",
-    method: Method::GET,
-    path: "/api/capabilities",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_READ,
-    handler: handler!(identity::capabilities),
-};
-
-/// `GET /api/user/stacks`.
-pub static USER_STACKS_LIST: Route = Route {
-    name: "user-stacks-list",
-    method: Method::GET,
-    path: "/api/user/stacks",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_READ,
-    handler: handler!(stacks::list),
-};
-
-/// `HEAD /api/stacks/{org}/{project}`.
-pub static PROJECT_HEAD: Route = Route {
-    name: "project-head",
-    method: Method::HEAD,
-    path: "/api/stacks/{org}/{project}",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_READ,
-    handler: handler!(stacks::project_exists),
-};
-
-/// `POST /api/stacks/{org}/{project}`.
-pub static STACK_CREATE: Route = Route {
-    name: "stack-create",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_WRITE_EVENTS,
-    handler: handler!(stacks::create),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}`.
-pub static STACK_GET: Route = Route {
-    name: "stack-get",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(stacks::get),
-};
-
-/// `DELETE /api/stacks/{org}/{project}/{stack}`.
-pub static STACK_DELETE: Route = Route {
-    name: "stack-delete",
-    method: Method::DELETE,
-    path: "/api/stacks/{org}/{project}/{stack}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(stacks::delete),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/tags`.
-pub static STACK_TAGS_UPDATE: Route = Route {
-    name: "stack-tags-update",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/tags",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs::META_WRITE,
-    handler: handler!(stacks::update_tags),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/export`.
-pub static STACK_EXPORT: Route = Route {
-    name: "stack-export",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/export",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_BLOB_READ,
-    handler: handler!(stacks::export),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/encrypt`.
-pub static STACK_ENCRYPT: Route = Route {
-    name: "stack-encrypt",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/encrypt",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(secrets::encrypt),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/decrypt`.
-pub static STACK_DECRYPT: Route = Route {
-    name: "stack-decrypt",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/decrypt",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs {
-        meta: super::Access::Read,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Read,
-    },
-    handler: handler!(secrets::decrypt),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/batch-encrypt`.
-pub static STACK_BATCH_ENCRYPT: Route = Route {
-    name: "stack-batch-encrypt",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/batch-encrypt",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(secrets::batch_encrypt),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/batch-decrypt`.
-pub static STACK_BATCH_DECRYPT: Route = Route {
-    name: "stack-batch-decrypt",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/batch-decrypt",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs {
-        meta: super::Access::Read,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Read,
-    },
-    handler: handler!(secrets::batch_decrypt),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/decrypt/log-decryption`.
-pub static STACK_LOG_DECRYPTION: Route = Route {
-    name: "stack-log-decryption",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-decryption",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(secrets::log_decryption),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption`.
-pub static STACK_LOG_BATCH_DECRYPTION: Route = Route {
-    name: "stack-log-batch-decryption",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(secrets::log_batch_decryption),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/export/{version}`.
-pub static STACK_EXPORT_VERSION: Route = Route {
-    name: "stack-export-version",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/export/{version}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_BLOB_READ,
-    handler: handler!(stacks::export_version),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/import`.
-pub static STACK_IMPORT: Route = Route {
-    name: "stack-import",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/import",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(stacks::import),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/updates`.
-pub static STACK_HISTORY: Route = Route {
-    name: "stack-history",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/updates",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(stacks::history),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/updates/latest`.
-pub static STACK_HISTORY_LATEST: Route = Route {
-    name: "stack-history-latest",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/updates/latest",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(stacks::history_latest),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/updates/{version}`.
-pub static STACK_HISTORY_VERSION: Route = Route {
-    name: "stack-history-version",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/updates/{version}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(stacks::history_version),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}`.
-pub static UPDATE_CREATE: Route = Route {
-    name: "update-create",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs::META_WRITE,
-    handler: handler!(updates::create),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}`.
-pub static UPDATE_START: Route = Route {
-    name: "update-start",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(updates::start),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/{kind}/{update}`.
-pub static UPDATE_STATUS: Route = Route {
-    name: "update-status",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(updates::status),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease`.
-pub static UPDATE_RENEW_LEASE: Route = Route {
-    name: "update-renew-lease",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    needs: Needs::META_WRITE,
-    handler: handler!(updates::renew_lease),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint`.
-pub static UPDATE_CHECKPOINT: Route = Route {
-    name: "update-checkpoint",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE,
-    handler: handler!(updates::checkpoint),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch`.
-pub static UPDATE_EVENTS_BATCH: Route = Route {
-    name: "update-events-batch",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE,
-    handler: handler!(updates::events_batch),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/{kind}/{update}/events`.
-pub static UPDATE_EVENTS_LIST: Route = Route {
-    name: "update-events-list",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_BLOB_READ,
-    handler: handler!(updates::events_list),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete`.
-pub static UPDATE_COMPLETE: Route = Route {
-    name: "update-complete",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete",
-    auth: Auth::LeaseAnyState,
-    permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(updates::complete),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel`.
-pub static UPDATE_CANCEL: Route = Route {
-    name: "update-cancel",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Write),
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(updates::cancel),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim`.
-pub static UPDATE_CHECKPOINT_VERBATIM: Route = Route {
-    name: "update-checkpoint-verbatim",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE,
-    handler: handler!(updates::checkpoint_verbatim),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta`.
-pub static UPDATE_CHECKPOINT_DELTA: Route = Route {
-    name: "update-checkpoint-delta",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    needs: Needs::META_BLOB_WRITE,
-    handler: handler!(updates::checkpoint_delta),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries`.
-pub static UPDATE_JOURNAL_ENTRIES: Route = Route {
-    name: "update-journal-entries",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries",
-    auth: Auth::Lease,
-    permission: Permission::Lease,
-    // Queue: long journals ask job-update-materialise for snapshots.
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(updates::journal_entries),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/rename`.
-pub static STACK_RENAME: Route = Route {
-    name: "stack-rename",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/rename",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    // Queue: a rename may end an abandoned update, whose webhook deliveries it queues.
-    needs: Needs::META_BLOB_WRITE_EVENTS,
-    handler: handler!(stacks::rename),
-};
-
-/// `POST /api/orgs/{org}/hooks`.
-pub static ORG_HOOK_CREATE: Route = Route {
-    name: "org-hook-create",
-    method: Method::POST,
-    path: "/api/orgs/{org}/hooks",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(webhooks::org_create),
-};
-
-/// `GET /api/orgs/{org}/hooks`.
-pub static ORG_HOOK_LIST: Route = Route {
-    name: "org-hook-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/hooks",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::org_list),
-};
-
-/// `GET /api/orgs/{org}/hooks/{hook}`.
-pub static ORG_HOOK_GET: Route = Route {
-    name: "org-hook-get",
-    method: Method::GET,
-    path: "/api/orgs/{org}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::org_get),
-};
-
-/// `PATCH /api/orgs/{org}/hooks/{hook}`.
-pub static ORG_HOOK_UPDATE: Route = Route {
-    name: "org-hook-update",
-    method: Method::PATCH,
-    path: "/api/orgs/{org}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(webhooks::org_update),
-};
-
-/// `DELETE /api/orgs/{org}/hooks/{hook}`.
-pub static ORG_HOOK_DELETE: Route = Route {
-    name: "org-hook-delete",
-    method: Method::DELETE,
-    path: "/api/orgs/{org}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(webhooks::org_delete),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/hooks`.
-pub static STACK_HOOK_CREATE: Route = Route {
-    name: "stack-hook-create",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(webhooks::stack_create),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/hooks`.
-pub static STACK_HOOK_LIST: Route = Route {
-    name: "stack-hook-list",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::stack_list),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
-pub static STACK_HOOK_GET: Route = Route {
-    name: "stack-hook-get",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::stack_get),
-};
-
-/// `PATCH /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
-pub static STACK_HOOK_UPDATE: Route = Route {
-    name: "stack-hook-update",
-    method: Method::PATCH,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Write,
-    },
-    handler: handler!(webhooks::stack_update),
-};
-
-/// `DELETE /api/stacks/{org}/{project}/{stack}/hooks/{hook}`.
-pub static STACK_HOOK_DELETE: Route = Route {
-    name: "stack-hook-delete",
-    method: Method::DELETE,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_WRITE,
-    handler: handler!(webhooks::stack_delete),
-};
-
-/// `GET /api/orgs/{org}/hooks/{hook}/deliveries`.
-pub static ORG_HOOK_DELIVERIES: Route = Route {
-    name: "org-hook-deliveries",
-    method: Method::GET,
-    path: "/api/orgs/{org}/hooks/{hook}/deliveries",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::org_deliveries),
-};
-
-/// `POST /api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver`.
-pub static ORG_HOOK_REDELIVER: Route = Route {
-    name: "org-hook-redeliver",
-    method: Method::POST,
-    path: "/api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs {
-        meta: super::Access::Read,
-        blobs: super::Access::None,
-        queue: super::Access::Write,
-        keys: super::Access::None,
-    },
-    handler: handler!(webhooks::org_redeliver),
-};
-
-/// `POST /api/orgs/{org}/hooks/{hook}/ping`.
-pub static ORG_HOOK_PING: Route = Route {
-    name: "org-hook-ping",
-    method: Method::POST,
-    path: "/api/orgs/{org}/hooks/{hook}/ping",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Read,
-    },
-    handler: handler!(webhooks::org_ping),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries`.
-pub static STACK_HOOK_DELIVERIES: Route = Route {
-    name: "stack-hook-deliveries",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_READ,
-    handler: handler!(webhooks::stack_deliveries),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver`.
-pub static STACK_HOOK_REDELIVER: Route = Route {
-    name: "stack-hook-redeliver",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs {
-        meta: super::Access::Read,
-        blobs: super::Access::None,
-        queue: super::Access::Write,
-        keys: super::Access::None,
-    },
-    handler: handler!(webhooks::stack_redeliver),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping`.
-pub static STACK_HOOK_PING: Route = Route {
-    name: "stack-hook-ping",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs {
-        meta: super::Access::Write,
-        blobs: super::Access::None,
-        queue: super::Access::None,
-        keys: super::Access::Read,
-    },
-    handler: handler!(webhooks::stack_ping),
-};
-
-/// `GET /api/orgs/{org}`.
-pub static ORG_GET: Route = Route {
-    name: "org-get",
-    method: Method::GET,
-    path: "/api/orgs/{org}",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_READ,
-    handler: handler!(orgs::get),
-};
-
-/// `PATCH /api/orgs/{org}`.
-pub static ORG_UPDATE: Route = Route {
-    name: "org-update",
-    method: Method::PATCH,
-    path: "/api/orgs/{org}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::update),
-};
-
-/// `GET /api/orgs/{org}/members`.
-pub static ORG_MEMBERS_LIST: Route = Route {
-    name: "org-members-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/members",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_READ,
-    handler: handler!(orgs::list_members),
-};
-
-/// `POST /api/orgs/{org}/members/{user}`.
-pub static ORG_MEMBER_ADD: Route = Route {
-    name: "org-member-add",
-    method: Method::POST,
-    path: "/api/orgs/{org}/members/{user}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::set_member),
-};
-
-/// `PATCH /api/orgs/{org}/members/{user}`.
-pub static ORG_MEMBER_UPDATE: Route = Route {
-    name: "org-member-update",
-    method: Method::PATCH,
-    path: "/api/orgs/{org}/members/{user}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::set_member),
-};
-
-/// `DELETE /api/orgs/{org}/members/{user}`.
-pub static ORG_MEMBER_REMOVE: Route = Route {
-    name: "org-member-remove",
-    method: Method::DELETE,
-    path: "/api/orgs/{org}/members/{user}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::remove_member),
-};
-
-/// `GET /api/orgs/{org}/teams`.
-pub static ORG_TEAMS_LIST: Route = Route {
-    name: "org-teams-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/teams",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_READ,
-    handler: handler!(teams::list),
-};
-
-/// `POST /api/orgs/{org}/teams/pulumi`.
-pub static ORG_TEAM_CREATE: Route = Route {
-    name: "org-team-create",
-    method: Method::POST,
-    path: "/api/orgs/{org}/teams/pulumi",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(teams::create),
-};
-
-/// `GET /api/orgs/{org}/teams/{team}`.
-pub static ORG_TEAM_GET: Route = Route {
-    name: "org-team-get",
-    method: Method::GET,
-    path: "/api/orgs/{org}/teams/{team}",
-    auth: Auth::User,
-    permission: Permission::OrgMember,
-    needs: Needs::META_READ,
-    handler: handler!(teams::get),
-};
-
-/// `PATCH /api/orgs/{org}/teams/{team}`.
-pub static ORG_TEAM_UPDATE: Route = Route {
-    name: "org-team-update",
-    method: Method::PATCH,
-    path: "/api/orgs/{org}/teams/{team}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(teams::update),
-};
-
-/// `DELETE /api/orgs/{org}/teams/{team}`.
-pub static ORG_TEAM_DELETE: Route = Route {
-    name: "org-team-delete",
-    method: Method::DELETE,
-    path: "/api/orgs/{org}/teams/{team}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(teams::delete),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/teams`.
-pub static STACK_TEAMS_LIST: Route = Route {
-    name: "stack-teams-list",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/teams",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Read),
-    needs: Needs::META_READ,
-    handler: handler!(teams::stack_teams),
-};
-
-/// `GET /api/stacks/{org}/{project}/{stack}/collaborators`.
-pub static STACK_COLLABORATORS_LIST: Route = Route {
-    name: "stack-collaborators-list",
-    method: Method::GET,
-    path: "/api/stacks/{org}/{project}/{stack}/collaborators",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_READ,
-    handler: handler!(orgs::list_collaborators),
-};
-
-/// `POST /api/stacks/{org}/{project}/{stack}/collaborators`.
-pub static STACK_COLLABORATOR_SET: Route = Route {
-    name: "stack-collaborator-set",
-    method: Method::POST,
-    path: "/api/stacks/{org}/{project}/{stack}/collaborators",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::set_collaborator),
-};
-
-/// `DELETE /api/stacks/{org}/{project}/{stack}/collaborators/{user}`.
-pub static STACK_COLLABORATOR_REMOVE: Route = Route {
-    name: "stack-collaborator-remove",
-    method: Method::DELETE,
-    path: "/api/stacks/{org}/{project}/{stack}/collaborators/{user}",
-    auth: Auth::User,
-    permission: Permission::Stack(StackPermission::Admin),
-    needs: Needs::META_WRITE,
-    handler: handler!(orgs::remove_collaborator),
-};
-
-/// `GET /api/user/tokens`.
-pub static USER_TOKENS_LIST: Route = Route {
-    name: "user-tokens-list",
-    method: Method::GET,
-    path: "/api/user/tokens",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_READ,
-    handler: handler!(tokens::user_list),
-};
-
-/// `POST /api/user/tokens`.
-pub static USER_TOKEN_CREATE: Route = Route {
-    name: "user-token-create",
-    method: Method::POST,
-    path: "/api/user/tokens",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::user_create),
-};
-
-/// `DELETE /api/user/tokens/{tokenId}`.
-pub static USER_TOKEN_DELETE: Route = Route {
-    name: "user-token-delete",
-    method: Method::DELETE,
-    path: "/api/user/tokens/{tokenId}",
-    auth: Auth::User,
-    permission: Permission::Token,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::user_delete),
-};
-
-/// `GET /api/orgs/{org}/tokens`.
-pub static ORG_TOKENS_LIST: Route = Route {
-    name: "org-tokens-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/tokens",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(tokens::org_list),
-};
-
-/// `POST /api/orgs/{org}/tokens`.
-pub static ORG_TOKEN_CREATE: Route = Route {
-    name: "org-token-create",
-    method: Method::POST,
-    path: "/api/orgs/{org}/tokens",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::org_create),
-};
-
-/// `DELETE /api/orgs/{org}/tokens/{tokenId}`.
-pub static ORG_TOKEN_DELETE: Route = Route {
-    name: "org-token-delete",
-    method: Method::DELETE,
-    path: "/api/orgs/{org}/tokens/{tokenId}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::org_delete),
-};
-
-/// `GET /api/orgs/{org}/teams/{team}/tokens`.
-pub static TEAM_TOKENS_LIST: Route = Route {
-    name: "team-tokens-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/teams/{team}/tokens",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(tokens::team_list),
-};
-
-/// `POST /api/orgs/{org}/teams/{team}/tokens`.
-pub static TEAM_TOKEN_CREATE: Route = Route {
-    name: "team-token-create",
-    method: Method::POST,
-    path: "/api/orgs/{org}/teams/{team}/tokens",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::team_create),
-};
-
-/// `DELETE /api/orgs/{org}/teams/{team}/tokens/{tokenId}`.
-pub static TEAM_TOKEN_DELETE: Route = Route {
-    name: "team-token-delete",
-    method: Method::DELETE,
-    path: "/api/orgs/{org}/teams/{team}/tokens/{tokenId}",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_WRITE,
-    handler: handler!(tokens::team_delete),
-};
-
-/// `GET /api/orgs/{org}/auditlogs`: organization admins read the audit log.
-pub static ORG_AUDITLOGS_LIST: Route = Route {
-    name: "org-auditlogs-list",
-    method: Method::GET,
-    path: "/api/orgs/{org}/auditlogs",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(audit::list),
-};
-
-/// `GET /api/orgs/{org}/auditlogs/export`: the same, as CSV.
-pub static ORG_AUDITLOGS_EXPORT: Route = Route {
-    name: "org-auditlogs-export",
-    method: Method::GET,
-    path: "/api/orgs/{org}/auditlogs/export",
-    auth: Auth::User,
-    permission: Permission::OrgAdmin,
-    needs: Needs::META_READ,
-    handler: handler!(audit::export),
-};
-
-/// Every route, in the order documentation lists them.
-pub static ROUTES: &[&Route] = &[
-    &USER_GET,
-    &USER_DEFAULT_ORG,
-    &CAPABILITIES_GET,
-    &USER_STACKS_LIST,
-    &PROJECT_HEAD,
-    &STACK_CREATE,
-    &STACK_GET,
-    &STACK_DELETE,
-    &STACK_TAGS_UPDATE,
-    &STACK_EXPORT,
-    &STACK_ENCRYPT,
-    &STACK_DECRYPT,
-    &STACK_BATCH_ENCRYPT,
-    &STACK_BATCH_DECRYPT,
-    &STACK_LOG_DECRYPTION,
-    &STACK_LOG_BATCH_DECRYPTION,
-    &STACK_EXPORT_VERSION,
-    &STACK_IMPORT,
-    &STACK_HISTORY,
-    &STACK_HISTORY_LATEST,
-    &STACK_HISTORY_VERSION,
-    &UPDATE_CREATE,
-    &UPDATE_START,
-    &UPDATE_STATUS,
-    &UPDATE_RENEW_LEASE,
-    &UPDATE_CHECKPOINT,
-    &UPDATE_EVENTS_BATCH,
-    &UPDATE_EVENTS_LIST,
-    &UPDATE_COMPLETE,
-    &UPDATE_CANCEL,
-    &UPDATE_CHECKPOINT_VERBATIM,
-    &UPDATE_CHECKPOINT_DELTA,
-    &UPDATE_JOURNAL_ENTRIES,
-    &STACK_RENAME,
-    &ORG_HOOK_CREATE,
-    &ORG_HOOK_LIST,
-    &ORG_HOOK_GET,
-    &ORG_HOOK_UPDATE,
-    &ORG_HOOK_DELETE,
-    &STACK_HOOK_CREATE,
-    &STACK_HOOK_LIST,
-    &STACK_HOOK_GET,
-    &STACK_HOOK_UPDATE,
-    &STACK_HOOK_DELETE,
-    &ORG_HOOK_DELIVERIES,
-    &ORG_HOOK_REDELIVER,
-    &ORG_HOOK_PING,
-    &STACK_HOOK_DELIVERIES,
-    &STACK_HOOK_REDELIVER,
-    &STACK_HOOK_PING,
-    &ORG_GET,
-    &ORG_UPDATE,
-    &ORG_MEMBERS_LIST,
-    &ORG_MEMBER_ADD,
-    &ORG_MEMBER_UPDATE,
-    &ORG_MEMBER_REMOVE,
-    &ORG_TEAMS_LIST,
-    &ORG_TEAM_CREATE,
-    &ORG_TEAM_GET,
-    &ORG_TEAM_UPDATE,
-    &ORG_TEAM_DELETE,
-    &STACK_TEAMS_LIST,
-    &STACK_COLLABORATORS_LIST,
-    &STACK_COLLABORATOR_SET,
-    &STACK_COLLABORATOR_REMOVE,
-    &USER_TOKENS_LIST,
-    &USER_TOKEN_CREATE,
-    &USER_TOKEN_DELETE,
-    &ORG_TOKENS_LIST,
-    &ORG_TOKEN_CREATE,
-    &ORG_TOKEN_DELETE,
-    &TEAM_TOKENS_LIST,
-    &TEAM_TOKEN_CREATE,
-    &TEAM_TOKEN_DELETE,
-    &ORG_AUDITLOGS_LIST,
-    &ORG_AUDITLOGS_EXPORT,
-];
+/// `USER_GET` → `user-get`, at compile time (see [`route_name`]).
+const fn kebab<const N: usize>(ident: &str) -> [u8; N] {
+    let bytes = ident.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if bytes[i] == b'_' { b'-' } else { bytes[i].to_ascii_lowercase() };
+        i += 1;
+    }
+    out
+}
+
+/// A route's function name from its static's name, so the table cannot spell it twice.
+macro_rules! route_name {
+    ($id:ident) => {{
+        const NAME: [u8; stringify!($id).len()] = kebab(stringify!($id));
+        match ::core::str::from_utf8(&NAME) {
+            Ok(name) => name,
+            Err(_) => panic!("route statics are ASCII identifiers"),
+        }
+    }};
+}
+
+/// One `static` per row, and [`ROUTES`] in row order.
+macro_rules! routes {
+    ($($(#[doc = $doc:literal])* $id:ident: $method:ident $path:literal
+        => $guard:ident, $needs:ident, $handler:path;)*) => {
+        $(
+            #[doc = concat!("`", stringify!($method), " ", $path, "`.")]
+            $(#[doc = $doc])*
+            pub static $id: Route = Route {
+                name: route_name!($id),
+                method: Method::$method,
+                path: $path,
+                guard: Guard::$guard,
+                needs: Needs::$needs,
+                handler: handler!($handler),
+            };
+        )*
+        /// Every route, in table order.
+        pub static ROUTES: &[&Route] = &[$(&$id),*];
+    };
+}
+
+routes! {
+    USER_GET: GET "/api/user"
+        => Token,         META_READ,              identity::get_user;
+    USER_DEFAULT_ORG: GET "/api/user/organizations/default"
+        => Token,         META_READ,              identity::default_org;
+    CAPABILITIES_GET: GET "/api/capabilities"
+        => Token,         META_READ,              identity::capabilities;
+    USER_STACKS_LIST: GET "/api/user/stacks"
+        => Token,         META_READ,              stacks::list;
+    PROJECT_HEAD: HEAD "/api/stacks/{org}/{project}"
+        => OrgMember,     META_READ,              stacks::project_exists;
+    STACK_CREATE: POST "/api/stacks/{org}/{project}"
+        => OrgMember,     META_WRITE_EVENTS,      stacks::create;
+    STACK_GET: GET "/api/stacks/{org}/{project}/{stack}"
+        => StackRead,     META_READ,              stacks::get;
+    STACK_DELETE: DELETE "/api/stacks/{org}/{project}/{stack}"
+        => StackAdmin,    META_BLOB_WRITE_EVENTS, stacks::delete;
+    STACK_TAGS_UPDATE: PATCH "/api/stacks/{org}/{project}/{stack}/tags"
+        => StackWrite,    META_WRITE,             stacks::update_tags;
+    STACK_EXPORT: GET "/api/stacks/{org}/{project}/{stack}/export"
+        => StackRead,     META_BLOB_READ,         stacks::export;
+    STACK_ENCRYPT: POST "/api/stacks/{org}/{project}/{stack}/encrypt"
+        => StackWrite,    META_WRITE_KEYS,        secrets::encrypt;
+    STACK_DECRYPT: POST "/api/stacks/{org}/{project}/{stack}/decrypt"
+        => StackWrite,    META_READ_KEYS,         secrets::decrypt;
+    STACK_BATCH_ENCRYPT: POST "/api/stacks/{org}/{project}/{stack}/batch-encrypt"
+        => StackWrite,    META_WRITE_KEYS,        secrets::batch_encrypt;
+    STACK_BATCH_DECRYPT: POST "/api/stacks/{org}/{project}/{stack}/batch-decrypt"
+        => StackWrite,    META_READ_KEYS,         secrets::batch_decrypt;
+    STACK_LOG_DECRYPTION: POST "/api/stacks/{org}/{project}/{stack}/decrypt/log-decryption"
+        => StackRead,     META_READ,              secrets::log_decryption;
+    STACK_LOG_BATCH_DECRYPTION: POST "/api/stacks/{org}/{project}/{stack}/decrypt/log-batch-decryption"
+        => StackRead,     META_READ,              secrets::log_batch_decryption;
+    STACK_EXPORT_VERSION: GET "/api/stacks/{org}/{project}/{stack}/export/{version}"
+        => StackRead,     META_BLOB_READ,         stacks::export_version;
+    STACK_IMPORT: POST "/api/stacks/{org}/{project}/{stack}/import"
+        => StackWrite,    META_BLOB_WRITE_EVENTS, stacks::import;
+    STACK_HISTORY: GET "/api/stacks/{org}/{project}/{stack}/updates"
+        => StackRead,     META_READ,              stacks::history;
+    STACK_HISTORY_LATEST: GET "/api/stacks/{org}/{project}/{stack}/updates/latest"
+        => StackRead,     META_READ,              stacks::history_latest;
+    STACK_HISTORY_VERSION: GET "/api/stacks/{org}/{project}/{stack}/updates/{version}"
+        => StackRead,     META_READ,              stacks::history_version;
+    UPDATE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/{kind}"
+        => StackWrite,    META_WRITE,             updates::create;
+    UPDATE_START: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}"
+        => StackWrite,    META_BLOB_WRITE_EVENTS, updates::start;
+    UPDATE_STATUS: GET "/api/stacks/{org}/{project}/{stack}/{kind}/{update}"
+        => StackRead,     META_READ,              updates::status;
+    UPDATE_RENEW_LEASE: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/renew_lease"
+        => Lease,         META_WRITE,             updates::renew_lease;
+    UPDATE_CHECKPOINT: PATCH "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint"
+        => Lease,         META_BLOB_WRITE,        updates::checkpoint;
+    UPDATE_EVENTS_BATCH: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch"
+        => Lease,         META_BLOB_WRITE,        updates::events_batch;
+    UPDATE_EVENTS_LIST: GET "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events"
+        => StackRead,     META_BLOB_READ,         updates::events_list;
+    UPDATE_COMPLETE: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete"
+        => LeaseAnyState, META_BLOB_WRITE_EVENTS, updates::complete;
+    UPDATE_CANCEL: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/cancel"
+        => StackWrite,    META_BLOB_WRITE_EVENTS, updates::cancel;
+    UPDATE_CHECKPOINT_VERBATIM: PATCH "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointverbatim"
+        => Lease,         META_BLOB_WRITE,        updates::checkpoint_verbatim;
+    UPDATE_CHECKPOINT_DELTA: PATCH "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpointdelta"
+        => Lease,         META_BLOB_WRITE,        updates::checkpoint_delta;
+    UPDATE_JOURNAL_ENTRIES: PATCH "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/journalentries"
+        => Lease,         META_BLOB_WRITE_EVENTS, updates::journal_entries;
+    STACK_RENAME: POST "/api/stacks/{org}/{project}/{stack}/rename"
+        => StackAdmin,    META_BLOB_WRITE_EVENTS, stacks::rename;
+    ORG_HOOK_CREATE: POST "/api/orgs/{org}/hooks"
+        => OrgAdmin,      META_WRITE_KEYS,        webhooks::org_create;
+    ORG_HOOK_LIST: GET "/api/orgs/{org}/hooks"
+        => OrgAdmin,      META_READ,              webhooks::org_list;
+    ORG_HOOK_GET: GET "/api/orgs/{org}/hooks/{hook}"
+        => OrgAdmin,      META_READ,              webhooks::org_get;
+    ORG_HOOK_UPDATE: PATCH "/api/orgs/{org}/hooks/{hook}"
+        => OrgAdmin,      META_WRITE_KEYS,        webhooks::org_update;
+    ORG_HOOK_DELETE: DELETE "/api/orgs/{org}/hooks/{hook}"
+        => OrgAdmin,      META_WRITE,             webhooks::org_delete;
+    STACK_HOOK_CREATE: POST "/api/stacks/{org}/{project}/{stack}/hooks"
+        => StackAdmin,    META_WRITE_KEYS,        webhooks::stack_create;
+    STACK_HOOK_LIST: GET "/api/stacks/{org}/{project}/{stack}/hooks"
+        => StackAdmin,    META_READ,              webhooks::stack_list;
+    STACK_HOOK_GET: GET "/api/stacks/{org}/{project}/{stack}/hooks/{hook}"
+        => StackAdmin,    META_READ,              webhooks::stack_get;
+    STACK_HOOK_UPDATE: PATCH "/api/stacks/{org}/{project}/{stack}/hooks/{hook}"
+        => StackAdmin,    META_WRITE_KEYS,        webhooks::stack_update;
+    STACK_HOOK_DELETE: DELETE "/api/stacks/{org}/{project}/{stack}/hooks/{hook}"
+        => StackAdmin,    META_WRITE,             webhooks::stack_delete;
+    ORG_HOOK_DELIVERIES: GET "/api/orgs/{org}/hooks/{hook}/deliveries"
+        => OrgAdmin,      META_READ,              webhooks::org_deliveries;
+    ORG_HOOK_REDELIVER: POST "/api/orgs/{org}/hooks/{hook}/deliveries/{delivery}/redeliver"
+        => OrgAdmin,      META_READ_EVENTS,       webhooks::org_redeliver;
+    ORG_HOOK_PING: POST "/api/orgs/{org}/hooks/{hook}/ping"
+        => OrgAdmin,      META_WRITE_KEYS_READ,   webhooks::org_ping;
+    STACK_HOOK_DELIVERIES: GET "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries"
+        => StackAdmin,    META_READ,              webhooks::stack_deliveries;
+    STACK_HOOK_REDELIVER: POST "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/deliveries/{delivery}/redeliver"
+        => StackAdmin,    META_READ_EVENTS,       webhooks::stack_redeliver;
+    STACK_HOOK_PING: POST "/api/stacks/{org}/{project}/{stack}/hooks/{hook}/ping"
+        => StackAdmin,    META_WRITE_KEYS_READ,   webhooks::stack_ping;
+    ORG_GET: GET "/api/orgs/{org}"
+        => OrgMember,     META_READ,              orgs::get;
+    ORG_UPDATE: PATCH "/api/orgs/{org}"
+        => OrgAdmin,      META_WRITE,             orgs::update;
+    ORG_MEMBERS_LIST: GET "/api/orgs/{org}/members"
+        => OrgMember,     META_READ,              orgs::list_members;
+    ORG_MEMBER_ADD: POST "/api/orgs/{org}/members/{user}"
+        => OrgAdmin,      META_WRITE,             orgs::set_member;
+    ORG_MEMBER_UPDATE: PATCH "/api/orgs/{org}/members/{user}"
+        => OrgAdmin,      META_WRITE,             orgs::set_member;
+    ORG_MEMBER_REMOVE: DELETE "/api/orgs/{org}/members/{user}"
+        => OrgAdmin,      META_WRITE,             orgs::remove_member;
+    ORG_TEAMS_LIST: GET "/api/orgs/{org}/teams"
+        => OrgMember,     META_READ,              teams::list;
+    ORG_TEAM_CREATE: POST "/api/orgs/{org}/teams/pulumi"
+        => OrgAdmin,      META_WRITE,             teams::create;
+    ORG_TEAM_GET: GET "/api/orgs/{org}/teams/{team}"
+        => OrgMember,     META_READ,              teams::get;
+    ORG_TEAM_UPDATE: PATCH "/api/orgs/{org}/teams/{team}"
+        => OrgAdmin,      META_WRITE,             teams::update;
+    ORG_TEAM_DELETE: DELETE "/api/orgs/{org}/teams/{team}"
+        => OrgAdmin,      META_WRITE,             teams::delete;
+    STACK_TEAMS_LIST: GET "/api/stacks/{org}/{project}/{stack}/teams"
+        => StackRead,     META_READ,              teams::stack_teams;
+    STACK_COLLABORATORS_LIST: GET "/api/stacks/{org}/{project}/{stack}/collaborators"
+        => StackAdmin,    META_READ,              orgs::list_collaborators;
+    STACK_COLLABORATOR_SET: POST "/api/stacks/{org}/{project}/{stack}/collaborators"
+        => StackAdmin,    META_WRITE,             orgs::set_collaborator;
+    STACK_COLLABORATOR_REMOVE: DELETE "/api/stacks/{org}/{project}/{stack}/collaborators/{user}"
+        => StackAdmin,    META_WRITE,             orgs::remove_collaborator;
+    USER_TOKENS_LIST: GET "/api/user/tokens"
+        => Token,         META_READ,              tokens::user_list;
+    USER_TOKEN_CREATE: POST "/api/user/tokens"
+        => Token,         META_WRITE,             tokens::user_create;
+    USER_TOKEN_DELETE: DELETE "/api/user/tokens/{tokenId}"
+        => Token,         META_WRITE,             tokens::user_delete;
+    ORG_TOKENS_LIST: GET "/api/orgs/{org}/tokens"
+        => OrgAdmin,      META_READ,              tokens::org_list;
+    ORG_TOKEN_CREATE: POST "/api/orgs/{org}/tokens"
+        => OrgAdmin,      META_WRITE,             tokens::org_create;
+    ORG_TOKEN_DELETE: DELETE "/api/orgs/{org}/tokens/{tokenId}"
+        => OrgAdmin,      META_WRITE,             tokens::org_delete;
+    TEAM_TOKENS_LIST: GET "/api/orgs/{org}/teams/{team}/tokens"
+        => OrgAdmin,      META_READ,              tokens::team_list;
+    TEAM_TOKEN_CREATE: POST "/api/orgs/{org}/teams/{team}/tokens"
+        => OrgAdmin,      META_WRITE,             tokens::team_create;
+    TEAM_TOKEN_DELETE: DELETE "/api/orgs/{org}/teams/{team}/tokens/{tokenId}"
+        => OrgAdmin,      META_WRITE,             tokens::team_delete;
+    /// Organization admins read the audit log.
+    ORG_AUDITLOGS_LIST: GET "/api/orgs/{org}/auditlogs"
+        => OrgAdmin,      META_READ,              audit::list;
+    /// The same, as CSV.
+    ORG_AUDITLOGS_EXPORT: GET "/api/orgs/{org}/auditlogs/export"
+        => OrgAdmin,      META_READ,              audit::export;
+}
 
 #[cfg(test)]
 mod tests {
@@ -1004,43 +230,39 @@ mod tests {
         assert_eq!(names.len(), ROUTES.len());
     }
 
-    /// The declared permission must fit the route: lease routes are bound to their update,
-    /// organization permissions need `{org}`, stack permissions the whole stack path, and a
-    /// route changing anything never asks for less than write on a stack.
+    /// The declared guard must fit the route: organization permissions need `{org}`, stack
+    /// permissions the whole stack path, and a route deleting anything never asks for less
+    /// than write on a stack, nor mere membership.
     #[test]
-    fn every_route_declares_a_permission_that_fits_its_path() {
+    fn every_route_declares_a_guard_that_fits_its_path() {
         for r in ROUTES {
             let has = |p: &str| r.path.contains(&format!("{{{p}}}"));
-            match (r.auth, r.permission) {
-                (Auth::Public, Permission::Public) => {}
-                (Auth::Lease | Auth::LeaseAnyState, Permission::Lease) => {}
-                (Auth::User, Permission::Token) => {}
-                (Auth::User, Permission::OrgMember | Permission::OrgAdmin) => {
+            match r.guard {
+                Guard::OrgMember | Guard::OrgAdmin => {
                     assert!(has("org"), "{}: org permission without {{org}}", r.name);
                 }
-                (Auth::User, Permission::Stack(p)) => {
+                Guard::StackRead | Guard::StackWrite | Guard::StackAdmin => {
                     assert!(has("org") && has("project") && has("stack"), "{}", r.name);
-                    assert!(p > StackPermission::None, "{}: stack permission none", r.name);
                 }
-                (auth, permission) => {
-                    panic!("{}: permission {permission:?} does not fit auth {auth:?}", r.name)
+                Guard::Lease | Guard::LeaseAnyState => {
+                    assert!(has("update"), "{}: lease route without {{update}}", r.name);
                 }
+                Guard::Public | Guard::Token => {}
             }
             if r.method == Method::DELETE {
-                if let Permission::Stack(p) = r.permission {
-                    assert!(
-                        p >= StackPermission::Write,
-                        "{}: deletes with read permission",
-                        r.name
-                    );
-                }
                 assert!(
-                    r.permission != Permission::OrgMember,
-                    "{}: members may not delete",
+                    !matches!(r.guard, Guard::StackRead | Guard::OrgMember),
+                    "{}: deletes with read permission or mere membership",
                     r.name
                 );
             }
         }
+    }
+
+    #[test]
+    fn names_are_the_statics_in_kebab_case() {
+        assert_eq!(USER_GET.name, "user-get");
+        assert_eq!(UPDATE_CHECKPOINT_DELTA.name, "update-checkpoint-delta");
     }
 
     #[test]

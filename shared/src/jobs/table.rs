@@ -7,7 +7,7 @@
 
 use super::{Job, Trigger};
 use crate::ports::queue::{MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
-use crate::ports::{Access, Needs};
+use crate::ports::Needs;
 use crate::{batch, manual, scheduled};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
@@ -27,12 +27,7 @@ pub static JOB_HISTORY_RETENTION: Job = Job {
     name: "job-history-retention",
     description: "Prunes stack history by policy and removes orphaned blobs",
     trigger: Trigger::Schedule { every_seconds: 3600, run: scheduled!(super::history_retention) },
-    needs: Needs {
-        meta: Access::Write,
-        blobs: Access::Write,
-        queue: Access::None,
-        keys: Access::None,
-    },
+    needs: Needs::META_BLOB_WRITE,
     timeout_seconds: 600,
 };
 
@@ -46,12 +41,7 @@ pub static JOB_WEBHOOK_DELIVER: Job = Job {
         batch_size: 5,
         run: batch!(super::webhook_deliver),
     },
-    needs: Needs {
-        meta: Access::Write,
-        blobs: Access::None,
-        queue: Access::Read,
-        keys: Access::Read,
-    },
+    needs: Needs::META_WRITE_KEYS_READ.consuming(),
     timeout_seconds: 60,
 };
 
@@ -77,12 +67,7 @@ pub static JOB_UPDATE_MATERIALISE: Job = Job {
         batch_size: 1,
         run: batch!(super::update_materialise),
     },
-    needs: Needs {
-        meta: Access::Write,
-        blobs: Access::Write,
-        queue: Access::Read,
-        keys: Access::None,
-    },
+    needs: Needs::META_BLOB_WRITE.consuming(),
     timeout_seconds: 120,
 };
 
@@ -102,6 +87,7 @@ mod tests {
     use super::*;
     use crate::api::routes::ROUTES;
     use crate::ports::queue::default_queues;
+    use crate::ports::Access;
 
     #[test]
     fn names_are_unique_prefixed_and_distinct_from_routes() {

@@ -27,6 +27,11 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// The same, plus receiving from a queue (a queue-triggered job).
+    pub const fn consuming(self) -> Needs {
+        Needs { queue: Access::Read, ..self }
+    }
+
     /// Reads metadata only.
     pub const META_READ: Needs =
         Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };
@@ -59,4 +64,20 @@ impl Needs {
         queue: Access::Write,
         keys: Access::None,
     };
+    /// Writes metadata and encrypts with data keys (secrets and webhook signing secrets).
+    pub const META_WRITE_KEYS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::Write,
+    };
+    /// Reads metadata and decrypts with data keys.
+    pub const META_READ_KEYS: Needs =
+        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::Read };
+    /// Writes metadata and decrypts (a webhook ping: records the delivery, signs it).
+    pub const META_WRITE_KEYS_READ: Needs =
+        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::Read };
+    /// Reads metadata and sends messages (a webhook redelivery).
+    pub const META_READ_EVENTS: Needs =
+        Needs { meta: Access::Read, blobs: Access::None, queue: Access::Write, keys: Access::None };
 }
