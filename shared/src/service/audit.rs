@@ -16,9 +16,10 @@
 use std::future::Future;
 
 use super::keys;
+use super::optimistic::{retry_on_conflict, written};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, SortKey, Value};
+use crate::ports::{Condition, Item, MetadataStore, Query, SortKey, Value};
 use crate::service::identity::{self, Principal};
 use crate::service::updates::{Status, Update};
 
@@ -116,14 +117,10 @@ fn entry_sk(time_us: i64) -> String {
 /// Appends an entry to `org`'s log. Create-if-absent: an existing entry is never replaced (a
 /// collision of the random suffix just draws another).
 pub async fn append(meta: &dyn MetadataStore, org: &str, entry: &Entry) -> Result<()> {
-    for _ in 0..3 {
-        match meta.put(entry.to_item(org), Some(Condition::NotExists)).await {
-            Ok(()) => return Ok(()),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::Internal("could not find a free audit sort key".into()))
+    let appended = retry_on_conflict!(3, async {
+        written(meta.put(entry.to_item(org), Some(Condition::NotExists)).await, ())
+    })?;
+    appended.ok_or_else(|| Error::Internal("could not find a free audit sort key".into()))
 }
 
 /// A call dispatch records.

@@ -45,11 +45,12 @@ use serde::{Deserialize, Serialize};
 
 use super::deployments;
 use super::journal::{JournalEntry, Replayer};
+use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, journal_prefix, Status, Update};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::queue::MATERIALISE_QUEUE;
-use crate::ports::{Message, MetaError};
+use crate::ports::Message;
 
 /// Format version of a snapshot blob; a blob of another format is ignored (full replay).
 const SNAPSHOT_FORMAT: u32 = 1;
@@ -289,29 +290,27 @@ pub async fn materialise(app: &App, request: &Request) -> Result<Outcome> {
     // between leaves a scratch blob.
     app.ports.blobs.put(&key, deployments::gzip(&raw)?).await?;
     let mut current = update;
-    for _ in 0..8 {
+    let outcome = retry_on_conflict!(8, async {
         if current.status != Status::Running || current.snapshot_seq >= seq {
-            return Ok(Outcome::Superseded);
+            return Ok(Attempt::Done(Outcome::Superseded));
         }
-        match meta.transact(vec![current.snapshot_op(seq)]).await {
-            Ok(()) => {
-                if current.snapshot_seq > 0 {
-                    // Only the newest snapshot is ever resumed from. A replay that read the
-                    // older one's pointer and now finds it gone replays in full instead.
-                    let old = snapshot_key(&current.id, current.snapshot_seq);
-                    if let Err(e) = app.ports.blobs.delete(&old).await {
-                        tracing::info!(key = old, error = %e, "old snapshot left for retention");
-                    }
-                }
-                return Ok(Outcome::Written(seq));
-            }
-            Err(MetaError::ConditionFailed) => {
-                current = updates::get(meta, &current.stack_id, &current.id).await?;
-            }
-            Err(e) => return Err(e.into()),
+        if let Attempt::Raced = written(meta.transact(vec![current.snapshot_op(seq)]).await, ())? {
+            current = updates::get(meta, &current.stack_id, &current.id).await?;
+            return Ok(Attempt::Raced);
         }
-    }
-    Err(Error::Conflict("the update is being changed concurrently; retried later".into()))
+        if current.snapshot_seq > 0 {
+            // Only the newest snapshot is ever resumed from. A replay that read the older
+            // one's pointer and now finds it gone replays in full instead.
+            let old = snapshot_key(&current.id, current.snapshot_seq);
+            if let Err(e) = app.ports.blobs.delete(&old).await {
+                tracing::info!(key = old, error = %e, "old snapshot left for retention");
+            }
+        }
+        Ok(Attempt::Done(Outcome::Written(seq)))
+    })?;
+    outcome.ok_or_else(|| {
+        Error::Conflict("the update is being changed concurrently; retried later".into())
+    })
 }
 
 /// `job-update-materialise`: handles a batch of requests; returns the ids of the messages to

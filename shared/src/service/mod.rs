@@ -14,6 +14,7 @@ pub mod keys;
 pub mod limits;
 pub mod materialise;
 pub mod members;
+pub mod optimistic;
 #[cfg(test)]
 mod properties;
 pub mod ratelimit;

@@ -18,10 +18,11 @@
 //! items behind; a missing bucket is a full one.
 
 use super::keys;
+use super::optimistic::{retry_on_conflict, written, Attempt};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::metadata::TTL_ATTR;
-use crate::ports::{Condition, Item, MetaError, MetadataStore, Value};
+use crate::ports::{Condition, Item, MetadataStore, Value};
 use crate::service::identity::{Caller, Principal, Subject};
 
 /// One limit: a sustained rate and the burst a full bucket allows.
@@ -209,14 +210,8 @@ pub async fn take(
     limit: Limit,
     now_us: i64,
     count: Option<&str>,
-) -> std::result::Result<Decision, MetaError> {
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            // Lost a race: somebody else took from the bucket. Back off a little, at random,
-            // so concurrent callers (the CLI runs 16 at a time) do not collide again in step.
-            let ms = rand::random_range(1..=(2u64 << attempt.min(5)));
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
+) -> Result<Decision> {
+    let taken = retry_on_conflict!(ATTEMPTS, async {
         let current = meta.get(pk, BUCKET_SK).await?;
         let (level, at, rev) = match &current {
             Some(item) => (
@@ -229,7 +224,7 @@ pub async fn take(
         let level =
             level.saturating_add(limit.refill_milli(now_us - at)).min(limit.capacity_milli());
         if level < MILLI {
-            return Ok(Decision::Limited(limit.seconds_for(MILLI - level)));
+            return Ok(Attempt::Done(Decision::Limited(limit.seconds_for(MILLI - level))));
         }
         let now_s = now_us / 1_000_000;
         let ttl = if count.is_some() {
@@ -266,11 +261,10 @@ pub async fn take(
                 Condition::NotExists.or(Condition::LessThan(TTL_ATTR.into(), Value::N(now_s + 1)))
             }
         };
-        match meta.put(next, Some(condition)).await {
-            Ok(()) => return Ok(Decision::Allowed),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e),
-        }
+        written(meta.put(next, Some(condition)).await, Decision::Allowed)
+    })?;
+    if let Some(decision) = taken {
+        return Ok(decision);
     }
     // Every attempt lost a race, yet every read found a request left in the bucket (an empty
     // one answers Limited without writing): let it through. A burst can thus exceed the limit

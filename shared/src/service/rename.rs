@@ -17,12 +17,13 @@
 use serde_json::{Map, Value as Json};
 
 use super::deployments::{self, Summary};
+use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, Status, Update};
 use super::{history, keys, stacks};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef};
-use crate::ports::{Condition, MetaError, TransactOp, Value};
+use crate::ports::{Condition, TransactOp, Value};
 
 /// Key of the signature of special property values (`sig.Key`).
 pub const SIG_KEY: &str = "4dabf18193072939515e22adb298388d";
@@ -329,7 +330,7 @@ pub async fn rename(
         StackRef { org: r.org.clone(), project: new_project.clone(), stack: new_stack.clone() };
     let old = StackNames { project: r.project.as_str(), stack: r.stack.as_str() };
     let new = StackNames { project: new_project.as_str(), stack: new_stack.as_str() };
-    for _ in 0..8 {
+    let renamed = retry_on_conflict!(8, async {
         let now = app.clock.now();
         let stack = stacks::get(meta, r).await?;
         if updates::live_update(meta, &stack, now).await?.is_some() {
@@ -341,14 +342,14 @@ pub async fn rename(
             match updates::get(meta, &stack.id, active).await {
                 Ok(abandoned) if abandoned.status == Status::Running => {
                     updates::finalize_expired(app, abandoned).await?;
-                    continue;
+                    return Ok(Attempt::Raced);
                 }
                 Ok(_) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         if old == new {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         }
         if target_exists(app, &target).await? {
             return Err(exists_conflict(&target));
@@ -368,7 +369,7 @@ pub async fn rename(
             // The next version's blob key is also where a finishing update would publish: write
             // only if nothing has touched the stack while the deployment was being rewritten.
             if stacks::get(meta, r).await?.rev != stack.rev {
-                continue;
+                return Ok(Attempt::Raced);
             }
             let version = stack.version + 1;
             let new_key = deployments::version_key(&stack.id, version);
@@ -381,18 +382,17 @@ pub async fn rename(
             ops.push(update.create_op());
         }
         ops.push(TransactOp::Put(moved.to_item()?, Some(Condition::NotExists)));
-        match meta.transact(ops).await {
-            Ok(()) => return Ok(()),
-            Err(MetaError::ConditionFailed) => {
-                if target_exists(app, &target).await? {
-                    return Err(exists_conflict(&target));
-                }
-                // The source changed (or went away) meanwhile: start over.
-            }
-            Err(e) => return Err(e.into()),
+        let attempt = written(meta.transact(ops).await, ())?;
+        // Raced: the target appeared, or the source changed (or went away) meanwhile and the
+        // next try starts over.
+        if matches!(attempt, Attempt::Raced) && target_exists(app, &target).await? {
+            return Err(exists_conflict(&target));
         }
-    }
-    Err(Error::Conflict(format!("stack '{r}' is being changed concurrently, try again")))
+        Ok(attempt)
+    })?;
+    renamed.ok_or_else(|| {
+        Error::Conflict(format!("stack '{r}' is being changed concurrently, try again"))
+    })
 }
 
 #[cfg(test)]

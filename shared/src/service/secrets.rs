@@ -31,9 +31,10 @@ use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
 use super::keys;
+use super::optimistic::{retry_on_conflict, written, Attempt};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::ports::{Condition, EncryptionContext, Item, KeyError, MetaError, Value};
+use crate::ports::{Condition, EncryptionContext, Item, KeyError, Value};
 
 /// Encryption-context key binding a stack's data key to its immutable id.
 pub const CONTEXT_KEY: &str = "stackhouse:stack-id";
@@ -207,7 +208,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
     let pk = keys::stack_id_pk(stack_id);
     let ctx = context(stack_id);
     // Two rounds: read, create if absent; if a concurrent first use won the create, read again.
-    for _ in 0..2 {
+    let key = retry_on_conflict!(2, async {
         if let Some(item) = meta.get(&pk, keys::DATAKEY_SK).await? {
             let wrapped = item.b(WRAPPED_ATTR).ok_or_else(|| {
                 Error::Internal(format!("data key item of stack {stack_id} lacks {WRAPPED_ATTR}"))
@@ -219,10 +220,10 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
                 .await
                 .map_err(|e| stored_key_error(stack_id, e))?;
             remember(stack_id, key);
-            return Ok(Some(key));
+            return Ok(Attempt::Done(Some(key)));
         }
         if !create {
-            return Ok(None);
+            return Ok(Attempt::Done(None));
         }
         let fresh = app
             .ports
@@ -235,18 +236,18 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
             .with(WRAPPED_ATTR, Value::B(fresh.wrapped.clone()))
             .with("format", Value::N(i64::from(FORMAT_V1)))
             .with("created", Value::N(app.clock.now()));
-        match meta.put(item, Some(Condition::NotExists)).await {
-            Ok(()) => {
-                remember(stack_id, fresh.plaintext);
-                return Ok(Some(fresh.plaintext));
-            }
-            // Someone else stored the stack's key first (or our own write was retried by the
-            // SDK after it landed): use the stored one, drop ours.
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        // Raced: someone else stored the stack's key first (or our own write was retried by
+        // the SDK after it landed): the next round uses the stored one, ours is dropped.
+        let attempt = written(meta.put(item, Some(Condition::NotExists)).await, fresh.plaintext)?;
+        if let Attempt::Done(key) = attempt {
+            remember(stack_id, key);
+            return Ok(Attempt::Done(Some(key)));
         }
-    }
-    Err(Error::Internal(format!("the data key of stack {stack_id} was created but cannot be read")))
+        Ok(Attempt::Raced)
+    })?;
+    key.ok_or_else(|| {
+        Error::Internal(format!("the data key of stack {stack_id} was created but cannot be read"))
+    })
 }
 
 /// The in-memory cache of unwrapped data keys, by stack id.

@@ -6,6 +6,7 @@ use base64::Engine;
 
 use super::access::{OrgAccess, StackPermission};
 use super::identity::Principal;
+use super::optimistic::{retry_on_conflict, written};
 use super::{keys, new_id};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
@@ -210,19 +211,15 @@ async fn modify<F>(meta: &dyn MetadataStore, r: &StackRef, mut change: F) -> Res
 where
     F: FnMut(&mut Stack) -> Result<()>,
 {
-    for _ in 0..8 {
+    retry_on_conflict!(8, async {
         let mut stack = get(meta, r).await?;
         let seen = stack.rev;
         change(&mut stack)?;
         stack.rev = seen + 1;
         let cond = Condition::Equals("rev".into(), Value::N(seen));
-        match meta.put(stack.to_item()?, Some(cond)).await {
-            Ok(()) => return Ok(stack),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::Conflict(format!("stack '{r}' is being changed concurrently, try again")))
+        written(meta.put(stack.to_item()?, Some(cond)).await, stack)
+    })?
+    .ok_or_else(|| contended(r))
 }
 
 /// Replaces the stack's tags with the given complete set.
@@ -248,7 +245,7 @@ pub async fn delete(
     force: bool,
     now: i64,
 ) -> Result<Stack> {
-    for _ in 0..8 {
+    retry_on_conflict!(8, async {
         let stack = get(meta, r).await?;
         if !force {
             if stack.resource_count.unwrap_or(0) > 0 {
@@ -260,20 +257,14 @@ pub async fn delete(
             }
         }
         let cond = Condition::Equals("rev".into(), Value::N(stack.rev));
-        match meta
-            .delete(
-                &keys::org_pk(&stack.org),
-                &keys::stack_sk(&stack.project, &stack.stack),
-                Some(cond),
-            )
-            .await
-        {
-            Ok(()) => return Ok(stack),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::Conflict(format!("stack '{r}' is being changed concurrently, try again")))
+        let (pk, sk) = (keys::org_pk(&stack.org), keys::stack_sk(&stack.project, &stack.stack));
+        written(meta.delete(&pk, &sk, Some(cond)).await, stack)
+    })?
+    .ok_or_else(|| contended(r))
+}
+
+fn contended(r: &StackRef) -> Error {
+    Error::Conflict(format!("stack '{r}' is being changed concurrently, try again"))
 }
 
 /// Filters of `GET /api/user/stacks`.

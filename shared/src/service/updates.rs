@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::deployments::{self, Summary};
 use super::journal::JournalEntry;
+use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::{history, keys, new_id, stacks};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -362,7 +363,7 @@ pub async fn start(
         crate::names::validate_tags(t)?;
     }
     let meta = app.ports.meta.as_ref();
-    for _ in 0..8 {
+    let started = retry_on_conflict!(8, async {
         let now = app.clock.now();
         let mut stack = stacks::get(meta, r).await?;
         let mut update = get(meta, &stack.id, update_id).await?;
@@ -377,7 +378,7 @@ pub async fn start(
                 }
                 Ok(h) if h.status == Status::Running => {
                     finalize_expired(app, h).await?;
-                    continue;
+                    return Ok(Attempt::Raced);
                 }
                 Ok(_) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -410,16 +411,16 @@ pub async fn start(
         }
         // The lease index item lets the reaper find this update if its CLI dies.
         let index_op = super::reaper::lease_index_op(&update, now, expires);
-        match meta.transact(vec![stack.put_op()?, update_op, index_op]).await {
-            Ok(()) => {
-                update_event(app, &update, "started").await;
-                return Ok(Started { version, token, expires, journal: update.journal });
-            }
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        let started = Started { version, token, expires, journal: update.journal };
+        let attempt =
+            written(meta.transact(vec![stack.put_op()?, update_op, index_op]).await, started)?;
+        if let Attempt::Done(_) = attempt {
+            update_event(app, &update, "started").await;
         }
-    }
-    Err(Error::Conflict("the stack is being changed concurrently, try again".into()))
+        Ok(attempt)
+    })?;
+    started
+        .ok_or_else(|| Error::Conflict("the stack is being changed concurrently, try again".into()))
 }
 
 /// Resolves an `update-token` for the update named in the path. The token must be the update's
@@ -472,7 +473,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn renew(app: &App, update: Update, duration: i64) -> Result<i64> {
     let meta = app.ports.meta.as_ref();
     let mut update = update;
-    for _ in 0..8 {
+    let renewed = retry_on_conflict!(8, async {
         let now = app.clock.now();
         if !update.is_live(now) {
             return Err(Error::Forbidden("the update's lease has expired or was released".into()));
@@ -480,15 +481,13 @@ pub async fn renew(app: &App, update: Update, duration: i64) -> Result<i64> {
         let expires = now + duration.clamp(1, app.settings.lease_seconds);
         let mut next = update.clone();
         next.lease_expires = expires.max(update.lease_expires);
-        match meta.transact(vec![next.put_op()]).await {
-            Ok(()) => return Ok(next.lease_expires),
-            Err(MetaError::ConditionFailed) => {
-                update = get(meta, &update.stack_id, &update.id).await?
-            }
-            Err(e) => return Err(e.into()),
+        let attempt = written(meta.transact(vec![next.put_op()]).await, next.lease_expires)?;
+        if let Attempt::Raced = attempt {
+            update = get(meta, &update.stack_id, &update.id).await?;
         }
-    }
-    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+        Ok(attempt)
+    })?;
+    renewed.ok_or_else(update_contended)
 }
 
 /// Stores a full checkpoint (`PATCH …/checkpoint`): the `UntypedDeployment` bytes. Idempotent:
@@ -614,21 +613,19 @@ pub async fn record_resource_changes(
     let meta = app.ports.meta.as_ref();
     let json = changes.to_string();
     let mut update = update.clone();
-    for _ in 0..8 {
+    let recorded = retry_on_conflict!(8, async {
         if update.resource_changes.as_deref() == Some(json.as_str()) {
-            return Ok(());
+            return Ok(Attempt::Done(()));
         }
         let mut next = update.clone();
         next.resource_changes = Some(json.clone());
-        match meta.transact(vec![next.put_op()]).await {
-            Ok(()) => return Ok(()),
-            Err(MetaError::ConditionFailed) => {
-                update = get(meta, &update.stack_id, &update.id).await?
-            }
-            Err(e) => return Err(e.into()),
+        let attempt = written(meta.transact(vec![next.put_op()]).await, ())?;
+        if let Attempt::Raced = attempt {
+            update = get(meta, &update.stack_id, &update.id).await?;
         }
-    }
-    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+        Ok(attempt)
+    })?;
+    recorded.ok_or_else(update_contended)
 }
 
 /// Ends an update (complete, cancel or lease expiry): releases the lease and, unless it is a
@@ -657,13 +654,13 @@ async fn end(
 ) -> Result<(Update, bool)> {
     let meta = app.ports.meta.as_ref();
     let mut update = update;
-    for _ in 0..8 {
+    let ended = retry_on_conflict!(8, async {
         if update.status.is_final() {
-            return Ok((update, false));
+            return Ok(Attempt::Done((update.clone(), false)));
         }
         let now = app.clock.now();
         if expired_only && (update.status != Status::Running || update.is_live(now)) {
-            return Ok((update, false));
+            return Ok(Attempt::Done((update.clone(), false)));
         }
         let stack = meta
             .get(&keys::org_pk(&update.org), &keys::stack_sk(&update.project, &update.stack))
@@ -730,26 +727,23 @@ async fn end(
             ops.extend(super::reaper::release_ops(&update, now));
         }
         ops.push(update.put_op_as(&ended));
-        match meta.transact(ops).await {
-            Ok(()) => {
-                ended.rev = update.rev + 1;
-                // Webhooks hear of updates that started (a cancelled, never started one
-                // had no `started` event either).
-                if update.status == Status::Running {
-                    let ok = ended.status == Status::Succeeded;
-                    update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
-                    // One audit entry for all of the update's lease calls.
-                    super::audit::update_ended(app, &ended).await;
-                }
-                return Ok((ended, true));
-            }
-            Err(MetaError::ConditionFailed) => {
-                update = get(meta, &update.stack_id, &update.id).await?
-            }
-            Err(e) => return Err(e.into()),
+        if let Attempt::Raced = written(meta.transact(ops).await, ())? {
+            update = get(meta, &update.stack_id, &update.id).await?;
+            return Ok(Attempt::Raced);
         }
-    }
-    Err(Error::Conflict("the stack is being changed concurrently, try again".into()))
+        ended.rev = update.rev + 1;
+        // Webhooks hear of updates that started (a cancelled, never started one had no
+        // `started` event either).
+        if update.status == Status::Running {
+            let ok = ended.status == Status::Succeeded;
+            update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
+            // One audit entry for all of the update's lease calls.
+            super::audit::update_ended(app, &ended).await;
+        }
+        Ok(Attempt::Done((ended, true)))
+    })?;
+    ended
+        .ok_or_else(|| Error::Conflict("the stack is being changed concurrently, try again".into()))
 }
 
 /// Queues the webhook deliveries of an update event (`import` and `rename` have none).
@@ -881,7 +875,7 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
     }
     let meta = app.ports.meta.as_ref();
     let mut update = update.clone();
-    for _ in 0..8 {
+    let stored = retry_on_conflict!(8, async {
         // Updates started before the intake kept this cursor: shape checks only (and replay
         // judges the indexes at `complete`).
         let cursor: Option<Cursor> = update.journal_cursor.as_deref().and_then(|text| {
@@ -895,29 +889,27 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
             for e in entries {
                 super::journal_intake::check_shape(e)?;
             }
-            return store_batch(app, &update, entries).await;
+            return store_batch(app, &update, entries).await.map(Attempt::Done);
         };
         let next = match cursor.check(entries)? {
-            Intake::Retry => return same_as_stored(app, &update, entries).await,
+            Intake::Retry => return same_as_stored(app, &update, entries).await.map(Attempt::Done),
             Intake::Accept(next) => next,
         };
         store_batch(app, &update, entries).await?;
         let mut advanced = update.clone();
         advanced.journal_cursor =
             Some(serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?);
-        match meta.transact(vec![advanced.put_op()]).await {
-            Ok(()) => return Ok(()),
+        let attempt = written(meta.transact(vec![advanced.put_op()]).await, ())?;
+        if let Attempt::Raced = attempt {
             // A renewal or a snapshot changed the item meanwhile: check against it again.
-            Err(MetaError::ConditionFailed) => {
-                update = get(meta, &update.stack_id, &update.id).await?;
-                if update.status.is_final() {
-                    return Err(Error::Conflict("the update has ended".into()));
-                }
+            update = get(meta, &update.stack_id, &update.id).await?;
+            if update.status.is_final() {
+                return Err(Error::Conflict("the update has ended".into()));
             }
-            Err(e) => return Err(e.into()),
         }
-    }
-    Err(Error::Conflict("the update is being changed concurrently, try again".into()))
+        Ok(attempt)
+    })?;
+    stored.ok_or_else(update_contended)
 }
 
 /// The batch object's key: its lowest and highest sequence IDs.
@@ -1070,4 +1062,8 @@ pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Re
     let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
     save_checkpoint(app, &update, untyped).await?;
     finalize(app, update, Status::Succeeded).await
+}
+
+fn update_contended() -> Error {
+    Error::Conflict("the update is being changed concurrently, try again".into())
 }

@@ -22,6 +22,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value as Json};
 use sha2::Sha256;
 
+use super::optimistic::{self, retry_on_conflict, written};
 use super::webhooks::{self, Hook, Owner};
 use super::{keys, new_id};
 use crate::app::App;
@@ -524,9 +525,11 @@ pub async fn deliver(app: &App, body: &str) -> Result<Outcome> {
     };
     let ok = attempt.error.is_none();
     // Record the attempt and release the claim.
-    for _ in 0..8 {
+    // Failing to record is logged, not returned: the delivery happened, and a retried message
+    // would post it again.
+    let recorded = retry_on_conflict!(8, async {
         let item = meta.get(&pk, &delivery_sk(&msg.delivery_id)).await?;
-        let Some(item) = item else { break };
+        let Some(item) = item else { return Ok(optimistic::Attempt::Done(())) };
         let mut r = Delivery::from_item(&item)?;
         let read_rev = r.rev;
         r.attempts.push(attempt.clone());
@@ -538,14 +541,12 @@ pub async fn deliver(app: &App, body: &str) -> Result<Outcome> {
         r.claim_until = None;
         r.rev = read_rev + 1;
         let cond = Condition::Equals("rev".into(), Value::N(read_rev));
-        match meta.put(r.to_item(&pk)?, Some(cond)).await {
-            Ok(()) => break,
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => {
-                tracing::warn!(delivery = %msg.delivery_id, error = %e, "attempt not recorded");
-                break;
-            }
-        }
+        written(meta.put(r.to_item(&pk)?, Some(cond)).await, ())
+    });
+    match recorded {
+        Ok(Some(())) => {}
+        Ok(None) => tracing::warn!(delivery = %msg.delivery_id, "attempt not recorded: contended"),
+        Err(e) => tracing::warn!(delivery = %msg.delivery_id, error = %e, "attempt not recorded"),
     }
     Ok(if ok { Outcome::Delivered } else { Outcome::Failed })
 }

@@ -20,6 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::optimistic::{retry_on_conflict, written};
 use super::{keys, new_id, secrets};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -474,7 +475,7 @@ pub async fn update(app: &App, owner: &Owner, name: &str, req: HookRequest) -> R
         Some(s) => Some(seal_secret(app, &get(meta, owner, name).await?.key_id, s).await?),
         None => None,
     };
-    for _ in 0..8 {
+    let updated = retry_on_conflict!(8, async {
         let mut hook = get(meta, owner, name).await?;
         let read_rev = hook.rev;
         if let Some(u) = &payload_url {
@@ -497,13 +498,11 @@ pub async fn update(app: &App, owner: &Owner, name: &str, req: HookRequest) -> R
         }
         hook.rev = read_rev + 1;
         let cond = Condition::Equals("rev".into(), Value::N(read_rev));
-        match meta.put(hook.to_item(owner)?, Some(cond)).await {
-            Ok(()) => return Ok(hook),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(Error::Conflict(format!("webhook '{name}' is being changed concurrently, try again")))
+        written(meta.put(hook.to_item(owner)?, Some(cond)).await, hook)
+    })?;
+    updated.ok_or_else(|| {
+        Error::Conflict(format!("webhook '{name}' is being changed concurrently, try again"))
+    })
 }
 
 /// Deletes a hook; 404 when absent.
