@@ -1,0 +1,61 @@
+//! Every HTTP-level suite on the AWS backend, against moto over the network (`.ci/test` starts it; `STACKHOUSE_MOTO_ENDPOINT`): one
+//! test binary, so a change relinks the SDKs once rather than once per suite. Each suite is a
+//! module: `cargo test -p stackhouse-tests --test aws crash::` runs one.
+
+/// The permission matrix on the AWS backend (moto): the reading routes, which share one world;
+/// the whole matrix runs on the embedded backend, where building a world per route is cheap.
+mod access {
+    stackhouse_tests::access_tests!(stackhouse_tests::server::moto_target, true);
+}
+
+/// The audit log suite on the AWS backend, against moto over the network.
+mod audit {
+    stackhouse_tests::audit_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The real Pulumi CLI against the emulator on the AWS backend, against moto over the network.
+/// (Built with the `real-cli` feature, which `.ci/test` turns on after building the CLI.)
+#[cfg(feature = "real-cli")]
+mod cli {
+    stackhouse_tests::cli_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The HTTP conformance suite on the AWS backend, against moto over the network.
+mod conformance {
+    stackhouse_tests::conformance_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// Crash at every storage write of the update paths, on the AWS adapters against moto.
+mod crash {
+    stackhouse_tests::crash_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The background jobs suite on the AWS backend, against moto over the network.
+mod jobs {
+    stackhouse_tests::jobs_conformance_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The rate limit suite on the AWS backend, against moto over the network.
+mod ratelimit {
+    stackhouse_tests::ratelimit_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The service secrets conformance suite on the AWS backend, against moto over the network.
+mod secrets {
+    stackhouse_tests::secrets_conformance_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// Organizations, teams and stack permissions on the AWS backend, against moto over the network.
+mod teams {
+    stackhouse_tests::teams_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The access token suite on the AWS backend, against moto over the network.
+mod tokens {
+    stackhouse_tests::tokens_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// The webhooks suite on the AWS backend, against moto over the network.
+mod webhooks {
+    stackhouse_tests::webhooks_conformance_tests!(stackhouse_tests::server::moto_target);
+}

@@ -1,3 +1,0 @@
-//! The HTTP conformance suite on the AWS backend, against moto over the network.
-
-stackhouse_tests::conformance_tests!(stackhouse_tests::server::moto_target);

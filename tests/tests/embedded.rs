@@ -1,0 +1,60 @@
+//! Every HTTP-level suite on the embedded backend (SQLite and files, in-process): one
+//! test binary, so a change relinks the SDKs once rather than once per suite. Each suite is a
+//! module: `cargo test -p stackhouse-tests --test embedded crash::` runs one.
+
+/// The permission matrix (every route × every kind of caller) on the embedded backend.
+mod access {
+    stackhouse_tests::access_tests!(|_| stackhouse_tests::server::Target::Embedded, false);
+}
+
+/// The audit log suite on the embedded backend.
+mod audit {
+    stackhouse_tests::audit_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The real Pulumi CLI against the emulator on the embedded backend.
+/// (Built with the `real-cli` feature, which `.ci/test` turns on after building the CLI.)
+#[cfg(feature = "real-cli")]
+mod cli {
+    stackhouse_tests::cli_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The HTTP conformance suite on the embedded backend.
+mod conformance {
+    stackhouse_tests::conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// Crash at every storage write of the update paths, on the embedded backend.
+mod crash {
+    stackhouse_tests::crash_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The background jobs suite on the embedded backend.
+mod jobs {
+    stackhouse_tests::jobs_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The rate limit suite on the embedded backend.
+mod ratelimit {
+    stackhouse_tests::ratelimit_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The service secrets conformance suite on the embedded backend.
+mod secrets {
+    stackhouse_tests::secrets_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// Organizations, teams and stack permissions on the embedded backend.
+mod teams {
+    stackhouse_tests::teams_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The access token suite on the embedded backend.
+mod tokens {
+    stackhouse_tests::tokens_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// The webhooks suite on the embedded backend.
+mod webhooks {
+    stackhouse_tests::webhooks_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
