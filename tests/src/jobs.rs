@@ -1,4 +1,4 @@
-//! Conformance checks of the background jobs (issue 7; docs/ARCHITECTURE.md, Leases expire and
+//! Conformance checks of the background jobs (docs/ARCHITECTURE.md, Leases expire and
 //! Background jobs) over the emulator:
 //! the lease reaper, history retention and blob garbage collection, and the queue plumbing
 //! (partial batch failures, dead-letter queue, redrive). The `jobs_conformance_tests!` macro

@@ -1,4 +1,4 @@
-//! HTTP checks of access tokens (issue #8): personal, organization and team tokens created,
+//! HTTP checks of access tokens: personal, organization and team tokens created,
 //! listed and revoked over the API; revoked and expired tokens refused at once; last-used times;
 //! organization tokens confined to their organization; admin rights on organization token
 //! routes. The `tokens_tests!` macro runs every check against one backend.

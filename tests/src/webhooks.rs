@@ -1,4 +1,4 @@
-//! Conformance checks of webhooks (issue 7) over the emulator: organization and stack hooks
+//! Conformance checks of webhooks over the emulator: organization and stack hooks
 //! (create, list, get, update, delete), payload URL validation and write-only, encrypted
 //! secrets. The `webhooks_conformance_tests!` macro runs every check against one backend.
 

@@ -1,4 +1,4 @@
-//! Incremental materialisation of journal-mode updates (issue 7; docs/PROTOCOL-NOTES.md,
+//! Incremental materialisation of journal-mode updates (docs/PROTOCOL-NOTES.md,
 //! Journal: the deployment is produced at `complete` and on lease expiry, and may be produced
 //! incrementally).
 //!

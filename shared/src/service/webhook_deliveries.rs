@@ -1,4 +1,4 @@
-//! Webhook deliveries (issue 7): domain events become queue messages, one per matching hook,
+//! Webhook deliveries: domain events become queue messages, one per matching hook,
 //! and `job-webhook-deliver` POSTs them.
 //!
 //! * [`emit`] (stack created/deleted, update started/ended) reads the organization's hooks

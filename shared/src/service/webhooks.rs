@@ -1,4 +1,4 @@
-//! Webhooks (issue 7), shaped like Pulumi Cloud's REST API: hooks of an organization and hooks
+//! Webhooks, shaped like Pulumi Cloud's REST API: hooks of an organization and hooks
 //! of a stack, with a payload URL, an optional secret (stored encrypted, never returned), a
 //! format (`raw` or `slack`) and event-kind filters (empty = every event).
 //!
