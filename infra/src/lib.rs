@@ -20,7 +20,7 @@ use stackhouse::api::routes::ROUTES;
 use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
-use stackhouse::ports::metadata::TTL_ATTR;
+use stackhouse::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR, TTL_ATTR};
 use stackhouse::ports::queue::{default_queues, QueueSpec};
 use stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES;
 
@@ -384,12 +384,12 @@ fn data_resources(resources: &mut Map<String, Value>) {
             "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "AttributeDefinitions": [
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
+                    {"AttributeName": PARTITION_KEY_ATTR, "AttributeType": "S"},
+                    {"AttributeName": SORT_KEY_ATTR, "AttributeType": "S"},
                 ],
                 "KeySchema": [
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                    {"AttributeName": PARTITION_KEY_ATTR, "KeyType": "HASH"},
+                    {"AttributeName": SORT_KEY_ATTR, "KeyType": "RANGE"},
                 ],
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true},
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTR, "Enabled": true},

@@ -59,6 +59,13 @@ impl Value {
 /// attributes in conditions instead.
 pub const TTL_ATTR: &str = "ttl";
 
+/// The partition-key attribute of the DynamoDB table (a string). With [`SORT_KEY_ATTR`] and
+/// [`TTL_ATTR`] this is the table's whole schema, defined once: `init` provisions it and the
+/// SAM template declares it from these constants.
+pub const PARTITION_KEY_ATTR: &str = "pk";
+/// The sort-key attribute of the DynamoDB table (a string).
+pub const SORT_KEY_ATTR: &str = "sk";
+
 /// One stored item: its key plus attributes (never containing `pk`/`sk`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {

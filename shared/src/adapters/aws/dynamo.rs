@@ -21,10 +21,7 @@ use crate::ports::metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
 };
 
-/// Name of the partition-key attribute.
-const PK: &str = "pk";
-/// Name of the sort-key attribute.
-const SK: &str = "sk";
+use crate::ports::metadata::{PARTITION_KEY_ATTR as PK, SORT_KEY_ATTR as SK};
 
 /// The DynamoDB metadata store.
 #[derive(Debug, Clone)]

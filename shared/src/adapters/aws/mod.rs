@@ -22,6 +22,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
 use crate::ports::metadata::TTL_ATTR;
+use crate::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR};
 use crate::ports::queue::{default_queues, QueueSpec};
 use crate::ports::{Access, Needs};
 use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Queue};
@@ -507,28 +508,28 @@ async fn provision_table(
             .table_name(&cfg.table)
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("pk")
+                    .attribute_name(PARTITION_KEY_ATTR)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(build)?,
             )
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("sk")
+                    .attribute_name(SORT_KEY_ATTR)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(build)?,
             )
             .key_schema(
                 KeySchemaElement::builder()
-                    .attribute_name("pk")
+                    .attribute_name(PARTITION_KEY_ATTR)
                     .key_type(KeyType::Hash)
                     .build()
                     .map_err(build)?,
             )
             .key_schema(
                 KeySchemaElement::builder()
-                    .attribute_name("sk")
+                    .attribute_name(SORT_KEY_ATTR)
                     .key_type(KeyType::Range)
                     .build()
                     .map_err(build)?,
