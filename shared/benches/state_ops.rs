@@ -102,7 +102,7 @@ fn encrypt(c: &mut Criterion) {
     });
     g.bench_function("uncached_data_key", |b| {
         b.iter_batched(
-            stackhouse::service::secrets::forget_cached_keys,
+            || app.data_keys.forget(),
             |()| {
                 rt.block_on(stackhouse::service::secrets::encrypt(&app, stack, black_box(&values)))
             },

@@ -185,11 +185,14 @@ pub struct App {
     pub settings: Settings,
     /// Time source.
     pub clock: Clock,
+    /// Unwrapped data keys of recently used stacks (a cache that lives as long as this app,
+    /// as it would in one Lambda sandbox).
+    pub data_keys: crate::service::secrets::KeyCache,
 }
 
 impl App {
     /// An app over the given ports.
     pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
-        Arc::new(App { ports, settings, clock: Clock::default() })
+        Arc::new(App { ports, settings, clock: Clock::default(), data_keys: Default::default() })
     }
 }

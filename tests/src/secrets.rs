@@ -313,16 +313,16 @@ pub async fn altered_and_malformed_values_get_400(target: Target) {
 
 /// The data key cache is only an optimisation: with it emptied (as in a new Lambda container),
 /// decrypt still works, via the stored wrapped key. The key is bound to the stack id, so a
-/// renamed stack keeps decrypting its values. (Both backends run the server in this process, so
-/// the test empties the process-wide cache directly instead of starting a second server.)
+/// renamed stack keeps decrypting its values. (The test empties the app's cache directly
+/// instead of starting a second server.)
 pub async fn decrypt_survives_a_cold_key_cache_and_a_rename(target: Target) {
     let server = TestServer::start(target).await;
     let c = server.client();
     let path = create_stack(&server, "dev").await;
     let ciphertext = encrypt(&c, &path, b"warm").await;
-    stackhouse::service::secrets::forget_cached_keys();
+    server.app.data_keys.forget();
     assert_eq!(decrypt(&c, &path, &ciphertext).await, b"warm");
-    stackhouse::service::secrets::forget_cached_keys();
+    server.app.data_keys.forget();
     let second = encrypt(&c, &path, b"cold").await;
     assert_eq!(decrypt(&c, &path, &second).await, b"cold");
 
@@ -345,7 +345,7 @@ pub async fn decrypt_survives_a_cold_key_cache_and_a_rename(target: Target) {
     stack.set("stack", Attr::S("renamed".into()));
     meta.put(stack, None).await.expect("put renamed");
     meta.delete(&org_pk, &old_sk, None).await.expect("delete old name");
-    stackhouse::service::secrets::forget_cached_keys();
+    server.app.data_keys.forget();
     let renamed = stack_path(&server.user, "renamed");
     assert_eq!(decrypt(&c, &renamed, &ciphertext).await, b"warm");
     assert_eq!(decrypt(&c, &renamed, &second).await, b"cold");
@@ -361,7 +361,7 @@ pub async fn concurrent_first_uses_agree_on_one_key(target: Target) {
     let path = create_stack(&server, "race").await;
     let plaintexts: Vec<Vec<u8>> = (0..12).map(|i| format!("value {i}").into_bytes()).collect();
     let ciphertexts = join_all(plaintexts.iter().map(|p| encrypt(&c, &path, p))).await;
-    stackhouse::service::secrets::forget_cached_keys();
+    server.app.data_keys.forget();
     let r = c.post(&format!("{path}/batch-decrypt"), &json!({ "ciphertexts": ciphertexts })).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let map = r.json()["plaintexts"].clone();

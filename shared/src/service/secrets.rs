@@ -24,7 +24,7 @@
 //! depends on what is cached (docs/ARCHITECTURE.md, Stateless functions and caches).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::{Aead, Payload};
@@ -131,13 +131,6 @@ pub async fn decrypt(app: &App, stack_id: &str, ciphertexts: &[Vec<u8>]) -> Resu
         .collect()
 }
 
-/// Empties the in-memory data-key cache (tests use it to prove a cold cache changes nothing).
-pub fn forget_cached_keys() {
-    if let Ok(mut cache) = cache().lock() {
-        cache.entries.clear();
-    }
-}
-
 fn check_batch(len: usize) -> Result<()> {
     if len > MAX_BATCH {
         return Err(Error::BadRequest(format!(
@@ -201,7 +194,7 @@ fn stored_key_error(stack_id: &str, e: KeyError) -> Error {
 /// The stack's plaintext data key: from the cache, else unwrapped from its item, else (with
 /// `create`) generated and stored create-if-absent. `None` only when absent and not `create`.
 async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8; 32]>> {
-    if let Some(key) = cached(stack_id) {
+    if let Some(key) = app.data_keys.get(stack_id) {
         return Ok(Some(key));
     }
     let meta = app.ports.meta.as_ref();
@@ -219,7 +212,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
                 .decrypt_data_key(wrapped, &ctx)
                 .await
                 .map_err(|e| stored_key_error(stack_id, e))?;
-            remember(stack_id, key);
+            app.data_keys.remember(stack_id, key);
             return Ok(Attempt::Done(Some(key)));
         }
         if !create {
@@ -240,7 +233,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
         // the SDK after it landed): the next round uses the stored one, ours is dropped.
         let attempt = written(meta.put(item, Some(Condition::NotExists)).await, fresh.plaintext)?;
         if let Attempt::Done(key) = attempt {
-            remember(stack_id, key);
+            app.data_keys.remember(stack_id, key);
             return Ok(Attempt::Done(Some(key)));
         }
         Ok(Attempt::Raced)
@@ -250,42 +243,53 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
     })
 }
 
-/// The in-memory cache of unwrapped data keys, by stack id.
-struct KeyCache {
-    entries: HashMap<String, (Instant, [u8; 32])>,
+/// The in-memory cache of unwrapped data keys, by stack id: one per [`App`], so a process
+/// that builds a new app (a test's restart) starts cold, as a new Lambda sandbox does.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (Instant, [u8; 32])>>,
 }
 
-fn cache() -> &'static Mutex<KeyCache> {
-    static CACHE: OnceLock<Mutex<KeyCache>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(KeyCache { entries: HashMap::new() }))
-}
-
-fn cached(stack_id: &str) -> Option<[u8; 32]> {
-    // A poisoned lock only means another thread panicked mid-update; skip the cache then.
-    let mut cache = cache().lock().ok()?;
-    match cache.entries.get(stack_id) {
-        Some((at, key)) if at.elapsed() < CACHE_TTL => Some(*key),
-        Some(_) => {
-            cache.entries.remove(stack_id);
-            None
+impl KeyCache {
+    fn get(&self, stack_id: &str) -> Option<[u8; 32]> {
+        // A poisoned lock only means another thread panicked mid-update; skip the cache then.
+        let mut entries = self.entries.lock().ok()?;
+        match entries.get(stack_id) {
+            Some((at, key)) if at.elapsed() < CACHE_TTL => Some(*key),
+            Some(_) => {
+                entries.remove(stack_id);
+                None
+            }
+            None => None,
         }
-        None => None,
     }
-}
 
-fn remember(stack_id: &str, key: [u8; 32]) {
-    let Ok(mut cache) = cache().lock() else { return };
-    if cache.entries.len() >= CACHE_CAPACITY && !cache.entries.contains_key(stack_id) {
-        cache.entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
-        if cache.entries.len() >= CACHE_CAPACITY {
-            let oldest =
-                cache.entries.iter().min_by_key(|(_, (at, _))| *at).map(|(id, _)| id.clone());
-            if let Some(id) = oldest {
-                cache.entries.remove(&id);
+    fn remember(&self, stack_id: &str, key: [u8; 32]) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if entries.len() >= CACHE_CAPACITY && !entries.contains_key(stack_id) {
+            entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            if entries.len() >= CACHE_CAPACITY {
+                let oldest =
+                    entries.iter().min_by_key(|(_, (at, _))| *at).map(|(id, _)| id.clone());
+                if let Some(id) = oldest {
+                    entries.remove(&id);
+                }
             }
         }
+        entries.insert(stack_id.to_string(), (Instant::now(), key));
     }
-    cache.entries.insert(stack_id.to_string(), (Instant::now(), key));
+
+    /// Empties the cache (benchmarks and tests use it to measure or prove a cold cache).
+    pub fn forget(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
@@ -303,13 +307,14 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded_and_forgets() {
+        let cache = KeyCache::default();
         for i in 0..CACHE_CAPACITY + 10 {
-            remember(&format!("bounded-{i}"), [7; 32]);
+            cache.remember(&format!("bounded-{i}"), [7; 32]);
         }
-        assert!(cache().lock().map(|c| c.entries.len()).unwrap_or(0) <= CACHE_CAPACITY);
-        remember("forget-me", [9; 32]);
-        assert_eq!(cached("forget-me"), Some([9; 32]));
-        forget_cached_keys();
-        assert_eq!(cached("forget-me"), None);
+        assert!(cache.len() <= CACHE_CAPACITY);
+        cache.remember("forget-me", [9; 32]);
+        assert_eq!(cache.get("forget-me"), Some([9; 32]));
+        cache.forget();
+        assert_eq!(cache.get("forget-me"), None);
     }
 }
