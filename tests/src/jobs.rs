@@ -663,7 +663,8 @@ fn full_replay(base: &Value, entries: &[Value], manifest: &Value) -> Value {
         entries.iter().map(|e| serde_json::from_value(e.clone()).expect("entry")).collect();
     let mut r = Replayer::new(base["deployment"].clone()).expect("base");
     r.apply_owned(entries).expect("replay");
-    let (version, features, deployment) = r.snapshot(manifest.clone()).expect("snapshot");
+    let stackhouse::service::journal::Snapshot { version, features, deployment } =
+        r.snapshot(manifest.clone()).expect("snapshot");
     let mut untyped = json!({"version": version, "deployment": deployment});
     if !features.is_empty() {
         untyped["features"] = json!(features);

@@ -1,0 +1,336 @@
+//! An update's life: create, start (taking the stack's lease), end (complete, cancel, expiry),
+//! cancel and import.
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::names::StackRef;
+use crate::ports::Condition;
+use crate::service::deployments::{self, Summary};
+use crate::service::optimistic::{retry_on_conflict, written, Attempt};
+use crate::service::{history, keys, new_id, stacks};
+
+use super::checkpoint::save_checkpoint;
+use super::lease::{hash, new_lease_token};
+use super::model::{get, Status, Update};
+use super::publish::{publish_checkpoint, Published};
+
+/// What the program request carries that the server keeps (docs/PROTOCOL-NOTES.md, Update
+/// lifecycle).
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    /// `options.dryRun`.
+    pub dry_run: bool,
+    /// `config`, as JSON.
+    pub config: String,
+    /// `metadata.message`.
+    pub message: String,
+    /// `metadata.environment`, as JSON.
+    pub environment: String,
+}
+
+/// Creates an update of `kind` (`POST …/{kind}`); a preview when `kind` is `preview` or the
+/// program asks for a dry run.
+pub async fn create(
+    app: &App,
+    r: &StackRef,
+    kind: &str,
+    author: &str,
+    program: Program,
+) -> Result<Update> {
+    let meta = app.ports.meta.as_ref();
+    let stack = stacks::get(meta, r).await?;
+    let update = Update {
+        id: new_id(),
+        stack_id: stack.id.clone(),
+        org: stack.org,
+        project: stack.project,
+        stack: stack.stack,
+        kind: kind.to_string(),
+        dry_run: program.dry_run || kind == "preview",
+        status: Status::NotStarted,
+        author: author.to_string(),
+        created: app.clock.now(),
+        started: None,
+        ended: None,
+        lease_hash: None,
+        lease_expires: 0,
+        config: program.config,
+        message: program.message,
+        environment: program.environment,
+        resource_changes: None,
+        version: None,
+        checkpoint_seq: 0,
+        journal: false,
+        base_key: None,
+        snapshot_seq: 0,
+        cli_version: String::new(),
+        journal_cursor: None,
+        rev: 1,
+    };
+    meta.put(update.to_item(), Some(Condition::NotExists)).await?;
+    Ok(update)
+}
+
+/// What a successful start returns.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The version the stack will have after this update (unchanged for previews).
+    pub version: i64,
+    /// The lease token (`update-token`).
+    pub token: String,
+    /// When the lease lapses unless renewed.
+    pub expires: i64,
+    /// The update persists journal entries (answer `journalVersion: 1`).
+    pub journal: bool,
+}
+
+/// Starts an update: takes the stack's lease (409 while another update holds a live one) and
+/// replaces the stack's tags when given. An abandoned update whose lease lapsed is finalised
+/// as failed first, keeping the last state it checkpointed.
+pub async fn start(
+    app: &App,
+    r: &StackRef,
+    update_id: &str,
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    journal: bool,
+    cli_version: &str,
+) -> Result<Started> {
+    if let Some(t) = &tags {
+        crate::names::validate_tags(t)?;
+    }
+    let meta = app.ports.meta.as_ref();
+    let started = retry_on_conflict!(8, async {
+        let now = app.clock.now();
+        let mut stack = stacks::get(meta, r).await?;
+        let mut update = get(meta, &stack.id, update_id).await?;
+        if update.status != Status::NotStarted {
+            return Err(Error::Conflict(format!("update '{update_id}' has already been started")));
+        }
+        if let Some(active) = stack.active_update.clone() {
+            let holder = get(meta, &stack.id, &active).await;
+            match holder {
+                Ok(h) if h.is_live(now) => {
+                    return Err(Error::Conflict("Another update is currently in progress.".into()))
+                }
+                Ok(h) if h.status == Status::Running => {
+                    finalize_expired(app, h).await?;
+                    return Ok(Attempt::Raced);
+                }
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let token = new_lease_token(&update);
+        let expires = now + app.settings.lease_seconds;
+        update.status = Status::Running;
+        update.started = Some(now);
+        update.lease_hash = Some(hash(&token));
+        update.lease_expires = expires;
+        update.journal = journal && !update.dry_run;
+        if update.journal {
+            update.base_key = Some(stack.deployment_key.clone().unwrap_or_default());
+            // The intake checks base indexes against the base's length when it knows it.
+            let base_len = match (&stack.deployment_key, stack.resource_count) {
+                (None, _) => Some(0),
+                (Some(_), n) => n,
+            };
+            let cursor = crate::service::journal_intake::Cursor::start(base_len);
+            update.journal_cursor =
+                Some(serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?);
+        }
+        update.cli_version = cli_version.to_string();
+        let version = if update.dry_run { stack.version } else { stack.version + 1 };
+        let update_op = update.put_op();
+        stack.active_update = Some(update.id.clone());
+        if let Some(t) = &tags {
+            stack.tags = t.clone();
+        }
+        // The lease index item lets the reaper find this update if its CLI dies.
+        let index_op = crate::service::reaper::lease_index_op(&update, now, expires);
+        let started = Started { version, token, expires, journal: update.journal };
+        let attempt =
+            written(meta.transact(vec![stack.put_op()?, update_op, index_op]).await, started)?;
+        if let Attempt::Done(_) = attempt {
+            update_event(app, &update, "started").await;
+        }
+        Ok(attempt)
+    })?;
+    started
+        .ok_or_else(|| Error::Conflict("the stack is being changed concurrently, try again".into()))
+}
+
+/// Ends an update (complete, cancel or lease expiry): releases the lease and, unless it is a
+/// preview, publishes the state it last checkpointed as the stack's next version with a
+/// history entry. Idempotent: an update that has already ended is left as it is.
+pub async fn finalize(app: &App, update: Update, status: Status) -> Result<Update> {
+    Ok(end(app, update, status, false).await?.0)
+}
+
+/// Ends a running update as failed if, and only if, its lease has lapsed: the check is
+/// repeated on every retry, so a renewal that lands between the caller's read and the write
+/// (whose revision condition then fails) keeps the update running. Returns the ended update
+/// when this call ended it; None when it is still running (renewed meanwhile) or something else
+/// ended it first.
+pub async fn finalize_expired(app: &App, update: Update) -> Result<Option<Update>> {
+    let (update, ended_here) = end(app, update, Status::Failed, true).await?;
+    Ok(ended_here.then_some(update))
+}
+
+/// The update as it now is, and whether this call ended it.
+pub(super) async fn end(
+    app: &App,
+    update: Update,
+    status: Status,
+    expired_only: bool,
+) -> Result<(Update, bool)> {
+    let meta = app.ports.meta.as_ref();
+    let mut update = update;
+    let ended = retry_on_conflict!(8, async {
+        if update.status.is_final() {
+            return Ok(Attempt::Done((update.clone(), false)));
+        }
+        let now = app.clock.now();
+        if expired_only && (update.status != Status::Running || update.is_live(now)) {
+            return Ok(Attempt::Done((update.clone(), false)));
+        }
+        let stack = meta
+            .get(&keys::org_pk(&update.org), &keys::stack_sk(&update.project, &update.stack))
+            .await?
+            .map(|i| stacks::Stack::from_item(&i))
+            .transpose()?
+            .filter(|s| s.id == update.stack_id);
+        let mut ended = update.clone();
+        ended.status = status;
+        ended.ended = Some(now);
+        let mut ops = Vec::new();
+        match stack {
+            // The stack was force-deleted meanwhile: just end the update.
+            None => {}
+            Some(mut stack) => {
+                if !update.dry_run && update.status == Status::Running {
+                    let version = stack.version + 1;
+                    let Published { key, summary, degraded } =
+                        match publish_checkpoint(app, &update, &stack, version).await {
+                            Ok(published) => published,
+                            // What was stored cannot be read or replayed (a bug, or data
+                            // from an older version): a cancel or a lapsed lease still ends
+                            // the update, keeping the stack's current state, so the stack
+                            // is never held forever. An outage (Unavailable) is retried
+                            // instead: acknowledged writes are never given up for it.
+                            Err(e @ (Error::Internal(_) | Error::BadRequest(_)))
+                                if status != Status::Succeeded =>
+                            {
+                                tracing::error!(
+                                    update = %update.id,
+                                    stack = %update.stack_id,
+                                    error = %e,
+                                    "the update's stored state cannot be published; ending it \
+                                     with the stack's current state"
+                                );
+                                let count = stack.resource_count.unwrap_or(0);
+                                Published {
+                                    key: stack.deployment_key.clone(),
+                                    summary: Summary { resource_count: count },
+                                    degraded: true,
+                                }
+                            }
+                            Err(e) => return Err(e),
+                        };
+                    if degraded {
+                        // Part of the journal could not be replayed: never report success.
+                        ended.status = Status::Failed;
+                    }
+                    ended.version = Some(version);
+                    stack.version = version;
+                    stack.deployment_key = key.clone();
+                    stack.resource_count = Some(summary.resource_count);
+                    stack.last_update = Some(now);
+                    ops.push(history::entry_op(&ended, version, key.as_deref(), &summary)?);
+                }
+                if stack.active_update.as_deref() == Some(update.id.as_str()) {
+                    stack.active_update = None;
+                }
+                ops.push(stack.put_op()?);
+            }
+        }
+        if update.status == Status::Running {
+            // Same transaction: the lease index never names an ended update.
+            ops.extend(crate::service::reaper::release_ops(&update, now));
+        }
+        ops.push(update.put_op_as(&ended));
+        if let Attempt::Raced = written(meta.transact(ops).await, ())? {
+            update = get(meta, &update.stack_id, &update.id).await?;
+            return Ok(Attempt::Raced);
+        }
+        ended.rev = update.rev + 1;
+        // Webhooks hear of updates that started (a cancelled, never started one had no
+        // `started` event either).
+        if update.status == Status::Running {
+            let ok = ended.status == Status::Succeeded;
+            update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
+            // One audit entry for all of the update's lease calls.
+            crate::service::audit::update_ended(app, &ended).await;
+        }
+        Ok(Attempt::Done((ended, true)))
+    })?;
+    ended
+        .ok_or_else(|| Error::Conflict("the stack is being changed concurrently, try again".into()))
+}
+
+/// Queues the webhook deliveries of an update event (`import` and `rename` have none).
+pub(super) async fn update_event(app: &App, update: &Update, result: &str) {
+    use crate::service::webhook_deliveries::{emit, update_event_kind, DomainEvent, UpdateInfo};
+    let Some(kind) = update_event_kind(&update.kind, update.dry_run, result) else { return };
+    let operation = if update.dry_run { "preview" } else { update.kind.as_str() };
+    let event = DomainEvent {
+        org: update.org.clone(),
+        project: update.project.clone(),
+        stack: update.stack.clone(),
+        stack_id: update.stack_id.clone(),
+        kind,
+        user: update.author.clone(),
+        update: Some(UpdateInfo {
+            id: update.id.clone(),
+            operation: operation.to_string(),
+            result: result.to_string(),
+            version: update.version,
+            resource_changes: update
+                .resource_changes
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
+        }),
+    };
+    emit(app, &event).await;
+}
+
+/// `pulumi cancel`: ends the update as cancelled; its lease stops working at once.
+pub async fn cancel(app: &App, r: &StackRef, update_id: &str) -> Result<()> {
+    let meta = app.ports.meta.as_ref();
+    let stack = stacks::get(meta, r).await?;
+    let update = get(meta, &stack.id, update_id).await?;
+    match update.status {
+        Status::NotStarted | Status::Running => {
+            finalize(app, update, Status::Cancelled).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `pulumi stack import` (and stack creation with an initial state): stores the deployment as
+/// the stack's next version with an `import` history entry, under the stack's lease like any
+/// update (409 while another update runs). Returns the ended update.
+pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Result<Update> {
+    deployments::check_untyped(untyped, 1..=4)?;
+    let program = Program {
+        dry_run: false,
+        config: "{}".into(),
+        message: String::new(),
+        environment: "{}".into(),
+    };
+    let update = create(app, r, "import", author, program).await?;
+    start(app, r, &update.id, None, false, "").await?;
+    let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
+    save_checkpoint(app, &update, untyped).await?;
+    finalize(app, update, Status::Succeeded).await
+}
