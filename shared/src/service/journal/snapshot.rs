@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::entry::JournalError;
-use super::replay::{non_null, Replayer};
-use super::{DEPLOYMENT_VERSION_CURRENT, DEPLOYMENT_VERSION_LATEST};
 use crate::service::urn::{
     format as format_urn, parse as parse_urn, DELIMITER as URN_NAME_DELIMITER,
 };
+
+use super::entry::JournalError;
+use super::replay::{non_null, Replayer};
+use super::{DEPLOYMENT_VERSION_CURRENT, DEPLOYMENT_VERSION_LATEST};
 
 /// Type token of the root stack resource; children of the root keep an unqualified type.
 pub(super) const ROOT_STACK_TYPE: &str = "pulumi:pulumi:Stack";

@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
-use super::*;
 use crate::adapters::embedded;
 use crate::app::{App, Settings};
 use crate::error::Error;
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::{reaper, stacks};
+
+use super::*;
 
 const LEASE: i64 = 300;
 

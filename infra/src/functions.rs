@@ -1,0 +1,172 @@
+//! Every Lambda function: one per route and one per job, with its events, needs and
+//! environment.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use stackhouse::api::routes::ROUTES;
+use stackhouse::api::{Access, Auth, Needs};
+use stackhouse::jobs::table::JOBS;
+use stackhouse::jobs::Trigger;
+
+use super::resources::{get_att, r#ref, sub};
+
+/// API Gateway gives an HTTP API integration at most 30 s; a function answers before that.
+/// (Jobs have their own timeouts in the job table.)
+pub const TIMEOUT_SECONDS: u32 = 29;
+
+/// Memory of functions that only touch metadata and keys (CPU scales with memory).
+pub const MEMORY_MB: u32 = 512;
+
+/// Memory of functions that move blobs: checkpoints and exports of tens of MB are gzip-decoded
+/// and parsed in memory (docs/ARCHITECTURE.md, Payload limits).
+pub const BLOB_MEMORY_MB: u32 = 1024;
+
+/// What triggers a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A route of the shared HTTP API (same `{param}` path syntax as the route table).
+    HttpApi {
+        /// HTTP method, upper case.
+        method: String,
+        /// Path template.
+        path: String,
+    },
+    /// An EventBridge schedule invoking the function every `every_seconds` (whole minutes).
+    Schedule {
+        /// Period in seconds.
+        every_seconds: u64,
+    },
+    /// An SQS event source on a queue of [`default_queues`], with partial batch responses.
+    Sqs {
+        /// Logical queue name.
+        queue: String,
+        /// Most messages per invocation.
+        batch_size: usize,
+    },
+}
+
+/// An EventBridge rate expression: `rate(1 minute)`, `rate(2 hours)`, `rate(5 minutes)`.
+pub fn rate_expression(every_seconds: u64) -> String {
+    let minutes = (every_seconds / 60).max(1);
+    let (n, unit) = if minutes.is_multiple_of(1440) {
+        (minutes / 1440, "day")
+    } else if minutes.is_multiple_of(60) {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("rate({n} {unit}{})", if n == 1 { "" } else { "s" })
+}
+
+/// One Lambda function of the template.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// Route or job name: the binary under `functions/` and the base of the logical id.
+    pub name: &'static str,
+    /// Shown in the Lambda console.
+    pub description: String,
+    /// What invokes it.
+    pub events: Vec<Event>,
+    /// What it uses of each port: drives its IAM policy.
+    pub needs: Needs,
+    /// Environment variables (values may be intrinsics such as `{"Ref": "Table"}`).
+    pub env: BTreeMap<String, Value>,
+    /// Memory size in MB.
+    pub memory_mb: u32,
+    /// Timeout in seconds.
+    pub timeout_seconds: u32,
+    /// Authenticates access tokens, so records their last use whatever its needs say
+    /// ([`bookkeeping_statement`]).
+    pub token_auth: bool,
+}
+
+impl FunctionSpec {
+    /// Logical id of the function: `stack-get` → `StackGetFunction`.
+    pub fn logical_id(&self) -> String {
+        format!("{}Function", pascal(self.name))
+    }
+    /// Logical id of its IAM role.
+    pub fn role_id(&self) -> String {
+        format!("{}Role", self.logical_id())
+    }
+    /// Logical id of its log group.
+    pub fn log_group_id(&self) -> String {
+        format!("{}LogGroup", self.logical_id())
+    }
+}
+
+/// `stack-get` → `StackGet`.
+pub fn pascal(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The environment every function gets: where the AWS adapters find their resources
+/// (`AwsConfig::from_env`) and the settings parameters. All four resources go to every
+/// function even when its needs leave some out: names are not secrets, the adapter set is
+/// built whole at cold start, and a function lacking the permission fails with a clear
+/// AccessDenied naming the resource rather than talking to a default-named one.
+pub fn base_env() -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("STACKHOUSE_BACKEND".to_string(), json!("aws")),
+        ("STACKHOUSE_TABLE".to_string(), r#ref("Table")),
+        ("STACKHOUSE_BUCKET".to_string(), r#ref("Bucket")),
+        ("STACKHOUSE_KMS_KEY_ID".to_string(), get_att("Key", "Arn")),
+        ("STACKHOUSE_QUEUE_PREFIX".to_string(), sub("${AWS::StackName}-")),
+        ("STACKHOUSE_LOG".to_string(), r#ref("LogLevel")),
+        ("STACKHOUSE_HISTORY_RETENTION".to_string(), r#ref("HistoryRetention")),
+    ])
+}
+
+pub(super) fn memory_for(needs: &Needs) -> u32 {
+    if needs.blobs == Access::None {
+        MEMORY_MB
+    } else {
+        BLOB_MEMORY_MB
+    }
+}
+
+/// Every function of the template: one per route of the route table, then one per job of the
+/// job table.
+pub fn functions() -> Vec<FunctionSpec> {
+    let routes = ROUTES.iter().map(|route| FunctionSpec {
+        name: route.name,
+        description: format!("Stackhouse {} {} ({})", route.method, route.path, route.name),
+        events: vec![Event::HttpApi {
+            method: route.method.as_str().to_string(),
+            path: route.path.to_string(),
+        }],
+        needs: route.needs,
+        env: base_env(),
+        memory_mb: memory_for(&route.needs),
+        timeout_seconds: TIMEOUT_SECONDS,
+        token_auth: route.auth() == Auth::User,
+    });
+    let jobs = JOBS.iter().map(|job| FunctionSpec {
+        name: job.name,
+        description: format!("Stackhouse job: {} ({})", job.description, job.name),
+        events: match job.trigger {
+            Trigger::Schedule { every_seconds, .. } => vec![Event::Schedule { every_seconds }],
+            Trigger::Queue { queue, batch_size, .. } => {
+                vec![Event::Sqs { queue: queue.to_string(), batch_size }]
+            }
+            // Invoked by hand (`aws lambda invoke`): no event source.
+            Trigger::Manual { .. } => vec![],
+        },
+        needs: job.needs,
+        env: base_env(),
+        memory_mb: memory_for(&job.needs),
+        timeout_seconds: job.timeout_seconds,
+        token_auth: false,
+    });
+    routes.chain(jobs).collect()
+}

@@ -1,0 +1,131 @@
+//! Least-privilege IAM: the actions each access level of each port implies.
+
+use serde_json::{json, Value};
+use stackhouse::api::{Access, Needs};
+use stackhouse::ports::queue::default_queues;
+use stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES;
+
+use super::resources::{get_att, queue_id, sub};
+
+/// IAM actions on the table for an access level. Reads are `GetItem` and `Query` (strongly
+/// consistent reads need no extra action). `TransactWriteItems` has no IAM action of its own:
+/// each of its items is authorized as the matching single-item action, so writes add
+/// `PutItem`, `DeleteItem` and `ConditionCheckItem` (the adapter never calls `UpdateItem`).
+pub fn dynamodb_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read => &["dynamodb:GetItem", "dynamodb:Query"],
+        Access::Write => &[
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+        ],
+    }
+}
+
+/// IAM actions on the bucket itself: listing (S3 also answers a GET of a missing key with 404
+/// rather than 403 only when the caller may list).
+pub fn s3_bucket_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read | Access::Write => &["s3:ListBucket"],
+    }
+}
+
+/// IAM actions on the bucket's objects. Presigned GET URLs are signed with the function's
+/// credentials, so `GetObject` covers them; conditional puts (`If-None-Match`) are `PutObject`.
+pub fn s3_object_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read => &["s3:GetObject"],
+        Access::Write => &["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+    }
+}
+
+/// IAM actions on the KMS key: unwrapping data keys, and for writers generating them.
+pub fn kms_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read => &["kms:Decrypt"],
+        Access::Write => &["kms:Decrypt", "kms:GenerateDataKey"],
+    }
+}
+
+/// IAM actions on the queues (not their dead-letter queues). For queues the two levels are
+/// different capabilities rather than a superset: `Read` consumes (receive, ack, extend, as
+/// the adapter does; `GetQueueAttributes` because Lambda's SQS event source polls with the
+/// function's role), `Write` produces (send). Both resolve the queue URL by name.
+pub fn sqs_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read => &[
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:GetQueueUrl",
+            "sqs:ReceiveMessage",
+        ],
+        Access::Write => &["sqs:GetQueueUrl", "sqs:SendMessage"],
+    }
+}
+
+/// Writing to the function's own log group (it is created by the template, so no
+/// `logs:CreateLogGroup`).
+pub const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+
+pub(super) fn statement(sid: &str, actions: &[&str], resources: Vec<Value>) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": resources,
+    })
+}
+
+/// The IAM statements a function with these needs gets, each on its resources only.
+pub fn statements(needs: &Needs) -> Vec<Value> {
+    let mut out = Vec::new();
+    let table = dynamodb_actions(needs.meta);
+    if !table.is_empty() {
+        out.push(statement("Table", table, vec![get_att("Table", "Arn")]));
+    }
+    let bucket = s3_bucket_actions(needs.blobs);
+    if !bucket.is_empty() {
+        out.push(statement("Bucket", bucket, vec![get_att("Bucket", "Arn")]));
+    }
+    let objects = s3_object_actions(needs.blobs);
+    if !objects.is_empty() {
+        out.push(statement("Objects", objects, vec![sub("${Bucket.Arn}/*")]));
+    }
+    let queue = sqs_actions(needs.queue);
+    if !queue.is_empty() {
+        let queues = default_queues().iter().map(|q| get_att(&queue_id(q), "Arn")).collect();
+        out.push(statement("Queues", queue, queues));
+    }
+    let key = kms_actions(needs.keys);
+    if !key.is_empty() {
+        out.push(statement("Key", key, vec![get_att("Key", "Arn")]));
+    }
+    out
+}
+
+/// The one write a token-authenticated function may make whatever its needs: `PutItem` on
+/// items whose partition key matches [`BOOKKEEPING_KEY_PREFIXES`] (a token's last-used time),
+/// enforced by IAM through `dynamodb:LeadingKeys`.
+pub fn bookkeeping_statement() -> Value {
+    json!({
+        "Sid": "Bookkeeping",
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem"],
+        "Resource": [get_att("Table", "Arn")],
+        "Condition": {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": BOOKKEEPING_KEY_PREFIXES},
+        },
+    })
+}
+
+pub(super) const POLICY_VERSION: &str = "2012-10-17";
+
+pub(super) const ACCOUNT_ROOT: &str = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root";

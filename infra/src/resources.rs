@@ -1,0 +1,415 @@
+//! CloudFormation resources: parameters, the shared data resources (table, bucket, queues,
+//! key, HTTP API), one function with its role and log group, outputs.
+
+use serde_json::{json, Map, Value};
+use stackhouse::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR, TTL_ATTR};
+use stackhouse::ports::queue::{default_queues, QueueSpec};
+
+use super::functions::{pascal, rate_expression, Event, FunctionSpec};
+use super::iam::{
+    bookkeeping_statement, statement, statements, ACCOUNT_ROOT, LOG_ACTIONS, POLICY_VERSION,
+};
+
+/// Days after which objects under `updates/` (checkpoint baselines, journals and events of
+/// updates, which finish within hours) and noncurrent object versions are deleted.
+pub const SCRATCH_DAYS: u32 = 30;
+
+/// Logical id of a queue (`jobs` → `JobsQueue`).
+pub fn queue_id(spec: &QueueSpec) -> String {
+    format!("{}Queue", pascal(&spec.name))
+}
+
+/// Logical id of a queue's dead-letter queue (`jobs` → `JobsDeadLetterQueue`).
+pub fn dlq_id(spec: &QueueSpec) -> String {
+    format!("{}DeadLetterQueue", pascal(&spec.name))
+}
+
+pub(super) fn r#ref(id: &str) -> Value {
+    json!({ "Ref": id })
+}
+
+pub(super) fn get_att(id: &str, attr: &str) -> Value {
+    json!({ "Fn::GetAtt": [id, attr] })
+}
+
+pub(super) fn sub(text: &str) -> Value {
+    json!({ "Fn::Sub": text })
+}
+
+pub(super) fn parameters() -> Value {
+    json!({
+        "StageName": {
+            "Type": "String",
+            "Description": "Stage of the HTTP API. $default serves the API at the root of its \
+                URL; a named stage serves it under /<stage> (the functions strip that prefix).",
+            "Default": "$default",
+            "AllowedPattern": "^(\\$default|[A-Za-z0-9_-]{1,128})$",
+        },
+        "Architecture": {
+            "Type": "String",
+            "Description": "CPU architecture of the functions (arm64 needs the \
+                aarch64-unknown-linux-gnu Rust target where sam build runs).",
+            "Default": "x86_64",
+            "AllowedValues": ["x86_64", "arm64"],
+        },
+        "HistoryRetention": {
+            "Type": "String",
+            "Description": "Stack versions job-history-retention keeps: all, versions:N (the \
+                newest N) or days:N (those of the last N days). The current version is always \
+                kept.",
+            "Default": "all",
+            "AllowedPattern": "^(all|versions:[1-9][0-9]*|days:[1-9][0-9]*)$",
+        },
+        "LogLevel": {
+            "Type": "String",
+            "Description": "Log filter of the functions (STACKHOUSE_LOG).",
+            "Default": "info",
+            "AllowedValues": ["error", "warn", "info", "debug", "trace"],
+        },
+        "LogRetentionDays": {
+            "Type": "Number",
+            "Description": "Days to keep the functions' logs.",
+            "Default": 30,
+            // The values CloudWatch Logs accepts.
+            "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+                1096, 1827, 2192, 2557, 2922, 3288, 3653],
+        },
+    })
+}
+
+pub(super) fn data_resources(resources: &mut Map<String, Value>) {
+    // Stateful resources survive `sam delete` and replacements: they hold every stack's state.
+    resources.insert(
+        "Table".into(),
+        json!({
+            "Type": "AWS::DynamoDB::Table",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": PARTITION_KEY_ATTR, "AttributeType": "S"},
+                    {"AttributeName": SORT_KEY_ATTR, "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": PARTITION_KEY_ATTR, "KeyType": "HASH"},
+                    {"AttributeName": SORT_KEY_ATTR, "KeyType": "RANGE"},
+                ],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true},
+                "TimeToLiveSpecification": {"AttributeName": TTL_ATTR, "Enabled": true},
+                "SSESpecification": {"SSEEnabled": true},
+            },
+        }),
+    );
+    resources.insert(
+        "Bucket".into(),
+        json!({
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
+                    ],
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": true,
+                    "BlockPublicPolicy": true,
+                    "IgnorePublicAcls": true,
+                    "RestrictPublicBuckets": true,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            "Id": "old-versions",
+                            "Status": "Enabled",
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": SCRATCH_DAYS},
+                            "ExpiredObjectDeleteMarker": true,
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                        },
+                        {
+                            "Id": "update-scratch",
+                            "Status": "Enabled",
+                            "Prefix": "updates/",
+                            "ExpirationInDays": SCRATCH_DAYS,
+                        },
+                    ],
+                },
+            },
+        }),
+    );
+    resources.insert(
+        "BucketPolicy".into(),
+        json!({
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": r#ref("Bucket"),
+                "PolicyDocument": {
+                    "Version": POLICY_VERSION,
+                    "Statement": [{
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [get_att("Bucket", "Arn"), sub("${Bucket.Arn}/*")],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }],
+                },
+            },
+        }),
+    );
+    resources.insert(
+        "Key".into(),
+        json!({
+            "Type": "AWS::KMS::Key",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "Description": "Stackhouse: wraps the per-stack data keys of secrets",
+                "EnableKeyRotation": true,
+                "KeySpec": "SYMMETRIC_DEFAULT",
+                "KeyUsage": "ENCRYPT_DECRYPT",
+                // The account administers the key; functions get their rights through their
+                // roles' IAM policies, which this statement enables.
+                "KeyPolicy": {
+                    "Version": POLICY_VERSION,
+                    "Statement": [{
+                        "Sid": "AccountAdministers",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": sub(ACCOUNT_ROOT)},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    }],
+                },
+            },
+        }),
+    );
+    resources.insert(
+        "KeyAlias".into(),
+        json!({
+            "Type": "AWS::KMS::Alias",
+            "Properties": {
+                "AliasName": sub("alias/${AWS::StackName}"),
+                "TargetKeyId": r#ref("Key"),
+            },
+        }),
+    );
+    for spec in default_queues() {
+        resources.insert(
+            dlq_id(&spec),
+            json!({
+                "Type": "AWS::SQS::Queue",
+                // Queues hold only work in flight: they go with the stack.
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
+                "Properties": {
+                    "QueueName": sub(&format!("${{AWS::StackName}}-{}", spec.dlq_name())),
+                    // SQS's maximum: two weeks for an operator to look at a failed message.
+                    "MessageRetentionPeriod": 1_209_600,
+                    "SqsManagedSseEnabled": true,
+                },
+            }),
+        );
+        resources.insert(
+            queue_id(&spec),
+            json!({
+                "Type": "AWS::SQS::Queue",
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
+                "Properties": {
+                    "QueueName": sub(&format!("${{AWS::StackName}}-{}", spec.name)),
+                    // SQS's default, stated: a job not done in four days goes nowhere good.
+                    "MessageRetentionPeriod": 345_600,
+                    "VisibilityTimeout": spec.visibility_timeout.as_secs(),
+                    "SqsManagedSseEnabled": true,
+                    "RedrivePolicy": {
+                        "deadLetterTargetArn": get_att(&dlq_id(&spec), "Arn"),
+                        "maxReceiveCount": spec.max_receives,
+                    },
+                },
+            }),
+        );
+    }
+    resources.insert(
+        "HttpApi".into(),
+        json!({
+            "Type": "AWS::Serverless::HttpApi",
+            "Properties": {
+                "StageName": r#ref("StageName"),
+                "FailOnWarnings": true,
+            },
+        }),
+    );
+}
+
+pub(super) fn event_value(event: &Event) -> (String, Value) {
+    match event {
+        Event::HttpApi { method, path } => (
+            "Api".to_string(),
+            json!({
+                "Type": "HttpApi",
+                "Properties": {"ApiId": r#ref("HttpApi"), "Method": method, "Path": path},
+            }),
+        ),
+        Event::Schedule { every_seconds } => (
+            "Schedule".to_string(),
+            json!({
+                "Type": "Schedule",
+                "Properties": {"Schedule": rate_expression(*every_seconds)},
+            }),
+        ),
+        Event::Sqs { queue, batch_size } => {
+            let spec = default_queues().into_iter().find(|q| &q.name == queue);
+            let id =
+                spec.as_ref().map(queue_id).unwrap_or_else(|| format!("{}Queue", pascal(queue)));
+            (
+                "Queue".to_string(),
+                json!({
+                    "Type": "SQS",
+                    "Properties": {
+                        "Queue": get_att(&id, "Arn"),
+                        "BatchSize": batch_size,
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    },
+                }),
+            )
+        }
+    }
+}
+
+pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
+    let id = f.logical_id();
+    let mut policy = statements(&f.needs);
+    if f.token_auth {
+        policy.push(bookkeeping_statement());
+    }
+    policy.push(statement("Logs", LOG_ACTIONS, vec![get_att(&f.log_group_id(), "Arn")]));
+    resources.insert(
+        f.log_group_id(),
+        json!({
+            "Type": "AWS::Logs::LogGroup",
+            // Logs expire by retention anyway; they go with the stack.
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+            "Properties": {
+                "LogGroupName": sub(&format!("/aws/lambda/${{AWS::StackName}}/{}", f.name)),
+                "RetentionInDays": r#ref("LogRetentionDays"),
+            },
+        }),
+    );
+    resources.insert(
+        f.role_id(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": format!("Stackhouse {}: only what its needs declare", f.name),
+                "AssumeRolePolicyDocument": {
+                    "Version": POLICY_VERSION,
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }],
+                },
+                "Policies": [{
+                    "PolicyName": f.name,
+                    "PolicyDocument": {"Version": POLICY_VERSION, "Statement": policy},
+                }],
+            },
+        }),
+    );
+    let events: Map<String, Value> = f.events.iter().map(event_value).collect();
+    let mut function = json!({
+        "Type": "AWS::Serverless::Function",
+        // SAM runs `cargo lambda build --release --bin <Binary>` in CodeUri and takes
+        // `<CodeUri>/target/lambda/<Binary>/bootstrap`: so CodeUri is the workspace root.
+        "Metadata": {
+            "BuildMethod": "rust-cargolambda",
+            "BuildProperties": {"Binary": f.name},
+        },
+        "Properties": {
+            "Description": f.description,
+            "CodeUri": "..",
+            "Handler": "bootstrap",
+            "Runtime": "provided.al2023",
+            "Architectures": [r#ref("Architecture")],
+            "MemorySize": f.memory_mb,
+            "Timeout": f.timeout_seconds,
+            "Role": get_att(&f.role_id(), "Arn"),
+            // A log group of the template's own (retention, least privilege), so Lambda
+            // never creates one on the side.
+            "LoggingConfig": {"LogGroup": r#ref(&f.log_group_id())},
+            "Environment": {"Variables": f.env},
+            "Events": events,
+        },
+    });
+    if f.events.is_empty() {
+        // Invoked by hand only: SAM wants no `Events` at all rather than an empty map.
+        if let Some(props) = function["Properties"].as_object_mut() {
+            props.remove("Events");
+        }
+    }
+    if f.events.iter().any(|e| matches!(e, Event::Schedule { .. })) {
+        // A failed scheduled run is retried by the next tick, not by Lambda's two async
+        // retries (which would overlap it).
+        function["Properties"]["EventInvokeConfig"] = json!({"MaximumRetryAttempts": 0});
+    }
+    resources.insert(id, function);
+}
+
+pub(super) const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+
+pub(super) fn outputs() -> Value {
+    let mut outputs = json!({
+        "ApiUrl": {
+            "Description": "Log in with: pulumi login <ApiUrl>",
+            "Value": {"Fn::If": [
+                "DefaultStage",
+                sub(API_HOST),
+                sub(&format!("{API_HOST}/${{StageName}}")),
+            ]},
+        },
+        "TableName": {"Description": "DynamoDB table (STACKHOUSE_TABLE)", "Value": r#ref("Table")},
+        "BucketName": {"Description": "S3 bucket (STACKHOUSE_BUCKET)", "Value": r#ref("Bucket")},
+        "KmsKeyArn": {
+            "Description": "KMS key (STACKHOUSE_KMS_KEY_ID)",
+            "Value": get_att("Key", "Arn"),
+        },
+        "KmsKeyAlias": {"Description": "Alias of the KMS key", "Value": r#ref("KeyAlias")},
+        "QueuePrefix": {
+            "Description": "Prefix of the SQS queue names (STACKHOUSE_QUEUE_PREFIX)",
+            "Value": sub("${AWS::StackName}-"),
+        },
+        "BackendEnv": {
+            "Description": "Environment for running the local emulator against this \
+                deployment (cargo run -p local-emulator -- --backend aws), e.g. to create the \
+                first access token",
+            "Value": sub(
+                "AWS_REGION=${AWS::Region} STACKHOUSE_TABLE=${Table} STACKHOUSE_BUCKET=${Bucket} \
+                 STACKHOUSE_KMS_KEY_ID=${Key.Arn} STACKHOUSE_QUEUE_PREFIX=${AWS::StackName}-"
+            ),
+        },
+    });
+    if let Value::Object(map) = &mut outputs {
+        for spec in default_queues() {
+            map.insert(
+                format!("{}Url", queue_id(&spec)),
+                json!({
+                    "Description": format!("SQS queue {}", spec.name),
+                    "Value": r#ref(&queue_id(&spec)),
+                }),
+            );
+            map.insert(
+                format!("{}Url", dlq_id(&spec)),
+                json!({
+                    "Description": format!("Dead-letter queue of {}", spec.name),
+                    "Value": r#ref(&dlq_id(&spec)),
+                }),
+            );
+        }
+    }
+    outputs
+}

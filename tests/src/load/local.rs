@@ -1,0 +1,129 @@
+//! A server this process starts for a run: the emulator on the embedded store or on the AWS
+//! adapters.
+
+use std::sync::Arc;
+
+use stackhouse::adapters::counting::{self, Counters};
+
+// ----------------------------------------------------------------------------------------
+// Request recording
+// ----------------------------------------------------------------------------------------
+use super::scenario::{Endpoint, Result};
+
+/// An emulator started in this process on counted ports, plus its bootstrap credentials.
+pub struct LocalServer {
+    /// Where it listens, its token and organization.
+    pub endpoint: Endpoint,
+    /// The storage-operation counters of its ports.
+    pub counters: Arc<Counters>,
+    /// The application it serves (counted ports), for direct timings of single stages.
+    pub app: Arc<stackhouse::App>,
+    server: Option<local_emulator::server::Server>,
+    data_dir: Option<std::path::PathBuf>,
+    _moto: Option<crate::moto::MotoServer>,
+}
+
+/// Which backend [`LocalServer::start`] runs.
+pub enum LocalBackend {
+    /// The embedded store in a fresh temporary directory.
+    Embedded,
+    /// The AWS adapters against a moto server: `$STACKHOUSE_MOTO_ENDPOINT`, else one started
+    /// for this run.
+    Moto,
+}
+
+impl LocalServer {
+    /// Starts the emulator on a free port with counted ports and default settings, except
+    /// that the token and organization rate limits are raised far above what one load run
+    /// sends from its single token: they stay on, so every request pays their storage
+    /// operations exactly as in production, but a synthetic burst of 32 parallel sessions is
+    /// not throttled (the real CLI would wait out a 429; the load client does not).
+    pub async fn start(backend: LocalBackend) -> Result<LocalServer> {
+        use stackhouse::service::ratelimit::Limit;
+        let settings = stackhouse::app::Settings {
+            rate_limit_token: Some(Limit::per_minute(1_000_000)),
+            rate_limit_org: Some(Limit::per_minute(1_000_000)),
+            ..stackhouse::app::Settings::default()
+        };
+        LocalServer::start_with(backend, settings).await
+    }
+
+    /// Starts the emulator on a free port with counted ports.
+    pub async fn start_with(
+        backend: LocalBackend,
+        settings: stackhouse::app::Settings,
+    ) -> Result<LocalServer> {
+        use local_emulator::{Backend, Config};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind a free port: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let base = format!("http://{addr}");
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let (cfg_backend, data_dir, aws, moto) = match backend {
+            LocalBackend::Embedded => {
+                let dir = std::env::temp_dir().join(format!("stackhouse-load-{tag}"));
+                (Backend::Embedded, Some(dir), None, None)
+            }
+            LocalBackend::Moto => {
+                let (endpoint, guard) = match std::env::var("STACKHOUSE_MOTO_ENDPOINT") {
+                    Ok(e) if !e.is_empty() => (e, None),
+                    _ => {
+                        let m = crate::moto::MotoServer::start();
+                        (m.endpoint.clone(), Some(m))
+                    }
+                };
+                // Resource names are per run, so runs never see each other's items.
+                let name: &'static str = Box::leak(format!("load{tag}").into_boxed_str());
+                let cfg = crate::moto::aws_config_for(&endpoint, name);
+                stackhouse::adapters::aws::provision(&cfg)
+                    .await
+                    .map_err(|e| format!("provision AWS resources on moto: {e}"))?;
+                (Backend::Aws, None, Some(cfg), guard)
+            }
+        };
+        let config = Config {
+            listen: addr,
+            data_dir: data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("unused")),
+            backend: cfg_backend,
+            aws_endpoint_url: None,
+            aws,
+            settings,
+        };
+        let (app, verifier) =
+            local_emulator::build_app(&config, &base).await.map_err(|e| e.to_string())?;
+        let (ports, counters) = counting::wrap(app.ports.clone());
+        let app = stackhouse::App::new(ports, app.settings.clone());
+        let org = "loadgen".to_string();
+        let token = format!("pul-load-{tag}{:08x}", rand::random::<u32>());
+        let b = local_emulator::bootstrap::Bootstrap {
+            token: Some(token.clone()),
+            user: org.clone(),
+            org: org.clone(),
+        };
+        local_emulator::bootstrap::run(&app, &b).await.map_err(|e| format!("bootstrap: {e}"))?;
+        let server = local_emulator::server::serve(listener, app.clone(), verifier)?;
+        Ok(LocalServer {
+            endpoint: Endpoint { base, token, org },
+            counters,
+            app,
+            server: Some(server),
+            data_dir,
+            _moto: moto,
+        })
+    }
+
+    /// Stops the server and removes its data.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        if let Some(d) = self.data_dir.take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// Reports
+// ----------------------------------------------------------------------------------------
