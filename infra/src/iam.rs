@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use stackhouse::api::{Access, Needs};
 use stackhouse::ports::queue::default_queues;
-use stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES;
+use stackhouse::service::item_keys::BOOKKEEPING_KEY_PREFIXES;
 
 use super::resources::{get_att, queue_id, sub};
 

@@ -218,7 +218,7 @@ fn expected_bookkeeping() -> Value {
         "Action": ["dynamodb:PutItem"],
         "Resource": [{"Fn::GetAtt": ["Table", "Arn"]}],
         "Condition": {"ForAllValues:StringLike": {
-            "dynamodb:LeadingKeys": stackhouse::service::keys::BOOKKEEPING_KEY_PREFIXES,
+            "dynamodb:LeadingKeys": stackhouse::service::item_keys::BOOKKEEPING_KEY_PREFIXES,
         }},
     })
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stackhouse::config::Env;
-use stackhouse::jobs::queue::{poll_once, Backoff};
+use stackhouse::jobs::consumer::{poll_once, Backoff};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::{short_name, Job, Trigger};
 use stackhouse::App;

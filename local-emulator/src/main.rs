@@ -182,7 +182,7 @@ async fn dlq(config: Config, action: DlqAction) -> Result<(), String> {
     let q = app.ports.queue.as_ref();
     match action {
         DlqAction::List { queue, max } => {
-            let messages = stackhouse::jobs::queue::dlq_list(q, &queue, max)
+            let messages = stackhouse::jobs::consumer::dlq_list(q, &queue, max)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{} message(s) in the dead-letter queue of {queue}", messages.len());
@@ -192,7 +192,7 @@ async fn dlq(config: Config, action: DlqAction) -> Result<(), String> {
             }
         }
         DlqAction::Redrive { queue, max } => {
-            let moved = stackhouse::jobs::queue::dlq_redrive(q, &queue, max)
+            let moved = stackhouse::jobs::consumer::dlq_redrive(q, &queue, max)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("moved {moved} message(s) from the dead-letter queue back to {queue}");

@@ -13,7 +13,6 @@ pub mod error;
 #[cfg(test)]
 mod fixtures;
 pub mod jobs;
-pub mod lambda;
 #[cfg(test)]
 mod layering;
 pub mod names;

@@ -424,7 +424,7 @@ pub async fn source_ip_comes_from_the_transport(target: Target) {
         ("x-forwarded-for", "198.51.100.9"),
     ];
     let event = apigw_event(route, &format!("{stack}/tags"), "", &headers, Some(tags.as_bytes()));
-    let router = stackhouse::lambda::router(route).expect("router");
+    let router = stackhouse_lambda::router(route).expect("router");
     let r = invoke_lambda(&router, &server.app, &event).await;
     assert_eq!(r.status, 204, "{r:?}");
 

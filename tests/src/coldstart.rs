@@ -4,12 +4,14 @@
 //! The binary's `lambda_runtime` polls `GET /2018-06-01/runtime/invocation/next` at
 //! `$AWS_LAMBDA_RUNTIME_API`; the first poll gets the route's sample event from `events/`
 //! (placeholders filled in), and its `POST …/invocation/{id}/response` ends the measurement.
-//! The function runs on the embedded backend (`STACKHOUSE_BACKEND=embedded`), in a data
-//! directory prepared here with the sample's user, organization and stack, so the request
-//! does the real work of the route (token check, metadata reads). Not measured: Lambda's own
-//! sandbox creation and code download, which a local process cannot reproduce.
+//! The function runs on the AWS adapters, as it does in Lambda, against a moto server
+//! (`$STACKHOUSE_MOTO_ENDPOINT`, else one started here) whose table, bucket, key and queues are
+//! provisioned here with the sample's user, organization and stack, so the request does the
+//! real work of the route (token check, metadata reads) over the network. Not measured:
+//! Lambda's own sandbox creation and code download, which a local process cannot reproduce,
+//! and the latency of the real AWS endpoints.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use stackhouse::adapters::aws::AwsConfig;
 
 use crate::load::Result;
 
@@ -37,20 +41,38 @@ enum Seen {
     Response(Instant, Vec<u8>),
 }
 
-/// Prepares the data directory the sample events expect (user `alice`, organization `acme`,
-/// stack `acme/website/dev`) and returns the access token.
-async fn prepare(data_dir: &Path) -> Result<String> {
+/// The AWS resources a run's functions use, with what the sample events expect in them.
+struct Prepared {
+    aws: AwsConfig,
+    token: String,
+    _moto: Option<crate::moto::MotoServer>,
+}
+
+/// Provisions fresh AWS resources on moto, with what the sample events expect (user `alice`,
+/// organization `acme`, stack `acme/website/dev`), through the emulator on the same resources.
+async fn prepare() -> Result<Prepared> {
     use local_emulator::{Backend, Config};
+    let (endpoint, moto) = match std::env::var("STACKHOUSE_MOTO_ENDPOINT") {
+        Ok(e) if !e.is_empty() => (e, None),
+        _ => {
+            let m = crate::moto::MotoServer::start();
+            (m.endpoint.clone(), Some(m))
+        }
+    };
+    let aws = crate::moto::aws_config_for(&endpoint, "coldstart");
+    stackhouse::adapters::aws::provision(&aws)
+        .await
+        .map_err(|e| format!("provision AWS resources on moto: {e}"))?;
     let listener =
         TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind a free port: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let base = format!("http://{addr}");
     let config = Config {
         listen: addr,
-        data_dir: data_dir.to_path_buf(),
-        backend: Backend::Embedded,
+        data_dir: std::env::temp_dir().join("unused"),
+        backend: Backend::Aws,
         aws_endpoint_url: None,
-        aws: None,
+        aws: Some(aws.clone()),
         settings: stackhouse::app::Settings::default(),
     };
     let (app, verifier) =
@@ -70,18 +92,16 @@ async fn prepare(data_dir: &Path) -> Result<String> {
     if !r.status.is_success() {
         return Err(format!("create acme/website/dev: HTTP {}", r.status));
     }
-    Ok(token)
+    Ok(Prepared { aws, token, _moto: moto })
 }
 
 /// Spawns `binary` `runs` times (one process per run, each killed after its first response)
 /// serving the sample event `event` (a path under `events/`).
 pub async fn measure(binary: &Path, event: &Path, runs: usize) -> Result<Vec<ColdStart>> {
-    let data_dir: PathBuf =
-        std::env::temp_dir().join(format!("stackhouse-cold-{:08x}", rand::random::<u32>()));
-    let token = prepare(&data_dir).await?;
+    let prepared = prepare().await?;
     let text = std::fs::read_to_string(event)
         .map_err(|e| format!("read {}: {e}", event.display()))?
-        .replace("${ACCESS_TOKEN}", &token);
+        .replace("${ACCESS_TOKEN}", &prepared.token);
     if text.contains("${") {
         return Err(format!(
             "{} has placeholders other than ${{ACCESS_TOKEN}}; pick a user-token route",
@@ -90,13 +110,12 @@ pub async fn measure(binary: &Path, event: &Path, runs: usize) -> Result<Vec<Col
     }
     let mut out = Vec::new();
     for _ in 0..runs {
-        out.push(once(binary, &data_dir, text.clone()).await?);
+        out.push(once(binary, &prepared.aws, text.clone()).await?);
     }
-    let _ = std::fs::remove_dir_all(&data_dir);
     Ok(out)
 }
 
-async fn once(binary: &Path, data_dir: &Path, event: String) -> Result<ColdStart> {
+async fn once(binary: &Path, aws: &AwsConfig, event: String) -> Result<ColdStart> {
     let listener =
         TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind a free port: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -119,8 +138,15 @@ async fn once(binary: &Path, data_dir: &Path, event: String) -> Result<ColdStart
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-        .env("STACKHOUSE_BACKEND", "embedded")
-        .env("STACKHOUSE_DATA_DIR", data_dir)
+        // What the SAM template sets, pointed at moto (test credentials are in the
+        // environment already: `aws_config_for` puts them there).
+        .env("STACKHOUSE_BACKEND", "aws")
+        .env("AWS_ENDPOINT_URL", aws.endpoint_url.as_deref().unwrap_or_default())
+        .env("AWS_REGION", aws.region.as_deref().unwrap_or("us-east-1"))
+        .env("STACKHOUSE_TABLE", &aws.table)
+        .env("STACKHOUSE_BUCKET", &aws.bucket)
+        .env("STACKHOUSE_KMS_KEY_ID", &aws.kms_key_id)
+        .env("STACKHOUSE_QUEUE_PREFIX", &aws.queue_prefix)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

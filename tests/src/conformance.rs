@@ -425,8 +425,8 @@ pub async fn delete_refuses_stacks_with_resources_unless_forced(target: Target) 
     assert_eq!(create(&server, "full", json!({})).await.status, 200);
     // No update route exists yet to deploy resources, so give the stored stack a resource count.
     let meta = server.app.ports.meta.clone();
-    let pk = stackhouse::service::keys::org_pk(&org);
-    let sk = stackhouse::service::keys::stack_sk(ORG_PROJECT, "full");
+    let pk = stackhouse::service::item_keys::org_pk(&org);
+    let sk = stackhouse::service::item_keys::stack_sk(ORG_PROJECT, "full");
     let mut item = meta.get(&pk, &sk).await.unwrap().expect("stack item");
     item.set("resource_count", Attr::N(3));
     meta.put(item, None).await.unwrap();

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use stackhouse::api::{Access, Needs};
 use stackhouse::app::Settings;
-use stackhouse::jobs::queue::{dlq_list, dlq_redrive, poll_once, Backoff};
+use stackhouse::jobs::consumer::{dlq_list, dlq_redrive, poll_once, Backoff};
 use stackhouse::jobs::table::{JOB_HISTORY_RETENTION, JOB_LEASE_REAPER, JOB_UPDATE_MATERIALISE};
 use stackhouse::jobs::{Job, Trigger};
 use stackhouse::ports::{Item, Message, Query, SortKey};
@@ -572,7 +572,7 @@ pub async fn poisoned_messages_end_in_the_dlq_and_redrive(target: Target) {
     let app = server.app.clone();
     let q = app.ports.queue.as_ref();
     let max_receives =
-        stackhouse::jobs::queue::queue_spec("jobs").expect("jobs queue").max_receives;
+        stackhouse::jobs::consumer::queue_spec("jobs").expect("jobs queue").max_receives;
     for body in ["good-1", "good-2", "poison-1", "good-3", "good-4"] {
         q.send("jobs", body, Duration::ZERO).await.expect("send");
     }
@@ -627,7 +627,7 @@ pub async fn poisoned_messages_end_in_the_dlq_and_redrive(target: Target) {
          "attributes": {"ApproximateReceiveCount": "2"}, "eventSource": "aws:sqs"},
     ]});
     let response =
-        stackhouse::jobs::events::handle(&app, &POISON_JOB, event).await.expect("batch runs");
+        stackhouse::jobs::invocation::handle(&app, &POISON_JOB, event).await.expect("batch runs");
     assert_eq!(response, json!({"batchItemFailures": [{"itemIdentifier": "m-bad"}]}));
     assert!(processed(&app).await.contains(&"good-6".to_string()));
     server.stop().await;

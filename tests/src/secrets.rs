@@ -329,19 +329,19 @@ pub async fn decrypt_survives_a_cold_key_cache_and_a_rename(target: Target) {
     // One data-key item, under the stack id, holding only the wrapped key.
     let id = c.get(&path).await.json()["id"].as_str().expect("stack id").to_string();
     let meta = server.app.ports.meta.clone();
-    let pk = stackhouse::service::keys::stack_id_pk(&id);
+    let pk = stackhouse::service::item_keys::stack_id_pk(&id);
     let item = meta
-        .get(&pk, stackhouse::service::keys::DATAKEY_SK)
+        .get(&pk, stackhouse::service::item_keys::DATAKEY_SK)
         .await
         .expect("read the data key item")
         .expect("a data key item under the stack id");
     assert!(item.b("wrapped").is_some_and(|w| !w.is_empty()));
 
     // Rename the stack in the store (keeping its id, as a rename does).
-    let org_pk = stackhouse::service::keys::org_pk(&server.user);
-    let old_sk = stackhouse::service::keys::stack_sk(PROJECT, "dev");
+    let org_pk = stackhouse::service::item_keys::org_pk(&server.user);
+    let old_sk = stackhouse::service::item_keys::stack_sk(PROJECT, "dev");
     let mut stack = meta.get(&org_pk, &old_sk).await.expect("read").expect("stack item");
-    stack.sk = stackhouse::service::keys::stack_sk(PROJECT, "renamed");
+    stack.sk = stackhouse::service::item_keys::stack_sk(PROJECT, "renamed");
     stack.set("stack", Attr::S("renamed".into()));
     meta.put(stack, None).await.expect("put renamed");
     meta.delete(&org_pk, &old_sk, None).await.expect("delete old name");

@@ -363,7 +363,7 @@ impl Client {
 }
 
 // ----------------------------------------------------------------------------------------
-// The Lambda transport: API Gateway HTTP API events through `stackhouse::lambda::handle`.
+// The Lambda transport: API Gateway HTTP API events through `stackhouse_lambda::handle`.
 // ----------------------------------------------------------------------------------------
 
 /// The host name sample events and [`apigw_event`] put in `Host` and `requestContext`.
@@ -464,7 +464,7 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Runs an API Gateway event through `stackhouse::lambda::handle` with `router`, exactly as a
+/// Runs an API Gateway event through `stackhouse_lambda::handle` with `router`, exactly as a
 /// function binary does (the event deserialised by `lambda_http`), and returns the raw
 /// response.
 pub async fn invoke_lambda_raw(
@@ -474,7 +474,7 @@ pub async fn invoke_lambda_raw(
 ) -> lambda_http::Response<lambda_http::Body> {
     let request = lambda_http::request::from_str(&event.to_string())
         .unwrap_or_else(|e| panic!("lambda_http rejects the event ({e}): {event}"));
-    stackhouse::lambda::handle(router, app, request).await
+    stackhouse_lambda::handle(router, app, request).await
 }
 
 /// Like [`invoke_lambda_raw`], with the response decoded like the CLI does (gzip undone).

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use stackhouse::service::admin::{self, CreateUserRequest};
-use stackhouse::service::{identity, keys};
+use stackhouse::service::{identity, item_keys};
 
 use crate::server::{Client, Reply, Target, TestServer};
 
@@ -313,10 +313,10 @@ pub async fn a_late_last_used_write_never_revives_a_revoked_token(target: Target
     let c = srv.client();
     let (id, value) = create(&c, "/api/user/tokens", json!({"description": "racy"})).await;
     let meta = srv.app.ports.meta.as_ref();
-    let key = keys::token_pk(&identity::hash_token(&value));
-    let item = meta.get(&key, keys::TOKEN_SK).await.expect("get").expect("token item");
+    let key = item_keys::token_pk(&identity::hash_token(&value));
+    let item = meta.get(&key, item_keys::TOKEN_SK).await.expect("get").expect("token item");
     assert_eq!(c.delete(&format!("/api/user/tokens/{id}")).await.status, 204);
     identity::record_last_used(meta, item, srv.app.clock.now()).await;
-    assert!(meta.get(&key, keys::TOKEN_SK).await.expect("get").is_none(), "token revived");
+    assert!(meta.get(&key, item_keys::TOKEN_SK).await.expect("get").is_none(), "token revived");
     whoami(&srv, &value).await.error_message(401);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use stackhouse::api::routes;
 use stackhouse::app::Settings;
-use stackhouse::jobs::queue::{poll_once, Backoff};
+use stackhouse::jobs::consumer::{poll_once, Backoff};
 use stackhouse::jobs::table::JOB_WEBHOOK_DELIVER;
 use stackhouse::ports::queue::WEBHOOKS_QUEUE;
 use stackhouse::ports::{Message, QueueError};
@@ -710,7 +710,7 @@ pub async fn loopback_is_refused_at_delivery(target: Target) {
 
     new_stack(&server, &c, "dev").await;
     // Every attempt fails; after the queue's max_receives the message is dead-lettered.
-    let max = stackhouse::jobs::queue::queue_spec(WEBHOOKS_QUEUE).expect("spec").max_receives;
+    let max = stackhouse::jobs::consumer::queue_spec(WEBHOOKS_QUEUE).expect("spec").max_receives;
     let max = usize::try_from(max).expect("small");
     assert_eq!(drain(&server).await, (max, max));
     assert!(rx.received().is_empty(), "nothing reached the loopback receiver");
@@ -720,7 +720,7 @@ pub async fn loopback_is_refused_at_delivery(target: Target) {
     assert!(err.contains("internal address"), "{err}");
     assert!(!d[0].delivered);
     let dead =
-        stackhouse::jobs::queue::dlq_list(server.app.ports.queue.as_ref(), WEBHOOKS_QUEUE, 10)
+        stackhouse::jobs::consumer::dlq_list(server.app.ports.queue.as_ref(), WEBHOOKS_QUEUE, 10)
             .await
             .expect("dlq");
     assert_eq!(dead.len(), 1, "the delivery ends in the dead-letter queue");
@@ -828,7 +828,7 @@ pub async fn a_queue_outage_never_fails_the_call(target: Target) {
             body.map(|b| b.to_string().into_bytes()).as_deref(),
         );
         async move {
-            let router = stackhouse::lambda::router(route).expect("router");
+            let router = stackhouse_lambda::router(route).expect("router");
             invoke_lambda(&router, &down, &event).await
         }
     };

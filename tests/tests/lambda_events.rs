@@ -2,9 +2,9 @@
 //! EventBridge scheduled event or SQS batch per job, for `sam local invoke -e`) run through
 //! their function's code path so they can never rot: each route sample is loaded, its
 //! placeholders filled in (events/README.md), deserialised by `lambda_http` and handled by
-//! `stackhouse::lambda::handle` with the single-route router a function binary builds, on the
+//! `stackhouse_lambda::handle` with the single-route router a function binary builds, on the
 //! embedded backend, in an order where every precondition holds; each job sample goes through
-//! `stackhouse::jobs::events::handle`, what `stackhouse::lambda::run_job` calls.
+//! `stackhouse::jobs::invocation::handle`, what `stackhouse_lambda::run_job` calls.
 //!
 //! `STACKHOUSE_WRITE_EVENTS=1` first regenerates the files from [`samples`]; the committed
 //! files are what the test reads.
@@ -706,7 +706,7 @@ fn route(name: &str) -> &'static Route {
 async fn run(srv: &TestServer, name: &str, vars: &HashMap<&str, String>, expected: u16) -> Reply {
     let route = route(name);
     let event = prepare(load(route), vars);
-    let router = stackhouse::lambda::router(route).expect("router");
+    let router = stackhouse_lambda::router(route).expect("router");
     let r = invoke_lambda(&router, &declared_app(srv, route), &event).await;
     assert_eq!(
         r.status.as_u16(),
@@ -1053,7 +1053,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     let mut vars: HashMap<&str, String> = HashMap::new();
     vars.insert("ACCESS_TOKEN", srv.token.clone());
     let event = prepare(event, &vars);
-    let router = stackhouse::lambda::router(&routes::USER_GET).expect("router");
+    let router = stackhouse_lambda::router(&routes::USER_GET).expect("router");
     let r = invoke_lambda(&router, &srv.app, &event).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["githubLogin"], srv.user.as_str());
@@ -1139,7 +1139,7 @@ async fn every_job_has_a_sample_its_function_runs() {
 
     for job in JOBS {
         let event = load_job(job);
-        let out = stackhouse::jobs::events::handle(&srv.app, job, event)
+        let out = stackhouse::jobs::invocation::handle(&srv.app, job, event)
             .await
             .unwrap_or_else(|e| panic!("{}: the sample fails: {e}", job.name));
         match job.name {

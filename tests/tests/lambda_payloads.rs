@@ -1,7 +1,7 @@
 //! Payload limits through the Lambda code path (docs/ARCHITECTURE.md, Payload limits): API
 //! Gateway events run through
-//! `stackhouse::lambda::handle` with the router a function binary builds
-//! (`stackhouse::lambda::router`), on the embedded backend. Presigned URLs point at an emulator
+//! `stackhouse_lambda::handle` with the router a function binary builds
+//! (`stackhouse_lambda::router`), on the embedded backend. Presigned URLs point at an emulator
 //! serving the same data directory, the embedded stand-in for S3.
 
 use std::io::Read;
@@ -11,14 +11,14 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use stackhouse::api::{routes, Route, Router};
 use stackhouse::app::Settings;
-use stackhouse::lambda::MAX_RESPONSE_BYTES;
 use stackhouse::App;
+use stackhouse_lambda::MAX_RESPONSE_BYTES;
 use stackhouse_tests::server::{apigw_event, gzip, invoke_lambda, Target, TestServer};
 
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 
 fn router(route: &'static Route) -> Router {
-    stackhouse::lambda::router(route).expect("router")
+    stackhouse_lambda::router(route).expect("router")
 }
 
 /// The headers the CLI sends with a user token.

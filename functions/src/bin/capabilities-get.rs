@@ -1,5 +1,5 @@
 //! Lambda function for the `capabilities-get` route.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::serve(&stackhouse::api::routes::CAPABILITIES_GET)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::serve(&stackhouse::api::routes::CAPABILITIES_GET)
 }

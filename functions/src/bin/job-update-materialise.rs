@@ -1,5 +1,5 @@
 //! Lambda function for the `job-update-materialise` job.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::run_job(&stackhouse::jobs::table::JOB_UPDATE_MATERIALISE)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::run_job(&stackhouse::jobs::table::JOB_UPDATE_MATERIALISE)
 }

@@ -1,5 +1,5 @@
 //! Lambda function for the `org-auditlogs-list` route.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::serve(&stackhouse::api::routes::ORG_AUDITLOGS_LIST)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_AUDITLOGS_LIST)
 }

@@ -1,5 +1,5 @@
 //! Lambda function for the `stack-log-decryption` route.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::serve(&stackhouse::api::routes::STACK_LOG_DECRYPTION)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_LOG_DECRYPTION)
 }

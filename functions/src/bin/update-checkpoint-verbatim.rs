@@ -1,5 +1,5 @@
 //! Lambda function for the `update-checkpoint-verbatim` route.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::serve(&stackhouse::api::routes::UPDATE_CHECKPOINT_VERBATIM)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::serve(&stackhouse::api::routes::UPDATE_CHECKPOINT_VERBATIM)
 }

@@ -1,5 +1,5 @@
 //! Lambda function for the `update-start` route.
 
-fn main() -> Result<(), stackhouse::lambda::Error> {
-    stackhouse::lambda::serve(&stackhouse::api::routes::UPDATE_START)
+fn main() -> Result<(), stackhouse_lambda::Error> {
+    stackhouse_lambda::serve(&stackhouse::api::routes::UPDATE_START)
 }

@@ -26,7 +26,7 @@ pub struct Router {
     // Routes sharing one path template, by method.
     entries: Vec<Vec<&'static Route>>,
     /// Largest response body the transport can deliver (Lambda: see
-    /// `lambda::MAX_RESPONSE_BYTES`); None when unlimited (the emulator). A reply over it whose
+    /// `stackhouse_lambda::MAX_RESPONSE_BYTES`); None when unlimited (the emulator). A reply over it whose
     /// body is a stored blob becomes a `307` to a presigned URL of the blob.
     pub max_response_bytes: Option<usize>,
 }

@@ -13,10 +13,10 @@
 //!   `max_receives` (see [`queue`]). Handlers must be idempotent: delivery is at least once.
 //!
 //! Each job is its own Lambda function `functions/src/bin/<name>.rs`, a few lines around
-//! [`crate::lambda::run_job`].
+//! `stackhouse_lambda::run_job` (the `functions` crate).
 
-pub mod events;
-pub mod queue;
+pub mod consumer;
+pub mod invocation;
 pub mod table;
 
 use std::future::Future;

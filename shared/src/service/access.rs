@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::identity::{Principal, Role, Subject};
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::ports::{MetadataStore, Query};
 use crate::service::stacks::Stack;
@@ -98,7 +98,7 @@ impl OrgAccess {
     ) -> Result<OrgAccess> {
         let role = match &principal.subject {
             Subject::User(user) => meta
-                .get(&keys::org_pk(org), &keys::org_member_sk(user))
+                .get(&item_keys::org_pk(org), &item_keys::org_member_sk(user))
                 .await?
                 .map(|item| item.s("role").and_then(Role::parse).unwrap_or(Role::Member)),
             Subject::Org { org: own, admin } => {
@@ -106,7 +106,7 @@ impl OrgAccess {
             }
             Subject::Team { org: own, .. } => (own == org).then_some(Role::Member),
         };
-        if role.is_none() && meta.get(&keys::org_pk(org), keys::ORG_SK).await?.is_none() {
+        if role.is_none() && meta.get(&item_keys::org_pk(org), item_keys::ORG_SK).await?.is_none() {
             return Err(Error::NotFound(format!("organization '{org}' does not exist")));
         }
         Ok(OrgAccess {
@@ -159,7 +159,7 @@ impl OrgAccess {
             return Ok(best);
         }
         if let Some(item) =
-            meta.get(&keys::stack_id_pk(&stack.id), &keys::stack_user_sk(&user)).await?
+            meta.get(&item_keys::stack_id_pk(&stack.id), &item_keys::stack_user_sk(&user)).await?
         {
             best = best.max(item_permission(&item));
             if best >= enough {
@@ -194,7 +194,7 @@ pub async fn org_default_permission(
     org: &str,
 ) -> Result<StackPermission> {
     Ok(meta
-        .get(&keys::org_pk(org), keys::ORG_SK)
+        .get(&item_keys::org_pk(org), item_keys::ORG_SK)
         .await?
         .and_then(|item| item.n("default_stack_permission"))
         .and_then(StackPermission::from_code)
@@ -211,7 +211,7 @@ async fn team_permission(
     team: &str,
 ) -> Result<StackPermission> {
     Ok(meta
-        .get(&keys::stack_id_pk(stack_id), &keys::stack_team_sk(team))
+        .get(&item_keys::stack_id_pk(stack_id), &item_keys::stack_team_sk(team))
         .await?
         .map(|item| item_permission(&item))
         .unwrap_or(StackPermission::None))
@@ -219,8 +219,9 @@ async fn team_permission(
 
 /// The teams `user` belongs to in `org`.
 pub async fn user_teams(meta: &dyn MetadataStore, user: &str, org: &str) -> Result<Vec<String>> {
-    let prefix = keys::user_teams_prefix(org);
-    let items = query_all(meta, Query::prefix(keys::user_pk(user), prefix.clone(), 100)).await?;
+    let prefix = item_keys::user_teams_prefix(org);
+    let items =
+        query_all(meta, Query::prefix(item_keys::user_pk(user), prefix.clone(), 100)).await?;
     Ok(items.iter().map(|i| i.sk.trim_start_matches(&prefix).to_string()).collect())
 }
 
@@ -229,11 +230,13 @@ pub async fn stack_team_permissions(
     meta: &dyn MetadataStore,
     stack_id: &str,
 ) -> Result<Vec<(String, StackPermission)>> {
-    let q = Query::prefix(keys::stack_id_pk(stack_id), keys::STACK_TEAM_PREFIX, 100);
+    let q = Query::prefix(item_keys::stack_id_pk(stack_id), item_keys::STACK_TEAM_PREFIX, 100);
     let items = query_all(meta, q).await?;
     Ok(items
         .iter()
-        .map(|i| (i.sk.trim_start_matches(keys::STACK_TEAM_PREFIX).to_string(), item_permission(i)))
+        .map(|i| {
+            (i.sk.trim_start_matches(item_keys::STACK_TEAM_PREFIX).to_string(), item_permission(i))
+        })
         .collect())
 }
 

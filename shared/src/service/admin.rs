@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::identity::{self, Role};
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::names::OrgName;
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Value};
@@ -58,17 +58,17 @@ impl CreateUserRequest {
 /// token of the user. Safe to repeat: each run only adds another token.
 pub async fn create_user(meta: &dyn MetadataStore, req: &CreateUser, now: i64) -> Result<String> {
     let (user, org) = (req.name.as_str(), req.org.as_str());
-    let profile = Item::new(keys::user_pk(user), keys::USER_SK)
+    let profile = Item::new(item_keys::user_pk(user), item_keys::USER_SK)
         .with("name", Value::S(user.into()))
         .with("default_org", Value::S(org.into()))
         .with("created", Value::N(now));
     create_if_absent(meta, profile).await?;
-    let org_item = Item::new(keys::org_pk(org), keys::ORG_SK)
+    let org_item = Item::new(item_keys::org_pk(org), item_keys::ORG_SK)
         .with("name", Value::S(org.into()))
         .with("created", Value::N(now));
     create_if_absent(meta, org_item).await?;
     // Background jobs find every organization through this index.
-    let indexed = Item::new(keys::ORGS_PK, keys::org_index_sk(org))
+    let indexed = Item::new(item_keys::ORGS_PK, item_keys::org_index_sk(org))
         .with("name", Value::S(org.into()))
         .with("created", Value::N(now));
     create_if_absent(meta, indexed).await?;

@@ -15,7 +15,7 @@
 
 use std::future::Future;
 
-use super::keys;
+use super::item_keys;
 use super::optimistic::{retry_on_conflict, written};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -77,7 +77,7 @@ pub struct Entry {
 
 impl Entry {
     fn to_item(&self, org: &str) -> Item {
-        let mut item = Item::new(keys::audit_pk(org), entry_sk(self.time_us))
+        let mut item = Item::new(item_keys::audit_pk(org), entry_sk(self.time_us))
             .with("time_us", Value::N(self.time_us))
             .with("actor", Value::S(self.actor.clone()))
             .with("token_id", Value::S(self.token_id.clone()))
@@ -186,7 +186,7 @@ async fn try_record_call(app: &App, call: &Call<'_>) -> Result<()> {
 /// creates that name later inherits entries about strangers).
 async fn target_orgs(meta: &dyn MetadataStore, call: &Call<'_>) -> Result<Vec<String>> {
     if let Some(org) = call.path_org {
-        if !call.denied || meta.get(&keys::org_pk(org), keys::ORG_SK).await?.is_some() {
+        if !call.denied || meta.get(&item_keys::org_pk(org), item_keys::ORG_SK).await?.is_some() {
             return Ok(vec![org.to_string()]);
         }
     }
@@ -310,7 +310,7 @@ pub async fn list(
     let after = token.map(decode_token).transpose()?;
     let page = meta
         .query(Query {
-            pk: keys::audit_pk(org),
+            pk: item_keys::audit_pk(org),
             sk: SortKey::Between(lo, hi),
             ascending: false,
             limit: limit.max(1),

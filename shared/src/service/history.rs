@@ -4,7 +4,7 @@
 use serde_json::{json, Value as Json};
 
 use super::deployments::Summary;
-use super::keys;
+use super::item_keys;
 use super::updates::Update;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, SortKey, TransactOp, Value};
@@ -52,10 +52,11 @@ pub fn entry_op(
     summary: &Summary,
 ) -> Result<TransactOp> {
     let info = update_info(update, version, summary);
-    let mut item = Item::new(keys::stack_id_pk(&update.stack_id), keys::version_sk(version))
-        .with("version", Value::N(version))
-        .with("update_id", Value::S(update.id.clone()))
-        .with("info", Value::S(info.to_string()));
+    let mut item =
+        Item::new(item_keys::stack_id_pk(&update.stack_id), item_keys::version_sk(version))
+            .with("version", Value::N(version))
+            .with("update_id", Value::S(update.id.clone()))
+            .with("info", Value::S(info.to_string()));
     if let Some(k) = deployment_key {
         item.set("deployment_key", Value::S(k.to_string()));
     }
@@ -76,7 +77,7 @@ fn from_item(item: &Item) -> Result<Entry> {
 /// One version of a stack; 404 when absent.
 pub async fn get(meta: &dyn MetadataStore, stack_id: &str, version: i64) -> Result<Entry> {
     let item = meta
-        .get(&keys::stack_id_pk(stack_id), &keys::version_sk(version))
+        .get(&item_keys::stack_id_pk(stack_id), &item_keys::version_sk(version))
         .await?
         .ok_or_else(|| Error::NotFound(format!("stack version {version} not found")))?;
     from_item(&item)
@@ -86,8 +87,8 @@ pub async fn get(meta: &dyn MetadataStore, stack_id: &str, version: i64) -> Resu
 pub async fn latest(meta: &dyn MetadataStore, stack_id: &str) -> Result<Option<Entry>> {
     let page = meta
         .query(Query {
-            pk: keys::stack_id_pk(stack_id),
-            sk: SortKey::BeginsWith(keys::VERSION_PREFIX.into()),
+            pk: item_keys::stack_id_pk(stack_id),
+            sk: SortKey::BeginsWith(item_keys::VERSION_PREFIX.into()),
             ascending: false,
             limit: 1,
             after: None,
@@ -109,8 +110,8 @@ pub async fn list(
     let mut out = Vec::new();
     let mut seen = 0usize;
     let mut query = Query {
-        pk: keys::stack_id_pk(stack_id),
-        sk: SortKey::BeginsWith(keys::VERSION_PREFIX.into()),
+        pk: item_keys::stack_id_pk(stack_id),
+        sk: SortKey::BeginsWith(item_keys::VERSION_PREFIX.into()),
         ascending: false,
         limit: 100,
         after: None,

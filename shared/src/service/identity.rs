@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
 
@@ -157,7 +157,8 @@ pub fn token_id(hash: &str) -> String {
 pub async fn authenticate_token(meta: &dyn MetadataStore, token: &str, now: i64) -> Result<Caller> {
     let invalid = || Error::Unauthorized("the access token is invalid, expired or revoked".into());
     let hash = hash_token(token);
-    let item = meta.get(&keys::token_pk(&hash), keys::TOKEN_SK).await?.ok_or_else(invalid)?;
+    let item =
+        meta.get(&item_keys::token_pk(&hash), item_keys::TOKEN_SK).await?.ok_or_else(invalid)?;
     if item.bool("revoked") == Some(true) {
         return Err(invalid());
     }
@@ -213,7 +214,7 @@ pub const TOKEN_KIND_TEAM: &str = "team";
 
 /// Reads a user profile.
 pub async fn get_user(meta: &dyn MetadataStore, name: &str) -> Result<Option<User>> {
-    Ok(meta.get(&keys::user_pk(name), keys::USER_SK).await?.map(|item| User {
+    Ok(meta.get(&item_keys::user_pk(name), item_keys::USER_SK).await?.map(|item| User {
         name: name.to_string(),
         email: item.s("email").unwrap_or_default().to_string(),
         default_org: item.s("default_org").map(str::to_string),
@@ -223,11 +224,11 @@ pub async fn get_user(meta: &dyn MetadataStore, name: &str) -> Result<Option<Use
 /// The organizations a user belongs to, sorted by name.
 pub async fn user_orgs(meta: &dyn MetadataStore, user: &str) -> Result<Vec<(String, Role)>> {
     let mut out = Vec::new();
-    let mut query = Query::prefix(keys::user_pk(user), keys::USER_ORG_PREFIX, 100);
+    let mut query = Query::prefix(item_keys::user_pk(user), item_keys::USER_ORG_PREFIX, 100);
     loop {
         let page = meta.query(query.clone()).await?;
         for item in page.items {
-            let org = item.sk.trim_start_matches(keys::USER_ORG_PREFIX).to_string();
+            let org = item.sk.trim_start_matches(item_keys::USER_ORG_PREFIX).to_string();
             let role = item.s("role").and_then(Role::parse).unwrap_or(Role::Member);
             out.push((org, role));
         }
@@ -256,7 +257,7 @@ pub async fn principal_orgs(
 /// The caller's role in `org`: 404 if the organization does not exist or the caller is not a
 /// member (the same answer, so names do not leak).
 pub async fn require_member(meta: &dyn MetadataStore, user: &str, org: &str) -> Result<Role> {
-    if let Some(item) = meta.get(&keys::org_pk(org), &keys::org_member_sk(user)).await? {
+    if let Some(item) = meta.get(&item_keys::org_pk(org), &item_keys::org_member_sk(user)).await? {
         return Ok(item.s("role").and_then(Role::parse).unwrap_or(Role::Member));
     }
     // An organization the caller does not belong to answers exactly like one that does not
@@ -293,23 +294,23 @@ pub async fn ensure_identity(
     now: i64,
 ) -> Result<Ensured> {
     let mut ensured = Ensured::default();
-    let profile = Item::new(keys::user_pk(user), keys::USER_SK)
+    let profile = Item::new(item_keys::user_pk(user), item_keys::USER_SK)
         .with("name", Value::S(user.into()))
         .with("default_org", Value::S(org.into()))
         .with("created", Value::N(now));
     ensured.created_user = ignore_exists(meta.put(profile, Some(Condition::NotExists)).await)?;
-    let org_item = Item::new(keys::org_pk(org), keys::ORG_SK)
+    let org_item = Item::new(item_keys::org_pk(org), item_keys::ORG_SK)
         .with("name", Value::S(org.into()))
         .with("created", Value::N(now));
     ensured.created_org = ignore_exists(meta.put(org_item, Some(Condition::NotExists)).await)?;
     // The organization index lets background jobs visit every stack. Written on every call
     // (create-if-absent), so organizations made before the index existed are added too.
-    let indexed = Item::new(keys::ORGS_PK, keys::org_index_sk(org))
+    let indexed = Item::new(item_keys::ORGS_PK, item_keys::org_index_sk(org))
         .with("name", Value::S(org.into()))
         .with("created", Value::N(now));
     ignore_exists(meta.put(indexed, Some(Condition::NotExists)).await)?;
     if ensured.created_org
-        || meta.get(&keys::org_pk(org), &keys::org_member_sk(user)).await?.is_none()
+        || meta.get(&item_keys::org_pk(org), &item_keys::org_member_sk(user)).await?.is_none()
     {
         add_member(meta, org, user, Role::Admin, now).await?;
     }
@@ -329,10 +330,10 @@ pub async fn add_member(
     role: Role,
     now: i64,
 ) -> Result<()> {
-    let member = Item::new(keys::org_pk(org), keys::org_member_sk(user))
+    let member = Item::new(item_keys::org_pk(org), item_keys::org_member_sk(user))
         .with("role", Value::S(role.as_str().into()))
         .with("created", Value::N(now));
-    let back = Item::new(keys::user_pk(user), keys::user_org_sk(org))
+    let back = Item::new(item_keys::user_pk(user), item_keys::user_org_sk(org))
         .with("role", Value::S(role.as_str().into()))
         .with("created", Value::N(now));
     meta.transact(vec![TransactOp::Put(member, None), TransactOp::Put(back, None)]).await?;

@@ -3,7 +3,7 @@
 
 use super::access::{query_all, StackPermission};
 use super::identity::{self, Role};
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::names::UserName;
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
@@ -22,7 +22,7 @@ pub struct Member {
 
 /// The organization's members, by name.
 pub async fn list(meta: &dyn MetadataStore, org: &str) -> Result<Vec<Member>> {
-    let items = query_all(meta, Query::prefix(keys::org_pk(org), "MEMBER#", 100)).await?;
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), "MEMBER#", 100)).await?;
     Ok(items
         .iter()
         .map(|i| Member {
@@ -55,18 +55,22 @@ pub async fn set_role(
 /// Removes a member (and their team memberships in the organization); 404 if not a member.
 /// Refuses to remove the last admin.
 pub async fn remove(meta: &dyn MetadataStore, org: &str, user: &str) -> Result<()> {
-    if meta.get(&keys::org_pk(org), &keys::org_member_sk(user)).await?.is_none() {
+    if meta.get(&item_keys::org_pk(org), &item_keys::org_member_sk(user)).await?.is_none() {
         return Err(Error::NotFound(format!("'{user}' is not a member of '{org}'")));
     }
     ensure_other_admin(meta, org, user).await?;
     super::teams::remove_user_from_all(meta, org, user).await?;
     meta.transact(vec![
         TransactOp::Delete {
-            pk: keys::org_pk(org),
-            sk: keys::org_member_sk(user),
+            pk: item_keys::org_pk(org),
+            sk: item_keys::org_member_sk(user),
             condition: None,
         },
-        TransactOp::Delete { pk: keys::user_pk(user), sk: keys::user_org_sk(org), condition: None },
+        TransactOp::Delete {
+            pk: item_keys::user_pk(user),
+            sk: item_keys::user_org_sk(org),
+            condition: None,
+        },
     ])
     .await?;
     Ok(())
@@ -93,7 +97,7 @@ pub async fn set_default_permission(
     permission: StackPermission,
 ) -> Result<()> {
     let mut item = meta
-        .get(&keys::org_pk(org), keys::ORG_SK)
+        .get(&item_keys::org_pk(org), item_keys::ORG_SK)
         .await?
         .ok_or_else(|| Error::NotFound(format!("organization '{org}' does not exist")))?;
     item.set("default_stack_permission", Value::N(permission.code()));
@@ -106,7 +110,7 @@ pub async fn collaborators(
     meta: &dyn MetadataStore,
     stack: &Stack,
 ) -> Result<Vec<(String, StackPermission)>> {
-    let q = Query::prefix(keys::stack_id_pk(&stack.id), keys::STACK_USER_PREFIX, 100);
+    let q = Query::prefix(item_keys::stack_id_pk(&stack.id), item_keys::STACK_USER_PREFIX, 100);
     Ok(query_all(meta, q)
         .await?
         .iter()
@@ -115,7 +119,7 @@ pub async fn collaborators(
                 .n("permission")
                 .and_then(StackPermission::from_code)
                 .unwrap_or(StackPermission::None);
-            (i.sk.trim_start_matches(keys::STACK_USER_PREFIX).to_string(), perm)
+            (i.sk.trim_start_matches(item_keys::STACK_USER_PREFIX).to_string(), perm)
         })
         .collect())
 }
@@ -127,15 +131,15 @@ pub async fn set_collaborator(
     user: &UserName,
     permission: StackPermission,
 ) -> Result<()> {
-    let (pk, sk) = (keys::stack_id_pk(&stack.id), keys::stack_user_sk(user.as_str()));
+    let (pk, sk) = (item_keys::stack_id_pk(&stack.id), item_keys::stack_user_sk(user.as_str()));
     if permission == StackPermission::None {
         meta.delete(&pk, &sk, None).await?;
         return Ok(());
     }
     let ops = vec![
         TransactOp::Check {
-            pk: keys::org_pk(&stack.org),
-            sk: keys::org_member_sk(user.as_str()),
+            pk: item_keys::org_pk(&stack.org),
+            sk: item_keys::org_member_sk(user.as_str()),
             condition: Condition::Exists,
         },
         TransactOp::Put(Item::new(pk, sk).with("permission", Value::N(permission.code())), None),

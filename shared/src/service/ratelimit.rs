@@ -12,12 +12,12 @@
 //! names or belongs to an organization, another pair for the organization's bucket: 4 calls in
 //! all. A refusal costs only the read (nothing is written). A lease (update-path) call pays one
 //! pair for its update's bucket. A disabled limit (0) costs nothing. The Lambda functions of
-//! read-only routes may write these items through `keys::BOOKKEEPING_KEY_PREFIXES`.
+//! read-only routes may write these items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
 //! Buckets expire (TTL) once they would have refilled completely, so idle tokens leave no
 //! items behind; a missing bucket is a full one.
 
-use super::keys;
+use super::item_keys;
 use super::optimistic::{retry_on_conflict, written, Attempt};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -106,15 +106,15 @@ pub const CALLS_ATTR: &str = "calls";
 
 /// Partition of an access token's bucket (by token id, never the token or its hash).
 pub fn token_bucket_pk(token_id: &str) -> String {
-    format!("{}TOKEN#{token_id}", keys::RATE_PREFIX)
+    format!("{}TOKEN#{token_id}", item_keys::RATE_PREFIX)
 }
 /// Partition of an organization's bucket.
 pub fn org_bucket_pk(org: &str) -> String {
-    format!("{}ORG#{org}", keys::RATE_PREFIX)
+    format!("{}ORG#{org}", item_keys::RATE_PREFIX)
 }
 /// Partition of a running update's bucket.
 pub fn update_bucket_pk(update_id: &str) -> String {
-    format!("{}UPDATE#{update_id}", keys::RATE_PREFIX)
+    format!("{}UPDATE#{update_id}", item_keys::RATE_PREFIX)
 }
 
 /// Attribute counting one route's calls in an update bucket.

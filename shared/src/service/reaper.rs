@@ -27,7 +27,7 @@
 
 use serde::Serialize;
 
-use super::keys;
+use super::item_keys;
 use super::updates::{self, Status, Update};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -38,10 +38,11 @@ const PAGE: usize = 500;
 
 /// The lease index item of an update started at `started` whose first lease ends at `expires`.
 pub(crate) fn lease_index_op(update: &Update, started: i64, expires: i64) -> TransactOp {
-    let item = Item::new(keys::LEASES_PK, keys::lease_sk(started, &update.stack_id, &update.id))
-        .with("stack_id", Value::S(update.stack_id.clone()))
-        .with("update_id", Value::S(update.id.clone()))
-        .with("expires", Value::N(expires));
+    let item =
+        Item::new(item_keys::LEASES_PK, item_keys::lease_sk(started, &update.stack_id, &update.id))
+            .with("stack_id", Value::S(update.stack_id.clone()))
+            .with("update_id", Value::S(update.id.clone()))
+            .with("expires", Value::N(expires));
     TransactOp::Put(item, None)
 }
 
@@ -49,13 +50,14 @@ pub(crate) fn lease_index_op(update: &Update, started: i64, expires: i64) -> Tra
 /// ended-update item tells the retention job when its scratch blobs may go.
 pub(crate) fn release_ops(update: &Update, ended: i64) -> Vec<TransactOp> {
     let Some(started) = update.started else { return Vec::new() };
-    let done = Item::new(keys::ENDED_PK, keys::ended_sk(ended, &update.stack_id, &update.id))
-        .with("stack_id", Value::S(update.stack_id.clone()))
-        .with("update_id", Value::S(update.id.clone()));
+    let done =
+        Item::new(item_keys::ENDED_PK, item_keys::ended_sk(ended, &update.stack_id, &update.id))
+            .with("stack_id", Value::S(update.stack_id.clone()))
+            .with("update_id", Value::S(update.id.clone()));
     vec![
         TransactOp::Delete {
-            pk: keys::LEASES_PK.to_string(),
-            sk: keys::lease_sk(started, &update.stack_id, &update.id),
+            pk: item_keys::LEASES_PK.to_string(),
+            sk: item_keys::lease_sk(started, &update.stack_id, &update.id),
             condition: None,
         },
         TransactOp::Put(done, None),
@@ -85,7 +87,7 @@ pub async fn run(app: &App, now: i64) -> Result<ReapReport> {
     let meta = app.ports.meta.as_ref();
     let mut report = ReapReport::default();
     let mut query = Query {
-        pk: keys::LEASES_PK.to_string(),
+        pk: item_keys::LEASES_PK.to_string(),
         sk: SortKey::All,
         ascending: true,
         limit: PAGE,

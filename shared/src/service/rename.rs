@@ -19,7 +19,7 @@ use serde_json::{Map, Value as Json};
 use super::deployments::{self, Summary};
 use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, Status, Update};
-use super::{history, keys, stacks};
+use super::{history, item_keys, stacks};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef};
@@ -360,8 +360,8 @@ pub async fn rename(
         moved.stack = new.stack.to_string();
         moved.rev = stack.rev + 1;
         let mut ops = vec![TransactOp::Delete {
-            pk: keys::org_pk(&stack.org),
-            sk: keys::stack_sk(&stack.project, &stack.stack),
+            pk: item_keys::org_pk(&stack.org),
+            sk: item_keys::stack_sk(&stack.project, &stack.stack),
             condition: Some(Condition::Equals("rev".into(), Value::N(stack.rev))),
         }];
         if let Some(key) = &stack.deployment_key {

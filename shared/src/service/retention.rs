@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use super::keys;
+use super::item_keys;
 use super::stacks::Stack;
 use crate::app::App;
 use crate::error::Result;
@@ -170,7 +170,7 @@ async fn clean_ended_updates(
     // Sort keys are `<ended:010>#…`: everything up to `<cutoff + 1:010>` ended at or before
     // the cutoff (the bound itself is shorter than any key, so it sorts before that second's).
     let mut query = Query {
-        pk: keys::ENDED_PK.to_string(),
+        pk: item_keys::ENDED_PK.to_string(),
         sk: SortKey::Between("0".into(), format!("{:010}", cutoff + 1)),
         ascending: true,
         limit: budget.min(100),
@@ -211,7 +211,7 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-/// Sort key of the stack pass's cursor under [`keys::JOBS_PK`].
+/// Sort key of the stack pass's cursor under [`item_keys::JOBS_PK`].
 const CURSOR_SK: &str = "history-retention";
 
 /// Where the stack pass stands.
@@ -239,7 +239,7 @@ impl Cursor {
     }
 
     fn to_item(&self) -> Item {
-        let mut item = Item::new(keys::JOBS_PK, CURSOR_SK)
+        let mut item = Item::new(item_keys::JOBS_PK, CURSOR_SK)
             .with("prev_pass_started", Value::N(self.prev_pass_started));
         if let Some(o) = &self.org {
             item.set("org", Value::S(o.clone()));
@@ -256,8 +256,8 @@ impl Cursor {
 
 /// The first organization after `after` (None: the first of all).
 async fn next_org(app: &App, after: Option<&str>) -> Result<Option<String>> {
-    let mut query = Query::prefix(keys::ORGS_PK, "ORG#", 1);
-    query.after = after.map(keys::org_index_sk);
+    let mut query = Query::prefix(item_keys::ORGS_PK, "ORG#", 1);
+    query.after = after.map(item_keys::org_index_sk);
     let page = app.ports.meta.query(query).await?;
     Ok(page.items.first().and_then(|i| i.sk.strip_prefix("ORG#")).map(str::to_string))
 }
@@ -269,7 +269,7 @@ async fn stack_pass(
     report: &mut RetentionReport,
 ) -> Result<()> {
     let meta = app.ports.meta.as_ref();
-    let mut cursor = Cursor::from_item(meta.get(keys::JOBS_PK, CURSOR_SK).await?.as_ref());
+    let mut cursor = Cursor::from_item(meta.get(item_keys::JOBS_PK, CURSOR_SK).await?.as_ref());
     let pass_started = *cursor.pass_started.get_or_insert(now);
     let mut left = budget;
     let mut org = match cursor.org.clone() {
@@ -285,7 +285,8 @@ async fn stack_pass(
                 meta.put(cursor.to_item(), None).await?;
                 return Ok(());
             }
-            let mut query = Query::prefix(keys::org_pk(&o), keys::STACK_PREFIX, left.min(100));
+            let mut query =
+                Query::prefix(item_keys::org_pk(&o), item_keys::STACK_PREFIX, left.min(100));
             query.after = after.clone();
             let page = meta.query(query).await?;
             for item in &page.items {
@@ -328,7 +329,7 @@ struct Version {
 
 async fn versions(app: &App, stack_id: &str) -> Result<Vec<Version>> {
     let mut out = Vec::new();
-    let mut query = Query::prefix(keys::stack_id_pk(stack_id), keys::VERSION_PREFIX, 200);
+    let mut query = Query::prefix(item_keys::stack_id_pk(stack_id), item_keys::VERSION_PREFIX, 200);
     loop {
         let page = app.ports.meta.query(query.clone()).await?;
         for item in &page.items {
@@ -406,7 +407,7 @@ async fn visit_stack(
     let mut referenced: HashSet<String> =
         kept.iter().filter_map(|v| v.deployment_key.clone()).collect();
     referenced.extend(stack.deployment_key.clone());
-    let pk = keys::stack_id_pk(&stack.id);
+    let pk = item_keys::stack_id_pk(&stack.id);
     for v in pruned.iter().rev() {
         if let Some(key) = v.deployment_key.as_deref().filter(|k| !referenced.contains(*k)) {
             blobs.delete(key).await?;

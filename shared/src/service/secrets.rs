@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 
-use super::keys;
+use super::item_keys;
 use super::optimistic::{retry_on_conflict, written, Attempt};
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -198,11 +198,11 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
         return Ok(Some(key));
     }
     let meta = app.ports.meta.as_ref();
-    let pk = keys::stack_id_pk(stack_id);
+    let pk = item_keys::stack_id_pk(stack_id);
     let ctx = context(stack_id);
     // Two rounds: read, create if absent; if a concurrent first use won the create, read again.
     let key = retry_on_conflict!(2, async {
-        if let Some(item) = meta.get(&pk, keys::DATAKEY_SK).await? {
+        if let Some(item) = meta.get(&pk, item_keys::DATAKEY_SK).await? {
             let wrapped = item.b(WRAPPED_ATTR).ok_or_else(|| {
                 Error::Internal(format!("data key item of stack {stack_id} lacks {WRAPPED_ATTR}"))
             })?;
@@ -224,7 +224,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
             .generate_data_key(&ctx)
             .await
             .map_err(|e| stored_key_error(stack_id, e))?;
-        let item = Item::new(pk.clone(), keys::DATAKEY_SK)
+        let item = Item::new(pk.clone(), item_keys::DATAKEY_SK)
             .with("stack_id", Value::S(stack_id.to_string()))
             .with(WRAPPED_ATTR, Value::B(fresh.wrapped.clone()))
             .with("format", Value::N(i64::from(FORMAT_V1)))

@@ -7,7 +7,7 @@ use base64::Engine;
 use super::access::{OrgAccess, StackPermission};
 use super::identity::Principal;
 use super::optimistic::{retry_on_conflict, written};
-use super::{keys, new_id};
+use super::{item_keys, new_id};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
@@ -69,15 +69,17 @@ impl Stack {
 
     pub(crate) fn to_item(&self) -> Result<Item> {
         let tags = serde_json::to_string(&self.tags).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut item =
-            Item::new(keys::org_pk(&self.org), keys::stack_sk(&self.project, &self.stack))
-                .with("id", Value::S(self.id.clone()))
-                .with("org", Value::S(self.org.clone()))
-                .with("project", Value::S(self.project.clone()))
-                .with("stack", Value::S(self.stack.clone()))
-                .with("tags", Value::S(tags))
-                .with("version", Value::N(self.version))
-                .with("rev", Value::N(self.rev));
+        let mut item = Item::new(
+            item_keys::org_pk(&self.org),
+            item_keys::stack_sk(&self.project, &self.stack),
+        )
+        .with("id", Value::S(self.id.clone()))
+        .with("org", Value::S(self.org.clone()))
+        .with("project", Value::S(self.project.clone()))
+        .with("stack", Value::S(self.stack.clone()))
+        .with("tags", Value::S(tags))
+        .with("version", Value::N(self.version))
+        .with("rev", Value::N(self.rev));
         if let Some(t) = self.last_update {
             item.set("last_update", Value::N(t));
         }
@@ -184,7 +186,10 @@ pub async fn create(
 /// Reads a stack; 404 when absent.
 pub async fn get(meta: &dyn MetadataStore, r: &StackRef) -> Result<Stack> {
     let item = meta
-        .get(&keys::org_pk(r.org.as_str()), &keys::stack_sk(r.project.as_str(), r.stack.as_str()))
+        .get(
+            &item_keys::org_pk(r.org.as_str()),
+            &item_keys::stack_sk(r.project.as_str(), r.stack.as_str()),
+        )
         .await?
         .ok_or_else(|| not_found(r))?;
     Stack::from_item(&item)
@@ -198,8 +203,8 @@ pub async fn project_exists(
 ) -> Result<bool> {
     let page = meta
         .query(Query::prefix(
-            keys::org_pk(org.as_str()),
-            keys::project_stacks_prefix(project.as_str()),
+            item_keys::org_pk(org.as_str()),
+            item_keys::project_stacks_prefix(project.as_str()),
             1,
         ))
         .await?;
@@ -257,7 +262,8 @@ pub async fn delete(
             }
         }
         let cond = Condition::Equals("rev".into(), Value::N(stack.rev));
-        let (pk, sk) = (keys::org_pk(&stack.org), keys::stack_sk(&stack.project, &stack.stack));
+        let (pk, sk) =
+            (item_keys::org_pk(&stack.org), item_keys::stack_sk(&stack.project, &stack.stack));
         written(meta.delete(&pk, &sk, Some(cond)).await, stack)
     })?
     .ok_or_else(|| contended(r))
@@ -328,10 +334,10 @@ pub async fn list(
     };
     let Some(org) = orgs.get(start) else { return Ok((vec![], None)) };
     let prefix = match &filter.project {
-        Some(p) => keys::project_stacks_prefix(p),
-        None => keys::STACK_PREFIX.to_string(),
+        Some(p) => item_keys::project_stacks_prefix(p),
+        None => item_keys::STACK_PREFIX.to_string(),
     };
-    let mut query = Query::prefix(keys::org_pk(org), prefix, LIST_PAGE);
+    let mut query = Query::prefix(item_keys::org_pk(org), prefix, LIST_PAGE);
     query.after = cursor.and_then(|c| c.a);
     let page = meta.query(query).await?;
     let mut stacks = Vec::with_capacity(page.items.len());

@@ -7,7 +7,7 @@
 //! query) and under the organization (`ORG#o`/`TEAMSTACK#team#id`, for the team's page).
 
 use super::access::{query_all, StackPermission};
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::names::{TeamName, UserName};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
@@ -41,7 +41,7 @@ pub struct StackGrant {
 
 impl Team {
     fn from_item(item: &Item) -> Team {
-        let name = item.sk.trim_start_matches(keys::TEAM_PREFIX).to_string();
+        let name = item.sk.trim_start_matches(item_keys::TEAM_PREFIX).to_string();
         Team {
             display_name: item.s("display_name").unwrap_or(&name).to_string(),
             description: item.s("description").unwrap_or_default().to_string(),
@@ -73,7 +73,7 @@ pub async fn create(
     check_text("displayName", display_name, 100)?;
     check_text("description", description, 1000)?;
     let display_name = if display_name.is_empty() { name.as_str() } else { display_name };
-    let item = Item::new(keys::org_pk(org), keys::team_sk(name.as_str()))
+    let item = Item::new(item_keys::org_pk(org), item_keys::team_sk(name.as_str()))
         .with("display_name", Value::S(display_name.into()))
         .with("description", Value::S(description.into()))
         .with("created", Value::N(now));
@@ -92,7 +92,7 @@ pub async fn create(
 
 /// Reads a team; 404 when absent.
 pub async fn get(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<Team> {
-    meta.get(&keys::org_pk(org), &keys::team_sk(team))
+    meta.get(&item_keys::org_pk(org), &item_keys::team_sk(team))
         .await?
         .map(|item| Team::from_item(&item))
         .ok_or_else(|| Error::NotFound(format!("team '{team}' not found in '{org}'")))
@@ -100,7 +100,8 @@ pub async fn get(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<Team
 
 /// The organization's teams, by name.
 pub async fn list(meta: &dyn MetadataStore, org: &str) -> Result<Vec<Team>> {
-    let items = query_all(meta, Query::prefix(keys::org_pk(org), keys::TEAM_PREFIX, 100)).await?;
+    let items =
+        query_all(meta, Query::prefix(item_keys::org_pk(org), item_keys::TEAM_PREFIX, 100)).await?;
     Ok(items.iter().map(Team::from_item).collect())
 }
 
@@ -113,7 +114,7 @@ pub async fn describe(
     description: Option<&str>,
 ) -> Result<()> {
     let mut item = meta
-        .get(&keys::org_pk(org), &keys::team_sk(team))
+        .get(&item_keys::org_pk(org), &item_keys::team_sk(team))
         .await?
         .ok_or_else(|| Error::NotFound(format!("team '{team}' not found in '{org}'")))?;
     if let Some(d) = display_name {
@@ -133,8 +134,8 @@ pub async fn describe(
 
 /// The team's members, by name.
 pub async fn members(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<Vec<String>> {
-    let prefix = keys::team_members_prefix(team);
-    let items = query_all(meta, Query::prefix(keys::org_pk(org), prefix.clone(), 100)).await?;
+    let prefix = item_keys::team_members_prefix(team);
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), prefix.clone(), 100)).await?;
     Ok(items.iter().map(|i| i.sk.trim_start_matches(&prefix).to_string()).collect())
 }
 
@@ -150,22 +151,22 @@ pub async fn add_member(
     let user = user.as_str();
     let ops = vec![
         TransactOp::Check {
-            pk: keys::org_pk(org),
-            sk: keys::team_sk(team),
+            pk: item_keys::org_pk(org),
+            sk: item_keys::team_sk(team),
             condition: Condition::Exists,
         },
         TransactOp::Check {
-            pk: keys::org_pk(org),
-            sk: keys::org_member_sk(user),
+            pk: item_keys::org_pk(org),
+            sk: item_keys::org_member_sk(user),
             condition: Condition::Exists,
         },
         TransactOp::Put(
-            Item::new(keys::org_pk(org), keys::team_member_sk(team, user))
+            Item::new(item_keys::org_pk(org), item_keys::team_member_sk(team, user))
                 .with("created", Value::N(now)),
             None,
         ),
         TransactOp::Put(
-            Item::new(keys::user_pk(user), keys::user_team_sk(org, team))
+            Item::new(item_keys::user_pk(user), item_keys::user_team_sk(org, team))
                 .with("created", Value::N(now)),
             None,
         ),
@@ -189,13 +190,13 @@ pub async fn remove_member(
 ) -> Result<()> {
     meta.transact(vec![
         TransactOp::Delete {
-            pk: keys::org_pk(org),
-            sk: keys::team_member_sk(team, user),
+            pk: item_keys::org_pk(org),
+            sk: item_keys::team_member_sk(team, user),
             condition: None,
         },
         TransactOp::Delete {
-            pk: keys::user_pk(user),
-            sk: keys::user_team_sk(org, team),
+            pk: item_keys::user_pk(user),
+            sk: item_keys::user_team_sk(org, team),
             condition: None,
         },
     ])
@@ -211,8 +212,8 @@ pub async fn set_stack_permission(
     stack: &Stack,
     permission: StackPermission,
 ) -> Result<()> {
-    let under_stack = (keys::stack_id_pk(&stack.id), keys::stack_team_sk(team));
-    let under_org = (keys::org_pk(org), keys::team_stack_sk(team, &stack.id));
+    let under_stack = (item_keys::stack_id_pk(&stack.id), item_keys::stack_team_sk(team));
+    let under_org = (item_keys::org_pk(org), item_keys::team_stack_sk(team, &stack.id));
     let ops = if permission == StackPermission::None {
         vec![
             TransactOp::Delete { pk: under_stack.0, sk: under_stack.1, condition: None },
@@ -222,8 +223,8 @@ pub async fn set_stack_permission(
         let code = Value::N(permission.code());
         vec![
             TransactOp::Check {
-                pk: keys::org_pk(org),
-                sk: keys::team_sk(team),
+                pk: item_keys::org_pk(org),
+                sk: item_keys::team_sk(team),
                 condition: Condition::Exists,
             },
             TransactOp::Put(
@@ -254,9 +255,11 @@ pub async fn stack_grants(
     org: &str,
     team: &str,
 ) -> Result<Vec<StackGrant>> {
-    let items =
-        query_all(meta, Query::prefix(keys::org_pk(org), keys::team_stacks_prefix(team), 100))
-            .await?;
+    let items = query_all(
+        meta,
+        Query::prefix(item_keys::org_pk(org), item_keys::team_stacks_prefix(team), 100),
+    )
+    .await?;
     Ok(items
         .iter()
         .map(|i| StackGrant {
@@ -275,7 +278,7 @@ pub async fn stack_grants(
 /// leaves a team that a retried delete finishes.
 pub async fn delete(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<()> {
     get(meta, org, team).await?;
-    let org_pk = keys::org_pk(org);
+    let org_pk = item_keys::org_pk(org);
     let owner = super::tokens::Owner::Team { org: org.to_string(), team: team.to_string() };
     for token in super::tokens::list(meta, &owner).await? {
         match super::tokens::revoke(meta, &owner, &token.id).await {
@@ -284,13 +287,14 @@ pub async fn delete(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<(
         }
     }
     let mut ops = Vec::new();
-    for item in query_all(meta, Query::prefix(&org_pk, keys::team_stacks_prefix(team), 100)).await?
+    for item in
+        query_all(meta, Query::prefix(&org_pk, item_keys::team_stacks_prefix(team), 100)).await?
     {
-        let stack_id = item.sk.trim_start_matches(&keys::team_stacks_prefix(team)).to_string();
+        let stack_id = item.sk.trim_start_matches(&item_keys::team_stacks_prefix(team)).to_string();
         ops.push(vec![
             TransactOp::Delete {
-                pk: keys::stack_id_pk(&stack_id),
-                sk: keys::stack_team_sk(team),
+                pk: item_keys::stack_id_pk(&stack_id),
+                sk: item_keys::stack_team_sk(team),
                 condition: None,
             },
             TransactOp::Delete { pk: item.pk.clone(), sk: item.sk.clone(), condition: None },
@@ -300,12 +304,12 @@ pub async fn delete(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<(
         ops.push(vec![
             TransactOp::Delete {
                 pk: org_pk.clone(),
-                sk: keys::team_member_sk(team, &user),
+                sk: item_keys::team_member_sk(team, &user),
                 condition: None,
             },
             TransactOp::Delete {
-                pk: keys::user_pk(&user),
-                sk: keys::user_team_sk(org, team),
+                pk: item_keys::user_pk(&user),
+                sk: item_keys::user_team_sk(org, team),
                 condition: None,
             },
         ]);
@@ -313,7 +317,7 @@ pub async fn delete(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<(
     for pair in ops {
         meta.transact(pair).await?;
     }
-    meta.delete(&org_pk, &keys::team_sk(team), None).await?;
+    meta.delete(&org_pk, &item_keys::team_sk(team), None).await?;
     Ok(())
 }
 
@@ -329,10 +333,11 @@ pub async fn remove_user_from_all(meta: &dyn MetadataStore, org: &str, user: &st
 /// rename (authorisation never reads them: it goes by stack id).
 pub async fn restamp_stack(meta: &dyn MetadataStore, stack: &Stack) -> Result<()> {
     for (team, permission) in super::access::stack_team_permissions(meta, &stack.id).await? {
-        let item = Item::new(keys::org_pk(&stack.org), keys::team_stack_sk(&team, &stack.id))
-            .with("permission", Value::N(permission.code()))
-            .with("project", Value::S(stack.project.clone()))
-            .with("stack", Value::S(stack.stack.clone()));
+        let item =
+            Item::new(item_keys::org_pk(&stack.org), item_keys::team_stack_sk(&team, &stack.id))
+                .with("permission", Value::N(permission.code()))
+                .with("project", Value::S(stack.project.clone()))
+                .with("stack", Value::S(stack.stack.clone()));
         match meta.put(item, Some(Condition::Exists)).await {
             Ok(()) | Err(MetaError::ConditionFailed) => {}
             Err(e) => return Err(e.into()),

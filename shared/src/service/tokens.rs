@@ -11,7 +11,7 @@
 //! which keeps names unique without a read-then-write race.
 
 use super::identity::{self, TOKEN_KIND_ORG, TOKEN_KIND_PERSONAL, TOKEN_KIND_TEAM};
-use super::keys;
+use super::item_keys;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
 
@@ -39,22 +39,22 @@ pub enum Owner {
 impl Owner {
     fn pk(&self) -> String {
         match self {
-            Owner::User(user) => keys::user_pk(user),
-            Owner::Org(org) | Owner::Team { org, .. } => keys::org_pk(org),
+            Owner::User(user) => item_keys::user_pk(user),
+            Owner::Org(org) | Owner::Team { org, .. } => item_keys::org_pk(org),
         }
     }
 
     fn listing_sk(&self, id: &str) -> String {
         match self {
-            Owner::User(_) | Owner::Org(_) => keys::owner_token_sk(id),
-            Owner::Team { team, .. } => keys::team_token_sk(team, id),
+            Owner::User(_) | Owner::Org(_) => item_keys::owner_token_sk(id),
+            Owner::Team { team, .. } => item_keys::team_token_sk(team, id),
         }
     }
 
     fn listing_prefix(&self) -> String {
         match self {
-            Owner::User(_) | Owner::Org(_) => keys::OWNER_TOKEN_PREFIX.to_string(),
-            Owner::Team { team, .. } => keys::team_tokens_prefix(team),
+            Owner::User(_) | Owner::Org(_) => item_keys::OWNER_TOKEN_PREFIX.to_string(),
+            Owner::Team { team, .. } => item_keys::team_tokens_prefix(team),
         }
     }
 
@@ -62,8 +62,8 @@ impl Owner {
     fn name_claim_sk(&self, name: &str) -> Option<String> {
         match self {
             Owner::User(_) => None,
-            Owner::Org(_) => Some(keys::org_token_name_sk(name)),
-            Owner::Team { team, .. } => Some(keys::team_token_name_sk(team, name)),
+            Owner::Org(_) => Some(item_keys::org_token_name_sk(name)),
+            Owner::Team { team, .. } => Some(item_keys::team_token_name_sk(team, name)),
         }
     }
 
@@ -156,7 +156,7 @@ pub struct TokenInfo {
 fn token_items(owner: &Owner, hash: &str, t: &NewToken, now: i64) -> (Item, Item) {
     let id = identity::token_id(hash);
     let token = owner
-        .subject_attrs(Item::new(keys::token_pk(hash), keys::TOKEN_SK), t.admin)
+        .subject_attrs(Item::new(item_keys::token_pk(hash), item_keys::TOKEN_SK), t.admin)
         .with("id", Value::S(id.clone()))
         .with("name", Value::S(t.name.clone()))
         .with("created", Value::N(now))
@@ -187,8 +187,8 @@ fn create_ops(owner: &Owner, hash: &str, t: &NewToken, now: i64) -> Vec<Transact
     }
     if let Owner::Team { org, team } = owner {
         ops.push(TransactOp::Check {
-            pk: keys::org_pk(org),
-            sk: keys::team_sk(team),
+            pk: item_keys::org_pk(org),
+            sk: item_keys::team_sk(team),
             condition: Condition::Exists,
         });
     }
@@ -198,7 +198,7 @@ fn create_ops(owner: &Owner, hash: &str, t: &NewToken, now: i64) -> Vec<Transact
 /// 404 unless the team of a team owner exists (other owners were checked by authorisation).
 async fn require_owner(meta: &dyn MetadataStore, owner: &Owner) -> Result<()> {
     if let Owner::Team { org, team } = owner {
-        if meta.get(&keys::org_pk(org), &keys::team_sk(team)).await?.is_none() {
+        if meta.get(&item_keys::org_pk(org), &item_keys::team_sk(team)).await?.is_none() {
             return Err(Error::NotFound(format!(
                 "team '{team}' does not exist in organization '{org}'"
             )));
@@ -255,7 +255,7 @@ pub async fn ensure_personal(
     let hash = identity::hash_token(value);
     let t = NewToken { name: name.into(), description: name.into(), expires: 0, admin: false };
     let taken = || Error::Conflict("that token already belongs to someone else".into());
-    if let Some(existing) = meta.get(&keys::token_pk(&hash), keys::TOKEN_SK).await? {
+    if let Some(existing) = meta.get(&item_keys::token_pk(&hash), item_keys::TOKEN_SK).await? {
         let kind = existing.s("kind").unwrap_or(TOKEN_KIND_PERSONAL);
         if kind != TOKEN_KIND_PERSONAL || existing.s("user") != Some(user) {
             return Err(taken());
@@ -270,7 +270,7 @@ pub async fn ensure_personal(
         Ok(()) => Ok(true),
         // Stored concurrently (two emulators starting): fine if it is ours.
         Err(MetaError::ConditionFailed) => {
-            match meta.get(&keys::token_pk(&hash), keys::TOKEN_SK).await? {
+            match meta.get(&item_keys::token_pk(&hash), item_keys::TOKEN_SK).await? {
                 Some(item) if item.s("user") == Some(user) => Ok(false),
                 _ => Err(taken()),
             }
@@ -290,8 +290,8 @@ pub async fn list(meta: &dyn MetadataStore, owner: &Owner) -> Result<Vec<TokenIn
         for item in page.items {
             let Some(hash) = item.s("hash") else { continue };
             // The last-used time lives on the token item: the only one authentication may
-            // write (see `keys::BOOKKEEPING_KEY_PREFIXES`).
-            let token = meta.get(&keys::token_pk(hash), keys::TOKEN_SK).await?;
+            // write (see `item_keys::BOOKKEEPING_KEY_PREFIXES`).
+            let token = meta.get(&item_keys::token_pk(hash), item_keys::TOKEN_SK).await?;
             let Some(token) = token else { continue };
             out.push(TokenInfo {
                 id: item.sk.trim_start_matches(prefix.as_str()).to_string(),
@@ -326,7 +326,11 @@ pub async fn revoke(meta: &dyn MetadataStore, owner: &Owner, id: &str) -> Result
         listing.s("hash").ok_or_else(|| Error::Internal(format!("{pk}/{sk} has no hash")))?;
     let mut ops = vec![
         TransactOp::Delete { pk: pk.clone(), sk: sk.clone(), condition: Some(Condition::Exists) },
-        TransactOp::Delete { pk: keys::token_pk(hash), sk: keys::TOKEN_SK.into(), condition: None },
+        TransactOp::Delete {
+            pk: item_keys::token_pk(hash),
+            sk: item_keys::TOKEN_SK.into(),
+            condition: None,
+        },
     ];
     if let Some(claim) = listing.s("name").and_then(|n| owner.name_claim_sk(n)) {
         ops.push(TransactOp::Delete { pk, sk: claim, condition: None });

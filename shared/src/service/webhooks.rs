@@ -3,7 +3,7 @@
 //! format (`raw` or `slack`) and event-kind filters (empty = every event).
 //!
 //! Layout: every hook of an organization, its own and its stacks', lives in one partition
-//! ([`keys::hooks_pk`]): organization hooks under `ORG#<name>`, stack hooks under
+//! ([`item_keys::hooks_pk`]): organization hooks under `ORG#<name>`, stack hooks under
 //! `STACK#<stack id>#<name>` (by the stack's immutable id, so a rename keeps its hooks). One
 //! query of that partition therefore finds every hook an event of a stack may go to.
 //!
@@ -21,7 +21,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::optimistic::{retry_on_conflict, written};
-use super::{keys, new_id, secrets};
+use super::{item_keys, new_id, secrets};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, Value};
@@ -83,8 +83,8 @@ impl Owner {
 
     fn sk_prefix(&self) -> String {
         match self {
-            Owner::Org { .. } => keys::ORG_HOOK_PREFIX.to_string(),
-            Owner::Stack { stack_id, .. } => keys::stack_hook_prefix(stack_id),
+            Owner::Org { .. } => item_keys::ORG_HOOK_PREFIX.to_string(),
+            Owner::Stack { stack_id, .. } => item_keys::stack_hook_prefix(stack_id),
         }
     }
 
@@ -201,16 +201,18 @@ impl Hook {
     fn to_item(&self, owner: &Owner) -> Result<Item> {
         let filters =
             serde_json::to_string(&self.filters).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut item =
-            Item::new(keys::hooks_pk(owner.org()), format!("{}{}", owner.sk_prefix(), self.name))
-                .with("name", Value::S(self.name.clone()))
-                .with("display_name", Value::S(self.display_name.clone()))
-                .with("payload_url", Value::S(self.payload_url.clone()))
-                .with("active", Value::Bool(self.active))
-                .with("format", Value::S(self.format.clone()))
-                .with("filters", Value::S(filters))
-                .with("rev", Value::N(self.rev))
-                .with("key_id", Value::S(self.key_id.clone()));
+        let mut item = Item::new(
+            item_keys::hooks_pk(owner.org()),
+            format!("{}{}", owner.sk_prefix(), self.name),
+        )
+        .with("name", Value::S(self.name.clone()))
+        .with("display_name", Value::S(self.display_name.clone()))
+        .with("payload_url", Value::S(self.payload_url.clone()))
+        .with("active", Value::Bool(self.active))
+        .with("format", Value::S(self.format.clone()))
+        .with("filters", Value::S(filters))
+        .with("rev", Value::N(self.rev))
+        .with("key_id", Value::S(self.key_id.clone()));
         if let Some(secret) = &self.secret {
             item.set("secret", Value::B(secret.clone()));
         }
@@ -421,7 +423,7 @@ pub async fn create(app: &App, owner: &Owner, req: HookRequest) -> Result<Hook> 
 
 /// Every hook of the owner, by name.
 pub async fn list(meta: &dyn MetadataStore, owner: &Owner) -> Result<Vec<Hook>> {
-    let mut query = Query::prefix(keys::hooks_pk(owner.org()), owner.sk_prefix(), PAGE);
+    let mut query = Query::prefix(item_keys::hooks_pk(owner.org()), owner.sk_prefix(), PAGE);
     let mut out = Vec::new();
     loop {
         let page = meta.query(query.clone()).await?;
@@ -439,7 +441,7 @@ pub async fn list(meta: &dyn MetadataStore, owner: &Owner) -> Result<Vec<Hook>> 
 pub async fn get(meta: &dyn MetadataStore, owner: &Owner, name: &str) -> Result<Hook> {
     check_name(name).map_err(|_| not_found(name))?;
     let item = meta
-        .get(&keys::hooks_pk(owner.org()), &format!("{}{name}", owner.sk_prefix()))
+        .get(&item_keys::hooks_pk(owner.org()), &format!("{}{name}", owner.sk_prefix()))
         .await?
         .ok_or_else(|| not_found(name))?;
     Hook::from_item(&item)
@@ -510,7 +512,7 @@ pub async fn delete(meta: &dyn MetadataStore, owner: &Owner, name: &str) -> Resu
     check_name(name).map_err(|_| not_found(name))?;
     match meta
         .delete(
-            &keys::hooks_pk(owner.org()),
+            &item_keys::hooks_pk(owner.org()),
             &format!("{}{name}", owner.sk_prefix()),
             Some(Condition::Exists),
         )

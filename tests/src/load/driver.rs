@@ -11,9 +11,6 @@ use stackhouse::adapters::counting::{Counters, OpCounts};
 use crate::server::Client;
 use crate::session::{self, Mode, Persister, Run};
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
 use super::prices::{add_ops, scale_ops};
 use super::recorder::{Recorder, Traffic};
 use super::report::Report;
@@ -522,7 +519,3 @@ pub(super) async fn phase(s: &mut Session, name: &str, org: &str) -> Result<Samp
         other => Err(format!("unknown phase {other}")),
     }
 }
-
-// ----------------------------------------------------------------------------------------
-// In-process servers with counted ports
-// ----------------------------------------------------------------------------------------

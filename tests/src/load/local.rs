@@ -5,9 +5,6 @@ use std::sync::Arc;
 
 use stackhouse::adapters::counting::{self, Counters};
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
 use super::scenario::{Endpoint, Result};
 
 /// An emulator started in this process on counted ports, plus its bootstrap credentials.
@@ -123,7 +120,3 @@ impl LocalServer {
         }
     }
 }
-
-// ----------------------------------------------------------------------------------------
-// Reports
-// ----------------------------------------------------------------------------------------

@@ -3,10 +3,6 @@
 use serde::Serialize;
 use stackhouse::adapters::counting::OpCounts;
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
-
 /// Public AWS list prices, us-east-1, in USD (docs/BENCHMARKS.md gives their date).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Prices {
@@ -52,10 +48,6 @@ pub fn cost(ops: &OpCounts, requests: u64, p: &Prices) -> f64 {
         + requests as f64 * (p.apigw_request + p.lambda_request)
 }
 
-// ----------------------------------------------------------------------------------------
-// Scenario and results
-// ----------------------------------------------------------------------------------------
-
 pub(super) fn add_ops(a: OpCounts, b: OpCounts) -> OpCounts {
     // OpCounts has subtraction only; a + b == a - (0 - b) does not work on unsigned numbers,
     // so add field by field through the serialised form.
@@ -96,7 +88,3 @@ pub(super) fn scale_ops(a: OpCounts, k: u64) -> OpCounts {
     }
     out
 }
-
-// ----------------------------------------------------------------------------------------
-// The session
-// ----------------------------------------------------------------------------------------

@@ -7,10 +7,6 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::Serialize;
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
-
 /// Latency and bytes of every request a recording [`Client`] sends.
 #[derive(Default)]
 pub struct Recorder {
@@ -166,7 +162,3 @@ pub fn route_label(method: &Method, path: &str) -> String {
     };
     format!("{method} {name}")
 }
-
-// ----------------------------------------------------------------------------------------
-// AWS prices
-// ----------------------------------------------------------------------------------------

@@ -2,9 +2,6 @@
 
 use serde::Serialize;
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
 use super::prices::{cost, PRICES};
 use super::recorder::RouteRow;
 use super::scenario::{mode_name, Phase, Scenario};

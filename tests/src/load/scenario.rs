@@ -8,9 +8,6 @@ use stackhouse::adapters::counting::OpCounts;
 
 use crate::session::Mode;
 
-// ----------------------------------------------------------------------------------------
-// Request recording
-// ----------------------------------------------------------------------------------------
 use super::prices::add_ops;
 use super::recorder::Traffic;
 

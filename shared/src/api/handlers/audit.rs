@@ -15,7 +15,7 @@ const DEFAULT_PAGE: usize = 100;
 /// Largest `pageSize`.
 const MAX_PAGE: usize = 1000;
 /// An export stops after this much CSV and names the continuation token in
-/// `X-Continuation-Token`, staying clear of Lambda's response limit (`lambda::MAX_RESPONSE_BYTES`)
+/// `X-Continuation-Token`, staying clear of Lambda's response limit (`stackhouse_lambda::MAX_RESPONSE_BYTES`)
 /// even for a client that does not take gzip.
 const MAX_EXPORT_BYTES: usize = 3 << 20;
 /// Response header naming where a truncated export continues.

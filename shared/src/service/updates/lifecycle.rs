@@ -7,7 +7,7 @@ use crate::names::StackRef;
 use crate::ports::Condition;
 use crate::service::deployments::{self, Summary};
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
-use crate::service::{history, keys, new_id, stacks};
+use crate::service::{history, item_keys, new_id, stacks};
 
 use super::checkpoint::save_checkpoint;
 use super::lease::{hash, new_lease_token};
@@ -194,7 +194,10 @@ pub(super) async fn end(
             return Ok(Attempt::Done((update.clone(), false)));
         }
         let stack = meta
-            .get(&keys::org_pk(&update.org), &keys::stack_sk(&update.project, &update.stack))
+            .get(
+                &item_keys::org_pk(&update.org),
+                &item_keys::stack_sk(&update.project, &update.stack),
+            )
             .await?
             .map(|i| stacks::Stack::from_item(&i))
             .transpose()?

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, TransactOp, Value};
-use crate::service::{keys, new_id, stacks};
+use crate::service::{item_keys, new_id, stacks};
 
 /// Lifecycle state of an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,26 +164,27 @@ impl Update {
     }
 
     pub(super) fn to_item(&self) -> Item {
-        let mut item = Item::new(keys::stack_id_pk(&self.stack_id), keys::update_sk(&self.id))
-            .with("id", Value::S(self.id.clone()))
-            .with("stack_id", Value::S(self.stack_id.clone()))
-            .with("org", Value::S(self.org.clone()))
-            .with("project", Value::S(self.project.clone()))
-            .with("stack", Value::S(self.stack.clone()))
-            .with("kind", Value::S(self.kind.clone()))
-            .with("dry_run", Value::Bool(self.dry_run))
-            .with("status", Value::S(self.status.as_str().into()))
-            .with("author", Value::S(self.author.clone()))
-            .with("created", Value::N(self.created))
-            .with("lease_expires", Value::N(self.lease_expires))
-            .with("config", Value::S(self.config.clone()))
-            .with("message", Value::S(self.message.clone()))
-            .with("environment", Value::S(self.environment.clone()))
-            .with("checkpoint_seq", Value::N(self.checkpoint_seq))
-            .with("journal", Value::Bool(self.journal))
-            .with("snapshot_seq", Value::N(self.snapshot_seq))
-            .with("cli_version", Value::S(self.cli_version.clone()))
-            .with("rev", Value::N(self.rev));
+        let mut item =
+            Item::new(item_keys::stack_id_pk(&self.stack_id), item_keys::update_sk(&self.id))
+                .with("id", Value::S(self.id.clone()))
+                .with("stack_id", Value::S(self.stack_id.clone()))
+                .with("org", Value::S(self.org.clone()))
+                .with("project", Value::S(self.project.clone()))
+                .with("stack", Value::S(self.stack.clone()))
+                .with("kind", Value::S(self.kind.clone()))
+                .with("dry_run", Value::Bool(self.dry_run))
+                .with("status", Value::S(self.status.as_str().into()))
+                .with("author", Value::S(self.author.clone()))
+                .with("created", Value::N(self.created))
+                .with("lease_expires", Value::N(self.lease_expires))
+                .with("config", Value::S(self.config.clone()))
+                .with("message", Value::S(self.message.clone()))
+                .with("environment", Value::S(self.environment.clone()))
+                .with("checkpoint_seq", Value::N(self.checkpoint_seq))
+                .with("journal", Value::Bool(self.journal))
+                .with("snapshot_seq", Value::N(self.snapshot_seq))
+                .with("cli_version", Value::S(self.cli_version.clone()))
+                .with("rev", Value::N(self.rev));
         for (name, v) in
             [("started", self.started), ("ended", self.ended), ("version", self.version)]
         {
@@ -235,7 +236,7 @@ impl Update {
 /// Reads an update of a stack; 404 when absent.
 pub async fn get(meta: &dyn MetadataStore, stack_id: &str, update_id: &str) -> Result<Update> {
     let item = meta
-        .get(&keys::stack_id_pk(stack_id), &keys::update_sk(update_id))
+        .get(&item_keys::stack_id_pk(stack_id), &item_keys::update_sk(update_id))
         .await?
         .ok_or_else(|| Error::NotFound(format!("update '{update_id}' not found")))?;
     Update::from_item(&item)

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::queue::WEBHOOKS_QUEUE;
 use crate::ports::{Query, SortKey};
-use crate::service::keys;
+use crate::service::item_keys;
 use crate::service::webhooks::{self};
 
 use super::records::{new_delivery_id, DeliveryMessage, PAGE};
@@ -117,10 +117,10 @@ pub async fn emit(app: &App, event: &DomainEvent) {
 }
 
 pub(super) async fn try_emit(app: &App, event: &DomainEvent) -> Result<usize> {
-    let stack_prefix = keys::stack_hook_prefix(&event.stack_id);
+    let stack_prefix = item_keys::stack_hook_prefix(&event.stack_id);
     let meta = app.ports.meta.as_ref();
     let mut query = Query {
-        pk: keys::hooks_pk(&event.org),
+        pk: item_keys::hooks_pk(&event.org),
         sk: SortKey::All,
         ascending: true,
         limit: PAGE,
@@ -130,7 +130,9 @@ pub(super) async fn try_emit(app: &App, event: &DomainEvent) -> Result<usize> {
     loop {
         let page = meta.query(query.clone()).await?;
         for item in &page.items {
-            if !(item.sk.starts_with(keys::ORG_HOOK_PREFIX) || item.sk.starts_with(&stack_prefix)) {
+            if !(item.sk.starts_with(item_keys::ORG_HOOK_PREFIX)
+                || item.sk.starts_with(&stack_prefix))
+            {
                 continue;
             }
             match webhooks::Hook::from_item(item) {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::ports::queue::WEBHOOKS_QUEUE;
 use crate::ports::{Item, MetadataStore, Query, SortKey, Value};
 use crate::service::webhooks::{self, Owner};
-use crate::service::{keys, new_id};
+use crate::service::{item_keys, new_id};
 
 use super::send::deliver;
 
@@ -34,7 +34,7 @@ pub struct DeliveryMessage {
     pub delivery_id: String,
     /// Organization of the hook.
     pub org: String,
-    /// Sort key of the hook under [`keys::hooks_pk`].
+    /// Sort key of the hook under [`item_keys::hooks_pk`].
     pub hook_sk: String,
     /// Event kind.
     pub event: String,
@@ -61,15 +61,17 @@ pub(super) fn delivery_sk(id: &str) -> String {
 /// The sort key of a hook of `owner` named `name`.
 pub fn hook_sk(owner: &Owner, name: &str) -> String {
     match owner {
-        Owner::Org { .. } => format!("{}{name}", keys::ORG_HOOK_PREFIX),
-        Owner::Stack { stack_id, .. } => format!("{}{name}", keys::stack_hook_prefix(stack_id)),
+        Owner::Org { .. } => format!("{}{name}", item_keys::ORG_HOOK_PREFIX),
+        Owner::Stack { stack_id, .. } => {
+            format!("{}{name}", item_keys::stack_hook_prefix(stack_id))
+        }
     }
 }
 
 /// The owner a hook sort key belongs to, if the key is well formed (names of a stack owner are
 /// left empty: deliveries only check the key).
 pub(super) fn owner_of(org: &str, hook_sk: &str) -> Option<Owner> {
-    if hook_sk.starts_with(keys::ORG_HOOK_PREFIX) {
+    if hook_sk.starts_with(item_keys::ORG_HOOK_PREFIX) {
         return Some(Owner::Org { org: org.to_string() });
     }
     let rest = hook_sk.strip_prefix("STACK#")?;

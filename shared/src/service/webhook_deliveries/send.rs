@@ -9,7 +9,7 @@ use sha2::Sha256;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, MetaError, Value};
-use crate::service::keys;
+use crate::service::item_keys;
 use crate::service::optimistic::{self, retry_on_conflict, written};
 use crate::service::webhooks::{self, Hook};
 
@@ -45,7 +45,7 @@ pub async fn deliver(app: &App, body: &str) -> Result<Outcome> {
         return Err(Error::BadRequest(format!("bad hook key {}", msg.hook_sk)));
     }
     let meta = app.ports.meta.as_ref();
-    let Some(hook_item) = meta.get(&keys::hooks_pk(&msg.org), &msg.hook_sk).await? else {
+    let Some(hook_item) = meta.get(&item_keys::hooks_pk(&msg.org), &msg.hook_sk).await? else {
         return Ok(Outcome::Skipped);
     };
     let hook = Hook::from_item(&hook_item)?;

@@ -1,5 +1,5 @@
 //! The Lambda events that trigger jobs, and the one function that runs a job on one: used by
-//! the function binaries ([`crate::lambda::run_job`]) and by the tests of `events/`.
+//! the function binaries (`stackhouse_lambda::run_job` (the `functions` crate)) and by the tests of `events/`.
 //!
 //! The shapes are the documented ones (EventBridge scheduled events; SQS events with
 //! `ReportBatchItemFailures`), reduced to the fields a job uses. `aws_lambda_events` has them
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::queue::{run_batch, Backoff};
+use super::consumer::{run_batch, Backoff};
 use super::{Job, Json, Trigger};
 use crate::app::App;
 use crate::error::{Error, Result};

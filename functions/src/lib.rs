@@ -1,4 +1,5 @@
-//! Running one route as a Lambda function behind an API Gateway HTTP API, and one job as a
+//! The Lambda transport, as the emulator owns its HTTP server: running one route as a Lambda
+//! function behind an API Gateway HTTP API, and one job as a
 //! Lambda function behind a schedule or a queue ([`run_job`]).
 //!
 //! # Payload limits (docs/ARCHITECTURE.md, Payload limits)
@@ -21,11 +22,11 @@ use bytes::Bytes;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
-use crate::adapters::{aws, AdapterError};
-use crate::api::{Needs, Route, Router};
-use crate::app::{App, Settings};
-use crate::config::Env;
-use crate::ports::Ports;
+use stackhouse::adapters::{aws, AdapterError};
+use stackhouse::api::{Needs, Route, Router};
+use stackhouse::app::{App, Settings};
+use stackhouse::config::Env;
+use stackhouse::ports::Ports;
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -51,7 +52,7 @@ pub fn router(route: &'static Route) -> Result<Router, String> {
 /// (a Lambda function always runs on AWS).
 #[inline(always)]
 pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init(true);
+    stackhouse::telemetry::init(true);
     let (connecting, settings) = connect(route.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -68,11 +69,11 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
 
 /// Entry point of a job's function binary: JSON logs, adapters built once (cold start), then
 /// the Lambda runtime loop running the job on each event (an EventBridge schedule or an SQS
-/// batch, see [`crate::jobs::events::handle`]). Links only the adapters of the job's `needs`,
+/// batch, see [`stackhouse::jobs::invocation::handle`]). Links only the adapters of the job's `needs`,
 /// as [`serve`] does.
 #[inline(always)]
-pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init(true);
+pub fn run_job(job: &'static stackhouse::jobs::Job) -> Result<(), lambda_http::Error> {
+    stackhouse::telemetry::init(true);
     let (connecting, settings) = connect(job.needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -81,7 +82,7 @@ pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error>
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
                 async move {
-                    crate::jobs::events::handle(&app, job, event.payload)
+                    stackhouse::jobs::invocation::handle(&app, job, event.payload)
                         .await
                         .map_err(lambda_http::Error::from)
                 }
@@ -91,7 +92,7 @@ pub fn run_job(job: &'static crate::jobs::Job) -> Result<(), lambda_http::Error>
     })
 }
 
-/// The ports and settings of a function from its environment ([`crate::config::VARS`]): AWS
+/// The ports and settings of a function from its environment ([`stackhouse::config::VARS`]): AWS
 /// adapters for what `needs` uses, `Undeclared` stubs for the rest. A variable that does not
 /// parse fails the function's init, naming it. `STACKHOUSE_BACKEND`, when set, must be `aws`;
 /// the embedded backend is for the emulator and tests, which do not come through here.
@@ -127,7 +128,7 @@ pub async fn handle(router: &Router, app: &Arc<App>, req: Request) -> Response<B
     let (mut parts, body) = req.into_parts();
     // API Gateway's view of the peer, for the audit log; X-Forwarded-For is the client's word.
     if let Some(ip) = source_ip {
-        parts.extensions.insert(crate::service::audit::SourceIp(ip));
+        parts.extensions.insert(stackhouse::service::audit::SourceIp(ip));
     }
     if let Some(uri) = stage.as_deref().and_then(|s| without_stage(&parts.uri, s)) {
         parts.uri = uri;
