@@ -42,18 +42,57 @@ pub fn router(route: &'static Route) -> Result<Router, String> {
     Ok(Router::new(&[route])?.with_max_response_bytes(Some(MAX_RESPONSE_BYTES)))
 }
 
-/// Entry point of a route's function binary: JSON logs, adapters built once (cold start), then
-/// the Lambda runtime loop serving this single route through the shared dispatcher.
+/// The re-export the macros below name their routes and jobs through, so a function binary
+/// depends on this crate alone.
+pub use stackhouse;
+
+/// The whole of a route's function binary: `stackhouse_lambda::route!(STACK_GET);` defines a
+/// `main` that [`serve`]s `stackhouse::api::routes::STACK_GET`. The route's `needs` is handed
+/// over as a constant of the binary itself (read from the static at compile time), so the
+/// choice of adapters folds away in the binary at any optimisation level above 0, whatever the
+/// link-time optimisation: `.ci/link-guard` checks it.
+#[macro_export]
+macro_rules! route {
+    ($route:ident) => {
+        fn main() -> Result<(), $crate::Error> {
+            $crate::serve(
+                &$crate::stackhouse::api::routes::$route,
+                const { $crate::stackhouse::api::routes::$route.needs },
+            )
+        }
+    };
+}
+
+/// The whole of a job's function binary: `stackhouse_lambda::job!(JOB_LEASE_REAPER);`, as
+/// [`route!`] for `stackhouse::jobs::table::JOB_LEASE_REAPER`.
+#[macro_export]
+macro_rules! job {
+    ($job:ident) => {
+        fn main() -> Result<(), $crate::Error> {
+            $crate::run_job(
+                &$crate::stackhouse::jobs::table::$job,
+                const { $crate::stackhouse::jobs::table::$job.needs },
+            )
+        }
+    };
+}
+
+/// Entry point of a route's function binary ([`route!`]): JSON logs, adapters built once (cold
+/// start), then the Lambda runtime loop serving this single route through the shared
+/// dispatcher.
 ///
-/// Only the AWS adapters of the ports the route's `needs` declares are built, and only they
-/// are linked into the binary: this function and `lambda::connect` are always inlined into the
-/// binary's `main`, where `route` is the address of an immutable `static`, so the choice is a
-/// constant there (see [`aws::connect_for`]). The embedded backend is not reachable from here
-/// (a Lambda function always runs on AWS).
+/// Only the AWS adapters of the ports `needs` (the route's, as a constant) declares are built,
+/// and only they are linked into the binary: this function and `connect` are always inlined
+/// into the binary's `main`, where `needs` is a constant, so the choice folds away there (see
+/// [`aws::connect_for`]). The embedded backend is not reachable from here (a Lambda function
+/// always runs on AWS).
 #[inline(always)]
-pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
+pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Error> {
     stackhouse::telemetry::init(true);
-    let (connecting, settings) = connect(route.needs)?;
+    if needs != route.needs {
+        return Err(format!("{}: needs passed are not the route's", route.name).into());
+    }
+    let (connecting, settings) = connect(needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);
@@ -70,11 +109,17 @@ pub fn serve(route: &'static Route) -> Result<(), lambda_http::Error> {
 /// Entry point of a job's function binary: JSON logs, adapters built once (cold start), then
 /// the Lambda runtime loop running the job on each event (an EventBridge schedule or an SQS
 /// batch, see [`stackhouse::jobs::invocation::handle`]). Links only the adapters of the job's `needs`,
-/// as [`serve`] does.
+/// as [`serve`] does ([`job!`] passes them as a constant).
 #[inline(always)]
-pub fn run_job(job: &'static stackhouse::jobs::Job) -> Result<(), lambda_http::Error> {
+pub fn run_job(
+    job: &'static stackhouse::jobs::Job,
+    needs: Needs,
+) -> Result<(), lambda_http::Error> {
     stackhouse::telemetry::init(true);
-    let (connecting, settings) = connect(job.needs)?;
+    if needs != job.needs {
+        return Err(format!("{}: needs passed are not the job's", job.name).into());
+    }
+    let (connecting, settings) = connect(needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);

@@ -46,12 +46,59 @@ pub enum Error {
     /// 503: a backing service is unreachable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
-    /// 500: our bug. The text is logged, never sent.
-    #[error("{0}")]
-    Internal(String),
+    /// 500: our bug, or stored data we cannot read. The message and the chain of causes are
+    /// logged ([`Error::chain`]), never sent.
+    #[error(transparent)]
+    Internal(Fault),
+}
+
+/// What went wrong inside the server: a message for the log, and the error that caused it when
+/// there is one (kept, not flattened into text, so the log shows the whole chain).
+#[derive(Debug)]
+pub struct Fault {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
+    /// A 500 with only a message: a broken invariant, an item missing an attribute.
+    pub fn internal(message: impl Into<String>) -> Error {
+        Error::Internal(Fault { message: message.into(), source: None })
+    }
+
+    /// A 500 caused by `source` (a codec, the gzip stream, a crypto library), which the log
+    /// keeps as the next link of the chain.
+    pub fn caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Internal(Fault { message: message.into(), source: Some(Box::new(source)) })
+    }
+
+    /// The error and every cause below it, `outer: inner: innermost`, for the log.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        text
+    }
+
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -97,9 +144,9 @@ impl From<MetaError> for Error {
             MetaError::ConditionFailed => {
                 Error::Conflict("the resource was changed concurrently, try again".into())
             }
-            MetaError::Invalid(m) => Error::Internal(format!("metadata request invalid: {m}")),
+            MetaError::Invalid(m) => Error::internal(format!("metadata request invalid: {m}")),
             MetaError::Unavailable(m) => Error::Unavailable(m),
-            MetaError::Undeclared(m) => Error::Internal(m),
+            MetaError::Undeclared(m) => Error::internal(m),
         }
     }
 }
@@ -107,9 +154,9 @@ impl From<MetaError> for Error {
 impl From<BlobError> for Error {
     fn from(e: BlobError) -> Self {
         match e {
-            BlobError::InvalidKey(k) => Error::Internal(format!("invalid blob key {k}")),
+            BlobError::InvalidKey(k) => Error::internal(format!("invalid blob key {k}")),
             BlobError::Unavailable(m) => Error::Unavailable(m),
-            BlobError::Undeclared(m) => Error::Internal(m),
+            BlobError::Undeclared(m) => Error::internal(m),
         }
     }
 }
@@ -118,7 +165,7 @@ impl From<QueueError> for Error {
     fn from(e: QueueError) -> Self {
         match e {
             QueueError::Unavailable(m) => Error::Unavailable(m),
-            other => Error::Internal(other.to_string()),
+            other => Error::internal(other.to_string()),
         }
     }
 }
@@ -128,10 +175,28 @@ impl From<KeyError> for Error {
         match e {
             KeyError::InvalidCiphertext => Error::BadRequest(e.to_string()),
             KeyError::Unavailable(m) => Error::Unavailable(m),
-            KeyError::Undeclared(m) => Error::Internal(m),
+            KeyError::Undeclared(m) => Error::internal(m),
         }
     }
 }
 
 /// Result alias for the domain and API layers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_keeps_its_cause_for_the_log_and_hides_it_from_the_client() {
+        let cause = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let cause_text = cause.to_string();
+        let err = Error::caused("stored deployment d/1 is corrupt", cause);
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(std::error::Error::source(&err).is_some(), "the cause is kept, not flattened");
+        assert_eq!(err.chain(), format!("stored deployment d/1 is corrupt: {cause_text}"));
+        let body = err.body().to_string();
+        assert!(!body.contains("corrupt") && !body.contains("EOF"), "{body}");
+        assert_eq!(Error::internal("no data key").chain(), "no data key");
+    }
+}

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod jobs;
 pub mod limits;
+pub mod link_guard;
 pub mod load;
 pub mod moto;
 pub mod pulumi;

@@ -58,3 +58,8 @@ mod tokens {
 mod webhooks {
     stackhouse_tests::webhooks_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
+
+/// Function binaries link only the SDKs of the ports they declare (run by `.ci/link-guard`).
+mod link_guard {
+    stackhouse_tests::link_guard_tests!();
+}

@@ -1,5 +1,3 @@
 //! Lambda function for the `capabilities-get` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::CAPABILITIES_GET)
-}
+stackhouse_lambda::route!(CAPABILITIES_GET);

@@ -1,5 +1,3 @@
 //! Lambda function for the `org-auditlogs-list` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_AUDITLOGS_LIST)
-}
+stackhouse_lambda::route!(ORG_AUDITLOGS_LIST);

@@ -1,5 +1,3 @@
 //! Lambda function for the `org-hook-list` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_HOOK_LIST)
-}
+stackhouse_lambda::route!(ORG_HOOK_LIST);

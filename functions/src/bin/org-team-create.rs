@@ -1,5 +1,3 @@
 //! Lambda function for the `org-team-create` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_TEAM_CREATE)
-}
+stackhouse_lambda::route!(ORG_TEAM_CREATE);

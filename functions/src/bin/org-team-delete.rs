@@ -1,5 +1,3 @@
 //! Lambda function for the `org-team-delete` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_TEAM_DELETE)
-}
+stackhouse_lambda::route!(ORG_TEAM_DELETE);

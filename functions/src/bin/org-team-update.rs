@@ -1,5 +1,3 @@
 //! Lambda function for the `org-team-update` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_TEAM_UPDATE)
-}
+stackhouse_lambda::route!(ORG_TEAM_UPDATE);

@@ -1,5 +1,3 @@
 //! Lambda function for the `org-token-create` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::ORG_TOKEN_CREATE)
-}
+stackhouse_lambda::route!(ORG_TOKEN_CREATE);

@@ -1,5 +1,3 @@
 //! Lambda function for the `project-head` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::PROJECT_HEAD)
-}
+stackhouse_lambda::route!(PROJECT_HEAD);

@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-batch-decrypt` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_BATCH_DECRYPT)
-}
+stackhouse_lambda::route!(STACK_BATCH_DECRYPT);

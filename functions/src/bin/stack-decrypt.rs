@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-decrypt` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_DECRYPT)
-}
+stackhouse_lambda::route!(STACK_DECRYPT);

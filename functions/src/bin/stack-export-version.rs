@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-export-version` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_EXPORT_VERSION)
-}
+stackhouse_lambda::route!(STACK_EXPORT_VERSION);

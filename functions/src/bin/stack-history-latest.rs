@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-history-latest` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_HISTORY_LATEST)
-}
+stackhouse_lambda::route!(STACK_HISTORY_LATEST);

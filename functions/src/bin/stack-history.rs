@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-history` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_HISTORY)
-}
+stackhouse_lambda::route!(STACK_HISTORY);

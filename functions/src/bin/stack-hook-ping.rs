@@ -1,5 +1,3 @@
 //! Lambda function for the `stack-hook-ping` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::STACK_HOOK_PING)
-}
+stackhouse_lambda::route!(STACK_HOOK_PING);

@@ -1,5 +1,3 @@
 //! Lambda function for the `update-cancel` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::UPDATE_CANCEL)
-}
+stackhouse_lambda::route!(UPDATE_CANCEL);

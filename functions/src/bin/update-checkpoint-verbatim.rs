@@ -1,5 +1,3 @@
 //! Lambda function for the `update-checkpoint-verbatim` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::UPDATE_CHECKPOINT_VERBATIM)
-}
+stackhouse_lambda::route!(UPDATE_CHECKPOINT_VERBATIM);

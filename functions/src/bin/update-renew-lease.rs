@@ -1,5 +1,3 @@
 //! Lambda function for the `update-renew-lease` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::UPDATE_RENEW_LEASE)
-}
+stackhouse_lambda::route!(UPDATE_RENEW_LEASE);

@@ -1,5 +1,3 @@
 //! Lambda function for the `user-token-create` route.
 
-fn main() -> Result<(), stackhouse_lambda::Error> {
-    stackhouse_lambda::serve(&stackhouse::api::routes::USER_TOKEN_CREATE)
-}
+stackhouse_lambda::route!(USER_TOKEN_CREATE);

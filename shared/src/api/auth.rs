@@ -31,7 +31,7 @@ pub async fn authenticate(
             let path = stack_ref(params)?;
             let update_id = params
                 .get("update")
-                .ok_or_else(|| Error::Internal("lease route without {update}".into()))?;
+                .ok_or_else(|| Error::internal("lease route without {update}"))?;
             let update =
                 updates::authenticate_lease(app, token, &path, update_id, mode == Auth::Lease)
                     .await?;
@@ -63,7 +63,7 @@ pub async fn authorize(
     };
     let principal = caller.principal()?;
     let org = OrgName::parse(
-        params.get("org").ok_or_else(|| Error::Internal("org route without {org}".into()))?,
+        params.get("org").ok_or_else(|| Error::internal("org route without {org}"))?,
     )?;
     let mut access = OrgAccess::resolve(meta, principal, org.as_str()).await?;
     access.require_member()?;
@@ -95,7 +95,7 @@ pub fn stack_ref(params: &HashMap<String, String>) -> Result<StackRef> {
         params
             .get(name)
             .map(String::as_str)
-            .ok_or_else(|| Error::Internal(format!("route without {{{name}}}")))
+            .ok_or_else(|| Error::internal(format!("route without {{{name}}}")))
     };
     Ok(StackRef {
         org: OrgName::parse(get("org")?)?,

@@ -187,7 +187,7 @@ impl Ctx {
         self.params
             .get(name)
             .map(String::as_str)
-            .ok_or_else(|| Error::Internal(format!("route has no path parameter {name}")))
+            .ok_or_else(|| Error::internal(format!("route has no path parameter {name}")))
     }
 
     /// A query parameter, if present and non-empty.

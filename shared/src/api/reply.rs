@@ -34,8 +34,8 @@ impl Reply {
 
     /// A JSON body with the given status.
     pub fn json_status<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Reply, Error> {
-        let body = serde_json::to_vec(value)
-            .map_err(|e| Error::Internal(format!("serialising response: {e}")))?;
+        let body =
+            serde_json::to_vec(value).map_err(|e| Error::caused("serialising response", e))?;
         Ok(Reply {
             status,
             body: body.into(),
@@ -75,7 +75,7 @@ impl Reply {
     /// `Authorization` header when the host changes.
     pub fn temporary_redirect(location: &str) -> Result<Reply, Error> {
         let location = HeaderValue::from_str(location)
-            .map_err(|_| Error::Internal("redirect location is not a valid header".into()))?;
+            .map_err(|_| Error::internal("redirect location is not a valid header"))?;
         Ok(Reply {
             status: StatusCode::TEMPORARY_REDIRECT,
             headers: vec![
@@ -118,7 +118,7 @@ pub fn into_response(
         Ok(reply) => reply,
         Err(err) => {
             if err.status().is_server_error() {
-                tracing::error!(request_id, status = err.status().as_u16(), error = %err, "request failed");
+                tracing::error!(request_id, status = err.status().as_u16(), error = %err.chain(), "request failed");
             } else {
                 tracing::info!(request_id, status = err.status().as_u16(), error = %err, "request refused");
             }
@@ -149,7 +149,7 @@ pub fn into_response(
             None => {
                 tracing::error!(request_id, "stored gzip body could not be decompressed");
                 return into_response(
-                    Err(Error::Internal("stored body is not valid gzip".into())),
+                    Err(Error::internal("stored body is not valid gzip")),
                     false,
                     request_id,
                     head,

@@ -274,7 +274,7 @@ mod tests {
                 .unwrap_or_else(|_| panic!("missing function binary {}", file.display()));
             let static_name = route.name.to_uppercase().replace('-', "_");
             assert!(
-                text.contains(&format!("routes::{static_name}")),
+                text.contains(&format!("stackhouse_lambda::route!({static_name});")),
                 "{} serves another route",
                 file.display()
             );
@@ -286,7 +286,7 @@ mod tests {
                 .unwrap_or_else(|_| panic!("missing function binary {}", file.display()));
             let static_name = job.name.to_uppercase().replace('-', "_");
             assert!(
-                text.contains(&format!("table::{static_name}")) && text.contains("run_job"),
+                text.contains(&format!("stackhouse_lambda::job!({static_name});")),
                 "{} runs another job",
                 file.display()
             );

@@ -119,7 +119,7 @@ pub async fn handle(app: &Arc<App>, job: &Job, payload: Json) -> Result<Json> {
                     .map(|item_identifier| BatchItemFailure { item_identifier })
                     .collect(),
             };
-            serde_json::to_value(response).map_err(|e| Error::Internal(e.to_string()))
+            serde_json::to_value(response).map_err(|e| Error::caused("JSON encoding", e))
         }
         // The payload is the request itself (`aws lambda invoke --payload …`).
         Trigger::Manual { run } => run(app.clone(), payload).await,

@@ -136,7 +136,7 @@ macro_rules! manual {
 /// Turns a handler's typed report into JSON (used by [`scheduled!`]).
 pub fn to_report<T: serde::Serialize>(result: Result<T>) -> Result<Json> {
     let report = result?;
-    serde_json::to_value(report).map_err(|e| crate::Error::Internal(e.to_string()))
+    serde_json::to_value(report).map_err(|e| crate::Error::caused("JSON encoding", e))
 }
 
 /// The job's name without the `job-` prefix, as logs and the emulator show it.
@@ -151,7 +151,7 @@ pub async fn lease_reaper(app: Arc<App>, now: i64) -> Result<crate::service::rea
     if report.errors > 0 {
         // Failing the invocation makes the errors visible (Lambda metrics, emulator logs);
         // what was done stays done and the next run retries the rest.
-        return Err(crate::Error::Internal(format!(
+        return Err(crate::Error::internal(format!(
             "{} updates could not be reaped this time",
             report.errors
         )));
@@ -180,7 +180,7 @@ pub async fn history_retention(
     let report = crate::service::retention::run(&app, now).await?;
     tracing::info!(report = ?report, "job-history-retention");
     if report.errors > 0 {
-        return Err(crate::Error::Internal(format!(
+        return Err(crate::Error::internal(format!(
             "{} stacks or updates could not be cleaned this time",
             report.errors
         )));

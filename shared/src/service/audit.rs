@@ -120,7 +120,7 @@ pub async fn append(meta: &dyn MetadataStore, org: &str, entry: &Entry) -> Resul
     let appended = retry_on_conflict!(3, async {
         written(meta.put(entry.to_item(org), Some(Condition::NotExists)).await, ())
     })?;
-    appended.ok_or_else(|| Error::Internal("could not find a free audit sort key".into()))
+    appended.ok_or_else(|| Error::internal("could not find a free audit sort key"))
 }
 
 /// A call dispatch records.

@@ -42,8 +42,8 @@ pub fn gzip(data: &[u8]) -> Result<Bytes> {
         Vec::with_capacity(data.len() / 4),
         flate2::Compression::fast(),
     );
-    enc.write_all(data).map_err(|e| Error::Internal(format!("gzip: {e}")))?;
-    enc.finish().map(Bytes::from).map_err(|e| Error::Internal(format!("gzip: {e}")))
+    enc.write_all(data).map_err(|e| Error::caused("gzip", e))?;
+    enc.finish().map(Bytes::from).map_err(|e| Error::caused("gzip", e))
 }
 
 /// Decompresses a stored blob.
@@ -51,7 +51,7 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * 4);
     flate2::read::MultiGzDecoder::new(data)
         .read_to_end(&mut out)
-        .map_err(|e| Error::Internal(format!("stored blob is not valid gzip: {e}")))?;
+        .map_err(|e| Error::caused("stored blob is not valid gzip", e))?;
     Ok(out)
 }
 
@@ -64,9 +64,9 @@ pub async fn read_untyped(
     let gz = blobs
         .get(key)
         .await?
-        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
+        .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
     serde_json::from_slice(&gunzip(&gz)?)
-        .map_err(|e| Error::Internal(format!("stored deployment {key} is corrupt: {e}")))
+        .map_err(|e| Error::caused(format!("stored deployment {key} is corrupt"), e))
 }
 
 /// What the server needs to know about a deployment it stores.
@@ -76,13 +76,18 @@ pub struct Summary {
     pub resource_count: i64,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    version: i64,
+/// An `UntypedDeployment` read without parsing its deployment: what [`check_untyped`] reads,
+/// and what [`untyped`] is rebuilt from.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    /// The schema version.
+    pub version: i64,
+    /// The features of a version 4 deployment.
     #[serde(default)]
-    features: Option<Vec<String>>,
+    pub features: Option<Vec<String>>,
+    /// The deployment, as sent.
     #[serde(borrow)]
-    deployment: &'a RawValue,
+    pub deployment: &'a RawValue,
 }
 
 #[derive(Deserialize)]
@@ -145,7 +150,7 @@ pub fn untyped(
     out.extend_from_slice(format!("{{\"version\":{version}").as_bytes());
     if let Some(f) = features.filter(|f| !f.is_empty()) {
         out.extend_from_slice(b",\"features\":");
-        serde_json::to_writer(&mut out, f).map_err(|e| Error::Internal(e.to_string()))?;
+        serde_json::to_writer(&mut out, f).map_err(|e| Error::caused("JSON encoding", e))?;
     }
     out.extend_from_slice(b",\"deployment\":");
     out.extend_from_slice(deployment.get().as_bytes());

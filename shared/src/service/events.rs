@@ -73,7 +73,7 @@ pub async fn store(app: &App, update_id: &str, events: &[Json]) -> Result<()> {
     let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
     let seq = |e: &Json| e.get("sequence").and_then(Json::as_i64).unwrap_or(0);
     let key = format!("{}{:012}-{:012}.json.gz", prefix(update_id), seq(first), seq(last));
-    let body = serde_json::to_vec(events).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(events).map_err(|e| Error::caused("JSON encoding", e))?;
     app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
     Ok(())
 }
@@ -103,7 +103,7 @@ pub async fn read(app: &App, update_id: &str, from: i64) -> Result<(Vec<Json>, O
         }
         let Some(gz) = blobs.get(&key).await? else { continue };
         let events: Vec<Json> = serde_json::from_slice(&deployments::gunzip(&gz)?)
-            .map_err(|e| Error::Internal(format!("stored events {key} are corrupt: {e}")))?;
+            .map_err(|e| Error::caused(format!("stored events {key} are corrupt"), e))?;
         for e in events {
             if let Some(s) = e.get("sequence").and_then(Json::as_i64).filter(|s| *s >= from) {
                 merged.entry(s).or_insert(e);

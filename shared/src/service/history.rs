@@ -65,7 +65,7 @@ pub fn entry_op(
 
 fn from_item(item: &Item) -> Result<Entry> {
     let info = item.s("info").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
-        Error::Internal(format!("history item {} {} is corrupt", item.pk, item.sk))
+        Error::internal(format!("history item {} {} is corrupt", item.pk, item.sk))
     })?;
     Ok(Entry {
         version: item.n("version").unwrap_or(0),

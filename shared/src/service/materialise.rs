@@ -149,7 +149,7 @@ async fn resume(app: &App, update: &Update, base: Option<&str>) -> Option<Replay
         }
     };
     let snapshot: Snapshot = match deployments::gunzip(&gz)
-        .and_then(|raw| serde_json::from_slice(&raw).map_err(|e| Error::Internal(e.to_string())))
+        .and_then(|raw| serde_json::from_slice(&raw).map_err(|e| Error::caused("JSON encoding", e)))
     {
         Ok(s) => s,
         Err(e) => {
@@ -189,7 +189,7 @@ pub(crate) async fn replay(app: &App, update: &Update, base: Option<&str>) -> Re
     let mut replayer = match resume(app, update, base).await {
         Some(resumed) => resumed,
         None => Replayer::new(load_base(app, base).await?)
-            .map_err(|e| Error::Internal(format!("journal base: {e}")))?,
+            .map_err(|e| Error::caused("journal base", e))?,
     };
     let covered = replayer.last_sequence();
     let mut degraded = false;
@@ -283,7 +283,7 @@ pub async fn materialise(app: &App, request: &Request) -> Result<Outcome> {
         sequence: seq,
         replayer,
     };
-    let raw = serde_json::to_vec(&snapshot).map_err(|e| Error::Internal(e.to_string()))?;
+    let raw = serde_json::to_vec(&snapshot).map_err(|e| Error::caused("JSON encoding", e))?;
     drop(snapshot);
     let key = snapshot_key(&update.id, seq);
     // Blob first, then the pointer (docs/ARCHITECTURE.md, Blob first, then pointer): a crash in

@@ -310,7 +310,7 @@ async fn renamed_deployment(
         .and_then(|d| d.get("resources"))
         .and_then(Json::as_array)
         .map_or(0, |r| r.len() as i64);
-    let bytes = serde_json::to_vec(&untyped).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&untyped).map_err(|e| Error::caused("JSON encoding", e))?;
     Ok((bytes, Summary { resource_count }))
 }
 

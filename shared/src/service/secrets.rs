@@ -82,7 +82,7 @@ pub async fn encrypt(app: &App, stack_id: &str, plaintexts: &[Vec<u8>]) -> Resul
     }
     let key = data_key(app, stack_id, true)
         .await?
-        .ok_or_else(|| Error::Internal(format!("no data key for stack {stack_id} after create")))?;
+        .ok_or_else(|| Error::internal(format!("no data key for stack {stack_id} after create")))?;
     let cipher = Aes256Gcm::new((&key).into());
     let aad = aad(stack_id);
     plaintexts
@@ -91,7 +91,7 @@ pub async fn encrypt(app: &App, stack_id: &str, plaintexts: &[Vec<u8>]) -> Resul
             let nonce: [u8; NONCE_LEN] = rand::random();
             let sealed = cipher
                 .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
-                .map_err(|_| Error::Internal("AES-GCM encryption failed".into()))?;
+                .map_err(|_| Error::internal("AES-GCM encryption failed"))?;
             let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
             out.push(FORMAT_V1);
             out.extend_from_slice(&nonce);
@@ -183,11 +183,11 @@ fn context(stack_id: &str) -> EncryptionContext {
 /// The key service failing on a key *we* stored is our fault or an outage, never the client's.
 fn stored_key_error(stack_id: &str, e: KeyError) -> Error {
     match e {
-        KeyError::InvalidCiphertext => Error::Internal(format!(
+        KeyError::InvalidCiphertext => Error::internal(format!(
             "the stored data key of stack {stack_id} cannot be unwrapped with its context"
         )),
         KeyError::Unavailable(m) => Error::Unavailable(m),
-        KeyError::Undeclared(m) => Error::Internal(m),
+        KeyError::Undeclared(m) => Error::internal(m),
     }
 }
 
@@ -204,7 +204,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
     let key = retry_on_conflict!(2, async {
         if let Some(item) = meta.get(&pk, item_keys::DATAKEY_SK).await? {
             let wrapped = item.b(WRAPPED_ATTR).ok_or_else(|| {
-                Error::Internal(format!("data key item of stack {stack_id} lacks {WRAPPED_ATTR}"))
+                Error::internal(format!("data key item of stack {stack_id} lacks {WRAPPED_ATTR}"))
             })?;
             let key = app
                 .ports
@@ -239,7 +239,7 @@ async fn data_key(app: &App, stack_id: &str, create: bool) -> Result<Option<[u8;
         Ok(Attempt::Raced)
     })?;
     key.ok_or_else(|| {
-        Error::Internal(format!("the data key of stack {stack_id} was created but cannot be read"))
+        Error::internal(format!("the data key of stack {stack_id} was created but cannot be read"))
     })
 }
 

@@ -45,7 +45,7 @@ pub struct Stack {
 impl Stack {
     pub(crate) fn from_item(item: &Item) -> Result<Stack> {
         let corrupt = |what: &str| {
-            Error::Internal(format!("stack item {} {} lacks {what}", item.pk, item.sk))
+            Error::internal(format!("stack item {} {} lacks {what}", item.pk, item.sk))
         };
         let tags = match item.s("tags") {
             Some(json) => serde_json::from_str(json).map_err(|_| corrupt("valid tags"))?,
@@ -68,7 +68,8 @@ impl Stack {
     }
 
     pub(crate) fn to_item(&self) -> Result<Item> {
-        let tags = serde_json::to_string(&self.tags).map_err(|e| Error::Internal(e.to_string()))?;
+        let tags =
+            serde_json::to_string(&self.tags).map_err(|e| Error::caused("JSON encoding", e))?;
         let mut item = Item::new(
             item_keys::org_pk(&self.org),
             item_keys::stack_sk(&self.project, &self.stack),
@@ -298,7 +299,7 @@ struct Cursor {
 }
 
 fn encode_cursor(c: &Cursor) -> Result<String> {
-    let json = serde_json::to_vec(c).map_err(|e| Error::Internal(e.to_string()))?;
+    let json = serde_json::to_vec(c).map_err(|e| Error::caused("JSON encoding", e))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
 }
 

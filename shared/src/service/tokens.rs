@@ -323,7 +323,7 @@ pub async fn revoke(meta: &dyn MetadataStore, owner: &Owner, id: &str) -> Result
     let (pk, sk) = (owner.pk(), owner.listing_sk(id));
     let listing = meta.get(&pk, &sk).await?.ok_or_else(missing)?;
     let hash =
-        listing.s("hash").ok_or_else(|| Error::Internal(format!("{pk}/{sk} has no hash")))?;
+        listing.s("hash").ok_or_else(|| Error::internal(format!("{pk}/{sk} has no hash")))?;
     let mut ops = vec![
         TransactOp::Delete { pk: pk.clone(), sk: sk.clone(), condition: Some(Condition::Exists) },
         TransactOp::Delete {

@@ -200,7 +200,7 @@ impl Hook {
 
     fn to_item(&self, owner: &Owner) -> Result<Item> {
         let filters =
-            serde_json::to_string(&self.filters).map_err(|e| Error::Internal(e.to_string()))?;
+            serde_json::to_string(&self.filters).map_err(|e| Error::caused("JSON encoding", e))?;
         let mut item = Item::new(
             item_keys::hooks_pk(owner.org()),
             format!("{}{}", owner.sk_prefix(), self.name),
@@ -221,7 +221,7 @@ impl Hook {
 
     pub(crate) fn from_item(item: &Item) -> Result<Hook> {
         let corrupt =
-            |what: &str| Error::Internal(format!("hook item {} {} lacks {what}", item.pk, item.sk));
+            |what: &str| Error::internal(format!("hook item {} {} lacks {what}", item.pk, item.sk));
         let filters = match item.s("filters") {
             Some(json) => serde_json::from_str(json).map_err(|_| corrupt("valid filters"))?,
             None => Vec::new(),

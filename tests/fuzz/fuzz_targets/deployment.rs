@@ -4,18 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::value::RawValue;
 use serde_json::Value;
-use stackhouse::service::deployments::{check_untyped, untyped};
-
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    version: i64,
-    #[serde(default)]
-    features: Option<Vec<String>>,
-    #[serde(borrow)]
-    deployment: &'a RawValue,
-}
+use stackhouse::service::deployments::{check_untyped, untyped, Envelope};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(summary) = check_untyped(data, 1..=4) else { return };

@@ -303,18 +303,25 @@ pub fn connect_for(
     needs: Needs,
     cfg: &AwsConfig,
 ) -> impl Future<Output = Result<Ports, AdapterError>> + Send + 'static {
-    let uses = |access: Access| !matches!(access, Access::None);
+    // A macro rather than a closure or a helper function: a call is not inlined from this crate
+    // into an unoptimised-dependency (dev) build of a function, and the choice must fold there
+    // too (`.ci/link-guard`).
+    macro_rules! uses {
+        ($access:expr) => {
+            !matches!($access, Access::None)
+        };
+    }
     let meta: Build<dyn MetadataStore> =
-        if uses(needs.meta) { dynamo_meta } else { undeclared_meta };
-    let blobs: Build<dyn BlobStore> = if uses(needs.blobs) { s3_blobs } else { undeclared_blobs };
-    let queue: Build<dyn Queue> = if uses(needs.queue) { sqs_queue } else { undeclared_queue };
-    let keys: Build<dyn KeyService> = if uses(needs.keys) { kms_keys } else { undeclared_keys };
+        if uses!(needs.meta) { dynamo_meta } else { undeclared_meta };
+    let blobs: Build<dyn BlobStore> = if uses!(needs.blobs) { s3_blobs } else { undeclared_blobs };
+    let queue: Build<dyn Queue> = if uses!(needs.queue) { sqs_queue } else { undeclared_queue };
+    let keys: Build<dyn KeyService> = if uses!(needs.keys) { kms_keys } else { undeclared_keys };
     let cfg = cfg.clone();
     async move {
         let unset: Vec<&str> = [
-            (uses(needs.meta) && cfg.table.is_empty(), "table"),
-            (uses(needs.blobs) && cfg.bucket.is_empty(), "bucket"),
-            (uses(needs.keys) && cfg.kms_key_id.is_empty(), "KMS key id"),
+            (uses!(needs.meta) && cfg.table.is_empty(), "table"),
+            (uses!(needs.blobs) && cfg.bucket.is_empty(), "bucket"),
+            (uses!(needs.keys) && cfg.kms_key_id.is_empty(), "KMS key id"),
         ]
         .into_iter()
         .filter_map(|(missing, what)| missing.then_some(what))

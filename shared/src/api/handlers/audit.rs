@@ -140,7 +140,7 @@ pub async fn export(ctx: Ctx) -> Result<Reply> {
     let mut headers = Vec::new();
     if let Some(next) = truncated {
         let value = HeaderValue::from_str(&next)
-            .map_err(|_| Error::Internal("continuation token is not a header value".into()))?;
+            .map_err(|_| Error::internal("continuation token is not a header value"))?;
         headers.push((header::HeaderName::from_static(EXPORT_CONTINUATION_HEADER), value));
     }
     headers.push((

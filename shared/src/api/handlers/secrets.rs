@@ -88,7 +88,7 @@ pub async fn encrypt(ctx: Ctx) -> Result<Reply> {
     let ciphertext = sealed
         .first()
         .map(|c| STANDARD.encode(c))
-        .ok_or_else(|| Error::Internal("encrypt returned no ciphertext".into()))?;
+        .ok_or_else(|| Error::internal("encrypt returned no ciphertext"))?;
     Reply::json(&EncryptResponse { ciphertext })
 }
 
@@ -101,7 +101,7 @@ pub async fn decrypt(ctx: Ctx) -> Result<Reply> {
     let plaintext = opened
         .first()
         .map(|p| STANDARD.encode(p))
-        .ok_or_else(|| Error::Internal("decrypt returned no plaintext".into()))?;
+        .ok_or_else(|| Error::internal("decrypt returned no plaintext"))?;
     Reply::json(&DecryptResponse { plaintext })
 }
 
@@ -112,7 +112,7 @@ pub async fn batch_encrypt(ctx: Ctx) -> Result<Reply> {
     let plaintexts = decode_all(req.plaintexts.as_deref().unwrap_or_default(), "plaintext")?;
     let sealed = secrets::encrypt(&ctx.app, &id, &plaintexts).await?;
     if sealed.len() != plaintexts.len() {
-        return Err(Error::Internal("encrypt returned a batch of another length".into()));
+        return Err(Error::internal("encrypt returned a batch of another length"));
     }
     Reply::json(&BatchEncryptResponse {
         ciphertexts: sealed.iter().map(|c| STANDARD.encode(c)).collect(),
@@ -129,7 +129,7 @@ pub async fn batch_decrypt(ctx: Ctx) -> Result<Reply> {
     let ciphertexts = decode_all(&sent, "ciphertext")?;
     let opened = secrets::decrypt(&ctx.app, &id, &ciphertexts).await?;
     if opened.len() != sent.len() {
-        return Err(Error::Internal("decrypt returned a batch of another length".into()));
+        return Err(Error::internal("decrypt returned a batch of another length"));
     }
     let plaintexts = sent.into_iter().zip(opened.iter().map(|p| STANDARD.encode(p))).collect();
     Reply::json(&BatchDecryptResponse { plaintexts })

@@ -53,7 +53,7 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let stack = StackName::parse(&req.stack_name)?;
     let state = match &req.state {
         Some(state) => {
-            let bytes = serde_json::to_vec(state).map_err(|e| Error::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(state).map_err(|e| Error::caused("JSON encoding", e))?;
             deployments::check_untyped(&bytes, 1..=4)?;
             Some(bytes)
         }
@@ -150,7 +150,7 @@ async fn deployment_reply(ctx: &Ctx, key: Option<&str>) -> Result<Reply> {
         .blobs
         .get(key)
         .await?
-        .ok_or_else(|| Error::Internal(format!("deployment blob {key} is missing")))?;
+        .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
     // The stored object is exactly the response body: Lambda redirects to it when too large.
     Ok(Reply::gzipped_json_blob(gz, key))
 }

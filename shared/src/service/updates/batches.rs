@@ -55,7 +55,7 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
         store_batch(app, &update, entries).await?;
         let mut advanced = update.clone();
         advanced.journal_cursor =
-            Some(serde_json::to_string(&next).map_err(|e| Error::Internal(e.to_string()))?);
+            Some(serde_json::to_string(&next).map_err(|e| Error::caused("JSON encoding", e))?);
         let attempt = written(meta.transact(vec![advanced.put_op()]).await, ())?;
         if let Attempt::Raced = attempt {
             // A renewal or a snapshot changed the item meanwhile: check against it again.
@@ -84,7 +84,7 @@ pub(super) async fn store_batch(
     let Some(key) = batch_key(&update.id, entries) else { return Ok(()) };
     let first = entries.iter().map(|e| e.sequence_id).min().unwrap_or(0);
     let last = entries.iter().map(|e| e.sequence_id).max().unwrap_or(0);
-    let body = serde_json::to_vec(entries).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = serde_json::to_vec(entries).map_err(|e| Error::caused("JSON encoding", e))?;
     app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
     crate::service::materialise::after_batch(app, update, first, last).await;
     Ok(())
@@ -126,7 +126,7 @@ pub(super) async fn same_as_stored(
     for key in keys {
         let Some(gz) = blobs.get(&key).await? else { continue };
         let batch: Vec<JournalEntry> = serde_json::from_slice(&deployments::gunzip(&gz)?)
-            .map_err(|e| Error::Internal(format!("journal batch {key} is corrupt: {e}")))?;
+            .map_err(|e| Error::caused(format!("journal batch {key} is corrupt"), e))?;
         stored.extend(batch.into_iter().map(|e| (e.sequence_id, e)));
     }
     match entries.iter().all(|e| stored.get(&e.sequence_id) == Some(e)) {

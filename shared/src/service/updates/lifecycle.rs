@@ -135,8 +135,9 @@ pub async fn start(
                 (Some(_), n) => n,
             };
             let cursor = crate::service::journal_intake::Cursor::start(base_len);
-            update.journal_cursor =
-                Some(serde_json::to_string(&cursor).map_err(|e| Error::Internal(e.to_string()))?);
+            update.journal_cursor = Some(
+                serde_json::to_string(&cursor).map_err(|e| Error::caused("JSON encoding", e))?,
+            );
         }
         update.cli_version = cli_version.to_string();
         let version = if update.dry_run { stack.version } else { stack.version + 1 };

@@ -131,7 +131,7 @@ pub struct Update {
 impl Update {
     fn from_item(item: &Item) -> Result<Update> {
         let corrupt =
-            || Error::Internal(format!("update item {} {} is incomplete", item.pk, item.sk));
+            || Error::internal(format!("update item {} {} is incomplete", item.pk, item.sk));
         let s = |name: &str| item.s(name).map(str::to_string).ok_or_else(corrupt);
         Ok(Update {
             id: s("id")?,

@@ -86,8 +86,8 @@ pub(super) async fn publish_journal(
             return Ok(unchanged(true));
         }
     };
-    let raw =
-        serde_json::value::to_raw_value(&deployment).map_err(|e| Error::Internal(e.to_string()))?;
+    let raw = serde_json::value::to_raw_value(&deployment)
+        .map_err(|e| Error::caused("JSON encoding", e))?;
     let bytes = deployments::untyped(schema, Some(&features), &raw)?;
     let summary = deployments::check_untyped(&bytes, 3..=4)?;
     let key = deployments::version_key(&update.stack_id, version);

@@ -159,7 +159,7 @@ pub(super) async fn try_emit(app: &App, event: &DomainEvent) -> Result<usize> {
             event: event.kind.clone(),
             payload: payload.clone(),
         };
-        let body = serde_json::to_string(&msg).map_err(|e| Error::Internal(e.to_string()))?;
+        let body = serde_json::to_string(&msg).map_err(|e| Error::caused("JSON encoding", e))?;
         match app.ports.queue.send(WEBHOOKS_QUEUE, &body, Duration::ZERO).await {
             Ok(_) => sent += 1,
             Err(e) => tracing::warn!(hook = %sk, error = %e, "could not queue a webhook delivery"),

@@ -149,7 +149,7 @@ pub async fn enqueue(
         event: event.to_string(),
         payload,
     };
-    let body = serde_json::to_string(&msg).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = serde_json::to_string(&msg).map_err(|e| Error::caused("JSON encoding", e))?;
     app.ports
         .queue
         .send(WEBHOOKS_QUEUE, &body, Duration::ZERO)
@@ -211,7 +211,7 @@ pub struct Delivery {
 impl Delivery {
     pub(super) fn from_item(item: &Item) -> Result<Delivery> {
         let corrupt =
-            |w: &str| Error::Internal(format!("delivery {} {} lacks {w}", item.pk, item.sk));
+            |w: &str| Error::internal(format!("delivery {} {} lacks {w}", item.pk, item.sk));
         Ok(Delivery {
             id: item.sk.strip_prefix("DELIVERY#").unwrap_or(&item.sk).to_string(),
             event: item.s("event").ok_or_else(|| corrupt("event"))?.to_string(),
@@ -245,7 +245,7 @@ impl Delivery {
 }
 
 pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::to_string(v).map_err(|e| Error::caused("JSON encoding", e))
 }
 
 /// The newest deliveries of a hook, newest first.

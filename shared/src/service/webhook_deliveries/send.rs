@@ -133,7 +133,7 @@ pub async fn deliver(app: &App, body: &str) -> Result<Outcome> {
 pub fn render_body(format: &str, msg: &DeliveryMessage) -> Result<Vec<u8>> {
     let value =
         if format == "slack" { json!({ "text": slack_text(msg) }) } else { msg.payload.clone() };
-    serde_json::to_vec(&value).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::to_vec(&value).map_err(|e| Error::caused("JSON encoding", e))
 }
 
 pub(super) fn slack_text(msg: &DeliveryMessage) -> String {
@@ -154,8 +154,8 @@ pub(super) fn slack_text(msg: &DeliveryMessage) -> String {
 
 /// hex(HMAC-SHA256(secret, body)).
 pub fn signature(secret: &[u8], body: &[u8]) -> Result<String> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .map_err(|e| Error::Internal(format!("HMAC key: {e}")))?;
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).map_err(|e| Error::caused("HMAC key", e))?;
     mac.update(body);
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
