@@ -56,6 +56,84 @@ macro_rules! name_type {
     };
 }
 
+/// Ids of stored objects: random (128 bits, hex) when we make them, checked when they arrive
+/// in a path or a token, and distinct types so a stack id cannot be passed as an update id.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh random id.
+            pub fn generate() -> Self {
+                $name(hex::encode(rand::random::<[u8; 16]>()))
+            }
+            /// Checks an id that came with a request: 1 to 64 characters from
+            /// `[A-Za-z0-9-_]`. Anything else names nothing we store, so it is a 404.
+            pub fn parse(s: &str) -> Result<Self, Error> {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                match ok {
+                    true => Ok($name(s.to_string())),
+                    false => Err(Error::NotFound(format!("{} '{}' not found", $what, s))),
+                }
+            }
+            /// An id read back from our own storage, where only ids we made are written.
+            pub fn from_stored(s: impl Into<String>) -> Self {
+                $name(s.into())
+            }
+            /// The id as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The immutable id of a stack (it survives renames; every item of the stack hangs off it).
+    StackId, "stack"
+);
+id_type!(
+    /// The id of an update (and of the preview, refresh or destroy it may be).
+    UpdateId, "update"
+);
+
 name_type!(
     /// An organization (or user) name.
     OrgName, "organization", 100,

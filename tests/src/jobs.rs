@@ -14,6 +14,7 @@ use stackhouse::app::Settings;
 use stackhouse::jobs::consumer::{dlq_list, dlq_redrive, poll_once, Backoff};
 use stackhouse::jobs::table::{JOB_HISTORY_RETENTION, JOB_LEASE_REAPER, JOB_UPDATE_MATERIALISE};
 use stackhouse::jobs::{Job, Trigger};
+use stackhouse::names::{StackId, UpdateId};
 use stackhouse::ports::{Item, Message, Query, SortKey};
 use stackhouse::service::deployments::{self, version_key};
 use stackhouse::service::journal::{JournalEntry, Replayer};
@@ -102,8 +103,13 @@ fn reaped(report: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn stack_id(c: &Client, stack: &str) -> String {
-    c.get(stack).await.json()["id"].as_str().expect("stack id").to_string()
+async fn stack_id(c: &Client, stack: &str) -> StackId {
+    StackId::parse(c.get(stack).await.json()["id"].as_str().expect("stack id")).expect("stack id")
+}
+
+/// The id of an update run over HTTP, as the service takes it.
+fn update_id(run: &Run) -> UpdateId {
+    UpdateId::parse(&run.id).expect("update id")
 }
 
 /// An update that checkpoints `state` (or nothing) and succeeds.
@@ -213,7 +219,7 @@ pub async fn a_renewing_cli_keeps_its_lease(target: Target) {
     assert!(run.checkpoint(&c, &state("dev", 3)).await.status.is_success());
 
     // A reaper's read from just before the renewal.
-    let stale = updates::get(app.ports.meta.as_ref(), &id, &run.id).await.expect("update");
+    let stale = updates::get(app.ports.meta.as_ref(), &id, &update_id(&run)).await.expect("update");
     // Seconds before expiry, counted from the stored expiry rather than from the start: the
     // clock is real time plus an offset, and a slow backend can cross a second boundary.
     app.clock.advance(stale.lease_expires - app.clock.now() - 3);
@@ -222,7 +228,7 @@ pub async fn a_renewing_cli_keeps_its_lease(target: Target) {
     assert!(!stale.is_live(app.clock.now()), "the stale copy looks expired");
     let ended = updates::finalize_expired(&app, stale).await.expect("finalize_expired");
     assert!(ended.is_none(), "the renewal wins: {ended:?}");
-    let now = updates::get(app.ports.meta.as_ref(), &id, &run.id).await.expect("update");
+    let now = updates::get(app.ports.meta.as_ref(), &id, &update_id(&run)).await.expect("update");
     assert_eq!(now.status, Status::Running);
     let report = run_job(&app, &JOB_LEASE_REAPER).await;
     assert!(reaped(&report).is_empty(), "{report}");
@@ -233,7 +239,8 @@ pub async fn a_renewing_cli_keeps_its_lease(target: Target) {
     for _ in 0..4 {
         // A few seconds before expiry, from the stored expiry: a loaded machine can take more
         // than a second per request, and real time keeps running under the offset clock.
-        let current = updates::get(app.ports.meta.as_ref(), &id, &run.id).await.expect("update");
+        let current =
+            updates::get(app.ports.meta.as_ref(), &id, &update_id(&run)).await.expect("update");
         app.clock.advance(current.lease_expires - app.clock.now() - 5);
         let (renewed, report) = tokio::join!(run.renew(&c), run_job(&app, &JOB_LEASE_REAPER));
         assert!(renewed.status.is_success(), "{renewed:?}");
@@ -708,8 +715,9 @@ async fn materialise_queued(app: &Arc<App>) -> usize {
     }
 }
 
-async fn snapshot_seq(app: &App, stack_id: &str, update_id: &str) -> i64 {
-    updates::get(app.ports.meta.as_ref(), stack_id, update_id).await.expect("update").snapshot_seq
+async fn snapshot_seq(app: &App, stack_id: &StackId, update: &str) -> i64 {
+    let update = UpdateId::parse(update).expect("update id");
+    updates::get(app.ports.meta.as_ref(), stack_id, &update).await.expect("update").snapshot_seq
 }
 
 async fn snapshot_blobs(app: &App, update_id: &str) -> Vec<String> {
@@ -758,7 +766,7 @@ pub async fn long_journal_is_materialised_while_running(target: Target) {
     assert_eq!(h["info"]["result"], "succeeded");
     assert_eq!(h["info"]["resourceCount"], 241);
     // A late request for the ended update changes nothing.
-    let late = Request { stack_id: id.clone(), update_id: run.id.clone(), sequence: 10_000 };
+    let late = Request { stack_id: id.clone(), update_id: update_id(&run), sequence: 10_000 };
     let outcome = materialise::materialise(&app, &late).await.expect("late request");
     assert_eq!(outcome, Outcome::NotApplicable);
 
@@ -834,7 +842,7 @@ pub async fn duplicate_and_late_materialise_messages_do_not_regress(target: Targ
     let stack = new_stack(&server, "dev").await;
     let id = stack_id(&c, &stack).await;
     let (base, run, entries) = long_journal(&server, &stack).await;
-    let request = |sequence| Request { stack_id: id.clone(), update_id: run.id.clone(), sequence };
+    let request = |sequence| Request { stack_id: id.clone(), update_id: update_id(&run), sequence };
     let (first, rest) = entries.split_at(250);
     for batch in first.chunks(50) {
         assert!(run.journal(&c, batch).await.status.is_success());

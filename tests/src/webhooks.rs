@@ -311,7 +311,7 @@ pub async fn secrets_are_sealed_and_never_returned(target: Target) {
     // A stack hook's secret is sealed under its stack's data key, an organization hook's under
     // its own; a sealed secret does not open under another key.
     let stack_hook = webhooks::get(meta, &owners[1].0, "s").await.expect("hook");
-    assert_eq!(stack_hook.key_id, stack.id);
+    assert_eq!(stack.id, stack_hook.key_id.as_str());
     let mut org_hook = webhooks::get(meta, &owners[0].0, "o").await.expect("hook");
     assert!(org_hook.key_id.starts_with("orghook-"), "{}", org_hook.key_id);
     org_hook.secret = stack_hook.secret.clone();

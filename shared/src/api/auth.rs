@@ -7,6 +7,7 @@ use http::{header, HeaderMap};
 use super::{Auth, Permission, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::UpdateId;
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::identity::{self, Caller};
@@ -32,8 +33,10 @@ pub async fn authenticate(
             let update_id = params
                 .get("update")
                 .ok_or_else(|| Error::internal("lease route without {update}"))?;
+            // A malformed id cannot be the one the token names: refused like a wrong token.
+            let update_id = UpdateId::parse(update_id).map_err(|_| updates::lease_refused())?;
             let update =
-                updates::authenticate_lease(app, token, &path, update_id, mode == Auth::Lease)
+                updates::authenticate_lease(app, token, &path, &update_id, mode == Auth::Lease)
                     .await?;
             Ok(Caller::Lease(Box::new(update)))
         }

@@ -190,6 +190,11 @@ impl Ctx {
             .ok_or_else(|| Error::internal(format!("route has no path parameter {name}")))
     }
 
+    /// The `{update}` path parameter, checked (a malformed id names no update: 404).
+    pub fn update_id(&self) -> Result<crate::names::UpdateId> {
+        crate::names::UpdateId::parse(self.param("update")?)
+    }
+
     /// A query parameter, if present and non-empty.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())

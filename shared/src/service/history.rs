@@ -55,7 +55,7 @@ pub fn entry_op(
     let mut item =
         Item::new(item_keys::stack_id_pk(&update.stack_id), item_keys::version_sk(version))
             .with("version", Value::N(version))
-            .with("update_id", Value::S(update.id.clone()))
+            .with("update_id", Value::S(update.id.to_string()))
             .with("info", Value::S(info.to_string()));
     if let Some(k) = deployment_key {
         item.set("deployment_key", Value::S(k.to_string()));

@@ -1,5 +1,7 @@
 //! Item key layout of the metadata table (docs/ARCHITECTURE.md, Data model), in one place.
 
+use crate::names::{StackId, UpdateId};
+
 /// Partition of a user.
 pub fn user_pk(user: &str) -> String {
     format!("USER#{user}")
@@ -61,14 +63,14 @@ pub const DATAKEY_SK: &str = "DATAKEY";
 /// reaper finds candidates with one query instead of reading every stack.
 pub const LEASES_PK: &str = "SYS#LEASES";
 /// Sort key of a running update in the lease index: start time first (oldest first).
-pub fn lease_sk(started: i64, stack_id: &str, update_id: &str) -> String {
+pub fn lease_sk(started: i64, stack_id: &StackId, update_id: &UpdateId) -> String {
     format!("{started:010}#{stack_id}#{update_id}")
 }
 /// Partition of the ended-updates index: one item per ended update whose scratch blobs
 /// (`updates/<id>/…`) still exist, ordered by end time for the retention job.
 pub const ENDED_PK: &str = "SYS#ENDED";
 /// Sort key of an ended update in the ended-updates index.
-pub fn ended_sk(ended: i64, stack_id: &str, update_id: &str) -> String {
+pub fn ended_sk(ended: i64, stack_id: &StackId, update_id: &UpdateId) -> String {
     format!("{ended:010}#{stack_id}#{update_id}")
 }
 /// Partition of the organization index, so that jobs can visit every stack.

@@ -49,6 +49,7 @@ use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, journal_prefix, Status, Update};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::{StackId, UpdateId};
 use crate::ports::queue::MATERIALISE_QUEUE;
 use crate::ports::Message;
 
@@ -65,9 +66,9 @@ pub fn snapshot_key(update_id: &str, seq: i64) -> String {
 #[serde(rename_all = "camelCase")]
 pub struct Request {
     /// Immutable id of the update's stack.
-    pub stack_id: String,
+    pub stack_id: StackId,
     /// The update.
-    pub update_id: String,
+    pub update_id: UpdateId,
     /// Last sequence ID of the batch that asked: a snapshot covering it makes the request moot.
     pub sequence: i64,
 }
@@ -158,7 +159,7 @@ async fn resume(app: &App, update: &Update, base: Option<&str>) -> Option<Replay
         }
     };
     let fits = snapshot.format == SNAPSHOT_FORMAT
-        && snapshot.update == update.id
+        && update.id == snapshot.update.as_str()
         && snapshot.base == base.unwrap_or_default()
         && snapshot.sequence == update.snapshot_seq
         && snapshot.replayer.last_sequence() == snapshot.sequence;
@@ -278,7 +279,7 @@ pub async fn materialise(app: &App, request: &Request) -> Result<Outcome> {
     }
     let snapshot = Snapshot {
         format: SNAPSHOT_FORMAT,
-        update: update.id.clone(),
+        update: update.id.to_string(),
         base: base.clone().unwrap_or_default(),
         sequence: seq,
         replayer,

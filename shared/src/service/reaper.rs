@@ -31,6 +31,7 @@ use super::item_keys;
 use super::updates::{self, Status, Update};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::{StackId, UpdateId};
 use crate::ports::{Item, Query, SortKey, TransactOp, Value};
 
 /// Index items read per query page.
@@ -40,8 +41,8 @@ const PAGE: usize = 500;
 pub(crate) fn lease_index_op(update: &Update, started: i64, expires: i64) -> TransactOp {
     let item =
         Item::new(item_keys::LEASES_PK, item_keys::lease_sk(started, &update.stack_id, &update.id))
-            .with("stack_id", Value::S(update.stack_id.clone()))
-            .with("update_id", Value::S(update.id.clone()))
+            .with("stack_id", Value::S(update.stack_id.to_string()))
+            .with("update_id", Value::S(update.id.to_string()))
             .with("expires", Value::N(expires));
     TransactOp::Put(item, None)
 }
@@ -52,8 +53,8 @@ pub(crate) fn release_ops(update: &Update, ended: i64) -> Vec<TransactOp> {
     let Some(started) = update.started else { return Vec::new() };
     let done =
         Item::new(item_keys::ENDED_PK, item_keys::ended_sk(ended, &update.stack_id, &update.id))
-            .with("stack_id", Value::S(update.stack_id.clone()))
-            .with("update_id", Value::S(update.id.clone()));
+            .with("stack_id", Value::S(update.stack_id.to_string()))
+            .with("update_id", Value::S(update.id.to_string()));
     vec![
         TransactOp::Delete {
             pk: item_keys::LEASES_PK.to_string(),
@@ -73,7 +74,7 @@ pub struct ReapReport {
     /// while being reaped).
     pub live: usize,
     /// Ids of the updates this run ended as failed.
-    pub reaped: Vec<String>,
+    pub reaped: Vec<UpdateId>,
     /// Index items naming an update that is gone or already ended, removed.
     pub stale: usize,
     /// Updates that could not be handled this time (left for the next run).
@@ -115,7 +116,8 @@ pub async fn run(app: &App, now: i64) -> Result<ReapReport> {
 
 async fn reap_one(app: &App, item: &Item, now: i64, report: &mut ReapReport) -> Result<()> {
     let meta = app.ports.meta.as_ref();
-    let (Some(stack_id), Some(update_id)) = (item.s("stack_id"), item.s("update_id")) else {
+    let ids = (item.s("stack_id"), item.s("update_id"));
+    let (Some(stack_id), Some(update_id)) = ids else {
         meta.delete(&item.pk, &item.sk, None).await?;
         report.stale += 1;
         return Ok(());
@@ -125,7 +127,8 @@ async fn reap_one(app: &App, item: &Item, now: i64, report: &mut ReapReport) -> 
         report.live += 1;
         return Ok(());
     }
-    let update = match updates::get(meta, stack_id, update_id).await {
+    let (stack_id, update_id) = (StackId::from_stored(stack_id), UpdateId::from_stored(update_id));
+    let update = match updates::get(meta, &stack_id, &update_id).await {
         Ok(u) => u,
         Err(Error::NotFound(_)) => {
             meta.delete(&item.pk, &item.sk, None).await?;

@@ -6,17 +6,18 @@ use base64::Engine;
 
 use super::access::{OrgAccess, StackPermission};
 use super::identity::Principal;
+use super::item_keys;
 use super::optimistic::{retry_on_conflict, written};
-use super::{item_keys, new_id};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::names::{StackId, UpdateId};
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
 
 /// A stack as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
     /// Immutable id: secrets and history hang off it, so renames keep them.
-    pub id: String,
+    pub id: StackId,
     /// Organization, project and stack name.
     pub org: String,
     /// Project.
@@ -32,7 +33,7 @@ pub struct Stack {
     /// Resources in the current deployment.
     pub resource_count: Option<i64>,
     /// The running update, if any.
-    pub active_update: Option<String>,
+    pub active_update: Option<UpdateId>,
     /// Blob key of the current deployment (None until the first update).
     pub deployment_key: Option<String>,
     /// Optimistic-concurrency revision of the item.
@@ -52,7 +53,7 @@ impl Stack {
             None => BTreeMap::new(),
         };
         Ok(Stack {
-            id: item.s("id").ok_or_else(|| corrupt("id"))?.to_string(),
+            id: StackId::from_stored(item.s("id").ok_or_else(|| corrupt("id"))?),
             org: item.s("org").ok_or_else(|| corrupt("org"))?.to_string(),
             project: item.s("project").ok_or_else(|| corrupt("project"))?.to_string(),
             stack: item.s("stack").ok_or_else(|| corrupt("stack"))?.to_string(),
@@ -60,7 +61,7 @@ impl Stack {
             version: item.n("version").unwrap_or(0),
             last_update: item.n("last_update"),
             resource_count: item.n("resource_count"),
-            active_update: item.s("active_update").map(str::to_string),
+            active_update: item.s("active_update").map(UpdateId::from_stored),
             deployment_key: item.s("deployment_key").map(str::to_string),
             rev: item.n("rev").unwrap_or(0),
             creator: item.s("creator").map(str::to_string),
@@ -74,7 +75,7 @@ impl Stack {
             item_keys::org_pk(&self.org),
             item_keys::stack_sk(&self.project, &self.stack),
         )
-        .with("id", Value::S(self.id.clone()))
+        .with("id", Value::S(self.id.to_string()))
         .with("org", Value::S(self.org.clone()))
         .with("project", Value::S(self.project.clone()))
         .with("stack", Value::S(self.stack.clone()))
@@ -88,7 +89,7 @@ impl Stack {
             item.set("resource_count", Value::N(n));
         }
         if let Some(u) = &self.active_update {
-            item.set("active_update", Value::S(u.clone()));
+            item.set("active_update", Value::S(u.to_string()));
         }
         if let Some(k) = &self.deployment_key {
             item.set("deployment_key", Value::S(k.clone()));
@@ -122,12 +123,12 @@ impl Stack {
     /// The API shape of the stack.
     pub fn to_api(&self) -> crate::apitype::Stack {
         crate::apitype::Stack {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             org_name: self.org.clone(),
             project_name: self.project.clone(),
             stack_name: self.stack.clone(),
             current_operation: None,
-            active_update: self.active_update.clone().unwrap_or_default(),
+            active_update: self.active_update.as_deref().unwrap_or_default().to_string(),
             tags: self.tags.clone(),
             version: self.version,
         }
@@ -136,7 +137,7 @@ impl Stack {
     /// The `stack ls` shape of the stack.
     pub fn to_summary(&self) -> crate::apitype::StackSummary {
         crate::apitype::StackSummary {
-            id: self.id.clone(),
+            id: self.id.to_string(),
             org_name: self.org.clone(),
             project_name: self.project.clone(),
             stack_name: self.stack.clone(),
@@ -161,7 +162,7 @@ pub async fn create(
 ) -> Result<Stack> {
     crate::names::validate_tags(&tags)?;
     let stack = Stack {
-        id: new_id(),
+        id: StackId::generate(),
         org: r.org.to_string(),
         project: r.project.to_string(),
         stack: r.stack.to_string(),

@@ -24,6 +24,7 @@ use super::optimistic::{retry_on_conflict, written};
 use super::{item_keys, new_id, secrets};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::StackId;
 use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, Value};
 
 /// Event kinds a hook may filter on (Pulumi Cloud's stack and update events).
@@ -70,7 +71,7 @@ pub enum Owner {
         /// Stack name (for replies only).
         stack: String,
         /// The stack's immutable id (the key).
-        stack_id: String,
+        stack_id: StackId,
     },
 }
 
@@ -92,7 +93,7 @@ impl Owner {
     fn new_key_id(&self) -> String {
         match self {
             Owner::Org { .. } => format!("orghook-{}", new_id()),
-            Owner::Stack { stack_id, .. } => stack_id.clone(),
+            Owner::Stack { stack_id, .. } => stack_id.to_string(),
         }
     }
 }

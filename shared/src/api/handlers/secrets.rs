@@ -75,7 +75,7 @@ fn decode_all(values: &[String], what: &str) -> Result<Vec<Vec<u8>>> {
 }
 
 /// The immutable id of the authorized stack of the path.
-async fn stack_id(ctx: &Ctx) -> Result<String> {
+async fn stack_id(ctx: &Ctx) -> Result<crate::names::StackId> {
     Ok(ctx.stack().await?.id)
 }
 

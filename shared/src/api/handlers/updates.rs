@@ -76,7 +76,7 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
     let r = path_stack(&ctx)?;
     let journal = ctx.app.settings.journaling && req.journal_version == Some(1);
     let started =
-        updates::start(&ctx.app, &r, ctx.param("update")?, req.tags, journal, &cli_version(&ctx))
+        updates::start(&ctx.app, &r, &ctx.update_id()?, req.tags, journal, &cli_version(&ctx))
             .await?;
     // Only `journalVersion: 1` turns journaling on; without it the CLI sends checkpoints.
     let mut body = json!({
@@ -94,7 +94,7 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
 pub async fn status(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let stack = ctx.stack().await?;
-    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
+    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, &ctx.update_id()?).await?;
     let mut body = json!({ "status": update.status.results_status(), "events": [] });
     if !update.status.is_final() {
         body["continuationToken"] = json!("0");
@@ -227,7 +227,7 @@ pub async fn events_list(ctx: Ctx) -> Result<Reply> {
         None => 0,
     };
     let stack = ctx.stack().await?;
-    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, ctx.param("update")?).await?;
+    let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, &ctx.update_id()?).await?;
     let (found, next) = events::read(&ctx.app, &update.id, from).await?;
     // While the update runs more events may come: keep the client polling from where it is.
     let next = next.or_else(|| {
@@ -293,6 +293,6 @@ fn completed(asked: Status, ended: &updates::Update) -> Result<Reply> {
 pub async fn cancel(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let r = path_stack(&ctx)?;
-    updates::cancel(&ctx.app, &r, ctx.param("update")?).await?;
+    updates::cancel(&ctx.app, &r, &ctx.update_id()?).await?;
     Ok(Reply::no_content())
 }

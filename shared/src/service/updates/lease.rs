@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::StackRef;
+use crate::names::{StackId, UpdateId};
 use crate::ports::MetadataStore;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 use crate::service::stacks;
@@ -34,6 +35,12 @@ pub async fn live_update(
     }
 }
 
+/// The answer to a lease call whose token does not hold the update's lease (403, which the CLI
+/// reads as "lease expired").
+pub fn lease_refused() -> Error {
+    Error::Forbidden("the update token is invalid, expired or was released".into())
+}
+
 /// Resolves an `update-token` for the update named in the path. The token must be the update's
 /// lease and the path must name the update's stack. With `live`, the lease must still be held
 /// (403 otherwise, which the CLI reads as "lease expired").
@@ -41,20 +48,20 @@ pub async fn authenticate_lease(
     app: &App,
     token: &str,
     path: &StackRef,
-    update_id: &str,
+    update_id: &UpdateId,
     live: bool,
 ) -> Result<Update> {
-    let refused =
-        || Error::Forbidden("the update token is invalid, expired or was released".into());
+    let refused = lease_refused;
     let mut parts = token.splitn(3, '.');
     let (Some(stack_id), Some(token_update), Some(_)) = (parts.next(), parts.next(), parts.next())
     else {
         return Err(refused());
     };
-    if token_update != update_id {
+    if *update_id != token_update {
         return Err(refused());
     }
-    let update = match get(app.ports.meta.as_ref(), stack_id, update_id).await {
+    let Ok(stack_id) = StackId::parse(stack_id) else { return Err(refused()) };
+    let update = match get(app.ports.meta.as_ref(), &stack_id, update_id).await {
         Ok(u) => u,
         Err(Error::NotFound(_)) => return Err(refused()),
         Err(e) => return Err(e),

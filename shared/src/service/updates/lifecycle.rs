@@ -4,10 +4,11 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::StackRef;
+use crate::names::UpdateId;
 use crate::ports::Condition;
 use crate::service::deployments::{self, Summary};
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
-use crate::service::{history, item_keys, new_id, stacks};
+use crate::service::{history, item_keys, stacks};
 
 use super::checkpoint::save_checkpoint;
 use super::lease::{hash, new_lease_token};
@@ -40,7 +41,7 @@ pub async fn create(
     let meta = app.ports.meta.as_ref();
     let stack = stacks::get(meta, r).await?;
     let update = Update {
-        id: new_id(),
+        id: UpdateId::generate(),
         stack_id: stack.id.clone(),
         org: stack.org,
         project: stack.project,
@@ -90,7 +91,7 @@ pub struct Started {
 pub async fn start(
     app: &App,
     r: &StackRef,
-    update_id: &str,
+    update_id: &UpdateId,
     tags: Option<std::collections::BTreeMap<String, String>>,
     journal: bool,
     cli_version: &str,
@@ -294,7 +295,7 @@ pub(super) async fn update_event(app: &App, update: &Update, result: &str) {
         kind,
         user: update.author.clone(),
         update: Some(UpdateInfo {
-            id: update.id.clone(),
+            id: update.id.to_string(),
             operation: operation.to_string(),
             result: result.to_string(),
             version: update.version,
@@ -308,7 +309,7 @@ pub(super) async fn update_event(app: &App, update: &Update, result: &str) {
 }
 
 /// `pulumi cancel`: ends the update as cancelled; its lease stops working at once.
-pub async fn cancel(app: &App, r: &StackRef, update_id: &str) -> Result<()> {
+pub async fn cancel(app: &App, r: &StackRef, update_id: &UpdateId) -> Result<()> {
     let meta = app.ports.meta.as_ref();
     let stack = stacks::get(meta, r).await?;
     let update = get(meta, &stack.id, update_id).await?;

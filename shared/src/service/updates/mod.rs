@@ -17,7 +17,7 @@ mod publish;
 pub(crate) use batches::journal_prefix;
 pub use batches::save_journal;
 pub use checkpoint::{record_resource_changes, save_checkpoint, save_sequenced, Sequenced};
-pub use lease::{authenticate_lease, live_update, renew};
+pub use lease::{authenticate_lease, lease_refused, live_update, renew};
 pub use lifecycle::{cancel, create, finalize, finalize_expired, import, start, Program, Started};
 pub use model::{get, Status, Update, PROGRAM_KINDS};
 #[cfg(test)]

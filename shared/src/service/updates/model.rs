@@ -1,8 +1,9 @@
 //! The update item: its status, fields, storage layout and the writes that change it.
 
 use crate::error::{Error, Result};
+use crate::names::{StackId, UpdateId};
 use crate::ports::{Condition, Item, MetadataStore, TransactOp, Value};
-use crate::service::{item_keys, new_id, stacks};
+use crate::service::{item_keys, stacks};
 
 /// Lifecycle state of an update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +71,9 @@ pub const PROGRAM_KINDS: &[&str] = &["update", "preview", "refresh", "destroy"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
     /// Update id.
-    pub id: String,
+    pub id: UpdateId,
     /// Immutable id of the stack.
-    pub stack_id: String,
+    pub stack_id: StackId,
     /// Stack names at creation: lease tokens are bound to them (renames wait for updates).
     pub org: String,
     /// Project name.
@@ -134,8 +135,8 @@ impl Update {
             || Error::internal(format!("update item {} {} is incomplete", item.pk, item.sk));
         let s = |name: &str| item.s(name).map(str::to_string).ok_or_else(corrupt);
         Ok(Update {
-            id: s("id")?,
-            stack_id: s("stack_id")?,
+            id: UpdateId::from_stored(s("id")?),
+            stack_id: StackId::from_stored(s("stack_id")?),
             org: s("org")?,
             project: s("project")?,
             stack: s("stack")?,
@@ -166,8 +167,8 @@ impl Update {
     pub(super) fn to_item(&self) -> Item {
         let mut item =
             Item::new(item_keys::stack_id_pk(&self.stack_id), item_keys::update_sk(&self.id))
-                .with("id", Value::S(self.id.clone()))
-                .with("stack_id", Value::S(self.stack_id.clone()))
+                .with("id", Value::S(self.id.to_string()))
+                .with("stack_id", Value::S(self.stack_id.to_string()))
                 .with("org", Value::S(self.org.clone()))
                 .with("project", Value::S(self.project.clone()))
                 .with("stack", Value::S(self.stack.clone()))
@@ -234,7 +235,11 @@ impl Update {
 }
 
 /// Reads an update of a stack; 404 when absent.
-pub async fn get(meta: &dyn MetadataStore, stack_id: &str, update_id: &str) -> Result<Update> {
+pub async fn get(
+    meta: &dyn MetadataStore,
+    stack_id: &StackId,
+    update_id: &UpdateId,
+) -> Result<Update> {
     let item = meta
         .get(&item_keys::stack_id_pk(stack_id), &item_keys::update_sk(update_id))
         .await?
@@ -260,7 +265,7 @@ impl Update {
         version: i64,
     ) -> Update {
         Update {
-            id: new_id(),
+            id: UpdateId::generate(),
             stack_id: stack.id.clone(),
             org: stack.org.clone(),
             project: stack.project.clone(),

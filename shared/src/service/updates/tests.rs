@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::adapters::embedded;
 use crate::app::{App, Settings};
 use crate::error::Error;
-use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::names::{OrgName, ProjectName, StackName, StackRef, UpdateId};
 use crate::service::{reaper, stacks};
 
 use super::*;
@@ -231,7 +231,9 @@ async fn a_lease_token_only_works_for_its_own_update_and_stack() {
     let other = StackRef { stack: StackName::parse("prod").unwrap(), ..f.stack.clone() };
     let wrong_stack = authenticate_lease(&f.app, &started.token, &other, &update.id, true).await;
     assert!(matches!(wrong_stack, Err(Error::Forbidden(_))));
-    let wrong_update = authenticate_lease(&f.app, &started.token, &f.stack, "x", true).await;
+    let wrong_update =
+        authenticate_lease(&f.app, &started.token, &f.stack, &UpdateId::parse("x").unwrap(), true)
+            .await;
     assert!(matches!(wrong_update, Err(Error::Forbidden(_))));
     let forged = format!("{}.{}.{}", update.stack_id, update.id, "00".repeat(24));
     let forged = authenticate_lease(&f.app, &forged, &f.stack, &update.id, true).await;

@@ -6,6 +6,7 @@ use serde_json::{json, Value as Json};
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::StackId;
 use crate::ports::queue::WEBHOOKS_QUEUE;
 use crate::ports::{Query, SortKey};
 use crate::service::item_keys;
@@ -23,7 +24,7 @@ pub struct DomainEvent {
     /// Stack.
     pub stack: String,
     /// Immutable stack id.
-    pub stack_id: String,
+    pub stack_id: StackId,
     /// Event kind (one of [`webhooks::EVENT_KINDS`]).
     pub kind: String,
     /// Who caused it.

@@ -80,7 +80,7 @@ pub(super) fn owner_of(org: &str, hook_sk: &str) -> Option<Owner> {
         org: org.to_string(),
         project: String::new(),
         stack: String::new(),
-        stack_id: stack_id.to_string(),
+        stack_id: crate::names::StackId::from_stored(stack_id),
     })
 }
 
