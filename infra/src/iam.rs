@@ -44,12 +44,13 @@ pub fn s3_object_actions(access: Access) -> &'static [&'static str] {
     }
 }
 
-/// IAM actions on the KMS key: unwrapping data keys, and for writers generating them.
+/// IAM actions on the KMS key: unwrapping data keys, and for writers generating them;
+/// describing it (metadata only) for the deep health check.
 pub fn kms_actions(access: Access) -> &'static [&'static str] {
     match access {
         Access::None => &[],
-        Access::Read => &["kms:Decrypt"],
-        Access::Write => &["kms:Decrypt", "kms:GenerateDataKey"],
+        Access::Read => &["kms:Decrypt", "kms:DescribeKey"],
+        Access::Write => &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"],
     }
 }
 

@@ -193,8 +193,8 @@ fn expected_actions(needs: &Needs) -> BTreeSet<&'static str> {
     }
     match needs.keys {
         Access::None => {}
-        Access::Read => add(&["kms:Decrypt"]),
-        Access::Write => add(&["kms:Decrypt", "kms:GenerateDataKey"]),
+        Access::Read => add(&["kms:Decrypt", "kms:DescribeKey"]),
+        Access::Write => add(&["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey"]),
     }
     match needs.queue {
         Access::None => {}

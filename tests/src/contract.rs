@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use stackhouse::ports::blob::{BlobError, ResponseHeaders};
 use stackhouse::ports::metadata::{MAX_TRANSACT_OPS, TTL_ATTR};
-use stackhouse::ports::queue::MAX_MESSAGE_BYTES;
+use stackhouse::ports::queue::{QueueDepth, MAX_MESSAGE_BYTES};
 use stackhouse::ports::{
     BlobStore, Condition, EncryptionContext, Item, KeyError, MetaError, MetadataStore, Ports,
     Query, Queue, QueueError, QueueSpec, SortKey, TransactOp, Value,
@@ -66,7 +66,9 @@ macro_rules! contract_tests {
             queue_rejects_invalid_requests,
             queue_visibility_timeout,
             queue_dead_letter_after_max_receives,
+            queue_depth_counts_messages_by_state,
             keys_roundtrip_and_context_binding,
+            keys_describe_answers,
         );
     };
     (@each $setup:path; $($check:ident),* $(,)?) => {
@@ -901,6 +903,25 @@ pub async fn queue_send_receive_ack(f: &Fixture) {
     assert_empty(q, name, "acked messages must never come back").await;
 }
 
+/// `depth` counts waiting, in-flight and delayed messages, and refuses an unknown queue.
+pub async fn queue_depth_counts_messages_by_state(f: &Fixture) {
+    let q = &*f.ports.queue;
+    let name = f.queue.name.as_str();
+    let depth = || async { q.depth(name).await.expect("depth") };
+    assert_eq!(depth().await, QueueDepth::default(), "a fresh queue is empty");
+    let tag = uid();
+    q.send(name, &format!("now-{tag}"), Duration::ZERO).await.expect("send");
+    q.send(name, &format!("later-{tag}"), Duration::from_secs(600)).await.expect("send delayed");
+    assert_eq!(depth().await, QueueDepth { visible: 1, in_flight: 0, delayed: 1 });
+    let got = q.receive(name, 10, Duration::from_secs(60)).await.expect("receive");
+    assert_eq!(got.len(), 1, "only the undelayed message is received: {got:?}");
+    assert_eq!(depth().await, QueueDepth { visible: 0, in_flight: 1, delayed: 1 });
+    q.ack(name, &got[0].receipt).await.expect("ack");
+    assert_eq!(depth().await, QueueDepth { visible: 0, in_flight: 0, delayed: 1 });
+    let unknown = q.depth(&format!("no-such-queue-{tag}")).await;
+    assert!(matches!(unknown, Err(QueueError::UnknownQueue(_))), "{unknown:?}");
+}
+
 /// A delayed message stays invisible until its delay has passed.
 pub async fn queue_delay(f: &Fixture) {
     let q = &*f.ports.queue;
@@ -1025,6 +1046,12 @@ pub async fn queue_dead_letter_after_max_receives(f: &Fixture) {
 
 /// Data keys unwrap only with their exact context; keys are fresh and wrapped keys opaque;
 /// tampering is detected.
+/// The key exists and is usable: what the deep health check asks of the key service.
+pub async fn keys_describe_answers(f: &Fixture) {
+    f.ports.keys.describe().await.expect("describe the configured key");
+}
+
+/// Data keys are random, wrapped without their plaintext, and bound to their context.
 pub async fn keys_roundtrip_and_context_binding(f: &Fixture) {
     let keys = &*f.ports.keys;
     let stack = format!("stack-{}", uid());
@@ -1097,6 +1124,7 @@ pub mod broken {
     use bytes::Bytes;
     use stackhouse::ports::blob::{BlobError, BlobList, ResponseHeaders};
     use stackhouse::ports::metadata::TTL_ATTR;
+    use stackhouse::ports::queue::QueueDepth;
     use stackhouse::ports::{
         BlobStore, DataKey, EncryptionContext, Item, KeyError, KeyService, Message, MetaError,
         MetadataStore, Page, Ports, Query, Queue, QueueError, SortKey, TransactOp,
@@ -1319,6 +1347,9 @@ pub mod broken {
         ) -> Result<(), QueueError> {
             self.0.set_visibility(queue, receipt, visibility).await
         }
+        async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
+            self.0.depth(queue).await
+        }
     }
 
     /// A key service that binds every key to the empty context, whatever it is given.
@@ -1335,6 +1366,9 @@ pub mod broken {
             _: &EncryptionContext,
         ) -> Result<[u8; 32], KeyError> {
             self.0.decrypt_data_key(wrapped, &EncryptionContext::new()).await
+        }
+        async fn describe(&self) -> Result<(), KeyError> {
+            self.0.describe().await
         }
     }
 

@@ -18,6 +18,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use stackhouse::app::Settings;
 use stackhouse::ports::blob::{BlobError, BlobList, ResponseHeaders};
+use stackhouse::ports::queue::QueueDepth;
 use stackhouse::ports::{
     BlobStore, Condition, Item, Message, MetaError, MetadataStore, Page, Ports, Query, Queue,
     QueueError, TransactOp,
@@ -232,6 +233,12 @@ impl Queue for FaultyQueue {
             QueueError::Unavailable(CRASH.into()),
             self.0.set_visibility(queue, receipt, visibility).await
         )
+    }
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
+        if !self.1.read() {
+            return Err(QueueError::Unavailable(CRASH.into()));
+        }
+        self.0.depth(queue).await
     }
 }
 

@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod contract;
 pub mod faults;
 pub mod fixtures;
+pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod link_guard;

@@ -779,7 +779,7 @@ pub async fn ping_deliveries_and_redeliver_routes(target: Target) {
 }
 
 /// A queue that is down.
-struct DownQueue;
+pub struct DownQueue;
 
 #[async_trait::async_trait]
 impl stackhouse::ports::Queue for DownQueue {
@@ -793,6 +793,9 @@ impl stackhouse::ports::Queue for DownQueue {
         Err(QueueError::Unavailable("down for the test".into()))
     }
     async fn set_visibility(&self, _: &str, _: &str, _: Duration) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("down for the test".into()))
+    }
+    async fn depth(&self, _: &str) -> Result<stackhouse::ports::QueueDepth, QueueError> {
         Err(QueueError::Unavailable("down for the test".into()))
     }
 }

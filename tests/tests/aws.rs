@@ -30,6 +30,11 @@ mod crash {
     stackhouse_tests::crash_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// The health checks on the AWS backend, against moto over the network.
+mod health {
+    stackhouse_tests::health_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The background jobs suite on the AWS backend, against moto over the network.
 mod jobs {
     stackhouse_tests::jobs_conformance_tests!(stackhouse_tests::server::moto_target);

@@ -29,6 +29,11 @@ mod crash {
     stackhouse_tests::crash_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// The health checks on the embedded backend.
+mod health {
+    stackhouse_tests::health_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The background jobs suite on the embedded backend.
 mod jobs {
     stackhouse_tests::jobs_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);

@@ -186,6 +186,7 @@ fn samples() -> Vec<Sample> {
     let (verbatim, next) = sequenced_states();
     let journal_resource = bucket("assets", "c07e55a");
     vec![
+        sample(&routes::HEALTH_GET, "/api/health".into(), "", None),
         sample(&routes::USER_GET, "/api/user".into(), "", None),
         sample(&routes::USER_DEFAULT_ORG, "/api/user/organizations/default".into(), "", None),
         sample(&routes::CAPABILITIES_GET, "/api/capabilities".into(), "", None),
@@ -724,6 +725,7 @@ async fn run(srv: &TestServer, name: &str, vars: &HashMap<&str, String>, expecte
 /// Every route in call order, with the status its sample must get. Steps marked in
 /// [`every_route_has_a_sample_its_function_answers`] arrange extra preconditions.
 const PLAN: &[(&str, u16)] = &[
+    ("health-get", 200),
     ("capabilities-get", 200),
     ("user-get", 200),
     ("user-default-org", 200),

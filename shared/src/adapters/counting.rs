@@ -21,8 +21,8 @@ use bytes::Bytes;
 use crate::ports::blob::ResponseHeaders;
 use crate::ports::{
     BlobError, BlobList, BlobStore, Condition, DataKey, EncryptionContext, Item, KeyError,
-    KeyService, Message, MetaError, MetadataStore, Page, Ports, Query, Queue, QueueError,
-    TransactOp, Value,
+    KeyService, Message, MetaError, MetadataStore, Page, Ports, Query, Queue, QueueDepth,
+    QueueError, TransactOp, Value,
 };
 
 /// The live counters shared by the four wrappers of one [`wrap`] call.
@@ -361,6 +361,12 @@ impl Queue for CountingQueue {
         add(&self.c.queue_acks, 1);
         self.inner.set_visibility(queue, receipt, visibility).await
     }
+
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
+        // Billed as one SQS request like a receive (GetQueueAttributes).
+        add(&self.c.queue_receives, 1);
+        self.inner.depth(queue).await
+    }
 }
 
 struct CountingKeys {
@@ -382,6 +388,11 @@ impl KeyService for CountingKeys {
     ) -> Result<[u8; 32], KeyError> {
         add(&self.c.kms_calls, 1);
         self.inner.decrypt_data_key(wrapped, context).await
+    }
+
+    async fn describe(&self) -> Result<(), KeyError> {
+        add(&self.c.kms_calls, 1);
+        self.inner.describe().await
     }
 }
 

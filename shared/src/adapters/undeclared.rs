@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::ports::blob::ResponseHeaders;
 use crate::ports::{
     BlobError, BlobList, BlobStore, DataKey, EncryptionContext, KeyError, KeyService, Message,
-    MetaError, MetadataStore, Page, Query, Queue, QueueError, TransactOp,
+    MetaError, MetadataStore, Page, Query, Queue, QueueDepth, QueueError, TransactOp,
 };
 use crate::ports::{Condition, Item};
 
@@ -116,6 +116,9 @@ impl Queue for Undeclared {
     ) -> Result<(), QueueError> {
         Err(QueueError::Undeclared(self.message()))
     }
+    async fn depth(&self, _queue: &str) -> Result<QueueDepth, QueueError> {
+        Err(QueueError::Undeclared(self.message()))
+    }
 }
 
 #[async_trait]
@@ -128,6 +131,9 @@ impl KeyService for Undeclared {
         _wrapped: &[u8],
         _context: &EncryptionContext,
     ) -> Result<[u8; 32], KeyError> {
+        Err(KeyError::Undeclared(self.message()))
+    }
+    async fn describe(&self) -> Result<(), KeyError> {
         Err(KeyError::Undeclared(self.message()))
     }
 }

@@ -43,6 +43,27 @@ pub async fn authenticate(
     }
 }
 
+/// Requires an operator's access token: an organization access token with admin rights, or a
+/// personal token of a user who administers at least one organization (401 without a token,
+/// 403 with another). For `GET /api/health?deep=true`, whose shallow form is public.
+pub async fn require_operator(app: &App, headers: &HeaderMap) -> Result<()> {
+    use identity::{Role, Subject};
+    let token = credential(headers, "token")?;
+    let meta = app.ports.meta.as_ref();
+    let caller = identity::authenticate_token(meta, token, app.clock.now()).await?;
+    let operator = match &caller.principal()?.subject {
+        Subject::Org { admin, .. } => *admin,
+        Subject::User(user) => {
+            identity::user_orgs(meta, user).await?.iter().any(|(_, role)| *role == Role::Admin)
+        }
+        Subject::Team { .. } => false,
+    };
+    match operator {
+        true => Ok(()),
+        false => Err(Error::Forbidden("the deep health check needs an organization admin".into())),
+    }
+}
+
 /// Checks that an authenticated caller holds the route's declared [`Permission`] and returns
 /// the stack it read for a stack permission (handed to the handler): the one
 /// authorisation check of the API. Non-members of an existing organization get 403; a stack

@@ -11,7 +11,9 @@
 
 use http::Method;
 
-use super::handlers::{audit, identity, orgs, secrets, stacks, teams, tokens, updates, webhooks};
+use super::handlers::{
+    audit, health, identity, orgs, secrets, stacks, teams, tokens, updates, webhooks,
+};
 use super::{Guard, Needs, Route};
 use crate::handler;
 
@@ -60,6 +62,8 @@ macro_rules! routes {
 }
 
 routes! {
+    HEALTH_GET: GET "/api/health"
+        => Public,        ALL_READ,               health::get;
     USER_GET: GET "/api/user"
         => Token,         META_READ,              identity::get_user;
     USER_DEFAULT_ORG: GET "/api/user/organizations/default"

@@ -47,4 +47,6 @@ pub trait KeyService: Send + Sync {
         wrapped: &[u8],
         context: &EncryptionContext,
     ) -> Result<[u8; 32], KeyError>;
+    /// Checks that the key exists and can be used, without using it (KMS `DescribeKey`).
+    async fn describe(&self) -> Result<(), KeyError>;
 }

@@ -15,7 +15,7 @@ pub use metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
 };
 pub use needs::{Access, Needs};
-pub use queue::{Message, Queue, QueueError, QueueSpec};
+pub use queue::{Message, Queue, QueueDepth, QueueError, QueueSpec};
 
 use std::sync::Arc;
 

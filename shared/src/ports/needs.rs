@@ -32,6 +32,10 @@ impl Needs {
         Needs { queue: Access::Read, ..self }
     }
 
+    /// Reads every port (the deep health check): the queue's `Read` is the consumer's
+    /// access, the only one that may read queue attributes.
+    pub const ALL_READ: Needs =
+        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::Read, keys: Access::Read };
     /// Reads metadata only.
     pub const META_READ: Needs =
         Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };

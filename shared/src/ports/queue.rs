@@ -80,6 +80,19 @@ pub trait Queue: Send + Sync {
         receipt: &str,
         visibility: Duration,
     ) -> Result<(), QueueError>;
+    /// How many messages the queue holds (SQS counts approximately); reads nothing else.
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError>;
+}
+
+/// A queue's messages by state (SQS's `ApproximateNumberOfMessages*` attributes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueDepth {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received and hidden, not acknowledged yet.
+    pub in_flight: u64,
+    /// Sent with a delay that has not passed yet.
+    pub delayed: u64,
 }
 
 /// The queues Stackhouse uses unless configured otherwise: a `jobs` queue whose messages are

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod delta;
 pub mod deployments;
 pub mod events;
+pub mod health;
 pub mod history;
 pub mod identity;
 pub mod item_keys;

@@ -126,4 +126,21 @@ impl KeyService for KmsKeys {
         // Something that decrypts to another length was never one of our data keys.
         <[u8; 32]>::try_from(plaintext.as_ref()).map_err(|_| KeyError::InvalidCiphertext)
     }
+
+    async fn describe(&self) -> Result<(), KeyError> {
+        let out = self
+            .client
+            .describe_key()
+            .key_id(&self.key_id)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        match out.key_metadata().map(|m| m.enabled()) {
+            Some(true) => Ok(()),
+            Some(false) => {
+                Err(KeyError::Unavailable(format!("KMS key {} is disabled", self.key_id)))
+            }
+            None => Err(KeyError::Unavailable("KMS returned no key metadata".into())),
+        }
+    }
 }

@@ -15,7 +15,7 @@ use aws_sdk_sqs::Client;
 use tokio::sync::RwLock;
 
 use super::readable;
-use crate::ports::queue::{Message, Queue, QueueError, MAX_MESSAGE_BYTES};
+use crate::ports::queue::{Message, Queue, QueueDepth, QueueError, MAX_MESSAGE_BYTES};
 
 /// SQS's longest send delay.
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -242,6 +242,33 @@ impl Queue for SqsQueue {
                 other => Err(self.fail(queue, other).await),
             },
         }
+    }
+
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let url = self.url(queue).await?;
+        let out = match self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.fail(queue, e.into_service_error()).await),
+        };
+        let attributes = out.attributes();
+        let count = |name: A| {
+            attributes.and_then(|a| a.get(&name)).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        };
+        Ok(QueueDepth {
+            visible: count(A::ApproximateNumberOfMessages),
+            in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
+            delayed: count(A::ApproximateNumberOfMessagesDelayed),
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::now_ms;
 use crate::adapters::AdapterError;
-use crate::ports::queue::{Message, Queue, QueueError, QueueSpec, MAX_MESSAGE_BYTES};
+use crate::ports::queue::{Message, Queue, QueueDepth, QueueError, QueueSpec, MAX_MESSAGE_BYTES};
 
 /// SQS limits, enforced so the embedded backend rejects what SQS would reject.
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -249,6 +249,32 @@ impl Queue for SqliteQueue {
             )
             .map_err(db)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
+        self.spec(queue)?;
+        let queue = queue.to_string();
+        // A read, but through the writer's transaction: one connection serves both.
+        self.write(move |tx| {
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            tx.query_row(
+                "SELECT
+                   COALESCE(SUM(visible_at_ms <= ?2), 0),
+                   COALESCE(SUM(visible_at_ms > ?2 AND receive_count > 0), 0),
+                   COALESCE(SUM(visible_at_ms > ?2 AND receive_count = 0), 0)
+                 FROM messages WHERE queue = ?1",
+                params![queue, now_ms()],
+                |row| {
+                    Ok(QueueDepth {
+                        visible: count(row.get(0)?),
+                        in_flight: count(row.get(1)?),
+                        delayed: count(row.get(2)?),
+                    })
+                },
+            )
+            .map_err(db)
         })
         .await
     }

@@ -2,6 +2,7 @@
 //! Authorization is not theirs: dispatch checked the route's declared permission before.
 
 pub mod audit;
+pub mod health;
 pub mod identity;
 pub mod orgs;
 pub mod secrets;

@@ -1,0 +1,3 @@
+//! Lambda function for the `health-get` route.
+
+stackhouse_lambda::route!(HEALTH_GET);

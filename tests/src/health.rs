@@ -1,0 +1,119 @@
+//! `GET /api/health`: the shallow check answers without credentials or storage calls; the deep
+//! check needs an operator's token, reports every port with its latency, and names the one that
+//! is down (503) while the shallow check stays 200.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use stackhouse::adapters::counting::{self, Counters};
+use stackhouse::app::Settings;
+
+use crate::server::{Target, TestServer};
+
+/// Runs every health test against a target.
+#[macro_export]
+macro_rules! health_tests {
+    ($target:expr) => {
+        $crate::health_tests!(@each $target;
+            shallow_is_public_and_makes_no_storage_call,
+            deep_needs_an_operator_and_reports_every_port,
+            deep_names_the_port_that_is_down
+        );
+    };
+    (@each $target:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let make: fn(&'static str) -> $crate::server::Target = $target;
+                $crate::health::$name(make(stringify!($name))).await;
+            }
+        )*
+    };
+}
+
+const HEALTH: &str = "/api/health";
+const DEEP: &str = "/api/health?deep=true";
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let checks = report["checks"].as_array().map(Vec::as_slice).unwrap_or_default();
+    checks.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no {name} check: {report}"))
+}
+
+pub async fn shallow_is_public_and_makes_no_storage_call(target: Target) {
+    let slot: Arc<Mutex<Option<Arc<Counters>>>> = Arc::default();
+    let keep = slot.clone();
+    let server = TestServer::start_wrapped(target, Settings::default(), move |ports| {
+        let (ports, counters) = counting::wrap(ports);
+        *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(counters);
+        ports
+    })
+    .await;
+    let counters = slot.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("counters");
+    let before = counters.snapshot();
+    for client in [server.client_with(None), server.client()] {
+        let r = client.get(HEALTH).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json(), json!({"status": "ok"}));
+    }
+    assert_eq!(counters.snapshot(), before, "the shallow check must not touch storage");
+    server.stop().await;
+}
+
+pub async fn deep_needs_an_operator_and_reports_every_port(target: Target) {
+    let server = TestServer::start(target).await;
+    let admin = server.client();
+    assert_eq!(server.client_with(None).get(DEEP).await.status, 401, "a token is required");
+    assert_eq!(server.client_with(Some("pul-nonsense")).get(DEEP).await.status, 401);
+
+    // A team token administers nothing: refused.
+    let org = format!("/api/orgs/{}", server.user);
+    let team = json!({"organization": server.user, "teamType": "pulumi", "name": "ops",
+                      "displayName": "Operations", "description": "runs prod"});
+    assert_eq!(admin.post(&format!("{org}/teams/pulumi"), &team).await.status, 200);
+    let made = admin.post(&format!("{org}/teams/ops/tokens"), &json!({"name": "ci"})).await;
+    assert_eq!(made.status, 200, "{made:?}");
+    let team_token = made.json()["tokenValue"].as_str().expect("tokenValue").to_string();
+    let refused = server.client_with(Some(&team_token)).get(DEEP).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    let r = admin.get(DEEP).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["status"], "ok", "{report}");
+    for name in ["metadata", "blobs", "queue", "keys"] {
+        let c = check(&report, name);
+        assert_eq!(c["ok"], true, "{c}");
+        assert!(c["latencyMs"].as_f64().is_some_and(|ms| ms >= 0.0), "{c}");
+        assert!(c.get("error").is_none(), "{c}");
+    }
+    let queues: Vec<&str> = check(&report, "queue")["queues"]
+        .as_array()
+        .expect("queue depths")
+        .iter()
+        .filter_map(|q| q["queue"].as_str())
+        .collect();
+    assert!(queues.contains(&"jobs") && queues.contains(&"jobs-dlq"), "{queues:?}");
+    server.stop().await;
+}
+
+pub async fn deep_names_the_port_that_is_down(target: Target) {
+    let server = TestServer::start_wrapped(target, Settings::default(), |mut ports| {
+        ports.queue = Arc::new(crate::webhooks::DownQueue);
+        ports
+    })
+    .await;
+    let r = server.client().get(DEEP).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    let report = r.json();
+    assert_eq!(report["status"], "degraded", "{report}");
+    let queue = check(&report, "queue");
+    assert_eq!(queue["ok"], false, "{queue}");
+    let error = queue["error"].as_str().unwrap_or_default();
+    assert!(error.contains("down for the test"), "the failure line names the cause: {error}");
+    for name in ["metadata", "blobs", "keys"] {
+        assert_eq!(check(&report, name)["ok"], true, "{report}");
+    }
+    // The process itself is fine: the shallow check says so.
+    assert_eq!(server.client_with(None).get(HEALTH).await.status, 200);
+    server.stop().await;
+}
