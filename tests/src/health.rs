@@ -93,6 +93,8 @@ pub async fn deep_needs_an_operator_and_reports_every_port(target: Target) {
         .filter_map(|q| q["queue"].as_str())
         .collect();
     assert!(queues.contains(&"jobs") && queues.contains(&"jobs-dlq"), "{queues:?}");
+    let jobs = &check(&report, "queue")["queues"][0];
+    assert_eq!(jobs, &json!({"queue": "jobs", "visible": 0, "inFlight": 0, "delayed": 0}));
     server.stop().await;
 }
 
