@@ -27,6 +27,7 @@ pub fn template_value() -> Value {
         "Parameters": parameters(),
         "Conditions": {
             "DefaultStage": {"Fn::Equals": [r#ref("StageName"), "$default"]},
+            "PointInTimeRecoveryOn": {"Fn::Equals": [r#ref("PointInTimeRecovery"), "Enabled"]},
         },
         "Resources": resources,
         "Outputs": outputs(),

@@ -66,6 +66,21 @@ pub(super) fn parameters() -> Value {
             "Default": "info",
             "AllowedValues": ["error", "warn", "info", "debug", "trace"],
         },
+        "PointInTimeRecovery": {
+            "Type": "String",
+            "Description": "Continuous backups of the table (restore to any second of the last \
+                35 days). On by default; Disabled saves their cost and gives up that restore.",
+            "Default": "Enabled",
+            "AllowedValues": ["Enabled", "Disabled"],
+        },
+        "BucketVersioning": {
+            "Type": "String",
+            "Description": "Versioning of the bucket (an overwritten or deleted object can be \
+                restored). On by default; Suspended keeps existing versions and stops making new \
+                ones.",
+            "Default": "Enabled",
+            "AllowedValues": ["Enabled", "Suspended"],
+        },
         "LogRetentionDays": {
             "Type": "Number",
             "Description": "Days to keep the functions' logs.",
@@ -95,7 +110,9 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                     {"AttributeName": PARTITION_KEY_ATTR, "KeyType": "HASH"},
                     {"AttributeName": SORT_KEY_ATTR, "KeyType": "RANGE"},
                 ],
-                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true},
+                "PointInTimeRecoverySpecification": {
+                    "PointInTimeRecoveryEnabled": {"Fn::If": ["PointInTimeRecoveryOn", true, false]},
+                },
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTR, "Enabled": true},
                 "SSESpecification": {"SSEEnabled": true},
             },
@@ -108,7 +125,7 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
-                "VersioningConfiguration": {"Status": "Enabled"},
+                "VersioningConfiguration": {"Status": r#ref("BucketVersioning")},
                 "BucketEncryption": {
                     "ServerSideEncryptionConfiguration": [
                         {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},

@@ -367,7 +367,15 @@ fn read_only_routes_exist_and_are_checked() {
 fn template_has_the_promised_resources_parameters_and_outputs() {
     let t = template_value();
     assert_eq!(t["Transform"], "AWS::Serverless-2016-10-31");
-    for p in ["StageName", "Architecture", "HistoryRetention", "LogLevel", "LogRetentionDays"] {
+    for p in [
+        "StageName",
+        "Architecture",
+        "HistoryRetention",
+        "LogLevel",
+        "LogRetentionDays",
+        "PointInTimeRecovery",
+        "BucketVersioning",
+    ] {
         assert!(t["Parameters"].get(p).is_some(), "parameter {p}");
     }
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "x86_64");
@@ -377,11 +385,21 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     let r = &t["Resources"];
     let table = &r["Table"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
-    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    // Backups are on unless the deployer turns them off.
+    assert_eq!(t["Parameters"]["PointInTimeRecovery"]["Default"], "Enabled");
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        json!({"Fn::If": ["PointInTimeRecoveryOn", true, false]})
+    );
+    assert_eq!(
+        t["Conditions"]["PointInTimeRecoveryOn"],
+        json!({"Fn::Equals": [{"Ref": "PointInTimeRecovery"}, "Enabled"]})
+    );
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "ttl");
     assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
     let bucket = &r["Bucket"]["Properties"];
-    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    assert_eq!(t["Parameters"]["BucketVersioning"]["Default"], "Enabled");
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], json!({"Ref": "BucketVersioning"}));
     assert_eq!(bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
     assert_eq!(r["Key"]["Properties"]["EnableKeyRotation"], true);
     let redrive = &r["JobsQueue"]["Properties"]["RedrivePolicy"];
