@@ -110,6 +110,8 @@ impl Router {
         let source_ip =
             parts.extensions.get::<audit::SourceIp>().map(|s| s.0.clone()).unwrap_or_default();
         let mut route_name = "-";
+        // The organization the call concerns (its path's, or a lease's update's), for the log.
+        let mut log_org: Option<String> = None;
         // Set once the caller is known: what the audit log needs after the handler ran.
         let mut audited: Option<(&'static Route, Principal, Option<String>)> = None;
         let mut denied = false;
@@ -117,7 +119,8 @@ impl Router {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
             // In Lambda, bodies over ~6 MB (base64 included) never get here: Lambda refuses the
-            // invocation first and API Gateway answers with its own error (see `crate::lambda`).
+            // invocation first and API Gateway answers with its own error (see the Lambda
+            // transport, `stackhouse_lambda`).
             if raw_body.len() > app.settings.max_request_bytes {
                 return Err(Error::PayloadTooLarge(format!(
                     "request body exceeds the limit of {} bytes",
@@ -129,6 +132,10 @@ impl Router {
             // calls is limited too; the organization's after it, so only its members spend it.
             ratelimit::check_caller(app, route.name, &caller).await?;
             let path_org = params.get("org").cloned();
+            log_org = match &caller {
+                Caller::Lease(update) => Some(update.org.clone()),
+                _ => path_org.clone(),
+            };
             if let Caller::Token(p) = &caller {
                 audited = Some((route, p.clone(), path_org.clone()));
             }
@@ -184,6 +191,7 @@ impl Router {
         tracing::info!(
             request_id,
             route = route_name,
+            org = log_org.as_deref().unwrap_or("-"),
             method = %parts.method,
             path,
             status = response.status().as_u16(),
