@@ -27,6 +27,7 @@ use stackhouse::api::{Needs, Route, Router};
 use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
 use stackhouse::ports::Ports;
+use stackhouse::telemetry::metrics::emf_line;
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -100,7 +101,19 @@ pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Err
         lambda_http::run(service_fn(move |req: Request| {
             let app = app.clone();
             let router = router.clone();
-            async move { Ok::<_, lambda_http::Error>(handle(&router, &app, req).await) }
+            async move {
+                let started = std::time::Instant::now();
+                let response = handle(&router, &app, req).await;
+                // One Embedded Metric Format line per request on stdout: CloudWatch Logs turns
+                // it into the function's metrics (no API call on the request path).
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                let status = response.status().as_u16();
+                println!("{}", emf_line(route.name, status, started.elapsed(), now_ms));
+                Ok::<_, lambda_http::Error>(response)
+            }
         }))
         .await
     })

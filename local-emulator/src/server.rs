@@ -95,6 +95,9 @@ async fn handle(
     if parts.uri.path().starts_with(PRESIGN_PATH_PREFIX) {
         return serve_blob(shared, parts.uri.path(), parts.uri.query()).await;
     }
+    if parts.uri.path() == METRICS_PATH && parts.method == http::Method::GET {
+        return serve_metrics(shared, &parts.headers).await;
+    }
     let limit = shared.app.settings.max_request_bytes;
     // An announced length over the limit is refused before a byte of the body is read.
     let announced = parts
@@ -142,6 +145,25 @@ fn error_response(err: &stackhouse::Error) -> Response<Full<Bytes>> {
     *r.status_mut() = err.status();
     r.headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Where the emulator serves its request metrics (Prometheus text). Lambda functions print
+/// theirs as CloudWatch Embedded Metric Format lines instead.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The process's request metrics in the Prometheus text format, for an operator's token (as
+/// the deep health check: scrapers send `Authorization: token …`). Outside the route table
+/// because it describes this one process, which only the emulator is.
+async fn serve_metrics(shared: &Shared, headers: &http::HeaderMap) -> Response<Full<Bytes>> {
+    if let Err(e) = stackhouse::api::auth::require_operator(&shared.app, headers).await {
+        return error_response(&e);
+    }
+    let mut r = Response::new(Full::new(Bytes::from(shared.app.metrics.prometheus())));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     r
 }
 

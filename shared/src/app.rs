@@ -188,11 +188,19 @@ pub struct App {
     /// Unwrapped data keys of recently used stacks (a cache that lives as long as this app,
     /// as it would in one Lambda sandbox).
     pub data_keys: crate::service::secrets::KeyCache,
+    /// Request counts and latencies of this process.
+    pub metrics: crate::telemetry::metrics::Metrics,
 }
 
 impl App {
     /// An app over the given ports.
     pub fn new(ports: Ports, settings: Settings) -> Arc<App> {
-        Arc::new(App { ports, settings, clock: Clock::default(), data_keys: Default::default() })
+        Arc::new(App {
+            ports,
+            settings,
+            clock: Clock::default(),
+            data_keys: Default::default(),
+            metrics: Default::default(),
+        })
     }
 }

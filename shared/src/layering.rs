@@ -16,10 +16,12 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "names" => &["error"],
         "apitype" => &["names", "error"],
         "adapters" => &["ports", "names", "error", "config"],
-        "app" => &["ports", "service", "config", "error"],
+        "app" => &["ports", "service", "config", "error", "telemetry"],
         "service" => &["app", "ports", "names", "error", "apitype", "config"],
         "jobs" => &["service", "app", "ports", "names", "error", "apitype", "config", "telemetry"],
-        "api" => &["jobs", "service", "app", "ports", "names", "error", "apitype", "config"],
+        "api" => {
+            &["jobs", "service", "app", "ports", "names", "error", "apitype", "config", "telemetry"]
+        }
         _ => return None,
     })
 }

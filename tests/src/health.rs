@@ -1,6 +1,7 @@
 //! `GET /api/health`: the shallow check answers without credentials or storage calls; the deep
 //! check needs an operator's token, reports every port with its latency, and names the one that
-//! is down (503) while the shallow check stays 200.
+//! is down (503) while the shallow check stays 200. `GET /metrics` (the emulator's Prometheus
+//! text) counts requests per route and status class as they are made.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +18,8 @@ macro_rules! health_tests {
         $crate::health_tests!(@each $target;
             shallow_is_public_and_makes_no_storage_call,
             deep_needs_an_operator_and_reports_every_port,
-            deep_names_the_port_that_is_down
+            deep_names_the_port_that_is_down,
+            metrics_move_as_requests_are_made
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -117,5 +119,35 @@ pub async fn deep_names_the_port_that_is_down(target: Target) {
     }
     // The process itself is fine: the shallow check says so.
     assert_eq!(server.client_with(None).get(HEALTH).await.status, 200);
+    server.stop().await;
+}
+
+/// The value of one sample line of a Prometheus text page, 0 when absent.
+fn sample(page: &str, series: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn metrics_move_as_requests_are_made(target: Target) {
+    let server = TestServer::start(target).await;
+    let admin = server.client();
+    assert_eq!(server.client_with(None).get("/metrics").await.status, 401);
+    let before = String::from_utf8_lossy(&admin.get("/metrics").await.body).into_owned();
+    let ok = "stackhouse_requests_total{route=\"user-get\",class=\"2xx\"}";
+    let refused = "stackhouse_requests_total{route=\"user-get\",class=\"4xx\"}";
+    let timed = "stackhouse_request_duration_ms_count{route=\"user-get\"}";
+    for _ in 0..3 {
+        assert_eq!(admin.get("/api/user").await.status, 200);
+    }
+    assert_eq!(server.client_with(None).get("/api/user").await.status, 401);
+    let r = admin.get("/metrics").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(content_type, Some("text/plain; version=0.0.4"));
+    let after = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(sample(&after, ok) - sample(&before, ok), 3, "{after}");
+    assert_eq!(sample(&after, refused) - sample(&before, refused), 1, "{after}");
+    assert_eq!(sample(&after, timed) - sample(&before, timed), 4, "{after}");
     server.stop().await;
 }

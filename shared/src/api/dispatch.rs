@@ -188,6 +188,7 @@ impl Router {
             }
         }
         let response = self.respond(app, outcome, accepts_gzip, &request_id, head).await;
+        app.metrics.observe(route_name, response.status().as_u16(), started.elapsed());
         tracing::info!(
             request_id,
             route = route_name,
