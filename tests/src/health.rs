@@ -124,9 +124,7 @@ pub async fn deep_names_the_port_that_is_down(target: Target) {
 
 /// The value of one sample line of a Prometheus text page, 0 when absent.
 fn sample(page: &str, series: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0)
 }
 
 pub async fn metrics_move_as_requests_are_made(target: Target) {

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::{readable, AwsConfig, Clients, Service};
+
 /// Checks once that every service answers and every resource exists, each service within
 /// `timeout`, and returns one line per problem (empty: all fine). Each line names the service,
 /// its endpoint and what failed, so that a misconfigured endpoint or a missing `init` is

@@ -15,18 +15,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
-};
-use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use aws_sdk_sqs::types::QueueAttributeName;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
-use crate::ports::metadata::TTL_ATTR;
-use crate::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR};
 use crate::ports::queue::{default_queues, QueueSpec};
 use crate::ports::{Access, Needs};
 use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Queue};

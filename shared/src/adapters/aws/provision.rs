@@ -3,7 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use super::{readable, AwsConfig, Clients, Service};
+use crate::adapters::AdapterError;
+use crate::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR, TTL_ATTR};
+use crate::ports::queue::QueueSpec;
+
 /// Creates whatever is missing (table with TTL, bucket, queues with dead-letter queues and
 /// redrive policies, KMS key and alias) and returns one human-readable line per resource
 /// saying whether it was created or found. Safe to run again and again.
