@@ -41,32 +41,11 @@ pub async fn create(
     let meta = app.ports.meta.as_ref();
     let stack = stacks::get(meta, r).await?;
     let update = Update {
-        id: UpdateId::generate(),
-        stack_id: stack.id.clone(),
-        org: stack.org,
-        project: stack.project,
-        stack: stack.stack,
-        kind: kind.to_string(),
         dry_run: program.dry_run || kind == "preview",
-        status: Status::NotStarted,
-        author: author.to_string(),
-        created: app.clock.now(),
-        started: None,
-        ended: None,
-        lease_hash: None,
-        lease_expires: 0,
         config: program.config,
         message: program.message,
         environment: program.environment,
-        resource_changes: None,
-        version: None,
-        checkpoint_seq: 0,
-        journal: false,
-        base_key: None,
-        snapshot_seq: 0,
-        cli_version: String::new(),
-        journal_cursor: None,
-        rev: 1,
+        ..Update::fresh(&stack, kind, author, app.clock.now())
     };
     meta.put(update.to_item(), Some(Condition::NotExists)).await?;
     Ok(update)

@@ -255,6 +255,39 @@ impl Update {
         next.put_op()
     }
 
+    /// A new update of `kind` on `stack` by `author`, created at `now` and not started, with
+    /// an empty program: the one place every field of a fresh update is set.
+    pub(super) fn fresh(stack: &stacks::Stack, kind: &str, author: &str, now: i64) -> Update {
+        Update {
+            id: UpdateId::generate(),
+            stack_id: stack.id.clone(),
+            org: stack.org.clone(),
+            project: stack.project.clone(),
+            stack: stack.stack.clone(),
+            kind: kind.to_string(),
+            dry_run: false,
+            status: Status::NotStarted,
+            author: author.to_string(),
+            created: now,
+            started: None,
+            ended: None,
+            lease_hash: None,
+            lease_expires: 0,
+            config: "{}".into(),
+            message: String::new(),
+            environment: "{}".into(),
+            resource_changes: None,
+            version: None,
+            checkpoint_seq: 0,
+            journal: false,
+            base_key: None,
+            snapshot_seq: 0,
+            cli_version: String::new(),
+            journal_cursor: None,
+            rev: 1,
+        }
+    }
+
     /// A succeeded update of `kind` that changed the stack without running the engine (a
     /// `rename`): started and ended at `now`, producing `version`.
     pub(crate) fn instant(
@@ -265,32 +298,11 @@ impl Update {
         version: i64,
     ) -> Update {
         Update {
-            id: UpdateId::generate(),
-            stack_id: stack.id.clone(),
-            org: stack.org.clone(),
-            project: stack.project.clone(),
-            stack: stack.stack.clone(),
-            kind: kind.to_string(),
-            dry_run: false,
             status: Status::Succeeded,
-            author: author.to_string(),
-            created: now,
             started: Some(now),
             ended: Some(now),
-            lease_hash: None,
-            lease_expires: 0,
-            config: "{}".into(),
-            message: String::new(),
-            environment: "{}".into(),
-            resource_changes: None,
             version: Some(version),
-            checkpoint_seq: 0,
-            journal: false,
-            base_key: None,
-            snapshot_seq: 0,
-            cli_version: String::new(),
-            journal_cursor: None,
-            rev: 1,
+            ..Update::fresh(stack, kind, author, now)
         }
     }
 
