@@ -159,7 +159,19 @@ async fn serve_metrics(shared: &Shared, headers: &http::HeaderMap) -> Response<F
     if let Err(e) = stackhouse::api::auth::require_operator(&shared.app, headers).await {
         return error_response(&e);
     }
-    let mut r = Response::new(Full::new(Bytes::from(shared.app.metrics.prometheus())));
+    // Queue depths are read at scrape time (a DLQ that is not empty is what to alert on).
+    let mut rows = Vec::new();
+    for spec in stackhouse::ports::queue::default_queues() {
+        for name in [spec.name.clone(), spec.dlq_name()] {
+            match shared.app.ports.queue.depth(&name).await {
+                Ok(d) => rows.push((name, [d.visible, d.in_flight, d.delayed])),
+                Err(e) => tracing::warn!(queue = %name, error = %e, "queue depth unavailable"),
+            }
+        }
+    }
+    let text =
+        shared.app.metrics.prometheus() + &stackhouse::telemetry::metrics::queue_gauges(&rows);
+    let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; version=0.0.4"),

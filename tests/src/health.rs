@@ -147,5 +147,11 @@ pub async fn metrics_move_as_requests_are_made(target: Target) {
     assert_eq!(sample(&after, ok) - sample(&before, ok), 3, "{after}");
     assert_eq!(sample(&after, refused) - sample(&before, refused), 1, "{after}");
     assert_eq!(sample(&after, timed) - sample(&before, timed), 4, "{after}");
+    // Queue depths are gauges read at scrape time: a message sent shows up as visible.
+    let jobs = "stackhouse_queue_messages{queue=\"jobs\",state=\"visible\"}";
+    let waiting = sample(&after, jobs);
+    server.app.ports.queue.send("jobs", "{}", std::time::Duration::ZERO).await.expect("send");
+    let page = String::from_utf8_lossy(&admin.get("/metrics").await.body).into_owned();
+    assert_eq!(sample(&page, jobs), waiting + 1, "{page}");
     server.stop().await;
 }

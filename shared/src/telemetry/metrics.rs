@@ -92,6 +92,23 @@ impl Metrics {
     }
 }
 
+/// Queue depths as Prometheus gauges (`stackhouse_queue_messages{queue,state}`), from
+/// `(queue, [visible, in_flight, delayed])` rows read at scrape time.
+pub fn queue_gauges(rows: &[(String, [u64; 3])]) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP stackhouse_queue_messages Messages in each queue, by state.\n");
+    out.push_str("# TYPE stackhouse_queue_messages gauge\n");
+    for (queue, counts) in rows {
+        for (state, n) in ["visible", "in_flight", "delayed"].iter().zip(counts) {
+            let _ = writeln!(
+                out,
+                "stackhouse_queue_messages{{queue=\"{queue}\",state=\"{state}\"}} {n}"
+            );
+        }
+    }
+    out
+}
+
 /// One request as a CloudWatch Embedded Metric Format log line: `Requests`, `Latency` and
 /// `Status4xx`/`Status5xx` under the dimension `Function`, plus the status code as a property.
 pub fn emf_line(function: &str, status: u16, elapsed: Duration, now_ms: u64) -> String {
