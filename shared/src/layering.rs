@@ -85,9 +85,12 @@ fn imports_point_down_only() {
         if matches!(module.as_str(), "lib" | "layering" | "fixtures") {
             continue;
         }
-        // A module's tests in their own file (`#[cfg(test)] mod tests;`) may build an app on
-        // the adapters, as the in-file test modules below the `#[cfg(test)]` line may.
-        if rel.file_name().is_some_and(|name| name == "tests.rs") {
+        // A module's tests in their own file or folder (`#[cfg(test)] mod tests;`: `tests.rs`
+        // or `tests/`) may build an app on the adapters, as the in-file test modules below the
+        // `#[cfg(test)]` line may.
+        let test_only =
+            rel.components().any(|c| c.as_os_str() == "tests" || c.as_os_str() == "tests.rs");
+        if test_only {
             continue;
         }
         let Some(allowed) = allowed(&module) else {
