@@ -89,11 +89,7 @@ macro_rules! job {
 /// always runs on AWS).
 #[inline(always)]
 pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Error> {
-    stackhouse::telemetry::init(true);
-    if needs != route.needs {
-        return Err(format!("{}: needs passed are not the route's", route.name).into());
-    }
-    let (connecting, settings) = connect(needs)?;
+    let (connecting, settings) = connect(route.name, route.needs, needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);
@@ -128,11 +124,7 @@ pub fn run_job(
     job: &'static stackhouse::jobs::Job,
     needs: Needs,
 ) -> Result<(), lambda_http::Error> {
-    stackhouse::telemetry::init(true);
-    if needs != job.needs {
-        return Err(format!("{}: needs passed are not the job's", job.name).into());
-    }
-    let (connecting, settings) = connect(needs)?;
+    let (connecting, settings) = connect(job.name, job.needs, needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);
@@ -150,16 +142,24 @@ pub fn run_job(
     })
 }
 
-/// The ports and settings of a function from its environment ([`stackhouse::config::VARS`]): AWS
-/// adapters for what `needs` uses, `Undeclared` stubs for the rest. A variable that does not
-/// parse fails the function's init, naming it. `STACKHOUSE_BACKEND`, when set, must be `aws`;
-/// the embedded backend is for the emulator and tests, which do not come through here.
+/// A function's start, the same for routes and jobs: JSON logs, then its ports and settings
+/// from its environment ([`stackhouse::config::VARS`]): AWS adapters for what `needs` uses,
+/// `Undeclared` stubs for the rest. `needs` is the constant the binary passed; it must be what
+/// the table declares for `function` (`declared`). A variable that does not parse fails the
+/// function's init, naming it. `STACKHOUSE_BACKEND`, when set, must be `aws`; the embedded
+/// backend is for the emulator and tests, which do not come through here.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn connect(
+    function: &str,
+    declared: Needs,
     needs: Needs,
 ) -> Result<(impl Future<Output = Result<Ports, AdapterError>> + Send + 'static, Settings), String>
 {
+    stackhouse::telemetry::init(true);
+    if needs != declared {
+        return Err(format!("{function}: the needs passed are not the ones its table declares"));
+    }
     let mut env = Env::process();
     if let Some(backend) = env.text("STACKHOUSE_BACKEND").filter(|b| b != "aws") {
         return Err(format!(

@@ -161,12 +161,10 @@ async fn serve_metrics(shared: &Shared, headers: &http::HeaderMap) -> Response<F
     }
     // Queue depths are read at scrape time (a DLQ that is not empty is what to alert on).
     let mut rows = Vec::new();
-    for spec in stackhouse::ports::queue::default_queues() {
-        for name in [spec.name.clone(), spec.dlq_name()] {
-            match shared.app.ports.queue.depth(&name).await {
-                Ok(d) => rows.push((name, [d.visible, d.in_flight, d.delayed])),
-                Err(e) => tracing::warn!(queue = %name, error = %e, "queue depth unavailable"),
-            }
+    for (name, depth) in stackhouse::service::health::queue_depths(&shared.app).await {
+        match depth {
+            Ok(d) => rows.push((name, [d.visible, d.in_flight, d.delayed])),
+            Err(e) => tracing::warn!(queue = %name, error = %e, "queue depth unavailable"),
         }
     }
     let text =

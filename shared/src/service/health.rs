@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::ports::queue::default_queues;
-use crate::ports::QueueDepth;
+use crate::ports::{QueueDepth, QueueError};
 
 /// Longest one check may take before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,14 +68,14 @@ pub async fn deep(app: &App) -> Report {
             p.blobs.get(PROBE_BLOB).await.map(|_| Vec::new()).map_err(|e| e.to_string())
         }),
         timed("queue", "read each queue's attributes", async {
-            let mut reports = Vec::new();
-            for spec in default_queues() {
-                for name in [spec.name.clone(), spec.dlq_name()] {
-                    let depth = p.queue.depth(&name).await.map_err(|e| format!("{name}: {e}"))?;
-                    reports.push(QueueReport { queue: name, depth });
-                }
-            }
-            Ok(reports)
+            queue_depths(app)
+                .await
+                .into_iter()
+                .map(|(queue, depth)| match depth {
+                    Ok(depth) => Ok(QueueReport { queue, depth }),
+                    Err(e) => Err(format!("{queue}: {e}")),
+                })
+                .collect()
         }),
         timed("keys", "describe the key", async {
             p.keys.describe().await.map(|()| Vec::new()).map_err(|e| e.to_string())
@@ -84,6 +84,18 @@ pub async fn deep(app: &App) -> Report {
     let checks = vec![meta, blobs, queue, keys];
     let status = if checks.iter().all(|c| c.ok) { "ok" } else { "degraded" };
     Report { status, checks }
+}
+
+/// The depth of every queue and its dead-letter queue, each read once, in order.
+pub async fn queue_depths(app: &App) -> Vec<(String, Result<QueueDepth, QueueError>)> {
+    let mut depths = Vec::new();
+    for spec in default_queues() {
+        for name in [spec.name.clone(), spec.dlq_name()] {
+            let depth = app.ports.queue.depth(&name).await;
+            depths.push((name, depth));
+        }
+    }
+    depths
 }
 
 async fn timed(

@@ -154,7 +154,7 @@ async fn resume(app: &App, update: &Update, base: Option<&str>) -> Option<Replay
     {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(update = %update.id, key, error = %e, "snapshot corrupt; replaying in full");
+            tracing::warn!(update = %update.id, key, error = %e.chain(), "snapshot corrupt; replaying in full");
             return None;
         }
     };

@@ -100,7 +100,7 @@ pub async fn run(app: &App, now: i64) -> Result<ReapReport> {
             report.examined += 1;
             if let Err(e) = reap_one(app, item, now, &mut report).await {
                 report.errors += 1;
-                tracing::warn!(sk = %item.sk, error = %e, "lease reaper: update left for the next run");
+                tracing::warn!(sk = %item.sk, error = %e.chain(), "lease reaper: update left for the next run");
             }
         }
         match page.next {

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::names::StackRef;
 use crate::names::UpdateId;
 use crate::ports::Condition;
-use crate::service::deployments::{self, Summary};
+use crate::service::deployments::{self};
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 use crate::service::{history, item_keys, stacks};
 
@@ -207,16 +207,11 @@ pub(super) async fn end(
                                 tracing::error!(
                                     update = %update.id,
                                     stack = %update.stack_id,
-                                    error = %e,
+                                    error = %e.chain(),
                                     "the update's stored state cannot be published; ending it \
                                      with the stack's current state"
                                 );
-                                let count = stack.resource_count.unwrap_or(0);
-                                Published {
-                                    key: stack.deployment_key.clone(),
-                                    summary: Summary { resource_count: count },
-                                    degraded: true,
-                                }
+                                Published::unchanged(&stack, true)
                             }
                             Err(e) => return Err(e),
                         };

@@ -21,6 +21,17 @@ pub(super) struct Published {
     pub degraded: bool,
 }
 
+impl Published {
+    /// The stack keeps the deployment it has (nothing to publish, or nothing publishable).
+    pub(super) fn unchanged(stack: &stacks::Stack, degraded: bool) -> Published {
+        Published {
+            key: stack.deployment_key.clone(),
+            summary: Summary { resource_count: stack.resource_count.unwrap_or(0) },
+            degraded,
+        }
+    }
+}
+
 /// Copies the update's last checkpoint to the immutable key of `version` and summarises it. An
 /// update that checkpointed nothing keeps the stack's current deployment.
 pub(super) async fn publish_checkpoint(
@@ -40,11 +51,7 @@ pub(super) async fn publish_checkpoint(
             blobs.put(&key, gz).await?;
             Ok(Published { key: Some(key), summary, degraded: false })
         }
-        None => Ok(Published {
-            key: stack.deployment_key.clone(),
-            summary: Summary { resource_count: stack.resource_count.unwrap_or(0) },
-            degraded: false,
-        }),
+        None => Ok(Published::unchanged(stack, false)),
     }
 }
 
@@ -57,11 +64,6 @@ pub(super) async fn publish_journal(
     version: i64,
 ) -> Result<Published> {
     let blobs = app.ports.blobs.as_ref();
-    let unchanged = |degraded| Published {
-        key: stack.deployment_key.clone(),
-        summary: Summary { resource_count: stack.resource_count.unwrap_or(0) },
-        degraded,
-    };
     // The stack's deployment is still the one the update started from: nothing else may
     // change it while the update holds (or held, until this ends it) the stack's lease.
     // A journal the replayer rejects must not leave the stack unusable (every later update
@@ -76,14 +78,14 @@ pub(super) async fn publish_journal(
     }
     if replayer.last_sequence() == 0 {
         // Nothing journaled (or nothing usable): the state is unchanged.
-        return Ok(unchanged(degraded));
+        return Ok(Published::unchanged(stack, degraded));
     }
     let manifest = manifest(&update.cli_version, app.clock.now());
     let Snapshot { version: schema, features, deployment } = match replayer.snapshot(manifest) {
         Ok(generated) => generated,
         Err(e) => {
             tracing::error!(update = %update.id, error = %e, "journal snapshot failed; state left unchanged");
-            return Ok(unchanged(true));
+            return Ok(Published::unchanged(stack, true));
         }
     };
     let raw = serde_json::value::to_raw_value(&deployment)
