@@ -9,7 +9,7 @@ use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 
-use super::resources::{get_att, r#ref, sub};
+use super::resources::r#ref;
 
 /// API Gateway gives an HTTP API integration at most 30 s; a function answers before that.
 /// (Jobs have their own timeouts in the job table.)
@@ -79,7 +79,12 @@ pub struct FunctionSpec {
     /// Authenticates access tokens, so records their last use whatever its needs say
     /// ([`bookkeeping_statement`]).
     pub token_auth: bool,
+    /// The nested stack it deploys in: its route's domain, or [`JOBS_STACK`].
+    pub stack: &'static str,
 }
+
+/// The nested stack of the background jobs' functions.
+pub const JOBS_STACK: &str = "jobs";
 
 impl FunctionSpec {
     /// Logical id of the function: `stack-get` → `StackGetFunction`.
@@ -114,14 +119,16 @@ pub fn pascal(name: &str) -> String {
 /// (`AwsConfig::from_env`) and the settings parameters. All four resources go to every
 /// function even when its needs leave some out: names are not secrets, the adapter set is
 /// built whole at cold start, and a function lacking the permission fails with a clear
-/// AccessDenied naming the resource rather than talking to a default-named one.
+/// AccessDenied naming the resource rather than talking to a default-named one. The values
+/// are parameters of the function's nested stack, which the root template passes in
+/// ([`crate::shared_parameters`]).
 pub fn base_env() -> BTreeMap<String, Value> {
     BTreeMap::from([
         ("STACKHOUSE_BACKEND".to_string(), json!("aws")),
         ("STACKHOUSE_TABLE".to_string(), r#ref("Table")),
         ("STACKHOUSE_BUCKET".to_string(), r#ref("Bucket")),
-        ("STACKHOUSE_KMS_KEY_ID".to_string(), get_att("Key", "Arn")),
-        ("STACKHOUSE_QUEUE_PREFIX".to_string(), sub("${AWS::StackName}-")),
+        ("STACKHOUSE_KMS_KEY_ID".to_string(), r#ref("KeyArn")),
+        ("STACKHOUSE_QUEUE_PREFIX".to_string(), r#ref("QueuePrefix")),
         ("STACKHOUSE_LOG".to_string(), r#ref("LogLevel")),
         ("STACKHOUSE_HISTORY_RETENTION".to_string(), r#ref("HistoryRetention")),
     ])
@@ -150,6 +157,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         memory_mb: memory_for(&route.needs),
         timeout_seconds: TIMEOUT_SECONDS,
         token_auth: route.auth() == Auth::User,
+        stack: route.domain,
     });
     let jobs = JOBS.iter().map(|job| FunctionSpec {
         name: job.name,
@@ -167,6 +175,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         memory_mb: memory_for(&job.needs),
         timeout_seconds: job.timeout_seconds,
         token_auth: false,
+        stack: JOBS_STACK,
     });
     routes.chain(jobs).collect()
 }

@@ -5,7 +5,7 @@ use stackhouse::api::{Access, Needs};
 use stackhouse::ports::queue::default_queues;
 use stackhouse::service::item_keys::BOOKKEEPING_KEY_PREFIXES;
 
-use super::resources::{get_att, queue_id, sub};
+use super::resources::{queue_arn_parameter, r#ref, sub};
 
 /// IAM actions on the table for an access level. Reads are `GetItem` and `Query` (strongly
 /// consistent reads need no extra action). `TransactWriteItems` has no IAM action of its own:
@@ -85,29 +85,31 @@ pub(super) fn statement(sid: &str, actions: &[&str], resources: Vec<Value>) -> V
     })
 }
 
-/// The IAM statements a function with these needs gets, each on its resources only.
+/// The IAM statements a function with these needs gets, each on its resources only (named
+/// by the parameters of the function's nested stack: `TableArn`, `BucketArn`, `KeyArn`, one
+/// `<Queue>Arn` per queue).
 pub fn statements(needs: &Needs) -> Vec<Value> {
     let mut out = Vec::new();
     let table = dynamodb_actions(needs.meta);
     if !table.is_empty() {
-        out.push(statement("Table", table, vec![get_att("Table", "Arn")]));
+        out.push(statement("Table", table, vec![r#ref("TableArn")]));
     }
     let bucket = s3_bucket_actions(needs.blobs);
     if !bucket.is_empty() {
-        out.push(statement("Bucket", bucket, vec![get_att("Bucket", "Arn")]));
+        out.push(statement("Bucket", bucket, vec![r#ref("BucketArn")]));
     }
     let objects = s3_object_actions(needs.blobs);
     if !objects.is_empty() {
-        out.push(statement("Objects", objects, vec![sub("${Bucket.Arn}/*")]));
+        out.push(statement("Objects", objects, vec![sub("${BucketArn}/*")]));
     }
     let queue = sqs_actions(needs.queue);
     if !queue.is_empty() {
-        let queues = default_queues().iter().map(|q| get_att(&queue_id(q), "Arn")).collect();
+        let queues = default_queues().iter().map(|q| r#ref(&queue_arn_parameter(q))).collect();
         out.push(statement("Queues", queue, queues));
     }
     let key = kms_actions(needs.keys);
     if !key.is_empty() {
-        out.push(statement("Key", key, vec![get_att("Key", "Arn")]));
+        out.push(statement("Key", key, vec![r#ref("KeyArn")]));
     }
     out
 }
@@ -120,7 +122,7 @@ pub fn bookkeeping_statement() -> Value {
         "Sid": "Bookkeeping",
         "Effect": "Allow",
         "Action": ["dynamodb:PutItem"],
-        "Resource": [get_att("Table", "Arn")],
+        "Resource": [r#ref("TableArn")],
         "Condition": {
             "ForAllValues:StringLike": {"dynamodb:LeadingKeys": BOOKKEEPING_KEY_PREFIXES},
         },

@@ -1,29 +1,38 @@
-//! The AWS SAM template of Stackhouse, generated from the route table and the job table
-//! (docs/ARCHITECTURE.md, The route table).
+//! The AWS SAM templates of Stackhouse, generated from the route table and the job table
+//! (docs/ARCHITECTURE.md, The route table; The SAM template).
 //!
 //! [`functions`] lists every Lambda function with its events, its needs and its environment;
-//! [`template_value`] turns that list plus the shared resources (table, bucket, queues, key,
-//! HTTP API) into a CloudFormation document; [`template`] renders it as the YAML committed in
-//! `infra/template.yaml`. `cargo run -p stackhouse-infra` rewrites the file and a test fails
-//! when it is stale. Background jobs are [`FunctionSpec`]s with [`Event::Schedule`] (an
+//! [`nested_stacks`] groups them by domain into nested stacks, each its own template
+//! (`infra/stacks/<domain>.yaml`); [`template_value`] is the root template: the shared
+//! resources (table, bucket, queues, key, HTTP API), one `AWS::CloudFormation::Stack` per
+//! nested stack, and monitoring (dashboard, alarms). [`templates`] renders them all as the YAML
+//! committed under `infra/`. `cargo run -p stackhouse-infra` rewrites the files and a test fails
+//! when one is stale. Background jobs are [`FunctionSpec`]s with [`Event::Schedule`] (an
 //! EventBridge rate) or [`Event::Sqs`] (an SQS event source reporting partial batch failures).
 //!
 //! Every function gets its own role whose only permissions are those its [`Needs`] imply
 //! ([`statements`]) plus writing to its own log group: no managed policy, no `*`.
 
+mod function;
 mod functions;
 mod iam;
+mod monitoring;
 mod render;
 mod resources;
+mod stacks;
 pub mod yaml;
 
 pub use functions::{
-    base_env, functions, pascal, rate_expression, Event, FunctionSpec, BLOB_MEMORY_MB, MEMORY_MB,
-    TIMEOUT_SECONDS,
+    base_env, functions, pascal, rate_expression, Event, FunctionSpec, BLOB_MEMORY_MB, JOBS_STACK,
+    MEMORY_MB, TIMEOUT_SECONDS,
 };
 pub use iam::{
     bookkeeping_statement, dynamodb_actions, kms_actions, s3_bucket_actions, s3_object_actions,
     sqs_actions, statements, LOG_ACTIONS,
 };
-pub use render::{first_difference, template, template_value, REGENERATE};
-pub use resources::{dlq_id, queue_id, SCRATCH_DAYS};
+pub use monitoring::{API_5XX_MIN_REQUESTS, API_5XX_PERCENT, QUEUE_AGE_SECONDS};
+pub use render::{
+    first_difference, template, template_value, template_values, templates, REGENERATE,
+};
+pub use resources::{dlq_id, queue_arn_parameter, queue_id, SCRATCH_DAYS};
+pub use stacks::{nested_stacks, shared_parameters, NestedStack, SharedParameter};

@@ -1,25 +1,27 @@
-//! The whole template as a value and as the committed YAML, and the drift check.
+//! The templates as values and as the committed YAML files, and the drift check.
 
 use serde_json::{json, Map, Value};
 
 use crate::yaml;
 
-use super::functions::functions;
-use super::resources::{data_resources, function_resources, outputs, parameters, r#ref};
+use super::monitoring::monitoring_resources;
+use super::resources::{data_resources, outputs, parameters, r#ref};
+use super::stacks::nested_stacks;
 
-/// The command that regenerates `infra/template.yaml`.
+/// The command that regenerates `infra/template.yaml` and `infra/stacks/`.
 pub const REGENERATE: &str = "cargo run -p stackhouse-infra";
 
-/// The template as a JSON value.
+/// The root template as a JSON value: the shared resources, one nested stack per domain,
+/// monitoring. (It has no SAM resource of its own: the nested stacks do.)
 pub fn template_value() -> Value {
     let mut resources = Map::new();
     data_resources(&mut resources);
-    for f in functions() {
-        function_resources(&f, &mut resources);
+    for stack in nested_stacks() {
+        resources.insert(stack.logical_id(), stack.stack_resource());
     }
+    monitoring_resources(&mut resources);
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Transform": "AWS::Serverless-2016-10-31",
         "Description": format!(
             "Stackhouse: a self-hosted Pulumi backend on Lambda, DynamoDB, S3, SQS and KMS. \
              Generated from the route table by `{REGENERATE}`; do not edit."
@@ -28,10 +30,24 @@ pub fn template_value() -> Value {
         "Conditions": {
             "DefaultStage": {"Fn::Equals": [r#ref("StageName"), "$default"]},
             "PointInTimeRecoveryOn": {"Fn::Equals": [r#ref("PointInTimeRecovery"), "Enabled"]},
+            "AlarmEmailSet": {"Fn::Not": [{"Fn::Equals": [r#ref("AlarmEmail"), ""]}]},
         },
         "Resources": resources,
         "Outputs": outputs(),
     })
+}
+
+/// Every template with its path relative to `infra/`: the root `template.yaml` first, then
+/// `stacks/<domain>.yaml` for each nested stack.
+pub fn template_values() -> Vec<(String, Value)> {
+    let mut out = vec![("template.yaml".to_string(), template_value())];
+    out.extend(nested_stacks().into_iter().map(|s| (s.file(), s.template_value())));
+    out
+}
+
+/// Every template as the YAML committed under `infra/`, by path relative to it.
+pub fn templates() -> Vec<(String, String)> {
+    template_values().into_iter().map(|(path, value)| (path, render(&value))).collect()
 }
 
 /// Keys written first in any mapping, in this order: CloudFormation's conventional layout.
@@ -44,6 +60,7 @@ pub(super) const KEY_ORDER: &[&str] = &[
     "Conditions",
     "Resources",
     "Outputs",
+    "Condition",
     "DeletionPolicy",
     "UpdateReplacePolicy",
     "Metadata",
@@ -56,12 +73,16 @@ pub(super) const KEY_ORDER: &[&str] = &[
     "Resource",
 ];
 
-/// The template as YAML: the exact content of `infra/template.yaml`.
-pub fn template() -> String {
+fn render(value: &Value) -> String {
     format!(
         "# Generated from the route table by `{REGENERATE}`. Do not edit.\n{}",
-        yaml::to_string(&template_value(), KEY_ORDER)
+        yaml::to_string(value, KEY_ORDER)
     )
+}
+
+/// The root template as YAML: the exact content of `infra/template.yaml`.
+pub fn template() -> String {
+    render(&template_value())
 }
 
 /// Where `current` first differs from `wanted`, as a one-line hint for a stale file:

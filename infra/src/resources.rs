@@ -1,14 +1,12 @@
-//! CloudFormation resources: parameters, the shared data resources (table, bucket, queues,
-//! key, HTTP API), one function with its role and log group, outputs.
+//! The root template's own resources: parameters, the shared data resources (table, bucket,
+//! queues, key, HTTP API) and outputs; and the intrinsic-function helpers every template uses.
 
 use serde_json::{json, Map, Value};
 use stackhouse::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR, TTL_ATTR};
 use stackhouse::ports::queue::{default_queues, QueueSpec};
 
-use super::functions::{pascal, rate_expression, Event, FunctionSpec};
-use super::iam::{
-    bookkeeping_statement, statement, statements, ACCOUNT_ROOT, LOG_ACTIONS, POLICY_VERSION,
-};
+use super::functions::pascal;
+use super::iam::{ACCOUNT_ROOT, POLICY_VERSION};
 
 /// Days after which objects under `updates/` (checkpoint baselines, journals and events of
 /// updates, which finish within hours) and noncurrent object versions are deleted.
@@ -22,6 +20,11 @@ pub fn queue_id(spec: &QueueSpec) -> String {
 /// Logical id of a queue's dead-letter queue (`jobs` → `JobsDeadLetterQueue`).
 pub fn dlq_id(spec: &QueueSpec) -> String {
     format!("{}DeadLetterQueue", pascal(&spec.name))
+}
+
+/// The nested stacks' parameter holding a queue's ARN (`jobs` → `JobsQueueArn`).
+pub fn queue_arn_parameter(spec: &QueueSpec) -> String {
+    format!("{}Arn", queue_id(spec))
 }
 
 pub(super) fn r#ref(id: &str) -> Value {
@@ -80,6 +83,12 @@ pub(super) fn parameters() -> Value {
                 ones.",
             "Default": "Enabled",
             "AllowedValues": ["Enabled", "Suspended"],
+        },
+        "AlarmEmail": {
+            "Type": "String",
+            "Description": "E-mail address the alarms notify (it must confirm the \
+                subscription); empty for none (subscribe to the AlarmTopic output instead).",
+            "Default": "",
         },
         "LogRetentionDays": {
             "Type": "Number",
@@ -250,131 +259,33 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
             }),
         );
     }
+    // A plain HTTP API without an OpenAPI body: the nested stacks add one route each per
+    // function. (A body-defined API, as SAM's `AWS::Serverless::HttpApi` makes, is re-imported
+    // on every update of its own stack, which would delete the routes other stacks added.)
     resources.insert(
         "HttpApi".into(),
         json!({
-            "Type": "AWS::Serverless::HttpApi",
+            "Type": "AWS::ApiGatewayV2::Api",
             "Properties": {
+                "Name": r#ref("AWS::StackName"),
+                "Description": "Stackhouse: the Pulumi Cloud API",
+                "ProtocolType": "HTTP",
+            },
+        }),
+    );
+    // Auto-deployed: a route a nested stack adds or changes is live without a deployment
+    // resource that would have to depend on every route of every stack.
+    resources.insert(
+        "HttpApiStage".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Stage",
+            "Properties": {
+                "ApiId": r#ref("HttpApi"),
                 "StageName": r#ref("StageName"),
-                "FailOnWarnings": true,
+                "AutoDeploy": true,
             },
         }),
     );
-}
-
-pub(super) fn event_value(event: &Event) -> (String, Value) {
-    match event {
-        Event::HttpApi { method, path } => (
-            "Api".to_string(),
-            json!({
-                "Type": "HttpApi",
-                "Properties": {"ApiId": r#ref("HttpApi"), "Method": method, "Path": path},
-            }),
-        ),
-        Event::Schedule { every_seconds } => (
-            "Schedule".to_string(),
-            json!({
-                "Type": "Schedule",
-                "Properties": {"Schedule": rate_expression(*every_seconds)},
-            }),
-        ),
-        Event::Sqs { queue, batch_size } => {
-            let spec = default_queues().into_iter().find(|q| &q.name == queue);
-            let id =
-                spec.as_ref().map(queue_id).unwrap_or_else(|| format!("{}Queue", pascal(queue)));
-            (
-                "Queue".to_string(),
-                json!({
-                    "Type": "SQS",
-                    "Properties": {
-                        "Queue": get_att(&id, "Arn"),
-                        "BatchSize": batch_size,
-                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                    },
-                }),
-            )
-        }
-    }
-}
-
-pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
-    let id = f.logical_id();
-    let mut policy = statements(&f.needs);
-    if f.token_auth {
-        policy.push(bookkeeping_statement());
-    }
-    policy.push(statement("Logs", LOG_ACTIONS, vec![get_att(&f.log_group_id(), "Arn")]));
-    resources.insert(
-        f.log_group_id(),
-        json!({
-            "Type": "AWS::Logs::LogGroup",
-            // Logs expire by retention anyway; they go with the stack.
-            "DeletionPolicy": "Delete",
-            "UpdateReplacePolicy": "Delete",
-            "Properties": {
-                "LogGroupName": sub(&format!("/aws/lambda/${{AWS::StackName}}/{}", f.name)),
-                "RetentionInDays": r#ref("LogRetentionDays"),
-            },
-        }),
-    );
-    resources.insert(
-        f.role_id(),
-        json!({
-            "Type": "AWS::IAM::Role",
-            "Properties": {
-                "Description": format!("Stackhouse {}: only what its needs declare", f.name),
-                "AssumeRolePolicyDocument": {
-                    "Version": POLICY_VERSION,
-                    "Statement": [{
-                        "Effect": "Allow",
-                        "Principal": {"Service": "lambda.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }],
-                },
-                "Policies": [{
-                    "PolicyName": f.name,
-                    "PolicyDocument": {"Version": POLICY_VERSION, "Statement": policy},
-                }],
-            },
-        }),
-    );
-    let events: Map<String, Value> = f.events.iter().map(event_value).collect();
-    let mut function = json!({
-        "Type": "AWS::Serverless::Function",
-        // SAM runs `cargo lambda build --release --bin <Binary>` in CodeUri and takes
-        // `<CodeUri>/target/lambda/<Binary>/bootstrap`: so CodeUri is the workspace root.
-        "Metadata": {
-            "BuildMethod": "rust-cargolambda",
-            "BuildProperties": {"Binary": f.name},
-        },
-        "Properties": {
-            "Description": f.description,
-            "CodeUri": "..",
-            "Handler": "bootstrap",
-            "Runtime": "provided.al2023",
-            "Architectures": [r#ref("Architecture")],
-            "MemorySize": f.memory_mb,
-            "Timeout": f.timeout_seconds,
-            "Role": get_att(&f.role_id(), "Arn"),
-            // A log group of the template's own (retention, least privilege), so Lambda
-            // never creates one on the side.
-            "LoggingConfig": {"LogGroup": r#ref(&f.log_group_id())},
-            "Environment": {"Variables": f.env},
-            "Events": events,
-        },
-    });
-    if f.events.is_empty() {
-        // Invoked by hand only: SAM wants no `Events` at all rather than an empty map.
-        if let Some(props) = function["Properties"].as_object_mut() {
-            props.remove("Events");
-        }
-    }
-    if f.events.iter().any(|e| matches!(e, Event::Schedule { .. })) {
-        // A failed scheduled run is retried by the next tick, not by Lambda's two async
-        // retries (which would overlap it).
-        function["Properties"]["EventInvokeConfig"] = json!({"MaximumRetryAttempts": 0});
-    }
-    resources.insert(id, function);
 }
 
 pub(super) const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
@@ -396,6 +307,17 @@ pub(super) fn outputs() -> Value {
             "Value": get_att("Key", "Arn"),
         },
         "KmsKeyAlias": {"Description": "Alias of the KMS key", "Value": r#ref("KeyAlias")},
+        "DashboardUrl": {
+            "Description": "The CloudWatch dashboard of this deployment",
+            "Value": sub(
+                "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=\
+                 ${AWS::Region}#dashboards:name=${Dashboard}"
+            ),
+        },
+        "AlarmTopic": {
+            "Description": "SNS topic the alarms notify (subscribe to it)",
+            "Value": r#ref("AlarmTopic"),
+        },
         "QueuePrefix": {
             "Description": "Prefix of the SQS queue names (STACKHOUSE_QUEUE_PREFIX)",
             "Value": sub("${AWS::StackName}-"),

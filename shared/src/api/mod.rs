@@ -136,6 +136,9 @@ pub struct Route {
     pub needs: Needs,
     /// The handler.
     pub handler: Handler,
+    /// The domain the route belongs to: its handler's module (`stacks` for `stacks::get`).
+    /// The SAM template deploys each domain's functions as one nested stack.
+    pub domain: &'static str,
 }
 
 impl Route {

@@ -40,6 +40,21 @@ macro_rules! route_name {
     }};
 }
 
+/// The module of a handler path as `stringify!` writes it (`stacks :: get` or `stacks::get` →
+/// `stacks`): the route's domain, at compile time.
+const fn domain_of(handler: &'static str) -> &'static str {
+    let bytes = handler.as_bytes();
+    let mut end = 0;
+    while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+        end += 1;
+    }
+    let (module, _) = bytes.split_at(end);
+    match ::core::str::from_utf8(module) {
+        Ok(module) => module,
+        Err(_) => panic!("handler paths are ASCII identifiers"),
+    }
+}
+
 /// One `static` per row, and [`ROUTES`] in row order.
 macro_rules! routes {
     ($($(#[doc = $doc:literal])* $id:ident: $method:ident $path:literal
@@ -54,6 +69,7 @@ macro_rules! routes {
                 guard: Guard::$guard,
                 needs: Needs::$needs,
                 handler: handler!($handler),
+                domain: domain_of(stringify!($handler)),
             };
         )*
         /// Every route, in table order.
@@ -261,6 +277,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A route's domain is its handler's module: the nested stack of the SAM template it
+    /// deploys in. A module of `handlers` serving no route would be a domain of nothing.
+    #[test]
+    fn domains_are_the_handler_modules() {
+        assert_eq!(STACK_GET.domain, "stacks");
+        assert_eq!(UPDATE_CHECKPOINT_DELTA.domain, "updates");
+        assert_eq!(ORG_AUDITLOGS_EXPORT.domain, "audit");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api/handlers");
+        let modules: HashSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".rs").to_string())
+            .filter(|m| m != "mod" && m != "tests")
+            .collect();
+        let domains: HashSet<String> = ROUTES.iter().map(|r| r.domain.to_string()).collect();
+        assert_eq!(domains, modules);
     }
 
     #[test]
