@@ -27,7 +27,7 @@ use stackhouse::api::{Needs, Route, Router};
 use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
 use stackhouse::ports::Ports;
-use stackhouse::telemetry::metrics::emf_line;
+use stackhouse::telemetry::metrics::{emf_line, job_emf_line, JobRun};
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -102,12 +102,8 @@ pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Err
                 let response = handle(&router, &app, req).await;
                 // One Embedded Metric Format line per request on stdout: CloudWatch Logs turns
                 // it into the function's metrics (no API call on the request path).
-                let now_ms = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
                 let status = response.status().as_u16();
-                println!("{}", emf_line(route.name, status, started.elapsed(), now_ms));
+                println!("{}", emf_line(route.name, status, started.elapsed(), now_ms()));
                 Ok::<_, lambda_http::Error>(response)
             }
         }))
@@ -132,9 +128,19 @@ pub fn run_job(
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
                 async move {
-                    stackhouse::jobs::invocation::handle(&app, job, event.payload)
-                        .await
-                        .map_err(lambda_http::Error::from)
+                    let started = std::time::Instant::now();
+                    let records = event.payload.get("Records").and_then(|r| r.as_array());
+                    let messages = records.map(|r| r.len() as u64);
+                    let result =
+                        stackhouse::jobs::invocation::handle(&app, job, event.payload).await;
+                    // One Embedded Metric Format line per run, as for requests: runs, failures,
+                    // time, and what the report counts (updates reaped, failed messages).
+                    let mut run = JobRun::of(job.name, result.as_ref().ok(), started.elapsed());
+                    if let Some(n) = messages {
+                        run.counts.push(("messages".to_string(), n));
+                    }
+                    println!("{}", job_emf_line(&run, now_ms()));
+                    result.map_err(lambda_http::Error::from)
                 }
             },
         ))
@@ -171,6 +177,14 @@ fn connect(
     let aws = aws::AwsConfig::read(&env);
     env.finish().map_err(|e| e.to_string())?;
     Ok((aws::connect_for(needs, &aws), settings))
+}
+
+/// Milliseconds since the Unix epoch: the timestamp of an EMF line.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.

@@ -10,6 +10,7 @@ use stackhouse::config::Env;
 use stackhouse::jobs::consumer::{poll_once, Backoff};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::{short_name, Job, Trigger};
+use stackhouse::telemetry::metrics::JobRun;
 use stackhouse::App;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -143,7 +144,10 @@ async fn schedule(
         if *stop.borrow() {
             return;
         }
-        match run(app.clone(), app.clock.now()).await {
+        let started = std::time::Instant::now();
+        let result = run(app.clone(), app.clock.now()).await;
+        app.metrics.observe_job(&JobRun::of(job.name, result.as_ref().ok(), started.elapsed()));
+        match result {
             Ok(report) => tracing::debug!(job = job.name, %report, "job ran"),
             Err(e) => tracing::warn!(job = job.name, error = %e, "job failed"),
         }
@@ -161,10 +165,24 @@ async fn consume(
         if *stop.borrow() {
             return;
         }
+        let started = std::time::Instant::now();
         let busy = match poll_once(&app, job, &backoff).await {
-            Ok(polled) => polled.received > 0,
+            Ok(polled) => {
+                if polled.received > 0 {
+                    // One batch is one run, as one SQS invocation is on Lambda.
+                    let counts = vec![
+                        ("messages".to_string(), polled.received as u64),
+                        ("batchItemFailures".to_string(), polled.failed as u64),
+                    ];
+                    let run =
+                        JobRun { job: job.name, ok: true, elapsed: started.elapsed(), counts };
+                    app.metrics.observe_job(&run);
+                }
+                polled.received > 0
+            }
             Err(e) => {
                 tracing::warn!(job = job.name, error = %e, "polling the queue failed");
+                app.metrics.observe_job(&JobRun::of(job.name, None, started.elapsed()));
                 false
             }
         };

@@ -336,6 +336,17 @@ pub async fn the_emulator_reaps_on_its_timer(target: Target) {
     runner.stop().await;
     assert!(freed, "the timer's reaper freed the stack");
     assert_freed(&server, &stack, &dead).await;
+    // The operator sees the runs and what they did in the emulator's metrics.
+    let page = String::from_utf8_lossy(&c.get("/metrics").await.body).into_owned();
+    let value = |series: &str| -> u64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    };
+    let job = JOB_LEASE_REAPER.name;
+    assert!(value(&format!("stackhouse_job_runs_total{{job=\"{job}\",outcome=\"ok\"}}")) >= 1);
+    let reaped = format!("stackhouse_job_items_total{{job=\"{job}\",item=\"reaped\"}}");
+    assert_eq!(value(&reaped), 1, "{page}");
     server.stop().await;
 }
 

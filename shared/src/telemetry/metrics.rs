@@ -1,7 +1,9 @@
-//! Request metrics: per route, the count by status class and a latency histogram, kept in the
-//! process (the emulator serves them as Prometheus text at `GET /metrics`), and the CloudWatch
-//! Embedded Metric Format line a Lambda function prints per request (CloudWatch turns log lines
-//! into metrics: no API call, no extra latency).
+//! Request and job metrics: per route, the count by status class and a latency histogram; per
+//! job, runs by outcome, their time and what they reported doing (updates reaped, messages
+//! handled and failed). Kept in the process (the emulator serves them as Prometheus text at
+//! `GET /metrics`), and printed by a Lambda function as one CloudWatch Embedded Metric Format
+//! line per request or job run (CloudWatch turns log lines into metrics: no API call, no extra
+//! latency).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,10 +28,98 @@ struct RouteStats {
     sum_ms: f64,
 }
 
+#[derive(Debug, Clone, Default)]
+struct JobStats {
+    ok: u64,
+    failed: u64,
+    sum_ms: f64,
+    /// Summed counts of the runs' reports, by the report's field name.
+    items: BTreeMap<String, u64>,
+}
+
+/// Most counts one job run reports (an EMF line may declare at most 100 metrics).
+pub const MAX_JOB_COUNTS: usize = 20;
+
+/// One finished run of a job: a scheduled run, or one batch of a queue job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRun {
+    /// The job's function name.
+    pub job: &'static str,
+    /// Whether the run succeeded (a queue batch succeeds even when some messages failed: they
+    /// are counted as `batchItemFailures`).
+    pub ok: bool,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// What it reported doing, by name (camelCase or snake_case, as the report spells it).
+    pub counts: Vec<(String, u64)>,
+}
+
+impl JobRun {
+    /// A run whose report (`None` when it failed) holds its counts ([`report_counts`]).
+    pub fn of(job: &'static str, report: Option<&serde_json::Value>, elapsed: Duration) -> JobRun {
+        JobRun {
+            job,
+            ok: report.is_some(),
+            elapsed,
+            counts: report.map(report_counts).unwrap_or_default(),
+        }
+    }
+}
+
+/// The counts of a job's report: each top-level number, and the length of each top-level list
+/// (`{"examined": 3, "reaped": ["u1"]}` → examined 3, reaped 1). Other fields are no counts.
+pub fn report_counts(report: &serde_json::Value) -> Vec<(String, u64)> {
+    let Some(fields) = report.as_object() else { return Vec::new() };
+    fields
+        .iter()
+        .filter_map(|(name, v)| {
+            let n = match v {
+                serde_json::Value::Number(n) => n.as_u64()?,
+                serde_json::Value::Array(items) => items.len() as u64,
+                _ => return None,
+            };
+            Some((name.clone(), n))
+        })
+        .take(MAX_JOB_COUNTS)
+        .collect()
+}
+
+/// `batchItemFailures` or `batch_item_failures` → `BatchItemFailures` (EMF metric names).
+fn pascal(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `batchItemFailures` → `batch_item_failures` (Prometheus label values).
+fn snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The metrics of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<&'static str, RouteStats>>,
+    jobs: Mutex<BTreeMap<&'static str, JobStats>>,
 }
 
 impl Metrics {
@@ -47,8 +137,67 @@ impl Metrics {
         stats.sum_ms += ms;
     }
 
+    /// Records one finished job run.
+    pub fn observe_job(&self, run: &JobRun) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = jobs.entry(run.job).or_default();
+        if run.ok {
+            stats.ok += 1;
+        } else {
+            stats.failed += 1;
+        }
+        stats.sum_ms += run.elapsed.as_secs_f64() * 1000.0;
+        for (name, n) in &run.counts {
+            *stats.items.entry(snake(name)).or_default() += n;
+        }
+    }
+
     /// Everything recorded, in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
+        let mut out = self.route_text();
+        out.push_str(&self.job_text());
+        out
+    }
+
+    fn job_text(&self) -> String {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = String::new();
+        out.push_str("# HELP stackhouse_job_runs_total Job runs (queue jobs: batches), by job and outcome.\n");
+        out.push_str("# TYPE stackhouse_job_runs_total counter\n");
+        for (job, s) in &jobs {
+            for (outcome, n) in [("ok", s.ok), ("failed", s.failed)] {
+                let _ = writeln!(
+                    out,
+                    "stackhouse_job_runs_total{{job=\"{job}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP stackhouse_job_duration_ms Time job runs took, by job.\n");
+        out.push_str("# TYPE stackhouse_job_duration_ms summary\n");
+        for (job, s) in &jobs {
+            let _ = writeln!(out, "stackhouse_job_duration_ms_sum{{job=\"{job}\"}} {}", s.sum_ms);
+            let _ = writeln!(
+                out,
+                "stackhouse_job_duration_ms_count{{job=\"{job}\"}} {}",
+                s.ok + s.failed
+            );
+        }
+        out.push_str(
+            "# HELP stackhouse_job_items_total What job runs reported (updates reaped, messages, batch item failures), by job and item.\n",
+        );
+        out.push_str("# TYPE stackhouse_job_items_total counter\n");
+        for (job, s) in &jobs {
+            for (item, n) in &s.items {
+                let _ = writeln!(
+                    out,
+                    "stackhouse_job_items_total{{job=\"{job}\",item=\"{item}\"}} {n}"
+                );
+            }
+        }
+        out
+    }
+
+    fn route_text(&self) -> String {
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut out = String::new();
         out.push_str(
@@ -137,6 +286,39 @@ pub fn emf_line(function: &str, status: u16, elapsed: Duration, now_ms: u64) -> 
     .to_string()
 }
 
+/// One job run as an Embedded Metric Format line: `Runs`, `Failures`, `Duration` and each of
+/// its counts (`Reaped`, `Messages`, `BatchItemFailures`, …) under the dimension `Job`.
+pub fn job_emf_line(run: &JobRun, now_ms: u64) -> String {
+    let mut metrics = vec![
+        serde_json::json!({"Name": "Runs", "Unit": "Count"}),
+        serde_json::json!({"Name": "Failures", "Unit": "Count"}),
+        serde_json::json!({"Name": "Duration", "Unit": "Milliseconds"}),
+    ];
+    let mut line = serde_json::json!({
+        "Job": run.job,
+        "Runs": 1,
+        "Failures": u8::from(!run.ok),
+        "Duration": run.elapsed.as_secs_f64() * 1000.0,
+    });
+    for (name, n) in run.counts.iter().take(MAX_JOB_COUNTS) {
+        let name = pascal(name);
+        if line.get(&name).is_some() {
+            continue;
+        }
+        metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+        line[name.as_str()] = serde_json::json!(n);
+    }
+    line["_aws"] = serde_json::json!({
+        "Timestamp": now_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": [["Job"]],
+            "Metrics": metrics,
+        }],
+    });
+    line.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +360,59 @@ mod tests {
         assert_eq!((v["Status5xx"].as_u64(), v["Status4xx"].as_u64()), (Some(1), Some(0)));
         assert_eq!(v["Latency"].as_f64(), Some(12.0));
         assert!(!line.contains('\n'), "one line");
+    }
+
+    #[test]
+    fn job_runs_count_by_outcome_and_report() {
+        let m = Metrics::default();
+        let report =
+            serde_json::json!({"examined": 3, "live": 1, "reaped": ["u1", "u2"], "note": "x"});
+        m.observe_job(&JobRun::of("job-lease-reaper", Some(&report), Duration::from_millis(4)));
+        m.observe_job(&JobRun::of("job-lease-reaper", None, Duration::from_millis(6)));
+        let batch = serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m"}]});
+        m.observe_job(&JobRun::of("job-webhook-deliver", Some(&batch), Duration::from_millis(1)));
+        let text = m.prometheus();
+        for line in [
+            "stackhouse_job_runs_total{job=\"job-lease-reaper\",outcome=\"ok\"} 1",
+            "stackhouse_job_runs_total{job=\"job-lease-reaper\",outcome=\"failed\"} 1",
+            "stackhouse_job_duration_ms_sum{job=\"job-lease-reaper\"} 10",
+            "stackhouse_job_duration_ms_count{job=\"job-lease-reaper\"} 2",
+            "stackhouse_job_items_total{job=\"job-lease-reaper\",item=\"reaped\"} 2",
+            "stackhouse_job_items_total{job=\"job-lease-reaper\",item=\"examined\"} 3",
+            "stackhouse_job_items_total{job=\"job-webhook-deliver\",item=\"batch_item_failures\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("note"), "a string field is no count");
+    }
+
+    #[test]
+    fn a_job_emf_line_declares_its_metrics_and_counts() {
+        let report = serde_json::json!({"reaped": ["u1"], "errors": 0, "batchItemFailures": []});
+        let run = JobRun::of("job-lease-reaper", Some(&report), Duration::from_millis(7));
+        let v: serde_json::Value = serde_json::from_str(&job_emf_line(&run, 1)).unwrap();
+        let declared = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Dimensions"], serde_json::json!([["Job"]]));
+        let names: Vec<&str> = declared["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Runs", "Failures", "Duration", "BatchItemFailures", "Errors", "Reaped"]
+        );
+        for name in names {
+            assert!(v.get(name).is_some(), "metric {name} has no value");
+        }
+        assert_eq!(
+            (v["Job"].as_str(), v["Failures"].as_u64()),
+            (Some("job-lease-reaper"), Some(0))
+        );
+        assert_eq!(v["Reaped"].as_u64(), Some(1));
+        let failed = JobRun::of("job-lease-reaper", None, Duration::ZERO);
+        let v: serde_json::Value = serde_json::from_str(&job_emf_line(&failed, 1)).unwrap();
+        assert_eq!(v["Failures"].as_u64(), Some(1));
     }
 }
