@@ -84,6 +84,20 @@ pub(super) fn parameters() -> Value {
             "Default": "Enabled",
             "AllowedValues": ["Enabled", "Suspended"],
         },
+        "ApiRateLimit": {
+            "Type": "Number",
+            "Description": "Requests per second the whole API accepts (API Gateway stage \
+                throttling, above the per-token and per-organization limits, which each function \
+                instance enforces within a tenth of their burst).",
+            "Default": 1000,
+            "MinValue": 1,
+        },
+        "ApiBurstLimit": {
+            "Type": "Number",
+            "Description": "Requests the whole API accepts at once (API Gateway stage throttling).",
+            "Default": 2000,
+            "MinValue": 1,
+        },
         "AlarmEmail": {
             "Type": "String",
             "Description": "E-mail address the alarms notify (it must confirm the \
@@ -283,6 +297,10 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                 "ApiId": r#ref("HttpApi"),
                 "StageName": r#ref("StageName"),
                 "AutoDeploy": true,
+                "DefaultRouteSettings": {
+                    "ThrottlingRateLimit": r#ref("ApiRateLimit"),
+                    "ThrottlingBurstLimit": r#ref("ApiBurstLimit"),
+                },
             },
         }),
     );

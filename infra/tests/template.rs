@@ -421,6 +421,8 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
         "PointInTimeRecovery",
         "BucketVersioning",
         "AlarmEmail",
+        "ApiRateLimit",
+        "ApiBurstLimit",
     ] {
         assert!(t["Parameters"].get(p).is_some(), "parameter {p}");
     }
@@ -469,6 +471,11 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     let stage = &r["HttpApiStage"]["Properties"];
     assert_eq!(stage["StageName"], json!({"Ref": "StageName"}));
     assert_eq!(stage["AutoDeploy"], true);
+    // The whole API's throttle, on top of the per-instance token and organization limits.
+    assert_eq!(
+        stage["DefaultRouteSettings"]["ThrottlingRateLimit"],
+        json!({"Ref": "ApiRateLimit"})
+    );
     // One log group per function.
     let resources = resources();
     assert_eq!(

@@ -190,6 +190,8 @@ pub struct App {
     pub data_keys: crate::service::secrets::KeyCache,
     /// Request counts and latencies of this process.
     pub metrics: crate::telemetry::metrics::Metrics,
+    /// This instance's mirrors of the token and organization rate-limit buckets.
+    pub rate_limits: crate::service::ratelimit::LocalBuckets,
 }
 
 impl App {
@@ -201,6 +203,7 @@ impl App {
             clock: Clock::default(),
             data_keys: Default::default(),
             metrics: Default::default(),
+            rate_limits: Default::default(),
         })
     }
 }

@@ -10,6 +10,10 @@ use stackhouse::app::Settings;
 use stackhouse::service::identity;
 use stackhouse::service::ratelimit::{self, Decision, Limit};
 
+use std::sync::{Arc, Mutex};
+
+use stackhouse::adapters::counting::{self, Counters};
+
 use crate::server::{Client, Reply, Target, TestServer};
 use crate::session::create_and_start;
 
@@ -23,7 +27,8 @@ macro_rules! ratelimit_tests {
             organizations_are_limited_across_tokens,
             running_updates_are_not_starved_by_their_user,
             update_budget_limits_lease_calls,
-            concurrent_takes_never_exceed_the_burst
+            concurrent_takes_never_exceed_the_burst,
+            reads_within_budget_make_almost_no_writes
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -196,5 +201,42 @@ pub async fn concurrent_takes_never_exceed_the_burst(target: Target) {
         }
     }
     assert_eq!(allowed + more, 4, "the burst is handed out exactly once");
+    server.stop().await;
+}
+
+/// With the default limits on, reads within budget are decided by this instance's mirror of
+/// the buckets: on average they write (next to nothing) to the metadata store, on both
+/// backends, while a token over its budget is still refused (the other checks here).
+pub async fn reads_within_budget_make_almost_no_writes(target: Target) {
+    let slot: Arc<Mutex<Option<Arc<Counters>>>> = Arc::default();
+    let keep = slot.clone();
+    let server = TestServer::start_wrapped(target, Settings::default(), move |ports| {
+        let (ports, counters) = counting::wrap(ports);
+        *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(counters);
+        ports
+    })
+    .await;
+    let counters = slot.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("counters");
+    assert!(
+        server.app.settings.rate_limit_token.is_some()
+            && server.app.settings.rate_limit_org.is_some()
+    );
+    let c = server.client();
+    let stack = format!("/api/stacks/{}/web/dev", server.user);
+    let project = format!("/api/stacks/{}/web", server.user);
+    assert_eq!(c.post(&project, &json!({"stackName": "dev"})).await.status, 200);
+    let before = counters.snapshot();
+    let reads = 200;
+    for _ in 0..reads {
+        assert_eq!(c.get(&stack).await.status, 200);
+    }
+    let after = counters.snapshot();
+    let writes = (after.meta_puts + after.meta_deletes + after.meta_transactions)
+        - (before.meta_puts + before.meta_deletes + before.meta_transactions);
+    let per_read = writes as f64 / f64::from(reads);
+    assert!(
+        per_read <= 0.05,
+        "{writes} metadata writes for {reads} reads ({per_read:.3} per read)"
+    );
     server.stop().await;
 }

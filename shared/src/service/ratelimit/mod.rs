@@ -7,15 +7,21 @@
 //! request cannot both get it: the loser re-reads and sees the bucket empty. A refused request
 //! writes nothing (the refill is computed from the stored time, so nothing is lost).
 //!
-//! Cost per request (DynamoDB calls added): a token caller pays one `GetItem` and one
-//! conditional `PutItem` for its token's bucket, and, for a call that passed authorization and
-//! names or belongs to an organization, another pair for the organization's bucket: 4 calls in
-//! all. A refusal costs only the read (nothing is written). A lease (update-path) call pays one
-//! pair for its update's bucket. A disabled limit (0) costs nothing. The Lambda functions of
-//! read-only routes may write these items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
+//! Token and organization buckets are taken through a per-instance mirror ([`local`]): a
+//! request within budget usually costs no storage call; an instance syncs with the stored
+//! bucket (one `GetItem` and one conditional `PutItem`) on its first request, after it let
+//! through a tenth of the burst, or after [`MAX_STALE_SECONDS`]. One instance decides exactly as
+//! the stored bucket alone; several overshoot by at most a tenth of the burst each. A lease
+//! (update-path) call pays one pair for its update's bucket on every call (it also counts the
+//! update's calls). A disabled limit (0) costs nothing. The Lambda functions of read-only routes
+//! may write these items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
 //! Buckets expire (TTL) once they would have refilled completely, so idle tokens leave no
 //! items behind; a missing bucket is a full one.
+
+mod local;
+
+pub use local::{LocalBuckets, MAX_STALE_SECONDS};
 
 use super::item_keys;
 use super::optimistic::{retry_on_conflict, written, Attempt};
@@ -185,7 +191,15 @@ async fn enforce(
 ) -> Result<()> {
     let (secs, micros) = app.clock.now_micros();
     let now_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
-    match take(app.ports.meta.as_ref(), pk, limit, now_us, count).await {
+    let meta = app.ports.meta.as_ref();
+    let decided = match count {
+        // Token and organization buckets: this instance's mirror decides most requests without
+        // a storage call (see [`local`]).
+        None => app.rate_limits.take(meta, pk, limit, now_us).await,
+        // Update buckets count their calls: every call goes to the store.
+        Some(_) => take(meta, pk, limit, now_us, count).await,
+    };
+    match decided {
         Ok(Decision::Allowed) => Ok(()),
         Ok(Decision::Limited(retry_after)) => Err(Error::TooManyRequests(
             format!(
@@ -211,9 +225,34 @@ pub async fn take(
     now_us: i64,
     count: Option<&str>,
 ) -> Result<Decision> {
+    Ok(settle(meta, pk, limit, now_us, 0, count).await?.decision)
+}
+
+/// What a [`settle`] decided, and the bucket as it is stored after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub decision: Decision,
+    /// The stored level (thousandths of a request) and its time (Unix microseconds).
+    pub level: i64,
+    pub at: i64,
+}
+
+/// Takes from the bucket `pk` what an instance let through since it last looked (`consumed`,
+/// thousandths of a request: its local mirror's takes, see [`local`]), then one request if one
+/// is left. The consumed part is taken however little is left (those requests were answered;
+/// the level may go below zero, down to minus the burst, and refills from there). Writes
+/// nothing when it takes nothing.
+pub(crate) async fn settle(
+    meta: &dyn MetadataStore,
+    pk: &str,
+    limit: Limit,
+    now_us: i64,
+    consumed: i64,
+    count: Option<&str>,
+) -> Result<Settled> {
     let taken = retry_on_conflict!(ATTEMPTS, async {
         let current = meta.get(pk, BUCKET_SK).await?;
-        let (level, at, rev) = match &current {
+        let (stored, at, rev) = match &current {
             Some(item) => (
                 item.n("milli").unwrap_or(limit.capacity_milli()),
                 item.n("at").unwrap_or(now_us),
@@ -222,9 +261,16 @@ pub async fn take(
             None => (limit.capacity_milli(), now_us, None),
         };
         let level =
-            level.saturating_add(limit.refill_milli(now_us - at)).min(limit.capacity_milli());
-        if level < MILLI {
-            return Ok(Attempt::Done(Decision::Limited(limit.seconds_for(MILLI - level))));
+            stored.saturating_add(limit.refill_milli(now_us - at)).min(limit.capacity_milli());
+        let level = level.saturating_sub(consumed).max(-limit.capacity_milli());
+        let (decision, level) = if level < MILLI {
+            (Decision::Limited(limit.seconds_for(MILLI - level)), level)
+        } else {
+            (Decision::Allowed, level - MILLI)
+        };
+        if decision != Decision::Allowed && consumed == 0 {
+            // Nothing taken: nothing to write, and the bucket stays as stored.
+            return Ok(Attempt::Done(Settled { decision, level: stored, at }));
         }
         let now_s = now_us / 1_000_000;
         let ttl = if count.is_some() {
@@ -232,25 +278,26 @@ pub async fn take(
         } else {
             now_s + limit.seconds_to_fill() + 60
         };
+        // Never move the time back (clocks of two functions differ slightly): that would
+        // refill the same interval twice.
+        let at = now_us.max(at);
         let mut next = Item::new(pk, BUCKET_SK)
-            .with("milli", Value::N(level - MILLI))
-            // Never move the time back (clocks of two functions differ slightly): that would
-            // refill the same interval twice.
-            .with("at", Value::N(now_us.max(at)))
+            .with("milli", Value::N(level))
+            .with("at", Value::N(at))
             .with("rev", Value::N(rev.unwrap_or(0) + 1))
             .with(TTL_ATTR, Value::N(ttl));
-        if let Some(route) = count {
+        if let (Some(route), Decision::Allowed) = (count, decision) {
             let attr = route_calls_attr(route);
             for name in [CALLS_ATTR, attr.as_str()] {
                 let n = current.as_ref().and_then(|i| i.n(name)).unwrap_or(0);
                 next.set(name, Value::N(n + 1));
             }
-            // Keep the other routes' counts.
-            if let Some(item) = &current {
-                for (name, v) in &item.attrs {
-                    if name.starts_with(CALLS_ATTR) && !next.attrs.contains_key(name) {
-                        next.set(name, v.clone());
-                    }
+        }
+        // Keep the other routes' counts.
+        if let (Some(_), Some(item)) = (count, &current) {
+            for (name, v) in &item.attrs {
+                if name.starts_with(CALLS_ATTR) && !next.attrs.contains_key(name) {
+                    next.set(name, v.clone());
                 }
             }
         }
@@ -261,17 +308,17 @@ pub async fn take(
                 Condition::NotExists.or(Condition::LessThan(TTL_ATTR.into(), Value::N(now_s + 1)))
             }
         };
-        written(meta.put(next, Some(condition)).await, Decision::Allowed)
+        written(meta.put(next, Some(condition)).await, Settled { decision, level, at })
     })?;
-    if let Some(decision) = taken {
-        return Ok(decision);
+    if let Some(settled) = taken {
+        return Ok(settled);
     }
     // Every attempt lost a race, yet every read found a request left in the bucket (an empty
     // one answers Limited without writing): let it through. A burst can thus exceed the limit
     // by at most the callers racing at the moment the bucket runs dry, never more, and
     // refusing instead would turn a legitimate burst within budget into errors.
     tracing::debug!(bucket = pk, "rate limit bucket contended; request let through");
-    Ok(Decision::Allowed)
+    Ok(Settled { decision: Decision::Allowed, level: 0, at: now_us })
 }
 
 /// The calls a running update's bucket allowed, by route (total under [`CALLS_ATTR`]); empty

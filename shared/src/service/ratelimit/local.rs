@@ -1,0 +1,260 @@
+//! Per-instance mirrors of the shared token and organization buckets, so that a request within
+//! budget makes no storage call (issue 15: a read-only request pays no durable write).
+//!
+//! A mirror is the shared bucket as this instance last saw it (`base`, at `base_at`), then
+//! carried forward by this instance's own requests with exactly the bucket's arithmetic
+//! (`level`, refilled lazily, one request taken per call). A request is decided locally while
+//!
+//! * the mirror holds a request (else 429 at once: other instances only ever take from the
+//!   shared bucket, so it holds no more than the mirror),
+//! * what this instance took since it last synced stays within a **share** of the bucket (a
+//!   tenth of its burst, at least one request), and
+//! * the last sync is younger than [`MAX_STALE_SECONDS`].
+//!
+//! Otherwise the request syncs: it reads the shared bucket, takes from it what this instance
+//! consumed since the last sync plus this request, writes it back with the usual conditional
+//! write ([`super::settle`]) and restarts the mirror from the result.
+//!
+//! What this guarantees:
+//!
+//! * **One instance** (the emulator, or a Lambda function with one sandbox) decides exactly as
+//!   the shared bucket alone would, request for request: the consumption a sync hands over is
+//!   `min(capacity, base + refill) − level`, so the stored level after it is the mirror's (a
+//!   property test checks this against [`super::take`]).
+//! * **Several instances** can together let through at most one share per instance more than
+//!   the bucket allows (each may spend its share before it sees the others' takes), i.e. within
+//!   10% of the burst per concurrent instance. API Gateway's stage throttling bounds the whole
+//!   API on top (template parameters).
+//! * An instance that dies before syncing loses at most one share of consumption: the bucket
+//!   is that much more generous once.
+//!
+//! Running updates' buckets keep the exact per-request path: they also count the update's
+//! calls for its audit summary, which must not wait in one instance's memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{settle, Decision, Limit, MILLI};
+use crate::error::Result;
+use crate::ports::MetadataStore;
+
+/// Longest a mirror decides alone before it syncs again, so consumption reaches the shared
+/// bucket (and other instances' takes reach this one) within this many seconds of traffic.
+pub const MAX_STALE_SECONDS: i64 = 10;
+
+/// Most mirrors kept; past it, idle ones (nothing consumed since their sync) are dropped first.
+const CAPACITY: usize = 10_000;
+
+/// One shared bucket as this instance sees it (levels in thousandths of a request, times in
+/// Unix microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mirror {
+    base: i64,
+    base_at: i64,
+    level: i64,
+    level_at: i64,
+    /// When this instance last synced (its clock): what the staleness bound counts from.
+    checked_at: i64,
+}
+
+impl Mirror {
+    /// The stored bucket as a sync left it (`at` may be older than `now_us` when the sync
+    /// took nothing and so wrote nothing).
+    fn synced(level: i64, at: i64, now_us: i64) -> Mirror {
+        Mirror { base: level, base_at: at, level, level_at: at, checked_at: now_us }
+    }
+
+    /// The level now, refilled since this instance's last request.
+    fn refilled(&self, limit: Limit, now_us: i64) -> i64 {
+        refill(self.level, limit, now_us - self.level_at)
+    }
+
+    /// What this instance took since the sync, as the shared bucket would count it: the synced
+    /// level refilled to now, less the mirror's level now.
+    fn consumed(&self, limit: Limit, now_us: i64) -> i64 {
+        let untouched = refill(self.base, limit, now_us - self.base_at);
+        (untouched - self.refilled(limit, now_us)).max(0)
+    }
+}
+
+fn refill(level: i64, limit: Limit, micros: i64) -> i64 {
+    level.saturating_add(limit.refill_milli(micros)).min(limit.capacity_milli())
+}
+
+/// How much one instance may take between syncs: a tenth of the burst, at least one request.
+fn share(limit: Limit) -> i64 {
+    (limit.capacity_milli() / 10).max(MILLI)
+}
+
+/// The mirrors of one process (one per bucket it has seen). Lives in [`crate::App`].
+#[derive(Debug, Default)]
+pub struct LocalBuckets {
+    mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Mirror>>>>>,
+}
+
+impl LocalBuckets {
+    /// The slot of bucket `pk`: requests of one bucket decide one at a time, others in parallel.
+    fn slot(&self, pk: &str) -> Arc<tokio::sync::Mutex<Option<Mirror>>> {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = mirrors.get(pk) {
+            return slot.clone();
+        }
+        if mirrors.len() >= CAPACITY {
+            // Drop mirrors no request is using whose consumption is synced; if that is not
+            // enough, all unused ones (each loses at most one share, see the module docs).
+            mirrors.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |m| m.is_some_and(|m| m.base != m.level))
+            });
+            if mirrors.len() >= CAPACITY {
+                mirrors.retain(|_, slot| Arc::strong_count(slot) > 1);
+            }
+        }
+        let slot = Arc::new(tokio::sync::Mutex::new(None));
+        mirrors.insert(pk.to_string(), slot.clone());
+        slot
+    }
+
+    /// Takes one request from bucket `pk` at `now_us`, locally when it can (module docs).
+    pub async fn take(
+        &self,
+        meta: &dyn MetadataStore,
+        pk: &str,
+        limit: Limit,
+        now_us: i64,
+    ) -> Result<Decision> {
+        let slot = self.slot(pk);
+        let mut mirror = slot.lock().await;
+        if let Some(m) = mirror.as_mut() {
+            if now_us - m.checked_at < MAX_STALE_SECONDS * 1_000_000 {
+                let level = m.refilled(limit, now_us);
+                if level < MILLI {
+                    return Ok(Decision::Limited(limit.seconds_for(MILLI - level)));
+                }
+                if m.consumed(limit, now_us) + MILLI <= share(limit) {
+                    m.level = level - MILLI;
+                    m.level_at = m.level_at.max(now_us);
+                    return Ok(Decision::Allowed);
+                }
+            }
+        }
+        let consumed = mirror.map_or(0, |m| m.consumed(limit, now_us));
+        let settled = settle(meta, pk, limit, now_us, consumed, None).await?;
+        *mirror = Some(Mirror::synced(settled.level, settled.at, now_us));
+        Ok(settled.decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::adapters::embedded;
+    use crate::ports::Ports;
+
+    /// A store directory removed when dropped.
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store() -> (Dir, Ports) {
+        let dir = std::env::temp_dir().join(format!(
+            "stackhouse-ratelimit-{}-{}",
+            std::process::id(),
+            hex::encode(rand::random::<[u8; 8]>())
+        ));
+        let (ports, _) =
+            embedded::open(&embedded::EmbeddedConfig::new(&dir, "http://127.0.0.1:1")).unwrap();
+        (Dir(dir), ports)
+    }
+
+    /// The real time: the embedded store expires items by their TTL against it.
+    fn real_now_us() -> i64 {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        d.as_micros() as i64
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+
+        /// One instance decides exactly as the shared bucket alone, request for request, and
+        /// leaves it at the same level once it syncs.
+        #[test]
+        fn one_instance_decides_as_the_shared_bucket(
+            per_minute in 1u32..2_000,
+            burst in 1u32..60,
+            gaps_ms in proptest::collection::vec(0i64..3_000, 1..150),
+        ) {
+            let limit = Limit { per_minute, burst };
+            let (_a, exact) = store();
+            let (_b, mirrored) = store();
+            let local = LocalBuckets::default();
+            let rt = runtime();
+            let mut now = real_now_us();
+            for gap in gaps_ms {
+                now += gap * 1000;
+                let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, None)).unwrap();
+                let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now)).unwrap();
+                prop_assert_eq!(got, want, "at {}", now);
+            }
+            // A sync far in the future hands over everything: both buckets agree.
+            now += MAX_STALE_SECONDS * 1_000_000 + 1;
+            let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, None)).unwrap();
+            let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now)).unwrap();
+            prop_assert_eq!(got, want);
+            let level = |p: &Ports| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n("milli"));
+            prop_assert_eq!(level(&mirrored), level(&exact));
+        }
+    }
+
+    /// Several instances on one bucket: a burst lets through at most a share per instance
+    /// over the limit, and never fewer than the limit.
+    #[test]
+    fn instances_overshoot_by_at_most_a_share_each() {
+        let (_dir, ports) = store();
+        let rt = runtime();
+        let limit = Limit { per_minute: 1, burst: 100 };
+        let instances: Vec<Arc<LocalBuckets>> = (0..4).map(|_| Arc::default()).collect();
+        let now = real_now_us();
+        let mut allowed = 0;
+        for round in 0..60 {
+            for local in &instances {
+                let d = rt.block_on(local.take(ports.meta.as_ref(), "RATE#y", limit, now + round));
+                if d.unwrap() == Decision::Allowed {
+                    allowed += 1;
+                }
+            }
+        }
+        let shares = 4 * (share(limit) / MILLI) as usize;
+        assert!((100..=100 + shares).contains(&allowed), "{allowed} allowed of 100 (+{shares})");
+    }
+
+    /// Requests within a share and within the staleness bound make no storage call.
+    #[test]
+    fn requests_within_a_share_stay_local() {
+        let (_dir, ports) = store();
+        let (counted, counters) = crate::adapters::counting::wrap(ports);
+        let rt = runtime();
+        let limit = Limit { per_minute: 6_000, burst: 600 };
+        let local = LocalBuckets::default();
+        let now = real_now_us();
+        for i in 0..600 {
+            let d = rt.block_on(local.take(counted.meta.as_ref(), "RATE#z", limit, now + i * 1000));
+            assert_eq!(d.unwrap(), Decision::Allowed);
+        }
+        let writes = counters.snapshot().meta_puts;
+        // One sync per share (60 requests): 10 writes for 600 requests.
+        assert!(writes <= 11, "{writes} writes for 600 requests");
+    }
+}
