@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use stackhouse_tests::load::{self, LocalBackend, LocalServer, Report, Scenario};
+use stackhouse_tests::load::{
+    self, LocalBackend, LocalServer, Report, Scenario, ServerCost, ServerProcess,
+};
 use stackhouse_tests::session::Mode;
 
 #[derive(Parser)]
@@ -89,6 +91,10 @@ enum Command {
         /// Write the report as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// With --url: the server's process id on this machine, to report its CPU time and
+        /// memory over the run (e.g. `--server-pid "$(pgrep -f my-pulumi-backend)"`).
+        #[arg(long, requires = "url")]
+        server_pid: Option<u32>,
     },
     /// Every table of docs/BENCHMARKS.md ("Load"): Markdown on stdout, JSON and per-run
     /// tables under --out.
@@ -168,6 +174,7 @@ async fn run(command: Command) -> load::Result<()> {
             renew_secs,
             save_budget_mb,
             json,
+            server_pid,
         } => {
             let sc = Scenario {
                 pad_bytes: pad_kb * 1024,
@@ -184,7 +191,8 @@ async fn run(command: Command) -> load::Result<()> {
                     };
                     let ep =
                         load::Endpoint { base: url.trim_end_matches('/').to_string(), token, org };
-                    load::run(&ep, &ep.base.clone(), &sc, None).await?
+                    let process = server_pid.map(ServerProcess::Pid);
+                    measured(process.as_ref(), load::run(&ep, &ep.base.clone(), &sc, None)).await?
                 }
                 None => one_local(backend, &sc).await?,
             };
@@ -224,11 +232,24 @@ async fn one_local(backend: BackendArg, sc: &Scenario) -> load::Result<Report> {
         BackendArg::Aws => LocalBackend::Moto,
     })
     .await?;
-    let report =
-        load::run(&server.endpoint, backend_label(backend), sc, Some(server.counters.clone()))
-            .await;
+    let run =
+        load::run(&server.endpoint, backend_label(backend), sc, Some(server.counters.clone()));
+    let report = measured(Some(&ServerProcess::InProcess), run).await;
     server.stop().await;
     report
+}
+
+/// Runs `run` and, given the server's process, adds what the run cost it to the report.
+async fn measured(
+    process: Option<&ServerProcess>,
+    run: impl std::future::Future<Output = load::Result<Report>>,
+) -> load::Result<Report> {
+    let Some(process) = process else { return run.await };
+    let before = load::server_cost::read(process)?;
+    let mut report = run.await?;
+    let after = load::server_cost::read(process)?;
+    report.server = Some(ServerCost::between(before, after));
+    Ok(report)
 }
 
 async fn breakdown(backend: BackendArg, n: usize, pad: usize, runs: usize) -> load::Result<String> {

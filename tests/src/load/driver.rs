@@ -490,6 +490,7 @@ pub async fn run(
         phases,
         routes: recorder.routes(),
         wall_ms: started.elapsed().as_secs_f64() * 1000.0,
+        server: None,
     })
 }
 

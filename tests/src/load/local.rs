@@ -1,11 +1,14 @@
 //! A server this process starts for a run: the emulator on the embedded store or on the AWS
-//! adapters.
+//! adapters, on a runtime of its own whose threads are named [`SERVER_THREAD`], so that the
+//! server's CPU time can be told from the load generator's ([`super::server_cost`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use stackhouse::adapters::counting::{self, Counters};
 
 use super::scenario::{Endpoint, Result};
+use super::server_cost::SERVER_THREAD;
 
 /// An emulator started in this process on counted ports, plus its bootstrap credentials.
 pub struct LocalServer {
@@ -18,6 +21,7 @@ pub struct LocalServer {
     server: Option<local_emulator::server::Server>,
     data_dir: Option<std::path::PathBuf>,
     _moto: Option<crate::moto::MotoServer>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Which backend [`LocalServer::start`] runs.
@@ -45,8 +49,33 @@ impl LocalServer {
         LocalServer::start_with(backend, settings).await
     }
 
-    /// Starts the emulator on a free port with counted ports.
+    /// Starts the emulator on a free port with counted ports, on its own runtime.
     pub async fn start_with(
+        backend: LocalBackend,
+        settings: stackhouse::app::Settings,
+    ) -> Result<LocalServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(SERVER_THREAD)
+            // Blocking-pool threads (the embedded store's) live through a run: a thread that
+            // ended would take its CPU time out of the server's sum.
+            .thread_keep_alive(Duration::from_secs(24 * 3600))
+            .enable_all()
+            .build()
+            .map_err(|e| format!("start the server's runtime: {e}"))?;
+        let started = runtime.spawn(LocalServer::start_here(backend, settings)).await;
+        let mut server = match started {
+            Ok(server) => server?,
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(format!("the server's start panicked: {e}"));
+            }
+        };
+        server.runtime = Some(runtime);
+        Ok(server)
+    }
+
+    /// Starts the emulator on the current runtime.
+    async fn start_here(
         backend: LocalBackend,
         settings: stackhouse::app::Settings,
     ) -> Result<LocalServer> {
@@ -107,16 +136,35 @@ impl LocalServer {
             server: Some(server),
             data_dir,
             _moto: moto,
+            runtime: None,
         })
     }
 
     /// Stops the server and removes its data.
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
-            s.stop().await;
+            match &self.runtime {
+                Some(rt) => {
+                    let _ = rt.spawn(s.stop()).await;
+                }
+                None => s.stop().await,
+            }
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
         if let Some(d) = self.data_dir.take() {
             let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which an async context forbids: let it go in the
+        // background instead.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
         }
     }
 }

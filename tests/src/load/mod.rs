@@ -12,7 +12,8 @@
 //!
 //! Measured per phase: wall time, requests, bytes sent (before and after gzip), and, when the
 //! server runs in this process on ports wrapped by [`counting`], the storage operations and
-//! their cost at AWS prices ([`Prices`]).
+//! their cost at AWS prices ([`Prices`]). Over the whole run: the server's CPU time (and, for a
+//! separate process given by id, its memory), see [`server_cost`].
 //!
 //! Full and verbatim checkpoints are O(N²) in bytes over an update: when the bytes of every
 //! save would exceed [`Scenario::save_budget_bytes`], only every S-th save is sent (the final
@@ -25,6 +26,7 @@ mod prices;
 mod recorder;
 mod report;
 mod scenario;
+pub mod server_cost;
 #[cfg(test)]
 mod tests;
 
@@ -34,3 +36,4 @@ pub use prices::{cost, Prices, PRICES};
 pub use recorder::{route_label, Recorder, RouteRow, Traffic};
 pub use report::Report;
 pub use scenario::{mode_name, parse_mode, Endpoint, Phase, Result, Scenario};
+pub use server_cost::{ServerCost, ServerProcess};

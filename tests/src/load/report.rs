@@ -19,6 +19,9 @@ pub struct Report {
     pub routes: Vec<RouteRow>,
     /// Whole-run wall time, ms (measured).
     pub wall_ms: f64,
+    /// What the run cost the server, when it could be measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<super::ServerCost>,
 }
 
 pub(super) fn mb(bytes: u64) -> String {
@@ -50,8 +53,9 @@ impl Report {
         } else {
             String::new()
         };
+        let cost = self.server.map(|c| format!("; {}", c.line())).unwrap_or_default();
         format!(
-            "{}: N = {}, mode {}{pad}, {} stack(s) in parallel{}",
+            "{}: N = {}, mode {}{pad}, {} stack(s) in parallel{}{cost}",
             self.backend,
             s.n,
             mode_name(s.mode),
