@@ -489,6 +489,15 @@ pub async fn journal_replay_matches_checkpoints(target: Target) {
     }
     // A retried batch is harmless.
     assert!(run.journal(&c, &entries[..25]).await.status.is_success());
+    // Each batch is stored as the CLI compressed it: the very bytes it sent, never gzipped
+    // a second time.
+    let seq = |e: &Value| e["sequenceID"].as_i64().unwrap();
+    let first = &entries[..25];
+    let (lo, hi) = (first.iter().map(seq).min().unwrap(), first.iter().map(seq).max().unwrap());
+    let key = format!("updates/{}/journal/{lo:012}-{hi:012}.json.gz", run.id);
+    let stored = server.app.ports.blobs.get(&key).await.unwrap().expect("stored batch");
+    let sent = crate::server::gzip(json!({ "entries": first }).to_string().as_bytes());
+    assert_eq!(stored.to_vec(), sent, "the batch at {key} is not the bytes sent");
     assert!(run.complete(&c, "succeeded").await.status.is_success());
     let export = c.get(&format!("{journaled}/export")).await.json();
     assert_eq!(export["version"], 3);

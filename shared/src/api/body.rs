@@ -9,9 +9,19 @@ use http::{header, HeaderMap};
 
 use crate::error::{Error, Result};
 
+/// A request body: what it decodes to, and the gzip bytes it came as (if it was compressed).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The decoded body.
+    pub body: Bytes,
+    /// The body as received, when it was gzip (it decompresses to exactly `body`, with the
+    /// same multi-member decoder stored blobs are read with).
+    pub gzip: Option<Bytes>,
+}
+
 /// Decodes the body according to `Content-Encoding` (gzip, or none), refusing anything that
 /// decompresses to more than `max_decoded` bytes.
-pub fn decode(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Bytes> {
+pub fn decode(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Decoded> {
     let encodings: Vec<&str> = headers
         .get_all(header::CONTENT_ENCODING)
         .iter()
@@ -25,10 +35,11 @@ pub fn decode(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Byt
             if raw.len() > max_decoded {
                 return Err(too_large(max_decoded));
             }
-            Ok(raw)
+            Ok(Decoded { body: raw, gzip: None })
         }
         [enc] if enc.eq_ignore_ascii_case("gzip") || enc.eq_ignore_ascii_case("x-gzip") => {
-            gunzip(&raw, max_decoded)
+            let body = gunzip(&raw, max_decoded)?;
+            Ok(Decoded { body, gzip: Some(raw) })
         }
         other => Err(Error::UnsupportedMediaType(format!(
             "unsupported Content-Encoding {:?}; send gzip or no encoding",
@@ -134,8 +145,15 @@ mod tests {
 
     #[test]
     fn gzip_bodies_are_decoded() {
-        let out = decode(&headers("gzip"), gz(b"{\"a\":1}"), 100).unwrap();
-        assert_eq!(&out[..], b"{\"a\":1}");
+        let sent = gz(b"{\"a\":1}");
+        let out = decode(&headers("gzip"), sent.clone(), 100).unwrap();
+        assert_eq!(&out.body[..], b"{\"a\":1}");
+        // The compressed bytes are kept, and a stored blob's reader reads them back the same.
+        assert_eq!(out.gzip.as_ref(), Some(&sent));
+        let stored = crate::service::deployments::gunzip(&sent).unwrap();
+        assert_eq!(&stored[..], &out.body[..]);
+        let plain = decode(&HeaderMap::new(), Bytes::from_static(b"{}"), 100).unwrap();
+        assert!(plain.gzip.is_none());
     }
 
     #[test]
@@ -175,8 +193,14 @@ mod tests {
             let sent = if compress { gz(&data) } else { Bytes::from(data.clone()) };
             let sent = sent.slice(..cut.min(sent.len()).max(if compress { 0 } else { sent.len() }));
             let h = if compress { headers("gzip") } else { HeaderMap::new() };
-            if let Ok(body) = decode(&h, sent, max) {
+            if let Ok(decoded) = decode(&h, sent, max) {
+                let body = decoded.body;
                 proptest::prop_assert!(body.len() <= max);
+                // Kept gzip bytes always read back, as stored blobs are, to the same body.
+                if let Some(gz) = decoded.gzip {
+                    let again = crate::service::deployments::gunzip(&gz).unwrap();
+                    proptest::prop_assert_eq!(&again[..], &body[..]);
+                }
                 let _ = parse_json::<serde_json::Value>(&body);
                 let _ = parse_json::<std::collections::BTreeMap<String, String>>(&body);
             }

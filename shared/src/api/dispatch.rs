@@ -148,7 +148,7 @@ impl Router {
             };
             let charged = policy::charged_org(route, path_org.as_deref());
             ratelimit::check_org(app, &caller, charged).await?;
-            let body = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
+            let decoded = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
             let query = parse_query(parts.uri.query());
             let ctx = Ctx {
                 app: app.clone(),
@@ -156,7 +156,8 @@ impl Router {
                 params,
                 query,
                 headers: parts.headers.clone(),
-                body,
+                body: decoded.body,
+                gzip_body: decoded.gzip,
                 stack,
             };
             let info = audit::RequestInfo { source_ip: source_ip.clone(), route: route.name };

@@ -167,6 +167,9 @@ pub struct Ctx {
     pub headers: HeaderMap,
     /// The body, already gzip-decoded and size-checked.
     pub body: Bytes,
+    /// The body as the client compressed it, when it sent gzip (`body` is what it decodes to):
+    /// a handler that stores what it received keeps these bytes instead of compressing again.
+    pub gzip_body: Option<Bytes>,
     /// The path's stack as authorization read it (stack-permission routes), so the handler
     /// does not read it again; see [`Ctx::stack`].
     pub stack: Option<crate::service::stacks::Stack>,

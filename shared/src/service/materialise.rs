@@ -204,9 +204,7 @@ pub(crate) async fn replay(app: &App, update: &Update, base: Option<&str>) -> Re
                 continue;
             }
             let Some(gz) = blobs.get(key).await? else { continue };
-            let entries: Vec<JournalEntry> = match serde_json::from_slice(&deployments::gunzip(
-                &gz,
-            )?) {
+            let entries: Vec<JournalEntry> = match updates::read_batch(&gz) {
                 Ok(entries) => entries,
                 Err(e) => {
                     tracing::error!(update = %update.id, key, error = %e, "stored journal batch is corrupt; skipped");

@@ -195,7 +195,8 @@ pub async fn journal_entries(ctx: Ctx) -> Result<Reply> {
         )));
     }
     let batch: JournalBatch = ctx.json()?;
-    updates::save_journal(&ctx.app, ctx.caller.lease()?, &batch.entries).await?;
+    let received = ctx.gzip_body.as_ref();
+    updates::save_journal(&ctx.app, ctx.caller.lease()?, &batch.entries, received).await?;
     Ok(Reply::no_content())
 }
 

@@ -1,6 +1,8 @@
 //! Journal batches (`PATCH …/journalentries`): storing them after the intake accepted them,
 //! and recognising retries.
 
+use bytes::Bytes;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::service::deployments;
@@ -20,7 +22,16 @@ pub(crate) fn journal_prefix(update_id: &str) -> String {
 /// acknowledged. A retry of entries already accepted is acknowledged without a write when it
 /// equals what is stored, and refused (409) when it does not: an acknowledged entry is never
 /// replaced.
-pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) -> Result<()> {
+///
+/// `received` is the batch as the client compressed it (its `{"entries": […]}` body, gzip),
+/// when it did: that is what is stored, as it came, so the batch is never compressed again
+/// ([`read_batch`] reads either form).
+pub async fn save_journal(
+    app: &App,
+    update: &Update,
+    entries: &[JournalEntry],
+    received: Option<&Bytes>,
+) -> Result<()> {
     use crate::service::journal_intake::{Cursor, Intake};
     if !update.journal {
         return Err(Error::BadRequest(
@@ -46,13 +57,13 @@ pub async fn save_journal(app: &App, update: &Update, entries: &[JournalEntry]) 
             for e in entries {
                 crate::service::journal_intake::check_shape(e)?;
             }
-            return store_batch(app, &update, entries).await.map(Attempt::Done);
+            return store_batch(app, &update, entries, received).await.map(Attempt::Done);
         };
         let next = match cursor.check(entries)? {
             Intake::Retry => return same_as_stored(app, &update, entries).await.map(Attempt::Done),
             Intake::Accept(next) => next,
         };
-        store_batch(app, &update, entries).await?;
+        store_batch(app, &update, entries, received).await?;
         let mut advanced = update.clone();
         advanced.journal_cursor =
             Some(serde_json::to_string(&next).map_err(|e| Error::caused("JSON encoding", e))?);
@@ -80,12 +91,22 @@ pub(super) async fn store_batch(
     app: &App,
     update: &Update,
     entries: &[JournalEntry],
+    received: Option<&Bytes>,
 ) -> Result<()> {
     let Some(key) = batch_key(&update.id, entries) else { return Ok(()) };
     let first = entries.iter().map(|e| e.sequence_id).min().unwrap_or(0);
     let last = entries.iter().map(|e| e.sequence_id).max().unwrap_or(0);
-    let body = serde_json::to_vec(entries).map_err(|e| Error::caused("JSON encoding", e))?;
-    app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
+    let stored = match received {
+        // The client's own bytes: they decoded (with the decoder `read_batch` uses) to the
+        // entries just accepted.
+        Some(gz) => gz.clone(),
+        None => {
+            let body =
+                serde_json::to_vec(entries).map_err(|e| Error::caused("JSON encoding", e))?;
+            deployments::gzip(&body)?
+        }
+    };
+    app.ports.blobs.put(&key, stored).await?;
     crate::service::materialise::after_batch(app, update, first, last).await;
     Ok(())
 }
@@ -125,7 +146,7 @@ pub(super) async fn same_as_stored(
     };
     for key in keys {
         let Some(gz) = blobs.get(&key).await? else { continue };
-        let batch: Vec<JournalEntry> = serde_json::from_slice(&deployments::gunzip(&gz)?)
+        let batch = read_batch(&gz)
             .map_err(|e| Error::caused(format!("journal batch {key} is corrupt"), e))?;
         stored.extend(batch.into_iter().map(|e| (e.sequence_id, e)));
     }
@@ -133,4 +154,23 @@ pub(super) async fn same_as_stored(
         true => Ok(()),
         false => Err(differs()),
     }
+}
+
+/// The client's form of a batch (`apitype.JournalEntries`).
+#[derive(serde::Deserialize)]
+struct Received {
+    entries: Vec<JournalEntry>,
+}
+
+/// The entries of a stored batch (gzip): the client's `{"entries": […]}` as it sent it, or a
+/// bare `[…]` (what the server writes when the client did not compress, and what every batch
+/// stored before batches were kept as received looks like).
+pub(crate) fn read_batch(gz: &[u8]) -> std::result::Result<Vec<JournalEntry>, Error> {
+    let json = deployments::gunzip(gz)?;
+    let first = json.iter().find(|b| !b.is_ascii_whitespace());
+    let parsed = match first {
+        Some(b'{') => serde_json::from_slice::<Received>(&json).map(|r| r.entries),
+        _ => serde_json::from_slice::<Vec<JournalEntry>>(&json),
+    };
+    parsed.map_err(|e| Error::caused("not a journal batch", e))
 }

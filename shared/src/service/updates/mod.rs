@@ -14,8 +14,8 @@ mod lifecycle;
 mod model;
 mod publish;
 
-pub(crate) use batches::journal_prefix;
 pub use batches::save_journal;
+pub(crate) use batches::{journal_prefix, read_batch};
 pub use checkpoint::{record_resource_changes, save_checkpoint, save_sequenced, Sequenced};
 pub use lease::{authenticate_lease, lease_refused, live_update, renew};
 pub use lifecycle::{cancel, create, finalize, finalize_expired, import, start, Program, Started};
