@@ -13,6 +13,7 @@
 
 mod functions;
 mod iam;
+pub mod openapi;
 mod render;
 mod resources;
 pub mod yaml;

@@ -12,8 +12,10 @@ use crate::service::members;
 
 /// `GET /api/orgs/{org}` response.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "Organization"))]
 #[serde(rename_all = "camelCase")]
-struct OrgInfo {
+pub(crate) struct OrgInfo {
     name: String,
     github_login: String,
     avatar_url: String,
@@ -23,13 +25,15 @@ struct OrgInfo {
 
 /// `PATCH /api/orgs/{org}` body.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OrgSettings {
+pub(crate) struct OrgSettings {
     default_stack_permission: String,
 }
 
 /// The user of a member or collaborator entry (Pulumi Cloud's `UserInfo`).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserInfo {
     name: String,
@@ -44,21 +48,24 @@ impl UserInfo {
 }
 
 #[derive(Serialize)]
-struct MemberEntry {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct MemberEntry {
     role: &'static str,
     user: UserInfo,
     created: i64,
 }
 
 #[derive(Serialize)]
-struct MembersList {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct MembersList {
     members: Vec<MemberEntry>,
 }
 
 /// Body of adding or changing a member.
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RoleBody {
+pub(crate) struct RoleBody {
     role: Option<String>,
 }
 
@@ -145,7 +152,8 @@ pub async fn remove_member(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Serialize)]
-struct CollaboratorEntry {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CollaboratorEntry {
     name: String,
     #[serde(rename = "githubLogin")]
     github_login: String,
@@ -153,14 +161,16 @@ struct CollaboratorEntry {
 }
 
 #[derive(Serialize)]
-struct CollaboratorsList {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CollaboratorsList {
     collaborators: Vec<CollaboratorEntry>,
 }
 
 /// Body of granting a collaborator: `{"name": "alice", "permission": 102}`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CollaboratorBody {
+pub(crate) struct CollaboratorBody {
     name: String,
     permission: serde_json::Value,
 }

@@ -13,8 +13,10 @@ use crate::service::tokens::{self, NewToken, Owner, TokenInfo};
 
 /// `POST …/tokens` body. `name` is optional for personal tokens (the description names them).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "CreateTokenRequest"))]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub(crate) struct CreateRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -27,16 +29,20 @@ struct CreateRequest {
 
 /// `POST …/tokens` response: the value, shown this once.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "CreateTokenResponse"))]
 #[serde(rename_all = "camelCase")]
-struct CreateResponse {
+pub(crate) struct CreateResponse {
     id: String,
     token_value: String,
 }
 
 /// One token of a listing.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "AccessToken"))]
 #[serde(rename_all = "camelCase")]
-struct TokenJson {
+pub(crate) struct TokenJson {
     id: String,
     name: String,
     description: String,
@@ -49,7 +55,9 @@ struct TokenJson {
 
 /// `GET …/tokens` response.
 #[derive(Debug, Serialize)]
-struct ListResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "ListTokensResponse"))]
+pub(crate) struct ListResponse {
     tokens: Vec<TokenJson>,
 }
 
