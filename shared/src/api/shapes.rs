@@ -214,7 +214,7 @@ pub static SHAPES: &[Shape] = &[
     row(&ORG_MEMBER_UPDATE, "Change a member's role", optional::<orgs::RoleBody>(), 204, Empty),
     row(&ORG_MEMBER_REMOVE, "Remove a member", Empty, 204, Empty),
     row(&ORG_TEAMS_LIST, "An organization's teams", Empty, 200, json::<teams::TeamsList>()),
-    row(&ORG_TEAM_CREATE, "Create a team", json::<teams::CreateTeam>(), 200, json::<teams::TeamSummary>()),
+    row(&ORG_TEAM_CREATE, "Create a team", json::<teams::CreateTeam>(), 200, json::<teams::TeamDetail>()),
     row(&ORG_TEAM_GET, "A team with its members and stacks", Empty, 200, json::<teams::TeamDetail>()),
     row(&ORG_TEAM_UPDATE, "Change a team: one member, stack grant or description per call", json::<teams::UpdateTeam>(), 204, Empty),
     row(&ORG_TEAM_DELETE, "Delete a team", Empty, 204, Empty),

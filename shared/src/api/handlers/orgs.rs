@@ -23,12 +23,17 @@ pub(crate) struct OrgInfo {
     default_stack_permission: &'static str,
 }
 
-/// `PATCH /api/orgs/{org}` body.
+/// `PATCH /api/orgs/{org}` body: Pulumi Cloud's `setDefaultStackPermission` (a permission code
+/// or name, as its `UpdateOrganizationRequest`), or `defaultStackPermission` (a name), which this
+/// server took first and keeps taking. Other settings of Pulumi Cloud are refused, not ignored.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct OrgSettings {
-    default_stack_permission: String,
+    #[serde(default)]
+    set_default_stack_permission: Option<serde_json::Value>,
+    #[serde(default)]
+    default_stack_permission: Option<String>,
 }
 
 /// The user of a member or collaborator entry (Pulumi Cloud's `UserInfo`).
@@ -104,13 +109,22 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
     })
 }
 
-/// `PATCH /api/orgs/{org}`: `{"defaultStackPermission": "none|read|write|admin"}`.
+/// `PATCH /api/orgs/{org}`: `{"setDefaultStackPermission": 0|101|102|103}` (Pulumi Cloud's) or
+/// `{"defaultStackPermission": "none|read|write|admin"}`.
 pub async fn update(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let body: OrgSettings = ctx.json()?;
-    let permission = StackPermission::parse(&body.default_stack_permission).ok_or_else(|| {
-        Error::BadRequest("defaultStackPermission must be none, read, write or admin".into())
-    })?;
+    let permission = match (&body.set_default_stack_permission, &body.default_stack_permission) {
+        (Some(value), None) => parse_permission(value)?,
+        (None, Some(name)) => StackPermission::parse(name).ok_or_else(|| {
+            Error::BadRequest("defaultStackPermission must be none, read, write or admin".into())
+        })?,
+        _ => {
+            return Err(Error::BadRequest(
+                "give one of setDefaultStackPermission and defaultStackPermission".into(),
+            ))
+        }
+    };
     members::set_default_permission(ctx.app.ports.meta.as_ref(), org.as_str(), permission).await?;
     Ok(Reply::no_content())
 }

@@ -135,7 +135,8 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let now = ctx.app.clock.now();
     let team = teams::create(meta, org.as_str(), &name, &body.display_name, &body.description, now)
         .await?;
-    Reply::json(&TeamSummary::of(team))
+    // Pulumi Cloud answers with the whole `Team`: a new one has no members or stacks yet.
+    Reply::json(&TeamDetail { summary: TeamSummary::of(team), members: vec![], stacks: vec![] })
 }
 
 /// `GET /api/orgs/{org}/teams/{team}`: the team with its members and stacks.
