@@ -74,6 +74,9 @@ pub fn openapi_value() -> Result<Value, String> {
     for (name, schema) in request_schemas {
         schemas.insert(name, schema);
     }
+    for schema in schemas.values_mut() {
+        tidy_descriptions(schema);
+    }
     schemas.insert(
         "Error".into(),
         json!({
@@ -123,6 +126,27 @@ pub fn openapi_value() -> Result<Value, String> {
             }
         }
     }))
+}
+
+/// Doc comments become descriptions: their rustdoc links (`` [`Name`] ``) read as plain code
+/// and their wrapped lines as one paragraph.
+fn tidy_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(text) if key == "description" => {
+                        let paragraphs: Vec<String> =
+                            text.split("\n\n").map(|p| p.replace('\n', " ")).collect();
+                        *text = paragraphs.join("\n\n").replace("[`", "`").replace("`]", "`");
+                    }
+                    _ => tidy_descriptions(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy_descriptions),
+        _ => {}
+    }
 }
 
 /// Replaces `$ref`s to renamed components.

@@ -80,7 +80,14 @@ pub struct Summary {
 /// and what [`untyped`] is rebuilt from.
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "openapi", schemars(rename = "UntypedDeployment"))]
+#[cfg_attr(
+    feature = "openapi",
+    schemars(
+        rename = "UntypedDeployment",
+        description = "A deployment with its schema version (`apitype.UntypedDeployment`), stored \
+                       and served exactly as the CLI sent it."
+    )
+)]
 pub struct Envelope<'a> {
     /// The schema version.
     pub version: i64,
