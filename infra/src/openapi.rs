@@ -224,8 +224,8 @@ fn operation(
     }
     match shape.request {
         Body::Empty => {}
-        Body::Json(f) | Body::OptionalJson(f) => {
-            let required = matches!(shape.request, Body::Json(_));
+        Body::Json(f) | Body::OptionalJson(f) | Body::JsonOrRedirect(f) => {
+            let required = !matches!(shape.request, Body::OptionalJson(_));
             op["requestBody"] = json!({
                 "required": required,
                 "content": {"application/json": {"schema": f(requests).to_value()}}
@@ -242,7 +242,7 @@ fn operation(
     let answer = match shape.response {
         Body::Empty if shape.status == 204 => json!({"description": "Done; no body."}),
         Body::Empty => json!({"description": "Yes; no body."}),
-        Body::Json(f) | Body::OptionalJson(f) => json!({
+        Body::Json(f) | Body::OptionalJson(f) | Body::JsonOrRedirect(f) => json!({
             "description": "Done.",
             "content": {"application/json": {"schema": f(answers).to_value()}}
         }),
@@ -255,6 +255,13 @@ fn operation(
         }
     };
     op["responses"][shape.status.to_string()] = answer;
+    if matches!(shape.response, Body::JsonOrRedirect(_)) {
+        op["responses"]["307"] = json!({
+            "description": "The answer is too large for the transport (Lambda): fetch it, \
+                            gzip-compressed, from this short-lived URL (without credentials).",
+            "headers": {"Location": {"required": true, "schema": {"type": "string", "format": "uri"}}}
+        });
+    }
     op
 }
 

@@ -105,7 +105,7 @@ fn json_bodies_are_described_where_the_route_has_them() {
         let answer = &op["responses"][shape.status.to_string()];
         assert!(answer.is_object(), "{}: no {} answer", route.name, shape.status);
         match shape.response {
-            Body::Json(_) | Body::OptionalJson(_) => assert!(
+            Body::Json(_) | Body::OptionalJson(_) | Body::JsonOrRedirect(_) => assert!(
                 answer["content"]["application/json"]["schema"].is_object(),
                 "{}",
                 route.name
@@ -114,6 +114,9 @@ fn json_bodies_are_described_where_the_route_has_them() {
             Body::Other { content_type, .. } => {
                 assert!(answer["content"][content_type].is_object(), "{}", route.name)
             }
+        }
+        if matches!(shape.response, Body::JsonOrRedirect(_)) {
+            assert!(op["responses"]["307"]["headers"]["Location"].is_object(), "{}", route.name);
         }
         match shape.request {
             Body::Empty => assert!(op.get("requestBody").is_none(), "{}", route.name),

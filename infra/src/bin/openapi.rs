@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use stackhouse_infra::openapi::{openapi_json, REGENERATE_OPENAPI};
 
 fn main() -> ExitCode {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    // infra/ sits at the repository's root, beside docs/.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".."));
+    let path = root.join("docs/openapi.json");
     let wanted = match openapi_json() {
         Ok(text) => text,
         Err(e) => {

@@ -29,6 +29,10 @@ pub enum Body {
     Json(SchemaFn),
     /// JSON of this schema, or no body at all (the handler then uses defaults).
     OptionalJson(SchemaFn),
+    /// JSON of this schema (a stored blob, sent gzip-compressed to clients that take it), or a
+    /// `307` to a short-lived presigned URL of the blob when it is too large for Lambda's
+    /// response limit (docs/ARCHITECTURE.md, Payload limits).
+    JsonOrRedirect(SchemaFn),
     /// Bytes that are not described by a schema: their content type and what they are.
     Other {
         /// The `Content-Type`.
@@ -90,9 +94,10 @@ fn health_answer(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({ "oneOf": [shallow, deep] })
 }
 
-/// The answer of `export`: the deployment as stored, sent gzip-compressed to clients that take
-/// it, or a 307 to a presigned URL of the stored object when too large for Lambda.
+/// An import's body: a deployment.
 const DEPLOYMENT: Body = json::<deployments::Envelope<'static>>();
+/// An export's answer: the deployment as stored, or a redirect to it.
+const STORED_DEPLOYMENT: Body = Body::JsonOrRedirect(schema::<deployments::Envelope<'static>>);
 
 const fn query(name: &'static str, kind: &'static str, description: &'static str) -> Query {
     Query { name, kind, description }
@@ -157,14 +162,14 @@ pub static SHAPES: &[Shape] = &[
         &[query("force", "boolean", "Delete even when the stack still has resources.")],
     ),
     row(&STACK_TAGS_UPDATE, "Replace a stack's tags", json::<std::collections::BTreeMap<String, String>>(), 204, Empty),
-    row(&STACK_EXPORT, "The stack's current deployment", Empty, 200, DEPLOYMENT),
+    row(&STACK_EXPORT, "The stack's current deployment", Empty, 200, STORED_DEPLOYMENT),
     row(&STACK_ENCRYPT, "Encrypt a secret value", json::<secrets::EncryptRequest>(), 200, json::<secrets::EncryptResponse>()),
     row(&STACK_DECRYPT, "Decrypt a secret value", json::<secrets::DecryptRequest>(), 200, json::<secrets::DecryptResponse>()),
     row(&STACK_BATCH_ENCRYPT, "Encrypt secret values", json::<secrets::BatchEncryptRequest>(), 200, json::<secrets::BatchEncryptResponse>()),
     row(&STACK_BATCH_DECRYPT, "Decrypt secret values", json::<secrets::BatchDecryptRequest>(), 200, json::<secrets::BatchDecryptResponse>()),
     row(&STACK_LOG_DECRYPTION, "Note that a secret was shown (accepted, not recorded)", OBJECT, 200, OBJECT),
     row(&STACK_LOG_BATCH_DECRYPTION, "Note that secrets were shown (accepted, not recorded)", OBJECT, 200, OBJECT),
-    row(&STACK_EXPORT_VERSION, "The deployment of one version", Empty, 200, DEPLOYMENT),
+    row(&STACK_EXPORT_VERSION, "The deployment of one version", Empty, 200, STORED_DEPLOYMENT),
     row(&STACK_IMPORT, "Replace the stack's state with a deployment", DEPLOYMENT, 200, json::<stacks::Imported>()),
     with_query(
         row(&STACK_HISTORY, "The stack's updates, newest first", Empty, 200, json::<stacks::History<'static>>()),
