@@ -194,6 +194,8 @@ fn operation(
     answers: &mut SchemaGenerator,
 ) -> Value {
     let security = match route.auth() {
+        // `{}` is "no credentials": either will do.
+        Auth::Public if shape.optional_token => json!([{}, {"token": []}]),
         Auth::Public => json!([]),
         Auth::User => json!([{"token": []}]),
         Auth::Lease | Auth::LeaseAnyState => json!([{"updateToken": []}]),

@@ -68,6 +68,9 @@ pub struct Shape {
     pub status: u16,
     /// The body of a successful answer.
     pub response: Body,
+    /// A public route that takes an access token too, for more (the deep health check, which
+    /// its handler authorises).
+    pub optional_token: bool,
 }
 
 fn schema<T: JsonSchema + ?Sized>(generator: &mut SchemaGenerator) -> Schema {
@@ -121,11 +124,15 @@ const fn row(
     status: u16,
     response: Body,
 ) -> Shape {
-    Shape { route, summary, query: &[], request, status, response }
+    Shape { route, summary, query: &[], request, status, response, optional_token: false }
 }
 
 const fn with_query(shape: Shape, query: &'static [Query]) -> Shape {
     Shape { query, ..shape }
+}
+
+const fn with_optional_token(shape: Shape) -> Shape {
+    Shape { optional_token: true, ..shape }
 }
 
 use Body::Empty;
@@ -133,10 +140,10 @@ use Body::Empty;
 /// Every route's shapes, in route table order (one row per route, like the table itself).
 #[rustfmt::skip]
 pub static SHAPES: &[Shape] = &[
-    with_query(
+    with_optional_token(with_query(
         row(&HEALTH_GET, "Health check (deep with an operator's token)", Empty, 200, Body::Json(health_answer)),
         &[query("deep", "boolean", "Check every port and report each (needs an operator's token).")],
-    ),
+    )),
     row(&OPENAPI_GET, "This API description", Empty, 200, Body::Other {
         content_type: "application/json",
         description: "This OpenAPI 3.1 document.",
@@ -278,6 +285,13 @@ mod tests {
         let names: Vec<_> = SHAPES.iter().map(|s| s.route.name).collect();
         let table: Vec<_> = super::super::routes::ROUTES.iter().map(|r| r.name).collect();
         assert_eq!(names, table);
+    }
+
+    #[test]
+    fn only_public_routes_take_an_optional_token() {
+        for s in SHAPES.iter().filter(|s| s.optional_token) {
+            assert_eq!(s.route.guard, super::super::Guard::Public, "{}", s.route.name);
+        }
     }
 
     #[test]
