@@ -295,7 +295,7 @@ def main():
     shared = len({r for r, *_ in found})
     print(
         f"compared with pulumi-cloud-sdk {importlib.metadata.version('pulumi-cloud-sdk')}: "
-        f"{len(found)} differences on {shared} routes ({intended} intended, {fixed} fixed before); "
+        f"{len(found)} differences on {shared} routes ({intended} listed as intended; {fixed} listed as fixed); "
         f"not in Pulumi Cloud's description: {', '.join(unshared)}"
     )
     if problems:

@@ -51,6 +51,9 @@ pub(crate) struct TokenJson {
     expires: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     admin: Option<bool>,
+    /// `personal`, `organization` or `team` (Pulumi Cloud's `AccessTokenType`).
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// `GET …/tokens` response.
@@ -100,6 +103,11 @@ async fn create(ctx: Ctx, owner: Owner) -> Result<Reply> {
 
 async fn list(ctx: Ctx, owner: Owner) -> Result<Reply> {
     let org = matches!(owner, Owner::Org(_));
+    let kind = match owner {
+        Owner::User(_) => "personal",
+        Owner::Org(_) => "organization",
+        Owner::Team { .. } => "team",
+    };
     let found = tokens::list(ctx.app.ports.meta.as_ref(), &owner).await?;
     let tokens = found
         .into_iter()
@@ -111,6 +119,7 @@ async fn list(ctx: Ctx, owner: Owner) -> Result<Reply> {
             last_used: t.last_used,
             expires: t.expires,
             admin: org.then_some(t.admin),
+            kind,
         })
         .collect();
     Reply::json(&ListResponse { tokens })
