@@ -17,6 +17,7 @@ mod function;
 mod functions;
 mod iam;
 mod monitoring;
+pub mod openapi;
 mod render;
 mod resources;
 mod stacks;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/user` response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceUser {
     /// User id.
@@ -40,6 +41,7 @@ pub struct ServiceUser {
 
 /// One organization in [`ServiceUser`] (Pulumi Cloud's `OrganizationSummaryWithRole`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceUserOrg {
     /// Organization name.
@@ -54,6 +56,7 @@ pub struct ServiceUserOrg {
 
 /// Which token authenticated a call.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TokenInfo {
     /// Token name.
     pub name: String,
@@ -67,6 +70,7 @@ pub struct TokenInfo {
 
 /// `GET /api/user/organizations/default` response: Go field names, no json tags.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct DefaultOrg {
     /// The default organization.
     #[serde(rename = "GitHubLogin")]
@@ -78,6 +82,7 @@ pub struct DefaultOrg {
 
 /// One capability of `GET /api/capabilities`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Capability {
     /// Capability name.
     pub capability: String,
@@ -91,6 +96,7 @@ pub struct Capability {
 
 /// `GET /api/capabilities` response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Capabilities {
     /// Advertised capabilities.
     pub capabilities: Vec<Capability>,
@@ -98,6 +104,7 @@ pub struct Capabilities {
 
 /// `POST /api/stacks/{org}/{project}` request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateStackRequest {
     /// The new stack's name.
@@ -118,6 +125,7 @@ pub struct CreateStackRequest {
 
 /// What `GET /api/stacks/{org}/{project}/{stack}` returns while an update runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct OperationStatus {
     /// Update kind.
     pub kind: String,
@@ -129,6 +137,7 @@ pub struct OperationStatus {
 
 /// `GET /api/stacks/{org}/{project}/{stack}` response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Stack {
     /// Immutable stack id.
@@ -153,6 +162,7 @@ pub struct Stack {
 
 /// One entry of `GET /api/user/stacks`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StackSummary {
     /// Immutable stack id.
@@ -173,6 +183,7 @@ pub struct StackSummary {
 
 /// `GET /api/user/stacks` response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ListStacksResponse {
     /// This page.

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod link_guard;
 pub mod load;
 pub mod moto;
+pub mod openapi;
 pub mod pulumi;
 pub mod ratelimit;
 pub mod rename;

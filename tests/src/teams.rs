@@ -44,6 +44,12 @@ pub async fn team_permissions_decide_what_members_see_and_do(srv: &TestServer) {
     assert_eq!(admin.get(&org).await.json()["defaultStackPermission"], "write");
     assert_eq!(stack_names(&bob, srv).await, vec!["dev", "prod"]);
 
+    // Pulumi Cloud's field, with a permission code; then ours, with a name.
+    let r = admin.patch(&org, &json!({"setDefaultStackPermission": 101})).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(admin.get(&org).await.json()["defaultStackPermission"], "read");
+    let both = json!({"setDefaultStackPermission": 0, "defaultStackPermission": "none"});
+    assert_eq!(admin.patch(&org, &both).await.status, 400, "one setting, said once");
     let r = admin.patch(&org, &json!({"defaultStackPermission": "none"})).await;
     assert_eq!(r.status, 204, "{r:?}");
     assert!(stack_names(&bob, srv).await.is_empty(), "nothing visible without a grant");

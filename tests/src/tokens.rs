@@ -122,6 +122,7 @@ pub async fn the_bootstrap_token_is_listed_and_revocable(target: Target) {
     let tokens = list(&c, "/api/user/tokens", &[&srv.token]).await;
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert_eq!(tokens[0]["name"], "bootstrap");
+    assert_eq!(tokens[0]["type"], "personal", "Pulumi Cloud's AccessTokenType");
     let id = tokens[0]["id"].as_str().expect("id").to_string();
     let (_, spare) = create(&c, "/api/user/tokens", json!({"description": "spare"})).await;
     let spare = srv.client_with(Some(&spare));
@@ -206,6 +207,7 @@ pub async fn organization_tokens_act_only_in_their_organization(target: Target) 
     let tokens = list(&c, &path, &[&value]).await;
     let t = find(&tokens, &id).unwrap_or_else(|| panic!("{tokens:?}"));
     assert_eq!((t["name"].as_str(), t["admin"].as_bool()), (Some("deploy-bot"), Some(false)));
+    assert_eq!(t["type"], "organization");
 
     let bot = srv.client_with(Some(&value));
     let me = bot.get("/api/user").await.json();
@@ -295,6 +297,7 @@ pub async fn team_tokens_need_their_team(target: Target) {
     assert_eq!(tokens.len(), 1, "{tokens:?}");
     assert_eq!(tokens[0]["id"], id.as_str());
     assert!(tokens[0].get("admin").is_none(), "{tokens:?}");
+    assert_eq!(tokens[0]["type"], "team", "{tokens:?}");
     // Team tokens are not organization tokens.
     assert!(list(&c, &format!("/api/orgs/{org}/tokens"), &[&value]).await.is_empty());
 

@@ -40,6 +40,11 @@ mod jobs {
     stackhouse_tests::jobs_conformance_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// The API description on the AWS backend, against moto over the network.
+mod openapi {
+    stackhouse_tests::openapi_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The rate limit suite on the AWS backend, against moto over the network.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(stackhouse_tests::server::moto_target);

@@ -39,6 +39,11 @@ mod jobs {
     stackhouse_tests::jobs_conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// The API description on the embedded backend.
+mod openapi {
+    stackhouse_tests::openapi_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The rate limit suite on the embedded backend.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(|_| stackhouse_tests::server::Target::Embedded);

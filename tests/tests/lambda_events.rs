@@ -187,6 +187,7 @@ fn samples() -> Vec<Sample> {
     let journal_resource = bucket("assets", "c07e55a");
     vec![
         sample(&routes::HEALTH_GET, "/api/health".into(), "", None),
+        sample(&routes::OPENAPI_GET, "/api/openapi.json".into(), "", None),
         sample(&routes::USER_GET, "/api/user".into(), "", None),
         sample(&routes::USER_DEFAULT_ORG, "/api/user/organizations/default".into(), "", None),
         sample(&routes::CAPABILITIES_GET, "/api/capabilities".into(), "", None),
@@ -726,6 +727,7 @@ async fn run(srv: &TestServer, name: &str, vars: &HashMap<&str, String>, expecte
 /// [`every_route_has_a_sample_its_function_answers`] arrange extra preconditions.
 const PLAN: &[(&str, u16)] = &[
     ("health-get", 200),
+    ("openapi-get", 200),
     ("capabilities-get", 200),
     ("user-get", 200),
     ("user-default-org", 200),
@@ -882,6 +884,7 @@ async fn every_route_has_a_sample_its_function_answers() {
         let r = run(&srv, name, &vars, expected).await;
         // Values later samples need, and checks that the call did what it says.
         match name {
+            "openapi-get" => assert_eq!(r.json()["openapi"], "3.1.0"),
             "user-get" => assert_eq!(r.json()["githubLogin"], USER),
             "user-default-org" => assert_eq!(r.json()["GitHubLogin"], ORG),
             "user-stacks-list" => assert_eq!(r.json()["stacks"][0]["stackName"], STACK),

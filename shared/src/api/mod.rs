@@ -9,6 +9,8 @@ pub mod handlers;
 pub mod policy;
 pub mod reply;
 pub mod routes;
+#[cfg(feature = "openapi")]
+pub mod shapes;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -12,7 +12,7 @@
 use http::Method;
 
 use super::handlers::{
-    audit, health, identity, orgs, secrets, stacks, teams, tokens, updates, webhooks,
+    audit, health, identity, openapi, orgs, secrets, stacks, teams, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -80,6 +80,9 @@ macro_rules! routes {
 routes! {
     HEALTH_GET: GET "/api/health"
         => Public,        ALL_READ,               health::get;
+    /// This API's OpenAPI 3.1 description (docs/openapi.json, generated from this table).
+    OPENAPI_GET: GET "/api/openapi.json"
+        => Public,        NOTHING,                openapi::get;
     USER_GET: GET "/api/user"
         => Token,         META_READ,              identity::get_user;
     USER_DEFAULT_ORG: GET "/api/user/organizations/default"

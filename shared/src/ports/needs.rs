@@ -32,6 +32,9 @@ impl Needs {
         Needs { queue: Access::Read, ..self }
     }
 
+    /// Uses no port (a route that answers from the binary alone, such as the API description).
+    pub const NOTHING: Needs =
+        Needs { meta: Access::None, blobs: Access::None, queue: Access::None, keys: Access::None };
     /// Reads every port (the deep health check): the queue's `Read` is the consumer's
     /// access, the only one that may read queue attributes.
     pub const ALL_READ: Needs =

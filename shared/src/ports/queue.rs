@@ -86,6 +86,7 @@ pub trait Queue: Send + Sync {
 
 /// A queue's messages by state (SQS's `ApproximateNumberOfMessages*` attributes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct QueueDepth {
     /// Waiting to be received.

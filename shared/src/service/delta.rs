@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 /// A position in the previous text. Only `offset` (a byte offset) is meaningful; `line` and
 /// `column` are always 1 in what the CLI sends and are kept only so edits round-trip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Pos {
     /// Line number (meaningless, always 1).
     #[serde(default)]
@@ -25,6 +26,7 @@ pub struct Pos {
 
 /// The replaced range `[start.offset, end.offset)` of the previous text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct Span {
     /// Document URI (always empty in what the CLI sends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +40,7 @@ pub struct Span {
 /// One edit: replace the bytes covered by `span` with `new_text`. The JSON field names really
 /// are PascalCase (`Span`, `NewText`), as gotextdiff serialises them without tags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct TextEdit {
     /// The replaced range.
     #[serde(rename = "Span")]

@@ -79,6 +79,15 @@ pub struct Summary {
 /// An `UntypedDeployment` read without parsing its deployment: what [`check_untyped`] reads,
 /// and what [`untyped`] is rebuilt from.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schemars(
+        rename = "UntypedDeployment",
+        description = "A deployment with its schema version (`apitype.UntypedDeployment`), stored \
+                       and served exactly as the CLI sent it."
+    )
+)]
 pub struct Envelope<'a> {
     /// The schema version.
     pub version: i64,
@@ -87,6 +96,7 @@ pub struct Envelope<'a> {
     pub features: Option<Vec<String>>,
     /// The deployment, as sent.
     #[serde(borrow)]
+    #[cfg_attr(feature = "openapi", schemars(with = "serde_json::Value"))]
     pub deployment: &'a RawValue,
 }
 

@@ -19,6 +19,8 @@ const PROBE_BLOB: &str = "health/probe";
 
 /// One port's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "HealthCheck"))]
 #[serde(rename_all = "camelCase")]
 pub struct Check {
     /// `metadata`, `blobs`, `queue` or `keys`.
@@ -40,6 +42,8 @@ pub struct Check {
 
 /// One queue's depth.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "QueueDepthReport"))]
 pub struct QueueReport {
     /// Logical queue name (`jobs`, `jobs-dlq`, …).
     pub queue: String,
@@ -50,6 +54,8 @@ pub struct QueueReport {
 
 /// Every port's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "HealthReport"))]
 pub struct Report {
     /// `ok` when every check passed, else `degraded`.
     pub status: &'static str,

@@ -126,6 +126,7 @@ pub struct Hook {
 /// The body of create and update (Pulumi Cloud's `Webhook`); every field is optional on
 /// update, where an absent field keeps its value and `"secret": ""` removes the secret.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HookRequest {
     /// Must match the path's organization when present.
@@ -152,6 +153,7 @@ pub struct HookRequest {
 
 /// The reply shape (Pulumi Cloud's `WebhookResponse`, without the secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct HookResponse {
     /// Organization.

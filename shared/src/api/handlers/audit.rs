@@ -22,16 +22,20 @@ const MAX_EXPORT_BYTES: usize = 3 << 20;
 pub const EXPORT_CONTINUATION_HEADER: &str = "x-continuation-token";
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "AuditLogsPage"))]
 #[serde(rename_all = "camelCase")]
-struct Listing {
+pub(crate) struct Listing {
     audit_log_events: Vec<Event>,
     #[serde(skip_serializing_if = "Option::is_none")]
     continuation_token: Option<String>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "AuditLogEvent"))]
 #[serde(rename_all = "camelCase")]
-struct Event {
+pub(crate) struct Event {
     timestamp: i64,
     #[serde(rename = "sourceIP")]
     source_ip: String,
@@ -48,8 +52,10 @@ struct Event {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "AuditLogUser"))]
 #[serde(rename_all = "camelCase")]
-struct User {
+pub(crate) struct User {
     name: String,
     github_login: String,
     avatar_url: String,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod health;
 pub mod identity;
+pub mod openapi;
 pub mod orgs;
 pub mod secrets;
 pub mod stacks;

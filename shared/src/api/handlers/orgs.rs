@@ -12,8 +12,10 @@ use crate::service::members;
 
 /// `GET /api/orgs/{org}` response.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "Organization"))]
 #[serde(rename_all = "camelCase")]
-struct OrgInfo {
+pub(crate) struct OrgInfo {
     name: String,
     github_login: String,
     avatar_url: String,
@@ -21,15 +23,22 @@ struct OrgInfo {
     default_stack_permission: &'static str,
 }
 
-/// `PATCH /api/orgs/{org}` body.
+/// `PATCH /api/orgs/{org}` body: Pulumi Cloud's `setDefaultStackPermission` (a permission code
+/// or name, as its `UpdateOrganizationRequest`), or `defaultStackPermission` (a name), which this
+/// server took first and keeps taking. Other settings of Pulumi Cloud are refused, not ignored.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OrgSettings {
-    default_stack_permission: String,
+pub(crate) struct OrgSettings {
+    #[serde(default)]
+    set_default_stack_permission: Option<serde_json::Value>,
+    #[serde(default)]
+    default_stack_permission: Option<String>,
 }
 
 /// The user of a member or collaborator entry (Pulumi Cloud's `UserInfo`).
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct UserInfo {
     name: String,
@@ -44,21 +53,24 @@ impl UserInfo {
 }
 
 #[derive(Serialize)]
-struct MemberEntry {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct MemberEntry {
     role: &'static str,
     user: UserInfo,
     created: i64,
 }
 
 #[derive(Serialize)]
-struct MembersList {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct MembersList {
     members: Vec<MemberEntry>,
 }
 
 /// Body of adding or changing a member.
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct RoleBody {
+pub(crate) struct RoleBody {
     role: Option<String>,
 }
 
@@ -97,13 +109,22 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
     })
 }
 
-/// `PATCH /api/orgs/{org}`: `{"defaultStackPermission": "none|read|write|admin"}`.
+/// `PATCH /api/orgs/{org}`: `{"setDefaultStackPermission": 0|101|102|103}` (Pulumi Cloud's) or
+/// `{"defaultStackPermission": "none|read|write|admin"}`.
 pub async fn update(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let body: OrgSettings = ctx.json()?;
-    let permission = StackPermission::parse(&body.default_stack_permission).ok_or_else(|| {
-        Error::BadRequest("defaultStackPermission must be none, read, write or admin".into())
-    })?;
+    let permission = match (&body.set_default_stack_permission, &body.default_stack_permission) {
+        (Some(value), None) => parse_permission(value)?,
+        (None, Some(name)) => StackPermission::parse(name).ok_or_else(|| {
+            Error::BadRequest("defaultStackPermission must be none, read, write or admin".into())
+        })?,
+        _ => {
+            return Err(Error::BadRequest(
+                "give one of setDefaultStackPermission and defaultStackPermission".into(),
+            ))
+        }
+    };
     members::set_default_permission(ctx.app.ports.meta.as_ref(), org.as_str(), permission).await?;
     Ok(Reply::no_content())
 }
@@ -145,7 +166,8 @@ pub async fn remove_member(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Serialize)]
-struct CollaboratorEntry {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CollaboratorEntry {
     name: String,
     #[serde(rename = "githubLogin")]
     github_login: String,
@@ -153,14 +175,16 @@ struct CollaboratorEntry {
 }
 
 #[derive(Serialize)]
-struct CollaboratorsList {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CollaboratorsList {
     collaborators: Vec<CollaboratorEntry>,
 }
 
 /// Body of granting a collaborator: `{"name": "alice", "permission": 102}`.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct CollaboratorBody {
+pub(crate) struct CollaboratorBody {
     name: String,
     permission: serde_json::Value,
 }

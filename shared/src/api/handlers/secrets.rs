@@ -16,43 +16,51 @@ use crate::error::{Error, Result};
 use crate::service::secrets;
 
 #[derive(Deserialize)]
-struct EncryptRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct EncryptRequest {
     /// Go marshals a nil `[]byte` as `null`: that is an empty plaintext.
     plaintext: Option<String>,
 }
 
 #[derive(Serialize)]
-struct EncryptResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct EncryptResponse {
     ciphertext: String,
 }
 
 #[derive(Deserialize)]
-struct DecryptRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct DecryptRequest {
     ciphertext: Option<String>,
 }
 
 #[derive(Serialize)]
-struct DecryptResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct DecryptResponse {
     plaintext: String,
 }
 
 #[derive(Deserialize)]
-struct BatchEncryptRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct BatchEncryptRequest {
     plaintexts: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
-struct BatchEncryptResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct BatchEncryptResponse {
     ciphertexts: Vec<String>,
 }
 
 #[derive(Deserialize)]
-struct BatchDecryptRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct BatchDecryptRequest {
     ciphertexts: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
-struct BatchDecryptResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct BatchDecryptResponse {
     plaintexts: BTreeMap<String, String>,
 }
 

@@ -177,6 +177,31 @@ pub async fn export_version(ctx: Ctx) -> Result<Reply> {
     deployment_reply(&ctx, entry.deployment_key.as_deref()).await
 }
 
+/// A page of history (`apitype.GetHistoryResponse`): `UpdateInfo`s as recorded.
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "GetHistoryResponse"))]
+pub(crate) struct History<'a> {
+    updates: Vec<&'a serde_json::Value>,
+}
+
+/// One history entry (`apitype.GetUpdateResponse`'s `info`).
+#[derive(serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "GetUpdateResponse"))]
+pub(crate) struct HistoryEntry<'a> {
+    info: &'a serde_json::Value,
+}
+
+/// The update an import recorded (`apitype.ImportStackResponse`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "ImportStackResponse"))]
+pub(crate) struct Imported {
+    update_id: crate::names::UpdateId,
+}
+
 /// `GET …/updates?pageSize=&page=`: history, newest first.
 pub async fn history(ctx: Ctx) -> Result<Reply> {
     let parse = |name: &str| -> Result<Option<i64>> {
@@ -194,7 +219,7 @@ pub async fn history(ctx: Ctx) -> Result<Reply> {
     let stack = ctx.stack().await?;
     let entries = history::list(ctx.app.ports.meta.as_ref(), &stack.id, page, page_size).await?;
     let infos: Vec<&serde_json::Value> = entries.iter().map(|e| &e.info).collect();
-    Reply::json(&serde_json::json!({ "updates": infos }))
+    Reply::json(&History { updates: infos })
 }
 
 /// `GET …/updates/latest`: the newest history entry; 404 when there is none.
@@ -205,7 +230,7 @@ pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
             let r = format!("{}/{}/{}", stack.org, stack.project, stack.stack);
             Error::NotFound(format!("stack '{r}' has no previous deployment"))
         })?;
-    Reply::json(&serde_json::json!({ "info": entry.info }))
+    Reply::json(&HistoryEntry { info: &entry.info })
 }
 
 /// `GET …/updates/{version}`: one history entry.
@@ -213,27 +238,30 @@ pub async fn history_version(ctx: Ctx) -> Result<Reply> {
     let version = version_param(&ctx)?;
     let stack = ctx.stack().await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
-    Reply::json(&serde_json::json!({ "info": entry.info }))
+    Reply::json(&HistoryEntry { info: &entry.info })
 }
 
 /// `POST …/import`: replaces the stack's state with the given deployment.
 pub async fn import(ctx: Ctx) -> Result<Reply> {
     let r = path_stack(&ctx)?;
     let update = updates::import(&ctx.app, &r, ctx.caller.user()?, &ctx.body).await?;
-    Reply::json(&serde_json::json!({ "updateId": update.id }))
+    Reply::json(&Imported { update_id: update.id })
+}
+
+/// `POST …/rename` body.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RenameRequest {
+    new_name: String,
+    #[serde(default)]
+    new_project: Option<String>,
 }
 
 /// `POST …/rename` `{"newName","newProject"}`: renames the stack, and possibly its project,
 /// within its organization (docs/PROTOCOL-NOTES.md, Stacks, #12). A missing `newProject` keeps
 /// the project.
 pub async fn rename(ctx: Ctx) -> Result<Reply> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct RenameRequest {
-        new_name: String,
-        #[serde(default)]
-        new_project: Option<String>,
-    }
     let req: RenameRequest = ctx.json()?;
     let new_stack = StackName::parse(&req.new_name)?;
     let new_project = req.new_project.as_deref().map(ProjectName::parse).transpose()?;

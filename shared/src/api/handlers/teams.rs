@@ -11,8 +11,9 @@ use crate::service::access::{self, StackPermission};
 use crate::service::{stacks, teams};
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct TeamSummary {
+pub(crate) struct TeamSummary {
     kind: &'static str,
     name: String,
     display_name: String,
@@ -31,21 +32,24 @@ impl TeamSummary {
 }
 
 #[derive(Serialize)]
-struct TeamsList {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct TeamsList {
     teams: Vec<TeamSummary>,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct TeamStack {
+pub(crate) struct TeamStack {
     project_name: String,
     stack_name: String,
     permission: i64,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct TeamDetail {
+pub(crate) struct TeamDetail {
     #[serde(flatten)]
     summary: TeamSummary,
     members: Vec<UserInfo>,
@@ -54,8 +58,9 @@ struct TeamDetail {
 
 /// `POST /api/orgs/{org}/teams/pulumi` body.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct CreateTeam {
+pub(crate) struct CreateTeam {
     name: String,
     #[serde(default)]
     display_name: String,
@@ -67,15 +72,17 @@ struct CreateTeam {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct StackKey {
+pub(crate) struct StackKey {
     project_name: String,
     stack_name: String,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct AddStackPermission {
+pub(crate) struct AddStackPermission {
     project_name: String,
     stack_name: String,
     permission: serde_json::Value,
@@ -83,8 +90,9 @@ struct AddStackPermission {
 
 /// `PATCH /api/orgs/{org}/teams/{team}` body: one change per call, as Pulumi Cloud's API.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateTeam {
+pub(crate) struct UpdateTeam {
     member_action: Option<String>,
     member: Option<String>,
     add_stack_permission: Option<AddStackPermission>,
@@ -127,7 +135,8 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let now = ctx.app.clock.now();
     let team = teams::create(meta, org.as_str(), &name, &body.display_name, &body.description, now)
         .await?;
-    Reply::json(&TeamSummary::of(team))
+    // Pulumi Cloud answers with the whole `Team`: a new one has no members or stacks yet.
+    Reply::json(&TeamDetail { summary: TeamSummary::of(team), members: vec![], stacks: vec![] })
 }
 
 /// `GET /api/orgs/{org}/teams/{team}`: the team with its members and stacks.
@@ -212,14 +221,16 @@ pub async fn delete(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct StackTeam {
+pub(crate) struct StackTeam {
     name: String,
     permission: i64,
 }
 
 #[derive(Serialize)]
-struct StackTeams {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct StackTeams {
     teams: Vec<StackTeam>,
 }
 

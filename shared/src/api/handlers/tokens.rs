@@ -13,8 +13,10 @@ use crate::service::tokens::{self, NewToken, Owner, TokenInfo};
 
 /// `POST …/tokens` body. `name` is optional for personal tokens (the description names them).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "CreateTokenRequest"))]
 #[serde(rename_all = "camelCase")]
-struct CreateRequest {
+pub(crate) struct CreateRequest {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -27,16 +29,20 @@ struct CreateRequest {
 
 /// `POST …/tokens` response: the value, shown this once.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "CreateTokenResponse"))]
 #[serde(rename_all = "camelCase")]
-struct CreateResponse {
+pub(crate) struct CreateResponse {
     id: String,
     token_value: String,
 }
 
 /// One token of a listing.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "AccessToken"))]
 #[serde(rename_all = "camelCase")]
-struct TokenJson {
+pub(crate) struct TokenJson {
     id: String,
     name: String,
     description: String,
@@ -45,11 +51,16 @@ struct TokenJson {
     expires: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     admin: Option<bool>,
+    /// `personal`, `organization` or `team` (Pulumi Cloud's `AccessTokenType`).
+    #[serde(rename = "type")]
+    kind: &'static str,
 }
 
 /// `GET …/tokens` response.
 #[derive(Debug, Serialize)]
-struct ListResponse {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "ListTokensResponse"))]
+pub(crate) struct ListResponse {
     tokens: Vec<TokenJson>,
 }
 
@@ -92,6 +103,11 @@ async fn create(ctx: Ctx, owner: Owner) -> Result<Reply> {
 
 async fn list(ctx: Ctx, owner: Owner) -> Result<Reply> {
     let org = matches!(owner, Owner::Org(_));
+    let kind = match owner {
+        Owner::User(_) => "personal",
+        Owner::Org(_) => "organization",
+        Owner::Team { .. } => "team",
+    };
     let found = tokens::list(ctx.app.ports.meta.as_ref(), &owner).await?;
     let tokens = found
         .into_iter()
@@ -103,6 +119,7 @@ async fn list(ctx: Ctx, owner: Owner) -> Result<Reply> {
             last_used: t.last_used,
             expires: t.expires,
             admin: org.then_some(t.admin),
+            kind,
         })
         .collect();
     Reply::json(&ListResponse { tokens })

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::path_stack;
 use crate::api::{auth, Ctx, Reply};
@@ -27,6 +27,46 @@ fn json_string(v: Option<&Json>, fallback: &str) -> String {
     v.filter(|v| !v.is_null()).map(Json::to_string).unwrap_or_else(|| fallback.to_string())
 }
 
+/// What [`create`] reads of its body (`apitype.UpdateProgramRequest`; the rest is ignored). The
+/// handler reads the body as JSON and picks these by path, keeping `config` and `environment` as
+/// sent; this type only describes them for the API description.
+#[cfg(feature = "openapi")]
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct UpdateProgramRequest {
+    /// The stack's configuration, stored as sent.
+    config: Option<Json>,
+    /// `message` and `environment` (stored as sent).
+    metadata: Option<UpdateMetadata>,
+    /// Only `dryRun` (a preview) is read.
+    options: Option<UpdateOptions>,
+}
+
+#[cfg(feature = "openapi")]
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct UpdateMetadata {
+    message: Option<String>,
+    environment: Option<Json>,
+}
+
+#[cfg(feature = "openapi")]
+#[derive(schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct UpdateOptions {
+    dry_run: Option<bool>,
+}
+
+/// The new update's id (`apitype.UpdateProgramResponse`).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct UpdateCreated {
+    #[serde(rename = "updateID")]
+    update_id: crate::names::UpdateId,
+}
+
 /// `POST /api/stacks/{org}/{project}/{stack}/{kind}`: creates an update.
 pub async fn create(ctx: Ctx) -> Result<Reply> {
     let kind = kind(&ctx)?.to_string();
@@ -46,12 +86,13 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
         environment: json_string(body.pointer("/metadata/environment"), "{}"),
     };
     let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program).await?;
-    Reply::json(&json!({ "updateID": update.id }))
+    Reply::json(&UpdateCreated { update_id: update.id })
 }
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct StartRequest {
+pub(crate) struct StartRequest {
     #[serde(default)]
     tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -69,6 +110,22 @@ fn cli_version(ctx: &Ctx) -> String {
         .unwrap_or_default()
 }
 
+/// The lease of a started update (`apitype.StartUpdateResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct StartResponse {
+    /// The version the stack will have after the update.
+    version: i64,
+    /// The lease token (`Authorization: update-token …` of the update's calls).
+    token: String,
+    /// When the lease lapses unless renewed (Unix seconds).
+    token_expiration: i64,
+    /// 1 when the update persists journal entries instead of checkpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal_version: Option<i64>,
+}
+
 /// `POST …/{kind}/{update}`: starts the update and hands out its lease.
 pub async fn start(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
@@ -79,15 +136,26 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
         updates::start(&ctx.app, &r, &ctx.update_id()?, req.tags, journal, &cli_version(&ctx))
             .await?;
     // Only `journalVersion: 1` turns journaling on; without it the CLI sends checkpoints.
-    let mut body = json!({
-        "version": started.version,
-        "token": started.token,
-        "tokenExpiration": started.expires,
-    });
-    if started.journal {
-        body["journalVersion"] = json!(1);
-    }
-    Reply::json(&body)
+    Reply::json(&StartResponse {
+        version: started.version,
+        token: started.token,
+        token_expiration: started.expires,
+        journal_version: started.journal.then_some(1),
+    })
+}
+
+/// An update's status (`apitype.UpdateResults`): events are served by `…/events`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct UpdateResults {
+    /// `not started`, `running`, `succeeded`, `failed` or `cancelled`.
+    status: &'static str,
+    /// Always empty.
+    events: Vec<Json>,
+    /// Present while the update runs: poll again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continuation_token: Option<String>,
 }
 
 /// `GET …/{kind}/{update}`: the update's status (polled by `pulumi stack import`).
@@ -95,17 +163,29 @@ pub async fn status(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let stack = ctx.stack().await?;
     let update = updates::get(ctx.app.ports.meta.as_ref(), &stack.id, &ctx.update_id()?).await?;
-    let mut body = json!({ "status": update.status.results_status(), "events": [] });
-    if !update.status.is_final() {
-        body["continuationToken"] = json!("0");
-    }
-    Reply::json(&body)
+    Reply::json(&UpdateResults {
+        status: update.status.results_status(),
+        events: vec![],
+        continuation_token: (!update.status.is_final()).then(|| "0".to_string()),
+    })
 }
 
 #[derive(Deserialize)]
-struct RenewRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RenewRequest {
     #[serde(default)]
     duration: Option<i64>,
+}
+
+/// The renewed lease (`apitype.RenewUpdateLeaseResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RenewResponse {
+    /// The same lease token.
+    token: String,
+    /// Its new expiry (Unix seconds).
+    token_expiration: i64,
 }
 
 /// `POST …/renew_lease`: extends the lease; 403 once it has lapsed or was released.
@@ -115,15 +195,17 @@ pub async fn renew_lease(ctx: Ctx) -> Result<Reply> {
     let update = ctx.caller.lease()?.clone();
     let expires = updates::renew(&ctx.app, update, req.duration.unwrap_or(300)).await?;
     let token = auth::lease_token(&ctx.headers)?;
-    Reply::json(&json!({ "token": token, "tokenExpiration": expires }))
+    Reply::json(&RenewResponse { token: token.to_string(), token_expiration: expires })
 }
 
 #[derive(Deserialize)]
-struct CheckpointRequest<'a> {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CheckpointRequest<'a> {
     version: i64,
     #[serde(default)]
     features: Option<Vec<String>>,
     #[serde(borrow)]
+    #[cfg_attr(feature = "openapi", schemars(with = "serde_json::Value"))]
     deployment: &'a RawValue,
 }
 
@@ -138,9 +220,11 @@ pub async fn checkpoint(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct VerbatimRequest<'a> {
+pub(crate) struct VerbatimRequest<'a> {
     #[serde(borrow)]
+    #[cfg_attr(feature = "openapi", schemars(with = "serde_json::Value"))]
     untyped_deployment: &'a RawValue,
     sequence_number: i64,
 }
@@ -161,8 +245,9 @@ pub async fn checkpoint_verbatim(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct DeltaRequest {
+pub(crate) struct DeltaRequest {
     checkpoint_hash: String,
     sequence_number: i64,
     deployment_delta: Vec<crate::service::delta::TextEdit>,
@@ -180,7 +265,8 @@ pub async fn checkpoint_delta(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Deserialize)]
-struct JournalBatch {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct JournalBatch {
     entries: Vec<crate::service::journal::JournalEntry>,
 }
 
@@ -201,7 +287,8 @@ pub async fn journal_entries(ctx: Ctx) -> Result<Reply> {
 }
 
 #[derive(Deserialize)]
-struct EventBatch {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct EventBatch {
     events: Vec<Json>,
 }
 
@@ -216,6 +303,17 @@ pub async fn events_batch(ctx: Ctx) -> Result<Reply> {
         updates::record_resource_changes(&ctx.app, update, &changes).await?;
     }
     Ok(Reply::no_content())
+}
+
+/// A page of engine events (`apitype.GetUpdateEventsResponse`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct EventsPage {
+    /// Engine events in sequence order.
+    events: Vec<Json>,
+    /// Where the next page starts; `null` once the update ended and every event was read.
+    continuation_token: Option<String>,
 }
 
 /// `GET …/events?continuationToken=`: stored events in sequence order.
@@ -240,11 +338,12 @@ pub async fn events_list(ctx: Ctx) -> Result<Reply> {
                 .map_or(from, |s| s.saturating_add(1))
         })
     });
-    Reply::json(&json!({ "events": found, "continuationToken": next.map(|n| n.to_string()) }))
+    Reply::json(&EventsPage { events: found, continuation_token: next.map(|n| n.to_string()) })
 }
 
 #[derive(Deserialize)]
-struct CompleteRequest {
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CompleteRequest {
     status: String,
 }
 

@@ -77,6 +77,7 @@ fn is_false(b: &bool) -> bool {
 /// into the base deployment's `resources`; `*New` fields are operation IDs of resources
 /// produced earlier in this update. Absent optional fields deserialize as `None`/`false`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JournalEntry {
     /// Entry format version; always 1 today (assumed when absent).

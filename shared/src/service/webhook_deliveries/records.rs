@@ -166,6 +166,8 @@ pub(super) fn owner_org(owner: &Owner) -> &str {
 
 /// One POST of a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "DeliveryAttempt"))]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// When it started (Unix seconds).
@@ -184,6 +186,8 @@ pub struct Attempt {
 
 /// A delivery as stored and listed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "WebhookDelivery"))]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Delivery id.

@@ -1,0 +1,3 @@
+//! Lambda function for the `openapi-get` route.
+
+stackhouse_lambda::route!(OPENAPI_GET);

@@ -1,0 +1,309 @@
+//! What every route reads and answers, for the OpenAPI document (`docs/openapi.json`, written by
+//! `cargo run -p stackhouse-infra --bin openapi`). Only built with the `openapi` feature, so the
+//! function binaries never carry it.
+//!
+//! [`SHAPES`] has one row per route of [`ROUTES`](super::routes::ROUTES), keyed by the route's
+//! static, and names the very types the handler parses and serialises: their JSON Schemas come
+//! from the same serde attributes as the wire format, so the description cannot disagree with
+//! what is sent. A route added to the table without a row here makes the generator (and so the
+//! freshness test) fail; see [`missing`]. A route without a JSON body says so ([`Body::Empty`]).
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value};
+
+use super::handlers::{audit, health, orgs, secrets, stacks, teams, tokens, updates};
+use super::routes::*;
+use super::Route;
+use crate::apitype;
+use crate::service::{deployments, health as health_service, webhook_deliveries, webhooks};
+
+/// Builds a type's schema (a `$ref` into the document's components for named types).
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// A request or response body.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// JSON of this schema, or no body at all (the handler then uses defaults).
+    OptionalJson(SchemaFn),
+    /// JSON of this schema (a stored blob, sent gzip-compressed to clients that take it), or a
+    /// `307` to a short-lived presigned URL of the blob when it is too large for Lambda's
+    /// response limit (docs/ARCHITECTURE.md, Payload limits).
+    JsonOrRedirect(SchemaFn),
+    /// Bytes that are not described by a schema: their content type and what they are.
+    Other {
+        /// The `Content-Type`.
+        content_type: &'static str,
+        /// What the bytes are.
+        description: &'static str,
+    },
+}
+
+/// A query parameter a handler reads.
+#[derive(Clone, Copy)]
+pub struct Query {
+    /// Its name.
+    pub name: &'static str,
+    /// Its JSON Schema type: `string`, `integer` or `boolean`.
+    pub kind: &'static str,
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// One route's shapes.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    /// The route.
+    pub route: &'static Route,
+    /// What it does, in a few words (the operation's summary).
+    pub summary: &'static str,
+    /// The query parameters its handler reads.
+    pub query: &'static [Query],
+    /// The request body.
+    pub request: Body,
+    /// The status of a successful answer.
+    pub status: u16,
+    /// The body of a successful answer.
+    pub response: Body,
+    /// A public route that takes an access token too, for more (the deep health check, which
+    /// its handler authorises).
+    pub optional_token: bool,
+}
+
+fn schema<T: JsonSchema + ?Sized>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// A JSON body of type `T`.
+const fn json<T: JsonSchema + ?Sized>() -> Body {
+    Body::Json(schema::<T>)
+}
+
+/// A JSON body of type `T`, or none.
+const fn optional<T: JsonSchema + ?Sized>() -> Body {
+    Body::OptionalJson(schema::<T>)
+}
+
+/// Any JSON object (a body the handler ignores, or answers as `{}`).
+const OBJECT: Body = json::<Map<String, Value>>();
+
+/// `GET /api/health`: the shallow or the deep report.
+fn health_answer(generator: &mut SchemaGenerator) -> Schema {
+    let shallow = generator.subschema_for::<health::Shallow>();
+    let deep = generator.subschema_for::<health_service::Report>();
+    json_schema!({ "oneOf": [shallow, deep] })
+}
+
+/// An import's body: a deployment.
+const DEPLOYMENT: Body = json::<deployments::Envelope<'static>>();
+/// An export's answer: the deployment as stored, or a redirect to it.
+const STORED_DEPLOYMENT: Body = Body::JsonOrRedirect(schema::<deployments::Envelope<'static>>);
+
+const fn query(name: &'static str, kind: &'static str, description: &'static str) -> Query {
+    Query { name, kind, description }
+}
+
+const CONTINUATION: Query =
+    query("continuationToken", "string", "Where the previous page ended (from its answer).");
+const AUDIT_QUERY: [Query; 4] = [
+    query("startTime", "integer", "Only entries at or after this Unix time (seconds)."),
+    query("endTime", "integer", "Only entries at or before this Unix time (seconds)."),
+    query("pageSize", "integer", "Entries per page, 1 to 1000 (default 100)."),
+    CONTINUATION,
+];
+const AUDIT_EXPORT_QUERY: [Query; 4] =
+    [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
+
+const fn row(
+    route: &'static Route,
+    summary: &'static str,
+    request: Body,
+    status: u16,
+    response: Body,
+) -> Shape {
+    Shape { route, summary, query: &[], request, status, response, optional_token: false }
+}
+
+const fn with_query(shape: Shape, query: &'static [Query]) -> Shape {
+    Shape { query, ..shape }
+}
+
+const fn with_optional_token(shape: Shape) -> Shape {
+    Shape { optional_token: true, ..shape }
+}
+
+use Body::Empty;
+
+/// Every route's shapes, in route table order (one row per route, like the table itself).
+#[rustfmt::skip]
+pub static SHAPES: &[Shape] = &[
+    with_optional_token(with_query(
+        row(&HEALTH_GET, "Health check (deep with an operator's token)", Empty, 200, Body::Json(health_answer)),
+        &[query("deep", "boolean", "Check every port and report each (needs an operator's token).")],
+    )),
+    row(&OPENAPI_GET, "This API description", Empty, 200, Body::Other {
+        content_type: "application/json",
+        description: "This OpenAPI 3.1 document.",
+    }),
+    row(&USER_GET, "The caller's profile and organizations", Empty, 200, json::<apitype::ServiceUser>()),
+    row(&USER_DEFAULT_ORG, "The caller's default organization", Empty, 200, json::<apitype::DefaultOrg>()),
+    row(&CAPABILITIES_GET, "What this server supports", Empty, 200, json::<apitype::Capabilities>()),
+    with_query(
+        row(&USER_STACKS_LIST, "The caller's stacks, a page at a time", Empty, 200, json::<apitype::ListStacksResponse>()),
+        &[
+            query("organization", "string", "Only this organization's stacks."),
+            query("project", "string", "Only this project's stacks."),
+            query("tagName", "string", "Only stacks with this tag."),
+            query("tagValue", "string", "Only stacks whose tag `tagName` has this value."),
+            CONTINUATION,
+        ],
+    ),
+    row(&PROJECT_HEAD, "Whether the project has a stack (200, else 404)", Empty, 200, Empty),
+    row(&STACK_CREATE, "Create a stack", json::<apitype::CreateStackRequest>(), 200, json::<apitype::Stack>()),
+    row(&STACK_GET, "A stack, with its running operation", Empty, 200, json::<apitype::Stack>()),
+    with_query(
+        row(&STACK_DELETE, "Delete a stack", Empty, 204, Empty),
+        &[query("force", "boolean", "Delete even when the stack still has resources.")],
+    ),
+    row(&STACK_TAGS_UPDATE, "Replace a stack's tags", json::<std::collections::BTreeMap<String, String>>(), 204, Empty),
+    row(&STACK_EXPORT, "The stack's current deployment", Empty, 200, STORED_DEPLOYMENT),
+    row(&STACK_ENCRYPT, "Encrypt a secret value", json::<secrets::EncryptRequest>(), 200, json::<secrets::EncryptResponse>()),
+    row(&STACK_DECRYPT, "Decrypt a secret value", json::<secrets::DecryptRequest>(), 200, json::<secrets::DecryptResponse>()),
+    row(&STACK_BATCH_ENCRYPT, "Encrypt secret values", json::<secrets::BatchEncryptRequest>(), 200, json::<secrets::BatchEncryptResponse>()),
+    row(&STACK_BATCH_DECRYPT, "Decrypt secret values", json::<secrets::BatchDecryptRequest>(), 200, json::<secrets::BatchDecryptResponse>()),
+    row(&STACK_LOG_DECRYPTION, "Note that a secret was shown (accepted, not recorded)", OBJECT, 200, OBJECT),
+    row(&STACK_LOG_BATCH_DECRYPTION, "Note that secrets were shown (accepted, not recorded)", OBJECT, 200, OBJECT),
+    row(&STACK_EXPORT_VERSION, "The deployment of one version", Empty, 200, STORED_DEPLOYMENT),
+    row(&STACK_IMPORT, "Replace the stack's state with a deployment", DEPLOYMENT, 200, json::<stacks::Imported>()),
+    with_query(
+        row(&STACK_HISTORY, "The stack's updates, newest first", Empty, 200, json::<stacks::History<'static>>()),
+        &[
+            query("pageSize", "integer", "Entries per page (all when absent)."),
+            query("page", "integer", "Page number, from 1."),
+        ],
+    ),
+    row(&STACK_HISTORY_LATEST, "The newest update of the stack", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
+    row(&STACK_HISTORY_VERSION, "The update that made one version", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
+    row(&UPDATE_CREATE, "Create an update (update, preview, refresh, destroy)", json::<updates::UpdateProgramRequest>(), 200, json::<updates::UpdateCreated>()),
+    row(&UPDATE_START, "Start an update and take the stack's lease", optional::<updates::StartRequest>(), 200, json::<updates::StartResponse>()),
+    row(&UPDATE_STATUS, "An update's status", Empty, 200, json::<updates::UpdateResults>()),
+    row(&UPDATE_RENEW_LEASE, "Extend the update's lease", json::<updates::RenewRequest>(), 200, json::<updates::RenewResponse>()),
+    row(&UPDATE_CHECKPOINT, "Save a full checkpoint", json::<updates::CheckpointRequest<'static>>(), 204, Empty),
+    row(&UPDATE_EVENTS_BATCH, "Store engine events", json::<updates::EventBatch>(), 204, Empty),
+    with_query(
+        row(&UPDATE_EVENTS_LIST, "An update's engine events, in order", Empty, 200, json::<updates::EventsPage>()),
+        &[CONTINUATION],
+    ),
+    row(&UPDATE_COMPLETE, "End an update and publish its state", json::<updates::CompleteRequest>(), 204, Empty),
+    row(&UPDATE_CANCEL, "Cancel an update", Empty, 204, Empty),
+    row(&UPDATE_CHECKPOINT_VERBATIM, "Save a checkpoint byte for byte (the delta baseline)", json::<updates::VerbatimRequest<'static>>(), 204, Empty),
+    row(&UPDATE_CHECKPOINT_DELTA, "Save a checkpoint as edits of the previous one", json::<updates::DeltaRequest>(), 204, Empty),
+    row(&UPDATE_JOURNAL_ENTRIES, "Store a batch of journal entries", json::<updates::JournalBatch>(), 204, Empty),
+    row(&STACK_RENAME, "Rename a stack (and possibly its project)", json::<stacks::RenameRequest>(), 204, Empty),
+    row(&ORG_HOOK_CREATE, "Create an organization webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
+    row(&ORG_HOOK_LIST, "An organization's webhooks", Empty, 200, json::<Vec<webhooks::HookResponse>>()),
+    row(&ORG_HOOK_GET, "An organization webhook", Empty, 200, json::<webhooks::HookResponse>()),
+    row(&ORG_HOOK_UPDATE, "Change an organization webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
+    row(&ORG_HOOK_DELETE, "Delete an organization webhook", Empty, 204, Empty),
+    row(&STACK_HOOK_CREATE, "Create a stack webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
+    row(&STACK_HOOK_LIST, "A stack's webhooks", Empty, 200, json::<Vec<webhooks::HookResponse>>()),
+    row(&STACK_HOOK_GET, "A stack webhook", Empty, 200, json::<webhooks::HookResponse>()),
+    row(&STACK_HOOK_UPDATE, "Change a stack webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
+    row(&STACK_HOOK_DELETE, "Delete a stack webhook", Empty, 204, Empty),
+    row(&ORG_HOOK_DELIVERIES, "An organization webhook's newest deliveries", Empty, 200, json::<Vec<webhook_deliveries::Delivery>>()),
+    row(&ORG_HOOK_REDELIVER, "Deliver again", Empty, 200, json::<webhook_deliveries::Delivery>()),
+    row(&ORG_HOOK_PING, "Deliver a ping now", Empty, 200, json::<webhook_deliveries::Delivery>()),
+    row(&STACK_HOOK_DELIVERIES, "A stack webhook's newest deliveries", Empty, 200, json::<Vec<webhook_deliveries::Delivery>>()),
+    row(&STACK_HOOK_REDELIVER, "Deliver again", Empty, 200, json::<webhook_deliveries::Delivery>()),
+    row(&STACK_HOOK_PING, "Deliver a ping now", Empty, 200, json::<webhook_deliveries::Delivery>()),
+    row(&ORG_GET, "An organization and its settings", Empty, 200, json::<orgs::OrgInfo>()),
+    row(&ORG_UPDATE, "Change an organization's settings", json::<orgs::OrgSettings>(), 204, Empty),
+    row(&ORG_MEMBERS_LIST, "An organization's members", Empty, 200, json::<orgs::MembersList>()),
+    row(&ORG_MEMBER_ADD, "Add a member (role member unless given)", optional::<orgs::RoleBody>(), 204, Empty),
+    row(&ORG_MEMBER_UPDATE, "Change a member's role", optional::<orgs::RoleBody>(), 204, Empty),
+    row(&ORG_MEMBER_REMOVE, "Remove a member", Empty, 204, Empty),
+    row(&ORG_TEAMS_LIST, "An organization's teams", Empty, 200, json::<teams::TeamsList>()),
+    row(&ORG_TEAM_CREATE, "Create a team", json::<teams::CreateTeam>(), 200, json::<teams::TeamDetail>()),
+    row(&ORG_TEAM_GET, "A team with its members and stacks", Empty, 200, json::<teams::TeamDetail>()),
+    row(&ORG_TEAM_UPDATE, "Change a team: one member, stack grant or description per call", json::<teams::UpdateTeam>(), 204, Empty),
+    row(&ORG_TEAM_DELETE, "Delete a team", Empty, 204, Empty),
+    row(&STACK_TEAMS_LIST, "The teams with a permission on a stack", Empty, 200, json::<teams::StackTeams>()),
+    row(&STACK_COLLABORATORS_LIST, "A stack's direct collaborators", Empty, 200, json::<orgs::CollaboratorsList>()),
+    row(&STACK_COLLABORATOR_SET, "Grant or change a member's permission on a stack", json::<orgs::CollaboratorBody>(), 204, Empty),
+    row(&STACK_COLLABORATOR_REMOVE, "Remove a member's permission on a stack", Empty, 204, Empty),
+    row(&USER_TOKENS_LIST, "The caller's personal tokens", Empty, 200, json::<tokens::ListResponse>()),
+    row(&USER_TOKEN_CREATE, "Create a personal token (its value is shown once)", json::<tokens::CreateRequest>(), 200, json::<tokens::CreateResponse>()),
+    row(&USER_TOKEN_DELETE, "Revoke a personal token", Empty, 204, Empty),
+    row(&ORG_TOKENS_LIST, "An organization's tokens", Empty, 200, json::<tokens::ListResponse>()),
+    row(&ORG_TOKEN_CREATE, "Create an organization token (its value is shown once)", json::<tokens::CreateRequest>(), 200, json::<tokens::CreateResponse>()),
+    row(&ORG_TOKEN_DELETE, "Revoke an organization token", Empty, 204, Empty),
+    row(&TEAM_TOKENS_LIST, "A team's tokens", Empty, 200, json::<tokens::ListResponse>()),
+    row(&TEAM_TOKEN_CREATE, "Create a team token (its value is shown once)", json::<tokens::CreateRequest>(), 200, json::<tokens::CreateResponse>()),
+    row(&TEAM_TOKEN_DELETE, "Revoke a team token", Empty, 204, Empty),
+    with_query(
+        row(&ORG_AUDITLOGS_LIST, "The organization's audit log, newest first", Empty, 200, json::<audit::Listing>()),
+        &AUDIT_QUERY,
+    ),
+    with_query(
+        row(&ORG_AUDITLOGS_EXPORT, "The audit log as CSV", Empty, 200, Body::Other {
+            content_type: "text/csv",
+            description: "One row per entry, newest first; `X-Continuation-Token` names where a truncated export goes on.",
+        }),
+        &AUDIT_EXPORT_QUERY,
+    ),
+];
+
+/// The shapes of `route`.
+pub fn of(route: &Route) -> Option<&'static Shape> {
+    SHAPES.iter().find(|s| std::ptr::eq(s.route, route))
+}
+
+/// Routes of the table without a row in [`SHAPES`], and rows naming a route twice: both make
+/// the generator fail, so that a new route cannot go undescribed.
+pub fn missing() -> Vec<String> {
+    let mut problems = Vec::new();
+    for route in super::routes::ROUTES {
+        match SHAPES.iter().filter(|s| std::ptr::eq(s.route, *route)).count() {
+            0 => problems.push(format!("{} has no row in api::shapes::SHAPES", route.name)),
+            1 => {}
+            n => problems.push(format!("{} has {n} rows in api::shapes::SHAPES", route.name)),
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_exactly_one_shape_in_table_order() {
+        assert_eq!(missing(), Vec::<String>::new());
+        let names: Vec<_> = SHAPES.iter().map(|s| s.route.name).collect();
+        let table: Vec<_> = super::super::routes::ROUTES.iter().map(|r| r.name).collect();
+        assert_eq!(names, table);
+    }
+
+    #[test]
+    fn only_public_routes_take_an_optional_token() {
+        for s in SHAPES.iter().filter(|s| s.optional_token) {
+            assert_eq!(s.route.guard, super::super::Guard::Public, "{}", s.route.name);
+        }
+    }
+
+    #[test]
+    fn bodiless_answers_are_204_or_head() {
+        for s in SHAPES {
+            if matches!(s.response, Body::Empty) {
+                assert!(
+                    s.status == 204 || s.route.method == http::Method::HEAD,
+                    "{}",
+                    s.route.name
+                );
+            }
+        }
+    }
+}
