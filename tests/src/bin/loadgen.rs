@@ -377,6 +377,7 @@ async fn all(
     write("loadgen.json", serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?)?;
 
     println!("{}", summary_table(&reports));
+    println!("{}", server_cost_table(&reports));
     println!("{}", ratio_table(&reports));
     println!("{}", parallel_table(&reports));
     for r in &reports {
@@ -403,6 +404,46 @@ async fn all(
         println!("#### Cold start\n\n{}", coldstart_table(&bin, &starts));
     }
     Ok(())
+}
+
+/// "Server cost": what each run cost the server (CPU seconds over all its phases) and the
+/// latency of the requests that matter most, p50 / p99.
+fn server_cost_table(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "#### Server cost (whole run: create, `up`, no-op `up`, `up` +2, export, `destroy`, `rm`; previews included)\n\n| backend | N | padding | mode | stacks | server CPU | GET stack | POST update-start | state saves (journal batch or checkpoint) |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let latency = |r: &Report, routes: &[&str]| -> String {
+        let found = r.routes.iter().filter(|row| routes.contains(&row.route.as_str()));
+        let best = found.max_by_key(|row| row.count);
+        best.map(|row| {
+            format!("{} / {}", load::report::ms(row.p50_ms), load::report::ms(row.p99_ms))
+        })
+        .unwrap_or_else(|| "–".into())
+    };
+    for r in reports {
+        let s = &r.scenario;
+        let cpu = r.server.map(|c| format!("{:.2} s", c.cpu_s)).unwrap_or_else(|| "–".into());
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {cpu} | {} | {} | {} |\n",
+            r.backend,
+            s.n,
+            if s.pad_bytes > 0 { format!("{} KB", s.pad_bytes / 1024) } else { "–".into() },
+            load::mode_name(s.mode),
+            s.stacks,
+            latency(r, &["GET stack"]),
+            latency(r, &["POST update-start"]),
+            latency(
+                r,
+                &[
+                    "PATCH journalentries",
+                    "PATCH checkpoint",
+                    "PATCH checkpointdelta",
+                    "PATCH checkpointverbatim"
+                ]
+            ),
+        ));
+    }
+    out
 }
 
 fn summary_table(reports: &[Report]) -> String {

@@ -24,7 +24,7 @@ mod driver;
 mod local;
 mod prices;
 mod recorder;
-mod report;
+pub mod report;
 mod scenario;
 pub mod server_cost;
 #[cfg(test)]

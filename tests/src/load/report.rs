@@ -34,7 +34,8 @@ pub(super) fn mb(bytes: u64) -> String {
     }
 }
 
-pub(super) fn ms(v: f64) -> String {
+/// A duration in ms, to 3 significant places.
+pub fn ms(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.1} s", v / 1000.0)
     } else if v >= 100.0 {
