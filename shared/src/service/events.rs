@@ -4,6 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value as Json;
 
 use super::deployments;
@@ -12,70 +15,104 @@ use crate::error::{Error, Result};
 
 /// Most events in one batch (the CLI sends at most 50).
 pub const MAX_BATCH: usize = 1000;
-/// Largest single event, as JSON. Events carry resource states (old and new inputs and
+/// Largest single event, as sent. Events carry resource states (old and new inputs and
 /// outputs), so they can be as large as the largest resource.
 pub const MAX_EVENT_BYTES: usize = 8 << 20;
 /// Events returned per read-back page.
 pub const READ_PAGE: usize = 1000;
 
-/// Length of `v` as compact JSON, counted without building the text.
-fn json_len(v: &Json) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, v) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
-    }
-}
-
 fn prefix(update_id: &str) -> String {
     format!("updates/{update_id}/events/")
 }
 
-/// Validates a batch: objects with a non-negative integer `sequence`. Returns the events in
-/// sequence order and the resource changes of a summary event, if the batch has one.
-pub fn check_batch(events: Vec<Json>) -> Result<(Vec<Json>, Option<Json>)> {
+/// What the server reads of one event: its sequence and, on a summary event, the summary.
+/// Everything else stays as the client sent it, never parsed into a tree.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head {
+    #[serde(default)]
+    sequence: Option<Json>,
+    #[serde(default)]
+    summary_event: Option<Json>,
+}
+
+/// A checked batch: the sequence range it covers and a summary event's resource changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// Lowest and highest sequence (None for an empty batch).
+    pub range: Option<(i64, i64)>,
+    /// `summaryEvent.resourceChanges` of the batch's summary event, if it has one.
+    pub summary: Option<Json>,
+}
+
+/// Validates a batch: objects with a non-negative integer `sequence`, none over
+/// [`MAX_EVENT_BYTES`] as sent. Reads only those fields of each event (a streaming parse that
+/// builds no tree of the rest), so the batch can be stored exactly as it came.
+pub fn check_batch(events: &[&RawValue]) -> Result<Checked> {
     if events.len() > MAX_BATCH {
         return Err(Error::BadRequest(format!("at most {MAX_BATCH} events per batch")));
     }
-    let mut by_seq = BTreeMap::new();
-    let mut summary = None;
-    for e in events {
-        let seq =
-            e.get("sequence").and_then(Json::as_i64).filter(|s| *s >= 0).ok_or_else(|| {
-                Error::BadRequest("every event needs a non-negative integer sequence".into())
-            })?;
-        let size = json_len(&e);
+    let no_sequence =
+        || Error::BadRequest("every event needs a non-negative integer sequence".into());
+    let mut checked = Checked { range: None, summary: None };
+    for raw in events {
+        let head: Head = serde_json::from_str(raw.get()).map_err(|_| no_sequence())?;
+        let seq = head.sequence.as_ref().and_then(Json::as_i64).filter(|s| *s >= 0);
+        let seq = seq.ok_or_else(no_sequence)?;
+        let size = raw.get().len();
         if size > MAX_EVENT_BYTES {
             return Err(Error::BadRequest(format!(
                 "event {seq} is {size} bytes; an event holds at most {MAX_EVENT_BYTES}"
             )));
         }
-        if let Some(rc) = e.get("summaryEvent").and_then(|s| s.get("resourceChanges")) {
-            summary = Some(rc.clone());
+        if let Some(rc) = head.summary_event.as_ref().and_then(|s| s.get("resourceChanges")) {
+            checked.summary = Some(rc.clone());
         }
-        by_seq.insert(seq, e);
+        checked.range = Some(match checked.range {
+            Some((lo, hi)) => (lo.min(seq), hi.max(seq)),
+            None => (seq, seq),
+        });
     }
-    Ok((by_seq.into_values().collect(), summary))
+    Ok(checked)
 }
 
-/// Stores a checked, non-empty batch durably.
-pub async fn store(app: &App, update_id: &str, events: &[Json]) -> Result<()> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(()) };
-    let seq = |e: &Json| e.get("sequence").and_then(Json::as_i64).unwrap_or(0);
-    let key = format!("{}{:012}-{:012}.json.gz", prefix(update_id), seq(first), seq(last));
-    let body = serde_json::to_vec(events).map_err(|e| Error::caused("JSON encoding", e))?;
-    app.ports.blobs.put(&key, deployments::gzip(&body)?).await?;
+/// A batch's body as the client sent it (`{"events": […]}`): its gzip bytes when it was
+/// compressed, and what they decode to.
+pub struct Received<'a> {
+    /// The body as received, if gzip.
+    pub gzip: Option<&'a Bytes>,
+    /// The decoded body.
+    pub plain: &'a [u8],
+}
+
+/// Stores a checked batch durably, as the client sent it (gzip once if it was not already):
+/// the blob is named by the batch's sequence range, and read-back orders and de-duplicates.
+pub async fn store(app: &App, update_id: &str, batch: &Checked, body: Received<'_>) -> Result<()> {
+    let Some((first, last)) = batch.range else { return Ok(()) };
+    let key = format!("{}{first:012}-{last:012}.json.gz", prefix(update_id));
+    let stored = match body.gzip {
+        Some(gz) => gz.clone(),
+        None => deployments::gzip(body.plain)?,
+    };
+    app.ports.blobs.put(&key, stored).await?;
     Ok(())
+}
+
+/// The client's form of a stored batch.
+#[derive(Deserialize)]
+struct ReceivedBatch {
+    events: Vec<Json>,
+}
+
+/// The events of a stored blob: the client's `{"events": […]}`, or a bare `[…]` (batches
+/// stored before they were kept as received).
+fn read_blob(gz: &[u8]) -> Result<Vec<Json>> {
+    let json = deployments::gunzip(gz)?;
+    let parsed = match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => serde_json::from_slice::<ReceivedBatch>(&json).map(|b| b.events),
+        _ => serde_json::from_slice::<Vec<Json>>(&json),
+    };
+    parsed.map_err(|e| Error::caused("not an events batch", e))
 }
 
 /// Reads events with `sequence >= from`, in order, at most [`READ_PAGE`]; also returns the
@@ -102,7 +139,7 @@ pub async fn read(app: &App, update_id: &str, from: i64) -> Result<(Vec<Json>, O
             continue;
         }
         let Some(gz) = blobs.get(&key).await? else { continue };
-        let events: Vec<Json> = serde_json::from_slice(&deployments::gunzip(&gz)?)
+        let events = read_blob(&gz)
             .map_err(|e| Error::caused(format!("stored events {key} are corrupt"), e))?;
         for e in events {
             if let Some(s) = e.get("sequence").and_then(Json::as_i64).filter(|s| *s >= from) {
@@ -115,4 +152,56 @@ pub async fn read(app: &App, update_id: &str, from: i64) -> Result<(Vec<Json>, O
     // Sequences are client-sent: the last possible one has no successor rather than an overflow.
     let next = if more { page.last().map(|(s, _)| s.saturating_add(1)) } else { None };
     Ok((page.into_iter().map(|(_, e)| e).collect(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raws(text: &str) -> Vec<Box<RawValue>> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn check(text: &str) -> Result<Checked> {
+        let owned = raws(text);
+        let borrowed: Vec<&RawValue> = owned.iter().map(|r| r.as_ref()).collect();
+        check_batch(&borrowed)
+    }
+
+    #[test]
+    fn a_batch_gives_its_range_and_summary_in_any_order() {
+        let c = check(
+            r#"[{"sequence": 7, "timestamp": 1}, {"sequence": 3},
+                {"sequence": 5, "summaryEvent": {"resourceChanges": {"create": 2}}}]"#,
+        )
+        .unwrap();
+        assert_eq!(c.range, Some((3, 7)));
+        assert_eq!(c.summary, Some(serde_json::json!({"create": 2})));
+        assert_eq!(check("[]").unwrap(), Checked { range: None, summary: None });
+        let plain = check(r#"[{"sequence": 0, "summaryEvent": null}]"#).unwrap();
+        assert_eq!((plain.range, plain.summary), (Some((0, 0)), None));
+    }
+
+    #[test]
+    fn events_without_a_good_sequence_are_refused() {
+        for bad in [
+            r#"[{"timestamp": 1}]"#,
+            r#"[{"sequence": -1}]"#,
+            r#"[{"sequence": "3"}]"#,
+            r#"[{"sequence": 1.5}]"#,
+            r#"[3]"#,
+            r#"[{"sequence": 1, "sequence": 2}]"#,
+        ] {
+            assert!(matches!(check(bad), Err(Error::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stored_blobs_read_in_both_forms() {
+        let received = deployments::gzip(br#"{"events": [{"sequence": 1}]}"#).unwrap();
+        let bare = deployments::gzip(br#" [{"sequence": 2}]"#).unwrap();
+        assert_eq!(read_blob(&received).unwrap(), vec![serde_json::json!({"sequence": 1})]);
+        assert_eq!(read_blob(&bare).unwrap(), vec![serde_json::json!({"sequence": 2})]);
+        assert!(read_blob(&deployments::gzip(b"{}").unwrap()).is_err());
+    }
 }

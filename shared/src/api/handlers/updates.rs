@@ -288,19 +288,24 @@ pub async fn journal_entries(ctx: Ctx) -> Result<Reply> {
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-pub(crate) struct EventBatch {
-    events: Vec<Json>,
+pub(crate) struct EventBatch<'a> {
+    /// The engine events, each an object with a non-negative integer `sequence` (the server
+    /// reads only that and a summary event's resource changes, and stores the batch as sent).
+    #[serde(borrow)]
+    #[cfg_attr(feature = "openapi", schemars(with = "Vec<Json>"))]
+    events: Vec<&'a RawValue>,
 }
 
 /// `POST …/events/batch`: stores engine events; duplicates are harmless.
 pub async fn events_batch(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
-    let batch: EventBatch = ctx.json()?;
+    let batch: EventBatch = crate::api::body::parse_json(&ctx.body)?;
     let update = ctx.caller.lease()?;
-    let (ordered, summary) = events::check_batch(batch.events)?;
-    events::store(&ctx.app, &update.id, &ordered).await?;
-    if let Some(changes) = summary {
-        updates::record_resource_changes(&ctx.app, update, &changes).await?;
+    let checked = events::check_batch(&batch.events)?;
+    let received = events::Received { gzip: ctx.gzip_body.as_ref(), plain: &ctx.body };
+    events::store(&ctx.app, &update.id, &checked, received).await?;
+    if let Some(changes) = &checked.summary {
+        updates::record_resource_changes(&ctx.app, update, changes).await?;
     }
     Ok(Reply::no_content())
 }
