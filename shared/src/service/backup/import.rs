@@ -24,6 +24,17 @@ pub struct ImportOptions {
     pub passphrase: Passphrase,
 }
 
+/// How an import found the organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Empty: restored.
+    Imported,
+    /// An earlier run of this same import had stopped midway: finished.
+    Resumed,
+    /// This export was imported already: nothing done (a later change stays as it is).
+    AlreadyImported,
+}
+
 /// What an import restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -35,8 +46,8 @@ pub struct ImportSummary {
     pub versions: usize,
     /// Metadata items written.
     pub records: usize,
-    /// Whether this run finished an import that had stopped midway.
-    pub resumed: bool,
+    /// What this run did.
+    pub outcome: Outcome,
 }
 
 /// One stack to restore.
@@ -220,23 +231,32 @@ fn subject(i: &Item) -> [Option<&str>; 4] {
     [i.s("kind"), i.s("user"), i.s("org"), i.s("team")]
 }
 
+/// `state` of the import marker while the import runs, and once it is done.
+const RUNNING: &str = "running";
+const FINISHED: &str = "finished";
+
 /// Fails unless the organization may receive this export: absent or holding only its item and
-/// members, or holding the marker of this same export's unfinished import. Returns whether it
-/// is such a resumption.
-async fn check_target(app: &App, m: &Manifest, plan: &Plan) -> Result<bool> {
+/// members, or holding the marker of an import of this same export.
+async fn check_target(app: &App, m: &Manifest, plan: &Plan) -> Result<Outcome> {
     let meta = app.ports.meta.as_ref();
     let org = m.org.as_str();
     let all = |pk: String| Query { pk, sk: SortKey::All, ascending: true, limit: 100, after: None };
     let existing = query_all(meta, all(item_keys::org_pk(org))).await?;
     if let Some(marker) = existing.iter().find(|i| i.sk == IMPORT_SK) {
-        return match marker.s("export_id") {
-            Some(id) if id == m.export_id => Ok(true),
-            other => Err(Error::Conflict(format!(
-                "organization '{org}' has an unfinished import of export {}; run that import \
-                 again to finish it",
-                other.unwrap_or("?")
-            ))),
-        };
+        let finished = marker.s("state") == Some(FINISHED);
+        match marker.s("export_id") {
+            Some(id) if id == m.export_id && finished => return Ok(Outcome::AlreadyImported),
+            Some(id) if id == m.export_id => return Ok(Outcome::Resumed),
+            // A finished import of another export says nothing: what it left is judged below.
+            _ if finished => {}
+            other => {
+                return Err(Error::Conflict(format!(
+                    "organization '{org}' has an unfinished import of export {}; run that \
+                     import again to finish it",
+                    other.unwrap_or("?")
+                )))
+            }
+        }
     }
     let not_empty = |what: String| {
         Error::Conflict(format!(
@@ -244,9 +264,9 @@ async fn check_target(app: &App, m: &Manifest, plan: &Plan) -> Result<bool> {
              organization without stacks, teams, tokens or webhooks. Nothing was changed."
         ))
     };
-    if let Some(i) =
-        existing.iter().find(|i| i.sk != item_keys::ORG_SK && !i.sk.starts_with("MEMBER#"))
-    {
+    let settled =
+        |sk: &str| sk == item_keys::ORG_SK || sk == IMPORT_SK || sk.starts_with("MEMBER#");
+    if let Some(i) = existing.iter().find(|i| !settled(&i.sk)) {
         return Err(not_empty(format!("it holds {}", i.sk)));
     }
     let hooks = meta.query(Query { limit: 1, ..all(item_keys::hooks_pk(org)) }).await?;
@@ -273,7 +293,7 @@ async fn check_target(app: &App, m: &Manifest, plan: &Plan) -> Result<bool> {
             }
         }
     }
-    Ok(false)
+    Ok(Outcome::Imported)
 }
 
 /// Most writes in flight at once.
@@ -302,17 +322,37 @@ pub async fn import(app: &App, from: &dyn Archive, opts: &ImportOptions) -> Resu
     let m = Manifest::parse(&body)?;
     let sealer = Sealer::open_export(&opts.passphrase, &m.sealing, &m.export_id)?;
     let plan = Plan::read(from, &m, &sealer).await?;
-    let resumed = check_target(app, &m, &plan).await?;
+    let outcome = check_target(app, &m, &plan).await?;
     let meta = app.ports.meta.as_ref();
     let org = m.org.as_str();
     let now = app.clock.now();
+    let versions = plan
+        .stacks
+        .iter()
+        .flat_map(|s| &s.rest)
+        .filter(|i| i.sk.starts_with(item_keys::VERSION_PREFIX))
+        .count();
+    let summary = ImportSummary {
+        org: org.to_string(),
+        stacks: plan.stacks.len(),
+        versions,
+        records: plan.records(),
+        outcome,
+    };
+    if outcome == Outcome::AlreadyImported {
+        return Ok(summary);
+    }
 
-    let marker = Item::new(item_keys::org_pk(org), IMPORT_SK)
-        .with("export_id", Value::S(m.export_id.clone()))
-        .with("started", Value::N(now));
+    let marker = |state: &str| {
+        Item::new(item_keys::org_pk(org), IMPORT_SK)
+            .with("export_id", Value::S(m.export_id.clone()))
+            .with("state", Value::S(state.to_string()))
+            .with("started", Value::N(now))
+    };
     let mine = Condition::NotExists
-        .or(Condition::Equals("export_id".into(), Value::S(m.export_id.clone())));
-    match meta.put(marker, Some(mine)).await {
+        .or(Condition::Equals("export_id".into(), Value::S(m.export_id.clone())))
+        .or(Condition::Equals("state".into(), Value::S(FINISHED.into())));
+    match meta.put(marker(RUNNING), Some(mine)).await {
         Err(MetaError::ConditionFailed) => {
             return Err(Error::Conflict(format!(
                 "another import into organization '{org}' started meanwhile"
@@ -368,19 +408,8 @@ pub async fn import(app: &App, from: &dyn Archive, opts: &ImportOptions) -> Resu
         Ok(()) | Err(MetaError::ConditionFailed) => {}
         Err(e) => return Err(e.into()),
     }
-    meta.delete(&item_keys::org_pk(org), IMPORT_SK, None).await?;
-
-    let versions = plan
-        .stacks
-        .iter()
-        .flat_map(|s| &s.rest)
-        .filter(|i| i.sk.starts_with(item_keys::VERSION_PREFIX))
-        .count();
-    Ok(ImportSummary {
-        org: org.to_string(),
-        stacks: plan.stacks.len(),
-        versions,
-        records: plan.records(),
-        resumed,
-    })
+    // Kept, finished: running this import again is then a no-op, not a conflict, even when
+    // this very write was the one a crash interrupted after it landed.
+    meta.put(marker(FINISHED), None).await?;
+    Ok(summary)
 }

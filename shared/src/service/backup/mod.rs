@@ -49,8 +49,9 @@
 //! and checked first (digests, passphrase, record keys, token hashes not taken). Then a marker
 //! item (`ORG#<org>`/`IMPORT`, with the export id) is written, then deployment blobs, data
 //! keys, histories and grants, users and tokens, the organization's records, webhooks and audit,
-//! and last the stack items, which make the stacks visible; the marker is removed at the end.
-//! Every write is idempotent, so after a crash the same import run again finishes the job.
+//! and last the stack items, which make the stacks visible; the marker is marked finished at
+//! the end and stays. Every write is idempotent, so after a crash the same import run again
+//! finishes the job; run again after it finished, it does nothing (later changes stay).
 
 pub mod archive;
 pub mod export;
@@ -60,5 +61,5 @@ pub mod seal;
 
 pub use archive::{Archive, BlobArchive};
 pub use export::{export, ExportOptions, ExportSummary};
-pub use import::{import, ImportOptions, ImportSummary};
+pub use import::{import, ImportOptions, ImportSummary, Outcome};
 pub use seal::Passphrase;
