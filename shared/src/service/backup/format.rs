@@ -360,7 +360,8 @@ mod tests {
 
     #[test]
     fn bad_manifests_are_refused_with_a_reason() {
-        let cases: Vec<(fn(&mut serde_json::Value), &str)> = vec![
+        type Damage = fn(&mut serde_json::Value);
+        let cases: Vec<(Damage, &str)> = vec![
             (|m| m["format"] = "zip".into(), "not a Stackhouse organization export"),
             (|m| m["version"] = 2.into(), "newer Stackhouse"),
             (|m| m["org"] = "a/b".into(), "bad organization"),
