@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use local_emulator::archive::DirArchive;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use stackhouse::app::Settings;
 use stackhouse::names::{OrgName, StackId};
 use stackhouse::ports::{Query, SortKey};
@@ -401,6 +402,29 @@ pub async fn bad_imports_are_refused_and_change_nothing(from: Target, to: Target
                 std::fs::write(&path, bytes).expect("write");
             }),
             "damaged",
+        ),
+        (
+            "a record changed and its digest updated without the passphrase",
+            damaged(&dir, |d| {
+                let tokens = d.join("records/tokens.json");
+                let text = std::fs::read_to_string(&tokens).expect("tokens");
+                let forged = text.replacen("\"ci\"", "\"forged\"", 1).into_bytes();
+                assert_ne!(forged, text.as_bytes(), "the export has a token named ci");
+                std::fs::write(&tokens, &forged).expect("write");
+                let mut m: Value = serde_json::from_slice(
+                    &std::fs::read(d.join("manifest.json")).expect("manifest"),
+                )
+                .expect("manifest JSON");
+                for f in m["files"].as_array_mut().expect("files") {
+                    if f["path"] == "records/tokens.json" {
+                        f["sha256"] = json!(hex::encode(Sha256::digest(&forged)));
+                        f["bytes"] = json!(forged.len());
+                    }
+                }
+                let body = serde_json::to_vec_pretty(&m).expect("JSON");
+                std::fs::write(d.join("manifest.json"), body).expect("write");
+            }),
+            "altered after the export",
         ),
         (
             "a missing records file",

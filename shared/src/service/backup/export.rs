@@ -177,7 +177,9 @@ pub async fn export(
         sealing,
         stacks: entries,
         files: w.files,
+        mac: String::new(),
     };
+    let manifest = Manifest { mac: sealer.mac(&manifest.unsigned()?)?, ..manifest };
     let body = format::to_json(&manifest)?;
     let bytes = manifest.files.iter().map(|f| f.bytes).sum::<u64>() + body.len() as u64;
     let files = manifest.files.len() + 1;

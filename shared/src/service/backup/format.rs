@@ -64,6 +64,10 @@ pub struct Manifest {
     pub stacks: Vec<StackEntry>,
     /// Every file of the export but the manifest.
     pub files: Vec<FileEntry>,
+    /// HMAC-SHA256 (base64) under the passphrase of this manifest as written with `mac`
+    /// empty ([`Manifest::unsigned`]): with the digests in `files`, it authenticates the whole
+    /// export.
+    pub mac: String,
 }
 
 /// Passphrase sealing of the data keys.
@@ -313,6 +317,11 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The bytes the MAC covers: this manifest with an empty `mac`, as the export wrote it.
+    pub fn unsigned(&self) -> Result<Vec<u8>> {
+        to_json(&Manifest { mac: String::new(), ..self.clone() })
+    }
+
     /// The entry of a file, or a 400 saying the manifest lacks it.
     pub fn file(&self, path: &str) -> Result<&FileEntry> {
         self.files
@@ -348,6 +357,7 @@ mod tests {
                 versions: vec![1, 2, 3],
             }],
             files: vec![FileEntry::of(ORG_RECORDS, b"{}")],
+            mac: "bWFj".into(),
         }
     }
 

@@ -321,6 +321,12 @@ pub async fn import(app: &App, from: &dyn Archive, opts: &ImportOptions) -> Resu
     })?;
     let m = Manifest::parse(&body)?;
     let sealer = Sealer::open_export(&opts.passphrase, &m.sealing, &m.export_id)?;
+    if !sealer.verify(&m.unsigned()?, &m.mac) {
+        return Err(Error::BadRequest(format!(
+            "{} was altered after the export: its MAC does not match",
+            format::MANIFEST
+        )));
+    }
     let plan = Plan::read(from, &m, &sealer).await?;
     let outcome = check_target(app, &m, &plan).await?;
     let meta = app.ports.meta.as_ref();

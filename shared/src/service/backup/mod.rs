@@ -6,7 +6,8 @@
 //! # Format (version 1)
 //!
 //! ```text
-//! manifest.json                          written last; lists everything below with size+SHA-256
+//! manifest.json                          written last; lists everything below with size+SHA-256,
+//!                                        and is authenticated by an HMAC under the passphrase
 //! keys.json                              data keys, each sealed under the passphrase (seal.rs)
 //! records/org.json                       ORG#<org>: organization, members, teams, team members
 //!                                        and stack grants, org/team token listings and names

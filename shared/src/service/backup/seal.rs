@@ -7,10 +7,17 @@
 //! with associated data `stackhouse-export:v1:<export id>:<purpose>`, the purpose being
 //! `check` or `datakey:<key id>`: a sealed key cannot be moved to another key id or spliced in
 //! from another export unnoticed.
+//!
+//! The same passphrase authenticates the whole export: the manifest, which holds every other
+//! file's SHA-256, carries an HMAC-SHA256 of itself, so a record added or changed by someone
+//! without the passphrase (a token hash for themselves, say) is refused. The AES and HMAC keys
+//! are two HMAC-SHA256 expansions of the PBKDF2 output.
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::format::{b64, Sealing};
 use crate::error::{Error, Result};
@@ -47,13 +54,25 @@ impl std::fmt::Debug for Passphrase {
 /// Seals and opens values of one export.
 pub struct Sealer {
     cipher: Aes256Gcm,
+    mac_key: [u8; 32],
     export_id: String,
 }
 
-fn derive(passphrase: &Passphrase, salt: &[u8], iterations: u32) -> Aes256Gcm {
-    let mut key = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.0.as_bytes(), salt, iterations, &mut key);
-    Aes256Gcm::new((&key).into())
+/// HMAC-SHA256 of `data` under `key`.
+fn hmac(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|_| Error::internal("HMAC refused a 32-byte key"))?;
+    mac.update(data);
+    Ok(mac)
+}
+
+/// The sealing and the MAC key from the passphrase.
+fn derive(passphrase: &Passphrase, salt: &[u8], iterations: u32) -> Result<(Aes256Gcm, [u8; 32])> {
+    let mut master = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(passphrase.0.as_bytes(), salt, iterations, &mut master);
+    let seal: [u8; 32] = hmac(&master, b"stackhouse-export seal")?.finalize().into_bytes().into();
+    let mac: [u8; 32] = hmac(&master, b"stackhouse-export mac")?.finalize().into_bytes().into();
+    Ok((Aes256Gcm::new((&seal).into()), mac))
 }
 
 impl Sealer {
@@ -71,8 +90,8 @@ impl Sealer {
             )));
         }
         let salt: [u8; 16] = rand::random();
-        let sealer =
-            Sealer { cipher: derive(passphrase, &salt, iterations), export_id: export_id.into() };
+        let (cipher, mac_key) = derive(passphrase, &salt, iterations)?;
+        let sealer = Sealer { cipher, mac_key, export_id: export_id.into() };
         let check = sealer.seal("check", CHECK_PLAINTEXT)?;
         let sealing = Sealing {
             kdf: KDF.into(),
@@ -105,10 +124,8 @@ impl Sealer {
         let salt = b64()
             .decode(&sealing.salt)
             .map_err(|_| Error::BadRequest("the export's salt is not base64".into()))?;
-        let sealer = Sealer {
-            cipher: derive(passphrase, &salt, sealing.iterations),
-            export_id: export_id.into(),
-        };
+        let (cipher, mac_key) = derive(passphrase, &salt, sealing.iterations)?;
+        let sealer = Sealer { cipher, mac_key, export_id: export_id.into() };
         let check = b64()
             .decode(&sealing.check)
             .map_err(|_| Error::BadRequest("the export's check value is not base64".into()))?;
@@ -117,6 +134,19 @@ impl Sealer {
             _ => Err(Error::BadRequest(
                 "wrong passphrase: it does not open this export's keys".into(),
             )),
+        }
+    }
+
+    /// The MAC of a manifest's bytes (base64).
+    pub fn mac(&self, body: &[u8]) -> Result<String> {
+        Ok(b64().encode(hmac(&self.mac_key, body)?.finalize().into_bytes()))
+    }
+
+    /// Whether `mac` is the MAC of `body` (compared in constant time).
+    pub fn verify(&self, body: &[u8], mac: &str) -> bool {
+        match (b64().decode(mac), hmac(&self.mac_key, body)) {
+            (Ok(tag), Ok(h)) => h.verify_slice(&tag).is_ok(),
+            _ => false,
         }
     }
 
@@ -161,6 +191,10 @@ mod tests {
         assert!(again.open("datakey:b", &sealed).is_none(), "another key id");
         let other_export = Sealer::open_export(&p, &sealing, "exp2");
         assert!(other_export.is_err(), "the check is bound to the export id");
+        let mac = sealer.mac(b"manifest").unwrap();
+        assert!(again.verify(b"manifest", &mac));
+        assert!(!again.verify(b"manifest!", &mac), "another body");
+        assert!(!again.verify(b"manifest", "not base64"));
     }
 
     #[test]
