@@ -60,3 +60,27 @@ impl Archive for BlobArchive {
 pub(crate) fn missing(archive: &dyn Archive, path: &str) -> Error {
     Error::BadRequest(format!("{path} is missing from the export at {}", archive.location()))
 }
+
+/// Records an export or import in the organization's audit log: the operator's tool acts
+/// outside any request, so it writes its own entry (actor `operator`, no token).
+pub(crate) async fn audit(
+    app: &crate::app::App,
+    org: &str,
+    action: &str,
+    archive: &dyn Archive,
+    description: String,
+) -> Result<()> {
+    let (secs, micros) = app.clock.now_micros();
+    let entry = crate::service::audit::Entry {
+        time_us: secs.saturating_mul(1_000_000).saturating_add(i64::from(micros)),
+        actor: "operator".into(),
+        token_id: String::new(),
+        token_name: String::new(),
+        source_ip: String::new(),
+        action: action.into(),
+        resource: archive.location(),
+        status: None,
+        description,
+    };
+    crate::service::audit::append(app.ports.meta.as_ref(), org, &entry).await
+}

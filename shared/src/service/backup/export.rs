@@ -166,6 +166,7 @@ pub async fn export(
         let sealed = sealer.seal(&format!("datakey:{key_id}"), &plaintext)?;
         keys.keys.push(SealedKey { key_id, sealed: b64().encode(sealed) });
     }
+    let keys_count = keys.keys.len();
     w.write(format::KEYS, format::to_json(&keys)?).await?;
 
     let manifest = Manifest {
@@ -185,6 +186,12 @@ pub async fn export(
     let files = manifest.files.len() + 1;
     // Last: an export without its manifest is visibly unfinished.
     to.write(format::MANIFEST, Bytes::from(body)).await?;
+    let what = format!(
+        "exported {} stacks with {versions_total} versions and {} data keys (export {export_id})",
+        manifest.stacks.len(),
+        keys_count,
+    );
+    super::archive::audit(app, org, "org-export", to, what).await?;
     Ok(ExportSummary {
         stacks: manifest.stacks.len(),
         versions: versions_total,

@@ -417,5 +417,10 @@ pub async fn import(app: &App, from: &dyn Archive, opts: &ImportOptions) -> Resu
     // Kept, finished: running this import again is then a no-op, not a conflict, even when
     // this very write was the one a crash interrupted after it landed.
     meta.put(marker(FINISHED), None).await?;
+    let what = format!(
+        "imported {} stacks with {versions} versions (export {} of {})",
+        summary.stacks, m.export_id, m.exported_at
+    );
+    super::archive::audit(app, org, "org-import", from, what).await?;
     Ok(summary)
 }
