@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use base64::Engine;
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 
 use super::archive::Archive;
 use super::format::{self, b64, FileEntry, Keys, Manifest, Record, Records, SealedKey};
@@ -109,11 +110,16 @@ pub async fn export(
     let mut key_ids = BTreeSet::new();
     let mut entries = Vec::new();
     let mut versions_total = 0;
-    for item in &stack_items {
-        let (entry, count) = export_stack(app, item, &mut w).await?;
+    // Stacks concurrently (each one's reads are in order, which is what consistency needs), in
+    // the organization's order so that two exports of the same data list the same.
+    let mut stacks = futures::stream::iter(&stack_items)
+        .map(|item| export_stack(app, item, to))
+        .buffered(PARALLEL_STACKS);
+    while let Some((entry, files)) = stacks.try_next().await? {
         key_ids.insert(entry.id.clone());
-        versions_total += count;
+        versions_total += entry.versions.len();
         entries.push(entry);
+        w.files.extend(files);
     }
 
     // Tokens: the organization's and its teams' listings, and each member's personal ones.
@@ -201,6 +207,9 @@ pub async fn export(
     })
 }
 
+/// Stacks exported at once: enough to hide a store's latency, few enough for its rate limits.
+const PARALLEL_STACKS: usize = 8;
+
 /// Sort key of the marker an import under way keeps under the organization.
 pub(crate) const IMPORT_SK: &str = "IMPORT";
 
@@ -209,8 +218,9 @@ pub(crate) const IMPORT_SK: &str = "IMPORT";
 async fn export_stack(
     app: &App,
     item: &Item,
-    w: &mut Writer<'_>,
-) -> Result<(format::StackEntry, usize)> {
+    archive: &dyn Archive,
+) -> Result<(format::StackEntry, Vec<FileEntry>)> {
+    let mut w = Writer { archive, files: Vec::new() };
     let mut stack = Stack::from_item(item)?;
     // The running update is not part of a published version; the import's stack is idle.
     stack.active_update = None;
@@ -247,7 +257,6 @@ async fn export_stack(
     records.extend(prefixed(app, &pk, item_keys::STACK_TEAM_PREFIX).await?);
     records.extend(prefixed(app, &pk, item_keys::STACK_USER_PREFIX).await?);
     w.records(&format::stack_records(&id), &records).await?;
-    let count = versions.len();
     let entry = format::StackEntry {
         id,
         project: stack.project,
@@ -255,5 +264,5 @@ async fn export_stack(
         version: stack.version,
         versions,
     };
-    Ok((entry, count))
+    Ok((entry, w.files))
 }

@@ -138,10 +138,11 @@ impl Plan {
         let audit_pk = item_keys::audit_pk(org);
         let audit = records(from, m, format::AUDIT_RECORDS, |i| i.pk == audit_pk).await?;
 
-        let mut stacks = Vec::new();
-        for entry in &m.stacks {
-            stacks.push(read_stack(from, m, entry).await?);
-        }
+        let stacks = futures::stream::iter(&m.stacks)
+            .map(|entry| read_stack(from, m, entry))
+            .buffered(PARALLEL_WRITES)
+            .try_collect::<Vec<_>>()
+            .await?;
 
         let key_ids: BTreeSet<&str> = m
             .stacks
@@ -368,24 +369,29 @@ pub async fn import(app: &App, from: &dyn Archive, opts: &ImportOptions) -> Resu
     }
 
     // Blobs before anything points at them.
-    for s in &plan.stacks {
-        for (file, key) in &s.blobs {
+    futures::stream::iter(plan.stacks.iter().flat_map(|s| &s.blobs))
+        .map(|(file, key)| async {
             let body = read_checked(from, &m, file).await?;
-            app.ports.blobs.put(key, body).await?;
-        }
-    }
-    let mut keys = Vec::new();
-    for (key_id, plaintext) in &plan.keys {
-        let context = EncryptionContext::from([(CONTEXT_KEY.to_string(), key_id.clone())]);
-        let wrapped = app.ports.keys.wrap_data_key(plaintext, &context).await?;
-        keys.push(
-            Item::new(item_keys::stack_id_pk(key_id), item_keys::DATAKEY_SK)
-                .with("stack_id", Value::S(key_id.clone()))
-                .with("wrapped", Value::B(wrapped))
-                .with("format", Value::N(1))
-                .with("created", Value::N(now)),
-        );
-    }
+            app.ports.blobs.put(key, body).await.map_err(Error::from)
+        })
+        .buffer_unordered(PARALLEL_WRITES)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let keys = futures::stream::iter(&plan.keys)
+        .map(|(key_id, plaintext)| async move {
+            let context = EncryptionContext::from([(CONTEXT_KEY.to_string(), key_id.clone())]);
+            let wrapped = app.ports.keys.wrap_data_key(plaintext, &context).await?;
+            Ok::<_, Error>(
+                Item::new(item_keys::stack_id_pk(key_id), item_keys::DATAKEY_SK)
+                    .with("stack_id", Value::S(key_id.clone()))
+                    .with("wrapped", Value::B(wrapped))
+                    .with("format", Value::N(1))
+                    .with("created", Value::N(now)),
+            )
+        })
+        .buffer_unordered(PARALLEL_WRITES)
+        .try_collect::<Vec<_>>()
+        .await?;
     put_all(app, &keys).await?;
     for s in &plan.stacks {
         put_all(app, &s.rest).await?;
