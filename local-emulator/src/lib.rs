@@ -2,6 +2,7 @@
 //! dispatcher the Lambda functions use, and runs the whole job table with the same handlers
 //! ([`jobs`]), on the embedded store or on AWS-compatible endpoints.
 
+pub mod archive;
 pub mod bootstrap;
 pub mod jobs;
 pub mod server;

@@ -62,6 +62,30 @@ enum AdminAction {
         #[arg(long, value_parser = ["admin", "member"])]
         role: String,
     },
+    /// Write organization ORG (stacks with every version, teams, members, tokens as hashes,
+    /// webhooks, audit log) to a new directory or S3 prefix, while updates keep running. The
+    /// stacks' data keys are sealed under the passphrase; nothing else is encrypted.
+    Export {
+        /// Organization.
+        #[arg(long)]
+        org: String,
+        /// A directory, or `s3://bucket/prefix` (on the AWS endpoint and credentials given).
+        #[arg(long)]
+        to: String,
+        /// File holding the passphrase that seals the data keys (at least 12 characters).
+        #[arg(long)]
+        passphrase_file: PathBuf,
+    },
+    /// Restore the organization exported at FROM into this deployment, where it must be absent
+    /// or hold only members. Run it again after an interruption to finish it.
+    Import {
+        /// A directory, or `s3://bucket/prefix`.
+        #[arg(long)]
+        from: String,
+        /// File holding the passphrase the export was made with.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,18 +186,80 @@ async fn init(config: Config) -> Result<(), String> {
 }
 
 async fn admin(config: Config, action: AdminAction) -> Result<(), String> {
-    let AdminAction::CreateUser { name, org, role } = action;
-    let req = stackhouse::service::admin::CreateUserRequest { name, org, role };
-    let req = req.validate().map_err(|e| e.to_string())?;
     let url = format!("http://{}", config.listen);
-    let (app, _) = local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
-    let token =
-        stackhouse::service::admin::create_user(app.ports.meta.as_ref(), &req, app.clock.now())
+    match action {
+        AdminAction::CreateUser { name, org, role } => {
+            let req = stackhouse::service::admin::CreateUserRequest { name, org, role };
+            let req = req.validate().map_err(|e| e.to_string())?;
+            let (app, _) =
+                local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+            let token = stackhouse::service::admin::create_user(
+                app.ports.meta.as_ref(),
+                &req,
+                app.clock.now(),
+            )
             .await
             .map_err(|e| e.to_string())?;
-    // Scripts read the token from stdout: nothing else goes there.
-    println!("{token}");
+            // Scripts read the token from stdout: nothing else goes there.
+            println!("{token}");
+        }
+        AdminAction::Export { org, to, passphrase_file } => {
+            use stackhouse::service::backup;
+            let org = stackhouse::names::OrgName::parse(&org).map_err(|e| e.to_string())?;
+            let opts = backup::ExportOptions::new(read_passphrase(&passphrase_file)?);
+            let archive =
+                local_emulator::archive::open(&to, &config).await.map_err(|e| e.chain())?;
+            let (app, _) =
+                local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let done =
+                backup::export(&app, &org, archive.as_ref(), &opts).await.map_err(|e| e.chain())?;
+            println!(
+                "exported organization {org} to {to}: {} stacks, {} versions, {} files, {} bytes \
+                 in {:.1?} (export {})",
+                done.stacks,
+                done.versions,
+                done.files,
+                done.bytes,
+                started.elapsed(),
+                done.export_id
+            );
+        }
+        AdminAction::Import { from, passphrase_file } => {
+            use stackhouse::service::backup;
+            let opts = backup::ImportOptions { passphrase: read_passphrase(&passphrase_file)? };
+            let archive =
+                local_emulator::archive::open(&from, &config).await.map_err(|e| e.chain())?;
+            let (app, _) =
+                local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let done =
+                backup::import(&app, archive.as_ref(), &opts).await.map_err(|e| e.chain())?;
+            let what = match done.outcome {
+                backup::Outcome::Imported => "imported",
+                backup::Outcome::Resumed => "finished the interrupted import of",
+                backup::Outcome::AlreadyImported => "nothing to do: already imported",
+            };
+            println!(
+                "{what} organization {} from {from}: {} stacks, {} versions, {} records in {:.1?}",
+                done.org,
+                done.stacks,
+                done.versions,
+                done.records,
+                started.elapsed()
+            );
+        }
+    }
     Ok(())
+}
+
+/// The passphrase in `path` (its surrounding whitespace is not part of it).
+fn read_passphrase(
+    path: &std::path::Path,
+) -> Result<stackhouse::service::backup::Passphrase, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the passphrase file {}: {e}", path.display()))?;
+    Ok(stackhouse::service::backup::Passphrase::new(&text))
 }
 
 async fn dlq(config: Config, action: DlqAction) -> Result<(), String> {

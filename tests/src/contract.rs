@@ -68,6 +68,7 @@ macro_rules! contract_tests {
             queue_dead_letter_after_max_receives,
             queue_depth_counts_messages_by_state,
             keys_roundtrip_and_context_binding,
+            keys_wrap_existing_key,
             keys_describe_answers,
         );
     };
@@ -1114,6 +1115,29 @@ pub async fn keys_roundtrip_and_context_binding(f: &Fixture) {
     assert_eq!(r, dk2.plaintext);
 }
 
+/// A key that exists already (an imported stack's) wraps bound to its context and unwraps to
+/// itself, and to nothing under another context.
+pub async fn keys_wrap_existing_key(f: &Fixture) {
+    let keys = &*f.ports.keys;
+    let ctx: EncryptionContext =
+        [("stackhouse:stack-id".to_string(), format!("stack-{}", uid()))].into_iter().collect();
+    let plaintext: [u8; 32] = rand::random();
+    let wrapped = keys.wrap_data_key(&plaintext, &ctx).await.expect("wrap");
+    assert!(
+        !wrapped.windows(32).any(|w| w == plaintext),
+        "the wrapped key must not contain the plaintext"
+    );
+    assert_eq!(keys.decrypt_data_key(&wrapped, &ctx).await.expect("unwrap"), plaintext);
+    let mut other = ctx.clone();
+    other.insert("stackhouse:stack-id".into(), format!("stack-{}", uid()));
+    let r = keys.decrypt_data_key(&wrapped, &other).await;
+    assert!(
+        matches!(r, Err(KeyError::InvalidCiphertext)),
+        "unwrapping under another context must be InvalidCiphertext, got {:?}",
+        r.map(|_| "a key")
+    );
+}
+
 /// Deliberately broken adapters: wrappers that each violate one rule of the contract. Running
 /// a check against one of them must panic; that is how we know the checks can fail at all.
 pub mod broken {
@@ -1366,6 +1390,13 @@ pub mod broken {
             _: &EncryptionContext,
         ) -> Result<[u8; 32], KeyError> {
             self.0.decrypt_data_key(wrapped, &EncryptionContext::new()).await
+        }
+        async fn wrap_data_key(
+            &self,
+            plaintext: &[u8; 32],
+            _: &EncryptionContext,
+        ) -> Result<Vec<u8>, KeyError> {
+            self.0.wrap_data_key(plaintext, &EncryptionContext::new()).await
         }
         async fn describe(&self) -> Result<(), KeyError> {
             self.0.describe().await

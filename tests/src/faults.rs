@@ -46,7 +46,8 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn new() -> Arc<Fault> {
+    /// A switch that fails nothing until armed.
+    pub fn new() -> Arc<Fault> {
         Arc::new(Fault {
             writes: AtomicUsize::new(0),
             fail_at: AtomicUsize::new(usize::MAX),

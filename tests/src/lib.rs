@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod breakdown;
 pub mod cli_suite;
 pub mod coldstart;

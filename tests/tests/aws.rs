@@ -8,6 +8,22 @@ mod access {
     stackhouse_tests::access_tests!(stackhouse_tests::server::moto_target, true);
 }
 
+/// Organization export and import from the embedded backend into one on moto, and back: the
+/// migration paths between backends.
+mod backup {
+    mod embedded_to_aws {
+        stackhouse_tests::backup_tests!(
+            |_| stackhouse_tests::server::Target::Embedded,
+            stackhouse_tests::server::moto_target
+        );
+    }
+    mod aws_to_embedded {
+        stackhouse_tests::backup_tests!(stackhouse_tests::server::moto_target, |_| {
+            stackhouse_tests::server::Target::Embedded
+        });
+    }
+}
+
 /// The audit log suite on the AWS backend, against moto over the network.
 mod audit {
     stackhouse_tests::audit_tests!(stackhouse_tests::server::moto_target);

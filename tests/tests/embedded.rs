@@ -12,6 +12,23 @@ mod audit {
     stackhouse_tests::audit_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Organization export and import between two embedded deployments, and an import crashed at
+/// every write and run again.
+mod backup {
+    stackhouse_tests::backup_tests!(|_| stackhouse_tests::server::Target::Embedded, |_| {
+        stackhouse_tests::server::Target::Embedded
+    });
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crashed_import_finishes_when_run_again() {
+        stackhouse_tests::backup::a_crashed_import_finishes_when_run_again(
+            stackhouse_tests::server::Target::Embedded,
+            || stackhouse_tests::server::Target::Embedded,
+        )
+        .await;
+    }
+}
+
 /// The real Pulumi CLI against the emulator on the embedded backend.
 /// (Built with the `real-cli` feature, which `.ci/test` turns on after building the CLI.)
 #[cfg(feature = "real-cli")]

@@ -390,6 +390,15 @@ impl KeyService for CountingKeys {
         self.inner.decrypt_data_key(wrapped, context).await
     }
 
+    async fn wrap_data_key(
+        &self,
+        plaintext: &[u8; 32],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        add(&self.c.kms_calls, 1);
+        self.inner.wrap_data_key(plaintext, context).await
+    }
+
     async fn describe(&self) -> Result<(), KeyError> {
         add(&self.c.kms_calls, 1);
         self.inner.describe().await

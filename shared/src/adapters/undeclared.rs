@@ -133,6 +133,13 @@ impl KeyService for Undeclared {
     ) -> Result<[u8; 32], KeyError> {
         Err(KeyError::Undeclared(self.message()))
     }
+    async fn wrap_data_key(
+        &self,
+        _plaintext: &[u8; 32],
+        _context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        Err(KeyError::Undeclared(self.message()))
+    }
     async fn describe(&self) -> Result<(), KeyError> {
         Err(KeyError::Undeclared(self.message()))
     }

@@ -47,6 +47,14 @@ pub trait KeyService: Send + Sync {
         wrapped: &[u8],
         context: &EncryptionContext,
     ) -> Result<[u8; 32], KeyError>;
+    /// Wraps a data key that exists already (KMS `Encrypt`), bound to the context, so that
+    /// [`Self::decrypt_data_key`] with the same context gives it back. Only an organization
+    /// import uses it: a stack's key moves between deployments, and its ciphertexts with it.
+    async fn wrap_data_key(
+        &self,
+        plaintext: &[u8; 32],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError>;
     /// Checks that the key exists and can be used, without using it (KMS `DescribeKey`).
     async fn describe(&self) -> Result<(), KeyError>;
 }

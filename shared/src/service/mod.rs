@@ -3,6 +3,7 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod delta;
 pub mod deployments;
 pub mod events;

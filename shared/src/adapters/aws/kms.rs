@@ -127,6 +127,26 @@ impl KeyService for KmsKeys {
         <[u8; 32]>::try_from(plaintext.as_ref()).map_err(|_| KeyError::InvalidCiphertext)
     }
 
+    async fn wrap_data_key(
+        &self,
+        plaintext: &[u8; 32],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(plaintext.to_vec()))
+            .set_encryption_context(context_param(context))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let wrapped = out
+            .ciphertext_blob()
+            .ok_or_else(|| KeyError::Unavailable("KMS returned no ciphertext".to_string()))?;
+        Ok(wrapped.as_ref().to_vec())
+    }
+
     async fn describe(&self) -> Result<(), KeyError> {
         let out = self
             .client

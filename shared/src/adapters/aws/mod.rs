@@ -269,6 +269,13 @@ fn undeclared_keys(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn KeyService> {
     Arc::new(Undeclared { port: "keys" })
 }
 
+/// A blob store on another bucket than the deployment's, with the same endpoint and
+/// credentials: where `admin export --to s3://bucket/prefix` writes.
+pub async fn blobs_in_bucket(cfg: &AwsConfig, bucket: &str) -> Arc<dyn BlobStore> {
+    let sdk = sdk_config(cfg).await;
+    Arc::new(S3Blobs::new(s3_client(&sdk, cfg), bucket))
+}
+
 /// Every port, read and write: what [`connect`] builds.
 const EVERY_PORT: Needs =
     Needs { meta: Access::Write, blobs: Access::Write, queue: Access::Write, keys: Access::Write };

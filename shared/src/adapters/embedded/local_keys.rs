@@ -40,6 +40,22 @@ impl LocalKeys {
     }
 }
 
+impl LocalKeys {
+    fn wrap(&self, plaintext: &[u8; 32], context: &EncryptionContext) -> Result<Vec<u8>, KeyError> {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let aad = aad(context)?;
+        let sealed = self
+            .master
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .map_err(|_| KeyError::Unavailable("AES-GCM encryption failed".into()))?;
+        let mut wrapped = Vec::with_capacity(WRAPPED_LEN);
+        wrapped.push(VERSION);
+        wrapped.extend_from_slice(&nonce);
+        wrapped.extend_from_slice(&sealed);
+        Ok(wrapped)
+    }
+}
+
 fn aad(context: &EncryptionContext) -> Result<Vec<u8>, KeyError> {
     serde_json::to_vec(context)
         .map_err(|e| KeyError::Unavailable(format!("encoding encryption context: {e}")))
@@ -49,17 +65,16 @@ fn aad(context: &EncryptionContext) -> Result<Vec<u8>, KeyError> {
 impl KeyService for LocalKeys {
     async fn generate_data_key(&self, context: &EncryptionContext) -> Result<DataKey, KeyError> {
         let plaintext: [u8; 32] = rand::random();
-        let nonce: [u8; NONCE_LEN] = rand::random();
-        let aad = aad(context)?;
-        let sealed = self
-            .master
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
-            .map_err(|_| KeyError::Unavailable("AES-GCM encryption failed".into()))?;
-        let mut wrapped = Vec::with_capacity(WRAPPED_LEN);
-        wrapped.push(VERSION);
-        wrapped.extend_from_slice(&nonce);
-        wrapped.extend_from_slice(&sealed);
+        let wrapped = self.wrap(&plaintext, context)?;
         Ok(DataKey { plaintext, wrapped })
+    }
+
+    async fn wrap_data_key(
+        &self,
+        plaintext: &[u8; 32],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        self.wrap(plaintext, context)
     }
 
     async fn decrypt_data_key(
