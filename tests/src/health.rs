@@ -3,10 +3,9 @@
 //! is down (503) while the shallow check stays 200. `GET /metrics` (the emulator's Prometheus
 //! text) counts requests per route and status class as they are made.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
-use stackhouse::adapters::counting::{self, Counters};
 use stackhouse::app::Settings;
 
 use crate::server::{Target, TestServer};
@@ -42,15 +41,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 pub async fn shallow_is_public_and_makes_no_storage_call(target: Target) {
-    let slot: Arc<Mutex<Option<Arc<Counters>>>> = Arc::default();
-    let keep = slot.clone();
-    let server = TestServer::start_wrapped(target, Settings::default(), move |ports| {
-        let (ports, counters) = counting::wrap(ports);
-        *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(counters);
-        ports
-    })
-    .await;
-    let counters = slot.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("counters");
+    let (server, counters) = TestServer::start_counted(target, Settings::default()).await;
     let before = counters.snapshot();
     for client in [server.client_with(None), server.client()] {
         let r = client.get(HEALTH).await;

@@ -10,10 +10,6 @@ use stackhouse::app::Settings;
 use stackhouse::service::identity;
 use stackhouse::service::ratelimit::{self, Decision, Limit};
 
-use std::sync::{Arc, Mutex};
-
-use stackhouse::adapters::counting::{self, Counters};
-
 use crate::server::{Client, Reply, Target, TestServer};
 use crate::session::create_and_start;
 
@@ -208,15 +204,7 @@ pub async fn concurrent_takes_never_exceed_the_burst(target: Target) {
 /// the buckets: on average they write (next to nothing) to the metadata store, on both
 /// backends, while a token over its budget is still refused (the other checks here).
 pub async fn reads_within_budget_make_almost_no_writes(target: Target) {
-    let slot: Arc<Mutex<Option<Arc<Counters>>>> = Arc::default();
-    let keep = slot.clone();
-    let server = TestServer::start_wrapped(target, Settings::default(), move |ports| {
-        let (ports, counters) = counting::wrap(ports);
-        *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(counters);
-        ports
-    })
-    .await;
-    let counters = slot.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("counters");
+    let (server, counters) = TestServer::start_counted(target, Settings::default()).await;
     assert!(
         server.app.settings.rate_limit_token.is_some()
             && server.app.settings.rate_limit_org.is_some()

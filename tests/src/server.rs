@@ -120,6 +120,23 @@ impl TestServer {
         TestServer::start_wrapped(target, settings, |ports| ports).await
     }
 
+    /// Starts an emulator on ports that count every storage operation, and those counters.
+    pub async fn start_counted(
+        target: Target,
+        settings: Settings,
+    ) -> (TestServer, Arc<stackhouse::adapters::counting::Counters>) {
+        let slot: Arc<std::sync::Mutex<Option<Arc<_>>>> = Arc::default();
+        let keep = slot.clone();
+        let server = TestServer::start_wrapped(target, settings, move |ports| {
+            let (ports, counters) = stackhouse::adapters::counting::wrap(ports);
+            *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(counters);
+            ports
+        })
+        .await;
+        let counters = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        (server, counters.expect("the ports were wrapped"))
+    }
+
     /// Starts an emulator whose ports are wrapped by `wrap` (e.g. to inject faults at the port
     /// boundary) before anything, the bootstrap included, uses them.
     pub async fn start_wrapped(
