@@ -204,4 +204,25 @@ mod tests {
         assert_eq!(read_blob(&bare).unwrap(), vec![serde_json::json!({"sequence": 2})]);
         assert!(read_blob(&deployments::gzip(b"{}").unwrap()).is_err());
     }
+
+    proptest::proptest! {
+        /// Any batch of events with any sequences and any other fields: checked without a
+        /// panic, refused exactly when a sequence is negative, else covering min..=max.
+        #[test]
+        fn any_batch_is_checked_or_refused(
+            events in proptest::collection::vec((proptest::prelude::any::<i64>(), ".{0,12}"), 0..20),
+        ) {
+            let text = serde_json::to_string(&events.iter().map(|(seq, note)| {
+                serde_json::json!({"sequence": seq, "note": note, "nested": {"sequence": "x"}})
+            }).collect::<Vec<_>>()).unwrap();
+            let result = check(&text);
+            if events.iter().any(|(s, _)| *s < 0) {
+                proptest::prop_assert!(matches!(result, Err(Error::BadRequest(_))));
+            } else {
+                let seqs = events.iter().map(|(s, _)| *s);
+                let range = seqs.clone().min().zip(seqs.max());
+                proptest::prop_assert_eq!(result.unwrap().range, range);
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Request bodies as a client sends them: any bytes, plain or behind `Content-Encoding: gzip`.
 //! Decoding never panics and never returns more than the cap; what parses as JSON is no deeper
-//! than the nesting limit, so whatever the server goes on to store it can read back.
+//! than the nesting limit, so whatever the server goes on to store it can read back; and gzip
+//! bytes kept to be stored as received read back, as a stored blob, to exactly the body.
 #![no_main]
 
 use std::io::Write;
@@ -47,8 +48,13 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     };
-    let Ok(body) = decode(&headers, Bytes::from(raw), MAX_DECODED) else { return };
+    let Ok(decoded) = decode(&headers, Bytes::from(raw), MAX_DECODED) else { return };
+    let body = decoded.body;
     assert!(body.len() <= MAX_DECODED, "decoded {} bytes past the cap", body.len());
+    if let Some(gz) = decoded.gzip {
+        let stored = stackhouse::service::deployments::gunzip(&gz);
+        assert_eq!(stored.ok().as_deref(), Some(&body[..]), "kept gzip reads back otherwise");
+    }
     if mode % 4 == 3 {
         assert_eq!(&body[..], rest, "gzip round trip changed the body");
     }
