@@ -21,7 +21,7 @@ use stackhouse::ports::blob::{BlobError, BlobList, ResponseHeaders};
 use stackhouse::ports::queue::QueueDepth;
 use stackhouse::ports::{
     BlobStore, Condition, Item, Message, MetaError, MetadataStore, Page, Ports, Query, Queue,
-    QueueError, TransactOp,
+    QueueError, TransactOp, Update,
 };
 
 use crate::server::{Client, Target, TestServer};
@@ -153,6 +153,9 @@ impl MetadataStore for FaultyMeta {
             return Err(MetaError::Unavailable(CRASH.into()));
         }
         self.0.query(query).await
+    }
+    async fn update(&self, update: Update) -> Result<Item, MetaError> {
+        write_through!(self.1, MetaError::Unavailable(CRASH.into()), self.0.update(update).await)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::ports::blob::ResponseHeaders;
 use crate::ports::{
     BlobError, BlobList, BlobStore, Condition, DataKey, EncryptionContext, Item, KeyError,
     KeyService, Message, MetaError, MetadataStore, Page, Ports, Query, Queue, QueueDepth,
-    QueueError, TransactOp, Value,
+    QueueError, TransactOp, Update, Value,
 };
 
 /// The live counters shared by the four wrappers of one [`wrap`] call.
@@ -261,6 +261,16 @@ impl MetadataStore for CountingMeta {
             add(&self.c.meta_write_units, 2 * units(size, 1024));
         }
         self.inner.transact(ops).await
+    }
+
+    async fn update(&self, update: Update) -> Result<Item, MetaError> {
+        // An UpdateItem is billed by the size of the item it leaves (or found, if larger).
+        add(&self.c.meta_puts, 1);
+        let out = self.inner.update(update).await;
+        let size = out.as_ref().map(item_size).unwrap_or(0);
+        add(&self.c.meta_write_units, units(size, 1024));
+        add(&self.c.meta_bytes_written, size);
+        out
     }
 
     async fn query(&self, query: Query) -> Result<Page, MetaError> {

@@ -16,7 +16,7 @@ use crate::ports::{
     BlobError, BlobList, BlobStore, DataKey, EncryptionContext, KeyError, KeyService, Message,
     MetaError, MetadataStore, Page, Query, Queue, QueueDepth, QueueError, TransactOp,
 };
-use crate::ports::{Condition, Item};
+use crate::ports::{Condition, Item, Update};
 
 /// A port this function was built without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,9 @@ impl MetadataStore for Undeclared {
         Err(MetaError::Undeclared(self.message()))
     }
     async fn query(&self, _query: Query) -> Result<Page, MetaError> {
+        Err(MetaError::Undeclared(self.message()))
+    }
+    async fn update(&self, _update: Update) -> Result<Item, MetaError> {
         Err(MetaError::Undeclared(self.message()))
     }
 }
@@ -176,6 +179,7 @@ mod tests {
             ("meta", p.meta.delete("a", "b", None).await.unwrap_err().into()),
             ("meta", p.meta.transact(vec![]).await.unwrap_err().into()),
             ("meta", p.meta.query(Query::prefix("a", "", 1)).await.unwrap_err().into()),
+            ("meta", p.meta.update(Update::new("a", "b").add("n", 1)).await.unwrap_err().into()),
             ("blobs", p.blobs.put("k", Bytes::new()).await.unwrap_err().into()),
             ("blobs", p.blobs.put_if_absent("k", Bytes::new()).await.unwrap_err().into()),
             ("blobs", p.blobs.get("k").await.unwrap_err().into()),

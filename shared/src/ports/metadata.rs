@@ -218,6 +218,96 @@ pub enum TransactOp {
     Check { pk: String, sk: String, condition: Condition },
 }
 
+/// An atomic change to one item's attributes that needs no read first (DynamoDB's `UpdateItem`
+/// with `SET` and `ADD`): counters, sequence numbers and rate-limit buckets take one write
+/// instead of a read and a conditional write. An absent item is created with just the key and
+/// these attributes; a TTL-expired item not yet removed is changed like a live one (as
+/// conditions see it, see [`TTL_ATTR`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Partition key.
+    pub pk: String,
+    /// Sort key.
+    pub sk: String,
+    /// Attributes replaced (or created) with these values.
+    pub set: BTreeMap<String, Value>,
+    /// Numbers added to these attributes (an absent one counts as 0; a non-number is invalid).
+    pub add: BTreeMap<String, i64>,
+    /// Applied only if this holds on the current item.
+    pub condition: Option<Condition>,
+}
+
+impl Update {
+    /// An update of the item `pk`/`sk` that changes nothing yet.
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Update {
+            pk: pk.into(),
+            sk: sk.into(),
+            set: BTreeMap::new(),
+            add: BTreeMap::new(),
+            condition: None,
+        }
+    }
+    /// Builder-style `SET name = value`.
+    pub fn set(mut self, name: &str, value: Value) -> Self {
+        self.set.insert(name.to_string(), value);
+        self
+    }
+    /// Builder-style `ADD name delta`.
+    pub fn add(mut self, name: &str, delta: i64) -> Self {
+        *self.add.entry(name.to_string()).or_insert(0) += delta;
+        self
+    }
+    /// Builder-style condition.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+
+    /// The shape rules every adapter enforces the same way (DynamoDB's): something to change,
+    /// never the key, and no attribute both set and added.
+    pub fn check(&self) -> Result<(), MetaError> {
+        if self.set.is_empty() && self.add.is_empty() {
+            return Err(MetaError::Invalid("an update must set or add an attribute".into()));
+        }
+        for name in self.set.keys().chain(self.add.keys()) {
+            if name.is_empty() || name == PARTITION_KEY_ATTR || name == SORT_KEY_ATTR {
+                return Err(MetaError::Invalid(format!("attribute name {name:?} is not allowed")));
+            }
+        }
+        if let Some(name) = self.add.keys().find(|n| self.set.contains_key(*n)) {
+            return Err(MetaError::Invalid(format!("attribute {name:?} is both set and added")));
+        }
+        Ok(())
+    }
+
+    /// Applies the change to the current item (None = absent): what the store writes. Adapters
+    /// that cannot push updates into the store (the embedded one) use this in their
+    /// transaction, after checking [`Update::check`] and the condition.
+    pub fn apply(&self, current: Option<Item>) -> Result<Item, MetaError> {
+        let mut item = current.unwrap_or_else(|| Item::new(self.pk.clone(), self.sk.clone()));
+        for (name, value) in &self.set {
+            item.set(name, value.clone());
+        }
+        for (name, delta) in &self.add {
+            let now = match item.attrs.get(name) {
+                None => 0,
+                Some(Value::N(n)) => *n,
+                Some(_) => {
+                    return Err(MetaError::Invalid(format!(
+                        "cannot add to attribute {name:?}: it is not a number"
+                    )))
+                }
+            };
+            let sum = now.checked_add(*delta).ok_or_else(|| {
+                MetaError::Invalid(format!("adding {delta} to attribute {name:?} overflows"))
+            })?;
+            item.set(name, Value::N(sum));
+        }
+        Ok(item)
+    }
+}
+
 /// Errors of the metadata store.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -289,4 +379,6 @@ pub trait MetadataStore: Send + Sync {
     async fn transact(&self, ops: Vec<TransactOp>) -> Result<(), MetaError>;
     /// Reads one page of a partition.
     async fn query(&self, query: Query) -> Result<Page, MetaError>;
+    /// Applies an [`Update`] atomically if its condition holds; returns the item as written.
+    async fn update(&self, update: Update) -> Result<Item, MetaError>;
 }

@@ -12,7 +12,7 @@ pub mod queue;
 pub use blob::{BlobError, BlobList, BlobStore};
 pub use keys::{DataKey, EncryptionContext, KeyError, KeyService};
 pub use metadata::{
-    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Update, Value,
 };
 pub use needs::{Access, Needs};
 pub use queue::{Message, Queue, QueueDepth, QueueError, QueueSpec};

@@ -12,13 +12,16 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 
 use super::readable;
 use crate::ports::metadata::{
-    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value,
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Update, Value,
 };
 
 use crate::ports::metadata::{PARTITION_KEY_ATTR as PK, SORT_KEY_ATTR as SK};
@@ -440,6 +443,58 @@ impl MetadataStore for DynamoMeta {
                         // E.g. TransactionConflict: a concurrent write; retryable.
                         Err(MetaError::Unavailable(readable(&tc)))
                     }
+                }
+                other => Err(store_error(other)),
+            },
+        }
+    }
+
+    async fn update(&self, update: Update) -> Result<Item, MetaError> {
+        update.check()?;
+        check_key(&update.pk, &update.sk)?;
+        // `SET #a = :x, … ADD #b :y, …` plus the condition, all through one placeholder set.
+        let mut expr = Expr::default();
+        let mut clauses = Vec::new();
+        let sets: Vec<String> = update
+            .set
+            .iter()
+            .map(|(name, v)| format!("{} = {}", expr.name(name), expr.value(to_av(v))))
+            .collect();
+        if !sets.is_empty() {
+            clauses.push(format!("SET {}", sets.join(", ")));
+        }
+        let adds: Vec<String> = update
+            .add
+            .iter()
+            .map(|(name, d)| {
+                format!("{} {}", expr.name(name), expr.value(AttributeValue::N(d.to_string())))
+            })
+            .collect();
+        if !adds.is_empty() {
+            clauses.push(format!("ADD {}", adds.join(", ")));
+        }
+        let condition = update.condition.as_ref().map(|c| expr.render(c));
+        let (names, values) = expr.into_maps();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&update.pk, &update.sk)))
+            .update_expression(clauses.join(" "))
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(map) => from_map(map),
+                None => Err(MetaError::Unavailable("UpdateItem returned no attributes".into())),
+            },
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(_) => {
+                    Err(MetaError::ConditionFailed)
                 }
                 other => Err(store_error(other)),
             },

@@ -12,7 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::now_secs;
 use crate::adapters::AdapterError;
 use crate::ports::metadata::{
-    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Value, TTL_ATTR,
+    Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Update, Value,
+    TTL_ATTR,
 };
 
 /// Every this many write transactions, one also deletes expired rows.
@@ -290,6 +291,24 @@ impl MetadataStore for SqliteMeta {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn update(&self, update: Update) -> Result<Item, MetaError> {
+        update.check()?;
+        validate_key(&update.pk, &update.sk)?;
+        self.write(move |tx| {
+            let current = load(tx, &update.pk, &update.sk)?;
+            if let Some(c) = &update.condition {
+                if !c.holds(current.as_ref()) {
+                    return Err(MetaError::ConditionFailed);
+                }
+            }
+            let item = update.apply(current)?;
+            validate_item(&item)?;
+            store(tx, &item)?;
+            Ok(item)
         })
         .await
     }
