@@ -10,7 +10,7 @@ use super::resources::{queue_arn_parameter, r#ref, sub};
 /// IAM actions on the table for an access level. Reads are `GetItem` and `Query` (strongly
 /// consistent reads need no extra action). `TransactWriteItems` has no IAM action of its own:
 /// each of its items is authorized as the matching single-item action, so writes add
-/// `PutItem`, `DeleteItem` and `ConditionCheckItem` (the adapter never calls `UpdateItem`).
+/// `PutItem`, `DeleteItem`, `ConditionCheckItem` and `UpdateItem` (the port's `update`).
 pub fn dynamodb_actions(access: Access) -> &'static [&'static str] {
     match access {
         Access::None => &[],
@@ -21,6 +21,7 @@ pub fn dynamodb_actions(access: Access) -> &'static [&'static str] {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:Query",
+            "dynamodb:UpdateItem",
         ],
     }
 }
@@ -114,14 +115,14 @@ pub fn statements(needs: &Needs) -> Vec<Value> {
     out
 }
 
-/// The one write a token-authenticated function may make whatever its needs: `PutItem` on
-/// items whose partition key matches [`BOOKKEEPING_KEY_PREFIXES`] (a token's last-used time),
-/// enforced by IAM through `dynamodb:LeadingKeys`.
+/// The writes a token-authenticated function may make whatever its needs: `PutItem` and
+/// `UpdateItem` on items whose partition key matches [`BOOKKEEPING_KEY_PREFIXES`] (a token's
+/// last-used time, rate-limit buckets), enforced by IAM through `dynamodb:LeadingKeys`.
 pub fn bookkeeping_statement() -> Value {
     json!({
         "Sid": "Bookkeeping",
         "Effect": "Allow",
-        "Action": ["dynamodb:PutItem"],
+        "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"],
         "Resource": [r#ref("TableArn")],
         "Condition": {
             "ForAllValues:StringLike": {"dynamodb:LeadingKeys": BOOKKEEPING_KEY_PREFIXES},

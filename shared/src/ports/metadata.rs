@@ -126,6 +126,8 @@ pub enum Condition {
     AttrNotExists(String),
     /// The attribute exists and is strictly less than the value (same type).
     LessThan(String, Value),
+    /// The attribute exists and is greater than or equal to the value (same type).
+    AtLeast(String, Value),
     /// Both hold.
     And(Box<Condition>, Box<Condition>),
     /// Either holds.
@@ -151,6 +153,10 @@ impl Condition {
             Condition::AttrNotExists(name) => current.and_then(|i| i.attrs.get(name)).is_none(),
             Condition::LessThan(name, v) => match current.and_then(|i| i.attrs.get(name)) {
                 Some(a) => std::mem::discriminant(a) == std::mem::discriminant(v) && a < v,
+                None => false,
+            },
+            Condition::AtLeast(name, v) => match current.and_then(|i| i.attrs.get(name)) {
+                Some(a) => std::mem::discriminant(a) == std::mem::discriminant(v) && a >= v,
                 None => false,
             },
             Condition::And(a, b) => a.holds(current) && b.holds(current),

@@ -165,8 +165,8 @@ pub fn team_token_name_sk(team: &str, name: &str) -> String {
 /// Key prefixes (`ForAllValues:StringLike` patterns on `dynamodb:LeadingKeys`) of the
 /// bookkeeping items that every token-authenticated function may write even when its route
 /// only reads: a token's last-used time, audit entries (a decryption or a refused call is
-/// recorded by read-only routes too) and rate-limit buckets. infra/ grants `PutItem` on exactly
-/// these.
+/// recorded by read-only routes too) and rate-limit buckets. infra/ grants `PutItem` and
+/// `UpdateItem` on exactly these.
 pub const BOOKKEEPING_KEY_PREFIXES: &[&str] = &["TOKEN#*", "AUDIT#*", "RATE#*"];
 
 /// Partition prefix of the rate-limit buckets (`service::ratelimit`).

@@ -87,6 +87,16 @@ pub async fn meta_conditional_put(f: &Fixture) {
         .await
         .expect("\"abc\" < \"abd\"");
 
+    // AtLeast: inclusive, same type only, absent attribute fails.
+    let at_least = |name: &str, v: Value| Some(Condition::AtLeast(name.into(), v));
+    let r = meta.put(v(8), at_least("v", Value::N(8))).await;
+    assert!(is_condition_failed(&r), "AtLeast 8 on 7 must fail, got {r:?}");
+    let r = meta.put(v(8), at_least("v", s("1"))).await;
+    assert!(is_condition_failed(&r), "AtLeast across types must fail, got {r:?}");
+    let r = meta.put(v(8), at_least("zz", Value::N(0))).await;
+    assert!(is_condition_failed(&r), "AtLeast on an absent attribute must fail, got {r:?}");
+    meta.put(v(8), at_least("v", Value::N(7))).await.expect("AtLeast is inclusive (7 >= 7)");
+
     // And / Or, as lease logic uses them: (no lease OR lease expired) AND exists.
     let cond = Condition::AttrNotExists("lease".into())
         .or(Condition::LessThan("exp".into(), Value::N(100)))

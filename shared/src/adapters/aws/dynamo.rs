@@ -194,6 +194,30 @@ impl Expr {
                     }
                 }
             }
+            Condition::AtLeast(a, v) => {
+                let n = self.name(a);
+                match v {
+                    // DynamoDB cannot order booleans; everything is at least false.
+                    Value::Bool(false) => {
+                        let t = self.value(AttributeValue::S("BOOL".to_string()));
+                        (format!("attribute_type({n}, {t})"), Prec::Atom)
+                    }
+                    Value::Bool(true) => {
+                        let t = self.value(AttributeValue::Bool(true));
+                        (format!("{n} = {t}"), Prec::Atom)
+                    }
+                    _ => {
+                        let ty = match v {
+                            Value::S(_) => "S",
+                            Value::N(_) => "N",
+                            _ => "B",
+                        };
+                        let t = self.value(AttributeValue::S(ty.to_string()));
+                        let v = self.value(to_av(v));
+                        (format!("attribute_type({n}, {t}) AND {n} >= {v}"), Prec::And)
+                    }
+                }
+            }
             Condition::And(a, b) => {
                 let a = self.operand_of_and(a);
                 let b = self.operand_of_and(b);

@@ -1,9 +1,10 @@
 //! Per-instance mirrors of the shared token and organization buckets, so that a request within
 //! budget makes no storage call (issue 15: a read-only request pays no durable write).
 //!
-//! A mirror is the shared bucket as this instance last saw it (`base`, at `base_at`), then
-//! carried forward by this instance's own requests with exactly the bucket's arithmetic
-//! (`level`, refilled lazily, one request taken per call). A request is decided locally while
+//! A mirror is the shared bucket as this instance last saw it (`base`, its `tat`), then carried
+//! forward by this instance's own requests with exactly the bucket's arithmetic (`tat`, one
+//! interval later per request, from now when it lies in the past). A request is decided
+//! locally while
 //!
 //! * the mirror holds a request (else 429 at once: other instances only ever take from the
 //!   shared bucket, so it holds no more than the mirror),
@@ -11,16 +12,16 @@
 //!   tenth of its burst, at least one request), and
 //! * the last sync is younger than [`MAX_STALE_SECONDS`].
 //!
-//! Otherwise the request syncs: it reads the shared bucket, takes from it what this instance
-//! consumed since the last sync plus this request, writes it back with the usual conditional
-//! write ([`super::settle`]) and restarts the mirror from the result.
+//! Otherwise the request syncs: one conditional `update` of the shared bucket takes what this
+//! instance consumed since the last sync plus this request ([`super::settle`]), and the mirror
+//! restarts from the result.
 //!
 //! What this guarantees:
 //!
 //! * **One instance** (the emulator, or a Lambda function with one sandbox) decides exactly as
 //!   the shared bucket alone would, request for request: the consumption a sync hands over is
-//!   `min(capacity, base + refill) − level`, so the stored level after it is the mirror's (a
-//!   property test checks this against [`super::take`]).
+//!   `max(tat, now) − max(base, now)`, so the stored `tat` after it is the mirror's (a property
+//!   test checks this against [`super::take`]).
 //! * **Several instances** can together let through at most one share per instance more than
 //!   the bucket allows (each may spend its share before it sees the others' takes), i.e. within
 //!   10% of the burst per concurrent instance. API Gateway's stage throttling bounds the whole
@@ -34,7 +35,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{settle, Decision, Limit, MILLI};
+use super::{settle, Decision, Limit};
 use crate::error::Result;
 use crate::ports::MetadataStore;
 
@@ -45,51 +46,40 @@ pub const MAX_STALE_SECONDS: i64 = 10;
 /// Most mirrors kept; past it, idle ones (nothing consumed since their sync) are dropped first.
 const CAPACITY: usize = 10_000;
 
-/// One shared bucket as this instance sees it (levels in thousandths of a request, times in
-/// Unix microseconds).
+/// One shared bucket as this instance sees it (times in Unix microseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Mirror {
+    /// The stored `tat` as the last sync left it.
     base: i64,
-    base_at: i64,
-    level: i64,
-    level_at: i64,
+    /// `tat` carried forward by this instance's requests since.
+    tat: i64,
     /// When this instance last synced (its clock): what the staleness bound counts from.
     checked_at: i64,
 }
 
 impl Mirror {
-    /// The stored bucket as a sync left it (`at` may be older than `now_us` when the sync
-    /// took nothing and so wrote nothing).
-    fn synced(level: i64, at: i64, now_us: i64) -> Mirror {
-        Mirror { base: level, base_at: at, level, level_at: at, checked_at: now_us }
+    fn synced(tat: i64, now_us: i64) -> Mirror {
+        Mirror { base: tat, tat, checked_at: now_us }
     }
 
-    /// The level now, refilled since this instance's last request.
-    fn refilled(&self, limit: Limit, now_us: i64) -> i64 {
-        refill(self.level, limit, now_us - self.level_at)
+    /// What this instance took since the sync, as the shared bucket would count it.
+    fn consumed(&self, now_us: i64) -> i64 {
+        (self.tat.max(now_us) - self.base.max(now_us)).max(0)
     }
-
-    /// What this instance took since the sync, as the shared bucket would count it: the synced
-    /// level refilled to now, less the mirror's level now.
-    fn consumed(&self, limit: Limit, now_us: i64) -> i64 {
-        let untouched = refill(self.base, limit, now_us - self.base_at);
-        (untouched - self.refilled(limit, now_us)).max(0)
-    }
-}
-
-fn refill(level: i64, limit: Limit, micros: i64) -> i64 {
-    level.saturating_add(limit.refill_milli(micros)).min(limit.capacity_milli())
 }
 
 /// How much one instance may take between syncs: a tenth of the burst, at least one request.
 fn share(limit: Limit) -> i64 {
-    (limit.capacity_milli() / 10).max(MILLI)
+    (limit.tau_us() / 10).max(limit.interval_us())
 }
 
 /// The mirrors of one process (one per bucket it has seen). Lives in [`crate::App`].
 #[derive(Debug, Default)]
 pub struct LocalBuckets {
     mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Mirror>>>>>,
+    /// The last `tat` this instance saw of each exact (update) bucket: only which write to try
+    /// first, so a wrong or lost hint costs one failed conditional write, never a decision.
+    hints: Mutex<HashMap<String, i64>>,
 }
 
 impl LocalBuckets {
@@ -104,7 +94,7 @@ impl LocalBuckets {
             // enough, all unused ones (each loses at most one share, see the module docs).
             mirrors.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |m| m.is_some_and(|m| m.base != m.level))
+                    || slot.try_lock().map_or(true, |m| m.is_some_and(|m| m.base != m.tat))
             });
             if mirrors.len() >= CAPACITY {
                 mirrors.retain(|_, slot| Arc::strong_count(slot) > 1);
@@ -113,6 +103,27 @@ impl LocalBuckets {
         let slot = Arc::new(tokio::sync::Mutex::new(None));
         mirrors.insert(pk.to_string(), slot.clone());
         slot
+    }
+
+    /// Takes one request from the exact (update) bucket `pk`, counting it for `route`: always
+    /// one `update` of the stored bucket, whose first try follows the last `tat` seen here.
+    pub async fn take_counted(
+        &self,
+        meta: &dyn MetadataStore,
+        pk: &str,
+        limit: Limit,
+        now_us: i64,
+        route: &str,
+    ) -> Result<Decision> {
+        let hint = self.hints.lock().unwrap_or_else(|p| p.into_inner()).get(pk).copied();
+        let full_first = hint.is_none_or(|tat| tat < now_us);
+        let settled = settle(meta, pk, limit, now_us, 0, Some(route), full_first).await?;
+        let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        if hints.len() >= CAPACITY && !hints.contains_key(pk) {
+            hints.clear();
+        }
+        hints.insert(pk.to_string(), settled.tat);
+        Ok(settled.decision)
     }
 
     /// Takes one request from bucket `pk` at `now_us`, locally when it can (module docs).
@@ -125,22 +136,24 @@ impl LocalBuckets {
     ) -> Result<Decision> {
         let slot = self.slot(pk);
         let mut mirror = slot.lock().await;
+        let interval = limit.interval_us();
         if let Some(m) = mirror.as_mut() {
             if now_us - m.checked_at < MAX_STALE_SECONDS * 1_000_000 {
-                let level = m.refilled(limit, now_us);
-                if level < MILLI {
-                    return Ok(Decision::Limited(limit.seconds_for(MILLI - level)));
+                let next = m.tat.max(now_us) + interval;
+                if next > now_us + limit.tau_us() {
+                    return Ok(Decision::Limited(limit.retry_after(m.tat, now_us)));
                 }
-                if m.consumed(limit, now_us) + MILLI <= share(limit) {
-                    m.level = level - MILLI;
-                    m.level_at = m.level_at.max(now_us);
+                if m.consumed(now_us) + interval <= share(limit) {
+                    m.tat = next;
                     return Ok(Decision::Allowed);
                 }
             }
         }
-        let consumed = mirror.map_or(0, |m| m.consumed(limit, now_us));
-        let settled = settle(meta, pk, limit, now_us, consumed, None).await?;
-        *mirror = Some(Mirror::synced(settled.level, settled.at, now_us));
+        let consumed = mirror.map_or(0, |m| m.consumed(now_us));
+        // A bucket this instance last saw refilled is probably still full.
+        let full_first = mirror.is_none_or(|m| m.tat < now_us);
+        let settled = settle(meta, pk, limit, now_us, consumed, None, full_first).await?;
+        *mirror = Some(Mirror::synced(settled.tat, now_us));
         Ok(settled.decision)
     }
 }
@@ -213,8 +226,8 @@ mod tests {
             let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, None)).unwrap();
             let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now)).unwrap();
             prop_assert_eq!(got, want);
-            let level = |p: &Ports| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n("milli"));
-            prop_assert_eq!(level(&mirrored), level(&exact));
+            let tat = |p: &Ports| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n("tat"));
+            prop_assert_eq!(tat(&mirrored), tat(&exact));
         }
     }
 
@@ -236,8 +249,49 @@ mod tests {
                 }
             }
         }
-        let shares = 4 * (share(limit) / MILLI) as usize;
+        let shares = 4 * (share(limit) / limit.interval_us()) as usize;
         assert!((100..=100 + shares).contains(&allowed), "{allowed} allowed of 100 (+{shares})");
+    }
+
+    /// An exact bucket's take is one write and no read, whether the bucket is mostly full
+    /// (calls spaced wider than the interval) or busy (calls back to back): the hint picks the
+    /// write that succeeds (with one instance always; another instance's takes can make it
+    /// wrong once, costing one failed conditional write).
+    #[test]
+    fn exact_takes_cost_one_write_and_no_read() {
+        let (_dir, ports) = store();
+        let (counted, counters) = crate::adapters::counting::wrap(ports);
+        let rt = runtime();
+        let limit = Limit { per_minute: 6_000, burst: 1_000 };
+        let local = LocalBuckets::default();
+        let mut now = real_now_us();
+        for _ in 0..50 {
+            now += 20_000;
+            let d =
+                rt.block_on(local.take_counted(counted.meta.as_ref(), "RATE#u", limit, now, "r"));
+            assert_eq!(d.unwrap(), Decision::Allowed);
+        }
+        for _ in 0..50 {
+            let d =
+                rt.block_on(local.take_counted(counted.meta.as_ref(), "RATE#u", limit, now, "r"));
+            assert_eq!(d.unwrap(), Decision::Allowed);
+        }
+        let c = counters.snapshot();
+        assert_eq!(c.meta_gets, 0, "no take reads the bucket");
+        assert_eq!(c.meta_puts, 100, "one write per take");
+        // And back to idle: the hint (the last `tat`) tells which write fits.
+        let d = rt.block_on(local.take_counted(
+            counted.meta.as_ref(),
+            "RATE#u",
+            limit,
+            now + 10_000_000,
+            "r",
+        ));
+        assert_eq!(d.unwrap(), Decision::Allowed);
+        assert_eq!(counters.snapshot().meta_puts, 101);
+        let item = rt.block_on(counted.meta.get("RATE#u", "BUCKET")).unwrap().unwrap();
+        assert_eq!(item.n("calls"), Some(101), "every allowed call is counted once");
+        assert_eq!(item.n("calls:r"), Some(101));
     }
 
     /// Requests within a share and within the staleness bound make no storage call.

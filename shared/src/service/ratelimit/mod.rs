@@ -1,20 +1,31 @@
 //! Rate limits: token buckets stored in the metadata table, per access token, per organization
 //! and per running update, checked by dispatch after authentication.
 //!
-//! A bucket is one item (`RATE#…` / `BUCKET`) holding its fill in thousandths of a request and
-//! the time it was last taken from. Taking a request reads it, refills it for the time elapsed
-//! and writes it back conditioned on the revision read, so two functions racing for the last
-//! request cannot both get it: the loser re-reads and sees the bucket empty. A refused request
-//! writes nothing (the refill is computed from the stored time, so nothing is lost).
+//! A bucket is one item (`RATE#…` / `BUCKET`) holding its **theoretical arrival time** (`tat`,
+//! Unix µs; the generic cell rate algorithm): the moment the bucket would be full again. Each
+//! request pushes it one interval (a minute over the rate) later; a request is allowed while
+//! that leaves it at most a burst of intervals ahead of now. This shape needs no read: taking a
+//! request is one conditional `update` of the item —
+//!
+//! * a full bucket (no item, or `tat` in the past): `SET tat = now + interval` if
+//!   `tat < now`;
+//! * otherwise: `ADD tat interval` if `now <= tat <= now + burst·interval − interval`;
+//!
+//! one of the two in the order the last known state suggests, the other when it fails (at most
+//! three writes, usually one; a refusal also reads the item for its `Retry-After`). `tat` never
+//! moves back (a `SET` needs it in the past, an `ADD` only grows it), so when both conditions
+//! fail the bucket is over its limit, and concurrent takers can never hand out a request twice:
+//! the store serialises the writes. (Before this every take read the item and wrote it back
+//! conditioned on a revision: a read and a write, and retries under contention.)
 //!
 //! Token and organization buckets are taken through a per-instance mirror ([`local`]): a
 //! request within budget usually costs no storage call; an instance syncs with the stored
-//! bucket (one `GetItem` and one conditional `PutItem`) on its first request, after it let
-//! through a tenth of the burst, or after [`MAX_STALE_SECONDS`]. One instance decides exactly as
-//! the stored bucket alone; several overshoot by at most a tenth of the burst each. A lease
-//! (update-path) call pays one pair for its update's bucket on every call (it also counts the
-//! update's calls). A disabled limit (0) costs nothing. The Lambda functions of read-only routes
-//! may write these items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
+//! bucket (one `update`) on its first request, after it let through a tenth of the burst, or
+//! after [`MAX_STALE_SECONDS`]. One instance decides exactly as the stored bucket alone; several
+//! overshoot by at most a tenth of the burst each. A lease (update-path) call pays one `update`
+//! for its update's bucket on every call, which also counts the update's calls (`ADD`). A
+//! disabled limit (0) costs nothing. The Lambda functions of read-only routes may write these
+//! items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
 //! Buckets expire (TTL) once they would have refilled completely, so idle tokens leave no
 //! items behind; a missing bucket is a full one.
@@ -24,11 +35,10 @@ mod local;
 pub use local::{LocalBuckets, MAX_STALE_SECONDS};
 
 use super::item_keys;
-use super::optimistic::{retry_on_conflict, written, Attempt};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::metadata::TTL_ATTR;
-use crate::ports::{Condition, Item, MetadataStore, Value};
+use crate::ports::{Condition, MetaError, MetadataStore, Update, Value};
 use crate::service::identity::{Caller, Principal, Subject};
 
 /// One limit: a sustained rate and the burst a full bucket allows.
@@ -64,28 +74,22 @@ impl Limit {
         Ok(Some(Limit { per_minute, burst: burst.max(1) }))
     }
 
-    fn capacity_milli(self) -> i64 {
-        i64::from(self.burst) * MILLI
+    /// Microseconds one request takes to refill, rounded up (never more generous than the
+    /// configured rate).
+    fn interval_us(self) -> i64 {
+        let per_minute = i64::from(self.per_minute.max(1));
+        (60_000_000 + per_minute - 1) / per_minute
     }
 
-    /// Thousandths of a request refilled in `micros`.
-    fn refill_milli(self, micros: i64) -> i64 {
-        let milli = i128::from(micros.max(0)) * i128::from(self.per_minute) * i128::from(MILLI)
-            / 60_000_000;
-        i64::try_from(milli).unwrap_or(i64::MAX)
+    /// How far ahead of now a bucket's `tat` may be: a full burst of intervals.
+    fn tau_us(self) -> i64 {
+        i64::from(self.burst.max(1)).saturating_mul(self.interval_us())
     }
 
-    /// Whole seconds until `missing` thousandths of a request have refilled (at least 1).
-    fn seconds_for(self, missing_milli: i64) -> u64 {
-        let per_second_milli = i64::from(self.per_minute) * MILLI;
-        // missing / (per_minute / 60) seconds, rounded up.
-        let secs = (missing_milli.max(0) * 60 + per_second_milli - 1) / per_second_milli.max(1);
-        u64::try_from(secs).unwrap_or(1).max(1)
-    }
-
-    /// Seconds an empty bucket takes to fill: after that an absent bucket means the same.
-    fn seconds_to_fill(self) -> i64 {
-        self.seconds_for(self.capacity_milli()) as i64
+    /// Whole seconds until a bucket at `tat` holds a request again at `now_us` (at least 1).
+    fn retry_after(self, tat: i64, now_us: i64) -> u64 {
+        let wait = tat.saturating_add(self.interval_us()) - self.tau_us() - now_us;
+        u64::try_from((wait + 999_999) / 1_000_000).unwrap_or(1).max(1)
     }
 }
 
@@ -98,10 +102,6 @@ pub const DEFAULT_ORG: Limit = Limit::per_minute(3000);
 /// plus event batches, and refusing them slows the deployment the user is waiting for.
 pub const DEFAULT_UPDATE: Limit = Limit { per_minute: 6000, burst: 2000 };
 
-/// A request consumes this many thousandths of a bucket.
-const MILLI: i64 = 1000;
-/// Attempts at the conditional write before giving up on a contended bucket.
-const ATTEMPTS: u32 = 6;
 /// Sort key of every bucket item.
 const BUCKET_SK: &str = "BUCKET";
 /// Update buckets keep their call counts for the update's audit summary, so they live at least
@@ -109,6 +109,8 @@ const BUCKET_SK: &str = "BUCKET";
 const UPDATE_BUCKET_TTL: i64 = 86_400;
 /// Attribute counting the calls a bucket allowed (update buckets only).
 pub const CALLS_ATTR: &str = "calls";
+/// Attribute holding a bucket's theoretical arrival time (Unix µs).
+const TAT_ATTR: &str = "tat";
 
 /// Partition of an access token's bucket (by token id, never the token or its hash).
 pub fn token_bucket_pk(token_id: &str) -> String {
@@ -197,7 +199,7 @@ async fn enforce(
         // a storage call (see [`local`]).
         None => app.rate_limits.take(meta, pk, limit, now_us).await,
         // Update buckets count their calls: every call goes to the store.
-        Some(_) => take(meta, pk, limit, now_us, count).await,
+        Some(route) => app.rate_limits.take_counted(meta, pk, limit, now_us, route).await,
     };
     match decided {
         Ok(Decision::Allowed) => Ok(()),
@@ -225,23 +227,22 @@ pub async fn take(
     now_us: i64,
     count: Option<&str>,
 ) -> Result<Decision> {
-    Ok(settle(meta, pk, limit, now_us, 0, count).await?.decision)
+    // A bucket is usually full between a running update's calls: try that first.
+    Ok(settle(meta, pk, limit, now_us, 0, count, true).await?.decision)
 }
 
-/// What a [`settle`] decided, and the bucket as it is stored after it.
+/// What a [`settle`] decided, and the bucket's `tat` as stored after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Settled {
     pub decision: Decision,
-    /// The stored level (thousandths of a request) and its time (Unix microseconds).
-    pub level: i64,
-    pub at: i64,
+    pub tat: i64,
 }
 
 /// Takes from the bucket `pk` what an instance let through since it last looked (`consumed`,
-/// thousandths of a request: its local mirror's takes, see [`local`]), then one request if one
-/// is left. The consumed part is taken however little is left (those requests were answered;
-/// the level may go below zero, down to minus the burst, and refills from there). Writes
-/// nothing when it takes nothing.
+/// µs of `tat`: its local mirror's takes, see [`local`]), then one request if one is left.
+/// The consumed part is taken however little is left (those requests were answered; `tat` may
+/// go past the burst and refills from there). `full_first`: whether the bucket is probably
+/// full (its first write to try, see the module docs). Writes nothing when it takes nothing.
 pub(crate) async fn settle(
     meta: &dyn MetadataStore,
     pk: &str,
@@ -249,76 +250,93 @@ pub(crate) async fn settle(
     now_us: i64,
     consumed: i64,
     count: Option<&str>,
+    full_first: bool,
 ) -> Result<Settled> {
-    let taken = retry_on_conflict!(ATTEMPTS, async {
-        let current = meta.get(pk, BUCKET_SK).await?;
-        let (stored, at, rev) = match &current {
-            Some(item) => (
-                item.n("milli").unwrap_or(limit.capacity_milli()),
-                item.n("at").unwrap_or(now_us),
-                item.n("rev"),
-            ),
-            None => (limit.capacity_milli(), now_us, None),
-        };
-        let level =
-            stored.saturating_add(limit.refill_milli(now_us - at)).min(limit.capacity_milli());
-        let level = level.saturating_sub(consumed).max(-limit.capacity_milli());
-        let (decision, level) = if level < MILLI {
-            (Decision::Limited(limit.seconds_for(MILLI - level)), level)
-        } else {
-            (Decision::Allowed, level - MILLI)
-        };
-        if decision != Decision::Allowed && consumed == 0 {
-            // Nothing taken: nothing to write, and the bucket stays as stored.
-            return Ok(Attempt::Done(Settled { decision, level: stored, at }));
-        }
-        let now_s = now_us / 1_000_000;
-        let ttl = if count.is_some() {
-            now_s + UPDATE_BUCKET_TTL
-        } else {
-            now_s + limit.seconds_to_fill() + 60
-        };
-        // Never move the time back (clocks of two functions differ slightly): that would
-        // refill the same interval twice.
-        let at = now_us.max(at);
-        let mut next = Item::new(pk, BUCKET_SK)
-            .with("milli", Value::N(level))
-            .with("at", Value::N(at))
-            .with("rev", Value::N(rev.unwrap_or(0) + 1))
-            .with(TTL_ATTR, Value::N(ttl));
-        if let (Some(route), Decision::Allowed) = (count, decision) {
-            let attr = route_calls_attr(route);
-            for name in [CALLS_ATTR, attr.as_str()] {
-                let n = current.as_ref().and_then(|i| i.n(name)).unwrap_or(0);
-                next.set(name, Value::N(n + 1));
+    let interval = limit.interval_us();
+    let take = consumed.saturating_add(interval);
+    let ttl = match count {
+        Some(_) => now_us / 1_000_000 + UPDATE_BUCKET_TTL,
+        // Past the latest `tat` this write can leave, the bucket is full: an absent one means
+        // the same.
+        None => (now_us + 2 * limit.tau_us() + consumed) / 1_000_000 + 60,
+    };
+    let counted = |update: Update| match count {
+        Some(route) => update.add(CALLS_ATTR, 1).add(&route_calls_attr(route), 1),
+        None => update,
+    };
+    // Full: no bucket, or `tat` in the past; start from now. (Conditions still see an
+    // expired, not yet removed item on DynamoDB; its `tat` is in the past too.) Only a backlog
+    // larger than the burst (several instances' shares) does not fit even a full bucket: then
+    // only the backlog is taken.
+    let fits_full = take <= limit.tau_us();
+    let full = || {
+        let update = Update::new(pk, BUCKET_SK);
+        let update = if fits_full { counted(update) } else { update };
+        update
+            .set(TAT_ATTR, Value::N(now_us + if fits_full { take } else { consumed }))
+            .set(TTL_ATTR, Value::N(ttl))
+            .when(
+                Condition::AttrNotExists(TAT_ATTR.into())
+                    .or(Condition::LessThan(TAT_ATTR.into(), Value::N(now_us))),
+            )
+    };
+    // Partly used, with room for what is taken.
+    let room = now_us + limit.tau_us() - take;
+    let partial = || {
+        counted(Update::new(pk, BUCKET_SK)).add(TAT_ATTR, take).set(TTL_ATTR, Value::N(ttl)).when(
+            Condition::AtLeast(TAT_ATTR.into(), Value::N(now_us))
+                .and(Condition::LessThan(TAT_ATTR.into(), Value::N(room + 1))),
+        )
+    };
+    // Full first: [full, partial]. Partial first: [partial, full, partial], since the bucket
+    // may have left "full" between the first two. Once a full write failed, `tat` is at least
+    // now for good, so a partial write that fails after it means no room.
+    let order: &[bool] = if full_first { &[true, false] } else { &[false, true, false] };
+    for &try_full in order {
+        let update = if try_full { full() } else { partial() };
+        match meta.update(update).await {
+            Ok(item) => {
+                let tat = item.n(TAT_ATTR).unwrap_or(now_us + take);
+                let decision = if try_full && !fits_full {
+                    Decision::Limited(limit.retry_after(tat, now_us))
+                } else {
+                    Decision::Allowed
+                };
+                return Ok(Settled { decision, tat });
             }
+            Err(MetaError::ConditionFailed) => {}
+            Err(e) => return Err(e.into()),
         }
-        // Keep the other routes' counts.
-        if let (Some(_), Some(item)) = (count, &current) {
-            for (name, v) in &item.attrs {
-                if name.starts_with(CALLS_ATTR) && !next.attrs.contains_key(name) {
-                    next.set(name, v.clone());
-                }
-            }
-        }
-        let condition = match rev {
-            Some(rev) => Condition::Equals("rev".into(), Value::N(rev)),
-            // Absent, or expired but not yet removed (DynamoDB conditions still see it).
-            None => {
-                Condition::NotExists.or(Condition::LessThan(TTL_ATTR.into(), Value::N(now_s + 1)))
-            }
-        };
-        written(meta.put(next, Some(condition)).await, Settled { decision, level, at })
-    })?;
-    if let Some(settled) = taken {
-        return Ok(settled);
     }
-    // Every attempt lost a race, yet every read found a request left in the bucket (an empty
-    // one answers Limited without writing): let it through. A burst can thus exceed the limit
-    // by at most the callers racing at the moment the bucket runs dry, never more, and
-    // refusing instead would turn a legitimate burst within budget into errors.
-    tracing::debug!(bucket = pk, "rate limit bucket contended; request let through");
-    Ok(Settled { decision: Decision::Allowed, level: 0, at: now_us })
+    refuse(meta, pk, limit, now_us, consumed, ttl).await
+}
+
+/// The bucket has no room (its `tat` is at least now, and never moves back): hand over what
+/// was consumed, and answer with the time until a request fits again.
+async fn refuse(
+    meta: &dyn MetadataStore,
+    pk: &str,
+    limit: Limit,
+    now_us: i64,
+    consumed: i64,
+    ttl: i64,
+) -> Result<Settled> {
+    let tat = if consumed > 0 {
+        let update = Update::new(pk, BUCKET_SK)
+            .add(TAT_ATTR, consumed)
+            .set(TTL_ATTR, Value::N(ttl))
+            .when(Condition::AtLeast(TAT_ATTR.into(), Value::N(now_us)));
+        match meta.update(update).await {
+            Ok(item) => item.n(TAT_ATTR),
+            Err(MetaError::ConditionFailed) => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        meta.get(pk, BUCKET_SK).await?.and_then(|i| i.n(TAT_ATTR))
+    };
+    // Absent only if the item vanished in between (an operator deleting it): full again.
+    let tat = tat.unwrap_or(now_us);
+    Ok(Settled { decision: Decision::Limited(limit.retry_after(tat, now_us)), tat })
 }
 
 /// The calls a running update's bucket allowed, by route (total under [`CALLS_ATTR`]); empty
@@ -354,16 +372,18 @@ mod tests {
     }
 
     #[test]
-    fn refill_and_retry_after() {
+    fn intervals_and_retry_after() {
         let l = Limit { per_minute: 60, burst: 2 };
-        // One request per second.
-        assert_eq!(l.refill_milli(1_000_000), 1000);
-        assert_eq!(l.refill_milli(-5), 0);
-        assert_eq!(l.seconds_for(1000), 1);
-        assert_eq!(l.seconds_for(1001), 2);
-        assert_eq!(l.seconds_for(0), 1);
-        assert_eq!(l.seconds_to_fill(), 2);
+        // One request per second; two ahead at most.
+        assert_eq!(l.interval_us(), 1_000_000);
+        assert_eq!(l.tau_us(), 2_000_000);
+        // A bucket whose tat is 2 s ahead (empty) holds a request again in 1 s.
+        assert_eq!(l.retry_after(2_000_000, 0), 1);
+        assert_eq!(l.retry_after(2_000_001, 0), 2);
+        assert_eq!(l.retry_after(0, 0), 1);
+        // Rates that do not divide a minute round the interval up.
+        assert_eq!(Limit { per_minute: 7, burst: 1 }.interval_us(), 8_571_429);
         let slow = Limit { per_minute: 1, burst: 1 };
-        assert_eq!(slow.seconds_for(1000), 60);
+        assert_eq!(slow.retry_after(60_000_000, 0), 60);
     }
 }
