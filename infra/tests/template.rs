@@ -224,6 +224,7 @@ fn expected_actions(needs: &Needs) -> BTreeSet<&'static str> {
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
             "dynamodb:ConditionCheckItem",
+            "dynamodb:UpdateItem",
         ]),
     }
     match needs.blobs {
@@ -255,7 +256,7 @@ fn expected_bookkeeping() -> Value {
     json!({
         "Sid": "Bookkeeping",
         "Effect": "Allow",
-        "Action": ["dynamodb:PutItem"],
+        "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"],
         "Resource": [{"Ref": "TableArn"}],
         "Condition": {"ForAllValues:StringLike": {
             "dynamodb:LeadingKeys": stackhouse::service::item_keys::BOOKKEEPING_KEY_PREFIXES,
@@ -330,8 +331,9 @@ fn each_function_gets_exactly_what_its_route_needs() {
         for statement in policies[0]["PolicyDocument"]["Statement"].as_array().expect("list") {
             assert_eq!(statement["Effect"], "Allow");
             if statement["Sid"] == "Bookkeeping" {
-                // Token-authenticated functions record a token's last use: PutItem on the
-                // bookkeeping keys only, whatever the route's needs.
+                // Token-authenticated functions record a token's last use and take from
+                // rate-limit buckets: PutItem and UpdateItem on the bookkeeping keys only,
+                // whatever the route's needs.
                 assert_eq!(statement, &expected_bookkeeping(), "{role_id}");
                 bookkeeping += 1;
                 continue;
