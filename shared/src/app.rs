@@ -30,6 +30,9 @@ pub struct Settings {
     /// Age after which crash leftovers and the scratch blobs of ended updates are removed
     /// (`STACKHOUSE_ORPHAN_GRACE_SECONDS`, default 7 days).
     pub orphan_grace_seconds: i64,
+    /// How long events of the event stream are kept (`STACKHOUSE_EVENT_RETENTION_SECONDS`,
+    /// default 30 days; see `service::feed`).
+    pub event_retention_seconds: i64,
     /// Whether webhooks may target loopback, private and link-local addresses
     /// (`STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK=1`; off by default).
     pub webhook_allow_loopback: bool,
@@ -68,6 +71,7 @@ impl Default for Settings {
             history_retention: crate::service::retention::Policy::KeepAll,
             orphan_grace_seconds: crate::service::retention::DEFAULT_GRACE_SECONDS,
             webhook_allow_loopback: false,
+            event_retention_seconds: 30 * 86_400,
             rate_limit_token: Some(crate::service::ratelimit::DEFAULT_TOKEN),
             rate_limit_org: Some(crate::service::ratelimit::DEFAULT_ORG),
             rate_limit_update: Some(crate::service::ratelimit::DEFAULT_UPDATE),
@@ -117,6 +121,9 @@ impl Settings {
             env.parse("STACKHOUSE_HISTORY_RETENTION", crate::service::retention::Policy::parse)
         {
             s.history_retention = policy;
+        }
+        if let Some(n) = env.parse("STACKHOUSE_EVENT_RETENTION_SECONDS", positive_seconds) {
+            s.event_retention_seconds = signed(n);
         }
         if let Some(n) = env.parse("STACKHOUSE_ORPHAN_GRACE_SECONDS", seconds) {
             s.orphan_grace_seconds = signed(n);
@@ -192,6 +199,8 @@ pub struct App {
     pub metrics: crate::telemetry::metrics::Metrics,
     /// This instance's mirrors of the token and organization rate-limit buckets.
     pub rate_limits: crate::service::ratelimit::LocalBuckets,
+    /// Wakes this process's waiting event-stream readers (`service::feed`).
+    pub feed_signal: crate::service::feed::Signal,
 }
 
 impl App {
@@ -204,6 +213,7 @@ impl App {
             data_keys: Default::default(),
             metrics: Default::default(),
             rate_limits: Default::default(),
+            feed_signal: Default::default(),
         })
     }
 }

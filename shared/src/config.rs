@@ -85,6 +85,7 @@ pub static VARS: &[Var] = &[
     var("STACKHOUSE_MATERIALISE_EVERY_ENTRIES", "1000", ReadBy::All, "a journal-mode update asks `job-update-materialise` for a resumable snapshot each time this many more entries arrived, so completing, cancelling or reaping it replays only the tail (0 = never)"),
     var("STACKHOUSE_HISTORY_RETENTION", "all", ReadBy::All, "stack versions to keep: `all`, `versions:N` (the newest N) or `days:N`; the current version is always kept"),
     var("STACKHOUSE_ORPHAN_GRACE_SECONDS", "604800", ReadBy::All, "age (7 days) after which crash leftovers and the scratch blobs (checkpoints, journals, journal snapshots, events) of ended updates are removed"),
+    var("STACKHOUSE_EVENT_RETENTION_SECONDS", "2592000", ReadBy::All, "how long (30 days) the events of `GET /api/orgs/{org}/events` are kept (see \"Event stream\")"),
     var("STACKHOUSE_RATE_LIMIT_TOKEN", "600", ReadBy::All, "requests per minute `[,burst]` (burst defaults to a minute's worth) of one access token; over it: 429 with `Retry-After`; `0` disables"),
     var("STACKHOUSE_RATE_LIMIT_ORG", "3000", ReadBy::All, "the same, per organization"),
     var("STACKHOUSE_RATE_LIMIT_UPDATE", "6000,2000", ReadBy::All, "the same, per running update's lease calls"),

@@ -10,6 +10,7 @@ pub mod coldstart;
 pub mod conformance;
 pub mod contract;
 pub mod faults;
+pub mod feed;
 pub mod fixtures;
 pub mod health;
 pub mod jobs;

@@ -61,6 +61,11 @@ mod openapi {
     stackhouse_tests::openapi_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// The event stream suite on the AWS backend, against moto over the network.
+mod feed {
+    stackhouse_tests::feed_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The rate limit suite on the AWS backend, against moto over the network.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(stackhouse_tests::server::moto_target);

@@ -61,6 +61,11 @@ mod openapi {
     stackhouse_tests::openapi_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// The event stream suite on the embedded backend.
+mod feed {
+    stackhouse_tests::feed_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The rate limit suite on the embedded backend.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(|_| stackhouse_tests::server::Target::Embedded);

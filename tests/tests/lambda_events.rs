@@ -337,6 +337,12 @@ fn samples() -> Vec<Sample> {
         sample(&routes::ORG_HOOK_LIST, format!("/api/orgs/{ORG}/hooks"), "", None),
         sample(&routes::ORG_AUDITLOGS_LIST, format!("/api/orgs/{ORG}/auditlogs"), "", None),
         sample(
+            &routes::ORG_EVENTS_LIST,
+            format!("/api/orgs/{ORG}/events"),
+            "after=0&limit=100",
+            None,
+        ),
+        sample(
             &routes::ORG_AUDITLOGS_EXPORT,
             format!("/api/orgs/{ORG}/auditlogs/export"),
             "",
@@ -803,6 +809,7 @@ const PLAN: &[(&str, u16)] = &[
     ("org-member-remove", 204),
     ("org-auditlogs-list", 200),
     ("org-auditlogs-export", 200),
+    ("org-events-list", 200),
     ("stack-delete", 204),
 ];
 

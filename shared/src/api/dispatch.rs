@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::blob::ResponseHeaders;
 use crate::service::identity::{Caller, Principal};
-use crate::service::{audit, ratelimit};
+use crate::service::{audit, feed, ratelimit};
 
 /// How long a presigned URL handed out instead of an oversized body stays valid: enough for
 /// the client to follow the redirect at once, too short to be worth leaking.
@@ -115,6 +115,8 @@ impl Router {
         // Set once the caller is known: what the audit log needs after the handler ran.
         let mut audited: Option<(&'static Route, Principal, Option<String>)> = None;
         let mut denied = false;
+        // The stack authorization read, for the call's event (`service::feed`).
+        let mut authorized: Option<feed::StackRef> = None;
         let outcome = async {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
@@ -146,6 +148,7 @@ impl Router {
                     return Err(e);
                 }
             };
+            authorized = stack.as_ref().map(feed::StackRef::of);
             let charged = policy::charged_org(route, path_org.as_deref());
             ratelimit::check_org(app, &caller, charged).await?;
             let decoded = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
@@ -186,6 +189,20 @@ impl Router {
                     source_ip: &source_ip,
                 };
                 audit::record_call(app, call).await;
+            }
+            // A change becomes an event of its organization (before the answer, as the audit
+            // entry; a call without an organization in its path, e.g. a personal token's, is
+            // nobody's organization's event).
+            if let (Some(org), true) = (org, policy::is_change(route, status)) {
+                let about = outcome.as_ref().ok().and_then(|r| r.about.clone());
+                let event = feed::NewEvent {
+                    actor: principal.login().to_string(),
+                    kind: route.name.to_string(),
+                    path: path.clone(),
+                    stack: about.or_else(|| authorized.clone()),
+                    payload: serde_json::json!({"method": route.method.as_str(), "status": status}),
+                };
+                feed::record(app, org, event).await;
             }
         }
         let response = self.respond(app, outcome, accepts_gzip, &request_id, head).await;

@@ -22,6 +22,14 @@ pub fn should_audit(route: &Route, status: u16, denied: bool) -> bool {
         || !(route.method == http::Method::GET || route.method == http::Method::HEAD)
 }
 
+/// Whether a call changed something: a successful call of a route that writes the metadata
+/// store (not a read, not a decryption). Each becomes an event of the event stream.
+pub fn is_change(route: &Route, status: u16) -> bool {
+    (200..300).contains(&status)
+        && !(route.method == http::Method::GET || route.method == http::Method::HEAD)
+        && route.needs.meta == crate::ports::Access::Write
+}
+
 /// The organization whose rate limit a call spends when its permission came from the `{org}`
 /// in the path (`None`: the token's own organization pays, if it has one).
 pub fn charged_org<'a>(route: &Route, path_org: Option<&'a str>) -> Option<&'a str> {

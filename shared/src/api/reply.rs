@@ -24,6 +24,9 @@ pub struct Reply {
     /// this large may answer with a redirect to a presigned URL of it instead
     /// (docs/ARCHITECTURE.md, Payload limits).
     pub blob_key: Option<String>,
+    /// The stack the call changed when authorization did not name it (a stack just
+    /// created): what its event in the event stream is about (`service::feed`).
+    pub about: Option<crate::service::feed::StackRef>,
 }
 
 impl Reply {
@@ -43,7 +46,14 @@ impl Reply {
             headers: vec![],
             gzipped: false,
             blob_key: None,
+            about: None,
         })
+    }
+
+    /// The same reply, saying which stack the call changed (see [`Reply::about`]).
+    pub fn about(mut self, stack: &crate::service::stacks::Stack) -> Reply {
+        self.about = Some(crate::service::feed::StackRef::of(stack));
+        self
     }
 
     /// 200 with an already-encoded JSON body.
@@ -55,6 +65,7 @@ impl Reply {
             headers: vec![],
             gzipped: false,
             blob_key: None,
+            about: None,
         }
     }
 
@@ -95,6 +106,7 @@ impl Reply {
             headers: vec![],
             gzipped: false,
             blob_key: None,
+            about: None,
         }
     }
 
@@ -135,6 +147,7 @@ pub fn into_response(
                 headers,
                 gzipped: false,
                 blob_key: None,
+                about: None,
             }
         }
     };

@@ -12,7 +12,7 @@
 use http::Method;
 
 use super::handlers::{
-    audit, health, identity, openapi, orgs, secrets, stacks, teams, tokens, updates, webhooks,
+    audit, feed, health, identity, openapi, orgs, secrets, stacks, teams, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -237,6 +237,9 @@ routes! {
     /// The same, as CSV.
     ORG_AUDITLOGS_EXPORT: GET "/api/orgs/{org}/auditlogs/export"
         => OrgAdmin,      META_READ,              audit::export;
+    /// The organization's event stream: each member sees the events of what they may read.
+    ORG_EVENTS_LIST: GET "/api/orgs/{org}/events"
+        => OrgMember,     META_READ,              feed::list;
 }
 
 #[cfg(test)]

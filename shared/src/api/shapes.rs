@@ -11,7 +11,7 @@
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
-use super::handlers::{audit, health, orgs, secrets, stacks, teams, tokens, updates};
+use super::handlers::{audit, feed, health, orgs, secrets, stacks, teams, tokens, updates};
 use super::routes::*;
 use super::Route;
 use crate::apitype;
@@ -113,6 +113,15 @@ const AUDIT_QUERY: [Query; 4] = [
     query("endTime", "integer", "Only entries at or before this Unix time (seconds)."),
     query("pageSize", "integer", "Entries per page, 1 to 1000 (default 100)."),
     CONTINUATION,
+];
+const EVENTS_QUERY: [Query; 3] = [
+    query("after", "integer", "Only events with a higher `seq` (default 0: from the first kept)."),
+    query("limit", "integer", "Events per page, 1 to 1000 (default 100)."),
+    query(
+        "wait",
+        "integer",
+        "Seconds (0 to 20) to wait for an event when there is none yet; then an empty page.",
+    ),
 ];
 const AUDIT_EXPORT_QUERY: [Query; 4] =
     [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
@@ -253,6 +262,10 @@ pub static SHAPES: &[Shape] = &[
             description: "One row per entry, newest first; `X-Continuation-Token` names where a truncated export goes on.",
         }),
         &AUDIT_EXPORT_QUERY,
+    ),
+    with_query(
+        row(&ORG_EVENTS_LIST, "The organization's events after a number, in order (long-poll with `wait`)", Empty, 200, json::<feed::Listing>()),
+        &EVENTS_QUERY,
     ),
 ];
 

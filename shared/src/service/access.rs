@@ -143,15 +143,27 @@ impl OrgAccess {
         stack: &Stack,
         enough: StackPermission,
     ) -> Result<StackPermission> {
+        self.stack_permission_by_id(meta, &stack.id, stack.creator.as_deref(), enough).await
+    }
+
+    /// [`OrgAccess::stack_permission`] for a stack known by its id and creator only (one that
+    /// may have been renamed or deleted since, as an event's).
+    pub async fn stack_permission_by_id(
+        &mut self,
+        meta: &dyn MetadataStore,
+        stack_id: &str,
+        creator: Option<&str>,
+        enough: StackPermission,
+    ) -> Result<StackPermission> {
         let Some(role) = self.role else { return Ok(StackPermission::None) };
         let user = match &self.subject {
             Subject::Org { .. } => return Ok(StackPermission::Admin),
             Subject::Team { team, .. } => {
-                return team_permission(meta, &stack.id, team).await;
+                return team_permission(meta, stack_id, team).await;
             }
             Subject::User(user) => user.clone(),
         };
-        if role == Role::Admin || stack.creator.as_deref() == Some(user.as_str()) {
+        if role == Role::Admin || creator == Some(user.as_str()) {
             return Ok(StackPermission::Admin);
         }
         let mut best = self.default_permission(meta).await?;
@@ -159,7 +171,7 @@ impl OrgAccess {
             return Ok(best);
         }
         if let Some(item) =
-            meta.get(&item_keys::stack_id_pk(&stack.id), &item_keys::stack_user_sk(&user)).await?
+            meta.get(&item_keys::stack_id_pk(stack_id), &item_keys::stack_user_sk(&user)).await?
         {
             best = best.max(item_permission(&item));
             if best >= enough {
@@ -170,7 +182,7 @@ impl OrgAccess {
         if teams.is_empty() {
             return Ok(best);
         }
-        for (team, perm) in stack_team_permissions(meta, &stack.id).await? {
+        for (team, perm) in stack_team_permissions(meta, stack_id).await? {
             if teams.contains(&team) {
                 best = best.max(perm);
             }

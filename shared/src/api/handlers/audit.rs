@@ -160,6 +160,7 @@ pub async fn export(ctx: Ctx) -> Result<Reply> {
         headers,
         gzipped: false,
         blob_key: None,
+        about: None,
     })
 }
 

@@ -84,7 +84,7 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     if let Some(state) = state {
         updates::import(&ctx.app, &r, ctx.caller.user()?, &state).await?;
     }
-    Reply::json(&created.to_api())
+    Ok(Reply::json(&created.to_api())?.about(&created))
 }
 
 /// `GET /api/stacks/{org}/{project}/{stack}`.

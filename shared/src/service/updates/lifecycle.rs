@@ -183,6 +183,7 @@ pub(super) async fn end(
             .map(|i| stacks::Stack::from_item(&i))
             .transpose()?
             .filter(|s| s.id == update.stack_id);
+        let creator = stack.as_ref().and_then(|s| s.creator.clone());
         let mut ended = update.clone();
         ended.status = status;
         ended.ended = Some(now);
@@ -249,6 +250,7 @@ pub(super) async fn end(
             update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
             // One audit entry for all of the update's lease calls.
             crate::service::audit::update_ended(app, &ended).await;
+            crate::service::feed::update_ended(app, &ended, creator).await;
         }
         Ok(Attempt::Done((ended, true)))
     })?;

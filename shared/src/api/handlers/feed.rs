@@ -1,0 +1,110 @@
+//! `GET /api/orgs/{org}/events`: the organization's event stream in order after a number,
+//! optionally waiting (long-poll) for the next event (`service::feed`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::path_org;
+use crate::api::{Ctx, Reply};
+use crate::error::{Error, Result};
+use crate::service::feed::{self, read::MAX_WAIT_SECONDS};
+
+/// Events per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest `limit`.
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "OrgEventsPage"))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Listing {
+    /// The events the caller may see, in order.
+    events: Vec<Event>,
+    /// The number to pass as `after` next time (events the caller may not see are skipped).
+    next: i64,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "OrgEvent"))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Event {
+    /// Position in the organization's stream, from 1, without gaps.
+    seq: i64,
+    /// Unix seconds.
+    timestamp: i64,
+    /// What happened: the route's name (`stack-create`, …) or `update-ended`.
+    kind: String,
+    /// Who did it.
+    actor: String,
+    /// The request path.
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack: Option<String>,
+    /// Details (for `update-ended`: `updateId`, `kind`, `result`, `version`).
+    #[cfg_attr(feature = "openapi", schemars(with = "serde_json::Map<String, serde_json::Value>"))]
+    payload: serde_json::Value,
+}
+
+impl From<feed::Event> for Event {
+    fn from(e: feed::Event) -> Event {
+        let (project, stack) = match e.stack {
+            Some(s) => (Some(s.project), Some(s.stack)),
+            None => (None, None),
+        };
+        Event {
+            seq: e.seq,
+            timestamp: e.time_us.div_euclid(1_000_000),
+            kind: e.kind,
+            actor: e.actor,
+            path: e.path,
+            project,
+            stack,
+            payload: e.payload,
+        }
+    }
+}
+
+/// A whole-number query parameter within `range`, or `default` when absent.
+fn number(
+    ctx: &Ctx,
+    name: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: i64,
+) -> Result<i64> {
+    match ctx.query(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name} must be a whole number from {} to {}, not {v:?}",
+                range.start(),
+                range.end()
+            ))
+        }),
+    }
+}
+
+/// `GET /api/orgs/{org}/events?after=&limit=&wait=`.
+pub async fn list(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let after = number(&ctx, "after", 0..=i64::MAX, 0)?;
+    let limit = number(&ctx, "limit", 1..=MAX_LIMIT as i64, DEFAULT_LIMIT as i64)?;
+    let wait = number(&ctx, "wait", 0..=MAX_WAIT_SECONDS as i64, 0)?;
+    let page = feed::read::read(
+        &ctx.app,
+        ctx.caller.principal()?,
+        org.as_str(),
+        after,
+        usize::try_from(limit).unwrap_or(DEFAULT_LIMIT),
+        Duration::from_secs(u64::try_from(wait).unwrap_or(0)),
+    )
+    .await?;
+    Reply::json(&Listing {
+        events: page.events.into_iter().map(Event::from).collect(),
+        next: page.next,
+    })
+}
