@@ -127,6 +127,19 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Event stream delivery latency: readers long-poll the organization's events while one
+    /// change at a time is made (Markdown table on stdout).
+    Feed {
+        /// In-process backend.
+        #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
+        backend: BackendArg,
+        /// Readers waiting at once; several comma-separated counts give one row each.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+        clients: Vec<usize>,
+        /// Changes per row (each reader receives every one).
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -209,6 +222,30 @@ async fn run(command: Command) -> load::Result<()> {
         }
         Command::Breakdown { backend, n, pad_kb, runs } => {
             println!("{}", breakdown(backend, n, pad_kb * 1024, runs).await?);
+            Ok(())
+        }
+        Command::Feed { backend, clients, changes } => {
+            let server = LocalServer::start(match backend {
+                BackendArg::Embedded => LocalBackend::Embedded,
+                BackendArg::Aws => LocalBackend::Moto,
+            })
+            .await?;
+            println!(
+                "| backend | readers | changes | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|"
+            );
+            for n in clients {
+                let m = load::feed_latency::measure(&server.endpoint, n, changes).await?;
+                println!(
+                    "| {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                    backend_label(backend),
+                    m.clients,
+                    m.changes,
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.max_ms
+                );
+            }
+            server.stop().await;
             Ok(())
         }
         Command::Coldstart { bin, event, runs } => {

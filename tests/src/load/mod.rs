@@ -21,6 +21,7 @@
 //! extrapolated.
 
 mod driver;
+pub mod feed_latency;
 mod local;
 mod prices;
 mod recorder;

@@ -1,0 +1,125 @@
+//! Delivery latency of the event stream (`loadgen feed`): `clients` readers long-poll
+//! `GET /api/orgs/{org}/events?after=<seq>&wait=20`, the driver makes `changes` changes one at
+//! a time (tag updates of one stack), and a reader's latency for an event is the time from the
+//! change's request leaving the driver to the reader's response carrying the event.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::scenario::{Endpoint, Result};
+
+/// What one measurement found.
+#[derive(Debug, Clone)]
+pub struct FeedLatency {
+    /// Readers waiting at once.
+    pub clients: usize,
+    /// Changes made (events each reader received).
+    pub changes: usize,
+    /// Latency percentiles over every (reader, event), milliseconds.
+    pub p50_ms: f64,
+    /// See `p50_ms`.
+    pub p99_ms: f64,
+    /// See `p50_ms`.
+    pub max_ms: f64,
+}
+
+/// How long the driver leaves the readers to ask again between two changes.
+const REARM: Duration = Duration::from_millis(100);
+
+async fn get_json(http: &reqwest::Client, ep: &Endpoint, path: &str) -> Result<Value> {
+    let r = http
+        .get(format!("{}{path}", ep.base))
+        .header("Authorization", format!("token {}", ep.token))
+        .send()
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("GET {path}: {}", r.status()));
+    }
+    r.json().await.map_err(|e| format!("GET {path}: {e}"))
+}
+
+/// The last number of the organization's stream as `ep`'s token sees it.
+async fn last_seq(http: &reqwest::Client, ep: &Endpoint) -> Result<i64> {
+    let mut after = 0;
+    loop {
+        let page =
+            get_json(http, ep, &format!("/api/orgs/{}/events?after={after}&limit=1000", ep.org))
+                .await?;
+        let next = page["next"].as_i64().ok_or("events page without next")?;
+        if next == after {
+            return Ok(after);
+        }
+        after = next;
+    }
+}
+
+/// Runs one measurement against `ep` (any Stackhouse server).
+pub async fn measure(ep: &Endpoint, clients: usize, changes: usize) -> Result<FeedLatency> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients + 4)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stack = format!("/api/stacks/{}/feed-bench/s{}", ep.org, rand::random::<u32>());
+    let create = http
+        .post(format!("{}/api/stacks/{}/feed-bench", ep.base, ep.org))
+        .header("Authorization", format!("token {}", ep.token))
+        .json(&json!({"stackName": stack.rsplit('/').next()}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !create.status().is_success() {
+        return Err(format!("creating the bench stack: {}", create.status()));
+    }
+    let start = last_seq(&http, ep).await?;
+    let mut readers = Vec::new();
+    for _ in 0..clients {
+        let (http, ep) = (http.clone(), ep.clone());
+        readers.push(tokio::spawn(async move {
+            let mut got: Vec<(i64, Instant)> = Vec::new();
+            let mut after = start;
+            while got.len() < changes {
+                let path = format!("/api/orgs/{}/events?after={after}&wait=20", ep.org);
+                let page = get_json(&http, &ep, &path).await?;
+                let at = Instant::now();
+                for e in page["events"].as_array().into_iter().flatten() {
+                    got.push((e["seq"].as_i64().unwrap_or(0), at));
+                }
+                after = page["next"].as_i64().ok_or("events page without next")?;
+            }
+            Ok::<_, String>(got)
+        }));
+    }
+    let mut sent: HashMap<i64, Instant> = HashMap::new();
+    for i in 0..changes {
+        tokio::time::sleep(REARM).await;
+        let at = Instant::now();
+        let r = http
+            .patch(format!("{}{stack}/tags", ep.base))
+            .header("Authorization", format!("token {}", ep.token))
+            .json(&json!({"round": i.to_string()}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("tag update: {}", r.status()));
+        }
+        sent.insert(start + 1 + i as i64, at);
+    }
+    let mut latencies = Vec::new();
+    for r in readers {
+        for (seq, at) in r.await.map_err(|e| e.to_string())?? {
+            let from =
+                sent.get(&seq).ok_or_else(|| format!("event {seq} was not a bench change"))?;
+            latencies.push(at.saturating_duration_since(*from).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    if latencies.is_empty() {
+        return Err("no event was delivered".into());
+    }
+    Ok(FeedLatency { clients, changes, p50_ms: pick(0.5), p99_ms: pick(0.99), max_ms: pick(1.0) })
+}
