@@ -16,6 +16,7 @@
 //! links, and the key files are created with an atomic link so every process sees one key.
 
 pub mod file_blobs;
+mod group_commit;
 pub mod local_keys;
 mod sqlite;
 pub mod sqlite_meta;
