@@ -28,7 +28,8 @@ use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{load_or_create_secret, now_secs, sync_dir};
+use super::dir_sync::DirSyncs;
+use super::{load_or_create_secret, now_secs};
 use crate::adapters::AdapterError;
 use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore, ResponseHeaders};
 
@@ -44,6 +45,8 @@ const WRITE_ATTEMPTS: usize = 5;
 /// The embedded blob store: one file per object under a root directory.
 pub struct FileBlobs {
     root: Arc<PathBuf>,
+    /// Directory fsyncs after renames, shared by concurrent writes into one directory.
+    dir_syncs: Arc<DirSyncs>,
     public_url: String,
     signer: Arc<PresignVerifier>,
 }
@@ -60,6 +63,7 @@ impl FileBlobs {
             .map_err(|e| AdapterError::new("blobs", format!("create {}: {e}", root.display())))?;
         Ok(FileBlobs {
             root: Arc::new(root.to_path_buf()),
+            dir_syncs: Arc::new(DirSyncs::default()),
             public_url: public_url.trim_end_matches('/').to_string(),
             signer,
         })
@@ -68,10 +72,11 @@ impl FileBlobs {
     async fn blocking<T, F>(&self, f: F) -> Result<T, BlobError>
     where
         T: Send + 'static,
-        F: FnOnce(&Path) -> Result<T, BlobError> + Send + 'static,
+        F: FnOnce(&Path, &DirSyncs) -> Result<T, BlobError> + Send + 'static,
     {
         let root = Arc::clone(&self.root);
-        tokio::task::spawn_blocking(move || f(&root))
+        let dir_syncs = Arc::clone(&self.dir_syncs);
+        tokio::task::spawn_blocking(move || f(&root, &dir_syncs))
             .await
             .map_err(|e| BlobError::Unavailable(format!("blob task failed: {e}")))?
     }
@@ -141,9 +146,11 @@ fn relative_path(key: &str) -> PathBuf {
     path
 }
 
-/// Writes `body` durably to a fresh temp file in `dir`, then hands it to `publish`; retries
-/// when a concurrent delete removed the directory in between. The temp file is always removed.
+/// Writes `body` durably to a fresh temp file in `dir`, then hands it to `publish` and makes
+/// the directory durable; retries when a concurrent delete removed the directory in between.
+/// The temp file is always removed.
 fn write_via_temp<T>(
+    dir_syncs: &DirSyncs,
     dir: &Path,
     body: &[u8],
     publish: impl Fn(&Path) -> std::io::Result<T>,
@@ -164,7 +171,9 @@ fn write_via_temp<T>(
         let _ = std::fs::remove_file(&tmp);
         match result {
             Ok(v) => {
-                sync_dir(dir);
+                // Also when `publish` found the name taken: that file may be another write's
+                // whose rename is not durable yet, and "already there" is only true once it is.
+                dir_syncs.after_change(dir);
                 return Ok(v);
             }
             Err(e) if e.kind() == ErrorKind::NotFound => last_err = Some(e),
@@ -287,11 +296,11 @@ impl BlobStore for FileBlobs {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
         validate_key(key)?;
         let rel = relative_path(key);
-        self.blocking(move |root| {
+        self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
             let dir = path.parent().unwrap_or(root);
             // rename replaces atomically: readers see the old file or the new one.
-            write_via_temp(dir, &body, |tmp| std::fs::rename(tmp, &path))
+            write_via_temp(dir_syncs, dir, &body, |tmp| std::fs::rename(tmp, &path))
         })
         .await
     }
@@ -299,11 +308,11 @@ impl BlobStore for FileBlobs {
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, BlobError> {
         validate_key(key)?;
         let rel = relative_path(key);
-        self.blocking(move |root| {
+        self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
             let dir = path.parent().unwrap_or(root);
             // link fails if the name exists: an atomic create-if-absent of a complete file.
-            write_via_temp(dir, &body, |tmp| match std::fs::hard_link(tmp, &path) {
+            write_via_temp(dir_syncs, dir, &body, |tmp| match std::fs::hard_link(tmp, &path) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
                 Err(e) => Err(e),
@@ -315,7 +324,7 @@ impl BlobStore for FileBlobs {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         validate_key(key)?;
         let rel = relative_path(key);
-        self.blocking(move |root| match std::fs::read(root.join(rel)) {
+        self.blocking(move |root, _| match std::fs::read(root.join(rel)) {
             Ok(b) => Ok(Some(Bytes::from(b))),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io("read blob", e)),
@@ -326,7 +335,7 @@ impl BlobStore for FileBlobs {
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         validate_key(key)?;
         let rel = relative_path(key);
-        self.blocking(move |root| {
+        self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -334,7 +343,7 @@ impl BlobStore for FileBlobs {
                 Err(e) => return Err(io("delete blob", e)),
             }
             if let Some(dir) = path.parent() {
-                sync_dir(dir);
+                dir_syncs.after_change(dir);
                 prune_empty_dirs(root, dir);
             }
             Ok(())
@@ -344,7 +353,7 @@ impl BlobStore for FileBlobs {
 
     async fn list(&self, prefix: &str, after: Option<String>) -> Result<BlobList, BlobError> {
         let prefix = prefix.to_string();
-        self.blocking(move |root| {
+        self.blocking(move |root, _| {
             let mut out = BTreeSet::new();
             walk(root, b"", prefix.as_bytes(), after.as_deref().map(str::as_bytes), &mut out)?;
             let keys: Vec<String> = out.into_iter().collect();

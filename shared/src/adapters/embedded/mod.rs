@@ -15,7 +15,9 @@
 //! command): SQLite runs in WAL mode with a busy timeout, blob writes are atomic renames or
 //! links, and the key files are created with an atomic link so every process sees one key.
 
+mod dir_sync;
 pub mod file_blobs;
+mod group_commit;
 pub mod local_keys;
 mod sqlite;
 pub mod sqlite_meta;

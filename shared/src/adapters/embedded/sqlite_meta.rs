@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
+use super::group_commit::GroupWriter;
 use super::now_secs;
 use crate::adapters::AdapterError;
 use crate::ports::metadata::{
@@ -38,22 +39,19 @@ CREATE INDEX IF NOT EXISTS items_ttl ON items (ttl) WHERE ttl IS NOT NULL;
 
 /// The embedded metadata store: table `items(pk, sk, attrs, ttl)` in one SQLite file.
 ///
-/// Conditions are evaluated with [`Condition::holds`] inside an IMMEDIATE transaction, which
-/// takes SQLite's write lock first, so check-and-write is atomic against other tasks and other
-/// processes. As on DynamoDB, conditions see TTL-expired items until they are purged; `get` and
+/// Writes go through a [`GroupWriter`]: each runs in its own savepoint of an IMMEDIATE
+/// transaction that SQLite's write lock guards from the start, so check-and-write is atomic
+/// against other tasks and other processes, and concurrent writes share one commit (one WAL
+/// fsync). As on DynamoDB, conditions see TTL-expired items until they are purged; `get` and
 /// `query` never return them.
 pub struct SqliteMeta {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// Writes go through one connection; SQLite allows one writer at a time anyway.
-    writer: Mutex<Connection>,
+    /// Writes go through one connection on its own thread; SQLite allows one writer anyway.
+    writer: GroupWriter,
     /// Reads use their own connection so they do not queue behind a write's fsync (WAL lets
     /// readers run beside the writer and see every committed transaction).
-    reader: Mutex<Connection>,
-    /// Counts write transactions, to purge expired rows every [`PURGE_EVERY`].
-    writes: AtomicU64,
+    reader: Arc<Mutex<Connection>>,
+    /// Counts writes, to purge expired rows every [`PURGE_EVERY`].
+    writes: Arc<AtomicU64>,
 }
 
 impl SqliteMeta {
@@ -62,35 +60,33 @@ impl SqliteMeta {
         let writer = super::sqlite::open(path, SCHEMA)?;
         let reader = super::sqlite::open(path, SCHEMA)?;
         Ok(SqliteMeta {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-                writes: AtomicU64::new(0),
-            }),
+            writer: GroupWriter::spawn(writer, "metadata")?,
+            reader: Arc::new(Mutex::new(reader)),
+            writes: Arc::new(AtomicU64::new(0)),
         })
     }
 
-    /// Runs a write transaction on the blocking pool.
+    /// Runs a write in the writer's next group; Ok once the group committed.
     async fn write<T, F>(&self, f: F) -> Result<T, MetaError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, MetaError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave a transaction open (dropping a
-            // Transaction rolls back), so a poisoned connection is still usable.
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let out = f(&tx)?;
-            if inner.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PURGE_EVERY) {
-                purge_expired(&tx, now_secs()).map_err(db)?;
-            }
-            tx.commit().map_err(db)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| MetaError::Unavailable(format!("sqlite task failed: {e}")))?
+        let writes = Arc::clone(&self.writes);
+        self.writer
+            .write(
+                move |conn| {
+                    let out = f(conn)?;
+                    // Inside the write's savepoint, as before group commit: a failed purge
+                    // fails this write only.
+                    if writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(PURGE_EVERY) {
+                        purge_expired(conn, now_secs()).map_err(db)?;
+                    }
+                    Ok(out)
+                },
+                MetaError::Unavailable,
+            )
+            .await
     }
 
     /// Runs a read on the blocking pool.
@@ -99,9 +95,9 @@ impl SqliteMeta {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, MetaError> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
+        let reader = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
-            let conn = inner.reader.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
             f(&conn)
         })
         .await
@@ -272,8 +268,8 @@ impl MetadataStore for SqliteMeta {
             }
         }
         self.write(move |tx| {
-            // Check every condition before writing anything; an error drops (rolls back) the
-            // transaction, so a failure leaves no trace either way.
+            // Check every condition before writing anything; an error rolls back this write's
+            // savepoint, so a failure leaves no trace either way.
             for op in &ops {
                 match op {
                     TransactOp::Put(item, c) => check(tx, &item.pk, &item.sk, c.as_ref())?,
@@ -384,7 +380,88 @@ impl MetadataStore for SqliteMeta {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_successor;
+    use std::sync::Arc;
+
+    use super::{prefix_successor, SqliteMeta};
+    use crate::adapters::embedded::group_commit::tests::temp_dir;
+    use crate::ports::metadata::{Condition, Item, MetaError, MetadataStore, TransactOp, Value};
+
+    /// Concurrent writes that queue up together share one commit, and each still gets its own
+    /// answer: one winner of a create-if-absent race, failed transactions leave no trace and
+    /// do not undo the writes grouped with them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_a_commit_and_keep_their_own_answers() {
+        let dir = temp_dir("meta-group");
+        let store = Arc::new(SqliteMeta::open(&dir.join("m.sqlite3")).unwrap());
+        let release = store.writer.hold();
+        const N: usize = 48;
+        let mut tasks = Vec::new();
+        for i in 0..N {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let n = i64::try_from(i).unwrap();
+                match i % 4 {
+                    0 => {
+                        let item = Item::new("race", "x").with("v", Value::N(n));
+                        store.put(item, Some(Condition::NotExists)).await
+                    }
+                    1 => store.put(Item::new("own", format!("{i}")), None).await,
+                    2 => {
+                        let ops = vec![
+                            TransactOp::Put(Item::new("tx", format!("{i}")), None),
+                            TransactOp::Check {
+                                pk: "never".into(),
+                                sk: "x".into(),
+                                condition: Condition::Exists,
+                            },
+                        ];
+                        store.transact(ops).await
+                    }
+                    _ => {
+                        let ops = vec![
+                            TransactOp::Put(
+                                Item::new("tx", format!("{i}")),
+                                Some(Condition::NotExists),
+                            ),
+                            TransactOp::Put(Item::new("tx2", format!("{i}")), None),
+                        ];
+                        store.transact(ops).await
+                    }
+                }
+            }));
+        }
+        store.writer.wait_for_submitted(1 + N as u64).await;
+        release.send(()).unwrap();
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let out = task.await.unwrap();
+            match i % 4 {
+                0 => match out {
+                    Ok(()) => winners.push(i),
+                    Err(MetaError::ConditionFailed) => {}
+                    Err(e) => panic!("racer {i}: {e:?}"),
+                },
+                2 => assert!(matches!(out, Err(MetaError::ConditionFailed)), "{i}: {out:?}"),
+                _ => assert!(out.is_ok(), "{i}: {out:?}"),
+            }
+        }
+        // The holding request's group, then one group for everything that queued behind it.
+        assert_eq!(store.writer.commits(), 2);
+        assert_eq!(winners.len(), 1, "winners: {winners:?}");
+        let race = store.get("race", "x").await.unwrap().unwrap();
+        assert_eq!(race.n("v"), Some(i64::try_from(winners[0]).unwrap()));
+        for i in 0..N {
+            let sk = format!("{i}");
+            let own = store.get("own", &sk).await.unwrap();
+            let tx = store.get("tx", &sk).await.unwrap();
+            let tx2 = store.get("tx2", &sk).await.unwrap();
+            assert_eq!(own.is_some(), i % 4 == 1, "own {i}");
+            assert_eq!(tx.is_some(), i % 4 == 3, "tx {i}");
+            assert_eq!(tx2.is_some(), i % 4 == 3, "tx2 {i}");
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn prefix_successor_bounds_exactly_the_prefixed_strings() {

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection};
 
+use super::group_commit::GroupWriter;
 use super::now_ms;
 use crate::adapters::AdapterError;
 use crate::ports::queue::{Message, Queue, QueueDepth, QueueError, QueueSpec, MAX_MESSAGE_BYTES};
@@ -37,7 +38,8 @@ CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue, seq);
 /// Only the configured queues and their `<name>-dlq` dead-letter queues exist. Dead-letter
 /// queues have no dead-letter queue of their own: their messages are received indefinitely.
 pub struct SqliteQueue {
-    conn: Arc<Mutex<Connection>>,
+    /// Every call, reads included, goes through one connection on the writer's thread.
+    writer: GroupWriter,
     /// Logical name → receives before dead-lettering (None for a dead-letter queue).
     queues: Arc<HashMap<String, Option<u32>>>,
 }
@@ -57,7 +59,7 @@ impl SqliteQueue {
             queues.insert(spec.name.clone(), Some(spec.max_receives));
             queues.insert(spec.dlq_name(), None);
         }
-        Ok(SqliteQueue { conn: Arc::new(Mutex::new(conn)), queues: Arc::new(queues) })
+        Ok(SqliteQueue { writer: GroupWriter::spawn(conn, "queue")?, queues: Arc::new(queues) })
     }
 
     /// The queue's dead-letter limit, or UnknownQueue.
@@ -65,24 +67,15 @@ impl SqliteQueue {
         self.queues.get(queue).copied().ok_or_else(|| QueueError::UnknownQueue(queue.to_string()))
     }
 
-    /// Runs `f` in an IMMEDIATE transaction on the blocking pool: SQLite's write lock is taken
-    /// up front, so a receive's pick-and-hide is atomic against other tasks and processes.
+    /// Runs `f` in the writer's next group (its own savepoint of an IMMEDIATE transaction:
+    /// SQLite's write lock is taken up front, so a receive's pick-and-hide is atomic against
+    /// other tasks and processes); Ok once the group committed.
     async fn write<T, F>(&self, f: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, QueueError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, QueueError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // Dropping a Transaction rolls back, so a poisoned connection is still consistent.
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(db)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| QueueError::Unavailable(format!("sqlite task failed: {e}")))?
+        self.writer.write(f, QueueError::Unavailable).await
     }
 }
 
@@ -256,7 +249,7 @@ impl Queue for SqliteQueue {
     async fn depth(&self, queue: &str) -> Result<QueueDepth, QueueError> {
         self.spec(queue)?;
         let queue = queue.to_string();
-        // A read, but through the writer's transaction: one connection serves both.
+        // A read, but through the writer: one connection serves both.
         self.write(move |tx| {
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
             tx.query_row(
