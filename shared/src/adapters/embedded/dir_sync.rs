@@ -8,6 +8,10 @@
 //! a sync that started after its ticket finished. A sync already running when the ticket was
 //! taken may have started before the rename and does not count; the next one does, and it
 //! covers every ticket taken while the first ran. A lone put still does exactly one fsync.
+//!
+//! A sync that fails fails every ticket it covered: those changes may not be durable, and
+//! their puts must not be acknowledged (a later fsync's success says nothing about them: after
+//! a failed fsync the kernel may have dropped the dirty state).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +40,8 @@ struct State {
     synced: u64,
     /// Whether a sync is running now.
     running: bool,
+    /// Ticket ranges `(after, up_to]` whose covering sync failed, with the error.
+    failed: Vec<(u64, u64, String)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,14 +52,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl DirSyncs {
     /// Returns once an fsync of `dir` that started after this call began has finished (see
     /// the module docs). Call it after changing an entry of `dir`, from a blocking thread.
-    pub(crate) fn after_change(&self, dir: &Path) {
-        self.after_change_with(dir, super::sync_dir);
+    pub(crate) fn after_change(&self, dir: &Path) -> std::io::Result<()> {
+        self.after_change_with(dir, super::sync_dir)
     }
 
     /// [`Self::after_change`] with the sync operation given, so tests can see and pace it.
-    fn after_change_with(&self, dir: &Path, sync: impl Fn(&Path)) {
+    fn after_change_with(
+        &self,
+        dir: &Path,
+        sync: impl Fn(&Path) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let entry = Arc::clone(lock(&self.dirs).entry(dir.to_path_buf()).or_default());
-        {
+        let outcome = {
             let mut state = lock(&entry.state);
             state.tickets += 1;
             let mine = state.tickets;
@@ -67,19 +77,28 @@ impl DirSyncs {
                 state.running = true;
                 drop(state);
                 self.syncs.fetch_add(1, Ordering::Relaxed);
-                sync(dir);
+                let result = sync(dir);
                 state = lock(&entry.state);
                 state.running = false;
+                if let Err(e) = result {
+                    let after = state.synced;
+                    state.failed.push((after, covers, e.to_string()));
+                }
                 state.synced = covers;
                 entry.finished.notify_all();
             }
-        }
+            match state.failed.iter().find(|(after, up_to, _)| *after < mine && mine <= *up_to) {
+                Some((_, _, e)) => Err(std::io::Error::other(format!("directory fsync: {e}"))),
+                None => Ok(()),
+            }
+        };
         // Forget the directory once nobody else holds it; new holders only ever clone it under
         // the map's lock, so the count cannot grow while it is checked there.
         let mut dirs = lock(&self.dirs);
         if Arc::strong_count(&entry) == 2 {
             dirs.remove(dir);
         }
+        outcome
     }
 
     /// How many directory fsyncs ran.
@@ -118,6 +137,7 @@ mod tests {
                 syncs.after_change_with(dir, |_| {
                     entered.send(()).unwrap();
                     wait.recv_timeout(Duration::from_secs(30)).unwrap();
+                    Ok(())
                 })
             })
         };
@@ -129,6 +149,7 @@ mod tests {
             threads.push(std::thread::spawn(move || {
                 syncs.after_change_with(dir, |_| {
                     later.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
                 })
             }));
         }
@@ -143,9 +164,9 @@ mod tests {
         assert_eq!(later.load(Ordering::SeqCst), 0);
         assert!(threads.iter().all(|t| !t.is_finished()));
         release.send(()).unwrap();
-        first.join().unwrap();
+        first.join().unwrap().unwrap();
         for t in threads {
-            t.join().unwrap();
+            t.join().unwrap().unwrap();
         }
         assert_eq!(later.load(Ordering::SeqCst), 1);
         assert_eq!(syncs.syncs(), 2);
@@ -157,11 +178,57 @@ mod tests {
         let syncs = DirSyncs::default();
         let count = AtomicU64::new(0);
         for _ in 0..3 {
-            syncs.after_change_with(Path::new("/d"), |_| {
-                count.fetch_add(1, Ordering::SeqCst);
-            });
+            syncs
+                .after_change_with(Path::new("/d"), |_| {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .unwrap();
         }
         assert_eq!(count.load(Ordering::SeqCst), 3);
         assert_eq!(syncs.syncs(), 3);
+    }
+
+    /// A failed sync fails every change it covered, including those of waiters that shared it,
+    /// and only those: the next change gets its own sync.
+    #[test]
+    fn a_failed_sync_fails_the_changes_it_covered() {
+        let syncs = Arc::new(DirSyncs::default());
+        let dir = Path::new("/f");
+        let (entered, inside) = mpsc::channel();
+        let (release, wait) = mpsc::channel::<()>();
+        let first = {
+            let syncs = Arc::clone(&syncs);
+            std::thread::spawn(move || {
+                syncs.after_change_with(dir, |_| {
+                    entered.send(()).unwrap();
+                    wait.recv_timeout(Duration::from_secs(30)).unwrap();
+                    Ok(())
+                })
+            })
+        };
+        inside.recv_timeout(Duration::from_secs(30)).unwrap();
+        // Two changes during the first sync share the next one, which fails.
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let syncs = Arc::clone(&syncs);
+            threads.push(std::thread::spawn(move || {
+                syncs.after_change_with(dir, |_| Err(std::io::Error::other("disk gone")))
+            }));
+        }
+        for _ in 0..3000 {
+            if syncs.tickets(dir) == 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        release.send(()).unwrap();
+        assert!(first.join().unwrap().is_ok(), "the first sync succeeded");
+        for t in threads {
+            let err = t.join().unwrap().expect_err("covered by the failed sync");
+            assert!(err.to_string().contains("disk gone"), "{err}");
+        }
+        assert_eq!(syncs.syncs(), 2);
+        assert!(syncs.after_change_with(dir, |_| Ok(())).is_ok(), "a later change syncs anew");
     }
 }

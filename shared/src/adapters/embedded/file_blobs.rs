@@ -157,7 +157,7 @@ fn write_via_temp<T>(
 ) -> Result<T, BlobError> {
     let mut last_err = None;
     for _ in 0..WRITE_ATTEMPTS {
-        std::fs::create_dir_all(dir).map_err(|e| io("create directory", e))?;
+        super::create_dir_durably(dir).map_err(|e| io("create directory", e))?;
         let tmp = dir.join(format!("t_{}", hex::encode(rand::random::<[u8; 12]>())));
         let result = std::fs::OpenOptions::new()
             .write(true)
@@ -173,7 +173,7 @@ fn write_via_temp<T>(
             Ok(v) => {
                 // Also when `publish` found the name taken: that file may be another write's
                 // whose rename is not durable yet, and "already there" is only true once it is.
-                dir_syncs.after_change(dir);
+                dir_syncs.after_change(dir).map_err(|e| io("write blob", e))?;
                 return Ok(v);
             }
             Err(e) if e.kind() == ErrorKind::NotFound => last_err = Some(e),
@@ -343,7 +343,7 @@ impl BlobStore for FileBlobs {
                 Err(e) => return Err(io("delete blob", e)),
             }
             if let Some(dir) = path.parent() {
-                dir_syncs.after_change(dir);
+                dir_syncs.after_change(dir).map_err(|e| io("delete blob", e))?;
                 prune_empty_dirs(root, dir);
             }
             Ok(())

@@ -109,7 +109,7 @@ pub(crate) fn load_or_create_secret(path: &Path) -> Result<[u8; 32], String> {
         let _ = std::fs::remove_file(&tmp);
         match linked {
             Ok(()) => {
-                sync_dir(dir);
+                sync_dir(dir).map_err(|e| format!("sync {}: {e}", dir.display()))?;
                 return Ok(secret);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -133,15 +133,43 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Makes a directory entry change (create, rename, link) durable. Best effort: some platforms
-/// cannot open directories, and the data itself is already synced.
-pub(crate) fn sync_dir(dir: &Path) {
+/// Makes a directory entry change (create, rename, link, delete) durable. An error means the
+/// change may not survive a crash, so a write waiting on it must not be acknowledged. (Other
+/// platforms than Unix cannot open directories; there it does nothing.)
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    return std::fs::File::open(dir)?.sync_all();
     #[cfg(not(unix))]
-    let _ = dir;
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Creates `dir` and any missing parents like `create_dir_all`, and makes each directory it
+/// created durable in its parent (a new directory's entry is a change of its parent), up to an
+/// existing ancestor.
+pub(crate) fn create_dir_durably(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    // The highest missing ancestor, whose parent must be synced once everything is created.
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.is_dir() {
+        missing.push(cur);
+        match cur.parent() {
+            Some(p) => cur = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for created in missing {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
