@@ -23,6 +23,7 @@ macro_rules! feed_tests {
             long_poll_answers_when_a_change_lands,
             update_ends_are_events,
             members_see_only_what_they_may_read,
+            presence_shows_running_updates_until_they_end,
             bad_parameters_get_400_and_change_nothing
         );
     };
@@ -214,6 +215,59 @@ pub async fn members_see_only_what_they_may_read(target: Target) {
     assert_eq!(next, last, "the cursor moves past what the member cannot see");
     let outsider = srv.other_user("oscar-feed").await;
     assert_eq!(outsider.get(&events_path(&srv)).await.status, 404, "outsiders learn nothing");
+    srv.stop().await;
+}
+
+/// Presence shows a running update with its user and heartbeat, to those who may read its
+/// stack; when its CLI stops renewing it goes offline once the lease lapses, and when the
+/// lease reaper ends it, it is gone and the stream announces it (`update-ended`, failed).
+pub async fn presence_shows_running_updates_until_they_end(target: Target) {
+    let srv = TestServer::start(target).await;
+    let admin = srv.client();
+    let org = format!("/api/orgs/{}", srv.user);
+    let presence = format!("{org}/presence");
+    let stacks = format!("/api/stacks/{}/proj", srv.user);
+    assert_eq!(admin.get(&presence).await.json(), json!({"updates": []}));
+    assert_eq!(admin.post(&stacks, &json!({"stackName": "dev"})).await.status, 200);
+    let run = create_and_start(&admin, &format!("{stacks}/dev"), "update", false)
+        .await
+        .expect("update starts");
+    let now = srv.app.clock.now();
+    let shown = admin.get(&presence).await.json();
+    let u = &shown["updates"][0];
+    assert_eq!(shown["updates"].as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!((u["stack"].as_str(), u["project"].as_str()), (Some("dev"), Some("proj")));
+    assert_eq!(u["user"], srv.user.as_str());
+    assert_eq!(u["kind"], "update");
+    assert_eq!(u["online"], true);
+    let beat = u["lastHeartbeat"].as_i64().expect("lastHeartbeat");
+    assert!((now - 5..=now).contains(&beat), "heartbeat {beat} at {now}");
+
+    let member = srv.other_user("pia-presence").await;
+    assert_eq!(
+        admin.post(&format!("{org}/members/pia-presence"), &json!({"role": "member"})).await.status,
+        204
+    );
+    assert_eq!(admin.patch(&org, &json!({"defaultStackPermission": "none"})).await.status, 204);
+    assert_eq!(member.get(&presence).await.json(), json!({"updates": []}), "no read, no presence");
+
+    // The CLI renews, then stops: offline once the lease lapses.
+    srv.app.clock.advance(60);
+    assert!(run.renew(&admin).await.status.is_success());
+    let renewed = admin.get(&presence).await.json()["updates"][0]["lastHeartbeat"].as_i64();
+    let renewed = renewed.expect("lastHeartbeat");
+    // The test clock runs on from the moved time.
+    assert!((now + 60..=now + 65).contains(&renewed), "a renewal is a heartbeat: {renewed}");
+    srv.app.clock.advance(srv.app.settings.lease_seconds + 1);
+    let lapsed = admin.get(&presence).await.json();
+    assert_eq!(lapsed["updates"][0]["online"], false, "{lapsed}");
+    let reaped = stackhouse::service::reaper::run(&srv.app, srv.app.clock.now()).await;
+    assert!(reaped.is_ok(), "{reaped:?}");
+    assert_eq!(admin.get(&presence).await.json(), json!({"updates": []}), "ended: gone");
+    let (events, _) = read_all(&admin, &events_path(&srv), 0, 100).await;
+    let last = events.last().expect("events");
+    assert_eq!(last["kind"], "update-ended", "{last}");
+    assert_eq!(last["payload"]["result"], "failed", "{last}");
     srv.stop().await;
 }
 

@@ -342,6 +342,7 @@ fn samples() -> Vec<Sample> {
             "after=0&limit=100",
             None,
         ),
+        sample(&routes::ORG_PRESENCE_GET, format!("/api/orgs/{ORG}/presence"), "", None),
         sample(
             &routes::ORG_AUDITLOGS_EXPORT,
             format!("/api/orgs/{ORG}/auditlogs/export"),
@@ -810,6 +811,7 @@ const PLAN: &[(&str, u16)] = &[
     ("org-auditlogs-list", 200),
     ("org-auditlogs-export", 200),
     ("org-events-list", 200),
+    ("org-presence-get", 200),
     ("stack-delete", 204),
 ];
 

@@ -240,6 +240,9 @@ routes! {
     /// The organization's event stream: each member sees the events of what they may read.
     ORG_EVENTS_LIST: GET "/api/orgs/{org}/events"
         => OrgMember,     META_READ,              feed::list;
+    /// Presence: the updates running now, with their CLI's last heartbeat.
+    ORG_PRESENCE_GET: GET "/api/orgs/{org}/presence"
+        => OrgMember,     META_READ,              feed::presence;
 }
 
 #[cfg(test)]

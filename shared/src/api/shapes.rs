@@ -267,6 +267,7 @@ pub static SHAPES: &[Shape] = &[
         row(&ORG_EVENTS_LIST, "The organization's events after a number, in order (long-poll with `wait`)", Empty, 200, json::<feed::Listing>()),
         &EVENTS_QUERY,
     ),
+    row(&ORG_PRESENCE_GET, "The updates running now, with their CLI's last heartbeat", Empty, 200, json::<feed::Presence>()),
 ];
 
 /// The shapes of `route`.

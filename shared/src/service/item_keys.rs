@@ -66,6 +66,16 @@ pub const LEASES_PK: &str = "SYS#LEASES";
 pub fn lease_sk(started: i64, stack_id: &StackId, update_id: &UpdateId) -> String {
     format!("{started:010}#{stack_id}#{update_id}")
 }
+/// Partition of an organization's running updates (presence, `service::feed::presence`): one
+/// item per started, not yet ended update, written and deleted in the same transactions as its
+/// lease index item.
+pub fn running_pk(org: &str) -> String {
+    format!("RUNNING#{org}")
+}
+/// Sort key of a running update in its organization's index.
+pub fn running_sk(stack_id: &StackId, update_id: &UpdateId) -> String {
+    format!("{stack_id}#{update_id}")
+}
 /// Partition of the ended-updates index: one item per ended update whose scratch blobs
 /// (`updates/<id>/…`) still exist, ordered by end time for the retention job.
 pub const ENDED_PK: &str = "SYS#ENDED";

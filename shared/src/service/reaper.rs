@@ -47,8 +47,9 @@ pub(crate) fn lease_index_op(update: &Update, started: i64, expires: i64) -> Tra
     TransactOp::Put(item, None)
 }
 
-/// What ending a started update does to the indexes: its lease index item goes, and an
-/// ended-update item tells the retention job when its scratch blobs may go.
+/// What ending a started update does to the indexes: its lease index item and its
+/// organization's running-update item go, and an ended-update item tells the retention job
+/// when its scratch blobs may go.
 pub(crate) fn release_ops(update: &Update, ended: i64) -> Vec<TransactOp> {
     let Some(started) = update.started else { return Vec::new() };
     let done =
@@ -59,6 +60,11 @@ pub(crate) fn release_ops(update: &Update, ended: i64) -> Vec<TransactOp> {
         TransactOp::Delete {
             pk: item_keys::LEASES_PK.to_string(),
             sk: item_keys::lease_sk(started, &update.stack_id, &update.id),
+            condition: None,
+        },
+        TransactOp::Delete {
+            pk: item_keys::running_pk(&update.org),
+            sk: item_keys::running_sk(&update.stack_id, &update.id),
             condition: None,
         },
         TransactOp::Put(done, None),

@@ -108,3 +108,55 @@ pub async fn list(ctx: Ctx) -> Result<Reply> {
         next: page.next,
     })
 }
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "OrgPresence"))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Presence {
+    /// The running updates the caller may see.
+    updates: Vec<RunningUpdate>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "RunningUpdate"))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunningUpdate {
+    update_id: String,
+    /// `update`, `preview`, `refresh` or `destroy`.
+    kind: String,
+    project: String,
+    stack: String,
+    /// Who runs it.
+    user: String,
+    /// Unix seconds.
+    started: i64,
+    /// When its CLI last renewed the lease (Unix seconds).
+    last_heartbeat: i64,
+    /// False once the CLI stopped renewing (until the lease reaper ends the update).
+    online: bool,
+}
+
+/// `GET /api/orgs/{org}/presence`: the updates running now.
+pub async fn presence(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let running = feed::presence::running(&ctx.app, ctx.caller.principal()?, org.as_str()).await?;
+    let updates = running
+        .into_iter()
+        .map(|r| {
+            let u = r.update;
+            RunningUpdate {
+                update_id: u.id.to_string(),
+                kind: if u.dry_run { "preview".into() } else { u.kind },
+                project: u.project,
+                stack: u.stack,
+                user: u.author,
+                started: u.started.unwrap_or(u.created),
+                last_heartbeat: r.last_heartbeat,
+                online: r.online,
+            }
+        })
+        .collect();
+    Reply::json(&Presence { updates })
+}

@@ -17,6 +17,7 @@
 //! Cost per event: one `GetItem` (the counter) and one two-item transaction, more under
 //! contention; reads are `Query` pages of one partition.
 
+pub mod presence;
 pub mod read;
 mod signal;
 

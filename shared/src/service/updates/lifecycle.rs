@@ -128,9 +128,11 @@ pub async fn start(
         }
         // The lease index item lets the reaper find this update if its CLI dies.
         let index_op = crate::service::reaper::lease_index_op(&update, now, expires);
+        // And the organization's running updates show it (presence).
+        let running_op = crate::service::feed::presence::running_op(&update, &stack, now);
         let started = Started { version, token, expires, journal: update.journal };
-        let attempt =
-            written(meta.transact(vec![stack.put_op()?, update_op, index_op]).await, started)?;
+        let ops = vec![stack.put_op()?, update_op, index_op, running_op];
+        let attempt = written(meta.transact(ops).await, started)?;
         if let Attempt::Done(_) = attempt {
             update_event(app, &update, "started").await;
         }

@@ -1,0 +1,3 @@
+//! Lambda function for the `org-presence-get` route.
+
+stackhouse_lambda::route!(ORG_PRESENCE_GET);
