@@ -180,18 +180,7 @@ impl Expr {
                     Value::Bool(false) => {
                         (format!("attribute_exists({n}) AND attribute_not_exists({n})"), Prec::And)
                     }
-                    _ => {
-                        // The port compares only values of the same type; pin the stored
-                        // attribute's type rather than rely on cross-type comparison rules.
-                        let ty = match v {
-                            Value::S(_) => "S",
-                            Value::N(_) => "N",
-                            _ => "B",
-                        };
-                        let t = self.value(AttributeValue::S(ty.to_string()));
-                        let v = self.value(to_av(v));
-                        (format!("attribute_type({n}, {t}) AND {n} < {v}"), Prec::And)
-                    }
+                    _ => (self.ordered(&n, "<", v), Prec::And),
                 }
             }
             Condition::AtLeast(a, v) => {
@@ -206,16 +195,7 @@ impl Expr {
                         let t = self.value(AttributeValue::Bool(true));
                         (format!("{n} = {t}"), Prec::Atom)
                     }
-                    _ => {
-                        let ty = match v {
-                            Value::S(_) => "S",
-                            Value::N(_) => "N",
-                            _ => "B",
-                        };
-                        let t = self.value(AttributeValue::S(ty.to_string()));
-                        let v = self.value(to_av(v));
-                        (format!("attribute_type({n}, {t}) AND {n} >= {v}"), Prec::And)
-                    }
+                    _ => (self.ordered(&n, ">=", v), Prec::And),
                 }
             }
             Condition::And(a, b) => {
@@ -229,6 +209,20 @@ impl Expr {
                 (format!("{a} OR {b}"), Prec::Or)
             }
         }
+    }
+
+    /// `n <op> v` for a string, number or binary `v`. The port compares only values of the
+    /// same type, so the stored attribute's type is pinned rather than left to DynamoDB's
+    /// cross-type comparison rules.
+    fn ordered(&mut self, n: &str, op: &str, v: &Value) -> String {
+        let ty = match v {
+            Value::S(_) => "S",
+            Value::N(_) => "N",
+            _ => "B",
+        };
+        let t = self.value(AttributeValue::S(ty.to_string()));
+        let v = self.value(to_av(v));
+        format!("attribute_type({n}, {t}) AND {n} {op} {v}")
     }
 
     fn operand_of_and(&mut self, c: &Condition) -> String {

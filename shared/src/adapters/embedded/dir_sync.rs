@@ -123,25 +123,33 @@ mod tests {
 
     use super::DirSyncs;
 
+    /// A change whose sync is running and held until the sender is used; returns once the
+    /// sync has started.
+    fn hold_a_sync(
+        syncs: &Arc<DirSyncs>,
+        dir: &'static Path,
+    ) -> (std::thread::JoinHandle<std::io::Result<()>>, mpsc::Sender<()>) {
+        let (entered, inside) = mpsc::channel();
+        let (release, wait) = mpsc::channel::<()>();
+        let syncs = Arc::clone(syncs);
+        let first = std::thread::spawn(move || {
+            syncs.after_change_with(dir, |_| {
+                entered.send(()).unwrap();
+                wait.recv_timeout(Duration::from_secs(30)).unwrap();
+                Ok(())
+            })
+        });
+        inside.recv_timeout(Duration::from_secs(30)).unwrap();
+        (first, release)
+    }
+
     /// Puts arriving while a sync runs are not covered by it (it may have started before their
     /// renames) but all share the next one; the map forgets the directory afterwards.
     #[test]
     fn changes_during_a_sync_share_the_next_one() {
         let syncs = Arc::new(DirSyncs::default());
         let dir = Path::new("/some/dir");
-        let (entered, inside) = mpsc::channel();
-        let (release, wait) = mpsc::channel::<()>();
-        let first = {
-            let syncs = Arc::clone(&syncs);
-            std::thread::spawn(move || {
-                syncs.after_change_with(dir, |_| {
-                    entered.send(()).unwrap();
-                    wait.recv_timeout(Duration::from_secs(30)).unwrap();
-                    Ok(())
-                })
-            })
-        };
-        inside.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (first, release) = hold_a_sync(&syncs, dir);
         let later = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
         for _ in 0..8 {
@@ -195,19 +203,7 @@ mod tests {
     fn a_failed_sync_fails_the_changes_it_covered() {
         let syncs = Arc::new(DirSyncs::default());
         let dir = Path::new("/f");
-        let (entered, inside) = mpsc::channel();
-        let (release, wait) = mpsc::channel::<()>();
-        let first = {
-            let syncs = Arc::clone(&syncs);
-            std::thread::spawn(move || {
-                syncs.after_change_with(dir, |_| {
-                    entered.send(()).unwrap();
-                    wait.recv_timeout(Duration::from_secs(30)).unwrap();
-                    Ok(())
-                })
-            })
-        };
-        inside.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (first, release) = hold_a_sync(&syncs, dir);
         // Two changes during the first sync share the next one, which fails.
         let mut threads = Vec::new();
         for _ in 0..2 {
