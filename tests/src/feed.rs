@@ -24,6 +24,7 @@ macro_rules! feed_tests {
             update_ends_are_events,
             members_see_only_what_they_may_read,
             presence_shows_running_updates_until_they_end,
+            a_stack_scope_follows_one_stack_across_renames,
             bad_parameters_get_400_and_change_nothing
         );
     };
@@ -268,6 +269,46 @@ pub async fn presence_shows_running_updates_until_they_end(target: Target) {
     let last = events.last().expect("events");
     assert_eq!(last["kind"], "update-ended", "{last}");
     assert_eq!(last["payload"]["result"], "failed", "{last}");
+    srv.stop().await;
+}
+
+/// `stack=<project>/<stack>` gives only that stack's events, its events from before a rename
+/// included (it follows the stack's id); a stack the caller may not read, or none, is a 404.
+pub async fn a_stack_scope_follows_one_stack_across_renames(target: Target) {
+    let srv = TestServer::start(target).await;
+    let c = srv.client();
+    let stacks = format!("/api/stacks/{}/proj", srv.user);
+    for name in ["a", "b"] {
+        assert_eq!(c.post(&stacks, &json!({"stackName": name})).await.status, 200);
+        let r = c.patch(&format!("{stacks}/{name}/tags"), &json!({"k": name})).await;
+        assert_eq!(r.status, 204);
+    }
+    let rename = json!({"newName": "c", "newProject": "proj"});
+    assert_eq!(c.post(&format!("{stacks}/a/rename"), &rename).await.status, 204);
+    assert_eq!(c.patch(&format!("{stacks}/c/tags"), &json!({"k": "c"})).await.status, 204);
+    let path = format!("{}?stack=proj/c", events_path(&srv));
+    let page = c.get(&path).await.json();
+    let events = page["events"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["stack-create", "stack-tags-update", "stack-rename", "stack-tags-update"],
+        "{page}"
+    );
+    assert!(events.iter().all(|e| e["stack"] != "b"), "{page}");
+    assert_eq!(page["next"], 6, "the cursor moves past the other stack's events: {page}");
+    let r = c.get(&format!("{}?stack=proj/a", events_path(&srv))).await;
+    assert_eq!(r.status, 404, "the old name names no stack now: {r:?}");
+    let r = c.get(&format!("{}?stack=nope", events_path(&srv))).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let member = srv.other_user("sam-scope").await;
+    let org = format!("/api/orgs/{}", srv.user);
+    assert_eq!(
+        c.post(&format!("{org}/members/sam-scope"), &json!({"role": "member"})).await.status,
+        204
+    );
+    assert_eq!(c.patch(&org, &json!({"defaultStackPermission": "none"})).await.status, 204);
+    assert_eq!(member.get(&path).await.status, 404, "no read on the stack: hidden");
     srv.stop().await;
 }
 

@@ -114,13 +114,18 @@ const AUDIT_QUERY: [Query; 4] = [
     query("pageSize", "integer", "Entries per page, 1 to 1000 (default 100)."),
     CONTINUATION,
 ];
-const EVENTS_QUERY: [Query; 3] = [
+const EVENTS_QUERY: [Query; 4] = [
     query("after", "integer", "Only events with a higher `seq` (default 0: from the first kept)."),
     query("limit", "integer", "Events per page, 1 to 1000 (default 100)."),
     query(
         "wait",
         "integer",
         "Seconds (0 to 20) to wait for an event when there is none yet; then an empty page.",
+    ),
+    query(
+        "stack",
+        "string",
+        "Only the events of this stack, `<project>/<stack>` (by its id: from before a rename too).",
     ),
 ];
 const AUDIT_EXPORT_QUERY: [Query; 4] =

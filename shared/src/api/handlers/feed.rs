@@ -8,7 +8,10 @@ use serde::Serialize;
 use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
+use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::feed::{self, read::MAX_WAIT_SECONDS};
+use crate::service::stacks;
 
 /// Events per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -88,21 +91,40 @@ fn number(
     }
 }
 
-/// `GET /api/orgs/{org}/events?after=&limit=&wait=`.
+/// The stack of the `stack` parameter (`<project>/<stack>`), which the caller must be able to
+/// read (404 otherwise, as for the stack's own routes).
+async fn scoped_stack(ctx: &Ctx, org: &OrgName) -> Result<Option<String>> {
+    let Some(v) = ctx.query("stack") else { return Ok(None) };
+    let (project, stack) = v
+        .split_once('/')
+        .ok_or_else(|| Error::BadRequest(format!("stack must be <project>/<stack>, not {v:?}")))?;
+    let r = StackRef {
+        org: org.clone(),
+        project: ProjectName::parse(project)?,
+        stack: StackName::parse(stack)?,
+    };
+    let meta = ctx.app.ports.meta.as_ref();
+    let found = stacks::get(meta, &r).await?;
+    let mut access = OrgAccess::resolve(meta, ctx.caller.principal()?, org.as_str()).await?;
+    if access.stack_permission(meta, &found, StackPermission::Read).await? < StackPermission::Read {
+        return Err(Error::NotFound(format!("stack '{r}' not found")));
+    }
+    Ok(Some(found.id.to_string()))
+}
+
+/// `GET /api/orgs/{org}/events?after=&limit=&wait=&stack=`.
 pub async fn list(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let after = number(&ctx, "after", 0..=i64::MAX, 0)?;
     let limit = number(&ctx, "limit", 1..=MAX_LIMIT as i64, DEFAULT_LIMIT as i64)?;
     let wait = number(&ctx, "wait", 0..=MAX_WAIT_SECONDS as i64, 0)?;
-    let page = feed::read::read(
-        &ctx.app,
-        ctx.caller.principal()?,
-        org.as_str(),
+    let ask = feed::read::Ask {
         after,
-        usize::try_from(limit).unwrap_or(DEFAULT_LIMIT),
-        Duration::from_secs(u64::try_from(wait).unwrap_or(0)),
-    )
-    .await?;
+        limit: usize::try_from(limit).unwrap_or(DEFAULT_LIMIT),
+        wait: Duration::from_secs(u64::try_from(wait).unwrap_or(0)),
+        stack_id: scoped_stack(&ctx, &org).await?,
+    };
+    let page = feed::read::read(&ctx.app, ctx.caller.principal()?, org.as_str(), ask).await?;
     Reply::json(&Listing {
         events: page.events.into_iter().map(Event::from).collect(),
         next: page.next,

@@ -27,16 +27,23 @@ pub struct Page {
     pub next: i64,
 }
 
-/// Up to `limit` events of `org` after `after` that `principal` may see, waiting up to `wait`
-/// for the first one when there is none yet (the answer is then empty).
-pub async fn read(
-    app: &App,
-    principal: &Principal,
-    org: &str,
-    after: i64,
-    limit: usize,
-    wait: Duration,
-) -> Result<Page> {
+/// What a reader asks for: an organization's events after a number.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// Only events with a higher number.
+    pub after: i64,
+    /// At most this many events.
+    pub limit: usize,
+    /// How long to wait for the first one when there is none yet.
+    pub wait: Duration,
+    /// Only the events of this stack (its immutable id: renames keep its events together).
+    pub stack_id: Option<String>,
+}
+
+/// Up to `ask.limit` events of `org` after `ask.after` that `principal` may see, waiting up to
+/// `ask.wait` for the first one when there is none yet (the answer is then empty).
+pub async fn read(app: &App, principal: &Principal, org: &str, ask: Ask) -> Result<Page> {
+    let Ask { after, limit, wait, stack_id } = ask;
     let mut access = OrgAccess::resolve(app.ports.meta.as_ref(), principal, org).await?;
     let role = access.require_member()?;
     let deadline = tokio::time::Instant::now() + wait;
@@ -44,7 +51,7 @@ pub async fn read(
     let mut appended = app.feed_signal.subscribe();
     let mut after = after;
     loop {
-        let page = look(app, &mut access, role, org, after, limit).await?;
+        let page = look(app, &mut access, role, org, after, limit, stack_id.as_deref()).await?;
         let now = tokio::time::Instant::now();
         if !page.events.is_empty() || now >= deadline {
             return Ok(page);
@@ -64,6 +71,7 @@ async fn look(
     org: &str,
     after: i64,
     limit: usize,
+    stack_id: Option<&str>,
 ) -> Result<Page> {
     let meta = app.ports.meta.as_ref();
     let query = Query {
@@ -79,7 +87,8 @@ async fn look(
     for item in &items {
         let event = Event::from_item(item);
         next = next.max(event.seq);
-        if visible(meta, access, role, &event).await? {
+        let in_scope = stack_id.is_none_or(|id| event.stack.as_ref().is_some_and(|s| s.id == id));
+        if in_scope && visible(meta, access, role, &event).await? {
             events.push(event);
         }
     }
