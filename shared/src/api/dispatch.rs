@@ -116,7 +116,7 @@ impl Router {
         let mut audited: Option<(&'static Route, Principal, Option<String>)> = None;
         let mut denied = false;
         // The stack authorization read, for the call's event (`service::feed`).
-        let mut authorized: Option<feed::StackRef> = None;
+        let mut authorized: Option<feed::EventStack> = None;
         let outcome = async {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
@@ -148,7 +148,7 @@ impl Router {
                     return Err(e);
                 }
             };
-            authorized = stack.as_ref().map(feed::StackRef::of);
+            authorized = stack.as_ref().map(feed::EventStack::of);
             let charged = policy::charged_org(route, path_org.as_deref());
             ratelimit::check_org(app, &caller, charged).await?;
             let decoded = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;

@@ -26,7 +26,7 @@ pub struct Reply {
     pub blob_key: Option<String>,
     /// The stack the call changed when authorization did not name it (a stack just
     /// created): what its event in the event stream is about (`service::feed`).
-    pub about: Option<crate::service::feed::StackRef>,
+    pub about: Option<crate::service::feed::EventStack>,
 }
 
 impl Reply {
@@ -52,7 +52,7 @@ impl Reply {
 
     /// The same reply, saying which stack the call changed (see [`Reply::about`]).
     pub fn about(mut self, stack: &crate::service::stacks::Stack) -> Reply {
-        self.about = Some(crate::service::feed::StackRef::of(stack));
+        self.about = Some(crate::service::feed::EventStack::of(stack));
         self
     }
 

@@ -204,7 +204,7 @@ async fn target_orgs(meta: &dyn MetadataStore, call: &Call<'_>) -> Result<Vec<St
 /// Failures are logged: the update has ended either way.
 pub async fn update_ended(app: &App, update: &Update) {
     // Imports and renames are single token calls, recorded as such.
-    if update.started.is_none() || matches!(update.kind.as_str(), "import" | "rename") {
+    if !update.ran_a_program() {
         return;
     }
     if let Err(e) = try_update_ended(app, update).await {

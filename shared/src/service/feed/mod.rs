@@ -48,7 +48,7 @@ fn event_sk(seq: i64) -> String {
 
 /// The stack an event is about: who may read it decides who sees the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackRef {
+pub struct EventStack {
     /// Project.
     pub project: String,
     /// Stack name at the time of the event.
@@ -74,7 +74,7 @@ pub struct Event {
     pub path: String,
     /// The stack it is about; None for organization-level changes (members, teams, tokens,
     /// hooks), which only administrators see.
-    pub stack: Option<StackRef>,
+    pub stack: Option<EventStack>,
     /// A small JSON object with the details.
     pub payload: Json,
 }
@@ -102,7 +102,7 @@ impl Event {
 
     fn from_item(item: &Item) -> Event {
         let s = |name: &str| item.s(name).unwrap_or_default().to_string();
-        let stack = item.s("stack_id").map(|id| StackRef {
+        let stack = item.s("stack_id").map(|id| EventStack {
             project: s("project"),
             stack: s("stack"),
             id: id.to_string(),
@@ -133,7 +133,7 @@ pub struct NewEvent {
     /// See [`Event::path`].
     pub path: String,
     /// See [`Event::stack`].
-    pub stack: Option<StackRef>,
+    pub stack: Option<EventStack>,
     /// See [`Event::payload`].
     pub payload: Json,
 }
@@ -142,8 +142,9 @@ pub struct NewEvent {
 /// number. Logs (does not return) failures: the change has happened and its answer must reach
 /// the client either way.
 pub async fn record(app: &App, org: &str, event: NewEvent) {
-    if let Err(e) = append(app, org, event.clone()).await {
-        tracing::error!(org, kind = %event.kind, error = %e, "event could not be written");
+    let kind = event.kind.clone();
+    if let Err(e) = append(app, org, event).await {
+        tracing::error!(org, kind, error = %e, "event could not be written");
     }
 }
 
@@ -161,7 +162,7 @@ pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
         backoff(n).await;
         let current = counter(meta, org).await?;
         if uncertain && current > 0 && is_ours(meta, org, current, &nonce).await? {
-            signal_appended(app);
+            app.feed_signal.appended();
             return Ok(current);
         }
         let seq = current + 1;
@@ -190,7 +191,7 @@ pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
         ];
         match meta.transact(ops).await {
             Ok(()) => {
-                signal_appended(app);
+                app.feed_signal.appended();
                 return Ok(seq);
             }
             Err(MetaError::ConditionFailed) => uncertain = false,
@@ -203,10 +204,6 @@ pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
     Err(Error::Unavailable(format!("the event stream of '{org}' is too contended, event lost")))
 }
 
-fn signal_appended(app: &App) {
-    app.feed_signal.appended();
-}
-
 /// The organization's last allocated number (0 before its first event).
 pub async fn counter(meta: &dyn MetadataStore, org: &str) -> Result<i64> {
     Ok(meta.get(&feed_pk(org), COUNTER_SK).await?.and_then(|i| i.n("seq")).unwrap_or(0))
@@ -216,10 +213,10 @@ async fn is_ours(meta: &dyn MetadataStore, org: &str, seq: i64, nonce: &str) -> 
     Ok(meta.get(&feed_pk(org), &event_sk(seq)).await?.is_some_and(|i| i.s("nonce") == Some(nonce)))
 }
 
-impl StackRef {
+impl EventStack {
     /// The reference to `stack`.
-    pub fn of(stack: &crate::service::stacks::Stack) -> StackRef {
-        StackRef {
+    pub fn of(stack: &crate::service::stacks::Stack) -> EventStack {
+        EventStack {
             project: stack.project.clone(),
             stack: stack.stack.clone(),
             id: stack.id.to_string(),
@@ -235,7 +232,7 @@ pub async fn update_ended(
     update: &crate::service::updates::Update,
     creator: Option<String>,
 ) {
-    if update.started.is_none() || matches!(update.kind.as_str(), "import" | "rename") {
+    if !update.ran_a_program() {
         return;
     }
     let operation = if update.dry_run { "preview" } else { update.kind.as_str() };
@@ -246,7 +243,7 @@ pub async fn update_ended(
             "/api/stacks/{}/{}/{}/{}/{}",
             update.org, update.project, update.stack, update.kind, update.id
         ),
-        stack: Some(StackRef {
+        stack: Some(EventStack {
             project: update.project.clone(),
             stack: update.stack.clone(),
             id: update.stack_id.to_string(),

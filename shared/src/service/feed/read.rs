@@ -8,8 +8,7 @@ use crate::app::App;
 use crate::error::Result;
 use crate::ports::{Query, SortKey};
 use crate::service::access::{OrgAccess, StackPermission};
-use crate::service::identity::Principal;
-use crate::service::identity::Role;
+use crate::service::identity::{Principal, Role};
 
 /// Longest a reader may wait: well inside API Gateway's 29 s integration timeout.
 pub const MAX_WAIT_SECONDS: u64 = 20;

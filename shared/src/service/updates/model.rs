@@ -228,6 +228,12 @@ impl Update {
         TransactOp::Put(next.to_item(), Some(same.and(lower)))
     }
 
+    /// Whether it ran a program and so has an end worth summarising (audit log, event
+    /// stream): it started, and it is not a single-call import or rename.
+    pub fn ran_a_program(&self) -> bool {
+        self.started.is_some() && !matches!(self.kind.as_str(), "import" | "rename")
+    }
+
     /// Whether the update holds a live lease at `now`.
     pub fn is_live(&self, now: i64) -> bool {
         self.status == Status::Running && self.lease_expires > now
