@@ -27,7 +27,7 @@ use stackhouse::api::{Needs, Route, Router};
 use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
 use stackhouse::ports::Ports;
-use stackhouse::telemetry::metrics::{emf_line, job_emf_line, JobRun};
+use stackhouse::telemetry::metrics::{emf_line, job_emf_line, now_ms, JobRun};
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -93,6 +93,7 @@ pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Err
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);
+        app.metrics.print_emf();
         let router = Arc::new(router(route)?);
         lambda_http::run(service_fn(move |req: Request| {
             let app = app.clone();
@@ -124,6 +125,7 @@ pub fn run_job(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let app = App::new(connecting.await?, settings);
+        app.metrics.print_emf();
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
                 let app = app.clone();
@@ -177,14 +179,6 @@ fn connect(
     let aws = aws::AwsConfig::read(&env);
     env.finish().map_err(|e| e.to_string())?;
     Ok((aws::connect_for(needs, &aws), settings))
-}
-
-/// Milliseconds since the Unix epoch: the timestamp of an EMF line.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.

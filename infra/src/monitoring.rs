@@ -341,6 +341,21 @@ fn dashboard_body() -> String {
                 ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", "${Table}"],
             ])
         ),
+        widget(
+            "Per update: journal entries, deployment bytes (p99)",
+            0,
+            30,
+            json!([
+                [{"expression": format!("SEARCH('{{{ns},Operation}} MetricName=\"JournalEntries\"', 'p99', {PERIOD})")}],
+                [{"expression": format!("SEARCH('{{{ns},Operation}} MetricName=\"DeploymentBytes\"', 'p99', {PERIOD})"), "yAxis": "right"}],
+            ])
+        ),
+        widget(
+            "Webhook deliveries by outcome",
+            12,
+            30,
+            search(&format!("{{{ns},Outcome}} MetricName=\"WebhookDeliveries\""), "Sum")
+        ),
     ]);
     json!({"widgets": widgets}).to_string()
 }

@@ -17,7 +17,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "apitype" => &["names", "error"],
         "adapters" => &["ports", "names", "error", "config"],
         "app" => &["ports", "service", "config", "error", "telemetry"],
-        "service" => &["app", "ports", "names", "error", "apitype", "config"],
+        "service" => &["app", "ports", "names", "error", "apitype", "config", "telemetry"],
         "jobs" => &["service", "app", "ports", "names", "error", "apitype", "config", "telemetry"],
         "api" => {
             &["jobs", "service", "app", "ports", "names", "error", "apitype", "config", "telemetry"]

@@ -1,7 +1,8 @@
 //! `GET /api/health`: the shallow check answers without credentials or storage calls; the deep
 //! check needs an operator's token, reports every port with its latency, and names the one that
 //! is down (503) while the shallow check stays 200. `GET /metrics` (the emulator's Prometheus
-//! text) counts requests per route and status class as they are made.
+//! text) counts requests per route and status class as they are made, and what each ended
+//! update stored.
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ macro_rules! health_tests {
             shallow_is_public_and_makes_no_storage_call,
             deep_needs_an_operator_and_reports_every_port,
             deep_names_the_port_that_is_down,
-            metrics_move_as_requests_are_made
+            metrics_move_as_requests_are_made,
+            metrics_count_what_each_update_stored
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -144,5 +146,66 @@ pub async fn metrics_move_as_requests_are_made(target: Target) {
     server.app.ports.queue.send("jobs", "{}", std::time::Duration::ZERO).await.expect("send");
     let page = String::from_utf8_lossy(&admin.get("/metrics").await.body).into_owned();
     assert_eq!(sample(&page, jobs), waiting + 1, "{page}");
+    server.stop().await;
+}
+
+/// `n` resources of stack `dev` in project `proj`.
+fn resources(n: usize) -> Value {
+    let stack = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev";
+    let mut resources = vec![json!({"urn": stack, "type": "pulumi:pulumi:Stack", "custom": false})];
+    for i in 0..n {
+        resources
+            .push(json!({"urn": format!("urn:pulumi:dev::proj::t:i:R::r{i}"), "type": "t:i:R",
+            "custom": true, "id": format!("id-{i}"), "outputs": {"i": i}, "parent": stack}));
+    }
+    json!({"version": 3, "deployment": {"manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": ""},
+        "resources": resources}})
+}
+
+pub async fn metrics_count_what_each_update_stored(target: Target) {
+    use crate::session;
+    let server = TestServer::start(target).await;
+    let c = server.client();
+    let stack = format!("/api/stacks/{}/proj/dev", server.user);
+    let r =
+        c.post(&format!("/api/stacks/{}/proj", server.user), &json!({"stackName": "dev"})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let page = || async { String::from_utf8_lossy(&c.get("/metrics").await.body).into_owned() };
+    let before = page().await;
+
+    // A journal-mode update of 5 resources: 12 entries (begin and success of each resource,
+    // and of the stack), one deployment published.
+    let (run, journal) = session::create_and_start_journal(&c, &stack, "update").await;
+    assert!(journal, "journaling is on");
+    let entries = session::journal_between(&json!({}), &resources(5));
+    for batch in entries.chunks(5) {
+        assert!(run.journal(&c, batch).await.status.is_success());
+    }
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    // A preview that fails.
+    let preview = session::create_and_start(&c, &stack, "update", true).await.expect("preview");
+    assert!(preview.complete(&c, "failed").await.status.is_success());
+
+    let after = page().await;
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(
+        moved("stackhouse_updates_ended_total{operation=\"update\",result=\"succeeded\"}"),
+        1,
+        "{after}"
+    );
+    assert_eq!(
+        moved("stackhouse_updates_ended_total{operation=\"preview\",result=\"failed\"}"),
+        1,
+        "{after}"
+    );
+    let journaled = moved("stackhouse_update_journal_entries_total{operation=\"update\"}");
+    assert_eq!(journaled, entries.len() as u64, "{after}");
+    // The bytes are those of the version the update published, as stored.
+    let id = c.get(&stack).await.json()["id"].as_str().expect("stack id").to_string();
+    let key = stackhouse::service::deployments::version_key(&id, 1);
+    let stored = server.app.ports.blobs.get(&key).await.expect("read").expect("version 1 stored");
+    let bytes = moved("stackhouse_update_deployment_bytes_total{operation=\"update\"}");
+    assert_eq!(bytes, stored.len() as u64, "{after}");
+    assert_eq!(moved("stackhouse_update_deployment_bytes_total{operation=\"preview\"}"), 0);
     server.stop().await;
 }

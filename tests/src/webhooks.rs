@@ -587,6 +587,14 @@ pub async fn failures_are_retried_until_delivered(target: Target) {
     assert!(d[0].delivered);
     assert!(d[0].attempts[0].error.as_deref().is_some_and(|e| e.contains("500")));
     assert_eq!(d[0].attempts[0].response_excerpt, "status 500");
+    // The operator sees the same in the metrics: two failed attempts, one delivered.
+    let page = server.app.metrics.prometheus();
+    for line in [
+        "stackhouse_webhook_deliveries_total{outcome=\"failed\"} 2",
+        "stackhouse_webhook_deliveries_total{outcome=\"delivered\"} 1",
+    ] {
+        assert!(page.lines().any(|l| l == line), "missing {line:?} in\n{page}");
+    }
     server.stop().await;
 }
 

@@ -1,12 +1,14 @@
 //! Request and job metrics: per route, the count by status class and a latency histogram; per
 //! job, runs by outcome, their time and what they reported doing (updates reaped, messages
-//! handled and failed). Kept in the process (the emulator serves them as Prometheus text at
+//! handled and failed); per ended update, what it stored (journal entries, checkpoint saves,
+//! the published deployment's bytes); webhook deliveries by outcome. Kept in the process (the emulator serves them as Prometheus text at
 //! `GET /metrics`), and printed by a Lambda function as one CloudWatch Embedded Metric Format
 //! line per request or job run (CloudWatch turns log lines into metrics: no API call, no extra
 //! latency).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -115,11 +117,40 @@ fn snake(name: &str) -> String {
     out
 }
 
+/// What one ended update stored, for the per-update metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateEnd {
+    /// `update`, `preview`, `refresh`, `destroy` (a dry run counts as `preview`).
+    pub operation: String,
+    /// `succeeded`, `failed` or `cancelled`.
+    pub result: &'static str,
+    /// Journal entries accepted (journal-mode updates).
+    pub journal_entries: u64,
+    /// Verbatim or delta checkpoints saved (checkpoint-mode updates).
+    pub checkpoint_saves: u64,
+    /// Bytes of the deployment it published (gzip, as stored; 0 when it published none).
+    pub deployment_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct UpdateStats {
+    /// Ended updates by result.
+    by_result: BTreeMap<&'static str, u64>,
+    journal_entries: u64,
+    checkpoint_saves: u64,
+    deployment_bytes: u64,
+}
+
 /// The metrics of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<&'static str, RouteStats>>,
     jobs: Mutex<BTreeMap<&'static str, JobStats>>,
+    updates: Mutex<BTreeMap<String, UpdateStats>>,
+    deliveries: Mutex<BTreeMap<&'static str, u64>>,
+    /// A Lambda function: also print what the service observes as Embedded Metric Format lines
+    /// (requests and job runs are printed by the transport, which sees them whole).
+    emf: AtomicBool,
 }
 
 impl Metrics {
@@ -152,10 +183,90 @@ impl Metrics {
         }
     }
 
+    /// From now on, also print each ended update and webhook delivery as an Embedded Metric
+    /// Format line on stdout (a Lambda function's metrics; the emulator serves `/metrics`).
+    pub fn print_emf(&self) {
+        self.emf.store(true, Ordering::Relaxed);
+    }
+
+    /// Records one ended update (see [`UpdateEnd`]).
+    pub fn observe_update(&self, end: &UpdateEnd) {
+        {
+            let mut updates = self.updates.lock().unwrap_or_else(|p| p.into_inner());
+            let stats = updates.entry(end.operation.clone()).or_default();
+            *stats.by_result.entry(end.result).or_default() += 1;
+            stats.journal_entries += end.journal_entries;
+            stats.checkpoint_saves += end.checkpoint_saves;
+            stats.deployment_bytes += end.deployment_bytes;
+        }
+        if self.emf.load(Ordering::Relaxed) {
+            println!("{}", update_emf_line(end, now_ms()));
+        }
+    }
+
+    /// Records one webhook delivery attempt by its outcome (`delivered`, `skipped`, `busy`,
+    /// `failed`, `error`).
+    pub fn observe_delivery(&self, outcome: &'static str) {
+        *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()).entry(outcome).or_default() += 1;
+        if self.emf.load(Ordering::Relaxed) {
+            println!("{}", delivery_emf_line(outcome, now_ms()));
+        }
+    }
+
     /// Everything recorded, in the Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let mut out = self.route_text();
         out.push_str(&self.job_text());
+        out.push_str(&self.work_text());
+        out
+    }
+
+    fn work_text(&self) -> String {
+        let updates = self.updates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut out = String::new();
+        out.push_str(
+            "# HELP stackhouse_updates_ended_total Updates ended, by operation and result.\n",
+        );
+        out.push_str("# TYPE stackhouse_updates_ended_total counter\n");
+        for (op, s) in &updates {
+            for (result, n) in &s.by_result {
+                let _ = writeln!(
+                    out,
+                    "stackhouse_updates_ended_total{{operation=\"{op}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        for (name, help, get) in [
+            (
+                "stackhouse_update_journal_entries_total",
+                "Journal entries accepted by the updates that ended, by operation.",
+                (|s: &UpdateStats| s.journal_entries) as fn(&UpdateStats) -> u64,
+            ),
+            (
+                "stackhouse_update_checkpoint_saves_total",
+                "Verbatim and delta checkpoints saved by the updates that ended, by operation.",
+                |s| s.checkpoint_saves,
+            ),
+            (
+                "stackhouse_update_deployment_bytes_total",
+                "Bytes (gzip) of the deployments the ended updates published, by operation.",
+                |s| s.deployment_bytes,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (op, s) in &updates {
+                let _ = writeln!(out, "{name}{{operation=\"{op}\"}} {}", get(s));
+            }
+        }
+        let deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        out.push_str(
+            "# HELP stackhouse_webhook_deliveries_total Webhook delivery attempts, by outcome.\n",
+        );
+        out.push_str("# TYPE stackhouse_webhook_deliveries_total counter\n");
+        for (outcome, n) in &deliveries {
+            let _ =
+                writeln!(out, "stackhouse_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}");
+        }
         out
     }
 
@@ -319,6 +430,62 @@ pub fn job_emf_line(run: &JobRun, now_ms: u64) -> String {
     line.to_string()
 }
 
+/// One ended update as an Embedded Metric Format line under the dimension `Operation`:
+/// `UpdatesEnded`, `UpdatesFailed`, `JournalEntries`, `CheckpointSaves`, `DeploymentBytes`
+/// (CloudWatch keeps their distribution per update: p50, p99, maximum).
+pub fn update_emf_line(end: &UpdateEnd, now_ms: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Operation"]],
+                "Metrics": [
+                    {"Name": "UpdatesEnded", "Unit": "Count"},
+                    {"Name": "UpdatesFailed", "Unit": "Count"},
+                    {"Name": "JournalEntries", "Unit": "Count"},
+                    {"Name": "CheckpointSaves", "Unit": "Count"},
+                    {"Name": "DeploymentBytes", "Unit": "Bytes"},
+                ],
+            }],
+        },
+        "Operation": end.operation,
+        "Result": end.result,
+        "UpdatesEnded": 1,
+        "UpdatesFailed": u8::from(end.result == "failed"),
+        "JournalEntries": end.journal_entries,
+        "CheckpointSaves": end.checkpoint_saves,
+        "DeploymentBytes": end.deployment_bytes,
+    })
+    .to_string()
+}
+
+/// One webhook delivery attempt as an Embedded Metric Format line: `WebhookDeliveries` under
+/// the dimension `Outcome`.
+pub fn delivery_emf_line(outcome: &str, now_ms: u64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Outcome"]],
+                "Metrics": [{"Name": "WebhookDeliveries", "Unit": "Count"}],
+            }],
+        },
+        "Outcome": outcome,
+        "WebhookDeliveries": 1,
+    })
+    .to_string()
+}
+
+/// Milliseconds since the Unix epoch (an EMF line's timestamp).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +581,49 @@ mod tests {
         let failed = JobRun::of("job-lease-reaper", None, Duration::ZERO);
         let v: serde_json::Value = serde_json::from_str(&job_emf_line(&failed, 1)).unwrap();
         assert_eq!(v["Failures"].as_u64(), Some(1));
+    }
+
+    #[test]
+    fn ended_updates_and_deliveries_count_by_operation_and_outcome() {
+        let m = Metrics::default();
+        let end = |operation: &str, result, journal_entries, checkpoint_saves, deployment_bytes| {
+            UpdateEnd {
+                operation: operation.to_string(),
+                result,
+                journal_entries,
+                checkpoint_saves,
+                deployment_bytes,
+            }
+        };
+        m.observe_update(&end("update", "succeeded", 120, 0, 4096));
+        m.observe_update(&end("update", "failed", 3, 0, 0));
+        m.observe_update(&end("refresh", "succeeded", 0, 7, 900));
+        m.observe_delivery("delivered");
+        m.observe_delivery("delivered");
+        m.observe_delivery("failed");
+        let text = m.prometheus();
+        for line in [
+            "stackhouse_updates_ended_total{operation=\"update\",result=\"succeeded\"} 1",
+            "stackhouse_updates_ended_total{operation=\"update\",result=\"failed\"} 1",
+            "stackhouse_update_journal_entries_total{operation=\"update\"} 123",
+            "stackhouse_update_checkpoint_saves_total{operation=\"refresh\"} 7",
+            "stackhouse_update_deployment_bytes_total{operation=\"update\"} 4096",
+            "stackhouse_webhook_deliveries_total{outcome=\"delivered\"} 2",
+            "stackhouse_webhook_deliveries_total{outcome=\"failed\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&update_emf_line(&end("destroy", "failed", 9, 0, 0), 1)).unwrap();
+        for m in v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(v.get(name).is_some(), "metric {name} has no value");
+        }
+        assert_eq!((v["UpdatesFailed"].as_u64(), v["JournalEntries"].as_u64()), (Some(1), Some(9)));
+        let v: serde_json::Value = serde_json::from_str(&delivery_emf_line("busy", 1)).unwrap();
+        assert_eq!(
+            (v["Outcome"].as_str(), v["WebhookDeliveries"].as_u64()),
+            (Some("busy"), Some(1))
+        );
     }
 }

@@ -190,13 +190,14 @@ pub(super) async fn end(
         ended.status = status;
         ended.ended = Some(now);
         let mut ops = Vec::new();
+        let mut published_bytes = 0;
         match stack {
             // The stack was force-deleted meanwhile: just end the update.
             None => {}
             Some(mut stack) => {
                 if !update.dry_run && update.status == Status::Running {
                     let version = stack.version + 1;
-                    let Published { key, summary, degraded } =
+                    let Published { key, summary, degraded, bytes } =
                         match publish_checkpoint(app, &update, &stack, version).await {
                             Ok(published) => published,
                             // What was stored cannot be read or replayed (a bug, or data
@@ -218,6 +219,7 @@ pub(super) async fn end(
                             }
                             Err(e) => return Err(e),
                         };
+                    published_bytes = bytes;
                     if degraded {
                         // Part of the journal could not be replayed: never report success.
                         ended.status = Status::Failed;
@@ -253,6 +255,7 @@ pub(super) async fn end(
             // One audit entry for all of the update's lease calls.
             crate::service::audit::update_ended(app, &ended).await;
             crate::service::feed::update_ended(app, &ended, creator).await;
+            app.metrics.observe_update(&ended.metrics(published_bytes));
         }
         Ok(Attempt::Done((ended, true)))
     })?;

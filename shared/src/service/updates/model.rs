@@ -234,6 +234,26 @@ impl Update {
         self.started.is_some() && !matches!(self.kind.as_str(), "import" | "rename")
     }
 
+    /// What it stored, for the per-update metrics, once it ended; `published_bytes` is the
+    /// size of the deployment its end published.
+    pub fn metrics(&self, published_bytes: u64) -> crate::telemetry::metrics::UpdateEnd {
+        let journal_entries = self
+            .journal_cursor
+            .as_deref()
+            .and_then(|text| {
+                serde_json::from_str::<crate::service::journal_intake::Cursor>(text).ok()
+            })
+            .map_or(0, |cursor| cursor.seqs.count().max(0) as u64);
+        let operation = if self.dry_run { "preview" } else { self.kind.as_str() };
+        crate::telemetry::metrics::UpdateEnd {
+            operation: operation.to_string(),
+            result: self.status.result(),
+            journal_entries,
+            checkpoint_saves: self.checkpoint_seq.max(0) as u64,
+            deployment_bytes: published_bytes,
+        }
+    }
+
     /// Whether the update holds a live lease at `now`.
     pub fn is_live(&self, now: i64) -> bool {
         self.status == Status::Running && self.lease_expires > now

@@ -19,6 +19,8 @@ pub(super) struct Published {
     pub summary: Summary,
     /// Part of the journal could not be applied: the update must not count as a success.
     pub degraded: bool,
+    /// Bytes stored for the new version (gzip; 0 when nothing was published).
+    pub bytes: u64,
 }
 
 impl Published {
@@ -28,6 +30,7 @@ impl Published {
             key: stack.deployment_key.clone(),
             summary: Summary { resource_count: stack.resource_count.unwrap_or(0) },
             degraded,
+            bytes: 0,
         }
     }
 }
@@ -48,8 +51,9 @@ pub(super) async fn publish_checkpoint(
         Some(gz) => {
             let summary = deployments::check_untyped(&deployments::gunzip(&gz)?, 1..=4)?;
             let key = deployments::version_key(&update.stack_id, version);
+            let bytes = gz.len() as u64;
             blobs.put(&key, gz).await?;
-            Ok(Published { key: Some(key), summary, degraded: false })
+            Ok(Published { key: Some(key), summary, degraded: false, bytes })
         }
         None => Ok(Published::unchanged(stack, false)),
     }
@@ -93,8 +97,10 @@ pub(super) async fn publish_journal(
     let bytes = deployments::untyped(schema, Some(&features), &raw)?;
     let summary = deployments::check_untyped(&bytes, 3..=4)?;
     let key = deployments::version_key(&update.stack_id, version);
-    blobs.put(&key, deployments::gzip(&bytes)?).await?;
-    Ok(Published { key: Some(key), summary, degraded })
+    let gz = deployments::gzip(&bytes)?;
+    let stored = gz.len() as u64;
+    blobs.put(&key, gz).await?;
+    Ok(Published { key: Some(key), summary, degraded, bytes: stored })
 }
 
 /// A fresh deployment manifest, as the CLI writes one: time, CLI version and its SHA-256 magic.

@@ -37,6 +37,18 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Skipped => "skipped",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// Handles one queue message body (see the module documentation).
 pub async fn deliver(app: &App, body: &str) -> Result<Outcome> {
     let msg: DeliveryMessage = serde_json::from_str(body)
@@ -277,7 +289,10 @@ pub(super) async fn client_for(
 pub async fn deliver_batch(app: &App, messages: Vec<crate::ports::Message>) -> Vec<String> {
     let mut failed = Vec::new();
     for m in messages {
-        match deliver(app, &m.body).await {
+        let outcome = deliver(app, &m.body).await;
+        // `error`: the message could not be handled at all (store unavailable, bad message).
+        app.metrics.observe_delivery(outcome.as_ref().map_or("error", |o| o.name()));
+        match outcome {
             Ok(Outcome::Delivered | Outcome::Skipped) => {}
             Ok(outcome) => {
                 tracing::info!(message = %m.id, ?outcome, "webhook delivery to retry");
