@@ -169,6 +169,8 @@ pub fn functions() -> Vec<FunctionSpec> {
             }
             // Invoked by hand (`aws lambda invoke`): no event source.
             Trigger::Manual { .. } => vec![],
+            // TODO(stream): the table's DynamoDB stream as its event source.
+            Trigger::Stream { .. } => vec![],
         },
         needs: job.needs,
         env: base_env(),

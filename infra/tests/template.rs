@@ -203,6 +203,7 @@ fn every_job_has_a_function_with_its_trigger() {
                 assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
             }
             Trigger::Manual { .. } => unreachable!("checked above"),
+            Trigger::Stream { .. } => todo!("the stream event source"),
         }
     }
     assert_eq!(stackhouse_infra::rate_expression(60), "rate(1 minute)");

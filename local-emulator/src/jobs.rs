@@ -113,6 +113,10 @@ pub fn start(app: Arc<App>, cfg: &RunnerConfig) -> JobRunner {
             }
             // Run by the operator (`local-emulator admin …`), never by the runner.
             Trigger::Manual { .. } => {}
+            Trigger::Stream { .. } => {
+                summary.push(format!("{}: on this process's new events and connections", job.name));
+                tasks.push(tokio::spawn(follow(app.clone(), job, rx.clone())));
+            }
         }
     }
     JobRunner { shutdown: tx, tasks, summary }
@@ -150,6 +154,42 @@ async fn schedule(
         match result {
             Ok(report) => tracing::debug!(job = job.name, %report, "job ran"),
             Err(e) => tracing::warn!(job = job.name, error = %e, "job failed"),
+        }
+    }
+}
+
+/// How often a stream job looks even when nothing in this process signalled (events written
+/// by another process on the same AWS backend).
+const STREAM_POLL: Duration = Duration::from_secs(1);
+
+/// The emulator's stand-in for a table stream: runs the job with the organizations whose
+/// events or connections this process wrote (`feed::Signal`), as soon as they are written.
+async fn follow(app: Arc<App>, job: &'static Job, mut stop: watch::Receiver<bool>) {
+    let Trigger::Stream { run, .. } = job.trigger else { return };
+    let mut woken = app.feed_signal.subscribe();
+    loop {
+        let orgs = app.feed_signal.take_changed();
+        if !orgs.is_empty() {
+            let keys = orgs.iter().map(|org| stackhouse::service::feed::feed_pk(org)).collect();
+            let started = std::time::Instant::now();
+            let result = run(app.clone(), keys).await;
+            app.metrics.observe_job(&JobRun::of(job.name, result.as_ref().ok(), started.elapsed()));
+            if let Err(e) = result {
+                tracing::warn!(job = job.name, error = %e, "job failed; retrying its organizations");
+                for org in &orgs {
+                    app.feed_signal.connected(org);
+                }
+                tokio::time::sleep(STREAM_POLL).await;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = woken.changed() => {}
+            _ = tokio::time::sleep(STREAM_POLL) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
         }
     }
 }

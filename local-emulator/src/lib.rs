@@ -6,6 +6,7 @@ pub mod archive;
 pub mod bootstrap;
 pub mod jobs;
 pub mod server;
+pub mod sockets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,13 +41,22 @@ pub struct Config {
     pub settings: Settings,
 }
 
+/// What the emulator serves beside the route table: presigned blob URLs (embedded backend)
+/// and the event stream's WebSocket sockets.
+#[derive(Clone)]
+pub struct Served {
+    /// Checks presigned blob URLs (embedded backend only).
+    pub verifier: Option<Arc<embedded::PresignVerifier>>,
+    /// The sockets of the WebSocket server: the app's push port.
+    pub hub: Arc<embedded::Hub>,
+}
+
 /// Builds the ports for the configured backend. `public_url` is where presigned embedded blob
-/// URLs point (this emulator).
-pub async fn build_app(
-    cfg: &Config,
-    public_url: &str,
-) -> Result<(Arc<App>, Option<Arc<embedded::PresignVerifier>>), AdapterError> {
-    match cfg.backend {
+/// URLs point (this emulator). On either backend the push port is the emulator's own hub: it
+/// serves the WebSocket itself, as API Gateway does on AWS.
+pub async fn build_app(cfg: &Config, public_url: &str) -> Result<(Arc<App>, Served), AdapterError> {
+    let hub = Arc::new(embedded::Hub::default());
+    let (mut ports, verifier) = match cfg.backend {
         Backend::Embedded => {
             let ecfg = embedded::EmbeddedConfig {
                 data_dir: cfg.data_dir.clone(),
@@ -54,14 +64,12 @@ pub async fn build_app(
                 queues: stackhouse::ports::queue::default_queues(),
             };
             let (ports, verifier) = embedded::open(&ecfg)?;
-            Ok((App::new(ports, cfg.settings.clone()), Some(verifier)))
+            (ports, Some(verifier))
         }
-        Backend::Aws => {
-            let acfg = aws_config(cfg);
-            let ports = aws::connect(&acfg).await?;
-            Ok((App::new(ports, cfg.settings.clone()), None))
-        }
-    }
+        Backend::Aws => (aws::connect(&aws_config(cfg)).await?, None),
+    };
+    ports.push = hub.clone();
+    Ok((App::new(ports, cfg.settings.clone()), Served { verifier, hub }))
 }
 
 /// The AWS adapter settings: from the config or the environment, with the endpoint flag applied.

@@ -14,6 +14,10 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, global = true, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Address of the event stream's WebSocket (its own port, as API Gateway's WebSocket API is
+    /// its own endpoint).
+    #[arg(long, global = true, default_value = "127.0.0.1:8081")]
+    ws_listen: SocketAddr,
     /// Data directory of the embedded backend.
     #[arg(long, global = true, default_value = "./.stackhouse")]
     data_dir: PathBuf,
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let ws_listen = cli.ws_listen;
     let config = Config {
         listen: cli.listen,
         data_dir: cli.data_dir,
@@ -156,7 +161,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config, startup).await,
+            Command::Serve => serve(config, ws_listen, startup).await,
             Command::Init => init(config).await,
             Command::Dlq { action } => dlq(config, action).await,
             Command::Admin { action } => admin(config, action).await,
@@ -301,20 +306,25 @@ async fn check_aws(config: &Config) -> Result<(), String> {
     Err(format!("the AWS backend is not ready:\n  {}", problems.join("\n  ")))
 }
 
-async fn serve(config: Config, startup: Startup) -> Result<(), String> {
+async fn serve(config: Config, ws_listen: SocketAddr, startup: Startup) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let ws_listener = tokio::net::TcpListener::bind(ws_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {ws_listen} (the WebSocket, --ws-listen): {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
     if config.backend == Backend::Aws {
         check_aws(&config).await?;
     }
-    let (app, verifier) =
+    let (app, served) =
         local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
     let outcome =
         bootstrap::run(&app, &startup.bootstrap).await.map_err(|e| format!("bootstrap: {e}"))?;
-    let server = server::serve(listener, app.clone(), verifier)?;
+    let server = server::serve(listener, app.clone(), served.verifier)?;
+    let sockets = local_emulator::sockets::serve(ws_listener, app.clone(), served.hub)?;
+    let ws_url = format!("ws://{}", sockets.addr);
     let jobs = local_emulator::jobs::start(app, &startup.jobs);
     let where_ = match config.backend {
         Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),
@@ -326,6 +336,7 @@ async fn serve(config: Config, startup: Startup) -> Result<(), String> {
         }
     };
     println!("Stackhouse is listening on {url} ({where_})");
+    println!("Event stream WebSocket: {ws_url}/?org=<org>  (Authorization: token …)");
     println!("Background jobs: {}", jobs.summary.join("; "));
     match outcome {
         bootstrap::Outcome::Created(token) => {
@@ -347,6 +358,7 @@ async fn serve(config: Config, startup: Startup) -> Result<(), String> {
     tokio::signal::ctrl_c().await.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
     println!("Shutting down.");
     server.stop().await;
+    sockets.stop().await;
     jobs.stop().await;
     Ok(())
 }

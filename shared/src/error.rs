@@ -180,6 +180,18 @@ impl From<KeyError> for Error {
     }
 }
 
+impl From<crate::ports::PushError> for Error {
+    fn from(e: crate::ports::PushError) -> Self {
+        use crate::ports::PushError;
+        match e {
+            // Callers handle a gone connection themselves; reaching here is a bug.
+            PushError::Gone(_) => Error::internal(e.to_string()),
+            PushError::Unavailable(m) => Error::Unavailable(m),
+            PushError::Undeclared(m) => Error::internal(m),
+        }
+    }
+}
+
 /// Result alias for the domain and API layers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -75,7 +75,7 @@ async fn prepare() -> Result<Prepared> {
         aws: Some(aws.clone()),
         settings: stackhouse::app::Settings::default(),
     };
-    let (app, verifier) =
+    let (app, served) =
         local_emulator::build_app(&config, &base).await.map_err(|e| e.to_string())?;
     let token = format!("pul-cold-{:016x}", rand::random::<u64>());
     let b = local_emulator::bootstrap::Bootstrap {
@@ -84,7 +84,7 @@ async fn prepare() -> Result<Prepared> {
         org: "acme".into(),
     };
     local_emulator::bootstrap::run(&app, &b).await.map_err(|e| format!("bootstrap: {e}"))?;
-    let server = local_emulator::server::serve(listener, app, verifier)?;
+    let server = local_emulator::server::serve(listener, app, served.verifier)?;
     let recorder = std::sync::Arc::new(crate::load::Recorder::default());
     let c = crate::server::Client::recording(&base, &token, recorder);
     let r = c.post("/api/stacks/acme/website", &serde_json::json!({"stackName": "dev"})).await;

@@ -253,6 +253,7 @@ pub fn faulty(ports: Ports, fault: &Arc<Fault>) -> Ports {
         blobs: Arc::new(FaultyBlobs(ports.blobs, fault.clone())),
         queue: Arc::new(FaultyQueue(ports.queue, fault.clone())),
         keys: ports.keys,
+        push: ports.push,
     }
 }
 

@@ -571,6 +571,7 @@ pub static POISON_JOB: Job = Job {
         blobs: Access::None,
         queue: Access::Read,
         keys: Access::None,
+        push: Access::None,
     },
     timeout_seconds: 30,
 };

@@ -119,6 +119,8 @@ pub fn aws_config_for(endpoint: &str, tag: &str) -> AwsConfig {
         queue_prefix: format!("{base}-"),
         queues: default_queues(),
         service_endpoints: Default::default(),
+        // The emulator pushes to its own sockets; an AWS WebSocket API is not provisioned.
+        websocket_endpoint: String::new(),
     }
 }
 

@@ -177,7 +177,7 @@ impl TestServer {
             aws,
             settings,
         };
-        let (app, verifier) = local_emulator::build_app(&config, &base).await.expect("build app");
+        let (app, served) = local_emulator::build_app(&config, &base).await.expect("build app");
         let app = App::new(wrap(app.ports.clone()), app.settings.clone());
         let user = format!("user-{tagname}");
         let token = format!("pul-test-{:016x}", rand_u64());
@@ -187,7 +187,7 @@ impl TestServer {
             org: user.clone(),
         };
         bootstrap::run(&app, &b).await.expect("bootstrap");
-        let server = server::serve(listener, app.clone(), verifier).expect("serve");
+        let server = server::serve(listener, app.clone(), served.verifier).expect("serve");
         TestServer { base, token, user, app, server: Some(server), data_dir, _moto: moto }
     }
 

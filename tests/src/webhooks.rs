@@ -824,6 +824,7 @@ pub async fn a_queue_outage_never_fails_the_call(target: Target) {
             blobs: p.blobs.clone(),
             queue: Arc::new(DownQueue),
             keys: p.keys.clone(),
+            push: p.push.clone(),
         },
         server.app.settings.clone(),
     );

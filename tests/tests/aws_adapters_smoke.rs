@@ -268,8 +268,13 @@ async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
     undeclared(ports.keys.generate_data_key(&ctx).await.unwrap_err().into(), "keys");
 
     // Metadata, queue and keys without blobs, as job-webhook-deliver.
-    let needs =
-        Needs { meta: Access::Write, blobs: Access::None, queue: Access::Read, keys: Access::Read };
+    let needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Read,
+        keys: Access::Read,
+        push: Access::None,
+    };
     let ports = connect_for(needs, &cfg).await.unwrap();
     assert!(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap().is_some());
     ports.queue.send("jobs", "hello", Duration::ZERO).await.unwrap();
@@ -281,8 +286,13 @@ async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
     undeclared(ports.blobs.put("cf/b", Bytes::new()).await.unwrap_err().into(), "blobs");
 
     // Nothing declared: even metadata is a stub, and no resource name is required.
-    let none =
-        Needs { meta: Access::None, blobs: Access::None, queue: Access::None, keys: Access::None };
+    let none = Needs {
+        meta: Access::None,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+    };
     let bare = AwsConfig { table: String::new(), bucket: String::new(), ..cfg.clone() };
     let ports = connect_for(none, &bare).await.unwrap();
     undeclared(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap_err().into(), "meta");

@@ -581,6 +581,7 @@ fn job_event(job: &Job) -> Value {
             "job-admin-create-user" => json!({"name": USER, "org": ORG, "role": "admin"}),
             other => panic!("no sample payload for {other}"),
         },
+        Trigger::Stream { .. } => todo!("a DynamoDB stream sample event"),
     }
 }
 
@@ -1098,6 +1099,10 @@ fn declared_app(srv: &TestServer, route: &Route) -> std::sync::Arc<stackhouse::a
             Access::None => std::sync::Arc::new(Undeclared { port: "keys" }),
             _ => all.keys.clone(),
         },
+        push: match n.push {
+            Access::None => std::sync::Arc::new(Undeclared { port: "push" }),
+            _ => all.push.clone(),
+        },
     };
     stackhouse::app::App::new(ports, srv.app.settings.clone())
 }
@@ -1131,6 +1136,7 @@ fn load_job(job: &Job) -> Value {
                 file.display()
             );
         }
+        Trigger::Stream { .. } => todo!("a DynamoDB stream sample event"),
     }
     event
 }

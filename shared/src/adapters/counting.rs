@@ -24,6 +24,7 @@ use crate::ports::{
     KeyService, Message, MetaError, MetadataStore, Page, Ports, Query, Queue, QueueDepth,
     QueueError, TransactOp, Update, Value,
 };
+use crate::ports::{Push, PushError};
 
 /// The live counters shared by the four wrappers of one [`wrap`] call.
 #[derive(Debug, Default)]
@@ -46,6 +47,7 @@ pub struct Counters {
     blob_bytes_put: AtomicU64,
     blob_bytes_got: AtomicU64,
     kms_calls: AtomicU64,
+    push_calls: AtomicU64,
     queue_sends: AtomicU64,
     queue_receives: AtomicU64,
     queue_acks: AtomicU64,
@@ -97,6 +99,9 @@ pub struct OpCounts {
     pub queue_receives: u64,
     /// `Queue::ack` and `set_visibility` calls (SQS `DeleteMessage`, `ChangeMessageVisibility`).
     pub queue_acks: u64,
+    /// Frames pushed to WebSocket clients and connections closed (API Gateway
+    /// `PostToConnection`, `DeleteConnection`).
+    pub push_calls: u64,
 }
 
 impl OpCounts {
@@ -141,6 +146,7 @@ impl std::ops::Sub for OpCounts {
             queue_sends: self.queue_sends.saturating_sub(o.queue_sends),
             queue_receives: self.queue_receives.saturating_sub(o.queue_receives),
             queue_acks: self.queue_acks.saturating_sub(o.queue_acks),
+            push_calls: self.push_calls.saturating_sub(o.push_calls),
         }
     }
 }
@@ -171,6 +177,7 @@ impl Counters {
             queue_sends: l(&self.queue_sends),
             queue_receives: l(&self.queue_receives),
             queue_acks: l(&self.queue_acks),
+            push_calls: l(&self.push_calls),
         }
     }
 }
@@ -187,6 +194,7 @@ pub fn wrap(ports: Ports) -> (Ports, Arc<Counters>) {
         blobs: Arc::new(CountingBlobs { inner: ports.blobs, c: c.clone() }),
         queue: Arc::new(CountingQueue { inner: ports.queue, c: c.clone() }),
         keys: Arc::new(CountingKeys { inner: ports.keys, c: c.clone() }),
+        push: Arc::new(CountingPush { inner: ports.push, c: c.clone() }),
     };
     (wrapped, c)
 }
@@ -415,6 +423,24 @@ impl KeyService for CountingKeys {
     }
 }
 
+struct CountingPush {
+    inner: Arc<dyn Push>,
+    c: Arc<Counters>,
+}
+
+#[async_trait]
+impl Push for CountingPush {
+    async fn send(&self, connection: &str, frame: &str) -> Result<(), PushError> {
+        add(&self.c.push_calls, 1);
+        self.inner.send(connection, frame).await
+    }
+
+    async fn close(&self, connection: &str) -> Result<(), PushError> {
+        add(&self.c.push_calls, 1);
+        self.inner.close(connection).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +509,7 @@ mod tests {
                 queue_sends: 1,
                 queue_receives: 1,
                 queue_acks: 1,
+                push_calls: 0,
             }
         );
         assert_eq!(n - n, OpCounts::default());

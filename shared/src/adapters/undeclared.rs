@@ -16,12 +16,12 @@ use crate::ports::{
     BlobError, BlobList, BlobStore, DataKey, EncryptionContext, KeyError, KeyService, Message,
     MetaError, MetadataStore, Page, Query, Queue, QueueDepth, QueueError, TransactOp,
 };
-use crate::ports::{Condition, Item, Update};
+use crate::ports::{Condition, Item, Push, PushError, Update};
 
 /// A port this function was built without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undeclared {
-    /// The port's field name in `Needs` / `Ports`: `meta`, `blobs`, `queue` or `keys`.
+    /// The port's field name in `Needs` / `Ports`: `meta`, `blobs`, `queue`, `keys` or `push`.
     pub port: &'static str,
 }
 
@@ -148,6 +148,16 @@ impl KeyService for Undeclared {
     }
 }
 
+#[async_trait]
+impl Push for Undeclared {
+    async fn send(&self, _connection: &str, _frame: &str) -> Result<(), PushError> {
+        Err(PushError::Undeclared(self.message()))
+    }
+    async fn close(&self, _connection: &str) -> Result<(), PushError> {
+        Err(PushError::Undeclared(self.message()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -162,6 +172,7 @@ mod tests {
             blobs: Arc::new(Undeclared { port: "blobs" }),
             queue: Arc::new(Undeclared { port: "queue" }),
             keys: Arc::new(Undeclared { port: "keys" }),
+            push: Arc::new(Undeclared { port: "push" }),
         }
     }
 
@@ -192,6 +203,8 @@ mod tests {
             ("queue", p.queue.set_visibility("jobs", "r", t).await.unwrap_err().into()),
             ("keys", p.keys.generate_data_key(&ctx).await.unwrap_err().into()),
             ("keys", p.keys.decrypt_data_key(b"w", &ctx).await.unwrap_err().into()),
+            ("push", p.push.send("c", "{}").await.unwrap_err().into()),
+            ("push", p.push.close("c").await.unwrap_err().into()),
         ];
         for (port, e) in calls {
             assert_eq!(e.status().as_u16(), 500, "{port}: {e}");

@@ -134,7 +134,7 @@ pub fn lease_token(headers: &HeaderMap) -> Result<&str> {
 }
 
 /// Extracts `<scheme> <credential>` from the Authorization header.
-fn credential<'a>(headers: &'a HeaderMap, scheme: &str) -> Result<&'a str> {
+pub(crate) fn credential<'a>(headers: &'a HeaderMap, scheme: &str) -> Result<&'a str> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| Error::Unauthorized("no access token provided; run `pulumi login`".into()))?

@@ -11,6 +11,7 @@ pub mod reply;
 pub mod routes;
 #[cfg(feature = "openapi")]
 pub mod shapes;
+pub mod sockets;
 
 use std::collections::HashMap;
 use std::future::Future;

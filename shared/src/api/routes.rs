@@ -136,7 +136,7 @@ routes! {
     UPDATE_CHECKPOINT: PATCH "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/checkpoint"
         => Lease,         META_BLOB_WRITE,        updates::checkpoint;
     UPDATE_EVENTS_BATCH: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events/batch"
-        => Lease,         META_BLOB_WRITE,        updates::events_batch;
+        => Lease,         META_BLOB_WRITE_PUSH,   updates::events_batch;
     UPDATE_EVENTS_LIST: GET "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/events"
         => StackRead,     META_BLOB_READ,         updates::events_list;
     UPDATE_COMPLETE: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}/complete"

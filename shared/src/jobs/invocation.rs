@@ -81,6 +81,48 @@ impl SqsRecord {
     }
 }
 
+/// A DynamoDB stream event: a batch of changes to the table, reduced to what a stream job
+/// reads (which kind of change, and the item's keys).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct StreamEvent {
+    /// The changes.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<StreamRecord>,
+}
+
+/// One change of a DynamoDB stream.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamRecord {
+    /// `INSERT`, `MODIFY` or `REMOVE`.
+    #[serde(default)]
+    pub event_name: String,
+    /// The change itself.
+    #[serde(default)]
+    pub dynamodb: StreamChange,
+}
+
+/// The item's keys in a stream record, in DynamoDB's typed JSON (`{"pk": {"S": "…"}}`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct StreamChange {
+    /// `pk` and `sk`.
+    #[serde(rename = "Keys", default)]
+    pub keys: HashMap<String, HashMap<String, String>>,
+}
+
+impl StreamRecord {
+    fn key(&self, name: &str) -> Option<&str> {
+        self.dynamodb.keys.get(name).and_then(|v| v.get("S")).map(String::as_str)
+    }
+
+    /// The partition key of an inserted item whose keys match one of `inserts`.
+    pub fn inserted_pk(&self, inserts: &[(&str, &str)]) -> Option<String> {
+        let (pk, sk) = (self.key("pk")?, self.key("sk")?);
+        let matches = inserts.iter().any(|(p, s)| pk.starts_with(p) && sk.starts_with(s));
+        (self.event_name == "INSERT" && matches).then(|| pk.to_string())
+    }
+}
+
 /// The partial batch response of an SQS-triggered function.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -123,5 +165,13 @@ pub async fn handle(app: &Arc<App>, job: &Job, payload: Json) -> Result<Json> {
         }
         // The payload is the request itself (`aws lambda invoke --payload …`).
         Trigger::Manual { run } => run(app.clone(), payload).await,
+        // Records the event source's filter let through; filtered again here so that a
+        // template without the filter still triggers nothing else.
+        Trigger::Stream { inserts, run, .. } => {
+            let event: StreamEvent = serde_json::from_value(payload)
+                .map_err(|e| Error::BadRequest(format!("not a DynamoDB stream event: {e}")))?;
+            let keys = event.records.iter().filter_map(|r| r.inserted_pk(inserts)).collect();
+            run(app.clone(), keys).await
+        }
     }
 }

@@ -43,6 +43,9 @@ pub type BatchFn = fn(Arc<App>, Vec<Message>) -> JobFuture<Vec<String>>;
 /// A manually invoked job's handler: `(app, payload) -> response`.
 pub type ManualFn = fn(Arc<App>, Json) -> JobFuture<Result<Json>>;
 
+/// A table-stream job's handler: `(app, partition keys of the inserted items) -> report`.
+pub type StreamFn = fn(Arc<App>, Vec<String>) -> JobFuture<Result<Json>>;
+
 /// What runs a job, with its handler.
 #[derive(Debug, Clone, Copy)]
 pub enum Trigger {
@@ -68,6 +71,17 @@ pub enum Trigger {
     Manual {
         /// The handler.
         run: ManualFn,
+    },
+    /// Items inserted into the metadata table (the table's DynamoDB stream, filtered to
+    /// inserts whose keys start with one of `inserts`; in the emulator, the writes of its own
+    /// process that [`crate::service::feed::Signal`] reports).
+    Stream {
+        /// `(pk prefix, sk prefix)` of the inserted items that trigger it.
+        inserts: &'static [(&'static str, &'static str)],
+        /// Most records per batch (1..=10000).
+        batch_size: usize,
+        /// The handler.
+        run: StreamFn,
     },
 }
 
@@ -133,6 +147,21 @@ macro_rules! manual {
     }};
 }
 
+/// Wraps an `async fn(Arc<App>, Vec<String>) -> Result<impl Serialize>` into a [`StreamFn`]:
+/// `stream!(feed_fanout)`.
+#[macro_export]
+macro_rules! stream {
+    ($f:path) => {{
+        fn h(
+            app: ::std::sync::Arc<$crate::app::App>,
+            keys: ::std::vec::Vec<::std::string::String>,
+        ) -> $crate::jobs::JobFuture<$crate::error::Result<$crate::jobs::Json>> {
+            Box::pin(async move { $crate::jobs::to_report($f(app, keys).await) })
+        }
+        h as $crate::jobs::StreamFn
+    }};
+}
+
 /// Turns a handler's typed report into JSON (used by [`scheduled!`]).
 pub fn to_report<T: serde::Serialize>(result: Result<T>) -> Result<Json> {
     let report = result?;
@@ -186,6 +215,37 @@ pub async fn history_retention(
         )));
     }
     Ok(report)
+}
+
+/// `job-feed-fanout`: sends new events to the event stream's WebSocket clients, for each
+/// organization whose events or connections the batch names (see
+/// [`crate::service::feed::fanout`]).
+pub async fn feed_fanout(
+    app: Arc<App>,
+    keys: Vec<String>,
+) -> Result<crate::service::feed::fanout::Report> {
+    let mut orgs: Vec<&str> =
+        keys.iter().filter_map(|pk| crate::service::feed::org_of_stream_key(pk)).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let mut total = crate::service::feed::fanout::Report::default();
+    let mut failed = 0;
+    for org in orgs {
+        match crate::service::feed::fanout::run(&app, org).await {
+            Ok(r) => total.add(&r),
+            Err(e) => {
+                tracing::warn!(org, error = %e.chain(), "fan-out failed");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        // The stream retries the batch: what was sent is not sent twice (connections' cursors).
+        return Err(crate::Error::Unavailable(format!(
+            "fan-out failed for {failed} organizations"
+        )));
+    }
+    Ok(total)
 }
 
 /// `job-admin-create-user`: creates a user with a role in an organization and returns a new

@@ -8,7 +8,7 @@
 use super::{Job, Trigger};
 use crate::ports::queue::{MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
 use crate::ports::Needs;
-use crate::{batch, manual, scheduled};
+use crate::{batch, manual, scheduled, stream};
 
 /// `job-lease-reaper`: every minute, ends updates whose lease lapsed as failed, keeping their
 /// last acknowledged state, and frees their stacks.
@@ -71,6 +71,20 @@ pub static JOB_UPDATE_MATERIALISE: Job = Job {
     timeout_seconds: 120,
 };
 
+/// `job-feed-fanout`: on each new event and each new WebSocket connection (the table's
+/// stream), sends the organization's connections what they are owed, in order.
+pub static JOB_FEED_FANOUT: Job = Job {
+    name: "job-feed-fanout",
+    description: "Sends new events to the event stream's WebSocket clients, in order, once",
+    trigger: Trigger::Stream {
+        inserts: &[("FEED#", "E#"), ("WS#", "C#")],
+        batch_size: 100,
+        run: stream!(super::feed_fanout),
+    },
+    needs: Needs::META_WRITE.pushing(),
+    timeout_seconds: 60,
+};
+
 /// Every job.
 pub static JOBS: &[&Job] = &[
     &JOB_LEASE_REAPER,
@@ -78,6 +92,7 @@ pub static JOBS: &[&Job] = &[
     &JOB_WEBHOOK_DELIVER,
     &JOB_UPDATE_MATERIALISE,
     &JOB_ADMIN_CREATE_USER,
+    &JOB_FEED_FANOUT,
 ];
 
 #[cfg(test)]
@@ -125,6 +140,15 @@ mod tests {
                     assert!(job.needs.queue >= Access::Read, "{}", job.name);
                 }
                 Trigger::Manual { .. } => {}
+                Trigger::Stream { inserts, batch_size, .. } => {
+                    assert!((1..=10_000).contains(&batch_size), "{}", job.name);
+                    assert!(!inserts.is_empty(), "{}", job.name);
+                    // Never triggered by its own writes (the fan-out state, cursors): only by
+                    // inserts of the items it names.
+                    for (pk, sk) in inserts {
+                        assert!(!pk.is_empty() && !sk.is_empty(), "{}", job.name);
+                    }
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod blob;
 pub mod keys;
 pub mod metadata;
 pub mod needs;
+pub mod push;
 pub mod queue;
 
 pub use blob::{BlobError, BlobList, BlobStore};
@@ -15,11 +16,12 @@ pub use metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Update, Value,
 };
 pub use needs::{Access, Needs};
+pub use push::{Push, PushError};
 pub use queue::{Message, Queue, QueueDepth, QueueError, QueueSpec};
 
 use std::sync::Arc;
 
-/// The four ports, built once per process (cold start) and shared by every handler.
+/// The five ports, built once per process (cold start) and shared by every handler.
 #[derive(Clone)]
 pub struct Ports {
     /// Metadata (DynamoDB table or embedded SQLite).
@@ -30,4 +32,6 @@ pub struct Ports {
     pub queue: Arc<dyn Queue>,
     /// Data keys (KMS or embedded master key).
     pub keys: Arc<dyn KeyService>,
+    /// Frames to WebSocket clients (API Gateway's management API, or the emulator's sockets).
+    pub push: Arc<dyn Push>,
 }

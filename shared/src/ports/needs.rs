@@ -24,6 +24,9 @@ pub struct Needs {
     pub queue: Access,
     /// KMS key (read = decrypt, write = generate data keys).
     pub keys: Access,
+    /// WebSocket clients (write = post to and close connections through API Gateway's
+    /// management API); `None` for every function but the event stream's.
+    pub push: Access,
 }
 
 impl Needs {
@@ -32,29 +35,63 @@ impl Needs {
         Needs { queue: Access::Read, ..self }
     }
 
+    /// The same, plus pushing to WebSocket clients.
+    pub const fn pushing(self) -> Needs {
+        Needs { push: Access::Write, ..self }
+    }
+
     /// Uses no port (a route that answers from the binary alone, such as the API description).
-    pub const NOTHING: Needs =
-        Needs { meta: Access::None, blobs: Access::None, queue: Access::None, keys: Access::None };
+    pub const NOTHING: Needs = Needs {
+        meta: Access::None,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+    };
     /// Reads every port (the deep health check): the queue's `Read` is the consumer's
     /// access, the only one that may read queue attributes.
-    pub const ALL_READ: Needs =
-        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::Read, keys: Access::Read };
+    pub const ALL_READ: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::Read,
+        queue: Access::Read,
+        keys: Access::Read,
+        push: Access::None,
+    };
     /// Reads metadata only.
-    pub const META_READ: Needs =
-        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::None };
+    pub const META_READ: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+    };
     /// Reads and writes metadata only.
-    pub const META_WRITE: Needs =
-        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::None };
+    pub const META_WRITE: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+    };
     /// Reads metadata and blobs.
-    pub const META_BLOB_READ: Needs =
-        Needs { meta: Access::Read, blobs: Access::Read, queue: Access::None, keys: Access::None };
+    pub const META_BLOB_READ: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::Read,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+    };
     /// Reads and writes metadata and blobs.
     pub const META_BLOB_WRITE: Needs = Needs {
         meta: Access::Write,
         blobs: Access::Write,
         queue: Access::None,
         keys: Access::None,
+        push: Access::None,
     };
+    /// Reads and writes metadata and blobs, and pushes to WebSocket clients (an update's events
+    /// batch: its watchers get the engine events live).
+    pub const META_BLOB_WRITE_PUSH: Needs = Needs::META_BLOB_WRITE.pushing();
     /// Reads and writes metadata and sends messages: routes whose domain events queue webhook
     /// deliveries.
     pub const META_WRITE_EVENTS: Needs = Needs {
@@ -62,6 +99,7 @@ impl Needs {
         blobs: Access::None,
         queue: Access::Write,
         keys: Access::None,
+        push: Access::None,
     };
     /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
     /// deliveries).
@@ -70,6 +108,7 @@ impl Needs {
         blobs: Access::Write,
         queue: Access::Write,
         keys: Access::None,
+        push: Access::None,
     };
     /// Writes metadata and encrypts with data keys (secrets and webhook signing secrets).
     pub const META_WRITE_KEYS: Needs = Needs {
@@ -77,14 +116,30 @@ impl Needs {
         blobs: Access::None,
         queue: Access::None,
         keys: Access::Write,
+        push: Access::None,
     };
     /// Reads metadata and decrypts with data keys.
-    pub const META_READ_KEYS: Needs =
-        Needs { meta: Access::Read, blobs: Access::None, queue: Access::None, keys: Access::Read };
+    pub const META_READ_KEYS: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::Read,
+        push: Access::None,
+    };
     /// Writes metadata and decrypts (a webhook ping: records the delivery, signs it).
-    pub const META_WRITE_KEYS_READ: Needs =
-        Needs { meta: Access::Write, blobs: Access::None, queue: Access::None, keys: Access::Read };
+    pub const META_WRITE_KEYS_READ: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::None,
+        keys: Access::Read,
+        push: Access::None,
+    };
     /// Reads metadata and sends messages (a webhook redelivery).
-    pub const META_READ_EVENTS: Needs =
-        Needs { meta: Access::Read, blobs: Access::None, queue: Access::Write, keys: Access::None };
+    pub const META_READ_EVENTS: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::None,
+        queue: Access::Write,
+        keys: Access::None,
+        push: Access::None,
+    };
 }

@@ -185,3 +185,25 @@ pub const RATE_PREFIX: &str = "RATE#";
 pub fn audit_pk(org: &str) -> String {
     format!("AUDIT#{org}")
 }
+/// Partition of an organization's event-stream connections and of its fan-out state.
+pub fn sockets_pk(org: &str) -> String {
+    format!("WS#{org}")
+}
+/// Sort-key prefix of a connection under its organization.
+pub const SOCKET_PREFIX: &str = "C#";
+/// Sort key of a connection under its organization.
+pub fn socket_sk(connection: &str) -> String {
+    format!("{SOCKET_PREFIX}{connection}")
+}
+/// Sort key of an organization's fan-out state (how far every caught-up connection got).
+pub const FANOUT_SK: &str = "FANOUT";
+/// Partition of a connection's own item (its organization, for `$disconnect`).
+pub fn socket_pk(connection: &str) -> String {
+    format!("WSC#{connection}")
+}
+/// Sort key of a connection's own item.
+pub const SOCKET_SK: &str = "C";
+/// Partition of the connections watching one update (its engine events go to them).
+pub fn watchers_pk(update_id: &UpdateId) -> String {
+    format!("WSU#{update_id}")
+}

@@ -116,7 +116,7 @@ impl LocalServer {
             aws,
             settings,
         };
-        let (app, verifier) =
+        let (app, served) =
             local_emulator::build_app(&config, &base).await.map_err(|e| e.to_string())?;
         let (ports, counters) = counting::wrap(app.ports.clone());
         let app = stackhouse::App::new(ports, app.settings.clone());
@@ -128,7 +128,7 @@ impl LocalServer {
             org: org.clone(),
         };
         local_emulator::bootstrap::run(&app, &b).await.map_err(|e| format!("bootstrap: {e}"))?;
-        let server = local_emulator::server::serve(listener, app.clone(), verifier)?;
+        let server = local_emulator::server::serve(listener, app.clone(), served.verifier)?;
         Ok(LocalServer {
             endpoint: Endpoint { base, token, org },
             counters,

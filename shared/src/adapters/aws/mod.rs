@@ -1,6 +1,7 @@
 //! AWS adapters: DynamoDB, S3, SQS and KMS through the official SDKs. Any AWS-compatible
 //! endpoint works (moto, LocalStack, MinIO) when an endpoint URL is given.
 
+pub mod apigw;
 mod check;
 pub mod dynamo;
 pub mod kms;
@@ -21,8 +22,9 @@ use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
 use crate::ports::queue::{default_queues, QueueSpec};
 use crate::ports::{Access, Needs};
-use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Queue};
+use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Push, Queue};
 
+pub use apigw::ApiGatewayPush;
 pub use dynamo::DynamoMeta;
 pub use kms::KmsKeys;
 pub use s3::S3Blobs;
@@ -48,6 +50,10 @@ pub struct AwsConfig {
     /// Per-service endpoints (`AWS_ENDPOINT_URL_S3`…): each wins over `endpoint_url` for its
     /// service, so S3 can live on MinIO while the rest is on LocalStack.
     pub service_endpoints: ServiceEndpoints,
+    /// The WebSocket API stage's URL, where its management API answers
+    /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`): only the functions
+    /// that push to event-stream clients use it.
+    pub websocket_endpoint: String,
 }
 
 /// The four AWS services Stackhouse uses.
@@ -145,6 +151,7 @@ impl AwsConfig {
             queue_prefix: or("STACKHOUSE_QUEUE_PREFIX"),
             queues: default_queues(),
             service_endpoints: ServiceEndpoints::from_vars(|name| env.text(name)),
+            websocket_endpoint: or("STACKHOUSE_WEBSOCKET_ENDPOINT"),
         }
     }
 
@@ -253,6 +260,16 @@ fn kms_keys(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn KeyService> {
     Arc::new(KmsKeys::new(kms_client(sdk, cfg), cfg.kms_key_id.clone()))
 }
 
+fn apigw_push(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn Push> {
+    let mut b = aws_sdk_apigatewaymanagement::config::Builder::from(sdk);
+    b.set_endpoint_url(Some(cfg.websocket_endpoint.clone()));
+    Arc::new(ApiGatewayPush::new(aws_sdk_apigatewaymanagement::Client::from_conf(b.build())))
+}
+
+fn undeclared_push(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn Push> {
+    Arc::new(Undeclared { port: "push" })
+}
+
 fn undeclared_meta(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn MetadataStore> {
     Arc::new(Undeclared { port: "meta" })
 }
@@ -277,10 +294,17 @@ pub async fn blobs_in_bucket(cfg: &AwsConfig, bucket: &str) -> Arc<dyn BlobStore
 }
 
 /// Every port, read and write: what [`connect`] builds.
-const EVERY_PORT: Needs =
-    Needs { meta: Access::Write, blobs: Access::Write, queue: Access::Write, keys: Access::Write };
+/// The push port stays undeclared: the emulator (the only caller) serves the WebSocket itself
+/// and puts its own sockets' hub there.
+const EVERY_PORT: Needs = Needs {
+    meta: Access::Write,
+    blobs: Access::Write,
+    queue: Access::Write,
+    keys: Access::Write,
+    push: Access::None,
+};
 
-/// Builds the AWS adapter set with all four ports (the emulator, tests). Makes no network call
+/// Builds the AWS adapter set with the four storage ports (the emulator, tests). Makes no network call
 /// (it runs at cold start); a missing or unreachable resource shows up on first use as an
 /// `Unavailable` error of that port.
 pub async fn connect(cfg: &AwsConfig) -> Result<Ports, AdapterError> {
@@ -315,12 +339,14 @@ pub fn connect_for(
     let blobs: Build<dyn BlobStore> = if uses!(needs.blobs) { s3_blobs } else { undeclared_blobs };
     let queue: Build<dyn Queue> = if uses!(needs.queue) { sqs_queue } else { undeclared_queue };
     let keys: Build<dyn KeyService> = if uses!(needs.keys) { kms_keys } else { undeclared_keys };
+    let push: Build<dyn Push> = if uses!(needs.push) { apigw_push } else { undeclared_push };
     let cfg = cfg.clone();
     async move {
         let unset: Vec<&str> = [
             (uses!(needs.meta) && cfg.table.is_empty(), "table"),
             (uses!(needs.blobs) && cfg.bucket.is_empty(), "bucket"),
             (uses!(needs.keys) && cfg.kms_key_id.is_empty(), "KMS key id"),
+            (uses!(needs.push) && cfg.websocket_endpoint.is_empty(), "WebSocket endpoint"),
         ]
         .into_iter()
         .filter_map(|(missing, what)| missing.then_some(what))
@@ -337,6 +363,7 @@ pub fn connect_for(
             blobs: blobs(&sdk, &cfg),
             queue: queue(&sdk, &cfg),
             keys: keys(&sdk, &cfg),
+            push: push(&sdk, &cfg),
         })
     }
 }
@@ -359,6 +386,7 @@ mod tests {
             service_endpoints: ServiceEndpoints::from_vars(|name| {
                 vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
             }),
+            websocket_endpoint: String::new(),
         }
     }
 

@@ -18,12 +18,14 @@
 mod dir_sync;
 pub mod file_blobs;
 mod group_commit;
+pub mod hub;
 pub mod local_keys;
 mod sqlite;
 pub mod sqlite_meta;
 pub mod sqlite_queue;
 
 pub use file_blobs::{presigned_key_from_path, FileBlobs, PresignVerifier, PRESIGN_PATH_PREFIX};
+pub use hub::Hub;
 pub use local_keys::LocalKeys;
 pub use sqlite_meta::SqliteMeta;
 pub use sqlite_queue::SqliteQueue;
@@ -79,6 +81,8 @@ pub fn open(cfg: &EmbeddedConfig) -> Result<(Ports, Arc<PresignVerifier>), Adapt
         blobs: Arc::new(blobs),
         queue: Arc::new(queue),
         keys: Arc::new(keys),
+        // The emulator replaces it with the hub its WebSocket server attaches sockets to.
+        push: Arc::new(Hub::default()),
     };
     Ok((ports, verifier))
 }

@@ -10,7 +10,7 @@ use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::access::{OrgAccess, StackPermission};
-use crate::service::feed::{self, read::MAX_WAIT_SECONDS};
+use crate::service::feed::{self, read::MAX_WAIT_SECONDS, WireEvent};
 use crate::service::stacks;
 
 /// Events per page unless `limit` says otherwise.
@@ -24,52 +24,9 @@ const MAX_LIMIT: usize = 1000;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Listing {
     /// The events the caller may see, in order.
-    events: Vec<Event>,
+    events: Vec<WireEvent>,
     /// The number to pass as `after` next time (events the caller may not see are skipped).
     next: i64,
-}
-
-#[derive(Serialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "openapi", schemars(rename = "OrgEvent"))]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Event {
-    /// Position in the organization's stream, from 1, without gaps.
-    seq: i64,
-    /// Unix seconds.
-    timestamp: i64,
-    /// What happened: the route's name (`stack-create`, …) or `update-ended`.
-    kind: String,
-    /// Who did it.
-    actor: String,
-    /// The request path.
-    path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    project: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stack: Option<String>,
-    /// Details (for `update-ended`: `updateId`, `kind`, `result`, `version`).
-    #[cfg_attr(feature = "openapi", schemars(with = "serde_json::Map<String, serde_json::Value>"))]
-    payload: serde_json::Value,
-}
-
-impl From<feed::Event> for Event {
-    fn from(e: feed::Event) -> Event {
-        let (project, stack) = match e.stack {
-            Some(s) => (Some(s.project), Some(s.stack)),
-            None => (None, None),
-        };
-        Event {
-            seq: e.seq,
-            timestamp: e.time_us.div_euclid(1_000_000),
-            kind: e.kind,
-            actor: e.actor,
-            path: e.path,
-            project,
-            stack,
-            payload: e.payload,
-        }
-    }
 }
 
 /// A whole-number query parameter within `range`, or `default` when absent.
@@ -126,7 +83,7 @@ pub async fn list(ctx: Ctx) -> Result<Reply> {
     };
     let page = feed::read::read(&ctx.app, ctx.caller.principal()?, org.as_str(), ask).await?;
     Reply::json(&Listing {
-        events: page.events.into_iter().map(Event::from).collect(),
+        events: page.events.into_iter().map(WireEvent::from).collect(),
         next: page.next,
     })
 }

@@ -307,6 +307,8 @@ pub async fn events_batch(ctx: Ctx) -> Result<Reply> {
     if let Some(changes) = &checked.summary {
         updates::record_resource_changes(&ctx.app, update, changes).await?;
     }
+    // Stored first: a watcher that reconnects reads back whatever it missed live.
+    crate::service::feed::fanout::engine_events(&ctx.app, &update.id, &batch.events).await;
     Ok(Reply::no_content())
 }
 

@@ -17,11 +17,15 @@
 //! Cost per event: one `GetItem` (the counter) and one two-item transaction, more under
 //! contention; reads are `Query` pages of one partition.
 
+pub mod fanout;
 pub mod presence;
 pub mod read;
 mod signal;
+pub mod sockets;
+pub mod wire;
 
 pub use signal::Signal;
+pub use wire::WireEvent;
 
 use serde_json::{json, Value as Json};
 
@@ -41,6 +45,11 @@ const COUNTER_SK: &str = "SEQ";
 const EVENT_PREFIX: &str = "E#";
 /// Tries of one append before giving up (each loses only to another event being written).
 const TRIES: u32 = 40;
+
+/// The organization a stream record's partition key names (`FEED#<org>`, `WS#<org>`).
+pub fn org_of_stream_key(pk: &str) -> Option<&str> {
+    pk.strip_prefix("FEED#").or_else(|| pk.strip_prefix("WS#")).filter(|org| !org.is_empty())
+}
 
 fn event_sk(seq: i64) -> String {
     format!("{EVENT_PREFIX}{:020}", seq.max(0))
@@ -162,7 +171,7 @@ pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
         backoff(n).await;
         let current = counter(meta, org).await?;
         if uncertain && current > 0 && is_ours(meta, org, current, &nonce).await? {
-            app.feed_signal.appended();
+            app.feed_signal.appended(org);
             return Ok(current);
         }
         let seq = current + 1;
@@ -191,7 +200,7 @@ pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
         ];
         match meta.transact(ops).await {
             Ok(()) => {
-                app.feed_signal.appended();
+                app.feed_signal.appended(org);
                 return Ok(seq);
             }
             Err(MetaError::ConditionFailed) => uncertain = false,

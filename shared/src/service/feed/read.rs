@@ -95,7 +95,7 @@ async fn look(
 }
 
 /// Stack events for whoever may read the stack; organization-level ones for administrators.
-async fn visible(
+pub(super) async fn visible(
     meta: &dyn crate::ports::MetadataStore,
     access: &mut OrgAccess,
     role: Role,

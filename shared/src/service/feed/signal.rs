@@ -1,27 +1,56 @@
 //! Wakes this process's waiting readers when an event is appended here, so a long-poll in the
 //! emulator (or in the Lambda sandbox that wrote the event) answers at once. Readers in other
 //! processes (other Lambda functions) poll instead ([`super::read::POLL`]).
+//!
+//! It also remembers which organizations changed (an event appended, a socket connected) until
+//! the emulator's fan-out takes them: what a DynamoDB stream tells the fan-out job on AWS.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-/// A counter of events appended by this process, watched by waiting readers.
+/// A counter of events appended by this process, watched by waiting readers, and the
+/// organizations changed since fan-out last looked.
 #[derive(Debug)]
-pub struct Signal(watch::Sender<u64>);
+pub struct Signal {
+    appended: watch::Sender<u64>,
+    changed: Mutex<BTreeSet<String>>,
+}
 
 impl Default for Signal {
     fn default() -> Self {
-        Signal(watch::Sender::new(0))
+        Signal { appended: watch::Sender::new(0), changed: Mutex::default() }
     }
 }
 
 impl Signal {
-    /// Tells every waiting reader that an event was appended.
-    pub fn appended(&self) {
-        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    /// Tells every waiting reader that an event of `org` was appended.
+    pub fn appended(&self, org: &str) {
+        self.mark(org);
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Tells fan-out that a socket of `org` connected (it is owed its backlog).
+    pub fn connected(&self, org: &str) {
+        self.appended(org);
     }
 
     /// A receiver that sees every append after this call.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.0.subscribe()
+        self.appended.subscribe()
+    }
+
+    /// The organizations changed since the last call (for fan-out), forgetting them.
+    pub fn take_changed(&self) -> Vec<String> {
+        let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *changed).into_iter().collect()
+    }
+
+    fn mark(&self, org: &str) {
+        let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        if !changed.contains(org) {
+            changed.insert(org.to_string());
+        }
     }
 }

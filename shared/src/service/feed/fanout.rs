@@ -1,0 +1,319 @@
+//! Fan-out: sends each WebSocket connection of an organization, in order and once, the events
+//! it may see — first its backlog (from the `after` it connected with), then each new event.
+//!
+//! **Who runs it.** On AWS, `job-feed-fanout`, triggered by the table's DynamoDB stream for
+//! new events (`FEED#<org>`) and new connections (`WS#<org>`): the stream is the table's own
+//! log of committed writes, so no event can be skipped and the change paths pay nothing for it
+//! (a queue would cost every change one more call). In the emulator, a task woken by
+//! [`super::Signal`] runs the same function.
+//!
+//! **Once and in order.** Runs for one organization take turns through a lease on its fan-out
+//! item (`WS#<org>`/`FANOUT`: `seq` is how far every caught-up connection got; `until` is when
+//! the running holder's lease lapses). A run that finds the lease held stops: the holder looks
+//! at the counter again after it lets go, and so sends what the stopped run was woken for. A
+//! connection that has not had its backlog yet is sent the events after its own cursor and is
+//! then marked caught up; every other connection is sent the events after `seq`. A run that
+//! dies part-way may send some frames twice when the next run repeats it; clients skip any
+//! `seq` they already have.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::sockets::{self, Connection};
+use super::{feed_pk, read, wire, Event, EVENT_PREFIX};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::names::UpdateId;
+use crate::ports::{Condition, MetaError, PushError, Query, SortKey, Update, Value};
+use crate::service::access::OrgAccess;
+use crate::service::identity::Role;
+use crate::service::item_keys;
+
+/// Events read per round of a run.
+const PAGE: usize = 500;
+/// How long a run's lease lasts (far longer than a round takes).
+const LEASE_SECONDS: i64 = 60;
+/// Rounds per run: a client connecting with a long backlog gets it `PAGE` events at a time.
+const MAX_ROUNDS: usize = 64;
+/// Connections pushed to at once.
+const CONCURRENCY: usize = 64;
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Connections looked at (summed over rounds).
+    pub connections: usize,
+    /// Frames pushed.
+    pub frames: usize,
+    /// Connections found gone and forgotten, or closed for lost access.
+    pub dropped: usize,
+    /// Pushes that failed and will be tried again.
+    pub failed: usize,
+    /// Whether another run held the lease (this one did nothing).
+    pub busy: bool,
+}
+
+impl Report {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &Report) {
+        self.connections += other.connections;
+        self.frames += other.frames;
+        self.dropped += other.dropped;
+        self.failed += other.failed;
+        self.busy |= other.busy;
+    }
+}
+
+/// Sends every connection of `org` what it is owed (see the module docs).
+pub async fn run(app: &App, org: &str) -> Result<Report> {
+    let mut report = Report::default();
+    let holder = hex::encode(rand::random::<[u8; 8]>());
+    for _ in 0..MAX_ROUNDS {
+        let Some(sent_to) = take_lease(app, org, &holder).await? else {
+            report.busy = true;
+            return Ok(report);
+        };
+        let round = round(app, org, sent_to, &mut report).await;
+        let reached = round.as_ref().map_or(sent_to, |upto| (*upto).max(sent_to));
+        release(app, org, &holder, reached).await?;
+        round?;
+        // Look again after letting go: what a run stopped by our lease was woken for (a new
+        // event, a new connection) shows here.
+        if super::counter(app.ports.meta.as_ref(), org).await? <= reached
+            && sockets::list(app, org).await?.iter().all(|c| c.caught_up)
+        {
+            return Ok(report);
+        }
+    }
+    Ok(report)
+}
+
+/// One round: returns how far caught-up connections now are.
+async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Result<i64> {
+    let connections = sockets::list(app, org).await?;
+    report.connections += connections.len();
+    if connections.is_empty() {
+        // Nobody to tell: the stream's position is where the next connection starts from.
+        return super::counter(app.ports.meta.as_ref(), org).await;
+    }
+    let from = connections
+        .iter()
+        .map(|c| if c.caught_up { sent_to } else { c.scope.after })
+        .min()
+        .unwrap_or(sent_to);
+    let events = read_after(app, org, from).await?;
+    let upto = events.last().map_or(from, |e| e.seq);
+    let reached = upto.max(sent_to);
+    let mut access: HashMap<String, Option<(OrgAccess, Role)>> = HashMap::new();
+    // Whether a principal may see an event, decided once per round (connections of one token
+    // share it: a console open in many tabs, a thousand clients of one bot).
+    let mut seen: HashMap<(String, i64), bool> = HashMap::new();
+    // Visibility first (it may read the store), then the pushes, concurrently per connection.
+    let mut plans = Vec::new();
+    for c in connections {
+        let start = if c.caught_up { sent_to } else { c.scope.after };
+        let key = format!("{:?}", c.principal.subject);
+        if !access.contains_key(&key) {
+            let resolved =
+                match OrgAccess::resolve(app.ports.meta.as_ref(), &c.principal, org).await {
+                    Ok(a) => a.require_member().ok().map(|role| (a, role)),
+                    Err(Error::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                };
+            access.insert(key.clone(), resolved);
+        }
+        let Some(Some((org_access, role))) = access.get_mut(&key) else {
+            plans.push(Plan { connection: c, frames: Vec::new(), last: start, revoked: true });
+            continue;
+        };
+        let mut frames = Vec::new();
+        for e in events.iter().filter(|e| e.seq > start && in_scope(&c, e)) {
+            let visible = match seen.get(&(key.clone(), e.seq)) {
+                Some(v) => *v,
+                None => {
+                    let meta = app.ports.meta.as_ref();
+                    let v = read::visible(meta, org_access, *role, e).await?;
+                    seen.insert((key.clone(), e.seq), v);
+                    v
+                }
+            };
+            if visible {
+                frames.push((e.seq, wire::event_frame(e)));
+            }
+        }
+        plans.push(Plan { connection: c, frames, last: upto.max(start), revoked: false });
+    }
+    let outcomes = futures::future::join_all(plans.chunks(CONCURRENCY).map(|chunk| async move {
+        let mut outcomes = Vec::new();
+        for plan in chunk {
+            outcomes.push(deliver(app, plan).await);
+        }
+        outcomes
+    }))
+    .await;
+    for (plan, outcome) in plans.iter().zip(outcomes.into_iter().flatten()) {
+        let c = &plan.connection;
+        match outcome {
+            Delivered::All(n) => {
+                report.frames += n;
+                if !c.caught_up {
+                    // Caught up once it reached where the others are; until then it goes on
+                    // from its own cursor (a long backlog takes several rounds).
+                    let caught_up = plan.last >= reached;
+                    sockets::set_position(app, org, &c.id, plan.last, caught_up).await?;
+                }
+            }
+            Delivered::Gone(n) => {
+                report.frames += n;
+                report.dropped += 1;
+                sockets::close(app, &c.id).await?;
+            }
+            Delivered::Partly { sent, last } => {
+                report.frames += sent;
+                report.failed += 1;
+                // It missed events at or after this one: it catches up from here next time.
+                sockets::set_position(app, org, &c.id, last, false).await?;
+            }
+        }
+    }
+    Ok(upto)
+}
+
+/// What a connection is to be sent this round.
+struct Plan {
+    connection: Connection,
+    /// `(seq, frame)` in order.
+    frames: Vec<(i64, String)>,
+    /// The last event number looked at for it.
+    last: i64,
+    /// It lost its access: told so and closed.
+    revoked: bool,
+}
+
+enum Delivered {
+    /// Every frame (how many).
+    All(usize),
+    /// The connection is gone (frames sent before).
+    Gone(usize),
+    /// A push failed: frames sent, and the last event it got for sure.
+    Partly { sent: usize, last: i64 },
+}
+
+async fn deliver(app: &App, plan: &Plan) -> Delivered {
+    let push = app.ports.push.as_ref();
+    let id = plan.connection.id.as_str();
+    if plan.revoked {
+        let _ = push.send(id, &wire::closing_frame("access to this organization ended")).await;
+        let _ = push.close(id).await;
+        return Delivered::Gone(0);
+    }
+    let mut before =
+        if plan.connection.caught_up { None } else { Some(plan.connection.scope.after) };
+    for (sent, (seq, frame)) in plan.frames.iter().enumerate() {
+        match push.send(id, frame).await {
+            Ok(()) => before = Some(*seq),
+            Err(PushError::Gone(_)) => return Delivered::Gone(sent),
+            Err(e) => {
+                tracing::warn!(connection = id, error = %e, "push failed; the connection catches up next time");
+                let last = before.unwrap_or(*seq - 1);
+                return Delivered::Partly { sent, last };
+            }
+        }
+    }
+    Delivered::All(plan.frames.len())
+}
+
+/// Whether an event is in a connection's scope (visibility aside).
+fn in_scope(c: &Connection, e: &Event) -> bool {
+    if let Some(id) = &c.scope.stack_id {
+        if !e.stack.as_ref().is_some_and(|s| s.id == id.as_str()) {
+            return false;
+        }
+    }
+    match &c.scope.update_id {
+        None => true,
+        Some(update) => {
+            e.payload.get("updateId").and_then(|v| v.as_str()) == Some(update.as_str())
+                || e.path.split('/').any(|part| part == update.as_str())
+        }
+    }
+}
+
+/// Up to a page of `org`'s events after `after`, in order.
+async fn read_after(app: &App, org: &str, after: i64) -> Result<Vec<Event>> {
+    let query = Query {
+        pk: feed_pk(org),
+        sk: SortKey::BeginsWith(EVENT_PREFIX.to_string()),
+        ascending: true,
+        limit: PAGE,
+        after: Some(super::event_sk(after)),
+    };
+    Ok(app.ports.meta.query(query).await?.items.iter().map(Event::from_item).collect())
+}
+
+/// Takes the organization's fan-out lease; returns how far caught-up connections got, or None
+/// when another run holds it.
+async fn take_lease(app: &App, org: &str, holder: &str) -> Result<Option<i64>> {
+    let now = app.clock.now();
+    let change = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
+        .set("holder", Value::S(holder.to_string()))
+        .set("until", Value::N(now + LEASE_SECONDS))
+        .when(
+            Condition::AttrNotExists("until".into())
+                .or(Condition::LessThan("until".into(), Value::N(now)))
+                .or(Condition::Equals("holder".into(), Value::S(holder.to_string()))),
+        );
+    match app.ports.meta.update(change).await {
+        Ok(item) => Ok(Some(item.n("seq").unwrap_or(0))),
+        Err(MetaError::ConditionFailed) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records how far caught-up connections got and lets the lease go.
+async fn release(app: &App, org: &str, holder: &str, sent_to: i64) -> Result<()> {
+    let change = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
+        .set("seq", Value::N(sent_to))
+        .set("until", Value::N(0))
+        .when(Condition::Equals("holder".into(), Value::S(holder.to_string())));
+    match app.ports.meta.update(change).await {
+        Ok(_) => Ok(()),
+        // Our lease lapsed and another run took it: it repeats what we did.
+        Err(MetaError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends the engine events of one `events/batch` of a running update to the connections that
+/// watch it, as one ephemeral frame each; forgets the ones that are gone. Never fails the
+/// batch: the events are stored either way and watchers can read them back.
+pub async fn engine_events(app: &App, update: &UpdateId, events: &[&RawValue]) {
+    if events.is_empty() {
+        return;
+    }
+    let watchers = match sockets::watchers(app, update).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(update = %update, error = %e, "listing the update's watchers failed");
+            return;
+        }
+    };
+    if watchers.is_empty() {
+        return;
+    }
+    let frame = wire::engine_events_frame(update.as_str(), events);
+    let (push, frame) = (app.ports.push.as_ref(), &frame);
+    let sends = watchers.iter().map(|id| async move {
+        match push.send(id, &frame).await {
+            Ok(()) => {}
+            Err(PushError::Gone(_)) => {
+                let _ = sockets::close(app, id).await;
+            }
+            Err(e) => tracing::warn!(connection = %id, error = %e, "engine events not pushed"),
+        }
+    });
+    futures::future::join_all(sends).await;
+}
