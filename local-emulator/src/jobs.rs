@@ -158,12 +158,13 @@ async fn schedule(
     }
 }
 
-/// How often a stream job looks even when nothing in this process signalled (events written
-/// by another process on the same AWS backend).
-const STREAM_POLL: Duration = Duration::from_secs(1);
+/// How long a failed stream job run waits before it is tried again.
+const STREAM_RETRY: Duration = Duration::from_secs(1);
 
 /// The emulator's stand-in for a table stream: runs the job with the organizations whose
 /// events or connections this process wrote (`feed::Signal`), as soon as they are written.
+/// (Events written by another process on the same AWS backend reach this emulator's sockets
+/// with that organization's next change here: a DynamoDB stream would see them at once.)
 async fn follow(app: Arc<App>, job: &'static Job, mut stop: watch::Receiver<bool>) {
     let Trigger::Stream { run, .. } = job.trigger else { return };
     let mut woken = app.feed_signal.subscribe();
@@ -179,13 +180,12 @@ async fn follow(app: Arc<App>, job: &'static Job, mut stop: watch::Receiver<bool
                 for org in &orgs {
                     app.feed_signal.connected(org);
                 }
-                tokio::time::sleep(STREAM_POLL).await;
+                tokio::time::sleep(STREAM_RETRY).await;
             }
             continue;
         }
         tokio::select! {
-            _ = woken.changed() => {}
-            _ = tokio::time::sleep(STREAM_POLL) => {}
+            woke = woken.changed() => if woke.is_err() { return },
             _ = stop.changed() => return,
         }
         if *stop.borrow() {

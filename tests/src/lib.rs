@@ -25,6 +25,7 @@ pub mod rename;
 pub mod secrets;
 pub mod server;
 pub mod session;
+pub mod sockets;
 pub mod teams;
 pub mod tokens;
 pub mod updates;

@@ -21,6 +21,8 @@ pub struct TestServer {
     pub user: String,
     /// Direct access to the ports, to arrange states the API cannot yet produce.
     pub app: Arc<App>,
+    /// The sockets the event stream's WebSocket pushes to (the app's push port).
+    pub hub: Arc<stackhouse::adapters::embedded::Hub>,
     server: Option<server::Server>,
     data_dir: Option<PathBuf>,
     _moto: Option<crate::moto::MotoServer>,
@@ -188,7 +190,8 @@ impl TestServer {
         };
         bootstrap::run(&app, &b).await.expect("bootstrap");
         let server = server::serve(listener, app.clone(), served.verifier).expect("serve");
-        TestServer { base, token, user, app, server: Some(server), data_dir, _moto: moto }
+        let hub = served.hub;
+        TestServer { base, token, user, app, hub, server: Some(server), data_dir, _moto: moto }
     }
 
     /// A client using the bootstrap token.
@@ -213,6 +216,21 @@ impl TestServer {
         self.client_with(Some(&token))
     }
 
+    /// Serves the event stream's WebSocket on a free port with its fan-out job running, as
+    /// `local-emulator serve` does.
+    pub async fn sockets(&self) -> Sockets {
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+        let server = local_emulator::sockets::serve(listener, self.app.clone(), self.hub.clone())
+            .expect("serve the WebSocket");
+        let jobs = local_emulator::jobs::RunnerConfig {
+            jobs: vec![&stackhouse::jobs::table::JOB_FEED_FANOUT],
+            ..Default::default()
+        };
+        let jobs = local_emulator::jobs::start(self.app.clone(), &jobs);
+        Sockets { url: format!("ws://{}", server.addr), server, jobs }
+    }
+
     /// Stops the server.
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
@@ -226,6 +244,22 @@ impl Drop for TestServer {
         if let Some(dir) = &self.data_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// The event stream's WebSocket of a [`TestServer`], with its fan-out running.
+pub struct Sockets {
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    server: local_emulator::sockets::SocketServer,
+    jobs: local_emulator::jobs::JobRunner,
+}
+
+impl Sockets {
+    /// Stops the WebSocket server and the fan-out.
+    pub async fn stop(self) {
+        self.server.stop().await;
+        self.jobs.stop().await;
     }
 }
 

@@ -66,6 +66,11 @@ mod feed {
     stackhouse_tests::feed_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// The event stream's WebSocket suite on the AWS backend, against moto over the network.
+mod sockets {
+    stackhouse_tests::socket_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The rate limit suite on the AWS backend, against moto over the network.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(stackhouse_tests::server::moto_target);

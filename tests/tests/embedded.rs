@@ -66,6 +66,11 @@ mod feed {
     stackhouse_tests::feed_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// The event stream's WebSocket suite on the embedded backend.
+mod sockets {
+    stackhouse_tests::socket_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The rate limit suite on the embedded backend.
 mod ratelimit {
     stackhouse_tests::ratelimit_tests!(|_| stackhouse_tests::server::Target::Embedded);

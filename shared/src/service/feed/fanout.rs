@@ -229,7 +229,7 @@ async fn deliver(app: &App, plan: &Plan) -> Delivered {
 /// Whether an event is in a connection's scope (visibility aside).
 fn in_scope(c: &Connection, e: &Event) -> bool {
     if let Some(id) = &c.scope.stack_id {
-        if !e.stack.as_ref().is_some_and(|s| s.id == id.as_str()) {
+        if e.stack.as_ref().is_none_or(|s| s.id != id.as_str()) {
             return false;
         }
     }
@@ -307,7 +307,7 @@ pub async fn engine_events(app: &App, update: &UpdateId, events: &[&RawValue]) {
     let frame = wire::engine_events_frame(update.as_str(), events);
     let (push, frame) = (app.ports.push.as_ref(), &frame);
     let sends = watchers.iter().map(|id| async move {
-        match push.send(id, &frame).await {
+        match push.send(id, frame).await {
             Ok(()) => {}
             Err(PushError::Gone(_)) => {
                 let _ = sockets::close(app, id).await;
