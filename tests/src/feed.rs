@@ -228,7 +228,7 @@ pub async fn presence_shows_running_updates_until_they_end(target: Target) {
     let org = format!("/api/orgs/{}", srv.user);
     let presence = format!("{org}/presence");
     let stacks = format!("/api/stacks/{}/proj", srv.user);
-    assert_eq!(admin.get(&presence).await.json(), json!({"updates": []}));
+    assert_eq!(admin.get(&presence).await.json(), json!({"updates": [], "viewers": []}));
     assert_eq!(admin.post(&stacks, &json!({"stackName": "dev"})).await.status, 200);
     let run = create_and_start(&admin, &format!("{stacks}/dev"), "update", false)
         .await
@@ -250,7 +250,11 @@ pub async fn presence_shows_running_updates_until_they_end(target: Target) {
         204
     );
     assert_eq!(admin.patch(&org, &json!({"defaultStackPermission": "none"})).await.status, 204);
-    assert_eq!(member.get(&presence).await.json(), json!({"updates": []}), "no read, no presence");
+    assert_eq!(
+        member.get(&presence).await.json(),
+        json!({"updates": [], "viewers": []}),
+        "no read, no presence"
+    );
 
     // The CLI renews, then stops: offline once the lease lapses.
     srv.app.clock.advance(60);
@@ -264,7 +268,11 @@ pub async fn presence_shows_running_updates_until_they_end(target: Target) {
     assert_eq!(lapsed["updates"][0]["online"], false, "{lapsed}");
     let reaped = stackhouse::service::reaper::run(&srv.app, srv.app.clock.now()).await;
     assert!(reaped.is_ok(), "{reaped:?}");
-    assert_eq!(admin.get(&presence).await.json(), json!({"updates": []}), "ended: gone");
+    assert_eq!(
+        admin.get(&presence).await.json(),
+        json!({"updates": [], "viewers": []}),
+        "ended: gone"
+    );
     let (events, _) = read_all(&admin, &events_path(&srv), 0, 100).await;
     let last = events.last().expect("events");
     assert_eq!(last["kind"], "update-ended", "{last}");

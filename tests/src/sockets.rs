@@ -32,7 +32,8 @@ macro_rules! socket_tests {
             members_get_only_what_they_may_read,
             an_update_watcher_gets_its_engine_events_live,
             bad_handshakes_are_refused_and_store_nothing,
-            ping_gets_pong
+            ping_gets_pong,
+            viewers_show_in_presence_while_connected
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -429,6 +430,53 @@ pub async fn ping_gets_pong(target: Target) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(open.is_empty(), "closed connections are forgotten: {open:?}");
+    sockets.stop().await;
+    srv.stop().await;
+}
+
+/// A client watching a stack shows in the organization's presence (who, which stack, since
+/// when) to those who may read the stack, and is gone once it disconnects.
+pub async fn viewers_show_in_presence_while_connected(target: Target) {
+    let srv = TestServer::start(target).await;
+    let sockets = srv.sockets().await;
+    let c = srv.client();
+    let org = srv.user.clone();
+    create_stacks(&c, &org, ["dev".to_string()]).await;
+    let presence = format!("/api/orgs/{org}/presence");
+    let viewers =
+        |r: crate::server::Reply| r.json()["viewers"].as_array().cloned().unwrap_or_default();
+    assert!(viewers(c.get(&presence).await).is_empty());
+    let s = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}&stack=proj/dev"))
+        .await
+        .expect("connects");
+    let _org_wide = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}"))
+        .await
+        .expect("connects");
+    let seen = viewers(c.get(&presence).await);
+    assert_eq!(seen.len(), 1, "only the stack's watcher is a viewer: {seen:?}");
+    assert_eq!(
+        (seen[0]["user"].as_str(), seen[0]["stack"].as_str()),
+        (Some(org.as_str()), Some("proj/dev"))
+    );
+    assert!(seen[0]["since"].as_i64().is_some_and(|t| t > 0), "{seen:?}");
+    // Someone who may not read the stack does not see its viewers.
+    let outsider_token = user_with_token(&srv, "olga-ws").await;
+    let r = c.post(&format!("/api/orgs/{org}/members/olga-ws"), &json!({"role": "member"})).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = c.patch(&format!("/api/orgs/{org}"), &json!({"defaultStackPermission": "none"})).await;
+    assert_eq!(r.status, 204, "{r:?}");
+    let olga = srv.client_with(Some(&outsider_token));
+    assert!(viewers(olga.get(&presence).await).is_empty(), "no read, no viewers");
+    s.close().await;
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = viewers(c.get(&presence).await);
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "a viewer who disconnects is gone: {left:?}");
     sockets.stop().await;
     srv.stop().await;
 }

@@ -136,6 +136,7 @@ async fn connect(app: &App, req: &SocketRequest) -> Result<()> {
             scope.update_id = Some(update_id);
         }
         scope.stack_id = Some(found.id);
+        scope.stack_name = Some(format!("{}/{}", r.project, r.stack));
     } else if param(&req.query, "update").is_some() {
         return Err(Error::BadRequest(
             "an update scope needs its stack: &stack=<project>/<stack>".into(),

@@ -139,6 +139,9 @@ enum Command {
         /// Changes per row (each reader receives every one).
         #[arg(long, default_value_t = 50)]
         changes: usize,
+        /// Readers hold the event stream's WebSocket open instead of long-polling.
+        #[arg(long)]
+        ws: bool,
     },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
@@ -224,25 +227,40 @@ async fn run(command: Command) -> load::Result<()> {
             println!("{}", breakdown(backend, n, pad_kb * 1024, runs).await?);
             Ok(())
         }
-        Command::Feed { backend, clients, changes } => {
+        Command::Feed { backend, clients, changes, ws } => {
             let server = LocalServer::start(match backend {
                 BackendArg::Embedded => LocalBackend::Embedded,
                 BackendArg::Aws => LocalBackend::Moto,
             })
             .await?;
             println!(
-                "| backend | readers | changes | p50 | p99 | max |\n|---|---:|---:|---:|---:|---:|"
+                "| backend | readers | changes | p50 | p99 | max | per change: table reads, writes, pushes |\n|---|---:|---:|---:|---:|---:|---|"
             );
             for n in clients {
-                let m = load::feed_latency::measure(&server.endpoint, n, changes).await?;
+                let (ep, counters) = (&server.endpoint, Some(server.counters.as_ref()));
+                let m = match ws {
+                    true => {
+                        let url = &server.ws_url;
+                        load::feed_latency::measure_ws(ep, url, n, changes, counters).await?
+                    }
+                    false => load::feed_latency::measure(ep, n, changes, counters).await?,
+                };
+                let d = m.ops.unwrap_or_default();
+                let per = |x: u64| x as f64 / changes as f64;
+                let reads = d.meta_gets + d.meta_queries;
+                let writes = d.meta_puts + d.meta_deletes + d.meta_transactions;
                 println!(
-                    "| {} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                    "| {}{} | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1}, {:.1}, {:.1} |",
                     backend_label(backend),
+                    if ws { " (WebSocket)" } else { " (long-poll)" },
                     m.clients,
                     m.changes,
                     m.p50_ms,
                     m.p99_ms,
-                    m.max_ms
+                    m.max_ms,
+                    per(reads),
+                    per(writes),
+                    per(d.push_calls)
                 );
             }
             server.stop().await;

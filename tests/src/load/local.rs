@@ -18,7 +18,10 @@ pub struct LocalServer {
     pub counters: Arc<Counters>,
     /// The application it serves (counted ports), for direct timings of single stages.
     pub app: Arc<stackhouse::App>,
+    /// `ws://…` of its event-stream WebSocket (served with the fan-out job running).
+    pub ws_url: String,
     server: Option<local_emulator::server::Server>,
+    sockets: Option<(local_emulator::sockets::SocketServer, local_emulator::jobs::JobRunner)>,
     data_dir: Option<std::path::PathBuf>,
     _moto: Option<crate::moto::MotoServer>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -129,11 +132,23 @@ impl LocalServer {
         };
         local_emulator::bootstrap::run(&app, &b).await.map_err(|e| format!("bootstrap: {e}"))?;
         let server = local_emulator::server::serve(listener, app.clone(), served.verifier)?;
+        let ws_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("bind a free port: {e}"))?;
+        let sockets = local_emulator::sockets::serve(ws_listener, app.clone(), served.hub)?;
+        let ws_url = format!("ws://{}", sockets.addr);
+        let fanout = local_emulator::jobs::RunnerConfig {
+            jobs: vec![&stackhouse::jobs::table::JOB_FEED_FANOUT],
+            ..Default::default()
+        };
+        let fanout = local_emulator::jobs::start(app.clone(), &fanout);
         Ok(LocalServer {
             endpoint: Endpoint { base, token, org },
             counters,
             app,
+            ws_url,
             server: Some(server),
+            sockets: Some((sockets, fanout)),
             data_dir,
             _moto: moto,
             runtime: None,
@@ -142,6 +157,18 @@ impl LocalServer {
 
     /// Stops the server and removes its data.
     pub async fn stop(mut self) {
+        if let Some((sockets, fanout)) = self.sockets.take() {
+            let both = async move {
+                sockets.stop().await;
+                fanout.stop().await;
+            };
+            match &self.runtime {
+                Some(rt) => {
+                    let _ = rt.spawn(both).await;
+                }
+                None => both.await,
+            }
+        }
         if let Some(s) = self.server.take() {
             match &self.runtime {
                 Some(rt) => {

@@ -95,6 +95,24 @@ pub async fn list(ctx: Ctx) -> Result<Reply> {
 pub(crate) struct Presence {
     /// The running updates the caller may see.
     updates: Vec<RunningUpdate>,
+    /// Who watches a stack the caller may see over the event stream's WebSocket.
+    viewers: Vec<Viewer>,
+}
+
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "StackViewer"))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Viewer {
+    /// Who.
+    user: String,
+    /// `<project>/<stack>`.
+    stack: String,
+    /// The update they watch, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_id: Option<String>,
+    /// When they connected (Unix seconds).
+    since: i64,
 }
 
 #[derive(Serialize)]
@@ -137,5 +155,10 @@ pub async fn presence(ctx: Ctx) -> Result<Reply> {
             }
         })
         .collect();
-    Reply::json(&Presence { updates })
+    let viewers = feed::presence::viewers(&ctx.app, ctx.caller.principal()?, org.as_str())
+        .await?
+        .into_iter()
+        .map(|v| Viewer { user: v.user, stack: v.stack, update_id: v.update_id, since: v.since })
+        .collect();
+    Reply::json(&Presence { updates, viewers })
 }

@@ -6,6 +6,10 @@
 //! transaction and deleted in its end transaction (`reaper::release_ops`), so it never names an
 //! ended update; the heartbeat is read from each update item (renewals do not touch the index).
 //! Updates started before this index existed do not show.
+//!
+//! Console viewers are the event stream's WebSocket connections scoped to a stack (or to an
+//! update of it): shown while connected, gone when the socket closes (or, if `$disconnect`
+//! never came, when API Gateway's 2-hour limit has passed and the record expires).
 
 use crate::app::App;
 use crate::error::Result;
@@ -95,4 +99,45 @@ pub async fn running(app: &App, principal: &Principal, org: &str) -> Result<Vec<
             None => return Ok(out),
         }
     }
+}
+
+/// Someone watching a stack over the event stream's WebSocket (a console page, a CLI tail).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Viewer {
+    /// Who (the login their token acts as).
+    pub user: String,
+    /// `<project>/<stack>` as it was named when they connected.
+    pub stack: String,
+    /// The update they watch, if any.
+    pub update_id: Option<String>,
+    /// When they connected (Unix seconds).
+    pub since: i64,
+}
+
+/// The stack-scoped WebSocket connections of `org` on stacks `principal` may read.
+pub async fn viewers(app: &App, principal: &Principal, org: &str) -> Result<Vec<Viewer>> {
+    let meta = app.ports.meta.as_ref();
+    let mut access = OrgAccess::resolve(meta, principal, org).await?;
+    access.require_member()?;
+    let now = app.clock.now();
+    let mut out = Vec::new();
+    for c in super::sockets::list(app, org).await? {
+        let (Some(id), Some(stack)) = (&c.scope.stack_id, &c.scope.stack_name) else { continue };
+        // A record past its time is a socket that closed without `$disconnect`.
+        if c.connected + super::sockets::CONNECTION_TTL_SECONDS <= now {
+            continue;
+        }
+        let perm =
+            access.stack_permission_by_id(meta, id.as_str(), None, StackPermission::Read).await?;
+        if perm < StackPermission::Read {
+            continue;
+        }
+        out.push(Viewer {
+            user: c.principal.login().to_string(),
+            stack: stack.clone(),
+            update_id: c.scope.update_id.as_ref().map(|u| u.to_string()),
+            since: c.connected,
+        });
+    }
+    Ok(out)
 }

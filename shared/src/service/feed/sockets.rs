@@ -28,6 +28,8 @@ pub struct Scope {
     pub after: i64,
     /// Only the events of this stack (its immutable id).
     pub stack_id: Option<StackId>,
+    /// That stack's `<project>/<stack>` when the client connected (what presence shows).
+    pub stack_name: Option<String>,
     /// Only the events of this update of that stack, and its engine events live.
     pub update_id: Option<UpdateId>,
 }
@@ -45,6 +47,8 @@ pub struct Connection {
     pub scope: Scope,
     /// Whether it has had its backlog: from then on it follows the organization's fan-out.
     pub caught_up: bool,
+    /// When it connected (Unix seconds).
+    pub connected: i64,
 }
 
 /// Records a connection of `principal` to `org`'s stream, after checking that they are a
@@ -76,6 +80,9 @@ pub async fn open(
     }
     if let Some(id) = &scope.stack_id {
         record.set("stack_id", Value::S(id.to_string()));
+    }
+    if let Some(name) = &scope.stack_name {
+        record.set("stack_name", Value::S(name.clone()));
     }
     let mut own = Item::new(item_keys::socket_pk(connection), item_keys::SOCKET_SK)
         .with("org", Value::S(org.to_string()))
@@ -205,8 +212,10 @@ fn from_item(org: &str, item: &Item) -> Option<Connection> {
         scope: Scope {
             after: item.n("cursor").unwrap_or(0),
             stack_id: item.s("stack_id").map(|s| StackId::from_stored(s.to_string())),
+            stack_name: item.s("stack_name").map(str::to_string),
             update_id: item.s("update_id").map(|s| UpdateId::from_stored(s.to_string())),
         },
         caught_up: matches!(item.attrs.get("caught_up"), Some(Value::Bool(true))),
+        connected: item.n("connected").unwrap_or(0),
     })
 }
