@@ -33,6 +33,7 @@ macro_rules! socket_tests {
             an_update_watcher_gets_its_engine_events_live,
             bad_handshakes_are_refused_and_store_nothing,
             ping_gets_pong,
+            a_revoked_token_loses_its_socket,
             viewers_show_in_presence_while_connected
         );
     };
@@ -477,6 +478,37 @@ pub async fn viewers_show_in_presence_while_connected(target: Target) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(left.is_empty(), "a viewer who disconnects is gone: {left:?}");
+    sockets.stop().await;
+    srv.stop().await;
+}
+
+/// A socket opened with a token that is then revoked is told so and closed at the next event,
+/// as the token's requests are refused from then on.
+pub async fn a_revoked_token_loses_its_socket(target: Target) {
+    let srv = TestServer::start(target).await;
+    let sockets = srv.sockets().await;
+    let c = srv.client();
+    let org = srv.user.clone();
+    let r = c.post("/api/user/tokens", &json!({"description": "tail", "expires": 0})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let made = r.json();
+    let (id, value) =
+        (made["id"].as_str().expect("id"), made["tokenValue"].as_str().expect("value"));
+    let mut s =
+        Socket::connect(&sockets.url, Some(value), &format!("org={org}")).await.expect("connects");
+    create_stacks(&c, &org, ["seen".to_string()]).await;
+    assert_eq!(s.events(1).await[0]["stack"], "seen");
+    assert_eq!(c.delete(&format!("/api/user/tokens/{id}")).await.status, 204);
+    create_stacks(&c, &org, ["unseen".to_string()]).await;
+    let mut frames = Vec::new();
+    while let Some(frame) = s.next(PATIENCE).await {
+        frames.push(frame);
+    }
+    assert!(
+        frames.iter().all(|f| f["type"] != "event"),
+        "nothing after the revocation: {frames:?}"
+    );
+    assert_eq!(frames.last().map(|f| f["type"].clone()), Some(json!("closing")), "{frames:?}");
     sockets.stop().await;
     srv.stop().await;
 }

@@ -142,7 +142,8 @@ async fn connect(app: &App, req: &SocketRequest) -> Result<()> {
             "an update scope needs its stack: &stack=<project>/<stack>".into(),
         ));
     }
-    sockets::open(app, principal, org.as_str(), &scope, &req.connection).await
+    let hash = identity::hash_token(token);
+    sockets::open(app, principal, &hash, org.as_str(), &scope, &req.connection).await
 }
 
 async fn message(app: &App, req: &SocketRequest) -> Result<()> {

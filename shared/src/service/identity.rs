@@ -159,10 +159,7 @@ pub async fn authenticate_token(meta: &dyn MetadataStore, token: &str, now: i64)
     let hash = hash_token(token);
     let item =
         meta.get(&item_keys::token_pk(&hash), item_keys::TOKEN_SK).await?.ok_or_else(invalid)?;
-    if item.bool("revoked") == Some(true) {
-        return Err(invalid());
-    }
-    if matches!(item.n("expires"), Some(exp) if exp > 0 && exp <= now) {
+    if !usable(&item, now) {
         return Err(invalid());
     }
     let subject = match item.s("kind").unwrap_or(TOKEN_KIND_PERSONAL) {
@@ -184,6 +181,19 @@ pub async fn authenticate_token(meta: &dyn MetadataStore, token: &str, now: i64)
     };
     record_last_used(meta, item, now).await;
     Ok(Caller::Token(principal))
+}
+
+/// Whether a stored token item may still authenticate: not revoked, not expired.
+fn usable(item: &Item, now: i64) -> bool {
+    item.bool("revoked") != Some(true)
+        && !matches!(item.n("expires"), Some(exp) if exp > 0 && exp <= now)
+}
+
+/// Whether the token with this SHA-256 still authenticates (it may have been revoked or have
+/// expired since it was presented): for what outlives a request, such as a WebSocket.
+pub async fn token_still_valid(meta: &dyn MetadataStore, hash: &str, now: i64) -> Result<bool> {
+    let item = meta.get(&item_keys::token_pk(hash), item_keys::TOKEN_SK).await?;
+    Ok(item.is_some_and(|item| usable(&item, now)))
 }
 
 /// How stale a token's stored last-used time may get before a request writes it again: at most

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::names::UpdateId;
 use crate::ports::{Condition, MetaError, PushError, Query, SortKey, Update, Value};
 use crate::service::access::OrgAccess;
-use crate::service::identity::Role;
+use crate::service::identity::{token_still_valid, Role};
 use crate::service::item_keys;
 
 /// Events read per round of a run.
@@ -115,14 +115,19 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
     let mut plans = Vec::new();
     for c in connections {
         let start = if c.caught_up { sent_to } else { c.scope.after };
-        let key = format!("{:?}", c.principal.subject);
+        // Per token: a revoked token loses its sockets as its requests lose their answers.
+        let key = c.token_hash.clone();
         if !access.contains_key(&key) {
-            let resolved =
-                match OrgAccess::resolve(app.ports.meta.as_ref(), &c.principal, org).await {
+            let meta = app.ports.meta.as_ref();
+            let resolved = if !token_still_valid(meta, &c.token_hash, app.clock.now()).await? {
+                None
+            } else {
+                match OrgAccess::resolve(meta, &c.principal, org).await {
                     Ok(a) => a.require_member().ok().map(|role| (a, role)),
                     Err(Error::NotFound(_)) => None,
                     Err(e) => return Err(e),
-                };
+                }
+            };
             access.insert(key.clone(), resolved);
         }
         let Some(Some((org_access, role))) = access.get_mut(&key) else {
@@ -206,7 +211,8 @@ async fn deliver(app: &App, plan: &Plan) -> Delivered {
     let push = app.ports.push.as_ref();
     let id = plan.connection.id.as_str();
     if plan.revoked {
-        let _ = push.send(id, &wire::closing_frame("access to this organization ended")).await;
+        let why = "the access token was revoked or expired, or access to the organization ended";
+        let _ = push.send(id, &wire::closing_frame(why)).await;
         let _ = push.close(id).await;
         return Delivered::Gone(0);
     }

@@ -43,6 +43,9 @@ pub struct Connection {
     pub org: String,
     /// Who connected (visibility is decided for them on every fan-out).
     pub principal: Principal,
+    /// The SHA-256 of the access token they connected with (the key its item is stored
+    /// under): fan-out stops sending once it is revoked or expired.
+    pub token_hash: String,
     /// What it receives.
     pub scope: Scope,
     /// Whether it has had its backlog: from then on it follows the organization's fan-out.
@@ -57,6 +60,7 @@ pub struct Connection {
 pub async fn open(
     app: &App,
     principal: &Principal,
+    token_hash: &str,
     org: &str,
     scope: &Scope,
     connection: &str,
@@ -69,6 +73,7 @@ pub async fn open(
         .with("connection", Value::S(connection.to_string()))
         .with("token_id", Value::S(principal.token_id.clone()))
         .with("token_name", Value::S(principal.token_name.clone()))
+        .with("token_hash", Value::S(token_hash.to_string()))
         .with("cursor", Value::N(scope.after))
         .with("caught_up", Value::Bool(false))
         .with("connected", Value::N(now))
@@ -209,6 +214,7 @@ fn from_item(org: &str, item: &Item) -> Option<Connection> {
             token_id: item.s("token_id").unwrap_or_default().to_string(),
             token_name: item.s("token_name").unwrap_or_default().to_string(),
         },
+        token_hash: item.s("token_hash").unwrap_or_default().to_string(),
         scope: Scope {
             after: item.n("cursor").unwrap_or(0),
             stack_id: item.s("stack_id").map(|s| StackId::from_stored(s.to_string())),
