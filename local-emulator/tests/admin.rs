@@ -49,7 +49,8 @@ fn token_of(dir: &Path, name: &str, org: &str, role: &str) -> String {
 fn serve(dir: &Path) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_local-emulator"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--ws-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
         .arg(dir)
         .env_remove("STACKHOUSE_BOOTSTRAP_TOKEN")
         .env_remove("STACKHOUSE_BOOTSTRAP_USER")

@@ -35,7 +35,8 @@ fn run_serve(url: &str, envs: &[(&str, String)]) -> (bool, String) {
     let err_path = temp_file("stderr");
     let err = std::fs::File::create(&err_path).expect("create stderr file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_local-emulator"));
-    cmd.args(["--backend", "aws", "--listen", "127.0.0.1:0", "--aws-endpoint-url", url, "serve"])
+    cmd.args(["--backend", "aws", "--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"])
+        .args(["--aws-endpoint-url", url, "serve"])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")

@@ -32,13 +32,19 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn start(data_dir: &PathBuf, envs: &[(&str, &str)]) -> Emulator {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_local-emulator"));
-    cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .env_remove("STACKHOUSE_BOOTSTRAP_TOKEN")
-        .env_remove("STACKHOUSE_BOOTSTRAP_USER")
-        .env_remove("STACKHOUSE_BOOTSTRAP_ORG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--ws-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .env_remove("STACKHOUSE_BOOTSTRAP_TOKEN")
+    .env_remove("STACKHOUSE_BOOTSTRAP_USER")
+    .env_remove("STACKHOUSE_BOOTSTRAP_ORG")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -211,7 +217,7 @@ async fn dlq_list_and_redrive_on_the_embedded_backend() {
 fn a_setting_that_does_not_parse_stops_the_start() {
     let dir = temp_dir("badenv");
     let out = Command::new(env!("CARGO_BIN_EXE_local-emulator"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
         .env("STACKHOUSE_LEASE_SECONDS", "5m")
         .env("STACKHOUSE_JOURNALING", "maybe")

@@ -27,7 +27,6 @@ macro_rules! socket_tests {
         $crate::socket_tests!(@each $target;
             backlog_then_live_events_in_order,
             resuming_after_a_drop_gets_each_event_once,
-            a_long_backlog_comes_whole_beside_live_clients,
             without_after_only_what_happens_next,
             members_get_only_what_they_may_read,
             an_update_watcher_gets_its_engine_events_live,
@@ -211,7 +210,9 @@ pub async fn resuming_after_a_drop_gets_each_event_once(target: Target) {
 }
 
 /// A client connecting with a backlog longer than one fan-out page gets all of it, in order,
-/// while a client that was connected all along gets each event once too.
+/// while a client that was connected all along gets each event once too. Run on the embedded
+/// backend only: writing 1,100 events through moto takes minutes, and fan-out's paging makes
+/// the same port calls on either backend.
 pub async fn a_long_backlog_comes_whole_beside_live_clients(target: Target) {
     use stackhouse::service::feed::{append, NewEvent};
     let srv = TestServer::start(target).await;

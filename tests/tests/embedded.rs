@@ -69,6 +69,12 @@ mod feed {
 /// The event stream's WebSocket suite on the embedded backend.
 mod sockets {
     stackhouse_tests::socket_tests!(|_| stackhouse_tests::server::Target::Embedded);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_long_backlog_comes_whole_beside_live_clients() {
+        let target = stackhouse_tests::server::Target::Embedded;
+        stackhouse_tests::sockets::a_long_backlog_comes_whole_beside_live_clients(target).await;
+    }
 }
 
 /// The rate limit suite on the embedded backend.

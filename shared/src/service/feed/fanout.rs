@@ -17,6 +17,7 @@
 //! `seq` they already have.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -111,6 +112,8 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
     // Whether a principal may see an event, decided once per round (connections of one token
     // share it: a console open in many tabs, a thousand clients of one bot).
     let mut seen: HashMap<(String, i64), bool> = HashMap::new();
+    // Each event's frame, serialised once for every connection that gets it.
+    let mut framed: HashMap<i64, Arc<str>> = HashMap::new();
     // Visibility first (it may read the store), then the pushes, concurrently per connection.
     let mut plans = Vec::new();
     for c in connections {
@@ -146,7 +149,8 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
                 }
             };
             if visible {
-                frames.push((e.seq, wire::event_frame(e)));
+                let frame = framed.entry(e.seq).or_insert_with(|| wire::event_frame(e).into());
+                frames.push((e.seq, frame.clone()));
             }
         }
         plans.push(Plan { connection: c, frames, last: upto.max(start), revoked: false });
@@ -191,7 +195,7 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
 struct Plan {
     connection: Connection,
     /// `(seq, frame)` in order.
-    frames: Vec<(i64, String)>,
+    frames: Vec<(i64, Arc<str>)>,
     /// The last event number looked at for it.
     last: i64,
     /// It lost its access: told so and closed.
