@@ -239,10 +239,12 @@ pub async fn feed_fanout(
             }
         }
     }
-    if failed > 0 {
-        // The stream retries the batch: what was sent is not sent twice (connections' cursors).
+    if failed > 0 || total.failed > 0 {
+        // The stream retries the batch (the emulator, its organizations): what was sent is not
+        // sent twice (each connection's position), and refused pushes are tried again.
         return Err(crate::Error::Unavailable(format!(
-            "fan-out failed for {failed} organizations"
+            "fan-out failed for {failed} organizations and {} connections",
+            total.failed
         )));
     }
     Ok(total)

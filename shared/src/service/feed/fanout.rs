@@ -77,10 +77,16 @@ pub async fn run(app: &App, org: &str) -> Result<Report> {
             report.busy = true;
             return Ok(report);
         };
+        let failed_before = report.failed;
         let round = round(app, org, sent_to, &mut report).await;
         let reached = round.as_ref().map_or(sent_to, |upto| (*upto).max(sent_to));
         release(app, org, &holder, reached).await?;
         round?;
+        if report.failed > failed_before {
+            // The gateway refused some pushes: those connections catch up on the next run
+            // rather than in a tight loop here.
+            return Ok(report);
+        }
         // Look again after letting go: what a run stopped by our lease was woken for (a new
         // event, a new connection) shows here.
         if super::counter(app.ports.meta.as_ref(), org).await? <= reached
