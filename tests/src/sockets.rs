@@ -32,6 +32,7 @@ macro_rules! socket_tests {
             an_update_watcher_gets_its_engine_events_live,
             bad_handshakes_are_refused_and_store_nothing,
             ping_gets_pong,
+            a_refused_push_is_sent_again_once,
             a_revoked_token_loses_its_socket,
             viewers_show_in_presence_while_connected
         );
@@ -510,6 +511,67 @@ pub async fn a_revoked_token_loses_its_socket(target: Target) {
         "nothing after the revocation: {frames:?}"
     );
     assert_eq!(frames.last().map(|f| f["type"].clone()), Some(json!("closing")), "{frames:?}");
+    sockets.stop().await;
+    srv.stop().await;
+}
+
+/// Fails the next `n` pushes as a gateway outage would (`Unavailable`), then delegates.
+struct FlakyPush {
+    inner: std::sync::Arc<dyn stackhouse::ports::Push>,
+    fail_next: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl stackhouse::ports::Push for FlakyPush {
+    async fn send(
+        &self,
+        connection: &str,
+        frame: &str,
+    ) -> Result<(), stackhouse::ports::PushError> {
+        use std::sync::atomic::Ordering;
+        let armed =
+            self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if armed.is_ok() {
+            return Err(stackhouse::ports::PushError::Unavailable(
+                "gateway down for the test".into(),
+            ));
+        }
+        self.inner.send(connection, frame).await
+    }
+    async fn close(&self, connection: &str) -> Result<(), stackhouse::ports::PushError> {
+        self.inner.close(connection).await
+    }
+}
+
+/// A push the gateway refuses is sent again by a later run: the client gets every event once,
+/// in order, only a little later.
+pub async fn a_refused_push_is_sent_again_once(target: Target) {
+    let fail_next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let arm = fail_next.clone();
+    let srv = TestServer::start_wrapped(
+        target,
+        stackhouse::app::Settings::default(),
+        move |mut ports| {
+            ports.push = std::sync::Arc::new(FlakyPush { inner: ports.push, fail_next });
+            ports
+        },
+    )
+    .await;
+    let sockets = srv.sockets().await;
+    let c = srv.client();
+    let org = srv.user.clone();
+    let mut s = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}&after=0"))
+        .await
+        .expect("connects");
+    create_stacks(&c, &org, ["one".to_string()]).await;
+    assert_eq!(seqs(&s.events(1).await), [1]);
+    arm.store(1, std::sync::atomic::Ordering::SeqCst);
+    create_stacks(&c, &org, ["two".to_string()]).await;
+    create_stacks(&c, &org, ["three".to_string()]).await;
+    let got = s.events(2).await;
+    assert_eq!(seqs(&got), [2, 3], "sent again after the refusal, once each: {got:?}");
+    assert_eq!(arm.load(std::sync::atomic::Ordering::SeqCst), 0, "the refusal happened");
+    assert!(s.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
     sockets.stop().await;
     srv.stop().await;
 }
