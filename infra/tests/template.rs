@@ -193,7 +193,12 @@ fn every_socket_route_has_its_function_integration_route_and_permission() {
     for socket in SOCKETS {
         let ids = routed.remove(socket.route_key).unwrap_or_default();
         let expected_id = format!("{}Function", stackhouse_infra::pascal(socket.name));
-        assert_eq!(ids, [expected_id.clone()], "{} is served by {ids:?}", socket.route_key);
+        assert_eq!(
+            ids,
+            std::slice::from_ref(&expected_id),
+            "{} is served by {ids:?}",
+            socket.route_key
+        );
         let f = &resources[&expected_id];
         assert_eq!(f["Type"], "AWS::Serverless::Function");
         assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], socket.name);
