@@ -32,6 +32,7 @@ const ROOT_NAMES: &[(&str, &str)] = &[
     ("batch", "jobs"),
     ("manual", "jobs"),
     ("scheduled", "jobs"),
+    ("stream", "jobs"),
     ("Error", "error"),
     ("App", "app"),
 ];
