@@ -1,6 +1,7 @@
 //! The Lambda transport, as the emulator owns its HTTP server: running one route as a Lambda
-//! function behind an API Gateway HTTP API, and one job as a
-//! Lambda function behind a schedule or a queue ([`run_job`]).
+//! function behind an API Gateway HTTP API, one job as a Lambda function behind a schedule, a
+//! queue or the table's stream ([`run_job`]), and one event-stream socket route behind API
+//! Gateway's WebSocket API ([`serve_socket`], module `socket`).
 //!
 //! # Payload limits (docs/ARCHITECTURE.md, Payload limits)
 //!
@@ -28,6 +29,9 @@ use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
 use stackhouse::ports::Ports;
 use stackhouse::telemetry::metrics::{emf_line, job_emf_line, now_ms, JobRun};
+
+mod socket;
+pub use socket::{handle_socket, serve_socket, SocketReply};
 
 /// The error type of a function binary's `main`.
 pub use lambda_http::Error;
@@ -150,7 +154,7 @@ pub fn run_job(
     })
 }
 
-/// A function's start, the same for routes and jobs: JSON logs, then its ports and settings
+/// A function's start, the same for routes, jobs and socket routes: JSON logs, then its ports and settings
 /// from its environment ([`stackhouse::config::VARS`]): AWS adapters for what `needs` uses,
 /// `Undeclared` stubs for the rest. `needs` is the constant the binary passed; it must be what
 /// the table declares for `function` (`declared`). A variable that does not parse fails the

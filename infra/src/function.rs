@@ -1,25 +1,77 @@
 //! One function's resources in its nested stack: the function, its role, its log group, and for
-//! a route its HTTP API integration, route and invoke permission.
+//! a route its HTTP API integration, route and invoke permission (for a socket route the same
+//! on the WebSocket API).
 //!
 //! Shared resources are parameters of the nested stack ([`crate::shared_parameters`]): the API
-//! id `HttpApi`, the table and bucket names and ARNs, the key's ARN, each queue's ARN, the root
-//! stack's name (`RootStackName`, which names the log groups) and the settings.
+//! ids `HttpApi` and `WebSocketApi` (with its stage `WebSocketStage`), the table and bucket
+//! names and ARNs, the table's stream, the key's ARN, each queue's ARN, the root stack's name
+//! (`RootStackName`, which names the log groups) and the settings.
 
 use serde_json::{json, Map, Value};
 use stackhouse::ports::queue::default_queues;
 
 use super::functions::{pascal, rate_expression, Event, FunctionSpec};
-use super::iam::{bookkeeping_statement, statement, statements, LOG_ACTIONS, POLICY_VERSION};
+use super::iam::{
+    bookkeeping_statement, statement, statements, stream_statements, LOG_ACTIONS, POLICY_VERSION,
+};
 use super::resources::{get_att, queue_arn_parameter, r#ref, sub};
 
 /// API Gateway's longest wait for an HTTP API integration, in milliseconds.
 const INTEGRATION_TIMEOUT_MS: u32 = 30_000;
 
-/// The event sources SAM wires for a job (a schedule or a queue); routes get their own HTTP
-/// resources from [`http_resources`] instead.
+/// API Gateway's longest wait for a WebSocket API integration, in milliseconds.
+const SOCKET_INTEGRATION_TIMEOUT_MS: u32 = 29_000;
+
+/// How often Lambda retries a failed batch of the table's stream before it drops it. Bounded,
+/// so one organization whose fan-out keeps failing cannot hold up its shard (and every other
+/// organization's events behind it) for the stream's whole 24 hours; dropping loses nothing,
+/// because the next event of that organization triggers a run that sends everything after its
+/// fan-out cursor (docs/ARCHITECTURE.md, Background jobs).
+pub const STREAM_MAX_RETRIES: u32 = 5;
+
+/// An event pattern of a stream's filter: inserts whose `pk` and `sk` start with the prefixes.
+pub fn stream_filter_pattern(pk: &str, sk: &str) -> String {
+    json!({
+        "eventName": ["INSERT"],
+        "dynamodb": {"Keys": {
+            "pk": {"S": [{"prefix": pk}]},
+            "sk": {"S": [{"prefix": sk}]},
+        }},
+    })
+    .to_string()
+}
+
+/// The event sources SAM wires for a job (a schedule, a queue or the table's stream); routes
+/// get their own API resources from [`http_resources`] and [`socket_resources`] instead.
 fn job_event(event: &Event) -> Option<(String, Value)> {
     match event {
-        Event::HttpApi { .. } => None,
+        Event::HttpApi { .. } | Event::WebSocket { .. } => None,
+        Event::Stream { inserts, batch_size } => {
+            let filters: Vec<Value> = inserts
+                .iter()
+                .map(|(pk, sk)| json!({"Pattern": stream_filter_pattern(pk, sk)}))
+                .collect();
+            Some((
+                "Stream".to_string(),
+                json!({
+                    "Type": "DynamoDB",
+                    "Properties": {
+                        "Stream": r#ref("TableStreamArn"),
+                        // New writes only: what was written before the function existed has
+                        // no connection waiting for it.
+                        "StartingPosition": "LATEST",
+                        "BatchSize": batch_size,
+                        // Lambda drops the other records before invoking (and bills nothing
+                        // for them): the function is never woken by its own writes.
+                        "FilterCriteria": {"Filters": filters},
+                        "MaximumRetryAttempts": STREAM_MAX_RETRIES,
+                        // A failing batch is split until the failing organization's records
+                        // are alone, so the others get through.
+                        "BisectBatchOnFunctionError": true,
+                    },
+                }),
+            ))
+        }
         Event::Schedule { every_seconds } => Some((
             "Schedule".to_string(),
             json!({
@@ -106,12 +158,74 @@ fn http_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
     }
 }
 
+/// The ARN of one WebSocket route, for the invoke permission: any stage, that route key.
+fn socket_source_arn(route_key: &str) -> Value {
+    sub(&format!(
+        "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{WebSocketApi}}/*/{route_key}"
+    ))
+}
+
+/// A socket route's integration (Lambda proxy), its route on the WebSocket API and the
+/// permission letting API Gateway invoke the function for that route only. `$connect` has no
+/// authorizer: the function checks the access token itself, as an HTTP route does, and refuses
+/// the connection with Pulumi's error body.
+fn socket_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
+    let id = f.logical_id();
+    for event in &f.events {
+        let Event::WebSocket { route_key } = event else { continue };
+        resources.insert(
+            format!("{id}Integration"),
+            json!({
+                "Type": "AWS::ApiGatewayV2::Integration",
+                "Properties": {
+                    "ApiId": r#ref("WebSocketApi"),
+                    "IntegrationType": "AWS_PROXY",
+                    // A WebSocket API invokes Lambda through the invocation URI, not the ARN.
+                    "IntegrationUri": sub(&format!(
+                        "arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/\
+                         2015-03-31/functions/${{{id}.Arn}}/invocations"
+                    )),
+                    "TimeoutInMillis": SOCKET_INTEGRATION_TIMEOUT_MS,
+                },
+            }),
+        );
+        resources.insert(
+            format!("{id}Route"),
+            json!({
+                "Type": "AWS::ApiGatewayV2::Route",
+                "Properties": {
+                    "ApiId": r#ref("WebSocketApi"),
+                    "RouteKey": route_key,
+                    "AuthorizationType": "NONE",
+                    "OperationName": f.name,
+                    "Target": sub(&format!("integrations/${{{id}Integration}}")),
+                },
+            }),
+        );
+        resources.insert(
+            format!("{id}Permission"),
+            json!({
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": r#ref(&id),
+                    "Principal": "apigateway.amazonaws.com",
+                    "SourceArn": socket_source_arn(route_key),
+                },
+            }),
+        );
+    }
+}
+
 /// Every resource of one function, into its nested stack's `resources`.
 pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
     let id = f.logical_id();
     let mut policy = statements(&f.needs);
     if f.token_auth {
         policy.push(bookkeeping_statement());
+    }
+    if f.events.iter().any(|e| matches!(e, Event::Stream { .. })) {
+        policy.extend(stream_statements());
     }
     policy.push(statement("Logs", LOG_ACTIONS, vec![get_att(&f.log_group_id(), "Arn")]));
     resources.insert(
@@ -176,7 +290,7 @@ pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, V
         },
     });
     if events.is_empty() {
-        // A route (its trigger is the HTTP resources below) or invoked by hand: SAM wants no
+        // A route (its trigger is the API resources below) or invoked by hand: SAM wants no
         // `Events` at all rather than an empty map.
         if let Some(props) = function["Properties"].as_object_mut() {
             props.remove("Events");
@@ -189,11 +303,29 @@ pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, V
     }
     resources.insert(id, function);
     http_resources(f, resources);
+    socket_resources(f, resources);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_socket_source_arn_names_its_route_key_on_any_stage() {
+        assert_eq!(
+            socket_source_arn("$connect"),
+            json!({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:\
+                ${AWS::AccountId}:${WebSocketApi}/*/$connect"})
+        );
+    }
+
+    #[test]
+    fn a_stream_filter_matches_inserts_by_key_prefixes() {
+        let pattern: Value = serde_json::from_str(&stream_filter_pattern("FEED#", "E#")).unwrap();
+        assert_eq!(pattern["eventName"], json!(["INSERT"]));
+        assert_eq!(pattern["dynamodb"]["Keys"]["pk"]["S"], json!([{"prefix": "FEED#"}]));
+        assert_eq!(pattern["dynamodb"]["Keys"]["sk"]["S"], json!([{"prefix": "E#"}]));
+    }
 
     #[test]
     fn a_source_arn_names_the_route_with_wildcard_parameters() {

@@ -1,15 +1,16 @@
-//! Every Lambda function: one per route and one per job, with its events, needs and
-//! environment.
+//! Every Lambda function: one per route, one per socket route of the event stream's WebSocket
+//! API and one per job, with its events, needs and environment.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use stackhouse::api::routes::ROUTES;
+use stackhouse::api::routes::{ORG_EVENTS_LIST, ROUTES};
+use stackhouse::api::sockets::SOCKETS;
 use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 
-use super::resources::r#ref;
+use super::resources::{r#ref, sub};
 
 /// API Gateway gives an HTTP API integration at most 30 s; a function answers before that.
 /// (Jobs have their own timeouts in the job table.)
@@ -42,6 +43,19 @@ pub enum Event {
         /// Logical queue name.
         queue: String,
         /// Most messages per invocation.
+        batch_size: usize,
+    },
+    /// A route of the event stream's WebSocket API (`$connect`, `$disconnect`, `$default`).
+    WebSocket {
+        /// API Gateway's route key.
+        route_key: String,
+    },
+    /// The table's DynamoDB stream, filtered to inserts of items whose keys start with one of
+    /// the `(pk, sk)` prefix pairs.
+    Stream {
+        /// `(pk prefix, sk prefix)` of the inserts that trigger the function.
+        inserts: Vec<(String, String)>,
+        /// Most records per invocation.
         batch_size: usize,
     },
 }
@@ -85,6 +99,10 @@ pub struct FunctionSpec {
 
 /// The nested stack of the background jobs' functions.
 pub const JOBS_STACK: &str = "jobs";
+
+/// The nested stack of the socket routes' functions: the event stream's domain, beside the
+/// route that reads the stream over HTTP.
+pub const SOCKETS_STACK: &str = ORG_EVENTS_LIST.domain;
 
 impl FunctionSpec {
     /// Logical id of the function: `stack-get` → `StackGetFunction`.
@@ -134,6 +152,19 @@ pub fn base_env() -> BTreeMap<String, Value> {
     ])
 }
 
+/// [`base_env`], plus for a function that pushes to WebSocket clients the management API's
+/// endpoint: the WebSocket API's stage URL (parameters `WebSocketApi` and `WebSocketStage`).
+pub fn env_for(needs: &Needs) -> BTreeMap<String, Value> {
+    let mut env = base_env();
+    if needs.push != Access::None {
+        env.insert(
+            "STACKHOUSE_WEBSOCKET_ENDPOINT".to_string(),
+            sub("https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketStage}"),
+        );
+    }
+    env
+}
+
 pub(super) fn memory_for(needs: &Needs) -> u32 {
     if needs.blobs == Access::None {
         MEMORY_MB
@@ -142,8 +173,8 @@ pub(super) fn memory_for(needs: &Needs) -> u32 {
     }
 }
 
-/// Every function of the template: one per route of the route table, then one per job of the
-/// job table.
+/// Every function of the template: one per route of the route table, one per socket route,
+/// then one per job of the job table.
 pub fn functions() -> Vec<FunctionSpec> {
     let routes = ROUTES.iter().map(|route| FunctionSpec {
         name: route.name,
@@ -153,11 +184,27 @@ pub fn functions() -> Vec<FunctionSpec> {
             path: route.path.to_string(),
         }],
         needs: route.needs,
-        env: base_env(),
+        env: env_for(&route.needs),
         memory_mb: memory_for(&route.needs),
         timeout_seconds: TIMEOUT_SECONDS,
         token_auth: route.auth() == Auth::User,
         stack: route.domain,
+    });
+    let sockets = SOCKETS.iter().map(|socket| FunctionSpec {
+        name: socket.name,
+        description: format!(
+            "Stackhouse WebSocket {}: {} ({})",
+            socket.route_key, socket.description, socket.name
+        ),
+        events: vec![Event::WebSocket { route_key: socket.route_key.to_string() }],
+        needs: socket.needs,
+        env: env_for(&socket.needs),
+        memory_mb: memory_for(&socket.needs),
+        // A WebSocket integration gets at most 29 s as well.
+        timeout_seconds: TIMEOUT_SECONDS,
+        // `$connect` authenticates the access token (its last use is recorded).
+        token_auth: socket.route_key == "$connect",
+        stack: SOCKETS_STACK,
     });
     let jobs = JOBS.iter().map(|job| FunctionSpec {
         name: job.name,
@@ -169,15 +216,17 @@ pub fn functions() -> Vec<FunctionSpec> {
             }
             // Invoked by hand (`aws lambda invoke`): no event source.
             Trigger::Manual { .. } => vec![],
-            // TODO(stream): the table's DynamoDB stream as its event source.
-            Trigger::Stream { .. } => vec![],
+            Trigger::Stream { inserts, batch_size, .. } => vec![Event::Stream {
+                inserts: inserts.iter().map(|(pk, sk)| (pk.to_string(), sk.to_string())).collect(),
+                batch_size,
+            }],
         },
         needs: job.needs,
-        env: base_env(),
+        env: env_for(&job.needs),
         memory_mb: memory_for(&job.needs),
         timeout_seconds: job.timeout_seconds,
         token_auth: false,
         stack: JOBS_STACK,
     });
-    routes.chain(jobs).collect()
+    routes.chain(sockets).chain(jobs).collect()
 }

@@ -73,6 +73,46 @@ pub fn sqs_actions(access: Access) -> &'static [&'static str] {
     }
 }
 
+/// IAM actions on the WebSocket API's connections: posting frames to them and closing them
+/// through the management API (`POST` and `DELETE` on `@connections/{id}`).
+pub fn push_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::None => &[],
+        Access::Read | Access::Write => &["execute-api:ManageConnections"],
+    }
+}
+
+/// The connections of the WebSocket API's stage a pushing function may post to and close
+/// (parameters `WebSocketApi` and `WebSocketStage` of its nested stack), and nothing else of
+/// the API.
+pub fn push_resources() -> Vec<Value> {
+    ["POST", "DELETE"]
+        .iter()
+        .map(|verb| {
+            sub(&format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:\
+                 ${{WebSocketApi}}/${{WebSocketStage}}/{verb}/@connections/*"
+            ))
+        })
+        .collect()
+}
+
+/// What Lambda's event source mapping reads the table's stream with, under the function's
+/// role (the template names the role, so SAM adds nothing to it): the records of the stream
+/// (parameter `TableStreamArn`), and listing the table's streams, which is no call on one
+/// stream and so is granted on the table's streams (`<table ARN>/stream/*`, as DynamoDB's
+/// documentation scopes it), not on any other table's.
+pub fn stream_statements() -> Vec<Value> {
+    vec![
+        statement(
+            "Stream",
+            &["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            vec![r#ref("TableStreamArn")],
+        ),
+        statement("StreamList", &["dynamodb:ListStreams"], vec![sub("${TableArn}/stream/*")]),
+    ]
+}
+
 /// Writing to the function's own log group (it is created by the template, so no
 /// `logs:CreateLogGroup`).
 pub const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
@@ -88,7 +128,7 @@ pub(super) fn statement(sid: &str, actions: &[&str], resources: Vec<Value>) -> V
 
 /// The IAM statements a function with these needs gets, each on its resources only (named
 /// by the parameters of the function's nested stack: `TableArn`, `BucketArn`, `KeyArn`, one
-/// `<Queue>Arn` per queue).
+/// `<Queue>Arn` per queue, `WebSocketApi` and `WebSocketStage`).
 pub fn statements(needs: &Needs) -> Vec<Value> {
     let mut out = Vec::new();
     let table = dynamodb_actions(needs.meta);
@@ -111,6 +151,10 @@ pub fn statements(needs: &Needs) -> Vec<Value> {
     let key = kms_actions(needs.keys);
     if !key.is_empty() {
         out.push(statement("Key", key, vec![r#ref("KeyArn")]));
+    }
+    let push = push_actions(needs.push);
+    if !push.is_empty() {
+        out.push(statement("Push", push, push_resources()));
     }
     out
 }

@@ -8,7 +8,10 @@
 //! nested stack, and monitoring (dashboard, alarms). [`templates`] renders them all as the YAML
 //! committed under `infra/`. `cargo run -p stackhouse-infra` rewrites the files and a test fails
 //! when one is stale. Background jobs are [`FunctionSpec`]s with [`Event::Schedule`] (an
-//! EventBridge rate) or [`Event::Sqs`] (an SQS event source reporting partial batch failures).
+//! EventBridge rate), [`Event::Sqs`] (an SQS event source reporting partial batch failures) or
+//! [`Event::Stream`] (the table's DynamoDB stream, filtered to the inserts the job names); the
+//! event stream's socket routes are functions with an [`Event::WebSocket`] route on the root's
+//! WebSocket API.
 //!
 //! Every function gets its own role whose only permissions are those its [`Needs`] imply
 //! ([`statements`]) plus writing to its own log group: no managed policy, no `*`.
@@ -23,13 +26,14 @@ mod resources;
 mod stacks;
 pub mod yaml;
 
+pub use function::{stream_filter_pattern, STREAM_MAX_RETRIES};
 pub use functions::{
-    base_env, functions, pascal, rate_expression, Event, FunctionSpec, BLOB_MEMORY_MB, JOBS_STACK,
-    MEMORY_MB, TIMEOUT_SECONDS,
+    base_env, env_for, functions, pascal, rate_expression, Event, FunctionSpec, BLOB_MEMORY_MB,
+    JOBS_STACK, MEMORY_MB, SOCKETS_STACK, TIMEOUT_SECONDS,
 };
 pub use iam::{
-    bookkeeping_statement, dynamodb_actions, kms_actions, s3_bucket_actions, s3_object_actions,
-    sqs_actions, statements, LOG_ACTIONS,
+    bookkeeping_statement, dynamodb_actions, kms_actions, push_actions, push_resources,
+    s3_bucket_actions, s3_object_actions, sqs_actions, statements, stream_statements, LOG_ACTIONS,
 };
 pub use monitoring::{API_5XX_MIN_REQUESTS, API_5XX_PERCENT, QUEUE_AGE_SECONDS};
 pub use render::{

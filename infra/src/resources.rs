@@ -1,5 +1,6 @@
 //! The root template's own resources: parameters, the shared data resources (table, bucket,
-//! queues, key, HTTP API) and outputs; and the intrinsic-function helpers every template uses.
+//! queues, key, HTTP API, the event stream's WebSocket API) and outputs; and the
+//! intrinsic-function helpers every template uses.
 
 use serde_json::{json, Map, Value};
 use stackhouse::ports::metadata::{PARTITION_KEY_ATTR, SORT_KEY_ATTR, TTL_ATTR};
@@ -47,6 +48,13 @@ pub(super) fn parameters() -> Value {
                 URL; a named stage serves it under /<stage> (the functions strip that prefix).",
             "Default": "$default",
             "AllowedPattern": "^(\\$default|[A-Za-z0-9_-]{1,128})$",
+        },
+        "WebSocketStageName": {
+            "Type": "String",
+            "Description": "Stage of the event stream's WebSocket API: its URL (the \
+                WebSocketUrl output) ends in /<stage>. A WebSocket API has no $default stage.",
+            "Default": "events",
+            "AllowedPattern": "^[A-Za-z0-9_-]{1,128}$",
         },
         "Architecture": {
             "Type": "String",
@@ -138,6 +146,9 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                 },
                 "TimeToLiveSpecification": {"AttributeName": TTL_ATTR, "Enabled": true},
                 "SSESpecification": {"SSEEnabled": true},
+                // The stream job (`job-feed-fanout`) needs to know which items were inserted,
+                // and nothing of their content: keys only.
+                "StreamSpecification": {"StreamViewType": "KEYS_ONLY"},
             },
         }),
     );
@@ -304,6 +315,40 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
             },
         }),
     );
+
+    // The event stream's WebSocket API. Its routes, like the HTTP API's, come from the nested
+    // stack of the event stream's domain (`$connect`, `$disconnect`, `$default`); a client's
+    // message `{"action": …}` selects a route by its action, and every action we know goes to
+    // `$default`.
+    resources.insert(
+        "WebSocketApi".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": sub("${AWS::StackName}-events"),
+                "Description": "Stackhouse: the event stream over WebSocket",
+                "ProtocolType": "WEBSOCKET",
+                "RouteSelectionExpression": "$request.body.action",
+            },
+        }),
+    );
+    // Auto-deployed, as the HTTP API's stage, and throttled by the same parameters (they bound
+    // connections and messages per second here).
+    resources.insert(
+        "WebSocketApiStage".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Stage",
+            "Properties": {
+                "ApiId": r#ref("WebSocketApi"),
+                "StageName": r#ref("WebSocketStageName"),
+                "AutoDeploy": true,
+                "DefaultRouteSettings": {
+                    "ThrottlingRateLimit": r#ref("ApiRateLimit"),
+                    "ThrottlingBurstLimit": r#ref("ApiBurstLimit"),
+                },
+            },
+        }),
+    );
 }
 
 pub(super) const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
@@ -317,6 +362,14 @@ pub(super) fn outputs() -> Value {
                 sub(API_HOST),
                 sub(&format!("{API_HOST}/${{StageName}}")),
             ]},
+        },
+        "WebSocketUrl": {
+            "Description": "The event stream's WebSocket: wss://…?org=<org> with the header \
+                Authorization: token <access token>",
+            "Value": sub(
+                "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/\
+                 ${WebSocketApiStage}"
+            ),
         },
         "TableName": {"Description": "DynamoDB table (STACKHOUSE_TABLE)", "Value": r#ref("Table")},
         "BucketName": {"Description": "S3 bucket (STACKHOUSE_BUCKET)", "Value": r#ref("Bucket")},

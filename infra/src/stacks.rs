@@ -3,8 +3,9 @@
 //! 500 resources per stack however many routes the table grows (docs/ARCHITECTURE.md, The SAM
 //! template).
 //!
-//! The root template owns what every function shares (table, bucket, key, queues, HTTP API)
-//! and passes it to each nested stack as parameters: [`shared_parameters`] lists them with the
+//! The root template owns what every function shares (table and its stream, bucket, key,
+//! queues, HTTP API, WebSocket API and its stage) and passes it to each nested stack as
+//! parameters: [`shared_parameters`] lists them with the
 //! value the root passes, and a nested stack declares exactly those its resources refer to.
 //! A function never moves between stacks unless its route changes domain (moving one needs two
 //! deployments: an HTTP API refuses a second route with the same key while the old stack still
@@ -53,6 +54,26 @@ pub fn shared_parameters() -> Vec<SharedParameter> {
             r#ref("AWS::StackName"),
         ),
         shared("HttpApi", "String", "Id of the HTTP API", r#ref("HttpApi")),
+        shared(
+            "TableStreamArn",
+            "String",
+            "ARN of the DynamoDB table's stream",
+            get_att("Table", "StreamArn"),
+        ),
+        shared(
+            "WebSocketApi",
+            "String",
+            "Id of the event stream's WebSocket API",
+            r#ref("WebSocketApi"),
+        ),
+        // The stage resource, not the parameter naming it: functions that push are created
+        // once the stage (where their management API answers) exists.
+        shared(
+            "WebSocketStage",
+            "String",
+            "Stage of the WebSocket API",
+            r#ref("WebSocketApiStage"),
+        ),
     ];
     for spec in default_queues() {
         out.push(shared(

@@ -76,14 +76,23 @@ def main() -> int:
             out = template
         resources = out.get("Resources", {})
         count = len(resources)
+        # Routes of the HTTP API only: the event stream's WebSocket API has its own quota.
         stack_routes = sum(
-            1 for r in resources.values() if r.get("Type") == "AWS::ApiGatewayV2::Route"
+            1 for r in resources.values()
+            if r.get("Type") == "AWS::ApiGatewayV2::Route"
+            and r.get("Properties", {}).get("ApiId") == {"Ref": "HttpApi"}
+        )
+        socket_routes = sum(
+            1 for r in resources.values()
+            if r.get("Type") == "AWS::ApiGatewayV2::Route"
+            and r.get("Properties", {}).get("ApiId") == {"Ref": "WebSocketApi"}
         )
         routes += stack_routes
         functions = sum(1 for r in resources.values() if r.get("Type") == "AWS::Lambda::Function")
         rel = path.relative_to(infra)
         print(f"{rel}: {count} resources after the SAM transform "
-              f"({functions} functions, {stack_routes} routes)")
+              f"({functions} functions, {stack_routes} routes"
+              + (f", {socket_routes} WebSocket routes)" if socket_routes else ")"))
         if count > STACK_LIMIT:
             failures.append(f"{rel} has {count} resources (limit {STACK_LIMIT}): split its domain")
         if len(out.get("Parameters", {})) > 200:

@@ -1,17 +1,19 @@
-//! The committed SAM template agrees with the route table: fresh, one function per route,
-//! least-privilege IAM derived from each route's needs, and YAML that reads back as written.
+//! The committed SAM template agrees with the route, socket and job tables: fresh, one function
+//! per route, socket route and job, least-privilege IAM derived from each one's needs, and YAML
+//! that reads back as written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
 use stackhouse::api::routes::ROUTES;
+use stackhouse::api::sockets::SOCKETS;
 use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 use stackhouse_infra::{
-    first_difference, nested_stacks, shared_parameters, template, template_value, template_values,
-    templates, yaml, JOBS_STACK, REGENERATE,
+    first_difference, functions, nested_stacks, shared_parameters, template, template_value,
+    template_values, templates, yaml, JOBS_STACK, REGENERATE, SOCKETS_STACK,
 };
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -104,6 +106,9 @@ fn routed(resources: &Map<String, Value>) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (id, route) in of_type(resources, "AWS::ApiGatewayV2::Route") {
         let p = &route["Properties"];
+        if p["ApiId"] == json!({"Ref": "WebSocketApi"}) {
+            continue; // see `socket_routed`
+        }
         assert_eq!(p["ApiId"], json!({"Ref": "HttpApi"}), "{id}");
         let target = p["Target"]["Fn::Sub"].as_str().expect("Target");
         let integration_id = target
@@ -136,6 +141,77 @@ fn routed(resources: &Map<String, Value>) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Every WebSocket API route: its key (`$connect`) and the function its integration invokes,
+/// checking the integration (Lambda proxy through the invocation URI) and the invoke
+/// permission (that route key only) on the way.
+fn socket_routed(resources: &Map<String, Value>) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, route) in of_type(resources, "AWS::ApiGatewayV2::Route") {
+        let p = &route["Properties"];
+        if p["ApiId"] != json!({"Ref": "WebSocketApi"}) {
+            continue;
+        }
+        // The functions authenticate (`$connect` checks the access token itself).
+        assert_eq!(p["AuthorizationType"], "NONE", "{id}");
+        let target = p["Target"]["Fn::Sub"].as_str().expect("Target");
+        let integration_id = target
+            .strip_prefix("integrations/${")
+            .and_then(|t| t.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{id}: target {target}"));
+        let integration = &resources[integration_id]["Properties"];
+        assert_eq!(integration["ApiId"], json!({"Ref": "WebSocketApi"}), "{id}");
+        assert_eq!(integration["IntegrationType"], "AWS_PROXY", "{id}");
+        assert!(integration["TimeoutInMillis"].as_u64().is_some_and(|t| t <= 29_000), "{id}");
+        let uri = integration["IntegrationUri"]["Fn::Sub"].as_str().expect("IntegrationUri");
+        let function = uri
+            .strip_prefix("arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${")
+            .and_then(|rest| rest.strip_suffix(".Arn}/invocations"))
+            .unwrap_or_else(|| panic!("{id}: integration URI {uri}"))
+            .to_string();
+        let key = p["RouteKey"].as_str().expect("RouteKey").to_string();
+        let permission = &resources[&format!("{function}Permission")]["Properties"];
+        assert_eq!(permission["FunctionName"], json!({"Ref": function}));
+        assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
+        let arn = permission["SourceArn"]["Fn::Sub"].as_str().expect("SourceArn");
+        assert_eq!(
+            arn,
+            format!(
+                "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:\
+                 ${{WebSocketApi}}/*/{key}"
+            )
+        );
+        out.entry(key).or_default().push(function);
+    }
+    out
+}
+
+#[test]
+fn every_socket_route_has_its_function_integration_route_and_permission() {
+    let resources = resources();
+    let mut routed = socket_routed(&resources);
+    let bins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
+    for socket in SOCKETS {
+        let ids = routed.remove(socket.route_key).unwrap_or_default();
+        let expected_id = format!("{}Function", stackhouse_infra::pascal(socket.name));
+        assert_eq!(
+            ids,
+            std::slice::from_ref(&expected_id),
+            "{} is served by {ids:?}",
+            socket.route_key
+        );
+        let f = &resources[&expected_id];
+        assert_eq!(f["Type"], "AWS::Serverless::Function");
+        assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], socket.name);
+        assert!(bins.join(format!("{}.rs", socket.name)).is_file(), "no binary {}", socket.name);
+        // Invoked by API Gateway through the resources above, never by a SAM event.
+        assert!(f["Properties"].get("Events").is_none(), "{expected_id}");
+        assert!(f["Properties"]["Timeout"].as_u64().is_some_and(|t| t <= 29), "{expected_id}");
+    }
+    assert!(routed.is_empty(), "the WebSocket API routes what the table lacks: {routed:?}");
+    let keys: BTreeSet<&str> = SOCKETS.iter().map(|s| s.route_key).collect();
+    assert_eq!(keys, BTreeSet::from(["$connect", "$disconnect", "$default"]));
+}
+
 #[test]
 fn every_route_has_exactly_one_function_and_nothing_else_is_routed() {
     let resources = resources();
@@ -164,8 +240,9 @@ fn every_route_has_exactly_one_function_and_nothing_else_is_routed() {
         assert!(ids[0].chars().all(|c| c.is_ascii_alphanumeric()));
     }
     assert!(routed.is_empty(), "the template routes what the table lacks: {routed:?}");
-    // The other functions are the jobs' (checked in `every_job_has_a_function_with_its_trigger`).
-    assert_eq!(functions.len(), ROUTES.len() + JOBS.len());
+    // The other functions are the socket routes' and the jobs' (checked in
+    // `every_socket_route_has_…` and `every_job_has_a_function_with_its_trigger`).
+    assert_eq!(functions.len(), ROUTES.len() + SOCKETS.len() + JOBS.len());
 }
 
 #[test]
@@ -203,7 +280,38 @@ fn every_job_has_a_function_with_its_trigger() {
                 assert_eq!(p["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
             }
             Trigger::Manual { .. } => unreachable!("checked above"),
-            Trigger::Stream { .. } => todo!("the stream event source"),
+            Trigger::Stream { inserts, batch_size, .. } => {
+                assert_eq!(event["Type"], "DynamoDB", "{id}");
+                let p = &event["Properties"];
+                assert_eq!(p["Stream"], json!({"Ref": "TableStreamArn"}), "{id}");
+                assert_eq!(p["StartingPosition"], "LATEST", "{id}");
+                assert_eq!(p["BatchSize"], batch_size, "{id}");
+                assert_eq!(p["BisectBatchOnFunctionError"], true, "{id}");
+                let retries = p["MaximumRetryAttempts"].as_u64().expect("bounded retries");
+                assert!((1..=10).contains(&retries), "{id}: {retries} retries");
+                // One pattern per `(pk, sk)` pair: inserts of those items, nothing else (not
+                // the job's own writes, not changes or deletions).
+                let patterns: Vec<Value> = p["FilterCriteria"]["Filters"]
+                    .as_array()
+                    .expect("Filters")
+                    .iter()
+                    .map(|f| serde_json::from_str(f["Pattern"].as_str().expect("a pattern")))
+                    .collect::<Result<_, _>>()
+                    .expect("patterns are JSON");
+                let expected: Vec<Value> = inserts
+                    .iter()
+                    .map(|(pk, sk)| {
+                        json!({
+                            "eventName": ["INSERT"],
+                            "dynamodb": {"Keys": {
+                                "pk": {"S": [{"prefix": pk}]},
+                                "sk": {"S": [{"prefix": sk}]},
+                            }},
+                        })
+                    })
+                    .collect();
+                assert_eq!(patterns, expected, "{id}");
+            }
         }
     }
     assert_eq!(stackhouse_infra::rate_expression(60), "rate(1 minute)");
@@ -212,10 +320,22 @@ fn every_job_has_a_function_with_its_trigger() {
     assert_eq!(stackhouse_infra::rate_expression(2 * 86_400), "rate(2 days)");
 }
 
-/// The IAM actions a route's needs imply, written out independently of the generator.
-fn expected_actions(needs: &Needs) -> BTreeSet<&'static str> {
+/// The IAM actions a function's needs (and, for a stream job, its trigger) imply, written out
+/// independently of the generator.
+fn expected_actions(needs: &Needs, stream: bool) -> BTreeSet<&'static str> {
     let mut out = BTreeSet::from(["logs:CreateLogStream", "logs:PutLogEvents"]);
     let mut add = |actions: &[&'static str]| out.extend(actions.iter().copied());
+    if stream {
+        add(&[
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+        ]);
+    }
+    if needs.push != Access::None {
+        add(&["execute-api:ManageConnections"]);
+    }
     match needs.meta {
         Access::None => {}
         Access::Read => add(&["dynamodb:GetItem", "dynamodb:Query"]),
@@ -293,8 +413,28 @@ fn strings(v: &Value) -> Vec<String> {
 fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
     let att = |id: &str| json!({"Fn::GetAtt": [id, "Arn"]});
     let param = |name: &str| json!({ "Ref": name });
+    let sub = |text: &str| json!({ "Fn::Sub": text });
     match action.split(':').next() {
+        Some("dynamodb") if action == "dynamodb:ListStreams" => {
+            vec![sub("${TableArn}/stream/*")]
+        }
+        Some("dynamodb")
+            if ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+                .contains(&action) =>
+        {
+            vec![param("TableStreamArn")]
+        }
         Some("dynamodb") => vec![param("TableArn")],
+        // The connections of the WebSocket API's own stage, posted to and closed; nothing else.
+        Some("execute-api") => ["POST", "DELETE"]
+            .iter()
+            .map(|verb| {
+                sub(&format!(
+                    "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:\
+                     ${{WebSocketApi}}/${{WebSocketStage}}/{verb}/@connections/*"
+                ))
+            })
+            .collect(),
         Some("s3") if action == "s3:ListBucket" => vec![param("BucketArn")],
         Some("s3") => vec![json!({"Fn::Sub": "${BucketArn}/*"})],
         Some("kms") => vec![param("KeyArn")],
@@ -307,11 +447,20 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
     }
 }
 
+/// Every function: name, needs, whether it authenticates access tokens, whether the table's
+/// stream triggers it.
+fn every_function() -> Vec<(&'static str, Needs, bool, bool)> {
+    let routes = ROUTES.iter().map(|r| (r.name, r.needs, r.auth() == Auth::User, false));
+    let sockets = SOCKETS.iter().map(|s| (s.name, s.needs, s.route_key == "$connect", false));
+    let jobs =
+        JOBS.iter().map(|j| (j.name, j.needs, false, matches!(j.trigger, Trigger::Stream { .. })));
+    routes.chain(sockets).chain(jobs).collect()
+}
+
 #[test]
 fn each_function_gets_exactly_what_its_route_needs() {
     let resources = resources();
-    let named = ROUTES.iter().map(|r| (r.name, r.needs, r.auth() == Auth::User));
-    for (name, needs, token_auth) in named.chain(JOBS.iter().map(|j| (j.name, j.needs, false))) {
+    for (name, needs, token_auth, stream) in every_function() {
         let id = format!("{}Function", stackhouse_infra::pascal(name));
         let f = &resources[&id]["Properties"];
         assert!(f.get("Policies").is_none(), "{id}: no SAM policies next to the role");
@@ -350,7 +499,7 @@ fn each_function_gets_exactly_what_its_route_needs() {
             }
         }
         let expected: BTreeSet<String> =
-            expected_actions(&needs).into_iter().map(String::from).collect();
+            expected_actions(&needs, stream).into_iter().map(String::from).collect();
         assert_eq!(granted, expected, "{name}: IAM actions differ from its needs");
         assert_eq!(bookkeeping, usize::from(token_auth), "{name}: bookkeeping statement");
 
@@ -399,6 +548,46 @@ fn no_role_grants_wildcards() {
     }
 }
 
+/// A function that pushes to WebSocket clients, and only such a function, may manage the
+/// connections of the WebSocket API's stage, and is told where that stage's management API
+/// answers; the others neither (a leaked role or a confused handler cannot talk to clients).
+#[test]
+fn exactly_the_pushing_functions_may_manage_connections_and_know_the_endpoint() {
+    let resources = resources();
+    let mut pushing = Vec::new();
+    for (name, needs, ..) in every_function() {
+        let id = format!("{}Function", stackhouse_infra::pascal(name));
+        let role = &resources[&format!("{id}Role")];
+        let mut actions = Vec::new();
+        collect_at(&role["Properties"]["Policies"], "Action", &mut actions);
+        let manages = actions.iter().flat_map(strings).any(|a| a.starts_with("execute-api:"));
+        let env = &resources[&id]["Properties"]["Environment"]["Variables"];
+        let endpoint = env.get("STACKHOUSE_WEBSOCKET_ENDPOINT");
+        if needs.push == Access::None {
+            assert!(!manages, "{name} may manage connections without pushing");
+            assert!(endpoint.is_none(), "{name} is told the WebSocket endpoint");
+        } else {
+            assert!(manages, "{name} pushes without the permission to");
+            assert_eq!(
+                endpoint,
+                Some(&json!({"Fn::Sub": "https://${WebSocketApi}.execute-api.${AWS::Region}.\
+                    ${AWS::URLSuffix}/${WebSocketStage}"})),
+                "{name}"
+            );
+            pushing.push(name);
+        }
+    }
+    // Not vacuous: the fan-out job, `$default`'s pong and the events batch push.
+    for name in ["job-feed-fanout", "ws-default", "update-events-batch"] {
+        assert!(pushing.contains(&name), "{name} should push: {pushing:?}");
+    }
+    assert!(!pushing.contains(&"ws-connect"), "$connect only records the connection");
+    // The stream job is the one function that reads the table's stream.
+    let streams: Vec<&str> =
+        every_function().into_iter().filter(|f| f.3).map(|(name, ..)| name).collect();
+    assert_eq!(streams, ["job-feed-fanout"]);
+}
+
 #[test]
 fn read_only_routes_exist_and_are_checked() {
     // Guards the least-privilege test against vacuity: the table has both kinds.
@@ -417,6 +606,7 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     }
     for p in [
         "StageName",
+        "WebSocketStageName",
         "Architecture",
         "HistoryRetention",
         "LogLevel",
@@ -432,6 +622,7 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "x86_64");
     for o in [
         "ApiUrl",
+        "WebSocketUrl",
         "TableName",
         "BucketName",
         "KmsKeyArn",
@@ -457,6 +648,8 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     );
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], "ttl");
     assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+    // The fan-out job reads which items were inserted, nothing of their content.
+    assert_eq!(table["StreamSpecification"], json!({"StreamViewType": "KEYS_ONLY"}));
     let bucket = &r["Bucket"]["Properties"];
     assert_eq!(t["Parameters"]["BucketVersioning"]["Default"], "Enabled");
     assert_eq!(bucket["VersioningConfiguration"]["Status"], json!({"Ref": "BucketVersioning"}));
@@ -478,6 +671,24 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
     assert_eq!(
         stage["DefaultRouteSettings"]["ThrottlingRateLimit"],
         json!({"Ref": "ApiRateLimit"})
+    );
+    // The event stream's WebSocket API: a client's `{"action": …}` picks the route, and its
+    // stage deploys itself as the HTTP API's does (WebSocket APIs have no `$default` stage).
+    let ws = &r["WebSocketApi"];
+    assert_eq!(ws["Type"], "AWS::ApiGatewayV2::Api");
+    assert_eq!(ws["Properties"]["ProtocolType"], "WEBSOCKET");
+    assert_eq!(ws["Properties"]["RouteSelectionExpression"], "$request.body.action");
+    let ws_stage = &r["WebSocketApiStage"];
+    assert_eq!(ws_stage["Type"], "AWS::ApiGatewayV2::Stage");
+    assert_eq!(ws_stage["Properties"]["ApiId"], json!({"Ref": "WebSocketApi"}));
+    assert_eq!(ws_stage["Properties"]["StageName"], json!({"Ref": "WebSocketStageName"}));
+    assert_eq!(ws_stage["Properties"]["AutoDeploy"], true);
+    let pattern = t["Parameters"]["WebSocketStageName"]["AllowedPattern"].as_str().unwrap();
+    assert!(!pattern.contains("$default"), "{pattern}");
+    let url = t["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"].as_str().expect("WebSocketUrl");
+    assert_eq!(
+        url,
+        "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketApiStage}"
     );
     // One log group per function.
     let resources = resources();
@@ -598,7 +809,9 @@ fn yaml_1_1_words_are_quoted() {
 #[test]
 fn every_variable_the_template_sets_is_read_by_the_functions() {
     use stackhouse::config::{lookup_var, ReadBy};
-    for name in stackhouse_infra::base_env().keys() {
+    let names: BTreeSet<String> = functions().into_iter().flat_map(|f| f.env.into_keys()).collect();
+    assert!(names.contains("STACKHOUSE_WEBSOCKET_ENDPOINT"));
+    for name in &names {
         let var = lookup_var(name).unwrap_or_else(|| panic!("{name} is not in config::VARS"));
         assert_ne!(var.read_by, ReadBy::Emulator, "{name} is read by the emulator only");
     }
@@ -643,6 +856,11 @@ fn each_function_deploys_in_the_nested_stack_of_its_domain() {
     }
     for job in JOBS {
         assert_eq!(stack_of(job.name), JOBS_STACK, "{}", job.name);
+    }
+    // The socket routes deploy beside the HTTP route that reads the same stream.
+    assert_eq!(SOCKETS_STACK, stackhouse::api::routes::ORG_EVENTS_LIST.domain);
+    for socket in SOCKETS {
+        assert_eq!(stack_of(socket.name), SOCKETS_STACK, "{}", socket.name);
     }
     let root = template_value();
     for stack in &stacks {
@@ -706,6 +924,9 @@ fn nested_stacks_declare_what_they_use_and_the_root_passes_exactly_that() {
     }
     assert_eq!(shared["TableArn"], json!({"Fn::GetAtt": ["Table", "Arn"]}));
     assert_eq!(shared["HttpApi"], json!({"Ref": "HttpApi"}));
+    assert_eq!(shared["WebSocketApi"], json!({"Ref": "WebSocketApi"}));
+    assert_eq!(shared["WebSocketStage"], json!({"Ref": "WebSocketApiStage"}));
+    assert_eq!(shared["TableStreamArn"], json!({"Fn::GetAtt": ["Table", "StreamArn"]}));
     assert_eq!(shared["QueuePrefix"], json!({"Fn::Sub": "${AWS::StackName}-"}));
 }
 

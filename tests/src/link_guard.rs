@@ -1,7 +1,8 @@
-//! Each function binary links the AWS SDK of a port only when its route or job declares that
-//! port in its `needs`: the adapters of undeclared ports must fold away in the binary's `main`
-//! (`stackhouse_lambda::route!`, `adapters::aws::connect_for`), or every function carries all
-//! four SDKs again (docs/BENCHMARKS.md, "What unused adapters cost").
+//! Each function binary links the AWS SDK of a port only when its route, socket route or job
+//! declares that port in its `needs`: the adapters of undeclared ports must fold away in the
+//! binary's `main` (`stackhouse_lambda::route!`, `socket!`, `job!`,
+//! `adapters::aws::connect_for`), or every function carries all five SDKs again
+//! (docs/BENCHMARKS.md, "What unused adapters cost").
 //!
 //! `.ci/link-guard` builds a few binaries of different needs and runs this check on them: it
 //! reads each binary's symbol table (`nm`) and fails naming the function and the SDK that is
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use stackhouse::api::routes::ROUTES;
+use stackhouse::api::sockets::SOCKETS;
 use stackhouse::jobs::table::JOBS;
 use stackhouse::ports::{Access, Needs};
 
@@ -23,13 +25,18 @@ const SDKS: &[(&str, Port)] = &[
     ("aws_sdk_s3::", |n| n.blobs),
     ("aws_sdk_sqs::", |n| n.queue),
     ("aws_sdk_kms::", |n| n.keys),
+    // API Gateway's management API: only the functions that push to WebSocket clients.
+    ("aws_sdk_apigatewaymanagement::", |n| n.push),
 ];
 
 /// Checks every function binary present in `dir` (a cargo target profile directory) and
 /// returns how many it checked, or the mismatches.
 pub fn check_dir(dir: &Path) -> Result<usize, Vec<String>> {
-    let functions =
-        ROUTES.iter().map(|r| (r.name, r.needs)).chain(JOBS.iter().map(|j| (j.name, j.needs)));
+    let functions = ROUTES
+        .iter()
+        .map(|r| (r.name, r.needs))
+        .chain(SOCKETS.iter().map(|s| (s.name, s.needs)))
+        .chain(JOBS.iter().map(|j| (j.name, j.needs)));
     let mut checked = 0;
     let mut wrong = Vec::new();
     for (name, needs) in functions {

@@ -301,3 +301,47 @@ async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
     let e = connect_for(Needs::META_READ, &bare).await.err().expect("empty table accepted");
     assert!(e.to_string().contains("table"), "{e}");
 }
+
+/// The push port on API Gateway's management API, as `ws-default` and `job-feed-fanout` build
+/// it (`connect_for` with only `push` declared): frames are posted to a connection and the
+/// connection closed, signed for `execute-api` and sent to the configured endpoint; an
+/// endpoint nobody answers is `Unavailable` (retried later), never `Gone` (which would make
+/// fan-out forget a live client).
+///
+/// moto routes a request signed for `execute-api` to its management API only when the path
+/// starts with `/@connections`, so the endpoint here is moto's root, where on AWS it is the
+/// stage URL (`https://{api}.execute-api.{region}.amazonaws.com/{stage}`). moto also accepts a
+/// post to any connection id and never answers `GoneException`: the classification of a gone
+/// client is the embedded hub's and the fan-out's tests' to check, not this one's.
+#[tokio::test]
+async fn push_posts_to_and_closes_connections_through_the_management_api() {
+    use stackhouse::adapters::aws::connect_for;
+    use stackhouse::api::Needs;
+    use stackhouse::ports::PushError;
+
+    let moto = MotoServer::start();
+    let mut cfg = moto.aws_config("push");
+    cfg.websocket_endpoint = moto.endpoint.clone();
+    // Only the push port: no table, bucket or key is needed (or created).
+    let ports = connect_for(Needs::NOTHING.pushing(), &cfg).await.unwrap();
+    ports.push.send("ZLlQ7fEyoAMCJSg=", r#"{"type":"pong","ephemeral":true}"#).await.unwrap();
+    ports.push.send("ZLlQ7fEyoAMCJSg=", r#"{"type":"event","seq":1}"#).await.unwrap();
+    ports.push.close("ZLlQ7fEyoAMCJSg=").await.unwrap();
+
+    // Nobody listening: the frame may be sent again later.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    cfg.websocket_endpoint = format!("http://127.0.0.1:{closed}");
+    let ports = connect_for(Needs::NOTHING.pushing(), &cfg).await.unwrap();
+    match ports.push.send("ZLlQ7fEyoAMCJSg=", "{}").await {
+        Err(PushError::Unavailable(m)) => assert!(m.contains("management API"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    // Declared without an endpoint: the function's start fails, naming it.
+    cfg.websocket_endpoint = String::new();
+    let e = connect_for(Needs::NOTHING.pushing(), &cfg).await.err().expect("no endpoint accepted");
+    assert!(e.to_string().contains("WebSocket endpoint"), "{e}");
+}

@@ -1,10 +1,13 @@
-//! The sample events in `events/` (one API Gateway HTTP API v2 payload per route, and one
-//! EventBridge scheduled event or SQS batch per job, for `sam local invoke -e`) run through
-//! their function's code path so they can never rot: each route sample is loaded, its
-//! placeholders filled in (events/README.md), deserialised by `lambda_http` and handled by
+//! The sample events in `events/` (one API Gateway HTTP API v2 payload per route, one API
+//! Gateway WebSocket proxy event per socket route, and one EventBridge scheduled event, SQS
+//! batch or DynamoDB stream batch per job, for `sam local invoke -e`) run through their
+//! function's code path so they can never rot: each route sample is loaded, its placeholders
+//! filled in (events/README.md), deserialised by `lambda_http` and handled by
 //! `stackhouse_lambda::handle` with the single-route router a function binary builds, on the
-//! embedded backend, in an order where every precondition holds; each job sample goes through
-//! `stackhouse::jobs::invocation::handle`, what `stackhouse_lambda::run_job` calls.
+//! embedded backend, in an order where every precondition holds; each socket sample goes
+//! through `stackhouse_lambda::handle_socket`, with the emulator's socket hub as the push
+//! port; each job sample goes through `stackhouse::jobs::invocation::handle`, what
+//! `stackhouse_lambda::run_job` calls.
 //!
 //! `STACKHOUSE_WRITE_EVENTS=1` first regenerates the files from [`samples`]; the committed
 //! files are what the test reads.
@@ -12,12 +15,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
-use stackhouse::api::{routes, Auth, Route};
-use stackhouse::jobs::table::JOBS;
+use stackhouse::adapters::embedded::hub::{Frame, Hub};
+use stackhouse::api::sockets::{SocketRoute, SOCKETS, WS_CONNECT, WS_DEFAULT, WS_DISCONNECT};
+use stackhouse::api::{routes, Auth, Needs, Route};
+use stackhouse::jobs::table::{JOBS, JOB_FEED_FANOUT};
 use stackhouse::jobs::{Job, Trigger};
 use stackhouse_tests::server::{apigw_event, invoke_lambda, Client, Reply, Target, TestServer};
 use stackhouse_tests::session::{
@@ -33,6 +39,11 @@ const MEMBER: &str = "bob";
 const TEAM: &str = "web";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
+/// API Gateway's id of the sample WebSocket connection.
+const CONNECTION: &str = "ZLlQ7fEyoAMCJSg=";
+/// The WebSocket API's host and stage in the socket samples.
+const WS_HOST: &str = "w3bs0ck3t1.execute-api.us-east-1.amazonaws.com";
+const WS_STAGE: &str = "events";
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -520,6 +531,15 @@ fn render(sample: &Sample) -> Value {
     apigw_event(sample.route, &sample.path, sample.query, &headers, body.as_deref())
 }
 
+/// Writes the samples once per test process, however many tests ask (they run in parallel and
+/// read the files).
+fn write_samples_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var("STACKHOUSE_WRITE_EVENTS").is_ok_and(|v| v == "1") {
+        ONCE.call_once(write_samples);
+    }
+}
+
 fn write_samples() {
     let dir = events_dir();
     std::fs::create_dir_all(&dir).expect("create events/");
@@ -533,7 +553,87 @@ fn write_samples() {
         let file = dir.join(format!("{}.json", job.name));
         std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
     }
+    for socket in SOCKETS {
+        let text = ordered_keys(&socket_event(socket), SOCKET_EVENT_ORDER);
+        let file = dir.join(format!("{}.json", socket.name));
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
 }
+
+/// What API Gateway's WebSocket API hands a socket route's function (a Lambda proxy event, as
+/// AWS documents it): the handshake's headers and query for `$connect` (a client of the event
+/// stream with its access token, for organization `acme`), the close for `$disconnect`, a
+/// client's `{"action": "ping"}` for `$default`.
+fn socket_event(socket: &SocketRoute) -> Value {
+    let event_type = match socket.route_key {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut context = json!({
+        "routeKey": socket.route_key,
+        "eventType": event_type,
+        "extendedRequestId": "HbTzsE3VoAMFvXg=",
+        "requestTime": "12/Mar/2025:19:03:58 +0000",
+        "messageDirection": "IN",
+        "stage": WS_STAGE,
+        "connectedAt": 1741806238000i64,
+        "requestTimeEpoch": 1741806238123i64,
+        "identity": {"sourceIp": "203.0.113.7"},
+        "requestId": "HbTzsE3VoAMFvXg=",
+        "domainName": WS_HOST,
+        "connectionId": CONNECTION,
+        "apiId": "w3bs0ck3t1",
+    });
+    let mut event = json!({"requestContext": {}, "isBase64Encoded": false});
+    match socket.route_key {
+        "$connect" => {
+            context["identity"]["userAgent"] = json!("stackhouse-events-client/1");
+            let headers = [
+                ("Authorization", "token ${ACCESS_TOKEN}"),
+                ("Host", WS_HOST),
+                ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+                ("User-Agent", "stackhouse-events-client/1"),
+                ("X-Amzn-Trace-Id", "Root=1-67d1dd0e-0123456789abcdef01234567"),
+                ("X-Forwarded-For", "203.0.113.7"),
+                ("X-Forwarded-Port", "443"),
+                ("X-Forwarded-Proto", "https"),
+            ];
+            event["headers"] = headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            event["multiValueHeaders"] =
+                headers.iter().map(|(k, v)| (k.to_string(), json!([v]))).collect();
+            event["queryStringParameters"] = json!({"org": ORG});
+            event["multiValueQueryStringParameters"] = json!({"org": [ORG]});
+        }
+        "$disconnect" => {
+            context["disconnectStatusCode"] = json!(1000);
+            context["disconnectReason"] = json!("Client-side close frame status not set");
+            let headers = [("Host", WS_HOST), ("x-api-key", ""), ("X-Forwarded-For", "")];
+            event["headers"] = headers.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            event["multiValueHeaders"] =
+                headers.iter().map(|(k, v)| (k.to_string(), json!([v]))).collect();
+        }
+        _ => {
+            context["messageId"] = json!("ZLlQ8cT6oAMCJSg=");
+            event["body"] = json!(json!({"action": "ping"}).to_string());
+        }
+    }
+    event["requestContext"] = context;
+    event
+}
+
+/// Top-level keys of WebSocket proxy events in the order AWS documents them.
+const SOCKET_EVENT_ORDER: &[&str] = &[
+    "headers",
+    "multiValueHeaders",
+    "queryStringParameters",
+    "multiValueQueryStringParameters",
+    "requestContext",
+    "body",
+    "isBase64Encoded",
+];
 
 /// The SAM logical id of a job's function (`job-lease-reaper` → `JobLeaseReaperFunction`).
 fn function_id(job: &Job) -> String {
@@ -581,7 +681,42 @@ fn job_event(job: &Job) -> Value {
             "job-admin-create-user" => json!({"name": USER, "org": ORG, "role": "admin"}),
             other => panic!("no sample payload for {other}"),
         },
-        Trigger::Stream { .. } => todo!("a DynamoDB stream sample event"),
+        // A batch of the table's stream (keys only) as the event source's filter lets it
+        // through: a new event of organization `acme` and a new connection to its stream.
+        Trigger::Stream { .. } => {
+            let record = |id: &str, pk: String, sk: String, sequence: &str| {
+                json!({
+                    "eventID": id,
+                    "eventName": "INSERT",
+                    "eventVersion": "1.1",
+                    "eventSource": "aws:dynamodb",
+                    "awsRegion": "us-east-1",
+                    "dynamodb": {
+                        "ApproximateCreationDateTime": 1741806238,
+                        "Keys": {"pk": {"S": pk}, "sk": {"S": sk}},
+                        "SequenceNumber": sequence,
+                        "SizeBytes": 52,
+                        "StreamViewType": "KEYS_ONLY",
+                    },
+                    "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/\
+                        stackhouse-Table-1A2B3C4D5E6F/stream/2025-03-12T19:03:58.123",
+                })
+            };
+            json!({"Records": [
+                record(
+                    "c4ca4238a0b923820dcc509a6f75849b",
+                    stackhouse::service::feed::feed_pk(ORG),
+                    format!("E#{:020}", 1),
+                    "100000000000000000001",
+                ),
+                record(
+                    "c81e728d9d4c2f636f067f89cc14862c",
+                    stackhouse::service::item_keys::sockets_pk(ORG),
+                    stackhouse::service::item_keys::socket_sk(CONNECTION),
+                    "100000000000000000002",
+                ),
+            ]})
+        }
     }
 }
 
@@ -818,9 +953,7 @@ const PLAN: &[(&str, u16)] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_has_a_sample_its_function_answers() {
-    if std::env::var("STACKHOUSE_WRITE_EVENTS").is_ok_and(|v| v == "1") {
-        write_samples();
-    }
+    write_samples_if_asked();
     // A sample per route, and no sample without a route.
     let names: BTreeSet<&str> = routes::ROUTES.iter().map(|r| r.name).collect();
     let missing: Vec<&str> = names
@@ -839,11 +972,15 @@ async fn every_route_has_a_sample_its_function_answers() {
         .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
         .collect();
     let jobs: BTreeSet<&str> = JOBS.iter().map(|j| j.name).collect();
+    let sockets: BTreeSet<&str> = SOCKETS.iter().map(|s| s.name).collect();
     let strays: Vec<&String> = files
         .iter()
-        .filter(|f| !names.contains(f.as_str()) && !jobs.contains(f.as_str()))
+        .filter(|f| {
+            let f = f.as_str();
+            !names.contains(f) && !jobs.contains(f) && !sockets.contains(f)
+        })
         .collect();
-    assert!(strays.is_empty(), "samples in events/ for no route or job: {strays:?}");
+    assert!(strays.is_empty(), "samples in events/ for no route, socket route or job: {strays:?}");
     let planned: BTreeSet<&str> = PLAN.iter().map(|(n, _)| *n).collect();
     assert_eq!(planned, names, "PLAN must run every route once");
     assert_eq!(PLAN.len(), names.len(), "PLAN must run every route once");
@@ -1077,11 +1214,19 @@ async fn refusals(srv: &TestServer, c: &Client) {
 /// The server's app with only the ports `route` declares: the others are the stubs a deployed
 /// function gets (`adapters::undeclared`), so a handler using an undeclared port fails here
 /// instead of in production (where its IAM role would refuse the call too).
-fn declared_app(srv: &TestServer, route: &Route) -> std::sync::Arc<stackhouse::app::App> {
+fn declared_app(srv: &TestServer, route: &Route) -> Arc<stackhouse::app::App> {
+    declared_app_with(srv, route.needs, srv.app.ports.push.clone())
+}
+
+/// As [`declared_app`], for a function with `needs` whose push port (when declared) is `push`.
+fn declared_app_with(
+    srv: &TestServer,
+    n: Needs,
+    push: Arc<dyn stackhouse::ports::Push>,
+) -> Arc<stackhouse::app::App> {
     use stackhouse::adapters::undeclared::Undeclared;
     use stackhouse::api::Access;
     let all = &srv.app.ports;
-    let n = route.needs;
     let ports = stackhouse::ports::Ports {
         meta: match n.meta {
             Access::None => std::sync::Arc::new(Undeclared { port: "meta" }),
@@ -1101,7 +1246,7 @@ fn declared_app(srv: &TestServer, route: &Route) -> std::sync::Arc<stackhouse::a
         },
         push: match n.push {
             Access::None => std::sync::Arc::new(Undeclared { port: "push" }),
-            _ => all.push.clone(),
+            _ => push,
         },
     };
     stackhouse::app::App::new(ports, srv.app.settings.clone())
@@ -1136,7 +1281,21 @@ fn load_job(job: &Job) -> Value {
                 file.display()
             );
         }
-        Trigger::Stream { .. } => todo!("a DynamoDB stream sample event"),
+        Trigger::Stream { inserts, .. } => {
+            // Every record is an insert the job's filter lets through.
+            let parsed: stackhouse::jobs::invocation::StreamEvent =
+                serde_json::from_value(event.clone()).expect("a DynamoDB stream event");
+            assert!(!parsed.records.is_empty(), "{}", file.display());
+            for record in &parsed.records {
+                assert!(record.inserted_pk(inserts).is_some(), "{}: {record:?}", file.display());
+            }
+            let records = event["Records"].as_array().expect("Records");
+            assert!(
+                records.iter().all(|r| r["eventSource"] == "aws:dynamodb"),
+                "{}",
+                file.display()
+            );
+        }
     }
     event
 }
@@ -1145,9 +1304,7 @@ fn load_job(job: &Job) -> Value {
 /// retention job's completes a pass; queue jobs answer with a partial batch response.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_job_has_a_sample_its_function_runs() {
-    if std::env::var("STACKHOUSE_WRITE_EVENTS").is_ok_and(|v| v == "1") {
-        write_samples();
-    }
+    write_samples_if_asked();
     let srv = TestServer::start(Target::Embedded).await;
     let c = srv.client();
     let s = format!("/api/stacks/{}/{PROJECT}/{STACK}", srv.user);
@@ -1178,4 +1335,139 @@ async fn every_job_has_a_sample_its_function_runs() {
         }
     }
     assert!(c.get(&s).await.json()["activeUpdate"].as_str().unwrap_or_default().is_empty());
+}
+
+fn load_socket(socket: &SocketRoute) -> Value {
+    let file = events_dir().join(format!("{}.json", socket.name));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (every socket route needs a sample event; see events/README.md)",
+            file.display()
+        )
+    });
+    let event: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+    // The sample must still be its route's: the function refuses another route key.
+    assert_eq!(
+        event["requestContext"]["routeKey"],
+        socket.route_key,
+        "{} is stale",
+        file.display()
+    );
+    assert_eq!(event["requestContext"]["connectionId"], CONNECTION, "{}", file.display());
+    event
+}
+
+/// Runs a socket route's sample through its function (`stackhouse_lambda::handle_socket`, on
+/// an app with only the ports the route declares) and checks the Lambda response.
+async fn run_socket(
+    srv: &TestServer,
+    hub: &Arc<Hub>,
+    socket: &SocketRoute,
+    event: Value,
+    expected: u16,
+) -> stackhouse_lambda::SocketReply {
+    let app = declared_app_with(srv, socket.needs, hub.clone());
+    let reply = stackhouse_lambda::handle_socket(socket, &app, event).await;
+    assert_eq!(reply.status, expected, "{}: {:?}", socket.name, reply.body);
+    reply
+}
+
+/// The connection ids open for `org`.
+async fn open_connections(srv: &TestServer) -> Vec<String> {
+    let list = stackhouse::service::feed::sockets::list(&srv.app, ORG).await.expect("list");
+    list.into_iter().map(|c| c.id).collect()
+}
+
+/// The next text frame the hub holds for a socket, as JSON.
+fn next_frame(rx: &mut tokio::sync::mpsc::Receiver<Frame>) -> Option<Value> {
+    match rx.try_recv().ok()? {
+        Frame::Text(text) => Some(serde_json::from_str(&text).expect("a JSON frame")),
+        Frame::Close => None,
+    }
+}
+
+/// Every socket route has a sample its function answers as API Gateway needs, with the
+/// outcome a client sees: `$connect` records the connection (and refuses a missing token with
+/// 401 and Pulumi's body), `$default` answers a ping with a pong, the stream job's sample sends
+/// the connection the organization's new event, `$disconnect` forgets the connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_socket_route_has_a_sample_its_function_answers() {
+    write_samples_if_asked();
+    let srv = TestServer::start(Target::Embedded).await;
+    let token = format!("pul-{}", hex_id());
+    let b = local_emulator::bootstrap::Bootstrap {
+        token: Some(token.clone()),
+        user: USER.into(),
+        org: ORG.into(),
+    };
+    local_emulator::bootstrap::run(&srv.app, &b).await.expect("bootstrap");
+    let mut vars: HashMap<&str, String> = HashMap::new();
+    vars.insert("ACCESS_TOKEN", token.clone());
+    // What API Gateway holds on AWS: the sockets frames are pushed to.
+    let hub = Arc::new(Hub::default());
+
+    // `$connect` without a token: refused with 401 and Pulumi's error body, nothing recorded.
+    let mut anonymous = load_socket(&WS_CONNECT);
+    for headers in ["headers", "multiValueHeaders"] {
+        anonymous[headers].as_object_mut().expect("headers").remove("Authorization");
+    }
+    anonymous["requestContext"]["connectionId"] = json!("AnonymousConn=");
+    let refused = run_socket(&srv, &hub, &WS_CONNECT, anonymous, 401).await;
+    let response = refused.to_json();
+    assert_eq!(response["statusCode"], 401);
+    assert_eq!(response["headers"]["content-type"], "application/json");
+    let body: Value = serde_json::from_str(response["body"].as_str().expect("a body")).unwrap();
+    assert_eq!(body["code"], 401, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(open_connections(&srv).await.is_empty());
+
+    // `$connect` with the token: the connection is recorded, from the stream's current end.
+    let connected =
+        run_socket(&srv, &hub, &WS_CONNECT, prepare(load_socket(&WS_CONNECT), &vars), 200).await;
+    assert_eq!(connected.to_json(), json!({"statusCode": 200}));
+    assert_eq!(open_connections(&srv).await, [CONNECTION]);
+    let mut rx = hub.attach(CONNECTION);
+
+    // `$default` with a ping: the client hears a pong.
+    run_socket(&srv, &hub, &WS_DEFAULT, load_socket(&WS_DEFAULT), 200).await;
+    let pong = next_frame(&mut rx).expect("a pong");
+    assert_eq!(pong["type"], "pong", "{pong}");
+
+    // A change in the organization, then the stream job's sample (a new event of `acme`): the
+    // connection receives that event.
+    let c = srv.client_with(Some(&token));
+    let created =
+        c.post(&format!("/api/stacks/{ORG}/{PROJECT}"), &json!({"stackName": STACK})).await;
+    assert_eq!(created.status, 200);
+    let job_app = declared_app_with(&srv, JOB_FEED_FANOUT.needs, hub.clone());
+    let out = stackhouse::jobs::invocation::handle(
+        &job_app,
+        &JOB_FEED_FANOUT,
+        load_job(&JOB_FEED_FANOUT),
+    )
+    .await
+    .expect("the fan-out sample runs");
+    assert!(out["frames"].as_u64().is_some_and(|n| n >= 1), "{out}");
+    let event = next_frame(&mut rx).expect("the event's frame");
+    assert_eq!(event["type"], "event", "{event}");
+    assert_eq!(event["kind"], "stack-create", "{event}");
+    assert_eq!(event["stack"], STACK, "{event}");
+    assert!(next_frame(&mut rx).is_none(), "one event, sent once");
+
+    // `$disconnect`: the connection is forgotten.
+    run_socket(&srv, &hub, &WS_DISCONNECT, load_socket(&WS_DISCONNECT), 200).await;
+    assert!(open_connections(&srv).await.is_empty());
+
+    // A sample for every socket route, and the samples are what the generator writes.
+    for socket in SOCKETS {
+        let file = events_dir().join(format!("{}.json", socket.name));
+        let text = std::fs::read_to_string(&file).expect("sample");
+        assert_eq!(
+            text,
+            ordered_keys(&socket_event(socket), SOCKET_EVENT_ORDER),
+            "{} is stale: run with STACKHOUSE_WRITE_EVENTS=1",
+            file.display()
+        );
+    }
 }

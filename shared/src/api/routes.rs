@@ -312,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn every_route_and_job_has_a_function_binary() {
+    fn every_route_job_and_socket_route_has_a_function_binary() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
         for route in ROUTES {
             let file = dir.join(format!("{}.rs", route.name));
@@ -337,11 +337,23 @@ mod tests {
                 file.display()
             );
         }
+        let sockets = crate::api::sockets::SOCKETS;
+        for socket in sockets {
+            let file = dir.join(format!("{}.rs", socket.name));
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|_| panic!("missing function binary {}", file.display()));
+            let static_name = socket.name.to_uppercase().replace('-', "_");
+            assert!(
+                text.contains(&format!("stackhouse_lambda::socket!({static_name});")),
+                "{} serves another socket route",
+                file.display()
+            );
+        }
         let bins = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             bins,
-            ROUTES.len() + jobs.len(),
-            "functions/src/bin has binaries for routes or jobs not in the tables"
+            ROUTES.len() + jobs.len() + sockets.len(),
+            "functions/src/bin has binaries for routes, jobs or socket routes not in the tables"
         );
     }
 }
