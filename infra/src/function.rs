@@ -100,6 +100,19 @@ fn job_event(event: &Event) -> Option<(String, Value)> {
     }
 }
 
+/// API Gateway's permission to invoke function `id` for requests matching `source_arn`.
+fn invoke_permission(id: &str, source_arn: Value) -> Value {
+    json!({
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": r#ref(id),
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": source_arn,
+        },
+    })
+}
+
 /// The execute-api ARN pattern of one route, for the invoke permission: any stage, the
 /// route's method, its path with each `{param}` as `*`.
 fn source_arn(method: &str, path: &str) -> Value {
@@ -143,18 +156,8 @@ fn http_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
                 },
             }),
         );
-        resources.insert(
-            format!("{id}Permission"),
-            json!({
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {
-                    "Action": "lambda:InvokeFunction",
-                    "FunctionName": r#ref(&id),
-                    "Principal": "apigateway.amazonaws.com",
-                    "SourceArn": source_arn(method, path),
-                },
-            }),
-        );
+        resources
+            .insert(format!("{id}Permission"), invoke_permission(&id, source_arn(method, path)));
     }
 }
 
@@ -204,15 +207,7 @@ fn socket_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
         );
         resources.insert(
             format!("{id}Permission"),
-            json!({
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {
-                    "Action": "lambda:InvokeFunction",
-                    "FunctionName": r#ref(&id),
-                    "Principal": "apigateway.amazonaws.com",
-                    "SourceArn": socket_source_arn(route_key),
-                },
-            }),
+            invoke_permission(&id, socket_source_arn(route_key)),
         );
     }
 }

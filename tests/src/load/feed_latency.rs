@@ -106,6 +106,36 @@ async fn drive(
     Ok(sent)
 }
 
+/// One measurement's fixed parts, once its readers wait.
+struct Bench<'a> {
+    http: &'a reqwest::Client,
+    ep: &'a Endpoint,
+    stack: &'a str,
+    start: i64,
+    clients: usize,
+    changes: usize,
+    counters: Option<&'a Counters>,
+}
+
+/// A reader: when it received each event, by number.
+type Reader = tokio::task::JoinHandle<Result<Vec<(i64, Instant)>>>;
+
+impl Bench<'_> {
+    /// Makes the changes, collects what the readers received, and counts the server's
+    /// operations meanwhile.
+    async fn run(&self, readers: Vec<Reader>) -> Result<FeedLatency> {
+        let before = self.counters.map(Counters::snapshot);
+        let sent = drive(self.http, self.ep, self.stack, self.start, self.changes).await?;
+        let mut received = Vec::new();
+        for r in readers {
+            received.push(r.await.map_err(|e| e.to_string())??);
+        }
+        let mut m = summarise(self.clients, self.changes, &sent, received)?;
+        m.ops = self.counters.zip(before).map(|(c, b)| c.snapshot() - b);
+        Ok(m)
+    }
+}
+
 /// Percentiles of every reader's latencies.
 fn summarise(
     clients: usize,
@@ -169,15 +199,8 @@ pub async fn measure(
             Ok::<_, String>(got)
         }));
     }
-    let before = counters.map(Counters::snapshot);
-    let sent = drive(&http, ep, &stack, start, changes).await?;
-    let mut received = Vec::new();
-    for r in readers {
-        received.push(r.await.map_err(|e| e.to_string())??);
-    }
-    let mut m = summarise(clients, changes, &sent, received)?;
-    m.ops = counters.zip(before).map(|(c, b)| c.snapshot() - b);
-    Ok(m)
+    let bench = Bench { http: &http, ep, stack: &stack, start, clients, changes, counters };
+    bench.run(readers).await
 }
 
 /// Runs one WebSocket measurement: `clients` connections to `ws_url` (the server's event-stream
@@ -225,13 +248,6 @@ pub async fn measure_ws(
             Ok::<_, String>(got)
         }));
     }
-    let before = counters.map(Counters::snapshot);
-    let sent = drive(&http, ep, &stack, start, changes).await?;
-    let mut received = Vec::new();
-    for r in readers {
-        received.push(r.await.map_err(|e| e.to_string())??);
-    }
-    let mut m = summarise(clients, changes, &sent, received)?;
-    m.ops = counters.zip(before).map(|(c, b)| c.snapshot() - b);
-    Ok(m)
+    let bench = Bench { http: &http, ep, stack: &stack, start, clients, changes, counters };
+    bench.run(readers).await
 }
