@@ -986,13 +986,7 @@ async fn every_route_has_a_sample_its_function_answers() {
     assert_eq!(PLAN.len(), names.len(), "PLAN must run every route once");
 
     let srv = TestServer::start(Target::Embedded).await;
-    let token = format!("pul-{}", hex_id());
-    let b = local_emulator::bootstrap::Bootstrap {
-        token: Some(token.clone()),
-        user: USER.into(),
-        org: ORG.into(),
-    };
-    local_emulator::bootstrap::run(&srv.app, &b).await.expect("bootstrap");
+    let token = sample_user(&srv).await;
     let c = srv.client_with(Some(&token));
     let s = stack_path();
     let mut vars: HashMap<&str, String> = HashMap::new();
@@ -1252,6 +1246,18 @@ fn declared_app_with(
     stackhouse::app::App::new(ports, srv.app.settings.clone())
 }
 
+/// The samples' user and organization on `srv`, and a fresh access token of theirs.
+async fn sample_user(srv: &TestServer) -> String {
+    let token = format!("pul-{}", hex_id());
+    let b = local_emulator::bootstrap::Bootstrap {
+        token: Some(token.clone()),
+        user: USER.into(),
+        org: ORG.into(),
+    };
+    local_emulator::bootstrap::run(&srv.app, &b).await.expect("bootstrap");
+    token
+}
+
 fn hex_id() -> String {
     (0..4).map(|_| format!("{:010x}", rand::random::<u64>() & 0xff_ffff_ffff)).collect()
 }
@@ -1395,13 +1401,7 @@ fn next_frame(rx: &mut tokio::sync::mpsc::Receiver<Frame>) -> Option<Value> {
 async fn every_socket_route_has_a_sample_its_function_answers() {
     write_samples_if_asked();
     let srv = TestServer::start(Target::Embedded).await;
-    let token = format!("pul-{}", hex_id());
-    let b = local_emulator::bootstrap::Bootstrap {
-        token: Some(token.clone()),
-        user: USER.into(),
-        org: ORG.into(),
-    };
-    local_emulator::bootstrap::run(&srv.app, &b).await.expect("bootstrap");
+    let token = sample_user(&srv).await;
     let mut vars: HashMap<&str, String> = HashMap::new();
     vars.insert("ACCESS_TOKEN", token.clone());
     // What API Gateway holds on AWS: the sockets frames are pushed to.
