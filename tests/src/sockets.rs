@@ -33,6 +33,7 @@ macro_rules! socket_tests {
             bad_handshakes_are_refused_and_store_nothing,
             ping_gets_pong,
             a_refused_push_is_sent_again_once,
+            concurrent_fan_out_runs_send_each_event_once_in_order,
             a_revoked_token_loses_its_socket,
             viewers_show_in_presence_while_connected
         );
@@ -572,6 +573,60 @@ pub async fn a_refused_push_is_sent_again_once(target: Target) {
     assert_eq!(seqs(&got), [2, 3], "sent again after the refusal, once each: {got:?}");
     assert_eq!(arm.load(std::sync::atomic::Ordering::SeqCst), 0, "the refusal happened");
     assert!(s.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
+    sockets.stop().await;
+    srv.stop().await;
+}
+
+/// Fan-out runs of one organization racing each other (several stream batches on AWS, each its
+/// own Lambda invocation) while events are written: the lease makes them take turns, and each
+/// connection, one caught up from the start and one connecting part-way with a backlog, gets
+/// every event exactly once, in order.
+pub async fn concurrent_fan_out_runs_send_each_event_once_in_order(target: Target) {
+    use stackhouse::service::feed::{append, fanout, NewEvent};
+    let srv = TestServer::start(target).await;
+    let sockets = srv.sockets().await;
+    let org = srv.user.clone();
+    let mut early = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}&after=0"))
+        .await
+        .expect("connects");
+    const EVENTS: usize = 40;
+    const RUNNERS: usize = 4;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut runners = Vec::new();
+    for _ in 0..RUNNERS {
+        let (app, org, stop) = (srv.app.clone(), org.clone(), stop.clone());
+        runners.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                fanout::run(&app, &org).await.expect("fan-out run");
+            }
+        }));
+    }
+    let mut late = None;
+    for i in 0..EVENTS {
+        let event = NewEvent {
+            actor: srv.user.clone(),
+            kind: "test-change".into(),
+            path: format!("/test/{i}"),
+            stack: None,
+            payload: json!({"i": i}),
+        };
+        append(&srv.app, &org, event).await.expect("append");
+        if i == EVENTS / 2 {
+            let q = format!("org={org}&after=0");
+            late = Some(Socket::connect(&sockets.url, Some(&srv.token), &q).await.expect("late"));
+        }
+    }
+    let all: Vec<i64> = (1..=EVENTS as i64).collect();
+    assert_eq!(seqs(&early.events(EVENTS).await), all, "the early client: once each, in order");
+    let mut late = late.expect("connected");
+    assert_eq!(seqs(&late.events(EVENTS).await), all, "the late client: once each, in order");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in runners {
+        r.await.expect("runner");
+    }
+    for s in [&mut early, &mut late] {
+        assert!(s.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
+    }
     sockets.stop().await;
     srv.stop().await;
 }
