@@ -9,8 +9,9 @@
 //!
 //! **Once and in order.** Runs for one organization take turns through a lease on its fan-out
 //! item (`WS#<org>`/`FANOUT`: `seq` is how far every caught-up connection got; `until` is when
-//! the running holder's lease lapses). A run that finds the lease held stops: the holder looks
-//! at the counter again after it lets go, and so sends what the stopped run was woken for. A
+//! the running holder's lease lapses). A run that finds the lease held sets `again` on it and
+//! stops; the holder lets go only while `again` is unset, so it does another round for what
+//! the stopped run was woken for (an uncontended run: take, list, read, let go). A
 //! connection that has not had its backlog yet is sent the events after its own cursor and is
 //! then marked caught up; every other connection is sent the events after `seq`. A run that
 //! dies part-way may send some frames twice when the next run repeats it; clients skip any
@@ -72,39 +73,59 @@ impl Report {
 pub async fn run(app: &App, org: &str) -> Result<Report> {
     let mut report = Report::default();
     let holder = hex::encode(rand::random::<[u8; 8]>());
+    let Some(mut sent_to) = take_or_ask_again(app, org, &holder).await? else {
+        report.busy = true;
+        return Ok(report);
+    };
     for _ in 0..MAX_ROUNDS {
-        let Some(sent_to) = take_lease(app, org, &holder).await? else {
-            report.busy = true;
-            return Ok(report);
-        };
         let failed_before = report.failed;
         let round = round(app, org, sent_to, &mut report).await;
-        let reached = round.as_ref().map_or(sent_to, |upto| (*upto).max(sent_to));
-        release(app, org, &holder, reached).await?;
+        let reached = round.as_ref().map_or(sent_to, |r| r.upto.max(sent_to));
+        let more = round.as_ref().is_ok_and(|r| r.more) && report.failed == failed_before;
+        if more {
+            // A backlog not sent whole yet: on with the lease held.
+            sent_to = advance(app, org, &holder, reached).await?.ok_or_else(lost)?;
+            continue;
+        }
+        let released = release(app, org, &holder, reached).await?;
         round?;
         if report.failed > failed_before {
-            // The gateway refused some pushes: those connections catch up on the next run
-            // rather than in a tight loop here.
+            // The gateway refused some pushes: the stream (or the emulator's runner) tries
+            // again later rather than this run in a tight loop.
             return Ok(report);
         }
-        // Look again after letting go: what a run stopped by our lease was woken for (a new
-        // event, a new connection) shows here.
-        if super::counter(app.ports.meta.as_ref(), org).await? <= reached
-            && sockets::list(app, org).await?.iter().all(|c| c.caught_up)
-        {
-            return Ok(report);
+        match released {
+            Released::Done | Released::Lost => return Ok(report),
+            // A run stopped by our lease asked for another round: what woke it (a new event,
+            // a new connection) is ours to send.
+            Released::Again(at) => sent_to = at,
         }
     }
+    release(app, org, &holder, sent_to).await?;
     Ok(report)
 }
 
-/// One round: returns how far caught-up connections now are.
-async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Result<i64> {
+fn lost() -> Error {
+    Error::Unavailable("the fan-out lease lapsed during the run; the next run goes on".into())
+}
+
+/// What one round did.
+struct Round {
+    /// How far caught-up connections now are.
+    upto: i64,
+    /// Something is left for another round: a full page was read, or a connection with a
+    /// backlog has not reached the others yet.
+    more: bool,
+}
+
+/// One round of sends under the lease.
+async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Result<Round> {
     let connections = sockets::list(app, org).await?;
     report.connections += connections.len();
     if connections.is_empty() {
         // Nobody to tell: the stream's position is where the next connection starts from.
-        return super::counter(app.ports.meta.as_ref(), org).await;
+        let upto = super::counter(app.ports.meta.as_ref(), org).await?;
+        return Ok(Round { upto, more: false });
     }
     let from = connections
         .iter()
@@ -114,6 +135,7 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
     let events = read_after(app, org, from).await?;
     let upto = events.last().map_or(from, |e| e.seq);
     let reached = upto.max(sent_to);
+    let mut more = events.len() >= PAGE;
     let mut access: HashMap<String, Option<(OrgAccess, Role)>> = HashMap::new();
     // Whether a principal may see an event, decided once per round (connections of one token
     // share it: a console open in many tabs, a thousand clients of one bot).
@@ -161,15 +183,12 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
         }
         plans.push(Plan { connection: c, frames, last: upto.max(start), revoked: false });
     }
-    let outcomes = futures::future::join_all(plans.chunks(CONCURRENCY).map(|chunk| async move {
-        let mut outcomes = Vec::new();
-        for plan in chunk {
-            outcomes.push(deliver(app, plan).await);
-        }
-        outcomes
-    }))
-    .await;
-    for (plan, outcome) in plans.iter().zip(outcomes.into_iter().flatten()) {
+    // CONCURRENCY connections at a time (each connection's frames one after another).
+    let mut outcomes = Vec::with_capacity(plans.len());
+    for chunk in plans.chunks(CONCURRENCY) {
+        outcomes.extend(futures::future::join_all(chunk.iter().map(|p| deliver(app, p))).await);
+    }
+    for (plan, outcome) in plans.iter().zip(outcomes) {
         let c = &plan.connection;
         match outcome {
             Delivered::All(n) => {
@@ -178,6 +197,7 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
                     // Caught up once it reached where the others are; until then it goes on
                     // from its own cursor (a long backlog takes several rounds).
                     let caught_up = plan.last >= reached;
+                    more |= !caught_up;
                     sockets::set_position(app, org, &c.id, plan.last, caught_up).await?;
                 }
             }
@@ -194,7 +214,7 @@ async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Resul
             }
         }
     }
-    Ok(upto)
+    Ok(Round { upto, more })
 }
 
 /// What a connection is to be sent this round.
@@ -270,35 +290,79 @@ async fn read_after(app: &App, org: &str, after: i64) -> Result<Vec<Event>> {
     Ok(app.ports.meta.query(query).await?.items.iter().map(Event::from_item).collect())
 }
 
-/// Takes the organization's fan-out lease; returns how far caught-up connections got, or None
-/// when another run holds it.
-async fn take_lease(app: &App, org: &str, holder: &str) -> Result<Option<i64>> {
-    let now = app.clock.now();
+/// Takes the organization's fan-out lease and returns how far caught-up connections got; or,
+/// when another run holds it, asks that run for another round (`again`) and returns None.
+async fn take_or_ask_again(app: &App, org: &str, holder: &str) -> Result<Option<i64>> {
+    let pk = item_keys::sockets_pk(org);
+    for _ in 0..3 {
+        let now = app.clock.now();
+        let take = Update::new(pk.clone(), item_keys::FANOUT_SK)
+            .set("holder", Value::S(holder.to_string()))
+            .set("until", Value::N(now + LEASE_SECONDS))
+            .set("again", Value::Bool(false))
+            .when(
+                Condition::AttrNotExists("until".into())
+                    .or(Condition::LessThan("until".into(), Value::N(now))),
+            );
+        match app.ports.meta.update(take).await {
+            Ok(item) => return Ok(Some(item.n("seq").unwrap_or(0))),
+            Err(MetaError::ConditionFailed) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Held: the holder looks at `again` before it lets go. Only while it still holds it;
+        // if it let go meanwhile, take it ourselves.
+        let ask = Update::new(pk.clone(), item_keys::FANOUT_SK)
+            .set("again", Value::Bool(true))
+            .when(Condition::AtLeast("until".into(), Value::N(now)));
+        match app.ports.meta.update(ask).await {
+            Ok(_) => return Ok(None),
+            Err(MetaError::ConditionFailed) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Unavailable(format!("the fan-out of '{org}' is too contended")))
+}
+
+/// Records how far caught-up connections got, keeping the lease (None: it lapsed and another
+/// run took it).
+async fn advance(app: &App, org: &str, holder: &str, sent_to: i64) -> Result<Option<i64>> {
     let change = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
-        .set("holder", Value::S(holder.to_string()))
-        .set("until", Value::N(now + LEASE_SECONDS))
-        .when(
-            Condition::AttrNotExists("until".into())
-                .or(Condition::LessThan("until".into(), Value::N(now)))
-                .or(Condition::Equals("holder".into(), Value::S(holder.to_string()))),
-        );
+        .set("seq", Value::N(sent_to))
+        .set("until", Value::N(app.clock.now() + LEASE_SECONDS))
+        .set("again", Value::Bool(false))
+        .when(Condition::Equals("holder".into(), Value::S(holder.to_string())));
     match app.ports.meta.update(change).await {
-        Ok(item) => Ok(Some(item.n("seq").unwrap_or(0))),
+        Ok(_) => Ok(Some(sent_to)),
         Err(MetaError::ConditionFailed) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Records how far caught-up connections got and lets the lease go.
-async fn release(app: &App, org: &str, holder: &str, sent_to: i64) -> Result<()> {
+/// How letting go of the lease went.
+enum Released {
+    /// Let go: nothing was asked meanwhile.
+    Done,
+    /// Another run asked for a round while we held it: still held, go on from here.
+    Again(i64),
+    /// It had lapsed and another run took it (which repeats what we did).
+    Lost,
+}
+
+/// Records how far caught-up connections got and lets the lease go, unless another run asked
+/// for another round meanwhile.
+async fn release(app: &App, org: &str, holder: &str, sent_to: i64) -> Result<Released> {
+    let ours = Condition::Equals("holder".into(), Value::S(holder.to_string()));
     let change = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
         .set("seq", Value::N(sent_to))
         .set("until", Value::N(0))
-        .when(Condition::Equals("holder".into(), Value::S(holder.to_string())));
+        .when(ours.and(Condition::Equals("again".into(), Value::Bool(false))));
     match app.ports.meta.update(change).await {
-        Ok(_) => Ok(()),
-        // Our lease lapsed and another run took it: it repeats what we did.
-        Err(MetaError::ConditionFailed) => Ok(()),
+        Ok(_) => Ok(Released::Done),
+        // Asked again, or no longer ours: `advance` tells which.
+        Err(MetaError::ConditionFailed) => Ok(match advance(app, org, holder, sent_to).await? {
+            Some(at) => Released::Again(at),
+            None => Released::Lost,
+        }),
         Err(e) => Err(e.into()),
     }
 }
