@@ -16,13 +16,14 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 
+use crate::api::handlers::feed::readable_stack;
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::names::{OrgName, ProjectName, StackName, StackRef, UpdateId};
+use crate::names::{OrgName, UpdateId};
 use crate::ports::Needs;
-use crate::service::access::{OrgAccess, StackPermission};
+use crate::service::access::OrgAccess;
 use crate::service::feed::{self, sockets, wire};
-use crate::service::{identity, stacks, updates};
+use crate::service::{identity, updates};
 
 /// What a socket route is given.
 #[derive(Debug, Clone, Default)]
@@ -115,20 +116,7 @@ async fn connect(app: &App, req: &SocketRequest) -> Result<()> {
     };
     let mut scope = sockets::Scope { after, ..Default::default() };
     if let Some(v) = param(&req.query, "stack") {
-        let (project, stack) = v.split_once('/').ok_or_else(|| {
-            Error::BadRequest(format!("stack must be <project>/<stack>, not {v:?}"))
-        })?;
-        let r = StackRef {
-            org: org.clone(),
-            project: ProjectName::parse(project)?,
-            stack: StackName::parse(stack)?,
-        };
-        let found = stacks::get(meta, &r).await?;
-        if access.stack_permission(meta, &found, StackPermission::Read).await?
-            < StackPermission::Read
-        {
-            return Err(Error::NotFound(format!("stack '{r}' not found")));
-        }
+        let (r, found) = readable_stack(meta, &mut access, &org, &v).await?;
         if let Some(id) = param(&req.query, "update") {
             let missing = || Error::NotFound(format!("update '{id}' of stack '{r}' not found"));
             let update_id = UpdateId::parse(&id).map_err(|_| missing())?;

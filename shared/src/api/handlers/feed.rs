@@ -9,9 +9,10 @@ use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
+use crate::ports::MetadataStore;
 use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::feed::{self, read::MAX_WAIT_SECONDS, WireEvent};
-use crate::service::stacks;
+use crate::service::stacks::{self, Stack};
 
 /// Events per page unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 100;
@@ -48,24 +49,36 @@ fn number(
     }
 }
 
-/// The stack of the `stack` parameter (`<project>/<stack>`), which the caller must be able to
-/// read (404 otherwise, as for the stack's own routes).
-async fn scoped_stack(ctx: &Ctx, org: &OrgName) -> Result<Option<String>> {
-    let Some(v) = ctx.query("stack") else { return Ok(None) };
-    let (project, stack) = v
-        .split_once('/')
-        .ok_or_else(|| Error::BadRequest(format!("stack must be <project>/<stack>, not {v:?}")))?;
+/// The stack named by a `stack=<project>/<stack>` query value, which the caller must be able
+/// to read (404 otherwise, as for the stack's own routes). Shared by the long-poll route and
+/// the WebSocket's `$connect`.
+pub(crate) async fn readable_stack(
+    meta: &dyn MetadataStore,
+    access: &mut OrgAccess,
+    org: &OrgName,
+    value: &str,
+) -> Result<(StackRef, Stack)> {
+    let (project, stack) = value.split_once('/').ok_or_else(|| {
+        Error::BadRequest(format!("stack must be <project>/<stack>, not {value:?}"))
+    })?;
     let r = StackRef {
         org: org.clone(),
         project: ProjectName::parse(project)?,
         stack: StackName::parse(stack)?,
     };
-    let meta = ctx.app.ports.meta.as_ref();
     let found = stacks::get(meta, &r).await?;
-    let mut access = OrgAccess::resolve(meta, ctx.caller.principal()?, org.as_str()).await?;
     if access.stack_permission(meta, &found, StackPermission::Read).await? < StackPermission::Read {
         return Err(Error::NotFound(format!("stack '{r}' not found")));
     }
+    Ok((r, found))
+}
+
+/// The id of the stack the `stack` parameter scopes the listing to, if any.
+async fn scoped_stack(ctx: &Ctx, org: &OrgName) -> Result<Option<String>> {
+    let Some(v) = ctx.query("stack") else { return Ok(None) };
+    let meta = ctx.app.ports.meta.as_ref();
+    let mut access = OrgAccess::resolve(meta, ctx.caller.principal()?, org.as_str()).await?;
+    let (_, found) = readable_stack(meta, &mut access, org, v).await?;
     Ok(Some(found.id.to_string()))
 }
 
