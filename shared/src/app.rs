@@ -21,6 +21,9 @@ pub struct Settings {
     /// than this are sent verbatim. Deltas save upload bytes on large stacks but cost the
     /// server a read of the previous checkpoint.
     pub checkpoint_cutoff_bytes: i64,
+    /// Most checkpoint deltas stored after one full state (`service::updates::chain`): what
+    /// rebuilding a state may have to apply.
+    pub checkpoint_chain_deltas: i64,
     /// Largest journal batch accepted; bigger ones get 413 and the CLI splits them.
     pub max_journal_batch_bytes: usize,
     /// Whether updates may persist journal entries (`journalVersion: 1`).
@@ -66,6 +69,7 @@ impl Default for Settings {
             max_decoded_bytes: 512 << 20,
             lease_seconds: 300,
             checkpoint_cutoff_bytes: 512 * 1024,
+            checkpoint_chain_deltas: 256,
             max_journal_batch_bytes: 4 << 20,
             journaling: true,
             history_retention: crate::service::retention::Policy::KeepAll,
@@ -113,6 +117,9 @@ impl Settings {
         }
         if let Some(n) = env.parse("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES", bytes) {
             s.checkpoint_cutoff_bytes = signed(n);
+        }
+        if let Some(n) = env.parse("STACKHOUSE_CHECKPOINT_CHAIN_DELTAS", count) {
+            s.checkpoint_chain_deltas = signed(n);
         }
         if let Some(n) = env.parse("STACKHOUSE_LEASE_SECONDS", positive_seconds) {
             s.lease_seconds = signed(n);
@@ -201,6 +208,8 @@ pub struct App {
     pub rate_limits: crate::service::ratelimit::LocalBuckets,
     /// Wakes this process's waiting event-stream readers (`service::feed`).
     pub feed_signal: crate::service::feed::Signal,
+    /// The checkpoint states this process saved last (`service::updates::chain`).
+    pub checkpoints: crate::service::updates::RecentStates,
 }
 
 impl App {
@@ -214,6 +223,7 @@ impl App {
             metrics: Default::default(),
             rate_limits: Default::default(),
             feed_signal: Default::default(),
+            checkpoints: Default::default(),
         })
     }
 }

@@ -81,6 +81,7 @@ pub static VARS: &[Var] = &[
     var("STACKHOUSE_MAX_DECODED_BYTES", "512 MiB", ReadBy::All, "largest request body after gzip decoding"),
     var("STACKHOUSE_LEASE_SECONDS", "300", ReadBy::All, "lease length of an update (the CLI renews about every 2.5 minutes)"),
     var("STACKHOUSE_CHECKPOINT_CUTOFF_BYTES", "512 KiB", ReadBy::All, "deployments smaller than this are checkpointed verbatim, larger ones as deltas"),
+    var("STACKHOUSE_CHECKPOINT_CHAIN_DELTAS", "256", ReadBy::All, "most checkpoint deltas stored after one full state: a delta save stores only the delta until then (or until the deltas weigh as much as the state), so rebuilding a state applies at most this many"),
     var("STACKHOUSE_MAX_JOURNAL_BATCH_BYTES", "4 MiB", ReadBy::All, "journal batches over this get 413 (the CLI halves them)"),
     var("STACKHOUSE_JOURNALING", "on", ReadBy::All, "`off` makes the CLI fall back to checkpoints (`on`/`off`, `1`/`0`, `true`/`false`)"),
     var("STACKHOUSE_MATERIALISE_EVERY_ENTRIES", "1000", ReadBy::All, "a journal-mode update asks `job-update-materialise` for a resumable snapshot each time this many more entries arrived, so completing, cancelling or reaping it replays only the tail (0 = never)"),

@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod backup;
 pub mod breakdown;
+pub mod chains;
 pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;

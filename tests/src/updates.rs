@@ -60,6 +60,12 @@ pub async fn up_with_full_checkpoints(target: Target) {
     session::send_events(&c, &run, &events).await;
     assert!(run.checkpoint(&c, &partial).await.status.is_success());
     assert!(run.checkpoint(&c, &final_state).await.status.is_success());
+    // Each save is stored as the CLI compressed it: the very bytes it sent (request flag and
+    // all), never re-encoded or gzipped a second time; publishing drops the flag once.
+    let key = format!("updates/{}/checkpoint.json.gz", run.id);
+    let stored = server.app.ports.blobs.get(&key).await.unwrap().expect("stored checkpoint");
+    let sent = json!({"isInvalid": false, "version": final_state["version"], "deployment": final_state["deployment"]});
+    assert_eq!(stored.to_vec(), crate::server::gzip(sent.to_string().as_bytes()));
     assert!(run.renew(&c).await.status.is_success());
     assert!(run.complete(&c, "succeeded").await.status.is_success());
 

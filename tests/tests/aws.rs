@@ -44,6 +44,18 @@ mod conformance {
 /// Crash at every storage write of the update paths, on the AWS adapters against moto.
 mod crash {
     stackhouse_tests::crash_tests!(stackhouse_tests::server::moto_target);
+
+    /// Random verbatim and delta saves, a crash at a random write, a restart: the update
+    /// publishes the last acknowledged state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoint_chains_survive_random_crashes() {
+        stackhouse_tests::chains::random_saves_and_crashes(
+            stackhouse_tests::server::moto_target,
+            0,
+            12,
+        )
+        .await;
+    }
 }
 
 /// The health checks on the AWS backend, against moto over the network.

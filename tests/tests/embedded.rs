@@ -44,6 +44,18 @@ mod conformance {
 /// Crash at every storage write of the update paths, on the embedded backend.
 mod crash {
     stackhouse_tests::crash_tests!(|_| stackhouse_tests::server::Target::Embedded);
+
+    /// Random verbatim and delta saves, a crash at a random write, a restart: the update
+    /// publishes the last acknowledged state.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoint_chains_survive_random_crashes() {
+        stackhouse_tests::chains::random_saves_and_crashes(
+            |_| stackhouse_tests::server::Target::Embedded,
+            0,
+            48,
+        )
+        .await;
+    }
 }
 
 /// The health checks on the embedded backend.

@@ -149,6 +149,29 @@ pub fn check_parts(
     Ok(Summary { resource_count: counted.resources.map(|r| r.len() as i64).unwrap_or(0) })
 }
 
+/// A stored full-checkpoint request (`{"isInvalid","version","features"?,"deployment"}`) read
+/// as the deployment it carries, or None when `bytes` (already checked by [`check_untyped`])
+/// is a deployment as it is, without the request's flag.
+pub fn checkpoint_request(bytes: &[u8]) -> Result<Option<Envelope<'_>>> {
+    #[derive(Deserialize)]
+    struct Request<'a> {
+        #[serde(rename = "isInvalid", default)]
+        is_invalid: Option<serde::de::IgnoredAny>,
+        version: i64,
+        #[serde(default)]
+        features: Option<Vec<String>>,
+        #[serde(borrow)]
+        deployment: &'a RawValue,
+    }
+    let r: Request = serde_json::from_slice(bytes)
+        .map_err(|e| Error::caused("stored checkpoint is corrupt", e))?;
+    Ok(r.is_invalid.map(|_| Envelope {
+        version: r.version,
+        features: r.features,
+        deployment: r.deployment,
+    }))
+}
+
 /// Builds the `UntypedDeployment` bytes from a version, features and the raw inner deployment,
 /// without re-serialising the deployment.
 pub fn untyped(
@@ -171,6 +194,15 @@ pub fn untyped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_checkpoint_request_is_read_as_its_deployment() {
+        let req = br#"{"isInvalid":false,"version":3,"deployment":{"resources":[]}}"#;
+        let env = checkpoint_request(req).unwrap().expect("a request");
+        assert_eq!((env.version, env.deployment.get()), (3, r#"{"resources":[]}"#));
+        let plain = br#"{"version":3,"features":[],"deployment":{}}"#;
+        assert!(checkpoint_request(plain).unwrap().is_none(), "already a deployment");
+    }
 
     #[test]
     fn untyped_keeps_the_deployment_bytes() {

@@ -214,8 +214,12 @@ pub async fn checkpoint(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: CheckpointRequest = crate::api::body::parse_json(&ctx.body)?;
     deployments::check_parts(req.version, req.features.as_deref(), req.deployment, 3..=4)?;
-    let untyped = deployments::untyped(req.version, req.features.as_deref(), req.deployment)?;
-    updates::save_checkpoint(&ctx.app, ctx.caller.lease()?, &untyped).await?;
+    // Stored as received (gzip); an uncompressed body is compressed once.
+    let stored = match &ctx.gzip_body {
+        Some(gz) => gz.clone(),
+        None => deployments::gzip(&ctx.body)?,
+    };
+    updates::save_checkpoint(&ctx.app, ctx.caller.lease()?, stored).await?;
     Ok(Reply::no_content())
 }
 
@@ -258,8 +262,16 @@ pub(crate) struct DeltaRequest {
 pub async fn checkpoint_delta(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: DeltaRequest = ctx.json()?;
-    let delta =
-        updates::Sequenced::Delta { edits: &req.deployment_delta, hash: &req.checkpoint_hash };
+    // A delta is stored as received (gzip); an uncompressed body is compressed once.
+    let received = match &ctx.gzip_body {
+        Some(gz) => gz.clone(),
+        None => deployments::gzip(&ctx.body)?,
+    };
+    let delta = updates::Sequenced::Delta {
+        edits: &req.deployment_delta,
+        hash: &req.checkpoint_hash,
+        received,
+    };
     updates::save_sequenced(&ctx.app, ctx.caller.lease()?, req.sequence_number, delta).await?;
     Ok(Reply::no_content())
 }

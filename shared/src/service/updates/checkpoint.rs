@@ -1,26 +1,40 @@
 //! Checkpoints while an update runs: full, verbatim and delta saves, and resource changes.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::MetaError;
 use crate::service::deployments;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 
+use super::chain;
 use super::model::{get, update_contended, Update};
 
-/// Stores a full checkpoint (`PATCH …/checkpoint`): the `UntypedDeployment` bytes. Idempotent:
-/// each save replaces the previous one.
-pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Result<()> {
+/// Stores a full checkpoint (`PATCH …/checkpoint`): the request body, already validated by the
+/// caller, gzip as the client sent it (`stored`). It is an `UntypedDeployment` plus the
+/// request's `isInvalid` flag, which publishing drops ([`super::publish`]): a save costs no
+/// re-encoding and no compression, and only the last save of an update is ever rewritten.
+/// Idempotent: each save replaces the previous one.
+pub async fn save_checkpoint(app: &App, update: &Update, stored: Bytes) -> Result<()> {
     if update.dry_run {
         return Err(Error::BadRequest("previews do not persist checkpoints".into()));
+    }
+    if update.checkpoint_chain.is_some() {
+        // Publishing reads the chain of an update that has one: a full checkpoint now would be
+        // acknowledged and then ignored. The CLI never mixes the two in one update.
+        return Err(Error::BadRequest(
+            "this update sends verbatim and delta checkpoints; send this one verbatim".into(),
+        ));
     }
     if update.journal {
         return Err(Error::BadRequest(
             "this update persists journal entries, not checkpoints".into(),
         ));
     }
-    let body = deployments::gzip(untyped)?;
-    app.ports.blobs.put(&deployments::checkpoint_key(&update.id), body).await?;
+    app.ports.blobs.put(&deployments::checkpoint_key(&update.id), stored).await?;
     Ok(())
 }
 
@@ -29,15 +43,16 @@ pub async fn save_checkpoint(app: &App, update: &Update, untyped: &[u8]) -> Resu
 pub enum Sequenced<'a> {
     /// `checkpointverbatim`: the exact `UntypedDeployment` bytes.
     Verbatim(&'a [u8]),
-    /// `checkpointdelta`: edits against the previous bytes and the SHA-256 of the result.
-    Delta { edits: &'a [crate::service::delta::TextEdit], hash: &'a str },
+    /// `checkpointdelta`: edits against the previous bytes and the SHA-256 of the result, with
+    /// the request as received (gzip), which is what a delta stores.
+    Delta { edits: &'a [crate::service::delta::TextEdit], hash: &'a str, received: Bytes },
 }
 
-/// Stores a sequenced checkpoint. `seq == last + 1` applies it; a verbatim with `seq == last`
-/// overwrites (the CLI's fallback after a failed delta, or a retry); a delta with
-/// `seq == last` is a retry and succeeds only if it leads to the stored bytes. Anything else,
-/// a delta without a baseline, or a hash mismatch is a 4xx, after which the CLI resends the
-/// same sequence number verbatim.
+/// Stores a sequenced checkpoint on the update's chain ([`super::chain`]). `seq == last + 1`
+/// applies it; a verbatim with `seq == last` overwrites (the CLI's fallback after a failed
+/// delta, or a retry); a delta with `seq == last` is a retry and succeeds only if it leads to
+/// the stored state. Anything else, a delta without a baseline, or a hash mismatch is a 4xx,
+/// after which the CLI resends the same sequence number verbatim.
 pub async fn save_sequenced(
     app: &App,
     update: &Update,
@@ -54,28 +69,34 @@ pub async fn save_sequenced(
     }
     let meta = app.ports.meta.as_ref();
     let blobs = app.ports.blobs.as_ref();
-    let key = deployments::checkpoint_key(&update.id);
     let last = update.checkpoint_seq;
-    let bytes: Vec<u8> = match checkpoint {
-        Sequenced::Verbatim(raw) => {
-            if seq != last && seq != last + 1 {
-                return Err(Error::BadRequest(format!(
-                    "checkpoint sequence number {seq} does not follow {last}"
-                )));
-            }
-            deployments::check_untyped(raw, 3..=4)?;
-            raw.to_vec()
+    let follows = |seq: i64| {
+        if seq == last || seq == last + 1 {
+            Ok(())
+        } else {
+            Err(Error::BadRequest(format!(
+                "checkpoint sequence number {seq} does not follow {last}"
+            )))
         }
-        Sequenced::Delta { edits, hash } => {
-            if last == 0 {
-                return Err(Error::BadRequest("no verbatim checkpoint to apply a delta to".into()));
-            }
-            let base = match blobs.get(&key).await? {
-                Some(gz) => deployments::gunzip(&gz)?,
-                None => return Err(Error::BadRequest("no checkpoint to apply a delta to".into())),
+    };
+    let (bytes, hash, link) = match checkpoint {
+        Sequenced::Verbatim(raw) => {
+            follows(seq)?;
+            deployments::check_untyped(raw, 3..=4)?;
+            (Arc::new(raw.to_vec()), chain::hash(raw), chain::Link::Full)
+        }
+        Sequenced::Delta { edits, hash, received } => {
+            let base = match (&update.checkpoint_chain, last) {
+                (_, 0) | (None, _) => {
+                    return Err(Error::BadRequest(
+                        "no verbatim checkpoint to apply a delta to".into(),
+                    ))
+                }
+                (Some(c), _) => chain::read(blobs, &app.checkpoints, &update.id, last, c).await?,
             };
+            follows(seq)?;
             if seq == last {
-                // A retry of the delta that produced the stored bytes.
+                // A retry of the delta that produced the stored state.
                 return if crate::service::delta::check_hash(&base, hash) {
                     Ok(())
                 } else {
@@ -83,11 +104,6 @@ pub async fn save_sequenced(
                         "the checkpoint delta does not match the stored checkpoint".into(),
                     ))
                 };
-            }
-            if seq != last + 1 {
-                return Err(Error::BadRequest(format!(
-                    "checkpoint sequence number {seq} does not follow {last}"
-                )));
             }
             let next = crate::service::delta::apply_delta(&base, edits)
                 .map_err(|e| Error::BadRequest(format!("invalid checkpoint delta: {e}")))?;
@@ -97,29 +113,34 @@ pub async fn save_sequenced(
                 ));
             }
             deployments::check_untyped(&next, 3..=4)?;
-            next
+            let link = match &update.checkpoint_chain {
+                Some(c) => chain::next_link(c, seq, received, app.settings.checkpoint_chain_deltas),
+                None => chain::Link::Full,
+            };
+            (Arc::new(next), hash.to_string(), link)
         }
     };
-    // Blob first, then the sequence number: a crash in between leaves a retry that applies the
-    // same bytes again, never a sequence number without its bytes.
-    blobs.put(&key, deployments::gzip(&bytes)?).await?;
-    if seq == last {
-        return Ok(());
-    }
+    let previous = update.checkpoint_chain.as_ref();
+    let stored = chain::store(blobs, &update.id, seq, previous, &bytes, hash, link).await?;
+    let hash = stored.hash.clone();
     let mut next = update.clone();
     next.checkpoint_seq = seq;
+    next.checkpoint_chain = Some(stored);
     match meta.transact(vec![next.put_op()]).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(MetaError::ConditionFailed) => {
             let now = get(meta, &update.stack_id, &update.id).await?;
-            if now.checkpoint_seq == seq {
-                Ok(())
-            } else {
-                Err(Error::Conflict("the update changed concurrently; retry the checkpoint".into()))
+            let same = now.checkpoint_chain.as_ref().map(|c| c.hash.as_str());
+            if now.checkpoint_seq != seq || same != Some(hash.as_str()) {
+                return Err(Error::Conflict(
+                    "the update changed concurrently; retry the checkpoint".into(),
+                ));
             }
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    app.checkpoints.remember(&update.id, &hash, bytes);
+    Ok(())
 }
 
 /// Records the last summary event's resource changes on the update.

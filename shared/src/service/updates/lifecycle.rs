@@ -317,6 +317,6 @@ pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Re
     let update = create(app, r, "import", author, program).await?;
     start(app, r, &update.id, None, false, "").await?;
     let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
-    save_checkpoint(app, &update, untyped).await?;
+    save_checkpoint(app, &update, deployments::gzip(untyped)?).await?;
     finalize(app, update, Status::Succeeded).await
 }

@@ -8,6 +8,7 @@
 //! renew, a complete and a cancel racing each other serialise cleanly.
 
 mod batches;
+mod chain;
 mod checkpoint;
 mod lease;
 mod lifecycle;
@@ -16,6 +17,7 @@ mod publish;
 
 pub use batches::save_journal;
 pub(crate) use batches::{journal_prefix, read_batch};
+pub use chain::RecentStates;
 pub use checkpoint::{record_resource_changes, save_checkpoint, save_sequenced, Sequenced};
 pub use lease::{authenticate_lease, lease_refused, live_update, renew};
 pub use lifecycle::{cancel, create, finalize, finalize_expired, import, start, Program, Started};

@@ -110,6 +110,9 @@ pub struct Update {
     pub version: Option<i64>,
     /// Sequence number of the last verbatim/delta checkpoint stored (0: none).
     pub checkpoint_seq: i64,
+    /// Where the verbatim/delta checkpoints are stored (`None`: none yet, or stored whole
+    /// under the update's one checkpoint key as before chains).
+    pub checkpoint_chain: Option<super::chain::Chain>,
     /// Persisted as journal entries (`journalVersion: 1`) rather than checkpoints.
     pub journal: bool,
     /// Deployment blob the journal replays onto (the stack's at start), recorded when a
@@ -155,6 +158,16 @@ impl Update {
             resource_changes: item.s("resource_changes").map(str::to_string),
             version: item.n("version"),
             checkpoint_seq: item.n("checkpoint_seq").unwrap_or(0),
+            checkpoint_chain: match (item.s("cp_base_hash"), item.s("cp_hash")) {
+                (Some(base_hash), Some(hash)) => Some(super::chain::Chain {
+                    base: item.n("cp_base").unwrap_or(0),
+                    base_hash: base_hash.to_string(),
+                    base_bytes: item.n("cp_base_bytes").unwrap_or(0),
+                    delta_bytes: item.n("cp_delta_bytes").unwrap_or(0),
+                    hash: hash.to_string(),
+                }),
+                _ => None,
+            },
             journal: item.bool("journal").unwrap_or(false),
             base_key: item.s("base_key").map(str::to_string),
             snapshot_seq: item.n("snapshot_seq").unwrap_or(0),
@@ -204,6 +217,13 @@ impl Update {
         }
         if let Some(cursor) = &self.journal_cursor {
             item.set("journal_cursor", Value::S(cursor.clone()));
+        }
+        if let Some(chain) = &self.checkpoint_chain {
+            item.set("cp_base", Value::N(chain.base));
+            item.set("cp_base_hash", Value::S(chain.base_hash.clone()));
+            item.set("cp_base_bytes", Value::N(chain.base_bytes));
+            item.set("cp_delta_bytes", Value::N(chain.delta_bytes));
+            item.set("cp_hash", Value::S(chain.hash.clone()));
         }
         item
     }
@@ -305,6 +325,7 @@ impl Update {
             resource_changes: None,
             version: None,
             checkpoint_seq: 0,
+            checkpoint_chain: None,
             journal: false,
             base_key: None,
             snapshot_seq: 0,

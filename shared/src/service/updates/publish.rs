@@ -47,9 +47,42 @@ pub(super) async fn publish_checkpoint(
     if update.journal {
         return publish_journal(app, update, stack, version).await;
     }
+    if let Some(chain) = &update.checkpoint_chain {
+        let key = deployments::version_key(&update.stack_id, version);
+        let raw =
+            super::chain::read(blobs, &app.checkpoints, &update.id, update.checkpoint_seq, chain)
+                .await?;
+        let summary = deployments::check_untyped(&raw, 1..=4)?;
+        // The last save stored the state whole: publish that blob as it is.
+        let gz = match chain.base == update.checkpoint_seq {
+            true => {
+                blobs.get(&super::chain::full_key(&update.id, chain.base, &chain.base_hash)).await?
+            }
+            false => None,
+        };
+        let gz = match gz {
+            Some(gz) => gz,
+            None => deployments::gzip(&raw)?,
+        };
+        let bytes = gz.len() as u64;
+        blobs.put(&key, gz).await?;
+        app.checkpoints.forget(&update.id);
+        return Ok(Published { key: Some(key), summary, degraded: false, bytes });
+    }
     match blobs.get(&deployments::checkpoint_key(&update.id)).await? {
         Some(gz) => {
-            let summary = deployments::check_untyped(&deployments::gunzip(&gz)?, 1..=4)?;
+            let raw = deployments::gunzip(&gz)?;
+            let summary = deployments::check_untyped(&raw, 1..=4)?;
+            // A full checkpoint is stored as its request: the deployment once more without the
+            // request's `isInvalid` flag. A verbatim one is the deployment's exact bytes.
+            let gz = match deployments::checkpoint_request(&raw)? {
+                Some(env) => deployments::gzip(&deployments::untyped(
+                    env.version,
+                    env.features.as_deref(),
+                    env.deployment,
+                )?)?,
+                None => gz,
+            };
             let key = deployments::version_key(&update.stack_id, version);
             let bytes = gz.len() as u64;
             blobs.put(&key, gz).await?;

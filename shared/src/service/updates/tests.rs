@@ -76,7 +76,13 @@ impl Fixture {
             "deployment": {"manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": ""},
                            "resources": resources}
         });
-        save_checkpoint(&self.app, update, untyped.to_string().as_bytes()).await.unwrap();
+        save_checkpoint(
+            &self.app,
+            update,
+            crate::service::deployments::gzip(untyped.to_string().as_bytes()).unwrap(),
+        )
+        .await
+        .unwrap();
     }
 }
 
