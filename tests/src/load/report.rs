@@ -68,7 +68,7 @@ impl Report {
     /// The per-phase table (Markdown). Extrapolated values carry a `*`.
     pub fn phase_table(&self) -> String {
         let mut out = String::from(
-            "| phase | steps | wall | requests | sent (wire) | DDB reads / writes (units) | DDB requests | S3 puts / gets | KMS | SQS | per resource step: DDB R/W units, S3 puts | $ per 1,000 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| phase | steps | wall | requests | sent (wire) | stored (S3 + DDB) | DDB reads / writes (units) | DDB requests | S3 puts / gets | KMS | SQS | per resource step: DDB R/W units, S3 puts | $ per 1,000 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for p in &self.phases {
             let star = if p.sample_every > 1 { "*" } else { "" };
@@ -90,7 +90,8 @@ impl Report {
                         cost(&o, t.requests, &PRICES) / self.scenario.stacks.max(1) as f64;
                     (
                         format!(
-                            "{} / {} | {} | {} / {} | {} | {}",
+                            "{}{star} | {} / {} | {} | {} / {} | {} | {}",
+                            mb(o.blob_bytes_put + o.meta_bytes_written),
                             o.meta_read_units,
                             o.meta_write_units,
                             o.meta_requests(),
@@ -103,7 +104,7 @@ impl Report {
                         format!("{:.3}", per_stack * 1000.0),
                     )
                 }
-                None => ("– | – | – | – | –".into(), "–".into(), "–".into()),
+                None => ("– | – | – | – | – | –".into(), "–".into(), "–".into()),
             };
             out.push_str(&format!(
                 "| {} | {} | {}{star} | {}{star} | {}{star} | {ops_cells} | {per_step} | {dollars} |\n",
