@@ -16,16 +16,6 @@
 //! - `t_…` a temp file being written (never listed).
 //!
 //! E.g. `deployments/Stack-1/3.json.gz` → `d_deployments/d_%53tack-1/f_3.json.gz`.
-//!
-//! # Small blobs
-//!
-//! Blobs up to [`SMALL_BLOB_BYTES`] live in SQLite instead (`small.sqlite` in the root,
-//! `small_blobs`): one shared WAL fsync per put instead of two. A key is in one tier at a time
-//! once a put returns; a crash in the middle of moving it can leave it in both, and then the
-//! SQLite row wins on reads. So a small put writes its row first and then removes a file of the
-//! same key (no sync needed: a file that comes back after a crash loses to the row), and a
-//! large put writes its file first and then deletes the row (until then readers see the old
-//! value, which is right: the put has not returned).
 
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Write};
@@ -39,7 +29,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::dir_sync::DirSyncs;
-use super::small_blobs::{SmallBlobs, SMALL_BLOB_BYTES};
 use super::{load_or_create_secret, now_secs};
 use crate::adapters::AdapterError;
 use crate::ports::blob::{validate_key, BlobError, BlobList, BlobStore, ResponseHeaders};
@@ -60,9 +49,6 @@ pub struct FileBlobs {
     dir_syncs: Arc<DirSyncs>,
     public_url: String,
     signer: Arc<PresignVerifier>,
-    /// Blobs up to `small_limit` bytes ([`SMALL_BLOB_BYTES`]).
-    small: SmallBlobs,
-    small_limit: usize,
 }
 
 impl FileBlobs {
@@ -80,8 +66,6 @@ impl FileBlobs {
             dir_syncs: Arc::new(DirSyncs::default()),
             public_url: public_url.trim_end_matches('/').to_string(),
             signer,
-            small: SmallBlobs::open(&root.join("small.sqlite"))?,
-            small_limit: SMALL_BLOB_BYTES,
         })
     }
 
@@ -312,42 +296,17 @@ impl BlobStore for FileBlobs {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), BlobError> {
         validate_key(key)?;
         let rel = relative_path(key);
-        if body.len() <= self.small_limit {
-            self.small.put(key, body).await?;
-            // A file of the same key (a larger value before) would now be stale. Checking is
-            // one stat of the local disk, cheap enough not to need a blocking thread.
-            let path = self.root.join(&rel);
-            if path.exists() {
-                self.blocking(move |root, _| {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => prune_empty_dirs(root, path.parent().unwrap_or(root)),
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        // The row is durable and wins on reads: the file is only clutter.
-                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale blob file left"),
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-            return Ok(());
-        }
         self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
             let dir = path.parent().unwrap_or(root);
             // rename replaces atomically: readers see the old file or the new one.
             write_via_temp(dir_syncs, dir, &body, |tmp| std::fs::rename(tmp, &path))
         })
-        .await?;
-        self.small.delete(key).await
+        .await
     }
 
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, BlobError> {
         validate_key(key)?;
-        // Always a file (nothing on the request path creates-if-absent), unless a row holds
-        // the key already.
-        if self.small.contains(key).await? {
-            return Ok(false);
-        }
         let rel = relative_path(key);
         self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
@@ -364,9 +323,6 @@ impl BlobStore for FileBlobs {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         validate_key(key)?;
-        if let Some(body) = self.small.get(key).await? {
-            return Ok(Some(body));
-        }
         let rel = relative_path(key);
         self.blocking(move |root, _| match std::fs::read(root.join(rel)) {
             Ok(b) => Ok(Some(Bytes::from(b))),
@@ -378,7 +334,6 @@ impl BlobStore for FileBlobs {
 
     async fn delete(&self, key: &str) -> Result<(), BlobError> {
         validate_key(key)?;
-        self.small.delete(key).await?;
         let rel = relative_path(key);
         self.blocking(move |root, dir_syncs| {
             let path = root.join(rel);
@@ -397,17 +352,11 @@ impl BlobStore for FileBlobs {
     }
 
     async fn list(&self, prefix: &str, after: Option<String>) -> Result<BlobList, BlobError> {
-        let rows = self.small.list(prefix, after.as_deref(), PAGE).await?;
         let prefix = prefix.to_string();
         self.blocking(move |root, _| {
-            let mut files = BTreeSet::new();
-            walk(root, b"", prefix.as_bytes(), after.as_deref().map(str::as_bytes), &mut files)?;
-            // A full page of files ends where the next page of files starts: rows beyond it
-            // come with that page.
-            let bound = (files.len() == PAGE).then(|| files.last().cloned()).flatten();
-            let rows = rows.into_iter().filter(|k| bound.as_ref().is_none_or(|b| k <= b));
-            let merged: BTreeSet<String> = files.into_iter().chain(rows).collect();
-            let keys: Vec<String> = merged.into_iter().take(PAGE).collect();
+            let mut out = BTreeSet::new();
+            walk(root, b"", prefix.as_bytes(), after.as_deref().map(str::as_bytes), &mut out)?;
+            let keys: Vec<String> = out.into_iter().collect();
             let next = if keys.len() == PAGE { keys.last().cloned() } else { None };
             Ok(BlobList { keys, next })
         })
@@ -564,52 +513,6 @@ impl PresignVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every key under `prefix`, page by page.
-    async fn list_all(blobs: &FileBlobs, prefix: &str) -> Vec<String> {
-        let (mut out, mut after) = (Vec::new(), None);
-        loop {
-            let page = blobs.list(prefix, after).await.expect("list");
-            assert!(page.keys.len() <= PAGE);
-            out.extend(page.keys);
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return out,
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn small_and_large_blobs_list_and_move_as_one_store() {
-        let dir = std::env::temp_dir()
-            .join(format!("stackhouse-tiers-{}", hex::encode(rand::random::<[u8; 8]>())));
-        let verifier = Arc::new(PresignVerifier::from_secret([9; 32]));
-        let mut blobs = FileBlobs::open(&dir, "http://h:1/", verifier).expect("open");
-        blobs.small_limit = 4;
-        let (small, large) = (Bytes::from_static(b"s"), Bytes::from_static(b"large body"));
-        // More than a page, the two tiers interleaved in key order.
-        let mut keys: Vec<String> = (0..1500).map(|i| format!("p/{i:05}")).collect();
-        for (i, k) in keys.iter().enumerate() {
-            let body = if i % 3 == 0 { large.clone() } else { small.clone() };
-            blobs.put(k, body).await.expect("put");
-        }
-        keys.sort();
-        assert_eq!(list_all(&blobs, "p/").await, keys, "one sorted listing, no key twice");
-        // A key changing size moves between tiers and reads back as its last value.
-        for body in [large.clone(), small.clone(), large.clone()] {
-            blobs.put("p/00001", body.clone()).await.expect("put");
-            assert_eq!(blobs.get("p/00001").await.expect("get"), Some(body));
-            assert_eq!(list_all(&blobs, "p/0000").await.len(), 10);
-        }
-        assert!(!blobs.put_if_absent("p/00002", small.clone()).await.expect("put_if_absent"));
-        assert!(blobs.put_if_absent("q", small.clone()).await.expect("put_if_absent"));
-        for k in ["p/00001", "p/00002", "p/00003"] {
-            blobs.delete(k).await.expect("delete");
-            assert_eq!(blobs.get(k).await.expect("get"), None, "{k} deleted");
-        }
-        assert_eq!(list_all(&blobs, "p/").await.len(), 1497);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 
     #[test]
     fn layout_keeps_file_and_directory_keys_apart() {

@@ -20,7 +20,6 @@ pub mod file_blobs;
 mod group_commit;
 pub mod hub;
 pub mod local_keys;
-mod small_blobs;
 mod sqlite;
 pub mod sqlite_meta;
 pub mod sqlite_queue;
