@@ -125,6 +125,12 @@ impl Replayer {
     /// Generates the deployment from the base and the entries applied so far, with `manifest`
     /// (`{time, magic, version}`, chosen by the caller) as its manifest. Buffered entries after a gap are not included.
     pub fn snapshot(&self, manifest: Value) -> Result<Snapshot, JournalError> {
+        self.clone().into_snapshot(manifest)
+    }
+
+    /// [`Replayer::snapshot`] of a replay that is over: the resources move into the deployment
+    /// instead of being copied.
+    pub fn into_snapshot(mut self, manifest: Value) -> Result<Snapshot, JournalError> {
         let Generated { version, features, deployment } = self.generate(manifest)?;
         Ok(Snapshot { version, features, deployment: Value::Object(deployment) })
     }
@@ -224,7 +230,8 @@ impl Replayer {
                 // Fold everything into a new base and start over; hasRefresh and the
                 // byte-string flag are deliberately kept, as in Go.
                 let manifest = self.base.get("manifest").cloned().unwrap_or(Value::Null);
-                let deployment = self.generate(manifest)?.deployment;
+                // From a clone: an entry that fails must leave the state as it was.
+                let deployment = self.clone().generate(manifest)?.deployment;
                 self.base_len = resources_of(&deployment).len();
                 self.base = deployment;
                 self.to_remove.clear();

@@ -11,7 +11,7 @@ use crate::service::urn::{
 };
 
 use super::entry::JournalError;
-use super::replay::{non_null, Replayer};
+use super::replay::Replayer;
 use super::{DEPLOYMENT_VERSION_CURRENT, DEPLOYMENT_VERSION_LATEST};
 
 /// Type token of the root stack resource; children of the root keep an unqualified type.
@@ -40,10 +40,14 @@ pub struct Snapshot {
 }
 
 impl Replayer {
-    /// journal.go `GenerateDeployment`.
-    pub(super) fn generate(&self, manifest: Value) -> Result<Generated, JournalError> {
+    /// journal.go `GenerateDeployment`. Moves the resources out of the replay state rather
+    /// than copying them (copying every resource was the largest part of ending a
+    /// 10,000-resource update): the state is spent afterwards, so a caller that goes on
+    /// replaying generates from a clone ([`Replayer::snapshot`]).
+    pub(super) fn generate(&mut self, manifest: Value) -> Result<Generated, JournalError> {
         let byte_string = self.requires_byte_string;
         let mut features = BTreeSet::new();
+        let mut base = std::mem::take(&mut self.base);
 
         // New resources first, in production order, minus those removed later in the update.
         let removed: HashSet<usize> = self
@@ -51,35 +55,36 @@ impl Replayer {
             .iter()
             .filter_map(|op| self.operation_to_index.get(op).copied())
             .collect();
-        let base_resources = resources_of(&self.base);
-        let mut resources = Vec::with_capacity(self.new_resources.len() + base_resources.len());
-        for (i, res) in self.new_resources.iter().enumerate() {
+        let base_resources = match base.remove("resources") {
+            Some(Value::Array(resources)) => resources,
+            _ => Vec::new(),
+        };
+        let new_resources = std::mem::take(&mut self.new_resources);
+        let mut resources = Vec::with_capacity(new_resources.len() + base_resources.len());
+        for (i, res) in new_resources.into_iter().enumerate() {
             if !removed.contains(&i) {
-                apply_features(res, byte_string, &mut features);
-                resources.push(res.clone());
+                apply_features(&res, byte_string, &mut features);
+                resources.push(res);
             }
         }
 
         // Then the base resources this update did not remove. A replacement state wins over
         // the delete/pendingReplacement marks (the Go code sets the marks on the copy it then
         // discards).
-        for (i, res) in base_resources.iter().enumerate() {
+        for (i, mut res) in base_resources.into_iter().enumerate() {
             if self.to_delete_in_snapshot.contains(&i) {
                 continue;
             }
-            let res = match self.to_replace_in_snapshot.get(&i) {
-                Some(state) => state.clone(),
-                None => {
-                    let mut res = res.clone();
-                    if self.mark_as_pending_replacement.contains(&i) {
-                        set_flag(&mut res, "pendingReplacement");
-                    }
-                    if self.mark_as_deletion.contains(&i) {
-                        set_flag(&mut res, "delete");
-                    }
-                    res
+            if let Some(state) = self.to_replace_in_snapshot.remove(&i) {
+                res = state;
+            } else {
+                if self.mark_as_pending_replacement.contains(&i) {
+                    set_flag(&mut res, "pendingReplacement");
                 }
-            };
+                if self.mark_as_deletion.contains(&i) {
+                    set_flag(&mut res, "delete");
+                }
+            }
             apply_features(&res, byte_string, &mut features);
             resources.push(res);
         }
@@ -87,16 +92,16 @@ impl Replayer {
         // Operations still in flight, then the base's pending creates: those need a human to
         // resolve, so they are never dropped. Other base pending operations are dropped.
         let mut operations = Vec::new();
-        for op in self.incomplete.values().flatten() {
+        for op in std::mem::take(&mut self.incomplete).into_values().flatten() {
             apply_features(op.get("resource").unwrap_or(&Value::Null), byte_string, &mut features);
-            operations.push(op.clone());
+            operations.push(op);
         }
-        if let Some(Value::Array(pending)) = self.base.get("pending_operations") {
+        if let Some(Value::Array(pending)) = base.remove("pending_operations") {
             for op in pending {
                 if op.get("type").and_then(Value::as_str) == Some("creating") {
                     let resource = op.get("resource").unwrap_or(&Value::Null);
                     apply_features(resource, byte_string, &mut features);
-                    operations.push(op.clone());
+                    operations.push(op);
                 }
             }
         }
@@ -106,26 +111,17 @@ impl Replayer {
             rebuild_dependencies(&mut resources);
         }
 
+        let secrets_providers = base.remove("secrets_providers");
+        let metadata = base.remove("metadata");
+        let snippets = base.remove("snippets");
+        let base_extensions = base.remove("extensions");
         // Divergence: Go builds a fresh DeploymentV3 and so drops top-level keys it does not
         // know. Carrying unknown base keys forward keeps state written by newer CLIs intact.
-        let mut deployment = Map::new();
-        for (key, value) in &self.base {
-            if !matches!(
-                key.as_str(),
-                "manifest"
-                    | "secrets_providers"
-                    | "resources"
-                    | "pending_operations"
-                    | "metadata"
-                    | "snippets"
-                    | "extensions"
-            ) {
-                deployment.insert(key.clone(), value.clone());
-            }
-        }
+        base.remove("manifest");
+        let mut deployment = base;
         deployment.insert("manifest".into(), manifest);
-        if let Some(sp) = non_null(self.base.get("secrets_providers")) {
-            deployment.insert("secrets_providers".into(), sp.clone());
+        if let Some(sp) = secrets_providers.filter(|v| !v.is_null()) {
+            deployment.insert("secrets_providers".into(), sp);
         }
         if !resources.is_empty() {
             deployment.insert("resources".into(), Value::Array(resources));
@@ -134,21 +130,19 @@ impl Replayer {
             deployment.insert("pending_operations".into(), Value::Array(operations));
         }
         // Go's metadata is a struct, so it is always present (`{}` when empty).
-        let metadata = non_null(self.base.get("metadata")).cloned();
+        let metadata = metadata.filter(|v| !v.is_null());
         deployment.insert("metadata".into(), metadata.unwrap_or_else(|| Value::Object(Map::new())));
-        if let Some(Value::Array(snippets)) = self.base.get("snippets") {
+        if let Some(Value::Array(snippets)) = snippets {
             if !snippets.is_empty() {
                 features.insert("snippets-prototype");
-                deployment.insert("snippets".into(), Value::Array(snippets.clone()));
+                deployment.insert("snippets".into(), Value::Array(snippets));
             }
         }
         // The base's extensions win over ones recorded in this update (Go copies the base's
         // map over the recorded one).
-        let mut extensions = self.extensions.clone();
-        if let Some(Value::Object(base_extensions)) = self.base.get("extensions") {
-            for (key, value) in base_extensions {
-                extensions.insert(key.clone(), value.clone());
-            }
+        let mut extensions = std::mem::take(&mut self.extensions);
+        if let Some(Value::Object(base_extensions)) = base_extensions {
+            extensions.extend(base_extensions);
         }
         if !extensions.is_empty() {
             deployment.insert("extensions".into(), Value::Object(extensions));

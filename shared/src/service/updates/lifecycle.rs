@@ -159,6 +159,31 @@ pub async fn finalize_expired(app: &App, update: Update) -> Result<Option<Update
     Ok(ended_here.then_some(update))
 }
 
+/// What publishing an update's state reads besides immutable blobs: equal inputs publish the
+/// same version.
+#[derive(PartialEq)]
+struct PublishInputs {
+    version: i64,
+    base: Option<String>,
+    journal_cursor: Option<String>,
+    checkpoint_seq: i64,
+    checkpoint_chain: Option<super::chain::Chain>,
+    status: Status,
+}
+
+impl PublishInputs {
+    fn of(update: &Update, stack: &stacks::Stack, version: i64) -> PublishInputs {
+        PublishInputs {
+            version,
+            base: stack.deployment_key.clone(),
+            journal_cursor: update.journal_cursor.clone(),
+            checkpoint_seq: update.checkpoint_seq,
+            checkpoint_chain: update.checkpoint_chain.clone(),
+            status: update.status,
+        }
+    }
+}
+
 /// The update as it now is, and whether this call ended it.
 pub(super) async fn end(
     app: &App,
@@ -168,6 +193,10 @@ pub(super) async fn end(
 ) -> Result<(Update, bool)> {
     let meta = app.ports.meta.as_ref();
     let mut update = update;
+    // What the last attempt published, and from what: a retry whose inputs are unchanged (it
+    // lost only to a write that moved nothing it reads, such as the materialise job recording
+    // a snapshot) reuses it instead of replaying the whole journal again.
+    let mut published_before: Option<(PublishInputs, Published)> = None;
     let ended = retry_on_conflict!(8, async {
         if update.status.is_final() {
             return Ok(Attempt::Done((update.clone(), false)));
@@ -197,29 +226,40 @@ pub(super) async fn end(
             Some(mut stack) => {
                 if !update.dry_run && update.status == Status::Running {
                     let version = stack.version + 1;
-                    let Published { key, summary, degraded, bytes } =
-                        match publish_checkpoint(app, &update, &stack, version).await {
-                            Ok(published) => published,
-                            // What was stored cannot be read or replayed (a bug, or data
-                            // from an older version): a cancel or a lapsed lease still ends
-                            // the update, keeping the stack's current state, so the stack
-                            // is never held forever. An outage (Unavailable) is retried
-                            // instead: acknowledged writes are never given up for it.
-                            Err(e @ (Error::Internal(_) | Error::BadRequest(_)))
-                                if status != Status::Succeeded =>
-                            {
-                                tracing::error!(
-                                    update = %update.id,
-                                    stack = %update.stack_id,
-                                    error = %e.chain(),
-                                    "the update's stored state cannot be published; ending it \
-                                     with the stack's current state"
-                                );
-                                Published::unchanged(&stack, true)
-                            }
-                            Err(e) => return Err(e),
-                        };
+                    let inputs = PublishInputs::of(&update, &stack, version);
+                    let reused = match published_before.take() {
+                        Some((before, published)) if before == inputs => Some(Ok(published)),
+                        _ => None,
+                    };
+                    let outcome = match reused {
+                        Some(published) => published,
+                        None => publish_checkpoint(app, &update, &stack, version).await,
+                    };
+                    let Published { key, summary, degraded, bytes } = match outcome {
+                        Ok(published) => published,
+                        // What was stored cannot be read or replayed (a bug, or data
+                        // from an older version): a cancel or a lapsed lease still ends
+                        // the update, keeping the stack's current state, so the stack
+                        // is never held forever. An outage (Unavailable) is retried
+                        // instead: acknowledged writes are never given up for it.
+                        Err(e @ (Error::Internal(_) | Error::BadRequest(_)))
+                            if status != Status::Succeeded =>
+                        {
+                            tracing::error!(
+                                update = %update.id,
+                                stack = %update.stack_id,
+                                error = %e.chain(),
+                                "the update's stored state cannot be published; ending it \
+                                 with the stack's current state"
+                            );
+                            Published::unchanged(&stack, true)
+                        }
+                        Err(e) => return Err(e),
+                    };
                     published_bytes = bytes;
+                    let published =
+                        Published { key: key.clone(), summary: summary.clone(), degraded, bytes };
+                    published_before = Some((inputs, published));
                     if degraded {
                         // Part of the journal could not be replayed: never report success.
                         ended.status = Status::Failed;

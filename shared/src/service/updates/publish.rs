@@ -118,7 +118,8 @@ pub(super) async fn publish_journal(
         return Ok(Published::unchanged(stack, degraded));
     }
     let manifest = manifest(&update.cli_version, app.clock.now());
-    let Snapshot { version: schema, features, deployment } = match replayer.snapshot(manifest) {
+    let Snapshot { version: schema, features, deployment } = match replayer.into_snapshot(manifest)
+    {
         Ok(generated) => generated,
         Err(e) => {
             tracing::error!(update = %update.id, error = %e, "journal snapshot failed; state left unchanged");
