@@ -179,6 +179,11 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The body to store as the client sent it: its gzip bytes, or the body compressed once.
+    pub fn body_as_received(&self) -> Result<Bytes> {
+        crate::service::deployments::as_received(self.gzip_body.as_ref(), &self.body)
+    }
+
     /// The stack named by the path: the copy authorization read for this request, or (on
     /// routes that did not need one) a fresh read; 404 when it does not exist.
     pub async fn stack(&self) -> Result<crate::service::stacks::Stack> {

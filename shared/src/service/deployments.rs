@@ -46,6 +46,15 @@ pub fn gzip(data: &[u8]) -> Result<Bytes> {
     enc.finish().map(Bytes::from).map_err(|e| Error::caused("gzip", e))
 }
 
+/// What to store for a body the client sent: its own gzip bytes when it compressed it (they
+/// decode to `plain`), else `plain` compressed once.
+pub fn as_received(compressed: Option<&Bytes>, plain: &[u8]) -> Result<Bytes> {
+    match compressed {
+        Some(gz) => Ok(gz.clone()),
+        None => gzip(plain),
+    }
+}
+
 /// Decompresses a stored blob.
 pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * 4);

@@ -90,10 +90,7 @@ pub struct Received<'a> {
 pub async fn store(app: &App, update_id: &str, batch: &Checked, body: Received<'_>) -> Result<()> {
     let Some((first, last)) = batch.range else { return Ok(()) };
     let key = format!("{}{first:012}-{last:012}.json.gz", prefix(update_id));
-    let stored = match body.gzip {
-        Some(gz) => gz.clone(),
-        None => deployments::gzip(body.plain)?,
-    };
+    let stored = deployments::as_received(body.gzip, body.plain)?;
     app.ports.blobs.put(&key, stored).await?;
     Ok(())
 }

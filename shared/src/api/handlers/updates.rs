@@ -214,12 +214,7 @@ pub async fn checkpoint(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: CheckpointRequest = crate::api::body::parse_json(&ctx.body)?;
     deployments::check_parts(req.version, req.features.as_deref(), req.deployment, 3..=4)?;
-    // Stored as received (gzip); an uncompressed body is compressed once.
-    let stored = match &ctx.gzip_body {
-        Some(gz) => gz.clone(),
-        None => deployments::gzip(&ctx.body)?,
-    };
-    updates::save_checkpoint(&ctx.app, ctx.caller.lease()?, stored).await?;
+    updates::save_checkpoint(&ctx.app, ctx.caller.lease()?, ctx.body_as_received()?).await?;
     Ok(Reply::no_content())
 }
 
@@ -262,15 +257,10 @@ pub(crate) struct DeltaRequest {
 pub async fn checkpoint_delta(ctx: Ctx) -> Result<Reply> {
     kind(&ctx)?;
     let req: DeltaRequest = ctx.json()?;
-    // A delta is stored as received (gzip); an uncompressed body is compressed once.
-    let received = match &ctx.gzip_body {
-        Some(gz) => gz.clone(),
-        None => deployments::gzip(&ctx.body)?,
-    };
     let delta = updates::Sequenced::Delta {
         edits: &req.deployment_delta,
         hash: &req.checkpoint_hash,
-        received,
+        received: ctx.body_as_received()?,
     };
     updates::save_sequenced(&ctx.app, ctx.caller.lease()?, req.sequence_number, delta).await?;
     Ok(Reply::no_content())

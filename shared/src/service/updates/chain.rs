@@ -67,12 +67,6 @@ pub fn delta_key(update_id: &str, seq: i64) -> String {
     format!("updates/{update_id}/checkpoints/{seq:012}.delta.json.gz")
 }
 
-/// SHA-256 of `bytes`, lowercase hex (what `checkpointHash` carries).
-pub fn hash(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// A stored delta: the `PATCH …/checkpointdelta` body as received.
 #[derive(Deserialize)]
 struct StoredDelta {
@@ -88,14 +82,17 @@ pub enum Link {
     Delta(Bytes),
 }
 
-/// Whether a delta of `received` bytes goes on the chain, or the state is stored whole.
-/// At most `max_deltas` follow one full state.
-pub fn next_link(chain: &Chain, seq: i64, received: Bytes, max_deltas: i64) -> Link {
-    let weight = chain.delta_bytes.saturating_add(received.len() as i64);
-    if weight >= chain.base_bytes || seq - chain.base > max_deltas {
-        Link::Full
-    } else {
-        Link::Delta(received)
+/// Whether a delta of `received` bytes goes on the chain, or the state is stored whole (always
+/// without a chain to extend). At most `max_deltas` follow one full state.
+pub fn next_link(chain: Option<&Chain>, seq: i64, received: Bytes, max_deltas: i64) -> Link {
+    match chain {
+        Some(c)
+            if c.delta_bytes.saturating_add(received.len() as i64) < c.base_bytes
+                && seq - c.base <= max_deltas =>
+        {
+            Link::Delta(received)
+        }
+        _ => Link::Full,
     }
 }
 

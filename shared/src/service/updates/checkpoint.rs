@@ -7,8 +7,8 @@ use bytes::Bytes;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::MetaError;
-use crate::service::deployments;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
+use crate::service::{delta, deployments};
 
 use super::chain;
 use super::model::{get, update_contended, Update};
@@ -45,7 +45,7 @@ pub enum Sequenced<'a> {
     Verbatim(&'a [u8]),
     /// `checkpointdelta`: edits against the previous bytes and the SHA-256 of the result, with
     /// the request as received (gzip), which is what a delta stores.
-    Delta { edits: &'a [crate::service::delta::TextEdit], hash: &'a str, received: Bytes },
+    Delta { edits: &'a [delta::TextEdit], hash: &'a str, received: Bytes },
 }
 
 /// Stores a sequenced checkpoint on the update's chain ([`super::chain`]). `seq == last + 1`
@@ -83,7 +83,7 @@ pub async fn save_sequenced(
         Sequenced::Verbatim(raw) => {
             follows(seq)?;
             deployments::check_untyped(raw, 3..=4)?;
-            (Arc::new(raw.to_vec()), chain::hash(raw), chain::Link::Full)
+            (Arc::new(raw.to_vec()), delta::sha256_hex(raw), chain::Link::Full)
         }
         Sequenced::Delta { edits, hash, received } => {
             let base = match (&update.checkpoint_chain, last) {
@@ -97,7 +97,7 @@ pub async fn save_sequenced(
             follows(seq)?;
             if seq == last {
                 // A retry of the delta that produced the stored state.
-                return if crate::service::delta::check_hash(&base, hash) {
+                return if delta::check_hash(&base, hash) {
                     Ok(())
                 } else {
                     Err(Error::BadRequest(
@@ -105,18 +105,16 @@ pub async fn save_sequenced(
                     ))
                 };
             }
-            let next = crate::service::delta::apply_delta(&base, edits)
+            let next = delta::apply_delta(&base, edits)
                 .map_err(|e| Error::BadRequest(format!("invalid checkpoint delta: {e}")))?;
-            if !crate::service::delta::check_hash(&next, hash) {
+            if !delta::check_hash(&next, hash) {
                 return Err(Error::BadRequest(
                     "checkpoint hash mismatch after applying the delta".into(),
                 ));
             }
             deployments::check_untyped(&next, 3..=4)?;
-            let link = match &update.checkpoint_chain {
-                Some(c) => chain::next_link(c, seq, received, app.settings.checkpoint_chain_deltas),
-                None => chain::Link::Full,
-            };
+            let max = app.settings.checkpoint_chain_deltas;
+            let link = chain::next_link(update.checkpoint_chain.as_ref(), seq, received, max);
             (Arc::new(next), hash.to_string(), link)
         }
     };
