@@ -290,6 +290,10 @@ fn path_param(name: &str) -> Value {
         "user" => ("User name.", json!({"type": "string"})),
         "team" => ("Team name.", json!({"type": "string"})),
         "tokenId" => ("Token id.", json!({"type": "string"})),
+        "urn" => (
+            "A resource's URN, percent-encoded (`/` as `%2F`).",
+            json!({"type": "string", "pattern": "^urn:pulumi:"}),
+        ),
         _ => ("", json!({"type": "string"})),
     };
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})

@@ -178,6 +178,7 @@ impl World {
             ("user", &self.member),
             ("team", "readers"),
             ("tokenId", "0000000000"),
+            ("urn", "urn%3Apulumi%3Adev%3A%3Aproj%3A%3Apulumi%3Apulumi%3AStack%3A%3Aproj-dev"),
         ] {
             path = path.replace(&format!("{{{param}}}"), value);
         }

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod pulumi;
 pub mod ratelimit;
 pub mod rename;
+pub mod resources;
 pub mod secrets;
 pub mod server;
 pub mod session;

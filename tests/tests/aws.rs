@@ -78,6 +78,11 @@ mod feed {
     stackhouse_tests::feed_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// A stack's resources by version and URN on the AWS backend, against moto over the network.
+mod resources {
+    stackhouse_tests::resources_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The event stream's WebSocket suite on the AWS backend, against moto over the network.
 mod sockets {
     stackhouse_tests::socket_tests!(stackhouse_tests::server::moto_target);

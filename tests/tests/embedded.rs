@@ -73,6 +73,11 @@ mod openapi {
     stackhouse_tests::openapi_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// A stack's resources by version and URN on the embedded backend.
+mod resources {
+    stackhouse_tests::resources_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The event stream suite on the embedded backend.
 mod feed {
     stackhouse_tests::feed_tests!(|_| stackhouse_tests::server::Target::Embedded);

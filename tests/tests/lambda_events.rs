@@ -89,6 +89,13 @@ fn provider_ref() -> (String, &'static str) {
 }
 
 /// An S3 bucket of the website stack.
+/// The URN of [`bucket`] `name`, percent-encoded as a path segment (`/` as %2F).
+fn encoded_urn(name: &str) -> String {
+    format!("urn:pulumi:{STACK}::{PROJECT}::aws:s3/bucketV2:BucketV2::{name}")
+        .replace(':', "%3A")
+        .replace('/', "%2F")
+}
+
 fn bucket(name: &str, suffix: &str) -> Value {
     let (provider, provider_id) = provider_ref();
     let id = format!("{name}-{suffix}");
@@ -269,6 +276,21 @@ fn samples() -> Vec<Sample> {
         sample(&routes::STACK_HISTORY, format!("{s}/updates"), "pageSize=10&page=1", None),
         sample(&routes::STACK_HISTORY_LATEST, format!("{s}/updates/latest"), "", None),
         sample(&routes::STACK_HISTORY_VERSION, format!("{s}/updates/1"), "", None),
+        sample(&routes::STACK_RESOURCES_LATEST, format!("{s}/resources/latest"), "", None),
+        sample(&routes::STACK_RESOURCES_COUNT, format!("{s}/resources/count"), "", None),
+        sample(&routes::STACK_RESOURCES_VERSION, format!("{s}/resources/1"), "", None),
+        sample(
+            &routes::STACK_RESOURCE_LATEST,
+            format!("{s}/resources/latest/{}", encoded_urn("site")),
+            "",
+            None,
+        ),
+        sample(
+            &routes::STACK_RESOURCE_VERSION,
+            format!("{s}/resources/1/{}", encoded_urn("site")),
+            "",
+            None,
+        ),
         sample(
             &routes::UPDATE_CREATE,
             format!("{s}/update"),
@@ -891,6 +913,11 @@ const PLAN: &[(&str, u16)] = &[
     ("stack-history", 200),
     ("stack-history-latest", 200),
     ("stack-history-version", 200),
+    ("stack-resources-latest", 200),
+    ("stack-resources-count", 200),
+    ("stack-resources-version", 200),
+    ("stack-resource-latest", 200),
+    ("stack-resource-version", 200),
     ("update-create", 200),
     ("update-start", 200),
     ("update-status", 200),

@@ -90,7 +90,19 @@ impl Router {
                 allowed.join(", ")
             ))
         })?;
-        let params = matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Matched on the raw path, so an encoded `/` (%2F) stays within its segment; each
+        // value is decoded once here, the only place that sees it encoded.
+        let params = matched
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let value =
+                    percent_encoding::percent_decode_str(v).decode_utf8().map_err(|_| {
+                        Error::BadRequest(format!("path parameter {k} is not UTF-8 once decoded"))
+                    })?;
+                Ok((k.to_string(), value.into_owned()))
+            })
+            .collect::<Result<_>>()?;
         Ok((route, params))
     }
 

@@ -12,7 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, feed, health, identity, openapi, orgs, secrets, stacks, teams, tokens, updates, webhooks,
+    audit, feed, health, identity, openapi, orgs, resources, secrets, stacks, teams, tokens,
+    updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -125,6 +126,21 @@ routes! {
         => StackRead,     META_READ,              stacks::history_latest;
     STACK_HISTORY_VERSION: GET "/api/stacks/{org}/{project}/{stack}/updates/{version}"
         => StackRead,     META_READ,              stacks::history_version;
+    /// The resources of the stack's latest version (secrets as ciphertext).
+    STACK_RESOURCES_LATEST: GET "/api/stacks/{org}/{project}/{stack}/resources/latest"
+        => StackRead,     META_BLOB_READ,         resources::latest;
+    /// How many resources the latest version has.
+    STACK_RESOURCES_COUNT: GET "/api/stacks/{org}/{project}/{stack}/resources/count"
+        => StackRead,     META_READ,              resources::count;
+    /// The resources of one version.
+    STACK_RESOURCES_VERSION: GET "/api/stacks/{org}/{project}/{stack}/resources/{version}"
+        => StackRead,     META_BLOB_READ,         resources::at_version;
+    /// One resource of the latest version, by its percent-encoded URN.
+    STACK_RESOURCE_LATEST: GET "/api/stacks/{org}/{project}/{stack}/resources/latest/{urn}"
+        => StackRead,     META_BLOB_READ,         resources::one_latest;
+    /// One resource of one version.
+    STACK_RESOURCE_VERSION: GET "/api/stacks/{org}/{project}/{stack}/resources/{version}/{urn}"
+        => StackRead,     META_BLOB_READ,         resources::one_at_version;
     UPDATE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/{kind}"
         => StackWrite,    META_WRITE,             updates::create;
     UPDATE_START: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}"

@@ -11,7 +11,9 @@
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
-use super::handlers::{audit, feed, health, orgs, secrets, stacks, teams, tokens, updates};
+use super::handlers::{
+    audit, feed, health, orgs, resources, secrets, stacks, teams, tokens, updates,
+};
 use super::routes::*;
 use super::Route;
 use crate::apitype;
@@ -201,6 +203,11 @@ pub static SHAPES: &[Shape] = &[
     ),
     row(&STACK_HISTORY_LATEST, "The newest update of the stack", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
     row(&STACK_HISTORY_VERSION, "The update that made one version", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
+    row(&STACK_RESOURCES_LATEST, "The resources of the stack's latest version", Empty, 200, json::<resources::StackResources<'static>>()),
+    row(&STACK_RESOURCES_COUNT, "How many resources the stack's latest version has", Empty, 200, json::<resources::ResourceCount>()),
+    row(&STACK_RESOURCES_VERSION, "The resources of one version of the stack", Empty, 200, json::<resources::StackResources<'static>>()),
+    row(&STACK_RESOURCE_LATEST, "One resource of the latest version, by URN", Empty, 200, json::<resources::StackResource<'static>>()),
+    row(&STACK_RESOURCE_VERSION, "One resource of one version, by URN", Empty, 200, json::<resources::StackResource<'static>>()),
     row(&UPDATE_CREATE, "Create an update (update, preview, refresh, destroy)", json::<updates::UpdateProgramRequest>(), 200, json::<updates::UpdateCreated>()),
     row(&UPDATE_START, "Start an update and take the stack's lease", optional::<updates::StartRequest>(), 200, json::<updates::StartResponse>()),
     row(&UPDATE_STATUS, "An update's status", Empty, 200, json::<updates::UpdateResults>()),

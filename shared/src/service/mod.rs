@@ -23,6 +23,7 @@ mod properties;
 pub mod ratelimit;
 pub mod reaper;
 pub mod rename;
+pub mod resources;
 pub mod retention;
 pub mod secrets;
 pub mod stacks;

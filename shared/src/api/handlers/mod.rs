@@ -7,6 +7,7 @@ pub mod health;
 pub mod identity;
 pub mod openapi;
 pub mod orgs;
+pub mod resources;
 pub mod secrets;
 pub mod stacks;
 pub mod teams;
@@ -15,7 +16,7 @@ pub mod updates;
 pub mod webhooks;
 
 use crate::api::Ctx;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::names::{OrgName, StackRef};
 
 /// The `{org}` path parameter, validated.
@@ -26,4 +27,13 @@ pub fn path_org(ctx: &Ctx) -> Result<OrgName> {
 /// The `{org}/{project}/{stack}` path parameters, validated.
 pub fn path_stack(ctx: &Ctx) -> Result<StackRef> {
     crate::api::auth::stack_ref(&ctx.params)
+}
+
+/// The `{version}` path parameter: a stack version, a positive integer.
+pub fn path_version(ctx: &Ctx) -> Result<i64> {
+    ctx.param("version")?
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| Error::BadRequest("the version must be a positive integer".into()))
 }

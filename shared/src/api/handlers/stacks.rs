@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{path_org, path_stack};
+use super::{path_org, path_stack, path_version};
 use crate::api::{Ctx, Reply};
 use bytes::Bytes;
 
@@ -161,17 +161,9 @@ pub async fn export(ctx: Ctx) -> Result<Reply> {
     deployment_reply(&ctx, stack.deployment_key.as_deref()).await
 }
 
-fn version_param(ctx: &Ctx) -> Result<i64> {
-    ctx.param("version")?
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| Error::BadRequest("the version must be a positive integer".into()))
-}
-
 /// `GET …/export/{version}`: the deployment of one version.
 pub async fn export_version(ctx: Ctx) -> Result<Reply> {
-    let version = version_param(&ctx)?;
+    let version = path_version(&ctx)?;
     let stack = ctx.stack().await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     deployment_reply(&ctx, entry.deployment_key.as_deref()).await
@@ -235,7 +227,7 @@ pub async fn history_latest(ctx: Ctx) -> Result<Reply> {
 
 /// `GET …/updates/{version}`: one history entry.
 pub async fn history_version(ctx: Ctx) -> Result<Reply> {
-    let version = version_param(&ctx)?;
+    let version = path_version(&ctx)?;
     let stack = ctx.stack().await?;
     let entry = history::get(ctx.app.ports.meta.as_ref(), &stack.id, version).await?;
     Reply::json(&HistoryEntry { info: &entry.info })

@@ -1,0 +1,3 @@
+//! Lambda function for the `stack-resource-latest` route.
+
+stackhouse_lambda::route!(STACK_RESOURCE_LATEST);

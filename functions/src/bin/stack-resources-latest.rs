@@ -1,0 +1,3 @@
+//! Lambda function for the `stack-resources-latest` route.
+
+stackhouse_lambda::route!(STACK_RESOURCES_LATEST);
