@@ -25,6 +25,7 @@ pub mod reaper;
 pub mod rename;
 pub mod resources;
 pub mod retention;
+pub mod search;
 pub mod secrets;
 pub mod stacks;
 pub mod teams;
