@@ -582,10 +582,10 @@ fn exactly_the_pushing_functions_may_manage_connections_and_know_the_endpoint() 
         assert!(pushing.contains(&name), "{name} should push: {pushing:?}");
     }
     assert!(!pushing.contains(&"ws-connect"), "$connect only records the connection");
-    // The stream job is the one function that reads the table's stream.
+    // The stream jobs are the only functions that read the table's stream.
     let streams: Vec<&str> =
         every_function().into_iter().filter(|f| f.3).map(|(name, ..)| name).collect();
-    assert_eq!(streams, ["job-feed-fanout"]);
+    assert_eq!(streams, ["job-feed-fanout", "job-search-index"]);
 }
 
 #[test]

@@ -169,7 +169,7 @@ async fn follow(app: Arc<App>, job: &'static Job, mut stop: watch::Receiver<bool
     let Trigger::Stream { run, .. } = job.trigger else { return };
     let mut woken = app.feed_signal.subscribe();
     loop {
-        let orgs = app.feed_signal.take_changed();
+        let orgs = app.feed_signal.take_changed(job.name);
         if !orgs.is_empty() {
             let keys = orgs.iter().map(|org| stackhouse::service::feed::feed_pk(org)).collect();
             let started = std::time::Instant::now();
@@ -178,6 +178,7 @@ async fn follow(app: Arc<App>, job: &'static Job, mut stop: watch::Receiver<bool
             if let Err(e) = result {
                 tracing::warn!(job = job.name, error = %e, "job failed; retrying its organizations");
                 for org in &orgs {
+                    // (Every stream job sees them again: each is idempotent.)
                     app.feed_signal.connected(org);
                 }
                 tokio::time::sleep(STREAM_RETRY).await;

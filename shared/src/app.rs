@@ -210,6 +210,8 @@ pub struct App {
     pub feed_signal: crate::service::feed::Signal,
     /// The checkpoint states this process saved last (`service::updates::chain`).
     pub checkpoints: crate::service::updates::RecentStates,
+    /// This process's copies of organizations' search indexes (`service::search::store`).
+    pub search: crate::service::search::store::LocalIndexes,
 }
 
 impl App {
@@ -224,6 +226,7 @@ impl App {
             rate_limits: Default::default(),
             feed_signal: Default::default(),
             checkpoints: Default::default(),
+            search: Default::default(),
         })
     }
 }

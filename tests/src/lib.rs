@@ -24,6 +24,7 @@ pub mod pulumi;
 pub mod ratelimit;
 pub mod rename;
 pub mod resources;
+pub mod search;
 pub mod secrets;
 pub mod server;
 pub mod session;

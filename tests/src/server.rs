@@ -231,6 +231,16 @@ impl TestServer {
         Sockets { url: format!("ws://{}", server.addr), server, jobs }
     }
 
+    /// Runs the search indexing job on this server's events, as `local-emulator serve` does
+    /// (start it before the changes it should index).
+    pub fn indexing(&self) -> local_emulator::jobs::JobRunner {
+        let jobs = local_emulator::jobs::RunnerConfig {
+            jobs: vec![&stackhouse::jobs::table::JOB_SEARCH_INDEX],
+            ..Default::default()
+        };
+        local_emulator::jobs::start(self.app.clone(), &jobs)
+    }
+
     /// Stops the server.
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {

@@ -83,6 +83,11 @@ mod resources {
     stackhouse_tests::resources_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// Resource search on the AWS backend, against moto over the network.
+mod search {
+    stackhouse_tests::search_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// The event stream's WebSocket suite on the AWS backend, against moto over the network.
 mod sockets {
     stackhouse_tests::socket_tests!(stackhouse_tests::server::moto_target);

@@ -78,6 +78,11 @@ mod resources {
     stackhouse_tests::resources_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Resource search on the embedded backend.
+mod search {
+    stackhouse_tests::search_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// The event stream suite on the embedded backend.
 mod feed {
     stackhouse_tests::feed_tests!(|_| stackhouse_tests::server::Target::Embedded);

@@ -377,6 +377,24 @@ fn samples() -> Vec<Sample> {
         ),
         sample(&routes::ORG_PRESENCE_GET, format!("/api/orgs/{ORG}/presence"), "", None),
         sample(
+            &routes::ORG_SEARCH_RESOURCES,
+            format!("/api/orgs/{ORG}/search/resources"),
+            "query=type%3Aaws%3As3%2FbucketV2%3ABucketV2",
+            None,
+        ),
+        sample(
+            &routes::ORG_SEARCH_RESOURCES_V2,
+            format!("/api/orgs/{ORG}/search/resourcesv2"),
+            "query=package%3Aaws&facet=type&sort=name&asc=true",
+            None,
+        ),
+        sample(
+            &routes::ORG_SEARCH_RESOURCES_EXPORT,
+            format!("/api/orgs/{ORG}/search/resources/export"),
+            "query=-stack%3Aprod",
+            None,
+        ),
+        sample(
             &routes::ORG_AUDITLOGS_EXPORT,
             format!("/api/orgs/{ORG}/auditlogs/export"),
             "",
@@ -701,11 +719,12 @@ fn job_event(job: &Job) -> Value {
         // What the operator passes to `aws lambda invoke --payload`.
         Trigger::Manual { .. } => match job.name {
             "job-admin-create-user" => json!({"name": USER, "org": ORG, "role": "admin"}),
+            "job-search-reindex" => json!({"org": ORG}),
             other => panic!("no sample payload for {other}"),
         },
         // A batch of the table's stream (keys only) as the event source's filter lets it
         // through: a new event of organization `acme` and a new connection to its stream.
-        Trigger::Stream { .. } => {
+        Trigger::Stream { inserts, .. } => {
             let record = |id: &str, pk: String, sk: String, sequence: &str| {
                 json!({
                     "eventID": id,
@@ -724,7 +743,7 @@ fn job_event(job: &Job) -> Value {
                         stackhouse-Table-1A2B3C4D5E6F/stream/2025-03-12T19:03:58.123",
                 })
             };
-            json!({"Records": [
+            let all = [
                 record(
                     "c4ca4238a0b923820dcc509a6f75849b",
                     stackhouse::service::feed::feed_pk(ORG),
@@ -737,7 +756,17 @@ fn job_event(job: &Job) -> Value {
                     stackhouse::service::item_keys::socket_sk(CONNECTION),
                     "100000000000000000002",
                 ),
-            ]})
+            ];
+            // Only what the job's filter lets through.
+            let passes = |r: &Value| {
+                let key = |k: &str| {
+                    r["dynamodb"]["Keys"][k]["S"].as_str().unwrap_or_default().to_string()
+                };
+                inserts
+                    .iter()
+                    .any(|(pk, sk)| key("pk").starts_with(pk) && key("sk").starts_with(sk))
+            };
+            json!({"Records": all.into_iter().filter(passes).collect::<Vec<_>>()})
         }
     }
 }
@@ -975,6 +1004,9 @@ const PLAN: &[(&str, u16)] = &[
     ("org-auditlogs-export", 200),
     ("org-events-list", 200),
     ("org-presence-get", 200),
+    ("org-search-resources", 200),
+    ("org-search-resources-v2", 200),
+    ("org-search-resources-export", 200),
     ("stack-delete", 204),
 ];
 

@@ -170,6 +170,7 @@ impl Router {
                 caller,
                 params,
                 query,
+                raw_query: parts.uri.query().unwrap_or_default().to_string(),
                 headers: parts.headers.clone(),
                 body: decoded.body,
                 gzip_body: decoded.gzip,

@@ -166,6 +166,8 @@ pub struct Ctx {
     pub params: HashMap<String, String>,
     /// Query parameters (last value wins).
     pub query: HashMap<String, String>,
+    /// The query string as sent, for parameters that repeat ([`Ctx::query_all`]).
+    pub raw_query: String,
     /// Request headers.
     pub headers: HeaderMap,
     /// The body, already gzip-decoded and size-checked.
@@ -212,6 +214,14 @@ impl Ctx {
     /// A query parameter, if present and non-empty.
     pub fn query(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// Every non-empty value of a repeatable query parameter (`facet=a&facet=b`), in order.
+    pub fn query_all(&self, name: &str) -> Vec<String> {
+        url::form_urlencoded::parse(self.raw_query.as_bytes())
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+            .collect()
     }
 
     /// A boolean query parameter (`true`/`false`; absent = false).

@@ -12,8 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, feed, health, identity, openapi, orgs, resources, secrets, stacks, teams, tokens,
-    updates, webhooks,
+    audit, feed, health, identity, openapi, orgs, resources, search, secrets, stacks, teams,
+    tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -256,6 +256,15 @@ routes! {
     /// The organization's event stream: each member sees the events of what they may read.
     ORG_EVENTS_LIST: GET "/api/orgs/{org}/events"
         => OrgMember,     META_READ,              feed::list;
+    /// Resource search over the stacks the caller may read (what `pulumi org search` calls).
+    ORG_SEARCH_RESOURCES: GET "/api/orgs/{org}/search/resources"
+        => OrgMember,     META_BLOB_READ,         search::resources;
+    /// The same, as Pulumi Cloud's second version of the route.
+    ORG_SEARCH_RESOURCES_V2: GET "/api/orgs/{org}/search/resourcesv2"
+        => OrgMember,     META_BLOB_READ,         search::resources_v2;
+    /// The matches as CSV.
+    ORG_SEARCH_RESOURCES_EXPORT: GET "/api/orgs/{org}/search/resources/export"
+        => OrgMember,     META_BLOB_READ,         search::export;
     /// Presence: the updates running now, with their CLI's last heartbeat.
     ORG_PRESENCE_GET: GET "/api/orgs/{org}/presence"
         => OrgMember,     META_READ,              feed::presence;

@@ -12,7 +12,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, feed, health, orgs, resources, secrets, stacks, teams, tokens, updates,
+    audit, feed, health, orgs, resources, search, secrets, stacks, teams, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -129,6 +129,14 @@ const EVENTS_QUERY: [Query; 4] = [
         "string",
         "Only the events of this stack, `<project>/<stack>` (by its id: from before a rename too).",
     ),
+];
+const SEARCH_QUERY: [Query; 6] = [
+    query("query", "string", "Pulumi Cloud's resource search query (`type:aws:s3/bucket:Bucket -stack:dev`); all resources when absent."),
+    query("page", "integer", "The page, from 1 (pages reach the first 10,000 results)."),
+    query("size", "integer", "Results per page (default 50)."),
+    query("sort", "string", "The field to sort by (`modified` unless given): created, custom, delete, id, modified, module, name, package, parentUrn, project, protected, providerUrn, stack, type, urn."),
+    query("asc", "boolean", "Ascending rather than descending."),
+    query("facet", "string", "A field to count values of (repeatable); `top` says how many values (default 5)."),
 ];
 const AUDIT_EXPORT_QUERY: [Query; 4] =
     [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
@@ -278,6 +286,21 @@ pub static SHAPES: &[Shape] = &[
     with_query(
         row(&ORG_EVENTS_LIST, "The organization's events after a number, in order (long-poll with `wait`)", Empty, 200, json::<feed::Listing>()),
         &EVENTS_QUERY,
+    ),
+    with_query(
+        row(&ORG_SEARCH_RESOURCES, "Resources of the organization matching a query", Empty, 200, json::<search::SearchResult<'static>>()),
+        &SEARCH_QUERY,
+    ),
+    with_query(
+        row(&ORG_SEARCH_RESOURCES_V2, "Resources of the organization matching a query", Empty, 200, json::<search::SearchResult<'static>>()),
+        &SEARCH_QUERY,
+    ),
+    with_query(
+        row(&ORG_SEARCH_RESOURCES_EXPORT, "Resources matching a query, as CSV", Empty, 200, Body::Other {
+            content_type: "text/csv",
+            description: "One row per resource: created, custom, delete, id, modified, module, name, package, parent_urn, pending, project, protected, provider_urn, stack, type, urn, dependencies.",
+        }),
+        &SEARCH_QUERY,
     ),
     row(&ORG_PRESENCE_GET, "The updates running now, with their CLI's last heartbeat", Empty, 200, json::<feed::Presence>()),
 ];

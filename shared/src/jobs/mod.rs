@@ -250,6 +250,48 @@ pub async fn feed_fanout(
     Ok(total)
 }
 
+/// `job-search-index`: brings the search index of each organization the batch's events belong
+/// to up to date with its stacks (see [`crate::service::search::indexer`]).
+pub async fn search_index(
+    app: Arc<App>,
+    keys: Vec<String>,
+) -> Result<Vec<crate::service::search::indexer::Report>> {
+    let mut orgs: Vec<&str> = keys.iter().filter_map(|pk| pk.strip_prefix("FEED#")).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let mut reports = Vec::new();
+    let mut failed = 0;
+    for org in orgs {
+        match crate::service::search::indexer::run(&app, org, false).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                tracing::warn!(org, error = %e.chain(), "search indexing failed");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        // The stream retries the batch: a run that finds nothing changed writes nothing.
+        return Err(crate::Error::Unavailable(format!(
+            "indexing failed for {failed} organizations"
+        )));
+    }
+    Ok(reports)
+}
+
+/// `job-search-reindex` `{"org": …}`: rebuilds the organization's search index from scratch.
+pub async fn search_reindex(
+    app: Arc<App>,
+    payload: Json,
+) -> Result<crate::service::search::indexer::Report> {
+    let org = payload
+        .get("org")
+        .and_then(Json::as_str)
+        .ok_or_else(|| crate::Error::BadRequest("expected {\"org\": …}".into()))?;
+    let org = crate::names::OrgName::parse(org)?;
+    crate::service::search::indexer::run(&app, org.as_str(), true).await
+}
+
 /// `job-admin-create-user`: creates a user with a role in an organization and returns a new
 /// personal access token (see [`crate::service::admin`]). How a deployed stack gets its first
 /// token.

@@ -86,6 +86,26 @@ pub static JOB_FEED_FANOUT: Job = Job {
 };
 
 /// Every job.
+pub static JOB_SEARCH_INDEX: Job = Job {
+    name: "job-search-index",
+    description: "Brings the resource search index of each organization with new events up to date with its stacks",
+    trigger: Trigger::Stream {
+        inserts: &[("FEED#", "E#")],
+        batch_size: 100,
+        run: stream!(super::search_index),
+    },
+    needs: Needs::META_BLOB_WRITE,
+    timeout_seconds: 300,
+};
+
+pub static JOB_SEARCH_REINDEX: Job = Job {
+    name: "job-search-reindex",
+    description: "Rebuilds an organization's resource search index from all its stacks",
+    trigger: Trigger::Manual { run: manual!(super::search_reindex) },
+    needs: Needs::META_BLOB_WRITE,
+    timeout_seconds: 900,
+};
+
 pub static JOBS: &[&Job] = &[
     &JOB_LEASE_REAPER,
     &JOB_HISTORY_RETENTION,
@@ -93,6 +113,8 @@ pub static JOBS: &[&Job] = &[
     &JOB_UPDATE_MATERIALISE,
     &JOB_ADMIN_CREATE_USER,
     &JOB_FEED_FANOUT,
+    &JOB_SEARCH_INDEX,
+    &JOB_SEARCH_REINDEX,
 ];
 
 #[cfg(test)]

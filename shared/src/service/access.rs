@@ -190,6 +190,19 @@ impl OrgAccess {
         Ok(best)
     }
 
+    /// Whether the principal may read every stack of the organization: an admin, an
+    /// organization token, or a member while members' default permission is read or more.
+    pub async fn reads_every_stack(&mut self, meta: &dyn MetadataStore) -> Result<bool> {
+        let Some(role) = self.role else { return Ok(false) };
+        Ok(match &self.subject {
+            Subject::Org { .. } => true,
+            Subject::Team { .. } => false,
+            Subject::User(_) => {
+                role == Role::Admin || self.default_permission(meta).await? >= StackPermission::Read
+            }
+        })
+    }
+
     async fn default_permission(&mut self, meta: &dyn MetadataStore) -> Result<StackPermission> {
         if let Some(p) = self.default_permission {
             return Ok(p);

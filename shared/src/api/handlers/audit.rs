@@ -190,7 +190,7 @@ fn csv_row(out: &mut String, e: &Entry) {
 
 /// RFC 4180 quoting, and a leading `'` on values a spreadsheet would run as a formula (token
 /// names and descriptions are user-chosen text).
-fn csv_field(value: &str) -> String {
+pub(crate) fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {

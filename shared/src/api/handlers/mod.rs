@@ -8,6 +8,7 @@ pub mod identity;
 pub mod openapi;
 pub mod orgs;
 pub mod resources;
+pub mod search;
 pub mod secrets;
 pub mod stacks;
 pub mod teams;

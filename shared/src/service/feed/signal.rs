@@ -3,19 +3,21 @@
 //! processes (other Lambda functions) poll instead ([`super::read::POLL`]).
 //!
 //! It also remembers which organizations changed (an event appended, a socket connected) until
-//! the emulator's fan-out takes them: what a DynamoDB stream tells the fan-out job on AWS.
+//! each of the emulator's stream jobs takes them (fan-out, search indexing): what a DynamoDB
+//! stream tells those jobs on AWS.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
 
 /// A counter of events appended by this process, watched by waiting readers, and the
-/// organizations changed since fan-out last looked.
+/// organizations changed since each stream job last looked.
 #[derive(Debug)]
 pub struct Signal {
     appended: watch::Sender<u64>,
-    changed: Mutex<BTreeSet<String>>,
+    /// By consumer (a job's name): the organizations it has not taken yet.
+    changed: Mutex<BTreeMap<&'static str, BTreeSet<String>>>,
 }
 
 impl Default for Signal {
@@ -41,16 +43,19 @@ impl Signal {
         self.appended.subscribe()
     }
 
-    /// The organizations changed since the last call (for fan-out), forgetting them.
-    pub fn take_changed(&self) -> Vec<String> {
+    /// The organizations changed since `consumer`'s last call, forgetting them for it. The
+    /// first call starts keeping them for it.
+    pub fn take_changed(&self, consumer: &'static str) -> Vec<String> {
         let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::take(&mut *changed).into_iter().collect()
+        std::mem::take(changed.entry(consumer).or_default()).into_iter().collect()
     }
 
     fn mark(&self, org: &str) {
         let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
-        if !changed.contains(org) {
-            changed.insert(org.to_string());
+        for orgs in changed.values_mut() {
+            if !orgs.contains(org) {
+                orgs.insert(org.to_string());
+            }
         }
     }
 }

@@ -155,6 +155,28 @@ impl OrgIndex {
         self.reader.reload().map_err(failed)
     }
 
+    /// The documents of one stack, as indexed.
+    pub fn docs_of_stack(&self, stack_id: &str) -> Result<Vec<ResourceDoc>> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.stack_id, stack_id),
+            IndexRecordOption::Basic,
+        );
+        let addresses =
+            searcher.search(&query, &tantivy::collector::DocSetCollector).map_err(failed)?;
+        let mut docs = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            docs.push(self.stored(&searcher, address)?);
+        }
+        Ok(docs)
+    }
+
+    fn stored(&self, searcher: &tantivy::Searcher, address: DocAddress) -> Result<ResourceDoc> {
+        let stored: TantivyDocument = searcher.doc(address).map_err(failed)?;
+        let json = stored.get_first(self.fields.stored).and_then(|v| v.as_str()).unwrap_or("");
+        serde_json::from_str(json).map_err(failed)
+    }
+
     fn document(&self, doc: &ResourceDoc) -> Result<TantivyDocument> {
         let f = &self.fields;
         let mut d = TantivyDocument::default();
@@ -206,9 +228,7 @@ impl OrgIndex {
         let FoundFruit(found) = searcher.search(query.as_ref(), &collector).map_err(failed)?;
         let mut hits = Vec::new();
         for (_, _, address) in found.ranked.iter().skip(request.page.saturating_mul(request.size)) {
-            let stored: TantivyDocument = searcher.doc(*address).map_err(failed)?;
-            let json = stored.get_first(self.fields.stored).and_then(|v| v.as_str()).unwrap_or("");
-            hits.push(serde_json::from_str(json).map_err(failed)?);
+            hits.push(self.stored(&searcher, *address)?);
         }
         let facets = request
             .facets

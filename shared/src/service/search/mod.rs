@@ -7,11 +7,18 @@
 //! - [`matcher`] is the language's meaning, written as a filter over documents. The index must
 //!   answer exactly as it does (a property test compares them).
 //! - [`index`] is the organization's inverted index (tantivy): documents in, answers out.
+//! - [`store`] keeps each organization's index in the blob store, with a manifest per
+//!   generation, and local copies in the processes that use it.
+//! - [`indexer`] brings an organization's index up to date with its stacks, off the request
+//!   path (the `job-search-index` job, woken by the organization's events).
 
 pub mod doc;
+pub mod find;
 pub mod index;
+pub mod indexer;
 pub mod matcher;
 pub mod query;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

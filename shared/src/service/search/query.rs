@@ -462,6 +462,14 @@ pub fn normal_time(value: &str) -> Option<String> {
     parse_time(value).map(normal)
 }
 
+/// A Unix time (seconds) normalised as [`normal_time`] does.
+pub fn normal_unix(seconds: i64) -> String {
+    normal(
+        time::OffsetDateTime::from_unix_timestamp(seconds)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    )
+}
+
 fn normal(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(

@@ -1,0 +1,273 @@
+//! Where an organization's index lives: its files in the blob store, a manifest naming them, and
+//! a local copy in each process that searches or indexes (Lambda's `/tmp`, the emulator's temp
+//! directory).
+//!
+//! - **Files** (`search/<org>/files/<name>`): tantivy's segment files, written once and never
+//!   changed (a segment's deletions are a new file), so a process downloads each once, into a
+//!   pool, and links it into the directory of every generation that uses it.
+//! - **Manifest** (`search/<org>/manifests/<gen>.json`): the index's `meta.json`, its files,
+//!   and what each stack was when indexed (version and names), which is how an indexing run
+//!   knows what changed.
+//! - **Pointer** (item `SEARCH#<org>` / `INDEX`): the current generation and its manifest. A
+//!   run publishes generation n+1 by a put conditioned on the pointer still naming n: files
+//!   and manifest are written first, so a pointer never names what is not stored, and a run
+//!   that lost the race (or crashed) leaves only unreferenced files, removed by the next run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::index::OrgIndex;
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::ports::{Condition, Item, MetaError, Value};
+
+/// tantivy's list of segments.
+const META_JSON: &str = "meta.json";
+
+fn pointer_pk(org: &str) -> String {
+    format!("SEARCH#{org}")
+}
+const POINTER_SK: &str = "INDEX";
+
+fn file_key(org: &str, name: &str) -> String {
+    format!("search/{org}/files/{name}")
+}
+
+fn manifest_key(org: &str, generation: i64) -> String {
+    format!("search/{org}/manifests/{generation:012}.json")
+}
+
+fn failed(e: impl std::fmt::Display) -> Error {
+    Error::internal(format!("search index storage: {e}"))
+}
+
+/// What a stack was when its resources were indexed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Indexed {
+    /// Its version.
+    pub version: i64,
+    /// Its project.
+    pub project: String,
+    /// Its name.
+    pub stack: String,
+}
+
+/// One generation of an organization's index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// tantivy's `meta.json` (None: the empty index).
+    pub meta: Option<String>,
+    /// The files it needs, besides `meta.json`.
+    pub files: Vec<String>,
+    /// Each indexed stack, by id.
+    pub stacks: BTreeMap<String, Indexed>,
+    /// Files the previous generation used and this one does not: deleted when the next one is
+    /// published, so a reader that found the previous generation can still fetch them.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+}
+
+/// The current generation (0: never indexed) and its manifest.
+pub async fn load(app: &App, org: &str) -> Result<(i64, Manifest)> {
+    let Some(item) = app.ports.meta.get(&pointer_pk(org), POINTER_SK).await? else {
+        return Ok((0, Manifest::default()));
+    };
+    let generation = item.n("generation").unwrap_or(0);
+    let key = manifest_key(org, generation);
+    let bytes = app
+        .ports
+        .blobs
+        .get(&key)
+        .await?
+        .ok_or_else(|| Error::internal(format!("search manifest {key} is missing")))?;
+    let manifest = serde_json::from_slice(&bytes).map_err(failed)?;
+    Ok((generation, manifest))
+}
+
+/// This process's copies of organization indexes, and the open ones.
+pub struct LocalIndexes {
+    root: PathBuf,
+    open: Mutex<HashMap<String, (i64, Arc<OrgIndex>)>>,
+}
+
+impl Default for LocalIndexes {
+    fn default() -> Self {
+        // One directory per app: two servers in one process (tests) never share files.
+        let root =
+            std::env::temp_dir().join(format!("stackhouse-search-{}", super::super::new_id()));
+        LocalIndexes { root, open: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl LocalIndexes {
+    fn org_dir(&self, org: &str) -> PathBuf {
+        // Organization names are checked, but a path component should not depend on it.
+        self.root.join(hex::encode(org))
+    }
+
+    fn cached(&self, org: &str, generation: i64) -> Option<Arc<OrgIndex>> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.get(org).filter(|(g, _)| *g == generation).map(|(_, index)| index.clone())
+    }
+
+    fn remember(&self, org: &str, generation: i64, index: Arc<OrgIndex>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.insert(org.to_string(), (generation, index));
+    }
+}
+
+/// The organization's current index, opened from this process's copy (fetching the files it
+/// lacks); None when it was never indexed. A generation replaced while it was being fetched
+/// may have lost files: then the current one is fetched instead.
+pub async fn open(app: &App, org: &str) -> Result<Option<Arc<OrgIndex>>> {
+    match open_current(app, org).await {
+        Ok(index) => Ok(index),
+        Err(e) => {
+            tracing::info!(org, error = %e, "search index changed while opened; again");
+            open_current(app, org).await
+        }
+    }
+}
+
+async fn open_current(app: &App, org: &str) -> Result<Option<Arc<OrgIndex>>> {
+    let (generation, manifest) = match app.ports.meta.get(&pointer_pk(org), POINTER_SK).await? {
+        None => return Ok(None),
+        Some(item) => {
+            let generation = item.n("generation").unwrap_or(0);
+            if let Some(index) = app.search.cached(org, generation) {
+                return Ok(Some(index));
+            }
+            load(app, org).await?
+        }
+    };
+    let dir = app.search.org_dir(org).join(format!("g{generation:012}"));
+    if !dir.join(META_JSON).exists() {
+        let staging = app.search.org_dir(org).join(format!("s-{}", super::super::new_id()));
+        checkout(app, org, &manifest, &staging).await?;
+        // Another request may have made the same directory meanwhile: either copy serves.
+        if std::fs::rename(&staging, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    let index = Arc::new(OrgIndex::in_dir(&dir)?);
+    app.search.remember(org, generation, index.clone());
+    Ok(Some(index))
+}
+
+/// Fills `dir` with the files of `manifest` (from the pool, fetching what it lacks) and its
+/// `meta.json`; an empty manifest leaves it empty (a new index is created there).
+pub async fn checkout(app: &App, org: &str, manifest: &Manifest, dir: &Path) -> Result<()> {
+    let pool = app.search.org_dir(org).join("pool");
+    std::fs::create_dir_all(&pool).map_err(failed)?;
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    for name in &manifest.files {
+        let pooled = pool.join(checked(name)?);
+        if !pooled.exists() {
+            let key = file_key(org, name);
+            let bytes =
+                app.ports.blobs.get(&key).await?.ok_or_else(|| {
+                    Error::internal(format!("search index file {key} is missing"))
+                })?;
+            let partial = pool.join(format!("{name}.part-{}", super::super::new_id()));
+            std::fs::write(&partial, &bytes).map_err(failed)?;
+            std::fs::rename(&partial, &pooled).map_err(failed)?;
+        }
+        std::fs::hard_link(&pooled, dir.join(name))
+            .or_else(|_| std::fs::copy(&pooled, dir.join(name)).map(|_| ()))
+            .map_err(failed)?;
+    }
+    if let Some(meta) = &manifest.meta {
+        std::fs::write(dir.join(META_JSON), meta).map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// A file name from a manifest: a plain name, never a path.
+fn checked(name: &str) -> Result<&str> {
+    let plain = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        && !name.starts_with('.');
+    if plain {
+        Ok(name)
+    } else {
+        Err(Error::internal(format!("search manifest names a file {name:?}")))
+    }
+}
+
+/// The files of the index in `dir` that its `meta.json` uses: those of its segments.
+fn live_files(dir: &Path) -> Result<(String, Vec<String>)> {
+    let meta = std::fs::read_to_string(dir.join(META_JSON)).map_err(failed)?;
+    let parsed: serde_json::Value = serde_json::from_str(&meta).map_err(failed)?;
+    let segments: HashSet<String> = parsed["segments"]
+        .as_array()
+        .map(|segments| {
+            segments
+                .iter()
+                .filter_map(|s| s["segment_id"].as_str())
+                .map(|id| id.replace('-', ""))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let name = entry.map_err(failed)?.file_name().to_string_lossy().to_string();
+        let segment = name.split('.').next().unwrap_or_default();
+        if segments.contains(segment) {
+            files.push(name);
+        }
+    }
+    files.sort();
+    Ok((meta, files))
+}
+
+/// Publishes the index in `dir` as the generation after `generation`, with `stacks`. Returns
+/// false, changing nothing another run could see, when `generation` is no longer current.
+pub async fn publish(
+    app: &App,
+    org: &str,
+    generation: i64,
+    previous: &Manifest,
+    dir: &Path,
+    stacks: BTreeMap<String, Indexed>,
+) -> Result<bool> {
+    let (meta, files) = live_files(dir)?;
+    let known: HashSet<&String> = previous.files.iter().collect();
+    let pool = app.search.org_dir(org).join("pool");
+    for name in files.iter().filter(|f| !known.contains(f)) {
+        let bytes = std::fs::read(dir.join(name)).map_err(failed)?;
+        app.ports.blobs.put(&file_key(org, name), Bytes::from(bytes)).await?;
+        let _ = std::fs::hard_link(dir.join(name), pool.join(name));
+    }
+    let next = generation + 1;
+    let kept: HashSet<&String> = files.iter().collect();
+    let dropped = previous.files.iter().filter(|f| !kept.contains(f)).cloned().collect();
+    let manifest = Manifest { meta: Some(meta), files: files.clone(), stacks, dropped };
+    let body = serde_json::to_vec(&manifest).map_err(failed)?;
+    app.ports.blobs.put(&manifest_key(org, next), Bytes::from(body)).await?;
+    let pointer = Item::new(pointer_pk(org), POINTER_SK).with("generation", Value::N(next));
+    let condition = if generation == 0 {
+        Condition::NotExists
+    } else {
+        Condition::Equals("generation".into(), Value::N(generation))
+    };
+    match app.ports.meta.put(pointer, Some(condition)).await {
+        Ok(()) => {}
+        Err(MetaError::ConditionFailed) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    // One generation late: what the previous generation dropped, and the manifest before it.
+    let kept: HashSet<&String> = files.iter().collect();
+    for name in previous.dropped.iter().filter(|f| !kept.contains(f)) {
+        if let Err(e) = app.ports.blobs.delete(&file_key(org, name)).await {
+            tracing::warn!(org, file = name, error = %e, "unused search index file kept");
+        }
+    }
+    if generation > 1 {
+        let _ = app.ports.blobs.delete(&manifest_key(org, generation - 1)).await;
+    }
+    Ok(true)
+}
