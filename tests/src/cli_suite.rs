@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stackhouse::app::Settings;
 
+pub use crate::cli_search::org_search_finds_what_up_created;
 use crate::pulumi::{Item, Out, Program, Project, Pulumi};
 use crate::server::{Target, TestServer};
 
@@ -29,6 +30,7 @@ macro_rules! cli_tests {
             concurrent_up_conflicts_and_cancel_ends_it,
             killed_cli_leaves_a_stack_the_reaper_frees,
             large_state_export_follows_the_redirect,
+            org_search_finds_what_up_created,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

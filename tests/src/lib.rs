@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod breakdown;
 pub mod chains;
+pub mod cli_search;
 pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;
