@@ -101,6 +101,13 @@ enum AdminAction {
         #[arg(long)]
         passphrase_file: PathBuf,
     },
+    /// Rebuild organization ORG's resource search index from all its stacks (what
+    /// `job-search-reindex` does when deployed); prints what it indexed.
+    Reindex {
+        /// Organization.
+        #[arg(long)]
+        org: String,
+    },
     /// Restore the organization exported at FROM into this deployment, where it must be absent
     /// or hold only members. Run it again after an interruption to finish it.
     Import {
@@ -250,6 +257,22 @@ async fn admin(config: Config, action: AdminAction) -> Result<(), String> {
                 done.bytes,
                 started.elapsed(),
                 done.export_id
+            );
+        }
+        AdminAction::Reindex { org } => {
+            let org = stackhouse::names::OrgName::parse(&org).map_err(|e| e.to_string())?;
+            let (app, _) =
+                local_emulator::build_app(&config, &url).await.map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let done = stackhouse::service::search::indexer::run(&app, org.as_str(), true)
+                .await
+                .map_err(|e| e.chain())?;
+            println!(
+                "reindexed organization {org}: {} stacks, {} resources in {:.1?} (generation {})",
+                done.stacks_read,
+                done.documents,
+                started.elapsed(),
+                done.generation.unwrap_or_default()
             );
         }
         AdminAction::Import { from, passphrase_file } => {
