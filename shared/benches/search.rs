@@ -55,7 +55,7 @@ fn doc(i: usize, generation: usize) -> ResourceDoc {
         id: format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
         custom: true,
         delete: false,
-        protected: i % 13 == 0,
+        protected: i.is_multiple_of(13),
         external: false,
         pending_replacement: false,
         pending: String::new(),

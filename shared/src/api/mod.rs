@@ -216,6 +216,29 @@ impl Ctx {
         self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A whole-number query parameter within `range`, or `default` when absent; a 400 saying
+    /// the range otherwise.
+    pub fn query_number<T>(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<T>,
+        default: T,
+    ) -> Result<T>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
+        match self.query(name) {
+            None => Ok(default),
+            Some(v) => v.parse::<T>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "{name} must be a whole number from {} to {}, not {v:?}",
+                    range.start(),
+                    range.end()
+                ))
+            }),
+        }
+    }
+
     /// Every non-empty value of a repeatable query parameter (`facet=a&facet=b`), in order.
     pub fn query_all(&self, name: &str) -> Vec<String> {
         url::form_urlencoded::parse(self.raw_query.as_bytes())

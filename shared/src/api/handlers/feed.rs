@@ -30,25 +30,6 @@ pub(crate) struct Listing {
     next: i64,
 }
 
-/// A whole-number query parameter within `range`, or `default` when absent.
-fn number(
-    ctx: &Ctx,
-    name: &str,
-    range: std::ops::RangeInclusive<i64>,
-    default: i64,
-) -> Result<i64> {
-    match ctx.query(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "{name} must be a whole number from {} to {}, not {v:?}",
-                range.start(),
-                range.end()
-            ))
-        }),
-    }
-}
-
 /// The stack named by a `stack=<project>/<stack>` query value, which the caller must be able
 /// to read (404 otherwise, as for the stack's own routes). Shared by the long-poll route and
 /// the WebSocket's `$connect`.
@@ -85,9 +66,9 @@ async fn scoped_stack(ctx: &Ctx, org: &OrgName) -> Result<Option<String>> {
 /// `GET /api/orgs/{org}/events?after=&limit=&wait=&stack=`.
 pub async fn list(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
-    let after = number(&ctx, "after", 0..=i64::MAX, 0)?;
-    let limit = number(&ctx, "limit", 1..=MAX_LIMIT as i64, DEFAULT_LIMIT as i64)?;
-    let wait = number(&ctx, "wait", 0..=MAX_WAIT_SECONDS as i64, 0)?;
+    let after = ctx.query_number("after", 0..=i64::MAX, 0)?;
+    let limit = ctx.query_number("limit", 1..=MAX_LIMIT as i64, DEFAULT_LIMIT as i64)?;
+    let wait = ctx.query_number("wait", 0..=MAX_WAIT_SECONDS as i64, 0)?;
     let ask = feed::read::Ask {
         after,
         limit: usize::try_from(limit).unwrap_or(DEFAULT_LIMIT),

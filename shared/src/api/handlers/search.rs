@@ -145,24 +145,6 @@ pub(crate) struct SearchResult<'a> {
     pagination: Pagination,
 }
 
-fn number(
-    ctx: &Ctx,
-    name: &str,
-    range: std::ops::RangeInclusive<usize>,
-    default: usize,
-) -> Result<usize> {
-    match ctx.query(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-            Error::BadRequest(format!(
-                "{name} must be a whole number from {} to {}, not {v:?}",
-                range.start(),
-                range.end()
-            ))
-        }),
-    }
-}
-
 /// The request the query string describes (`query`, `page` from 1, `size`, `sort`, `asc`,
 /// `facet`, `top`); what we do not offer is a 400 rather than silently ignored.
 fn request(ctx: &Ctx, max_size: usize) -> Result<Request> {
@@ -176,8 +158,8 @@ fn request(ctx: &Ctx, max_size: usize) -> Result<Request> {
     if ctx.query_bool("properties")? {
         return Err(Error::BadRequest("property search (properties=true) is not supported".into()));
     }
-    let page = number(ctx, "page", 1..=MAX_RESULTS, 1)? - 1;
-    let size = number(ctx, "size", 1..=max_size, DEFAULT_SIZE.min(max_size))?;
+    let page = ctx.query_number("page", 1..=MAX_RESULTS, 1)? - 1;
+    let size = ctx.query_number("size", 1..=max_size, DEFAULT_SIZE.min(max_size))?;
     if (page + 1).saturating_mul(size) > MAX_RESULTS {
         return Err(Error::BadRequest(format!(
             "page {} of {size} goes past the first {MAX_RESULTS} results; narrow the query",
@@ -196,7 +178,7 @@ fn request(ctx: &Ctx, max_size: usize) -> Result<Request> {
         page,
         size,
         facets,
-        top: number(ctx, "top", 1..=MAX_TOP, DEFAULT_TOP)?,
+        top: ctx.query_number("top", 1..=MAX_TOP, DEFAULT_TOP)?,
         stacks: None,
     })
 }
