@@ -20,6 +20,7 @@ macro_rules! search_tests {
             facets_sort_pages_and_export,
             the_index_follows_changes_renames_and_deletes,
             members_see_only_stacks_they_may_read,
+            concurrent_indexing_runs_in_many_processes_agree,
             bad_parameters_get_400
         );
     };
@@ -414,6 +415,56 @@ pub async fn members_see_only_stacks_they_may_read(target: Target) {
     let outsider = srv.other_user("olga-search").await;
     assert_eq!(outsider.get(&format!("{orgs}/search/resources")).await.status, 404);
     indexing.stop().await;
+    srv.stop().await;
+}
+
+/// Indexing runs of one organization in several processes at once (each its own local copy,
+/// as Lambda sandboxes are), while stacks change: every run ends, one generation wins each
+/// race, and the index then holds exactly the stacks' resources, which a search in yet another
+/// process reads.
+pub async fn concurrent_indexing_runs_in_many_processes_agree(target: Target) {
+    let srv = TestServer::start(target).await;
+    let c = srv.client();
+    let org = srv.user.clone();
+    let process = || stackhouse::app::App::new(srv.app.ports.clone(), srv.app.settings.clone());
+    let mut runs = Vec::new();
+    for (i, (project, stack, d)) in fleet().into_iter().enumerate() {
+        import(&c, &org, project, stack, &d).await;
+        for from_scratch in [false, i == 1] {
+            let (app, org) = (process(), org.clone());
+            runs.push(tokio::spawn(async move {
+                stackhouse::service::search::indexer::run(&app, &org, from_scratch).await
+            }));
+        }
+    }
+    for run in runs {
+        run.await.expect("run").expect("every run ends, winning or starting again");
+    }
+    // A last run after every change: the index is then exact.
+    let last =
+        stackhouse::service::search::indexer::run(&process(), &org, false).await.expect("run");
+    let reader = process();
+    let principal = stackhouse::service::identity::Principal {
+        subject: stackhouse::service::identity::Subject::User(org.clone()),
+        token_id: "test".into(),
+        token_name: "test".into(),
+    };
+    let request = stackhouse::service::search::matcher::Request {
+        query: stackhouse::service::search::query::parse("").expect("query"),
+        sort: (stackhouse::service::search::query::Field::Urn, true),
+        page: 0,
+        size: 100,
+        facets: vec![],
+        top: 5,
+        stacks: None,
+    };
+    let answer = stackhouse::service::search::find::find(&reader, &principal, &org, request)
+        .await
+        .expect("search");
+    assert_eq!(answer.total, 9, "{last:?}");
+    let urns: std::collections::BTreeSet<String> =
+        answer.hits.iter().map(|d| d.urn.clone()).collect();
+    assert_eq!(urns.len(), 9);
     srv.stop().await;
 }
 

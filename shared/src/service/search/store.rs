@@ -155,7 +155,31 @@ async fn open_current(app: &App, org: &str) -> Result<Option<Arc<OrgIndex>>> {
     }
     let index = Arc::new(OrgIndex::in_dir(&dir)?);
     app.search.remember(org, generation, index.clone());
+    forget_older(&app.search.org_dir(org), generation, &manifest.files);
     Ok(Some(index))
+}
+
+/// Removes this process's copies of older generations and pooled files the current one does
+/// not use. Searches still running on an older copy keep reading it: its files are memory
+/// mapped, and unlinking a mapped file leaves the mapping intact.
+fn forget_older(org_dir: &Path, generation: i64, files: &[String]) {
+    let current = format!("g{generation:012}");
+    let used: HashSet<&str> = files.iter().map(String::as_str).collect();
+    let Ok(entries) = std::fs::read_dir(org_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('g') && name != current {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let Ok(pooled) = std::fs::read_dir(org_dir.join("pool")) else { return };
+    for entry in pooled.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        // (A `.part-` file is a download in progress, about to become a pooled file.)
+        if !used.contains(name.as_str()) && !name.contains(".part-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Fills `dir` with the files of `manifest` (from the pool, fetching what it lacks) and its
