@@ -271,8 +271,7 @@ impl OrgIndex {
                 };
                 let mut all: Vec<(Occur, Box<dyn TantivyQuery>)> = Vec::new();
                 for w in words {
-                    let pattern = format!(".*{}.*", escape(w));
-                    let regex = RegexQuery::from_pattern(&pattern, field_words).map_err(failed)?;
+                    let regex = RegexQuery::from_regex(contains(w)?, field_words);
                     all.push((Occur::Must, Box::new(regex)));
                 }
                 Box::new(BooleanQuery::new(all))
@@ -300,6 +299,29 @@ impl OrgIndex {
             }
         })
     }
+}
+
+/// Compiled `.*word.*` automata kept for reuse (process-wide: they do not depend on the index).
+static CONTAINS: std::sync::LazyLock<
+    std::sync::Mutex<HashMap<String, std::sync::Arc<tantivy_fst::Regex>>>,
+> = std::sync::LazyLock::new(Default::default);
+/// At most this many are kept; then the cache starts again empty.
+const CONTAINS_KEPT: usize = 1024;
+
+/// The automaton matching the words that contain `word`.
+fn contains(word: &str) -> Result<std::sync::Arc<tantivy_fst::Regex>> {
+    let mut kept = CONTAINS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(regex) = kept.get(word) {
+        return Ok(regex.clone());
+    }
+    let regex = std::sync::Arc::new(
+        tantivy_fst::Regex::new(&format!(".*{}.*", escape(word))).map_err(failed)?,
+    );
+    if kept.len() >= CONTAINS_KEPT {
+        kept.clear();
+    }
+    kept.insert(word.to_string(), regex.clone());
+    Ok(regex)
 }
 
 /// A word as a literal in a regular expression.
