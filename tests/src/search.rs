@@ -465,6 +465,32 @@ pub async fn concurrent_indexing_runs_in_many_processes_agree(target: Target) {
     let urns: std::collections::BTreeSet<String> =
         answer.hits.iter().map(|d| d.urn.clone()).collect();
     assert_eq!(urns.len(), 9);
+    // Losers removed what they wrote, winners what their predecessor stopped using: the store
+    // holds the current generation, plus what it dropped and the manifest it replaced (kept
+    // one generation for readers that found them).
+    let (_, current) = stackhouse::service::search::store::load(&reader, &org).await.expect("load");
+    let mut expected: std::collections::BTreeSet<String> = current
+        .files
+        .values()
+        .chain(&current.dropped)
+        .map(|blob| format!("search/{org}/files/{blob}"))
+        .collect();
+    expected.extend(
+        std::iter::once(&current.id)
+            .chain(&current.replaced)
+            .map(|id| format!("search/{org}/manifests/{id}.json")),
+    );
+    let mut stored = std::collections::BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = srv.app.ports.blobs.list(&format!("search/{org}/"), after).await.expect("list");
+        stored.extend(page.keys);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(stored, expected);
     srv.stop().await;
 }
 

@@ -2,16 +2,20 @@
 //! a local copy in each process that searches or indexes (Lambda's `/tmp`, the emulator's temp
 //! directory).
 //!
-//! - **Files** (`search/<org>/files/<name>`): tantivy's segment files, written once and never
-//!   changed (a segment's deletions are a new file), so a process downloads each once, into a
-//!   pool, and links it into the directory of every generation that uses it.
-//! - **Manifest** (`search/<org>/manifests/<gen>.json`): the index's `meta.json`, its files,
-//!   and what each stack was when indexed (version and names), which is how an indexing run
-//!   knows what changed.
-//! - **Pointer** (item `SEARCH#<org>` / `INDEX`): the current generation and its manifest. A
-//!   run publishes generation n+1 by a put conditioned on the pointer still naming n: files
-//!   and manifest are written first, so a pointer never names what is not stored, and a run
-//!   that lost the race (or crashed) leaves only unreferenced files, removed by the next run.
+//! - **Files** (`search/<org>/files/<upload id>-<name>`): tantivy's segment files, written once
+//!   and never changed (a segment's deletions are a new file), so a process downloads each
+//!   once, into a pool, and links it into the directory of every generation that uses it.
+//!   Each upload has its own key: two runs racing from one generation may make files of the
+//!   same name (a segment's deletions are named by the operation count they started from),
+//!   and the loser must not overwrite what the winner published.
+//! - **Manifest** (`search/<org>/manifests/<gen>-<upload id>.json`): the index's `meta.json`,
+//!   the blob holding each of its files, and what each stack was when indexed (version and
+//!   names), which is how an indexing run knows what changed. Its own key too, for the same
+//!   reason: a loser's manifest never replaces the winner's.
+//! - **Pointer** (item `SEARCH#<org>` / `INDEX`): the current generation and its manifest's id.
+//!   A run publishes generation n+1 by a put conditioned on the pointer still naming n: files
+//!   and manifest are written first, so a pointer never names what is not stored. A run that
+//!   lost the race removes what it wrote; one that crashed leaves unreferenced blobs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,12 +37,12 @@ fn pointer_pk(org: &str) -> String {
 }
 const POINTER_SK: &str = "INDEX";
 
-fn file_key(org: &str, name: &str) -> String {
-    format!("search/{org}/files/{name}")
+fn file_key(org: &str, blob: &str) -> String {
+    format!("search/{org}/files/{blob}")
 }
 
-fn manifest_key(org: &str, generation: i64) -> String {
-    format!("search/{org}/manifests/{generation:012}.json")
+fn manifest_key(org: &str, id: &str) -> String {
+    format!("search/{org}/manifests/{id}.json")
 }
 
 fn failed(e: impl std::fmt::Display) -> Error {
@@ -59,16 +63,19 @@ pub struct Indexed {
 /// One generation of an organization's index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Its id (`<generation>-<upload id>`; empty: the empty index, never published).
+    pub id: String,
     /// tantivy's `meta.json` (None: the empty index).
     pub meta: Option<String>,
-    /// The files it needs, besides `meta.json`.
-    pub files: Vec<String>,
+    /// The files it needs besides `meta.json`: tantivy's name to the blob holding it.
+    pub files: BTreeMap<String, String>,
     /// Each indexed stack, by id.
     pub stacks: BTreeMap<String, Indexed>,
-    /// Files the previous generation used and this one does not: deleted when the next one is
+    /// Blobs the previous generation used and this one does not: deleted when the next one is
     /// published, so a reader that found the previous generation can still fetch them.
-    #[serde(default)]
     pub dropped: Vec<String>,
+    /// The id of the manifest this one replaced, deleted when the next one is published.
+    pub replaced: Option<String>,
 }
 
 /// The current generation (0: never indexed) and its manifest.
@@ -77,7 +84,12 @@ pub async fn load(app: &App, org: &str) -> Result<(i64, Manifest)> {
         return Ok((0, Manifest::default()));
     };
     let generation = item.n("generation").unwrap_or(0);
-    let key = manifest_key(org, generation);
+    // A pointer without a manifest id predates per-upload keys: an empty index at that
+    // generation, which the next indexing run rebuilds in full.
+    let Some(id) = item.s("manifest") else {
+        return Ok((generation, Manifest::default()));
+    };
+    let key = manifest_key(org, checked(id)?);
     let bytes = app
         .ports
         .blobs
@@ -155,16 +167,16 @@ async fn open_current(app: &App, org: &str) -> Result<Option<Arc<OrgIndex>>> {
     }
     let index = Arc::new(OrgIndex::in_dir(&dir)?);
     app.search.remember(org, generation, index.clone());
-    forget_older(&app.search.org_dir(org), generation, &manifest.files);
+    forget_older(&app.search.org_dir(org), generation, &manifest);
     Ok(Some(index))
 }
 
 /// Removes this process's copies of older generations and pooled files the current one does
 /// not use. Searches still running on an older copy keep reading it: its files are memory
 /// mapped, and unlinking a mapped file leaves the mapping intact.
-fn forget_older(org_dir: &Path, generation: i64, files: &[String]) {
+fn forget_older(org_dir: &Path, generation: i64, manifest: &Manifest) {
     let current = format!("g{generation:012}");
-    let used: HashSet<&str> = files.iter().map(String::as_str).collect();
+    let used: HashSet<&str> = manifest.files.values().map(String::as_str).collect();
     let Ok(entries) = std::fs::read_dir(org_dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -188,20 +200,21 @@ pub async fn checkout(app: &App, org: &str, manifest: &Manifest, dir: &Path) -> 
     let pool = app.search.org_dir(org).join("pool");
     std::fs::create_dir_all(&pool).map_err(failed)?;
     std::fs::create_dir_all(dir).map_err(failed)?;
-    for name in &manifest.files {
-        let pooled = pool.join(checked(name)?);
+    for (name, blob) in &manifest.files {
+        let pooled = pool.join(checked(blob)?);
         if !pooled.exists() {
-            let key = file_key(org, name);
+            let key = file_key(org, blob);
             let bytes =
                 app.ports.blobs.get(&key).await?.ok_or_else(|| {
                     Error::internal(format!("search index file {key} is missing"))
                 })?;
-            let partial = pool.join(format!("{name}.part-{}", super::super::new_id()));
+            let partial = pool.join(format!("{blob}.part-{}", super::super::new_id()));
             std::fs::write(&partial, &bytes).map_err(failed)?;
             std::fs::rename(&partial, &pooled).map_err(failed)?;
         }
-        std::fs::hard_link(&pooled, dir.join(name))
-            .or_else(|_| std::fs::copy(&pooled, dir.join(name)).map(|_| ()))
+        let linked = dir.join(checked(name)?);
+        std::fs::hard_link(&pooled, &linked)
+            .or_else(|_| std::fs::copy(&pooled, &linked).map(|_| ()))
             .map_err(failed)?;
     }
     if let Some(meta) = &manifest.meta {
@@ -258,40 +271,60 @@ pub async fn publish(
     dir: &Path,
     stacks: BTreeMap<String, Indexed>,
 ) -> Result<bool> {
-    let (meta, files) = live_files(dir)?;
-    let known: HashSet<&String> = previous.files.iter().collect();
+    let (meta, names) = live_files(dir)?;
     let pool = app.search.org_dir(org).join("pool");
-    for name in files.iter().filter(|f| !known.contains(f)) {
-        let bytes = std::fs::read(dir.join(name)).map_err(failed)?;
-        app.ports.blobs.put(&file_key(org, name), Bytes::from(bytes)).await?;
-        let _ = std::fs::hard_link(dir.join(name), pool.join(name));
+    let mut files = BTreeMap::new();
+    let mut uploaded = Vec::new();
+    for name in names {
+        // A name the previous generation has is its file: segment files never change, and a
+        // segment's newer deletions get a newer name.
+        if let Some(blob) = previous.files.get(&name) {
+            files.insert(name, blob.clone());
+            continue;
+        }
+        let blob = format!("{}-{name}", super::super::new_id());
+        let bytes = std::fs::read(dir.join(&name)).map_err(failed)?;
+        app.ports.blobs.put(&file_key(org, &blob), Bytes::from(bytes)).await?;
+        let _ = std::fs::hard_link(dir.join(&name), pool.join(&blob));
+        uploaded.push(blob.clone());
+        files.insert(name, blob);
     }
     let next = generation + 1;
-    let kept: HashSet<&String> = files.iter().collect();
-    let dropped = previous.files.iter().filter(|f| !kept.contains(f)).cloned().collect();
-    let manifest = Manifest { meta: Some(meta), files: files.clone(), stacks, dropped };
+    let kept: HashSet<&String> = files.values().collect();
+    let dropped = previous.files.values().filter(|b| !kept.contains(b)).cloned().collect();
+    let id = format!("{next:012}-{}", super::super::new_id());
+    let replaced = Some(previous.id.clone()).filter(|id| !id.is_empty());
+    let manifest = Manifest { id: id.clone(), meta: Some(meta), files, stacks, dropped, replaced };
     let body = serde_json::to_vec(&manifest).map_err(failed)?;
-    app.ports.blobs.put(&manifest_key(org, next), Bytes::from(body)).await?;
-    let pointer = Item::new(pointer_pk(org), POINTER_SK).with("generation", Value::N(next));
+    app.ports.blobs.put(&manifest_key(org, &id), Bytes::from(body)).await?;
+    let pointer = Item::new(pointer_pk(org), POINTER_SK)
+        .with("generation", Value::N(next))
+        .with("manifest", Value::S(id.clone()));
     let condition = if generation == 0 {
         Condition::NotExists
     } else {
         Condition::Equals("generation".into(), Value::N(generation))
     };
-    match app.ports.meta.put(pointer, Some(condition)).await {
-        Ok(()) => {}
-        Err(MetaError::ConditionFailed) => return Ok(false),
+    let won = match app.ports.meta.put(pointer, Some(condition)).await {
+        Ok(()) => true,
+        Err(MetaError::ConditionFailed) => false,
         Err(e) => return Err(e.into()),
-    }
-    // One generation late: what the previous generation dropped, and the manifest before it.
-    let kept: HashSet<&String> = files.iter().collect();
-    for name in previous.dropped.iter().filter(|f| !kept.contains(f)) {
-        if let Err(e) = app.ports.blobs.delete(&file_key(org, name)).await {
-            tracing::warn!(org, file = name, error = %e, "unused search index file kept");
+    };
+    // The loser's blobs were never referenced; the winner's predecessor is one generation late
+    // (what it dropped, and the manifest it replaced): a reader may still be fetching them.
+    let unused = if won {
+        let mut unused: Vec<String> = previous.dropped.iter().map(|b| file_key(org, b)).collect();
+        unused.extend(previous.replaced.iter().map(|m| manifest_key(org, m)));
+        unused
+    } else {
+        let mut unused: Vec<String> = uploaded.iter().map(|b| file_key(org, b)).collect();
+        unused.push(manifest_key(org, &id));
+        unused
+    };
+    for key in unused {
+        if let Err(e) = app.ports.blobs.delete(&key).await {
+            tracing::warn!(org, key, error = %e, "unused search index blob kept");
         }
     }
-    if generation > 1 {
-        let _ = app.ports.blobs.delete(&manifest_key(org, generation - 1)).await;
-    }
-    Ok(true)
+    Ok(won)
 }
