@@ -614,6 +614,7 @@ pub async fn import_and_state_commands(target: Target) {
 /// and secret outputs.
 pub async fn service_secrets_and_stack_references(target: Target) {
     let server = TestServer::start(target).await;
+    let indexing = server.indexing();
     let p = Pulumi::login(&server).await;
     let mut prog =
         Program::items(1).output("plain", "${item-0.value}").output("password", "${password}");
@@ -667,6 +668,29 @@ pub async fn service_secrets_and_stack_references(target: Target) {
         .ok()
         .json();
     assert_eq!(outs["seenSecret"], "hunter2", "{outs}");
+
+    // The service lists the reference the CLI stored, in both directions.
+    let c = server.client();
+    let org = &server.user;
+    let producer = c.get(&format!("/api/stacks/{org}/secrets/dev")).await.json();
+    let expected = json!([{"organization": org, "routingProject": "secrets",
+                                       "name": "dev", "version": producer["version"]}]);
+    let upstream = c.get(&format!("/api/stacks/{org}/consumer/dev/upstreamreferences")).await;
+    assert_eq!(upstream.json()["referencedStacks"], expected, "{upstream:?}");
+    let consumer = c.get(&format!("/api/stacks/{org}/consumer/dev")).await.json();
+    let expected = json!([{"organization": org, "routingProject": "consumer",
+                                       "name": "dev", "version": consumer["version"]}]);
+    let started = Instant::now();
+    loop {
+        let downstream =
+            c.get(&format!("/api/stacks/{org}/secrets/dev/downstreamreferences")).await.json();
+        if downstream["referencedStacks"] == expected {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "never indexed: {downstream}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    indexing.stop().await;
     server.stop().await;
 }
 

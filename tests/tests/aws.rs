@@ -117,3 +117,13 @@ mod tokens {
 mod webhooks {
     stackhouse_tests::webhooks_conformance_tests!(stackhouse_tests::server::moto_target);
 }
+
+/// StackReferences between stacks (upstream and downstream) on the AWS backend, against moto over the network.
+mod references {
+    stackhouse_tests::references_tests!(stackhouse_tests::server::moto_target);
+}
+
+/// Version summaries and timelines on the AWS backend, against moto over the network.
+mod timeline {
+    stackhouse_tests::timeline_tests!(stackhouse_tests::server::moto_target);
+}

@@ -128,3 +128,13 @@ mod webhooks {
 mod link_guard {
     stackhouse_tests::link_guard_tests!();
 }
+
+/// StackReferences between stacks (upstream and downstream) on the embedded backend.
+mod references {
+    stackhouse_tests::references_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
+/// Version summaries and timelines on the embedded backend.
+mod timeline {
+    stackhouse_tests::timeline_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}

@@ -12,8 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, feed, health, identity, openapi, orgs, resources, search, secrets, stacks, teams,
-    tokens, updates, webhooks,
+    audit, feed, health, identity, openapi, orgs, references, resources, search, secrets, stacks,
+    teams, timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -126,6 +126,21 @@ routes! {
         => StackRead,     META_READ,              stacks::history_latest;
     STACK_HISTORY_VERSION: GET "/api/stacks/{org}/{project}/{stack}/updates/{version}"
         => StackRead,     META_READ,              stacks::history_version;
+    /// The stacks this stack's current deployment references (StackReference resources).
+    STACK_UPSTREAM_REFERENCES: GET "/api/stacks/{org}/{project}/{stack}/upstreamreferences"
+        => StackRead,     META_BLOB_READ,         references::upstream;
+    /// The stacks of its organization whose deployment references this stack.
+    STACK_DOWNSTREAM_REFERENCES: GET "/api/stacks/{org}/{project}/{stack}/downstreamreferences"
+        => StackRead,     META_BLOB_READ,         references::downstream;
+    /// How one version's update went: result, times, resources.
+    STACK_UPDATE_SUMMARY: GET "/api/stacks/{org}/{project}/{stack}/updates/{version}/summary"
+        => StackRead,     META_READ,              timeline::summary;
+    /// The latest version's update, who asked for it, and the previews since the one before.
+    STACK_TIMELINE_LATEST: GET "/api/stacks/{org}/{project}/{stack}/updates/latest/timeline"
+        => StackRead,     META_READ,              timeline::latest_timeline;
+    /// One version's update, who asked for it, and the previews since the one before.
+    STACK_TIMELINE_VERSION: GET "/api/stacks/{org}/{project}/{stack}/updates/{version}/timeline"
+        => StackRead,     META_READ,              timeline::version_timeline;
     /// The resources of the stack's latest version (secrets as ciphertext).
     STACK_RESOURCES_LATEST: GET "/api/stacks/{org}/{project}/{stack}/resources/latest"
         => StackRead,     META_BLOB_READ,         resources::latest;

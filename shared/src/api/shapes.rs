@@ -12,7 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, feed, health, orgs, resources, search, secrets, stacks, teams, tokens, updates,
+    audit, feed, health, orgs, references, resources, search, secrets, stacks, teams, timeline,
+    tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -211,6 +212,11 @@ pub static SHAPES: &[Shape] = &[
     ),
     row(&STACK_HISTORY_LATEST, "The newest update of the stack", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
     row(&STACK_HISTORY_VERSION, "The update that made one version", Empty, 200, json::<stacks::HistoryEntry<'static>>()),
+    row(&STACK_UPSTREAM_REFERENCES, "The stacks this stack's deployment references", Empty, 200, json::<references::StackReferences>()),
+    row(&STACK_DOWNSTREAM_REFERENCES, "The stacks whose deployment references this stack", Empty, 200, json::<references::StackReferences>()),
+    row(&STACK_UPDATE_SUMMARY, "How one version's update went", Empty, 200, json::<timeline::UpdateSummary>()),
+    row(&STACK_TIMELINE_LATEST, "The latest version's update, who asked for it and the previews before it", Empty, 200, json::<timeline::Timeline>()),
+    row(&STACK_TIMELINE_VERSION, "One version's update, who asked for it and the previews before it", Empty, 200, json::<timeline::Timeline>()),
     row(&STACK_RESOURCES_LATEST, "The resources of the stack's latest version", Empty, 200, json::<resources::StackResources<'static>>()),
     row(&STACK_RESOURCES_COUNT, "How many resources the stack's latest version has", Empty, 200, json::<resources::ResourceCount>()),
     row(&STACK_RESOURCES_VERSION, "The resources of one version of the stack", Empty, 200, json::<resources::StackResources<'static>>()),

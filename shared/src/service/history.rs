@@ -18,6 +18,8 @@ pub struct Entry {
     pub info: Json,
     /// Blob key of this version's deployment (None: the empty deployment).
     pub deployment_key: Option<String>,
+    /// The update that made it (None in entries written before it was recorded).
+    pub update_id: Option<String>,
 }
 
 fn parse_json(s: &str, fallback: Json) -> Json {
@@ -71,6 +73,7 @@ fn from_item(item: &Item) -> Result<Entry> {
         version: item.n("version").unwrap_or(0),
         info,
         deployment_key: item.s("deployment_key").map(str::to_string),
+        update_id: item.s("update_id").map(str::to_string),
     })
 }
 

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use super::doc::{self, Changes, StackOf};
 use super::index::OrgIndex;
 use super::query::normal_unix;
-use super::store::{self, Indexed, Manifest};
+use super::store::{self, Indexed, Manifest, Recorded};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::Query;
 use crate::service::stacks::Stack;
-use crate::service::{deployments, item_keys};
+use crate::service::{deployments, item_keys, references};
 
 /// Runs of one organization that lost the race this many times in a row give up (the next
 /// event's run goes on).
@@ -64,10 +64,10 @@ fn indexed(stack: &Stack) -> Indexed {
     Indexed { version: stack.version, project: stack.project.clone(), stack: stack.stack.clone() }
 }
 
-/// The documents of a stack's current deployment.
-async fn current_docs(app: &App, stack: &Stack) -> Result<Vec<doc::ResourceDoc>> {
+/// The documents of a stack's current deployment, and the stacks it references.
+async fn current_docs(app: &App, stack: &Stack) -> Result<(Vec<doc::ResourceDoc>, Vec<String>)> {
     let Some(key) = &stack.deployment_key else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let untyped = deployments::read_untyped(app.ports.blobs.as_ref(), key).await?;
     let of = StackOf {
@@ -76,7 +76,11 @@ async fn current_docs(app: &App, stack: &Stack) -> Result<Vec<doc::ResourceDoc>>
         stack: stack.stack.clone(),
     };
     let changed_at = normal_unix(stack.last_update.unwrap_or_else(|| app.clock.now()));
-    doc::docs_of(&of, &untyped, &changed_at)
+    let references = references::upstream(&untyped, &stack.org, &stack.project)?;
+    Ok((
+        doc::docs_of(&of, &untyped, &changed_at)?,
+        references.iter().map(ToString::to_string).collect(),
+    ))
 }
 
 /// Brings `org`'s index up to date; `from_scratch` rebuilds it from every stack (the reindex
@@ -121,11 +125,21 @@ async fn attempt(
         for id in &gone {
             changes.remove.extend(index.docs_of_stack(id)?.iter().map(doc::ResourceDoc::key));
         }
+        let mut references = base.references.clone();
+        for id in &gone {
+            references.remove(id);
+        }
         for stack in &changed {
             let old = index.docs_of_stack(stack.id.as_str())?;
-            let next = doc::diff(&old, current_docs(app, stack).await?);
+            let (docs, referenced) = current_docs(app, stack).await?;
+            let next = doc::diff(&old, docs);
             changes.remove.extend(next.remove);
             changes.upsert.extend(next.upsert);
+            if referenced.is_empty() {
+                references.remove(stack.id.as_str());
+            } else {
+                references.insert(stack.id.to_string(), referenced);
+            }
         }
         report.stacks_read = changed.len();
         report.stacks_removed = gone.len();
@@ -144,7 +158,8 @@ async fn attempt(
         for stack in &changed {
             stacks_now.insert(stack.id.to_string(), indexed(stack));
         }
-        store::publish(app, org, generation, current, &dir, stacks_now).await
+        let recorded = Recorded { stacks: stacks_now, references };
+        store::publish(app, org, generation, current, &dir, recorded).await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -71,6 +71,10 @@ pub struct Manifest {
     pub files: BTreeMap<String, String>,
     /// Each indexed stack, by id.
     pub stacks: BTreeMap<String, Indexed>,
+    /// The stacks (`org/project/stack`) each indexed stack's deployment references, by id;
+    /// absent when none: how a stack's downstream references are found.
+    #[serde(default)]
+    pub references: BTreeMap<String, Vec<String>>,
     /// Blobs the previous generation used and this one does not: deleted when the next one is
     /// published, so a reader that found the previous generation can still fetch them.
     pub dropped: Vec<String>,
@@ -261,7 +265,16 @@ fn live_files(dir: &Path) -> Result<(String, Vec<String>)> {
     Ok((meta, files))
 }
 
-/// Publishes the index in `dir` as the generation after `generation`, with `stacks`. Returns
+/// What a manifest records besides the index's files.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// [`Manifest::stacks`].
+    pub stacks: BTreeMap<String, Indexed>,
+    /// [`Manifest::references`].
+    pub references: BTreeMap<String, Vec<String>>,
+}
+
+/// Publishes the index in `dir` as the generation after `generation`, with what it records. Returns
 /// false, changing nothing another run could see, when `generation` is no longer current.
 pub async fn publish(
     app: &App,
@@ -269,7 +282,7 @@ pub async fn publish(
     generation: i64,
     previous: &Manifest,
     dir: &Path,
-    stacks: BTreeMap<String, Indexed>,
+    recorded: Recorded,
 ) -> Result<bool> {
     let (meta, names) = live_files(dir)?;
     let pool = app.search.org_dir(org).join("pool");
@@ -294,7 +307,9 @@ pub async fn publish(
     let dropped = previous.files.values().filter(|b| !kept.contains(b)).cloned().collect();
     let id = format!("{next:012}-{}", super::super::new_id());
     let replaced = Some(previous.id.clone()).filter(|id| !id.is_empty());
-    let manifest = Manifest { id: id.clone(), meta: Some(meta), files, stacks, dropped, replaced };
+    let Recorded { stacks, references } = recorded;
+    let manifest =
+        Manifest { id: id.clone(), meta: Some(meta), files, stacks, references, dropped, replaced };
     let body = serde_json::to_vec(&manifest).map_err(failed)?;
     app.ports.blobs.put(&manifest_key(org, &id), Bytes::from(body)).await?;
     let pointer = Item::new(pointer_pk(org), POINTER_SK)

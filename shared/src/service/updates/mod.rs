@@ -21,6 +21,6 @@ pub use chain::RecentStates;
 pub use checkpoint::{record_resource_changes, save_checkpoint, save_sequenced, Sequenced};
 pub use lease::{authenticate_lease, lease_refused, live_update, renew};
 pub use lifecycle::{cancel, create, finalize, finalize_expired, import, start, Program, Started};
-pub use model::{get, Status, Update, PROGRAM_KINDS};
+pub use model::{get, of_stack, Status, Update, PROGRAM_KINDS};
 #[cfg(test)]
 mod tests;

@@ -293,6 +293,36 @@ pub async fn get(
     Update::from_item(&item)
 }
 
+/// Every update of a stack that `keep` keeps, oldest first. Reads all of the stack's update
+/// items: callers are the per-request views of one stack's activity.
+pub async fn of_stack(
+    meta: &dyn MetadataStore,
+    stack_id: &StackId,
+    keep: impl Fn(&Update) -> bool,
+) -> Result<Vec<Update>> {
+    let mut query = crate::ports::Query::prefix(
+        item_keys::stack_id_pk(stack_id),
+        item_keys::update_sk(""),
+        100,
+    );
+    let mut out = Vec::new();
+    loop {
+        let page = meta.query(query.clone()).await?;
+        for item in &page.items {
+            let update = Update::from_item(item)?;
+            if keep(&update) {
+                out.push(update);
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    out.sort_by(|a, b| (a.created, a.id.as_str()).cmp(&(b.created, b.id.as_str())));
+    Ok(out)
+}
+
 impl Update {
     /// Writes `next` in place of this update, conditioned on this update's revision.
     pub(super) fn put_op_as(&self, next: &Update) -> TransactOp {

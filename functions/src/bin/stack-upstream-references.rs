@@ -1,0 +1,3 @@
+//! Lambda function for the `stack-upstream-references` route.
+
+stackhouse_lambda::route!(STACK_UPSTREAM_REFERENCES);
