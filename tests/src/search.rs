@@ -21,6 +21,7 @@ macro_rules! search_tests {
             the_index_follows_changes_renames_and_deletes,
             members_see_only_stacks_they_may_read,
             concurrent_indexing_runs_in_many_processes_agree,
+            autocomplete_suggests_fields_and_values,
             bad_parameters_get_400
         );
     };
@@ -491,6 +492,91 @@ pub async fn concurrent_indexing_runs_in_many_processes_agree(target: Target) {
         }
     }
     assert_eq!(stored, expected);
+    srv.stop().await;
+}
+
+/// Autocomplete: field names while one is typed, then the field's most frequent values among
+/// what the terms before match, fitting what is typed of the value.
+pub async fn autocomplete_suggests_fields_and_values(target: Target) {
+    let srv = TestServer::start(target).await;
+    let indexing = srv.indexing();
+    let c = srv.client();
+    fleet_in(&srv, &c).await;
+    let complete = |q: &str, extra: &str| {
+        let encoded: String = q
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("/api/orgs/{}/search/resources/autocomplete?query={encoded}{extra}", srv.user)
+    };
+    let values = |v: &Value| -> Vec<(String, u64)> {
+        v["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(|b| {
+                (b["name"].as_str().unwrap_or("").to_string(), b["count"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    };
+    let owned = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    let r = c.get(&complete("stack:dev ty", "")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = r.json();
+    assert_eq!(r["fields"], json!(["type"]));
+    assert!(r.get("field").is_none() && values(&r).is_empty(), "{r}");
+    assert_eq!(
+        c.get(&complete("p", "")).await.json()["fields"],
+        json!(["package", "project", "parent.urn", "provider.urn", "pending", "protected"])
+    );
+
+    let r = c.get(&complete("type:aws", "")).await.json();
+    assert_eq!(r["field"], "type");
+    assert_eq!(r["fields"], json!([]));
+    assert_eq!(
+        values(&r),
+        owned(&[
+            ("aws:s3/bucket:Bucket", 3),
+            ("aws:lambda/function:Function", 1),
+            ("aws:sns/topic:Topic", 1)
+        ])
+    );
+    // The terms before narrow what is counted; an empty value suggests every value.
+    let r = c.get(&complete("stack:prod type:", "")).await.json();
+    assert_eq!(
+        values(&r),
+        owned(&[
+            ("pulumi:pulumi:Stack", 2),
+            ("aws:s3/bucket:Bucket", 1),
+            ("aws:sns/topic:Topic", 1),
+            ("gcp:sql/databaseInstance:DatabaseInstance", 1)
+        ])
+    );
+    let r = c.get(&complete("stack:prod type:", "&top=1")).await.json();
+    assert_eq!(values(&r), owned(&[("pulumi:pulumi:Stack", 2)]));
+    let r = c.get(&complete("(name:site OR -project:we", "")).await.json();
+    assert_eq!(values(&r), owned(&[("web", 7)]), "an unfinished group does not narrow");
+    let r = c.get(&complete("protected:", "")).await.json();
+    assert_eq!(values(&r), owned(&[("false", 7), ("true", 2)]));
+    let r = c.get(&complete("urn:urn:pulumi", "")).await.json();
+    assert_eq!(r["field"], "urn");
+    assert!(values(&r).is_empty(), "URNs are not suggested: {r}");
+    let r = c.get(&complete("colour:re", "")).await.json();
+    assert!(r.get("field").is_none() && values(&r).is_empty(), "{r}");
+
+    c.get(&complete("type:", "&top=0")).await.error_message(400);
+    c.get(&complete(&"a".repeat(5000), "")).await.error_message(400);
+    let outsider = srv.other_user("otto-complete").await;
+    assert_eq!(outsider.get(&complete("type:", "")).await.status, 404);
+    indexing.stop().await;
     srv.stop().await;
 }
 

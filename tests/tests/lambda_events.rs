@@ -400,6 +400,12 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(
+            &routes::ORG_SEARCH_RESOURCES_AUTOCOMPLETE,
+            format!("/api/orgs/{ORG}/search/resources/autocomplete"),
+            "query=stack%3Adev%20type%3Aaws",
+            None,
+        ),
+        sample(
             &routes::ORG_AUDITLOGS_EXPORT,
             format!("/api/orgs/{ORG}/auditlogs/export"),
             "",
@@ -1017,6 +1023,7 @@ const PLAN: &[(&str, u16)] = &[
     ("org-search-resources", 200),
     ("org-search-resources-v2", 200),
     ("org-search-resources-export", 200),
+    ("org-search-resources-autocomplete", 200),
     ("stack-delete", 204),
 ];
 

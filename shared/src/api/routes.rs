@@ -280,6 +280,9 @@ routes! {
     /// The matches as CSV.
     ORG_SEARCH_RESOURCES_EXPORT: GET "/api/orgs/{org}/search/resources/export"
         => OrgMember,     META_BLOB_READ,         search::export;
+    /// Suggestions for a partly typed query: field names, or a field's frequent values.
+    ORG_SEARCH_RESOURCES_AUTOCOMPLETE: GET "/api/orgs/{org}/search/resources/autocomplete"
+        => OrgMember,     META_BLOB_READ,         search::autocomplete;
     /// Presence: the updates running now, with their CLI's last heartbeat.
     ORG_PRESENCE_GET: GET "/api/orgs/{org}/presence"
         => OrgMember,     META_READ,              feed::presence;

@@ -139,6 +139,10 @@ const SEARCH_QUERY: [Query; 6] = [
     query("asc", "boolean", "Ascending rather than descending."),
     query("facet", "string", "A field to count values of (repeatable); `top` says how many values (default 5)."),
 ];
+const AUTOCOMPLETE_QUERY: [Query; 2] = [
+    query("query", "string", "The query typed so far; its last term is completed, the terms before narrow the values counted."),
+    query("top", "integer", "How many values to suggest (default 10, at most 100)."),
+];
 const AUDIT_EXPORT_QUERY: [Query; 4] =
     [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
 
@@ -307,6 +311,10 @@ pub static SHAPES: &[Shape] = &[
             description: "One row per resource: created, custom, delete, id, modified, module, name, package, parent_urn, pending, project, protected, provider_urn, stack, type, urn, dependencies.",
         }),
         &SEARCH_QUERY,
+    ),
+    with_query(
+        row(&ORG_SEARCH_RESOURCES_AUTOCOMPLETE, "What the last term of a partly typed query may become", Empty, 200, json::<search::Completion>()),
+        &AUTOCOMPLETE_QUERY,
     ),
     row(&ORG_PRESENCE_GET, "The updates running now, with their CLI's last heartbeat", Empty, 200, json::<feed::Presence>()),
 ];

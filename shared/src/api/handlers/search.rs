@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
+use crate::service::search::complete;
 use crate::service::search::doc::ResourceDoc;
 use crate::service::search::find::find;
 use crate::service::search::index::MAX_RESULTS;
@@ -307,4 +308,68 @@ pub async fn export(ctx: Ctx) -> Result<Reply> {
         blob_key: None,
         about: None,
     })
+}
+
+/// Suggestions for a partly typed query (our own route: Pulumi Cloud has none).
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", schemars(rename = "SearchAutocomplete"))]
+pub(crate) struct Completion {
+    /// The field the last term names, when it is one of the language's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+    /// Field names the last term may be becoming (before a `:` is typed).
+    fields: Vec<&'static str>,
+    /// The field's most frequent values that fit what is typed, with how many resources
+    /// matched by the rest of the query have each, most frequent first.
+    values: Vec<AggregationBucket>,
+}
+
+/// Values suggested unless `top` says.
+const DEFAULT_SUGGESTIONS: usize = 10;
+
+/// `GET /api/orgs/{org}/search/resources/autocomplete?query=…&top=`: what the last term of a
+/// partly typed query may become, over the stacks the caller may read.
+pub async fn autocomplete(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let text = ctx.query("query").unwrap_or_default();
+    if text.len() > query::MAX_LEN {
+        return Err(Error::BadRequest(format!(
+            "the query is longer than {} bytes",
+            query::MAX_LEN
+        )));
+    }
+    let top = ctx.query_number("top", 1..=MAX_TOP, DEFAULT_SUGGESTIONS)?;
+    let partial = complete::split(text);
+    let field = partial.field.and_then(Field::from_name);
+    let mut completion =
+        Completion { field: field.map(Field::name), fields: vec![], values: vec![] };
+    match partial.field {
+        None => completion.fields = complete::fields_for(partial.typed),
+        Some(_) => {
+            if let Some((field, query)) = complete::values_query(&partial) {
+                let request = Request {
+                    query,
+                    sort: (Field::Urn, true),
+                    page: 0,
+                    size: 0,
+                    facets: vec![field],
+                    top: MAX_TOP,
+                    stacks: None,
+                };
+                let answer = find(&ctx.app, ctx.caller.principal()?, org.as_str(), request).await?;
+                completion.values = answer
+                    .facets
+                    .get(&field)
+                    .map(|facet| facet.results.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|(name, _)| complete::fits(name, partial.typed))
+                    .take(top)
+                    .map(|(name, count)| AggregationBucket { name: name.clone(), count: *count })
+                    .collect();
+            }
+        }
+    }
+    Reply::json(&completion)
 }

@@ -12,6 +12,7 @@
 //! - [`indexer`] brings an organization's index up to date with its stacks, off the request
 //!   path (the `job-search-index` job, woken by the organization's events).
 
+pub mod complete;
 pub mod doc;
 pub mod find;
 pub mod index;
