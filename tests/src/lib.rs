@@ -31,6 +31,7 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod sockets;
+pub mod stack_search;
 pub mod teams;
 pub mod timeline;
 pub mod tokens;

@@ -127,3 +127,8 @@ mod references {
 mod timeline {
     stackhouse_tests::timeline_tests!(stackhouse_tests::server::moto_target);
 }
+
+/// Stack search for the console on the AWS backend, against moto over the network.
+mod stack_search {
+    stackhouse_tests::stack_search_tests!(stackhouse_tests::server::moto_target);
+}

@@ -138,3 +138,8 @@ mod references {
 mod timeline {
     stackhouse_tests::timeline_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
+
+/// Stack search for the console on the embedded backend.
+mod stack_search {
+    stackhouse_tests::stack_search_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}

@@ -400,6 +400,12 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(
+            &routes::ORG_SEARCH_STACKS,
+            format!("/api/orgs/{ORG}/search/stacks"),
+            "query=web&status=succeeded&sort=lastUpdate",
+            None,
+        ),
+        sample(
             &routes::ORG_SEARCH_RESOURCES_AUTOCOMPLETE,
             format!("/api/orgs/{ORG}/search/resources/autocomplete"),
             "query=stack%3Adev%20type%3Aaws",
@@ -1024,6 +1030,7 @@ const PLAN: &[(&str, u16)] = &[
     ("org-search-resources-v2", 200),
     ("org-search-resources-export", 200),
     ("org-search-resources-autocomplete", 200),
+    ("org-search-stacks", 200),
     ("stack-delete", 204),
 ];
 

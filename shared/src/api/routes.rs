@@ -12,8 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, feed, health, identity, openapi, orgs, references, resources, search, secrets, stacks,
-    teams, timeline, tokens, updates, webhooks,
+    audit, feed, health, identity, openapi, orgs, references, resources, search, secrets,
+    stack_search, stacks, teams, timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -280,6 +280,9 @@ routes! {
     /// The matches as CSV.
     ORG_SEARCH_RESOURCES_EXPORT: GET "/api/orgs/{org}/search/resources/export"
         => OrgMember,     META_BLOB_READ,         search::export;
+    /// The organization's stacks by words, project, name, tags and last update's result.
+    ORG_SEARCH_STACKS: GET "/api/orgs/{org}/search/stacks"
+        => OrgMember,     META_READ,              stack_search::stacks;
     /// Suggestions for a partly typed query: field names, or a field's frequent values.
     ORG_SEARCH_RESOURCES_AUTOCOMPLETE: GET "/api/orgs/{org}/search/resources/autocomplete"
         => OrgMember,     META_BLOB_READ,         search::autocomplete;

@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, feed, health, orgs, references, resources, search, secrets, stacks, teams, timeline,
-    tokens, updates,
+    audit, feed, health, orgs, references, resources, search, secrets, stack_search, stacks, teams,
+    timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -142,6 +142,17 @@ const SEARCH_QUERY: [Query; 6] = [
 const AUTOCOMPLETE_QUERY: [Query; 2] = [
     query("query", "string", "The query typed so far; its last term is completed, the terms before narrow the values counted."),
     query("top", "integer", "How many values to suggest (default 10, at most 100)."),
+];
+const STACK_SEARCH_QUERY: [Query; 9] = [
+    query("query", "string", "Words each contained (ignoring case) in the project, the stack's name or a tag value."),
+    query("project", "string", "Contained (ignoring case) in the project."),
+    query("name", "string", "Contained (ignoring case) in the stack's name."),
+    query("tag", "string", "`name=value` (exact) or `name` (set); repeatable, all must hold."),
+    query("status", "string", "The last update's result: succeeded, failed, in-progress or never; repeatable, any may hold."),
+    query("sort", "string", "name (project, then stack; the default), lastUpdate or resourceCount."),
+    query("asc", "boolean", "Ascending (the default for name) or descending (the default otherwise)."),
+    query("page", "integer", "The page, from 1."),
+    query("size", "integer", "Stacks per page (default 50, at most 500)."),
 ];
 const AUDIT_EXPORT_QUERY: [Query; 4] =
     [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
@@ -311,6 +322,10 @@ pub static SHAPES: &[Shape] = &[
             description: "One row per resource: created, custom, delete, id, modified, module, name, package, parent_urn, pending, project, protected, provider_urn, stack, type, urn, dependencies.",
         }),
         &SEARCH_QUERY,
+    ),
+    with_query(
+        row(&ORG_SEARCH_STACKS, "The organization's stacks matching words, project, name, tags and last result", Empty, 200, json::<stack_search::StackSearch>()),
+        &STACK_SEARCH_QUERY,
     ),
     with_query(
         row(&ORG_SEARCH_RESOURCES_AUTOCOMPLETE, "What the last term of a partly typed query may become", Empty, 200, json::<search::Completion>()),

@@ -203,6 +203,15 @@ impl OrgAccess {
         })
     }
 
+    /// Whether the principal may read `stack` (of this organization).
+    pub async fn may_read(&mut self, meta: &dyn MetadataStore, stack: &Stack) -> Result<bool> {
+        if self.reads_every_stack(meta).await? {
+            return Ok(true);
+        }
+        let permission = self.stack_permission(meta, stack, StackPermission::Read).await?;
+        Ok(permission >= StackPermission::Read)
+    }
+
     async fn default_permission(&mut self, meta: &dyn MetadataStore) -> Result<StackPermission> {
         if let Some(p) = self.default_permission {
             return Ok(p);

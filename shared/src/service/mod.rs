@@ -28,6 +28,7 @@ pub mod resources;
 pub mod retention;
 pub mod search;
 pub mod secrets;
+pub mod stack_search;
 pub mod stacks;
 pub mod teams;
 pub mod timeline;

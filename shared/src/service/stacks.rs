@@ -30,6 +30,9 @@ pub struct Stack {
     pub version: i64,
     /// End of the last update (Unix seconds).
     pub last_update: Option<i64>,
+    /// How the update that made the current version ended (`succeeded` or `failed`); None
+    /// before any, or for stacks last updated before this was kept.
+    pub last_result: Option<String>,
     /// Resources in the current deployment.
     pub resource_count: Option<i64>,
     /// The running update, if any.
@@ -60,6 +63,7 @@ impl Stack {
             tags,
             version: item.n("version").unwrap_or(0),
             last_update: item.n("last_update"),
+            last_result: item.s("last_result").map(str::to_string),
             resource_count: item.n("resource_count"),
             active_update: item.s("active_update").map(UpdateId::from_stored),
             deployment_key: item.s("deployment_key").map(str::to_string),
@@ -84,6 +88,9 @@ impl Stack {
         .with("rev", Value::N(self.rev));
         if let Some(t) = self.last_update {
             item.set("last_update", Value::N(t));
+        }
+        if let Some(r) = &self.last_result {
+            item.set("last_result", Value::S(r.clone()));
         }
         if let Some(n) = self.resource_count {
             item.set("resource_count", Value::N(n));
@@ -169,6 +176,7 @@ pub async fn create(
         tags,
         version: 0,
         last_update: None,
+        last_result: None,
         resource_count: None,
         active_update: None,
         deployment_key: None,

@@ -11,6 +11,7 @@ pub mod references;
 pub mod resources;
 pub mod search;
 pub mod secrets;
+pub mod stack_search;
 pub mod stacks;
 pub mod teams;
 pub mod timeline;

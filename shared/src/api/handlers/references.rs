@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
-use crate::service::access::{OrgAccess, StackPermission};
+use crate::service::access::OrgAccess;
 use crate::service::deployments;
 use crate::service::references::{self, Referenced};
 use crate::service::search::indexer::stacks_of;
@@ -69,8 +69,7 @@ impl Readable<'_> {
             self.orgs.insert(stack.org.clone(), access);
         }
         let Some(Some(access)) = self.orgs.get_mut(&stack.org) else { return Ok(false) };
-        let permission = access.stack_permission(meta, stack, StackPermission::Read).await?;
-        Ok(permission >= StackPermission::Read)
+        access.may_read(meta, stack).await
     }
 }
 

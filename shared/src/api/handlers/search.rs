@@ -184,8 +184,8 @@ fn request(ctx: &Ctx, max_size: usize) -> Result<Request> {
     })
 }
 
-/// The link to page `page` (from 0) of the same search.
-fn link(ctx: &Ctx, org: &str, route: &str, page: usize) -> String {
+/// The link to page `page` (from 0) of the same search (`route`: what follows `…/search/`).
+pub(crate) fn link(ctx: &Ctx, org: &str, route: &str, page: usize) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     for (name, value) in url::form_urlencoded::parse(ctx.raw_query.as_bytes()) {
         if name != "page" {

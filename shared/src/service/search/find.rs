@@ -7,7 +7,7 @@ use super::index::OrgIndex;
 use super::matcher::{Answer, Request};
 use crate::app::App;
 use crate::error::Result;
-use crate::service::access::{OrgAccess, StackPermission};
+use crate::service::access::OrgAccess;
 use crate::service::identity::Principal;
 
 /// The stack ids the caller may read, or None when that is every stack.
@@ -18,8 +18,7 @@ async fn readable(app: &App, access: &mut OrgAccess, org: &str) -> Result<Option
     }
     let mut ids = HashSet::new();
     for stack in super::indexer::stacks_of(app, org).await? {
-        let permission = access.stack_permission(meta, &stack, StackPermission::Read).await?;
-        if permission >= StackPermission::Read {
+        if access.may_read(meta, &stack).await? {
             ids.insert(stack.id.to_string());
         }
     }

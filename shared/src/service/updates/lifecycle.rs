@@ -269,6 +269,7 @@ pub(super) async fn end(
                     stack.deployment_key = key.clone();
                     stack.resource_count = Some(summary.resource_count);
                     stack.last_update = Some(now);
+                    stack.last_result = Some(ended.status.result().to_string());
                     ops.push(history::entry_op(&ended, version, key.as_deref(), &summary)?);
                 }
                 if stack.active_update.as_deref() == Some(update.id.as_str()) {
