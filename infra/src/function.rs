@@ -291,6 +291,9 @@ pub(super) fn function_resources(f: &FunctionSpec, resources: &mut Map<String, V
             props.remove("Events");
         }
     }
+    if let Some(mb) = f.ephemeral_mb {
+        function["Properties"]["EphemeralStorage"] = json!({"Size": mb});
+    }
     if f.events.iter().any(|e| matches!(e, Event::Schedule { .. })) {
         // A failed scheduled run is retried by the next tick, not by Lambda's two async
         // retries (which would overlap it).
@@ -320,6 +323,28 @@ mod tests {
         assert_eq!(pattern["eventName"], json!(["INSERT"]));
         assert_eq!(pattern["dynamodb"]["Keys"]["pk"]["S"], json!([{"prefix": "FEED#"}]));
         assert_eq!(pattern["dynamodb"]["Keys"]["sk"]["S"], json!([{"prefix": "E#"}]));
+    }
+
+    #[test]
+    fn search_functions_get_room_for_an_index_in_tmp() {
+        let room: Vec<(&str, Option<u32>)> = crate::functions::functions()
+            .iter()
+            .filter(|f| f.ephemeral_mb.is_some())
+            .map(|f| (f.name, f.ephemeral_mb))
+            .collect();
+        let names: Vec<&str> = room.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "org-search-resources",
+                "org-search-resources-v2",
+                "org-search-resources-export",
+                "org-search-resources-autocomplete",
+                "job-search-index",
+                "job-search-reindex"
+            ]
+        );
+        assert!(room.iter().all(|(_, mb)| *mb >= Some(2048)));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct FunctionSpec {
     pub memory_mb: u32,
     /// Timeout in seconds.
     pub timeout_seconds: u32,
+    /// Lambda's `/tmp` in MB, when the default 512 MB is not enough ([`ephemeral_for`]).
+    pub ephemeral_mb: Option<u32>,
     /// Authenticates access tokens, so records their last use whatever its needs say
     /// ([`bookkeeping_statement`]).
     pub token_auth: bool,
@@ -165,6 +167,19 @@ pub fn env_for(needs: &Needs) -> BTreeMap<String, Value> {
     env
 }
 
+/// `/tmp` of the functions that keep a copy of an organization's search index (the search
+/// routes but stack search, and the indexing jobs): the index takes about 440 bytes per
+/// resource (437 MB at 1,000,000, docs/BENCHMARKS.md "Resource search"), a process fetches the
+/// next generation beside the one it holds, and an indexing run builds in a working copy, so
+/// the default 512 MB would not hold an organization of a million resources.
+pub const SEARCH_TMP_MB: u32 = 4096;
+
+/// The `/tmp` a function needs beyond Lambda's default, by its name.
+pub fn ephemeral_for(name: &str) -> Option<u32> {
+    (name.starts_with("org-search-resources") || name.starts_with("job-search-"))
+        .then_some(SEARCH_TMP_MB)
+}
+
 pub(super) fn memory_for(needs: &Needs) -> u32 {
     if needs.blobs == Access::None {
         MEMORY_MB
@@ -187,6 +202,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         env: env_for(&route.needs),
         memory_mb: memory_for(&route.needs),
         timeout_seconds: TIMEOUT_SECONDS,
+        ephemeral_mb: ephemeral_for(route.name),
         token_auth: route.auth() == Auth::User,
         stack: route.domain,
     });
@@ -202,6 +218,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         memory_mb: memory_for(&socket.needs),
         // A WebSocket integration gets at most 29 s as well.
         timeout_seconds: TIMEOUT_SECONDS,
+        ephemeral_mb: ephemeral_for(socket.name),
         // `$connect` authenticates the access token (its last use is recorded).
         token_auth: socket.route_key == "$connect",
         stack: SOCKETS_STACK,
@@ -225,6 +242,7 @@ pub fn functions() -> Vec<FunctionSpec> {
         env: env_for(&job.needs),
         memory_mb: memory_for(&job.needs),
         timeout_seconds: job.timeout_seconds,
+        ephemeral_mb: ephemeral_for(job.name),
         token_auth: false,
         stack: JOBS_STACK,
     });
