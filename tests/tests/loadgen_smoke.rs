@@ -46,3 +46,20 @@ async fn a_small_session_runs_in_every_mode() {
     }
     server.stop().await;
 }
+
+/// `loadgen small` runs: each route answered, and reads stayed reads (no metadata write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_requests_are_timed_and_counted() {
+    let server = LocalServer::start(LocalBackend::Embedded).await.unwrap();
+    let rows =
+        load::small::measure(&server.endpoint, 20, Some(server.counters.as_ref())).await.unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r.label).collect();
+    assert_eq!(labels, ["GET capabilities", "GET user", "GET stack"]);
+    for r in &rows {
+        assert_eq!(r.n, 20);
+        assert!(r.p50_ms > 0.0 && r.p50_ms <= r.p90_ms && r.p90_ms <= r.p99_ms, "{r:?}");
+        let (reads, writes) = r.per_request.expect("counted");
+        assert!(reads >= 1.0 && writes == 0.0, "{r:?}");
+    }
+    server.stop().await;
+}

@@ -143,6 +143,25 @@ enum Command {
         #[arg(long)]
         ws: bool,
     },
+    /// Small requests one at a time (`GET` capabilities, user, a stack): p50/p90/p99 over
+    /// one kept-alive connection, and metadata reads and writes per request (in-process).
+    Small {
+        /// Base URL of any Pulumi service (then --token and --org are required).
+        #[arg(long, conflicts_with = "backend")]
+        url: Option<String>,
+        /// Access token (`PULUMI_ACCESS_TOKEN`).
+        #[arg(long, env = "PULUMI_ACCESS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Organization of the stack read.
+        #[arg(long)]
+        org: Option<String>,
+        /// In-process backend, when no --url.
+        #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
+        backend: BackendArg,
+        /// Requests timed per route.
+        #[arg(long, default_value_t = 3000)]
+        n: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -264,6 +283,45 @@ async fn run(command: Command) -> load::Result<()> {
                 );
             }
             server.stop().await;
+            Ok(())
+        }
+        Command::Small { url, token, org, backend, n } => {
+            let local = match &url {
+                Some(_) => None,
+                None => Some(
+                    LocalServer::start(match backend {
+                        BackendArg::Embedded => LocalBackend::Embedded,
+                        BackendArg::Aws => LocalBackend::Moto,
+                    })
+                    .await?,
+                ),
+            };
+            let ep = match (&local, url) {
+                (Some(server), _) => server.endpoint.clone(),
+                (None, Some(base)) => load::Endpoint {
+                    base: base.trim_end_matches('/').to_string(),
+                    token: token
+                        .ok_or("--token (or PULUMI_ACCESS_TOKEN) is required with --url")?,
+                    org: org.ok_or("--org is required with --url")?,
+                },
+                (None, None) => return Err("no server".into()),
+            };
+            let counters = local.as_ref().map(|s| s.counters.as_ref());
+            let rows = load::small::measure(&ep, n, counters).await?;
+            println!("| route | n | p50 | p90 | p99 | metadata reads, writes per request |\n|---|---:|---:|---:|---:|---|");
+            for r in rows {
+                let ops = r
+                    .per_request
+                    .map(|(reads, writes)| format!("{reads:.2}, {writes:.3}"))
+                    .unwrap_or_else(|| "–".into());
+                println!(
+                    "| {} | {} | {:.3} ms | {:.3} ms | {:.3} ms | {ops} |",
+                    r.label, r.n, r.p50_ms, r.p90_ms, r.p99_ms
+                );
+            }
+            if let Some(server) = local {
+                server.stop().await;
+            }
             Ok(())
         }
         Command::Coldstart { bin, event, runs } => {

@@ -28,6 +28,7 @@ mod recorder;
 pub mod report;
 mod scenario;
 pub mod server_cost;
+pub mod small;
 #[cfg(test)]
 mod tests;
 
