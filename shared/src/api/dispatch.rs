@@ -190,33 +190,40 @@ impl Router {
             // (it never turns the answer into an error: the change has happened). A crash
             // between the handler and this write loses the entry, never the change; writing an
             // intent entry first would close that gap at the price of a second write per call.
-            if policy::should_audit(route, status, denied) {
-                let call = audit::Call {
-                    action: route.name,
-                    method: route.method.as_str(),
-                    principal,
-                    path: &path,
-                    path_org: org.as_deref(),
-                    status,
-                    denied,
-                    source_ip: &source_ip,
-                };
-                audit::record_call(app, call).await;
-            }
+            // The audit entry and the event are independent writes: made together, so that
+            // the embedded store's group commit makes them durable with one sync, not two.
+            let audit = async {
+                if policy::should_audit(route, status, denied) {
+                    let call = audit::Call {
+                        action: route.name,
+                        method: route.method.as_str(),
+                        principal,
+                        path: &path,
+                        path_org: org.as_deref(),
+                        status,
+                        denied,
+                        source_ip: &source_ip,
+                    };
+                    audit::record_call(app, call).await;
+                }
+            };
             // A change becomes an event of its organization (before the answer, as the audit
             // entry; a call without an organization in its path, e.g. a personal token's, is
             // nobody's organization's event).
-            if let (Some(org), true) = (org, policy::is_change(route, status)) {
-                let about = outcome.as_ref().ok().and_then(|r| r.about.clone());
-                let event = feed::NewEvent {
-                    actor: principal.login().to_string(),
-                    kind: route.name.to_string(),
-                    path: path.clone(),
-                    stack: about.or_else(|| authorized.clone()),
-                    payload: serde_json::json!({"method": route.method.as_str(), "status": status}),
-                };
-                feed::record(app, org, event).await;
-            }
+            let event = async {
+                if let (Some(org), true) = (org, policy::is_change(route, status)) {
+                    let about = outcome.as_ref().ok().and_then(|r| r.about.clone());
+                    let event = feed::NewEvent {
+                        actor: principal.login().to_string(),
+                        kind: route.name.to_string(),
+                        path: path.clone(),
+                        stack: about.or_else(|| authorized.clone()),
+                        payload: serde_json::json!({"method": route.method.as_str(), "status": status}),
+                    };
+                    feed::record(app, org, event).await;
+                }
+            };
+            tokio::join!(audit, event);
         }
         let response = self.respond(app, outcome, accepts_gzip, &request_id, head).await;
         app.metrics.observe(route_name, response.status().as_u16(), started.elapsed());

@@ -292,10 +292,14 @@ pub(super) async fn end(
         // `started` event either).
         if update.status == Status::Running {
             let ok = ended.status == Status::Succeeded;
-            update_event(app, &ended, if ok { "succeeded" } else { "failed" }).await;
-            // One audit entry for all of the update's lease calls.
-            crate::service::audit::update_ended(app, &ended).await;
-            crate::service::feed::update_ended(app, &ended, creator).await;
+            // The webhook event, one audit entry for all of the update's lease calls, and the
+            // organization's event: independent writes, made together so that the embedded
+            // store's group commit can make them durable with one sync.
+            tokio::join!(
+                update_event(app, &ended, if ok { "succeeded" } else { "failed" }),
+                crate::service::audit::update_ended(app, &ended),
+                crate::service::feed::update_ended(app, &ended, creator),
+            );
             app.metrics.observe_update(&ended.metrics(published_bytes));
         }
         Ok(Attempt::Done((ended, true)))
