@@ -22,6 +22,7 @@ macro_rules! search_tests {
             members_see_only_stacks_they_may_read,
             concurrent_indexing_runs_in_many_processes_agree,
             autocomplete_suggests_fields_and_values,
+            real_checkpoints_are_found_resource_by_resource,
             bad_parameters_get_400
         );
     };
@@ -576,6 +577,84 @@ pub async fn autocomplete_suggests_fields_and_values(target: Target) {
     c.get(&complete(&"a".repeat(5000), "")).await.error_message(400);
     let outsider = srv.other_user("otto-complete").await;
     assert_eq!(outsider.get(&complete("type:", "")).await.status, 404);
+    indexing.stop().await;
+    srv.stop().await;
+}
+
+/// The real checkpoints of `tests/fixtures/pulumi` (format versions 3 and 4, 30 resources each)
+/// imported into two stacks: every resource is found under its own stack with its type, name
+/// and id; each type's count and parent queries agree with the deployments.
+pub async fn real_checkpoints_are_found_resource_by_resource(target: Target) {
+    let srv = TestServer::start(target).await;
+    let indexing = srv.indexing();
+    let c = srv.client();
+    let org = srv.user.clone();
+    let mut expected: Vec<Value> = Vec::new();
+    for (fixture, stack) in [("checkpoint-v3", "foo"), ("checkpoint-v4", "bar")] {
+        let text = crate::fixtures::untyped_deployment(fixture)
+            .to_string()
+            .replace("urn:pulumi:foo::countdown::", &format!("urn:pulumi:{stack}::countdown::"));
+        let d: Value = serde_json::from_str(&text).expect("retargeted fixture");
+        import(&c, &org, "countdown", stack, &d).await;
+        for r in d["deployment"]["resources"].as_array().expect("resources") {
+            let mut r = r.clone();
+            r["stack"] = json!(stack);
+            expected.push(r);
+        }
+    }
+    let n = expected.len();
+    assert_eq!(n, 60);
+    let answer = wait_for(&c, &org, "", |a| a["total"] == n).await;
+    assert_eq!(answer["total"], n);
+    let all = c.get(&format!("{}&size=100&sort=urn&asc=true", search_path(&org, ""))).await.json();
+    let mut got: Vec<(String, String, String, String, String)> = all["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (s("urn"), s("stack"), s("type"), s("name"), s("id"))
+        })
+        .collect();
+    let mut want: Vec<(String, String, String, String, String)> = expected
+        .iter()
+        .map(|r| {
+            let urn = r["urn"].as_str().unwrap_or("").to_string();
+            let name = urn.rsplit("::").next().unwrap_or("").to_string();
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            (urn, s("stack"), s("type"), name, s("id"))
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // Each type's count, as a facet and as a query.
+    let mut types = std::collections::BTreeMap::<String, u64>::new();
+    for r in &expected {
+        *types.entry(r["type"].as_str().unwrap_or("").to_string()).or_default() += 1;
+    }
+    let facets = c
+        .get(&format!("{}&facet=type&top=100", search_path(&org, "project:countdown")))
+        .await
+        .json();
+    let counted: std::collections::BTreeMap<String, u64> = facets["aggregations"]["type"]
+        ["results"]
+        .as_array()
+        .expect("type facet")
+        .iter()
+        .map(|b| (b["name"].as_str().unwrap_or("").to_string(), b["count"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(counted, types);
+    for (ty, count) in &types {
+        let hits = query(&c, &org, &format!("type:\"{ty}\"")).await;
+        assert_eq!(hits.len() as u64, *count, "{ty}");
+    }
+    // Parents, as stored.
+    let with_parent = expected.iter().find(|r| r["parent"].is_string()).expect("a child");
+    let parent = with_parent["parent"].as_str().unwrap_or("");
+    let children = expected.iter().filter(|r| r["parent"].as_str() == Some(parent)).count();
+    assert_eq!(query(&c, &org, &format!("parent.urn:\"{parent}\"")).await.len(), children);
+    assert_eq!(query(&c, &org, "stack:foo").await.len(), 30);
     indexing.stop().await;
     srv.stop().await;
 }
