@@ -121,15 +121,16 @@ pub(crate) struct AggregationBucket {
     count: u64,
 }
 
-/// Links to the neighbouring pages (`ResourceSearchPagination`); absent at the ends.
+/// Links to the neighbouring pages (`ResourceSearchPagination`; stack search's too); absent
+/// at the ends.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[cfg_attr(feature = "openapi", schemars(rename = "ResourceSearchPagination"))]
 pub(crate) struct Pagination {
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<String>,
+    pub(crate) previous: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// `ResourceSearchResult`.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::path_org;
-use super::search::link;
+use super::search::{link, Pagination};
 use crate::api::{Ctx, Reply};
 use crate::error::Result;
 use crate::service::search::query;
@@ -54,17 +54,6 @@ impl FoundStack {
             tags: stack.tags,
         }
     }
-}
-
-/// Links to the neighbouring pages; absent at the ends.
-#[derive(Serialize)]
-#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "openapi", schemars(rename = "StackSearchPagination"))]
-pub(crate) struct Pagination {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
 }
 
 /// The answer.
