@@ -51,22 +51,47 @@ impl From<ModeArg> for Mode {
     }
 }
 
+/// The server a command loads: one at a URL, or the emulator in this process.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Base URL of any Pulumi service (then --token and --org are required).
+    #[arg(long, conflicts_with = "backend")]
+    url: Option<String>,
+    /// Access token (`PULUMI_ACCESS_TOKEN`).
+    #[arg(long, env = "PULUMI_ACCESS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Organization to create the stacks in.
+    #[arg(long)]
+    org: Option<String>,
+    /// In-process backend, when no --url.
+    #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
+    backend: BackendArg,
+}
+
+impl ServerArgs {
+    /// The server at `--url`, with its token and organization; None for an in-process one.
+    fn remote(&self) -> load::Result<Option<load::Endpoint>> {
+        let Some(url) = &self.url else { return Ok(None) };
+        let (Some(token), Some(org)) = (self.token.clone(), self.org.clone()) else {
+            return Err("--url needs --token (or PULUMI_ACCESS_TOKEN) and --org".into());
+        };
+        Ok(Some(load::Endpoint { base: url.trim_end_matches('/').to_string(), token, org }))
+    }
+
+    fn local_backend(&self) -> LocalBackend {
+        match self.backend {
+            BackendArg::Embedded => LocalBackend::Embedded,
+            BackendArg::Aws => LocalBackend::Moto,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// One scenario, against a URL or an in-process backend.
     Run {
-        /// Base URL of any Pulumi service (then --token and --org are required).
-        #[arg(long, conflicts_with = "backend")]
-        url: Option<String>,
-        /// Access token (`PULUMI_ACCESS_TOKEN`).
-        #[arg(long, env = "PULUMI_ACCESS_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Organization to create the stacks in.
-        #[arg(long)]
-        org: Option<String>,
-        /// In-process backend, when no --url.
-        #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
-        backend: BackendArg,
+        #[command(flatten)]
+        server: ServerArgs,
         /// Resources of the first `up`.
         #[arg(long, default_value_t = 10)]
         n: usize,
@@ -146,18 +171,8 @@ enum Command {
     /// Small requests one at a time (`GET` capabilities, user, a stack): p50/p90/p99 over
     /// one kept-alive connection, and metadata reads and writes per request (in-process).
     Small {
-        /// Base URL of any Pulumi service (then --token and --org are required).
-        #[arg(long, conflicts_with = "backend")]
-        url: Option<String>,
-        /// Access token (`PULUMI_ACCESS_TOKEN`).
-        #[arg(long, env = "PULUMI_ACCESS_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Organization of the stack read.
-        #[arg(long)]
-        org: Option<String>,
-        /// In-process backend, when no --url.
-        #[arg(long, value_enum, default_value_t = BackendArg::Embedded)]
-        backend: BackendArg,
+        #[command(flatten)]
+        server: ServerArgs,
         /// Requests timed per route.
         #[arg(long, default_value_t = 3000)]
         n: usize,
@@ -197,10 +212,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> load::Result<()> {
     match command {
         Command::Run {
-            url,
-            token,
-            org,
-            backend,
+            server,
             n,
             mode,
             pad_kb,
@@ -219,17 +231,12 @@ async fn run(command: Command) -> load::Result<()> {
                 save_budget_bytes: save_budget_mb << 20,
                 ..Scenario::new(n, mode.into())
             };
-            let report = match url {
-                Some(url) => {
-                    let (Some(token), Some(org)) = (token, org) else {
-                        return Err("--url needs --token (or PULUMI_ACCESS_TOKEN) and --org".into());
-                    };
-                    let ep =
-                        load::Endpoint { base: url.trim_end_matches('/').to_string(), token, org };
+            let report = match server.remote()? {
+                Some(ep) => {
                     let process = server_pid.map(ServerProcess::Pid);
                     measured(process.as_ref(), load::run(&ep, &ep.base.clone(), &sc, None)).await?
                 }
-                None => one_local(backend, &sc).await?,
+                None => one_local(server.backend, &sc).await?,
             };
             print_report(&report);
             if let Some(path) = json {
@@ -285,25 +292,15 @@ async fn run(command: Command) -> load::Result<()> {
             server.stop().await;
             Ok(())
         }
-        Command::Small { url, token, org, backend, n } => {
-            let local = match &url {
+        Command::Small { server, n } => {
+            let remote = server.remote()?;
+            let local = match remote {
                 Some(_) => None,
-                None => Some(
-                    LocalServer::start(match backend {
-                        BackendArg::Embedded => LocalBackend::Embedded,
-                        BackendArg::Aws => LocalBackend::Moto,
-                    })
-                    .await?,
-                ),
+                None => Some(LocalServer::start(server.local_backend()).await?),
             };
-            let ep = match (&local, url) {
-                (Some(server), _) => server.endpoint.clone(),
-                (None, Some(base)) => load::Endpoint {
-                    base: base.trim_end_matches('/').to_string(),
-                    token: token
-                        .ok_or("--token (or PULUMI_ACCESS_TOKEN) is required with --url")?,
-                    org: org.ok_or("--org is required with --url")?,
-                },
+            let ep = match (&local, remote) {
+                (Some(local), _) => local.endpoint.clone(),
+                (None, Some(ep)) => ep,
                 (None, None) => return Err("no server".into()),
             };
             let counters = local.as_ref().map(|s| s.counters.as_ref());
