@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::search::import;
 use crate::server::{Client, Target, TestServer};
 
 /// Expands to one `#[tokio::test]` per check, each on a fresh server built from `$target`, a
@@ -44,14 +45,6 @@ fn referring(project: &str, stack: &str, names: &[&str]) -> Value {
         })
         .collect();
     json!({"version": 3, "deployment": {"manifest": {}, "resources": resources}})
-}
-
-async fn import(c: &Client, org: &str, project: &str, stack: &str, d: &Value) {
-    let path = format!("/api/stacks/{org}/{project}");
-    let r = c.post(&path, &json!({"stackName": stack})).await;
-    assert!(r.status == 200 || r.status == 409, "create {project}/{stack}: {r:?}");
-    let r = c.post(&format!("{path}/{stack}/import"), d).await;
-    assert_eq!(r.status, 200, "import {project}/{stack}: {r:?}");
 }
 
 /// `project/stack@version` of each listed stack.

@@ -122,7 +122,8 @@ fn fleet() -> Vec<(&'static str, &'static str, Value)> {
     ]
 }
 
-async fn import(c: &Client, org: &str, project: &str, stack: &str, d: &Value) {
+/// Creates `project/stack` if absent and imports `d` into it.
+pub(crate) async fn import(c: &Client, org: &str, project: &str, stack: &str, d: &Value) {
     let path = format!("/api/stacks/{org}/{project}");
     let r = c.post(&path, &json!({"stackName": stack})).await;
     assert!(r.status == 200 || r.status == 409, "create {project}/{stack}: {r:?}");
