@@ -84,13 +84,18 @@ pub struct Manifest {
 
 /// The current generation (0: never indexed) and its manifest.
 pub async fn load(app: &App, org: &str) -> Result<(i64, Manifest)> {
-    let Some(item) = app.ports.meta.get(&pointer_pk(org), POINTER_SK).await? else {
-        return Ok((0, Manifest::default()));
-    };
-    let generation = item.n("generation").unwrap_or(0);
+    match app.ports.meta.get(&pointer_pk(org), POINTER_SK).await? {
+        Some(pointer) => manifest_of(app, org, &pointer).await,
+        None => Ok((0, Manifest::default())),
+    }
+}
+
+/// The generation a pointer item names, and its manifest.
+async fn manifest_of(app: &App, org: &str, pointer: &Item) -> Result<(i64, Manifest)> {
+    let generation = pointer.n("generation").unwrap_or(0);
     // A pointer without a manifest id predates per-upload keys: an empty index at that
     // generation, which the next indexing run rebuilds in full.
-    let Some(id) = item.s("manifest") else {
+    let Some(id) = pointer.s("manifest") else {
         return Ok((generation, Manifest::default()));
     };
     let key = manifest_key(org, checked(id)?);
@@ -157,7 +162,8 @@ async fn open_current(app: &App, org: &str) -> Result<Option<Arc<OrgIndex>>> {
             if let Some(index) = app.search.cached(org, generation) {
                 return Ok(Some(index));
             }
-            load(app, org).await?
+            // The manifest of the pointer just read (not a second read of the pointer).
+            manifest_of(app, org, &item).await?
         }
     };
     let dir = app.search.org_dir(org).join(format!("g{generation:012}"));
