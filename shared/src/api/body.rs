@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap};
 
 use crate::error::{Error, Result};
+use crate::service::inflate;
 
 /// A request body: what it decodes to, and the gzip bytes it came as (if it was compressed).
 #[derive(Debug, Clone)]
@@ -91,6 +92,13 @@ fn gunzip_within(raw: &[u8], max_decoded: usize, in_flight: &AtomicUsize) -> Res
     // Concurrent bodies (and gzip bombs) share one budget of twice the per-body limit, so a
     // burst of them costs at most that much memory, not the per-body limit once per request.
     let total = max_decoded.saturating_mul(2);
+    if let Some(size) = inflate::stated_size(raw).filter(|s| *s <= max_decoded) {
+        let mut reserved = Reservation { counter: in_flight, held: 0 };
+        reserved.grow(size, total)?;
+        if let Some(out) = inflate::exact(raw, size) {
+            return Ok(out.into());
+        }
+    }
     let mut reserved = Reservation { counter: in_flight, held: 0 };
     let decoder = flate2::read::MultiGzDecoder::new(raw);
     // Read one byte past the cap so an exact-cap body is accepted and a larger one is not,

@@ -57,6 +57,11 @@ pub fn as_received(compressed: Option<&Bytes>, plain: &[u8]) -> Result<Bytes> {
 
 /// Decompresses a stored blob.
 pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
+    if let Some(out) =
+        super::inflate::stated_size(data).and_then(|n| super::inflate::exact(data, n))
+    {
+        return Ok(out);
+    }
     let mut out = Vec::with_capacity(data.len() * 4);
     flate2::read::MultiGzDecoder::new(data)
         .read_to_end(&mut out)

@@ -11,6 +11,7 @@ pub mod feed;
 pub mod health;
 pub mod history;
 pub mod identity;
+pub mod inflate;
 pub mod item_keys;
 pub mod journal;
 pub mod journal_intake;
