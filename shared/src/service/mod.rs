@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod delta;
 pub mod deployments;
+pub mod env;
 pub mod events;
 pub mod feed;
 pub mod health;
