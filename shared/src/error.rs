@@ -15,6 +15,10 @@ pub enum Error {
     /// 400: the request is malformed or breaks a rule.
     #[error("{0}")]
     BadRequest(String),
+    /// 400 with diagnostics: an environment definition that does not evaluate
+    /// (`EnvironmentErrorResponse`: the client prints each diagnostic with its position).
+    #[error("{0}")]
+    Diagnostics(String, serde_json::Value),
     /// 401: no credentials, or credentials we do not accept.
     #[error("{0}")]
     Unauthorized(String),
@@ -102,7 +106,7 @@ impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_) | Error::Diagnostics(..) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -133,7 +137,12 @@ impl Error {
 
     /// The Pulumi `ErrorResponse` body.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "code": self.status().as_u16(), "message": self.client_message() })
+        let mut body =
+            serde_json::json!({ "code": self.status().as_u16(), "message": self.client_message() });
+        if let Error::Diagnostics(_, diagnostics) = self {
+            body["diagnostics"] = diagnostics.clone();
+        }
+        body
     }
 }
 

@@ -5,7 +5,14 @@ use super::{Permission, Route};
 
 /// Routes whose successful calls are recorded even though they change nothing: they reveal
 /// secrets.
-pub const DECRYPTION_ROUTES: &[&str] = &["stack-decrypt", "stack-batch-decrypt"];
+pub const DECRYPTION_ROUTES: &[&str] = &[
+    "stack-decrypt",
+    "stack-batch-decrypt",
+    "env-decrypt",
+    "env-version-decrypt",
+    "env-open-read",
+    "env-yaml-open-read",
+];
 
 /// Whether dispatch records a call an access-token caller made: any call refused by
 /// authorization (403/404), any decryption, and any call with a method that may change

@@ -12,8 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, feed, health, identity, openapi, orgs, references, resources, search, secrets,
-    stack_search, stacks, teams, timeline, tokens, updates, webhooks,
+    audit, environments, feed, health, identity, openapi, orgs, references, resources, search,
+    secrets, stack_search, stacks, teams, timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -289,6 +289,70 @@ routes! {
     /// Presence: the updates running now, with their CLI's last heartbeat.
     ORG_PRESENCE_GET: GET "/api/orgs/{org}/presence"
         => OrgMember,     META_READ,              feed::presence;
+    ENV_LIST_ALL: GET "/api/esc/environments"
+        => Token,         META_READ,              environments::list_all;
+    ENV_LIST: GET "/api/esc/environments/{org}"
+        => OrgMember,     META_READ,              environments::list;
+    ENV_CREATE: POST "/api/esc/environments/{org}"
+        => OrgMember,     META_BLOB_WRITE,        environments::create;
+    ENV_YAML_CHECK: POST "/api/esc/environments/{org}/yaml/check"
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::yaml_check;
+    ENV_YAML_OPEN: POST "/api/esc/environments/{org}/yaml/open"
+        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::yaml_open;
+    ENV_YAML_OPEN_READ: GET "/api/esc/environments/{org}/yaml/open/{open}"
+        => OrgMember,     META_READ_KEYS,         environments::yaml_open_read;
+    ENV_GET: GET "/api/esc/environments/{org}/{project}/{env}"
+        => OrgMember,     META_BLOB_READ,         environments::get;
+    ENV_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}"
+        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::update;
+    ENV_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}"
+        => OrgAdmin,      META_WRITE,             environments::delete;
+    ENV_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/decrypt"
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::decrypt;
+    ENV_CLONE: POST "/api/esc/environments/{org}/{project}/{env}/clone"
+        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::clone;
+    ENV_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/check"
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
+    ENV_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/open"
+        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
+    ENV_OPEN_READ: GET "/api/esc/environments/{org}/{project}/{env}/open/{open}"
+        => OrgMember,     META_READ_KEYS,         environments::open_read;
+    ENV_REVISIONS: GET "/api/esc/environments/{org}/{project}/{env}/versions"
+        => OrgMember,     META_READ,              environments::revisions_list;
+    ENV_REVISION_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/versions/tags"
+        => OrgMember,     META_READ,              environments::revision_tags;
+    ENV_REVISION_TAG_CREATE: POST "/api/esc/environments/{org}/{project}/{env}/versions/tags"
+        => OrgMember,     META_WRITE,             environments::revision_tag_create;
+    ENV_REVISION_TAG_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
+        => OrgMember,     META_READ,              environments::revision_tag_get;
+    ENV_REVISION_TAG_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
+        => OrgMember,     META_WRITE,             environments::revision_tag_update;
+    ENV_REVISION_TAG_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
+        => OrgAdmin,      META_WRITE,             environments::revision_tag_delete;
+    ENV_VERSION_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/{version}"
+        => OrgMember,     META_BLOB_READ,         environments::get;
+    ENV_VERSION_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/versions/{version}/decrypt"
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::decrypt;
+    ENV_VERSION_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/check"
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
+    ENV_VERSION_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/open"
+        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
+    ENV_VERSION_RETRACT: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/retract"
+        => OrgMember,     META_WRITE,             environments::retract;
+    ENV_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/tags"
+        => OrgMember,     META_READ,              environments::tags_list;
+    ENV_TAG_CREATE: POST "/api/esc/environments/{org}/{project}/{env}/tags"
+        => OrgMember,     META_WRITE,             environments::tag_create;
+    ENV_TAG_GET: GET "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
+        => OrgMember,     META_READ,              environments::tag_get;
+    ENV_TAG_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
+        => OrgMember,     META_WRITE,             environments::tag_update;
+    ENV_TAG_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
+        => OrgAdmin,      META_WRITE,             environments::tag_delete;
+    ENV_SETTINGS_GET: GET "/api/esc/environments/{org}/{project}/{env}/settings"
+        => OrgMember,     META_READ,              environments::settings_get;
+    ENV_SETTINGS_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/settings"
+        => OrgMember,     META_WRITE,             environments::settings_update;
 }
 
 #[cfg(test)]

@@ -134,6 +134,24 @@ impl Needs {
         keys: Access::Read,
         push: Access::None,
     };
+    /// Reads metadata and blobs and decrypts with data keys (an environment's definition with
+    /// its secrets, a check).
+    pub const META_BLOB_READ_KEYS: Needs = Needs {
+        meta: Access::Read,
+        blobs: Access::Read,
+        queue: Access::None,
+        keys: Access::Read,
+        push: Access::None,
+    };
+    /// Reads and writes metadata and blobs and encrypts with data keys (an environment's new
+    /// definition, its open sessions).
+    pub const META_BLOB_WRITE_KEYS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Write,
+        queue: Access::None,
+        keys: Access::Write,
+        push: Access::None,
+    };
     /// Reads metadata and sends messages (a webhook redelivery).
     pub const META_READ_EVENTS: Needs = Needs {
         meta: Access::Read,

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod delta;
 pub mod deployments;
 pub mod env;
+pub mod environments;
 pub mod events;
 pub mod feed;
 pub mod health;

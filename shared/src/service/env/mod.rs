@@ -12,5 +12,7 @@ pub mod syntax;
 pub mod value;
 
 mod builtins;
+pub mod secret_text;
 #[cfg(test)]
 mod tests;
+pub mod wire;

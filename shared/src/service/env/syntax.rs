@@ -106,7 +106,12 @@ pub fn parse(text: &str) -> Result<Option<Syn>, Diagnostic> {
             Event::Scalar(value, style, anchor, tag) => {
                 builder.count(1, at)?;
                 let verbatim = tag.as_ref().is_some_and(|t| t.suffix == "str");
-                Some((builder.scalar(value, style, verbatim, mark), anchor))
+                // A block or multi-line scalar ends where the next token starts, less the
+                // blank and comment lines between.
+                let multi_line = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded)
+                    || value.contains('\n');
+                let next = if multi_line { parser.peek().ok().map(|(_, m)| *m) } else { None };
+                Some((builder.scalar(value, style, verbatim, mark, next), anchor))
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 builder.count(1, at)?;
@@ -124,7 +129,20 @@ pub fn parse(text: &str) -> Result<Option<Syn>, Diagnostic> {
                 let Some(frame) = stack.pop() else {
                     return Err(Diagnostic::at(Range { begin: at, end: at }, "unbalanced YAML"));
                 };
-                let range = Range { begin: frame.begin, end: at };
+                // A block mapping's start event may sit past its first key: the first node
+                // is where it starts.
+                let first = frame.items.first().map(|(k, v)| {
+                    if frame.object {
+                        k.range.begin
+                    } else {
+                        v.range.begin
+                    }
+                });
+                let begin = match first {
+                    Some(f) if f.byte < frame.begin.byte => f,
+                    _ => frame.begin,
+                };
+                let range = Range { begin, end: positions.collection_end(text, at) };
                 let node = if frame.object {
                     let mut pairs = Vec::with_capacity(frame.items.len());
                     for (key, value) in frame.items {
@@ -215,8 +233,24 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn scalar(&self, value: String, style: TScalarStyle, verbatim: bool, mark: Marker) -> Syn {
-        let begin = self.positions.at(mark);
+    fn scalar(
+        &self,
+        value: String,
+        style: TScalarStyle,
+        verbatim: bool,
+        mark: Marker,
+        next: Option<Marker>,
+    ) -> Syn {
+        let mut begin = self.positions.at(mark);
+        if matches!(style, TScalarStyle::Literal | TScalarStyle::Folded) {
+            // The event marks the first content line; the scalar starts at its `|` or `>`.
+            let content = begin.byte as usize;
+            let line_start = self.text[..content].rfind('\n').unwrap_or(0);
+            let header_line = self.text[..line_start].rfind('\n').map_or(0, |i| i + 1);
+            if let Some(i) = self.text[header_line..line_start].rfind(['|', '>']) {
+                begin = self.positions.at_index(self.positions.char_index(header_line + i));
+            }
+        }
         let (end_index, string_style) = match style {
             TScalarStyle::Plain if !value.contains('\n') => {
                 (Some(mark.index() + value.chars().count()), Style::Plain)
@@ -229,7 +263,15 @@ impl Builder<'_> {
             }
             _ => (None, Style::Block),
         };
-        let end = end_index.map(|i| self.positions.at_index(i)).unwrap_or(begin);
+        let end = match (end_index, next) {
+            (Some(i), _) => self.positions.at_index(i),
+            (None, Some(next)) => {
+                let from = self.positions.byte(mark.index());
+                let to = trim_back(self.text, from, self.positions.byte(next.index()), false);
+                self.positions.at_index(self.positions.char_index(to))
+            }
+            (None, None) => begin,
+        };
         let range = Range { begin, end };
         let node = if style != TScalarStyle::Plain || verbatim {
             Node::String(value, string_style)
@@ -266,6 +308,28 @@ fn quoted_end(text: &str, start: usize, style: TScalarStyle) -> Option<usize> {
         }
     }
     None
+}
+
+/// The byte where a node spanning `from..to` really ends: before the blank lines, comment lines
+/// and (with `comments`) a trailing ` # comment` that separate it from the next token.
+fn trim_back(text: &str, from: usize, to: usize, comments: bool) -> usize {
+    let Some(mut span) = text.get(from..to) else { return from };
+    loop {
+        let trimmed = span.trim_end();
+        let last_line = trimmed.rfind('\n').map_or(0, |i| i + 1);
+        let line = &trimmed[last_line..];
+        if last_line > 0 && line.trim_start().starts_with('#') {
+            span = &trimmed[..last_line];
+            continue;
+        }
+        if comments {
+            if let Some(hash) = line.find(" #").or_else(|| line.find("\t#")) {
+                span = &trimmed[..last_line + hash];
+                continue;
+            }
+        }
+        return from + trimmed.len();
+    }
 }
 
 /// A plain scalar by the YAML 1.2 core schema: null, booleans, integers (decimal, `0o`, `0x`)
@@ -373,6 +437,16 @@ impl Positions {
 
     fn char_index(&self, byte: usize) -> usize {
         self.bytes.partition_point(|b| (*b as usize) < byte)
+    }
+
+    /// Where a sequence or mapping whose end event is at `end` ends: just past its `]` or `}`
+    /// when it is a flow collection, else at the end of its last node.
+    fn collection_end(&self, text: &str, end: Pos) -> Pos {
+        let byte = end.byte as usize;
+        if matches!(text.as_bytes().get(byte), Some(b']' | b'}')) {
+            return self.at_index(self.char_index(byte + 1));
+        }
+        self.at_index(self.char_index(trim_back(text, 0, byte, true)))
     }
 
     fn at(&self, mark: Marker) -> Pos {

@@ -214,6 +214,9 @@ fn providers_open_only_when_opening() {
     assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
     assert_eq!(flags(&checked), ["u creds", "u env", "u key"]);
     let opened = run(&[], text, Mode::Open);
+    // Checking does not decrypt stored secrets either: they are secret and unknown.
+    let checked = run(&[], "values:\n  s: {fn::secret: {ciphertext: 'enc:x'}}\n", Mode::Check);
+    assert_eq!(flags(&checked), ["s s", "u s"]);
     assert_eq!(plain(&opened), json!({"creds": {"key": "k1"}, "key": "k1", "env": [1]}));
     assert_eq!(flags(&opened), ["s creds", "s creds.key", "s env", "s env[0]", "s key"]);
 }

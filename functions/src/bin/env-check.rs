@@ -1,0 +1,3 @@
+//! Lambda function for the `env-check` route.
+
+stackhouse_lambda::route!(ENV_CHECK);

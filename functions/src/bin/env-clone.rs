@@ -1,0 +1,3 @@
+//! Lambda function for the `env-clone` route.
+
+stackhouse_lambda::route!(ENV_CLONE);

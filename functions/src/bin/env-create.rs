@@ -1,0 +1,3 @@
+//! Lambda function for the `env-create` route.
+
+stackhouse_lambda::route!(ENV_CREATE);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-decrypt` route.
+
+stackhouse_lambda::route!(ENV_DECRYPT);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-get` route.
+
+stackhouse_lambda::route!(ENV_GET);

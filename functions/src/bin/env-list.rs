@@ -1,0 +1,3 @@
+//! Lambda function for the `env-list` route.
+
+stackhouse_lambda::route!(ENV_LIST);

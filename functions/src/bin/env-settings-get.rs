@@ -1,0 +1,3 @@
+//! Lambda function for the `env-settings-get` route.
+
+stackhouse_lambda::route!(ENV_SETTINGS_GET);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-settings-update` route.
+
+stackhouse_lambda::route!(ENV_SETTINGS_UPDATE);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-tag-delete` route.
+
+stackhouse_lambda::route!(ENV_TAG_DELETE);

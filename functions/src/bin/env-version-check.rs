@@ -1,0 +1,3 @@
+//! Lambda function for the `env-version-check` route.
+
+stackhouse_lambda::route!(ENV_VERSION_CHECK);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-version-get` route.
+
+stackhouse_lambda::route!(ENV_VERSION_GET);

@@ -1,0 +1,3 @@
+//! Lambda function for the `env-yaml-check` route.
+
+stackhouse_lambda::route!(ENV_YAML_CHECK);

@@ -1,0 +1,176 @@
+//! Evaluating a definition against the store: every environment it imports (transitively) is
+//! loaded first, and the ciphertexts of each decrypted with that environment's own key, so the
+//! evaluation itself (`service::env::eval`) does no I/O.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde_json::{json, Value as Json};
+
+use super::definition::revision_text;
+use super::{get, revisions, EnvRef, Environment, DEFAULT_PROJECT};
+use crate::app::App;
+use crate::error::Result;
+pub use crate::service::env::eval::Mode;
+use crate::service::env::eval::{self, Context, Evaluated, Host, Source, MAX_IMPORTS};
+use crate::service::env::secret_text::{self, Found};
+use crate::service::env::value::Value;
+use crate::service::env::{expr, syntax};
+use crate::service::identity::Principal;
+use crate::service::secrets;
+
+/// The name anonymous definitions (`yaml/check`, `yaml/open`) have in ranges.
+pub const YAML_NAME: &str = "<yaml>";
+
+/// An evaluation and the context it ran in.
+pub struct Outcome {
+    pub evaluated: Evaluated,
+    /// The evaluated `context` (`executionContext.properties`).
+    pub context: Json,
+}
+
+/// Evaluates the definition `text` of environment `env`.
+pub async fn named(
+    app: &App,
+    env: &Environment,
+    text: &str,
+    principal: &Principal,
+    mode: Mode,
+) -> Result<Outcome> {
+    let name = env.at.qualified();
+    run(app, &env.at.org, &name, Some(env.key_id()), text, principal, mode).await
+}
+
+/// Evaluates an anonymous definition (a stack's `environment:` block) in `org`.
+pub async fn anonymous(
+    app: &App,
+    org: &str,
+    text: &str,
+    principal: &Principal,
+    mode: Mode,
+) -> Result<Outcome> {
+    run(app, org, YAML_NAME, None, text, principal, mode).await
+}
+
+async fn run(
+    app: &App,
+    org: &str,
+    name: &str,
+    key_id: Option<String>,
+    text: &str,
+    principal: &Principal,
+    mode: Mode,
+) -> Result<Outcome> {
+    let loaded = load(app, org, name, key_id, text).await?;
+    let context = Context { user_login: principal.login().to_string() };
+    let evaluated = eval::evaluate(name, text, &loaded, &loaded, mode, &context);
+    let context = json!({
+        "currentEnvironment": {"name": name},
+        "rootEnvironment": {"name": name},
+        "pulumi": {"user": {"login": principal.login()}},
+    });
+    Ok(Outcome { evaluated, context })
+}
+
+/// The definitions an evaluation may import, by the name they are imported as, and the
+/// plaintexts of their ciphertexts.
+#[derive(Default)]
+struct Loaded {
+    definitions: HashMap<String, (String, Arc<str>)>,
+    plaintexts: HashMap<(String, String), String>,
+}
+
+impl Source for Loaded {
+    fn definition(&self, name: &str) -> Option<(String, Arc<str>)> {
+        self.definitions.get(name).cloned()
+    }
+}
+
+impl Host for Loaded {
+    fn decrypt(&self, environment: &str, ciphertext: &str) -> Result<String, String> {
+        self.plaintexts
+            .get(&(environment.to_string(), ciphertext.to_string()))
+            .cloned()
+            .ok_or_else(|| "it was not made by this environment".to_string())
+    }
+
+    fn open(&self, provider: &str, inputs: &Json) -> Result<Value, String> {
+        super::providers::open(provider, inputs)
+    }
+}
+
+/// An import's environment and version: `project/name`, `name` (the default project), with
+/// an optional `@version`.
+fn split_import(name: &str) -> (&str, &str, Option<&str>) {
+    let (path, version) = match name.rsplit_once('@') {
+        Some((p, v)) => (p, Some(v)),
+        None => (name, None),
+    };
+    match path.split_once('/') {
+        Some((project, env)) => (project, env, version),
+        None => (DEFAULT_PROJECT, path, version),
+    }
+}
+
+fn imports_of(text: &str) -> Vec<String> {
+    let root = syntax::parse(text).ok().flatten();
+    expr::definition(root.as_ref()).0.imports.into_iter().map(|i| i.name).collect()
+}
+
+async fn load(
+    app: &App,
+    org: &str,
+    root_name: &str,
+    root_key: Option<String>,
+    root_text: &str,
+) -> Result<Loaded> {
+    let meta = app.ports.meta.as_ref();
+    let mut loaded = Loaded::default();
+    // Ciphertexts to decrypt, per environment (canonical name → its key id and texts).
+    let mut sealed: Vec<(String, String, String)> = Vec::new();
+    if let Some(key) = root_key {
+        sealed.push((root_name.to_string(), key, root_text.to_string()));
+    }
+    let mut queue: VecDeque<String> = imports_of(root_text).into();
+    while let Some(import) = queue.pop_front() {
+        if loaded.definitions.contains_key(&import) || loaded.definitions.len() >= MAX_IMPORTS {
+            continue;
+        }
+        let (project, env_name, version) = split_import(&import);
+        let Ok(at) = EnvRef::parse(org, project, env_name) else { continue };
+        let Ok(env) = get(meta, &at).await else { continue };
+        let Ok(n) = revisions::resolve(meta, &env, version).await else { continue };
+        let text = revision_text(app, &env, n).await?;
+        let canonical = match version {
+            Some(v) => format!("{}@{v}", at.qualified()),
+            None => at.qualified(),
+        };
+        queue.extend(imports_of(&text));
+        sealed.push((canonical.clone(), env.key_id(), text.clone()));
+        loaded.definitions.insert(import, (canonical, Arc::from(text)));
+    }
+    for (canonical, key_id, text) in sealed {
+        let Ok(Some(root)) = syntax::parse(&text) else { continue };
+        let ciphertexts: Vec<String> = secret_text::find(&root)
+            .into_iter()
+            .filter_map(|f| match f {
+                Found::Ciphertext { ciphertext, .. } => Some(ciphertext),
+                Found::Plaintext { .. } => None,
+            })
+            .collect();
+        for c in ciphertexts {
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(c.trim()) else {
+                continue;
+            };
+            // One at a time: a bad ciphertext is that value's diagnostic, not the whole call's.
+            if let Ok(mut plain) = secrets::decrypt(app, &key_id, &[bytes]).await {
+                if let Some(p) = plain.pop() {
+                    let text = String::from_utf8_lossy(&p).into_owned();
+                    loaded.plaintexts.insert((canonical.clone(), c), text);
+                }
+            }
+        }
+    }
+    Ok(loaded)
+}
