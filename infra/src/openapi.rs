@@ -286,6 +286,13 @@ fn path_param(name: &str) -> Value {
         "update" => ("Update id.", json!({"type": "string"})),
         "version" => ("Stack version, from 1.", json!({"type": "integer", "minimum": 1})),
         "hook" => ("Webhook name.", json!({"type": "string"})),
+        "env" => ("Environment name.", json!({"type": "string"})),
+        "revision" => (
+            "An environment revision: its number, or a revision tag's name (`latest`).",
+            json!({"type": "string"}),
+        ),
+        "open" => ("Open session id (from the open call).", json!({"type": "string"})),
+        "tag" => ("Tag name.", json!({"type": "string"})),
         "delivery" => ("Delivery id.", json!({"type": "string"})),
         "user" => ("User name.", json!({"type": "string"})),
         "team" => ("Team name.", json!({"type": "string"})),

@@ -37,6 +37,7 @@ const STACK: &str = "dev";
 const HOOK: &str = "deploy-notifier";
 const MEMBER: &str = "bob";
 const TEAM: &str = "web";
+const ENV: &str = "shared";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 /// API Gateway's id of the sample WebSocket connection.
@@ -71,6 +72,11 @@ enum Body {
 
 fn gz(v: &Value) -> Option<Body> {
     Some(Body::Gzip(v.to_string()))
+}
+
+/// A path under the sample environment.
+fn env_path(rest: &str) -> String {
+    format!("/api/esc/environments/{ORG}/{PROJECT}/{ENV}{rest}")
 }
 
 fn plain(v: &Value) -> Option<Body> {
@@ -381,6 +387,101 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(&routes::ORG_PRESENCE_GET, format!("/api/orgs/{ORG}/presence"), "", None),
+        sample(
+            &routes::ENV_CREATE,
+            format!("/api/esc/environments/{ORG}"),
+            "",
+            plain(&json!({"project": PROJECT, "name": ENV})),
+        ),
+        sample(&routes::ENV_LIST_ALL, "/api/esc/environments".into(), "", None),
+        sample(&routes::ENV_LIST, format!("/api/esc/environments/{ORG}"), "", None),
+        sample(
+            &routes::ENV_UPDATE,
+            env_path(""),
+            "",
+            Some(Body::Json(
+                "values:\n  region: us-west-2\n  db:\n    password: {fn::secret: hunter2}\n  environmentVariables:\n    AWS_REGION: ${region}\n".into(),
+            )),
+        ),
+        sample(&routes::ENV_GET, env_path(""), "", None),
+        sample(&routes::ENV_DECRYPT, env_path("/decrypt"), "", None),
+        sample(&routes::ENV_VERSION_GET, env_path("/versions/1"), "", None),
+        sample(&routes::ENV_VERSION_DECRYPT, env_path("/versions/latest/decrypt"), "", None),
+        sample(&routes::ENV_CHECK, env_path("/check"), "showSecrets=false", None),
+        sample(&routes::ENV_VERSION_CHECK, env_path("/versions/2/check"), "showSecrets=false", None),
+        sample(
+            &routes::ENV_YAML_CHECK,
+            format!("/api/esc/environments/{ORG}/yaml/check"),
+            "showSecrets=false",
+            Some(Body::Json(format!("imports:\n  - {PROJECT}/{ENV}\nvalues:\n  zone: ${{region}}a\n"))),
+        ),
+        sample(&routes::ENV_OPEN, env_path("/open"), "duration=2h0m0s", None),
+        sample(&routes::ENV_OPEN_READ, env_path("/open/${OPEN_ID}"), "", None),
+        sample(&routes::ENV_VERSION_OPEN, env_path("/versions/2/open"), "duration=15m0s", None),
+        sample(
+            &routes::ENV_YAML_OPEN,
+            format!("/api/esc/environments/{ORG}/yaml/open"),
+            "duration=2h0m0s",
+            plain(&json!({"imports": [format!("{PROJECT}/{ENV}")]})),
+        ),
+        sample(
+            &routes::ENV_YAML_OPEN_READ,
+            format!("/api/esc/environments/{ORG}/yaml/open/${{YAML_OPEN_ID}}"),
+            "",
+            None,
+        ),
+        sample(&routes::ENV_REVISIONS, env_path("/versions"), "before=0&count=500", None),
+        sample(
+            &routes::ENV_REVISION_TAG_CREATE,
+            env_path("/versions/tags"),
+            "",
+            plain(&json!({"name": "stable", "revision": 2})),
+        ),
+        sample(&routes::ENV_REVISION_TAGS, env_path("/versions/tags"), "after=&count=500", None),
+        sample(&routes::ENV_REVISION_TAG_GET, env_path("/versions/tags/stable"), "", None),
+        sample(
+            &routes::ENV_REVISION_TAG_UPDATE,
+            env_path("/versions/tags/stable"),
+            "",
+            plain(&json!({"revision": 1})),
+        ),
+        sample(&routes::ENV_REVISION_TAG_DELETE, env_path("/versions/tags/stable"), "", None),
+        sample(
+            &routes::ENV_VERSION_RETRACT,
+            env_path("/versions/1/retract"),
+            "",
+            plain(&json!({"replacement": 2, "reason": "superseded"})),
+        ),
+        sample(
+            &routes::ENV_TAG_CREATE,
+            env_path("/tags"),
+            "",
+            plain(&json!({"name": "team", "value": "platform"})),
+        ),
+        sample(&routes::ENV_TAGS, env_path("/tags"), "after=&count=500", None),
+        sample(&routes::ENV_TAG_GET, env_path("/tags/team"), "", None),
+        sample(
+            &routes::ENV_TAG_UPDATE,
+            env_path("/tags/team"),
+            "",
+            plain(&json!({"currentTag": {"name": "", "value": "platform"},
+                          "newTag": {"name": "", "value": "infra"}})),
+        ),
+        sample(&routes::ENV_TAG_DELETE, env_path("/tags/team"), "", None),
+        sample(&routes::ENV_SETTINGS_GET, env_path("/settings"), "", None),
+        sample(
+            &routes::ENV_SETTINGS_UPDATE,
+            env_path("/settings"),
+            "",
+            plain(&json!({"deletionProtected": false})),
+        ),
+        sample(&routes::ENV_CLONE, env_path("/clone"), "", plain(&json!({"name": "shared-copy"}))),
+        sample(
+            &routes::ENV_DELETE,
+            format!("/api/esc/environments/{ORG}/{PROJECT}/shared-copy"),
+            "",
+            None,
+        ),
         sample(
             &routes::ORG_SEARCH_RESOURCES,
             format!("/api/orgs/{ORG}/search/resources"),
@@ -843,7 +944,8 @@ const APIGW_ORDER: &[&str] = &[
 // Running the samples.
 // ----------------------------------------------------------------------------------------
 
-/// Replaces every `${NAME}`; an unknown placeholder fails the test.
+/// Replaces every `${NAME}` (upper case: `${region}` is an environment definition's own
+/// interpolation); an unknown placeholder fails the test.
 fn substitute(text: &str, vars: &HashMap<&str, String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -851,6 +953,11 @@ fn substitute(text: &str, vars: &HashMap<&str, String>) -> String {
         out.push_str(&rest[..at]);
         let end = rest[at..].find('}').map(|e| at + e).expect("unterminated placeholder");
         let name = &rest[at + 2..end];
+        if !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            out.push_str(&rest[at..=end]);
+            rest = &rest[end + 1..];
+            continue;
+        }
         let value = vars.get(name).unwrap_or_else(|| panic!("unknown placeholder ${{{name}}}"));
         out.push_str(value);
         rest = &rest[end + 1..];
@@ -1031,6 +1138,38 @@ const PLAN: &[(&str, u16)] = &[
     ("org-search-resources-export", 200),
     ("org-search-resources-autocomplete", 200),
     ("org-search-stacks", 200),
+    ("env-create", 200),
+    ("env-list-all", 200),
+    ("env-list", 200),
+    ("env-update", 200),
+    ("env-get", 200),
+    ("env-decrypt", 200),
+    ("env-version-get", 200),
+    ("env-version-decrypt", 200),
+    ("env-check", 200),
+    ("env-version-check", 200),
+    ("env-yaml-check", 200),
+    ("env-open", 200),
+    ("env-open-read", 200),
+    ("env-version-open", 200),
+    ("env-yaml-open", 200),
+    ("env-yaml-open-read", 200),
+    ("env-revisions", 200),
+    ("env-revision-tag-create", 200),
+    ("env-revision-tags", 200),
+    ("env-revision-tag-get", 200),
+    ("env-revision-tag-update", 200),
+    ("env-revision-tag-delete", 204),
+    ("env-version-retract", 204),
+    ("env-tag-create", 200),
+    ("env-tags", 200),
+    ("env-tag-get", 200),
+    ("env-tag-update", 200),
+    ("env-tag-delete", 204),
+    ("env-settings-get", 200),
+    ("env-settings-update", 200),
+    ("env-clone", 200),
+    ("env-delete", 204),
     ("stack-delete", 204),
 ];
 
@@ -1110,6 +1249,29 @@ async fn every_route_has_a_sample_its_function_answers() {
         match name {
             "openapi-get" => assert_eq!(r.json()["openapi"], "3.1.0"),
             "user-get" => assert_eq!(r.json()["githubLogin"], USER),
+            "env-get" => {
+                let text = String::from_utf8_lossy(&r.body);
+                assert!(text.contains("ciphertext") && !text.contains("hunter2"), "{text}");
+                assert_eq!(r.headers["pulumi-esc-revision"], "2");
+            }
+            "env-decrypt" => assert!(String::from_utf8_lossy(&r.body).contains("hunter2")),
+            "env-open" => {
+                vars.insert("OPEN_ID", r.json()["id"].as_str().expect("open id").to_string());
+            }
+            "env-open-read" => {
+                let v = r.json();
+                assert_eq!(v["properties"]["db"]["value"]["password"]["value"], "hunter2");
+                assert_eq!(
+                    v["properties"]["environmentVariables"]["value"]["AWS_REGION"]["value"],
+                    "us-west-2"
+                );
+            }
+            "env-yaml-open" => {
+                vars.insert("YAML_OPEN_ID", r.json()["id"].as_str().expect("open id").to_string());
+            }
+            "env-yaml-open-read" => {
+                assert_eq!(r.json()["properties"]["region"]["value"], "us-west-2")
+            }
             "user-default-org" => assert_eq!(r.json()["GitHubLogin"], ORG),
             "user-stacks-list" => assert_eq!(r.json()["stacks"][0]["stackName"], STACK),
             "stack-tags-update" => {
@@ -1264,6 +1426,8 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("CIPHERTEXT", STANDARD.encode("not a ciphertext"));
     vars.insert("DELIVERY_ID", "0000000000-000000000000".into());
     vars.insert("TOKEN_ID", "0".repeat(20));
+    vars.insert("OPEN_ID", "0".repeat(32));
+    vars.insert("YAML_OPEN_ID", "0".repeat(32));
     for r in routes::ROUTES {
         let expected = match r.auth() {
             Auth::User => 401,

@@ -329,15 +329,15 @@ routes! {
         => OrgMember,     META_WRITE,             environments::revision_tag_update;
     ENV_REVISION_TAG_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
         => OrgAdmin,      META_WRITE,             environments::revision_tag_delete;
-    ENV_VERSION_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/{version}"
+    ENV_VERSION_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/{revision}"
         => OrgMember,     META_BLOB_READ,         environments::get;
-    ENV_VERSION_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/versions/{version}/decrypt"
+    ENV_VERSION_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/decrypt"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::decrypt;
-    ENV_VERSION_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/check"
+    ENV_VERSION_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/check"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
-    ENV_VERSION_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/open"
+    ENV_VERSION_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/open"
         => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
-    ENV_VERSION_RETRACT: POST "/api/esc/environments/{org}/{project}/{env}/versions/{version}/retract"
+    ENV_VERSION_RETRACT: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/retract"
         => OrgMember,     META_WRITE,             environments::retract;
     ENV_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/tags"
         => OrgMember,     META_READ,              environments::tags_list;

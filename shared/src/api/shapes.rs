@@ -12,12 +12,13 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, feed, health, orgs, references, resources, search, secrets, stack_search, stacks, teams,
-    timeline, tokens, updates,
+    audit, environments, feed, health, orgs, references, resources, search, secrets, stack_search,
+    stacks, teams, timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
 use crate::apitype;
+use crate::service::environments::{revisions as env_revisions, tags as env_tags, OrgEnvironment};
 use crate::service::{deployments, health as health_service, webhook_deliveries, webhooks};
 
 /// Builds a type's schema (a `$ref` into the document's components for named types).
@@ -156,6 +157,34 @@ const STACK_SEARCH_QUERY: [Query; 9] = [
 ];
 const AUDIT_EXPORT_QUERY: [Query; 4] =
     [query("format", "string", "Only `csv`."), AUDIT_QUERY[0], AUDIT_QUERY[1], CONTINUATION];
+
+const YAML: Body = Body::Other {
+    content_type: "application/x-yaml",
+    description:
+        "An environment definition (YAML; JSON is YAML too), whatever the Content-Type says",
+};
+const EVALUATED: Body = Body::Other {
+    content_type: "application/json",
+    description: "An evaluated environment (`esc.Environment`: exprs, properties, schema, executionContext); 400 with `diagnostics` when it does not evaluate",
+};
+const SHOW_SECRETS: [Query; 1] =
+    [query("showSecrets", "boolean", "Show secret values in the clear (default: redacted).")];
+const DURATION: [Query; 1] = [query(
+    "duration",
+    "string",
+    "How long the session lasts, in Go syntax (`2h0m0s`; default 2h, at most 7 days).",
+)];
+const PROPERTY: [Query; 1] =
+    [query("property", "string", "Only this property path (`a.b[0]`): one wrapped value.")];
+const REVISIONS_QUERY: [Query; 2] = [
+    query("before", "integer", "Only revisions numbered below this (0: from the newest)."),
+    query("count", "integer", "Revisions per page (default 100, at most 500)."),
+];
+const AFTER_QUERY: [Query; 2] = [
+    query("after", "string", "Only tags named after this."),
+    query("count", "integer", "Tags per page (default 100, at most 500)."),
+];
+const LIST_ENV_QUERY: [Query; 1] = [CONTINUATION];
 
 const fn row(
     route: &'static Route,
@@ -331,7 +360,38 @@ pub static SHAPES: &[Shape] = &[
         row(&ORG_SEARCH_RESOURCES_AUTOCOMPLETE, "What the last term of a partly typed query may become", Empty, 200, json::<search::Completion>()),
         &AUTOCOMPLETE_QUERY,
     ),
-    row(&ORG_PRESENCE_GET, "The updates running now, with their CLI's last heartbeat", Empty, 200, json::<feed::Presence>()),
+    row(&ORG_PRESENCE_GET, "The updates running now, with their CLI's last heartbeat", Empty, 200, json::<feed::Presence>()),    with_query(row(&ENV_LIST_ALL, "The environments of every organization of the caller", Empty, 200, json::<environments::EnvironmentList>()), &LIST_ENV_QUERY),
+    with_query(row(&ENV_LIST, "The organization's environments, by project and name", Empty, 200, json::<environments::EnvironmentList>()), &LIST_ENV_QUERY),
+    row(&ENV_CREATE, "Create an empty environment (revision 1)", json::<environments::CreateEnvironment>(), 200, json::<OrgEnvironment>()),
+    with_query(row(&ENV_YAML_CHECK, "Evaluate an anonymous definition without opening providers", YAML, 200, EVALUATED), &SHOW_SECRETS),
+    with_query(row(&ENV_YAML_OPEN, "Open an anonymous definition (a stack's environment imports)", YAML, 200, json::<environments::Opened>()), &DURATION),
+    with_query(row(&ENV_YAML_OPEN_READ, "The values of an anonymous open session", Empty, 200, EVALUATED), &PROPERTY),
+    row(&ENV_GET, "The definition as stored (secrets as ciphertexts), with ETag and Pulumi-ESC-Revision", Empty, 200, YAML),
+    row(&ENV_UPDATE, "Save a new definition (If-Match: the ETag read; 409 when stale)", YAML, 200, OBJECT),
+    row(&ENV_DELETE, "Delete an environment (409 while deletion-protected)", Empty, 204, Empty),
+    row(&ENV_DECRYPT, "The definition with its secrets in the clear", Empty, 200, YAML),
+    row(&ENV_CLONE, "Copy an environment's definition into a new one", json::<environments::CloneEnvironment>(), 200, json::<OrgEnvironment>()),
+    with_query(row(&ENV_CHECK, "Evaluate the environment without opening providers", Empty, 200, EVALUATED), &SHOW_SECRETS),
+    with_query(row(&ENV_OPEN, "Open the environment for a while: a session id", Empty, 200, json::<environments::Opened>()), &DURATION),
+    with_query(row(&ENV_OPEN_READ, "The values of an open session", Empty, 200, EVALUATED), &PROPERTY),
+    with_query(row(&ENV_REVISIONS, "Revisions, newest first", Empty, 200, json::<Vec<env_revisions::RevisionInfo>>()), &REVISIONS_QUERY),
+    with_query(row(&ENV_REVISION_TAGS, "Revision tags by name (latest included)", Empty, 200, json::<environments::RevisionTagList>()), &AFTER_QUERY),
+    row(&ENV_REVISION_TAG_CREATE, "Name a revision", json::<environments::RevisionTagCreate>(), 200, json::<env_revisions::RevisionTag>()),
+    row(&ENV_REVISION_TAG_GET, "One revision tag", Empty, 200, json::<env_revisions::RevisionTag>()),
+    row(&ENV_REVISION_TAG_UPDATE, "Move a revision tag", json::<environments::RevisionTagUpdate>(), 200, json::<env_revisions::RevisionTag>()),
+    row(&ENV_REVISION_TAG_DELETE, "Delete a revision tag", Empty, 204, Empty),
+    row(&ENV_VERSION_GET, "The definition of one revision (number or tag)", Empty, 200, YAML),
+    row(&ENV_VERSION_DECRYPT, "The definition of one revision, secrets in the clear", Empty, 200, YAML),
+    with_query(row(&ENV_VERSION_CHECK, "Evaluate one revision without opening providers", Empty, 200, EVALUATED), &SHOW_SECRETS),
+    with_query(row(&ENV_VERSION_OPEN, "Open one revision for a while", Empty, 200, json::<environments::Opened>()), &DURATION),
+    row(&ENV_VERSION_RETRACT, "Withdraw a revision in favour of another", optional::<environments::Retract>(), 204, Empty),
+    row(&ENV_TAGS, "The environment's tags, by name", Empty, 200, json::<environments::TagList>()),
+    row(&ENV_TAG_CREATE, "Add a tag", json::<environments::TagRequest>(), 200, json::<env_tags::Tag>()),
+    row(&ENV_TAG_GET, "One tag", Empty, 200, json::<env_tags::Tag>()),
+    row(&ENV_TAG_UPDATE, "Rename or change a tag", json::<environments::TagUpdate>(), 200, json::<env_tags::Tag>()),
+    row(&ENV_TAG_DELETE, "Delete a tag", Empty, 204, Empty),
+    row(&ENV_SETTINGS_GET, "The environment's settings", Empty, 200, json::<environments::Settings>()),
+    row(&ENV_SETTINGS_UPDATE, "Change the environment's settings", json::<environments::Settings>(), 200, json::<environments::Settings>()),
 ];
 
 /// The shapes of `route`.

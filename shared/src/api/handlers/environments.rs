@@ -25,7 +25,7 @@ fn env_ref(ctx: &Ctx) -> Result<EnvRef> {
 }
 
 fn version(ctx: &Ctx) -> Option<&str> {
-    ctx.params.get("version").map(String::as_str)
+    ctx.params.get("revision").map(String::as_str)
 }
 
 fn yaml_body(ctx: &Ctx) -> Result<String> {
@@ -117,6 +117,20 @@ pub(crate) struct CloneEnvironment {
     name: String,
     #[serde(default)]
     version: Option<i64>,
+    /// Accepted for Pulumi Cloud's shape; a clone starts with its own history, access and
+    /// tags (only the definition is copied).
+    #[serde(default)]
+    #[allow(dead_code)]
+    preserve_history: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    preserve_access: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    preserve_environment_tags: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    preserve_revision_tags: bool,
 }
 
 /// `POST …/{project}/{env}/clone`: a new environment with the source's definition (its
@@ -327,7 +341,7 @@ pub(crate) struct Retract {
 pub async fn retract(ctx: Ctx) -> Result<Reply> {
     let at = env_ref(&ctx)?;
     let req: Retract = if ctx.body.is_empty() { Retract::default() } else { ctx.json()? };
-    let v = ctx.param("version")?;
+    let v = ctx.param("revision")?;
     revisions::retract(
         &ctx.app,
         &at,
@@ -370,9 +384,15 @@ pub async fn revision_tag_get(ctx: Ctx) -> Result<Reply> {
 
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
-pub(crate) struct RevisionTagRequest {
+pub(crate) struct RevisionTagCreate {
+    name: String,
     #[serde(default)]
-    name: Option<String>,
+    revision: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RevisionTagUpdate {
     #[serde(default)]
     revision: Option<i64>,
 }
@@ -380,17 +400,16 @@ pub(crate) struct RevisionTagRequest {
 /// `POST …/versions/tags`: names a revision (default: the newest).
 pub async fn revision_tag_create(ctx: Ctx) -> Result<Reply> {
     let at = env_ref(&ctx)?;
-    let req: RevisionTagRequest = ctx.json()?;
-    let name = req.name.ok_or_else(|| Error::BadRequest("a tag needs a name".into()))?;
-    let tag =
-        revisions::set_tag(&ctx.app, &at, &name, req.revision, true, ctx.caller.user()?).await?;
+    let req: RevisionTagCreate = ctx.json()?;
+    let tag = revisions::set_tag(&ctx.app, &at, &req.name, req.revision, true, ctx.caller.user()?)
+        .await?;
     Reply::json(&tag)
 }
 
 /// `PATCH …/versions/tags/{tag}`: moves a tag.
 pub async fn revision_tag_update(ctx: Ctx) -> Result<Reply> {
     let at = env_ref(&ctx)?;
-    let req: RevisionTagRequest = ctx.json()?;
+    let req: RevisionTagUpdate = ctx.json()?;
     let tag = revisions::set_tag(
         &ctx.app,
         &at,
@@ -456,6 +475,10 @@ pub async fn tag_create(ctx: Ctx) -> Result<Reply> {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub(crate) struct TagUpdate {
+    /// The tag's current value as the client saw it (the name is the path's).
+    #[serde(default)]
+    #[allow(dead_code)]
+    current_tag: Option<TagPart>,
     #[serde(default)]
     new_tag: Option<TagPart>,
 }

@@ -132,12 +132,15 @@ impl Environment {
             id: self.id.clone(),
             created: rfc3339(self.created),
             modified: rfc3339(self.modified),
+            owned_by: Owner { name: self.owner.clone(), github_login: self.owner.clone() },
+            settings: Protection { deletion_protected: self.deletion_protected },
         }
     }
 }
 
 /// One environment in a list (`OrgEnvironment`).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 pub struct OrgEnvironment {
     pub organization: String,
@@ -146,6 +149,26 @@ pub struct OrgEnvironment {
     pub id: String,
     pub created: String,
     pub modified: String,
+    /// Who created it.
+    pub owned_by: Owner,
+    pub settings: Protection,
+}
+
+/// A user as lists name them (`UserInfo`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct Owner {
+    pub name: String,
+    pub github_login: String,
+}
+
+/// `EnvironmentSettings`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct Protection {
+    pub deletion_protected: bool,
 }
 
 /// Unix seconds as RFC 3339.

@@ -104,6 +104,7 @@ pub struct RetractedInfo {
     pub replacement: i64,
     pub at: String,
     pub by_login: String,
+    pub by_name: String,
     pub reason: String,
 }
 
@@ -183,7 +184,8 @@ pub async fn list(
                 retracted: r.retracted.map(|x| RetractedInfo {
                     replacement: x.replacement,
                     at: rfc3339(x.at),
-                    by_login: x.by,
+                    by_login: x.by.clone(),
+                    by_name: x.by,
                     reason: x.reason,
                 }),
             })
