@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stackhouse::app::Settings;
 
+pub use crate::cli_env::environments_with_pulumi_env;
 pub use crate::cli_search::org_search_finds_what_up_created;
 use crate::pulumi::{Item, Out, Program, Project, Pulumi};
 use crate::server::{Target, TestServer};
@@ -31,6 +32,7 @@ macro_rules! cli_tests {
             killed_cli_leaves_a_stack_the_reaper_frees,
             large_state_export_follows_the_redirect,
             org_search_finds_what_up_created,
+            environments_with_pulumi_env,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -41,6 +41,11 @@ mod conformance {
     stackhouse_tests::conformance_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// Environments (Pulumi ESC's REST API) on the AWS backend, against moto over the network.
+mod environments {
+    stackhouse_tests::environments_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// Crash at every storage write of the update paths, on the AWS adapters against moto.
 mod crash {
     stackhouse_tests::crash_tests!(stackhouse_tests::server::moto_target);

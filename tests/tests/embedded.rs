@@ -41,6 +41,11 @@ mod conformance {
     stackhouse_tests::conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Environments (Pulumi ESC's REST API) on the embedded backend.
+mod environments {
+    stackhouse_tests::environments_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// Crash at every storage write of the update paths, on the embedded backend.
 mod crash {
     stackhouse_tests::crash_tests!(|_| stackhouse_tests::server::Target::Embedded);
