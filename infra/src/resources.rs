@@ -187,6 +187,14 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                             "Prefix": "updates/",
                             "ExpirationInDays": SCRATCH_DAYS,
                         },
+                        {
+                            // Open environment sessions last at most 7 days; their sealed
+                            // values go a day after that.
+                            "Id": "environment-sessions",
+                            "Status": "Enabled",
+                            "Prefix": stackhouse::service::environments::sessions::BLOB_PREFIX,
+                            "ExpirationInDays": stackhouse::service::environments::sessions::MAX_SECONDS / 86_400 + 1,
+                        },
                     ],
                 },
             },

@@ -463,8 +463,26 @@ pub async fn open_sessions_show_secrets_until_they_expire(target: Target) {
     c.get(&format!("{path}/open/{short}")).await.error_message(404);
     let r = c.get(&format!("{path}/open/{id}")).await;
     assert_eq!(r.status, 200, "a two-hour session outlives two minutes: {}", show(&r));
+    // The retention job removes the expired session's sealed values, and only those.
+    let sealed = |srv: &TestServer| {
+        let app = srv.app.clone();
+        async move {
+            let prefix = stackhouse::service::environments::sessions::BLOB_PREFIX;
+            app.ports.blobs.list(prefix, None).await.expect("list sessions").keys.len()
+        }
+    };
+    let before = sealed(&srv).await;
+    let now = srv.app.clock.now();
+    let report = stackhouse::service::retention::run(&srv.app, now).await.expect("retention");
+    assert_eq!(report.sessions_deleted, 1, "the one-minute session: {report:?}");
+    assert_eq!(sealed(&srv).await, before - 1);
+    assert_eq!(c.get(&format!("{path}/open/{id}")).await.status, 200);
     srv.app.clock.advance(2 * 3600);
     c.get(&format!("{path}/open/{id}")).await.error_message(404);
+    let now = srv.app.clock.now();
+    let report = stackhouse::service::retention::run(&srv.app, now).await.expect("retention");
+    assert!(report.sessions_deleted >= 1, "{report:?}");
+    assert_eq!(sealed(&srv).await, 0, "every session has expired");
     srv.stop().await;
 }
 

@@ -111,6 +111,8 @@ pub struct RetentionReport {
     pub updates_cleaned: usize,
     /// Scratch blobs removed (under `updates/`).
     pub update_blobs_deleted: usize,
+    /// Sealed values of expired environment sessions removed.
+    pub sessions_deleted: usize,
     /// The stack pass reached its end in this run (the next run starts a new pass).
     pub pass_complete: bool,
     /// Stacks or updates skipped after an error (retried by the next pass).
@@ -130,6 +132,8 @@ pub async fn run_with(app: &App, now: i64, limits: &Limits) -> Result<RetentionR
         ..Default::default()
     };
     clean_ended_updates(app, now, limits.ended_per_run, &mut report).await?;
+    report.sessions_deleted =
+        super::environments::sessions::sweep(app, now, limits.ended_per_run).await?;
     stack_pass(app, now, limits.stacks_per_run, &mut report).await?;
     Ok(report)
 }

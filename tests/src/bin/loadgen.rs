@@ -177,6 +177,21 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         n: usize,
     },
+    /// Opening an environment that imports others (`pulumi env open`'s two calls): p50/p99,
+    /// storage operations per open (in-process) and $ per 1,000 opens.
+    Env {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Environments the opened one imports.
+        #[arg(long, default_value_t = 10)]
+        imports: usize,
+        /// Values in each imported environment.
+        #[arg(long, default_value_t = 100)]
+        values: usize,
+        /// Opens timed.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -316,6 +331,25 @@ async fn run(command: Command) -> load::Result<()> {
                     r.label, r.n, r.p50_ms, r.p90_ms, r.p99_ms
                 );
             }
+            if let Some(server) = local {
+                server.stop().await;
+            }
+            Ok(())
+        }
+        Command::Env { server, imports, values, n } => {
+            let remote = server.remote()?;
+            let local = match remote {
+                Some(_) => None,
+                None => Some(LocalServer::start(server.local_backend()).await?),
+            };
+            let ep = match (&local, remote) {
+                (Some(local), _) => local.endpoint.clone(),
+                (None, Some(ep)) => ep,
+                (None, None) => return Err("no server".into()),
+            };
+            let counters = local.as_ref().map(|s| s.counters.as_ref());
+            let r = load::env_open::measure(&ep, imports, values, n, counters).await?;
+            println!("{}", load::env_open::table(&r, imports, values));
             if let Some(server) = local {
                 server.stop().await;
             }

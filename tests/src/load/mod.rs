@@ -21,6 +21,7 @@
 //! extrapolated.
 
 mod driver;
+pub mod env_open;
 pub mod feed_latency;
 mod local;
 mod prices;

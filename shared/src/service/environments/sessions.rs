@@ -1,6 +1,9 @@
 //! Open sessions: an opened environment's values, kept for the duration asked (`open?duration=`)
-//! so the client can read them (`GET …/open/{id}`). They hold plaintext secrets, so they are
-//! stored sealed with the organization's session key and expire by TTL.
+//! so the client can read them (`GET …/open/{id}`). They hold plaintext secrets, so the values
+//! are stored sealed with the organization's session key, as a blob (an opened environment is
+//! often hundreds of KB: a blob write costs a fraction of the DynamoDB write units it would
+//! take), named by a metadata item that expires by TTL. The blobs go by a lifecycle rule on
+//! [`BLOB_PREFIX`] on AWS, and by the retention job on the embedded store.
 
 use bytes::Bytes;
 use serde_json::Value as Json;
@@ -15,8 +18,10 @@ use crate::service::secrets;
 pub const MAX_SECONDS: i64 = 7 * 24 * 3600;
 /// The default when no duration is given (the CLI's default lifetime).
 pub const DEFAULT_SECONDS: i64 = 2 * 3600;
-/// Largest sealed session kept in one metadata item (DynamoDB's item limit is 400 KB).
-pub const MAX_SEALED_BYTES: usize = 350 * 1024;
+/// Largest opened environment kept.
+pub const MAX_SEALED_BYTES: usize = 16 << 20;
+/// Where sealed session values are stored.
+pub const BLOB_PREFIX: &str = "esc-sessions/";
 
 fn pk(id: &str) -> String {
     format!("ENVOPEN#{id}")
@@ -51,10 +56,14 @@ pub async fn create(
     }
     let id = crate::service::new_id();
     let expires = app.clock.now() + seconds;
+    // Named by expiry first, so the sweep finds expired ones in order without reading items.
+    let blob = format!("{BLOB_PREFIX}{expires:012}-{id}");
+    // The values first: a session item always names a stored blob.
+    app.ports.blobs.put(&blob, Bytes::from(sealed)).await?;
     let item = Item::new(pk(&id), SK)
         .with("org", Value::S(org.to_string()))
         .with("owner", Value::S(owner(env_id)))
-        .with("sealed", Value::B(sealed))
+        .with("blob", Value::S(blob))
         .with("expires", Value::N(expires))
         .with(TTL_ATTR, Value::N(expires));
     app.ports.meta.put(item, Some(Condition::NotExists)).await?;
@@ -72,10 +81,44 @@ pub async fn read(app: &App, org: &str, env_id: Option<&str>, id: &str) -> Resul
     if item.s("org") != Some(org) || item.s("owner") != Some(owner(env_id).as_str()) || !live {
         return Err(gone());
     }
-    let sealed = item.b("sealed").ok_or_else(|| Error::internal("session item lacks sealed"))?;
+    let blob = item.s("blob").ok_or_else(|| Error::internal("session item lacks blob"))?;
+    let sealed = app.ports.blobs.get(blob).await?.ok_or_else(gone)?;
     let mut plain = secrets::decrypt(app, &key_id(org), &[sealed.to_vec()]).await?;
     let plain = Bytes::from(plain.pop().unwrap_or_default());
     serde_json::from_slice(&plain).map_err(|e| Error::caused("stored session is corrupt", e))
+}
+
+/// Deletes sealed session values whose session expired before `now` (at most `budget`);
+/// returns how many. The store's TTL removes the items; this removes what they named.
+pub async fn sweep(app: &App, now: i64, budget: usize) -> Result<usize> {
+    let blobs = app.ports.blobs.as_ref();
+    let mut deleted = 0;
+    let mut after = None;
+    while deleted < budget {
+        let page = blobs.list(BLOB_PREFIX, after).await?;
+        for key in &page.keys {
+            let expires = key
+                .strip_prefix(BLOB_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|t| t.parse::<i64>().ok());
+            match expires {
+                Some(t) if t < now => {}
+                // Sorted by expiry: the rest are live.
+                Some(_) => return Ok(deleted),
+                None => continue,
+            }
+            blobs.delete(key).await?;
+            deleted += 1;
+            if deleted >= budget {
+                return Ok(deleted);
+            }
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(deleted)
 }
 
 /// A Go duration (`2h0m0s`, `15m`, `1.5h`, `90s`) in whole seconds, within 1 s ..= 7 days.
