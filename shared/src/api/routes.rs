@@ -300,7 +300,7 @@ routes! {
     ENV_YAML_OPEN: POST "/api/esc/environments/{org}/yaml/open"
         => OrgMember,     META_BLOB_WRITE_KEYS,   environments::yaml_open;
     ENV_YAML_OPEN_READ: GET "/api/esc/environments/{org}/yaml/open/{open}"
-        => OrgMember,     META_READ_KEYS,         environments::yaml_open_read;
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::yaml_open_read;
     ENV_GET: GET "/api/esc/environments/{org}/{project}/{env}"
         => OrgMember,     META_BLOB_READ,         environments::get;
     ENV_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}"
@@ -316,7 +316,7 @@ routes! {
     ENV_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/open"
         => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
     ENV_OPEN_READ: GET "/api/esc/environments/{org}/{project}/{env}/open/{open}"
-        => OrgMember,     META_READ_KEYS,         environments::open_read;
+        => OrgMember,     META_BLOB_READ_KEYS,    environments::open_read;
     ENV_REVISIONS: GET "/api/esc/environments/{org}/{project}/{env}/versions"
         => OrgMember,     META_READ,              environments::revisions_list;
     ENV_REVISION_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/versions/tags"

@@ -283,11 +283,14 @@ pub async fn yaml_open(ctx: Ctx) -> Result<Reply> {
     Reply::json(&Opened { id })
 }
 
-/// The whole opened environment, or one property of it (`?property=a.b[0]`).
-fn session_reply(ctx: &Ctx, opened: Json) -> Result<Reply> {
+/// The whole opened environment (as stored: no parse), or one property of it
+/// (`?property=a.b[0]`).
+fn session_reply(ctx: &Ctx, stored: bytes::Bytes) -> Result<Reply> {
     let Some(path) = ctx.query("property").filter(|p| !p.is_empty()) else {
-        return Reply::json(&opened);
+        return Ok(Reply::raw_json(stored));
     };
+    let opened: Json = serde_json::from_slice(&stored)
+        .map_err(|e| Error::caused("stored session is corrupt", e))?;
     let parsed =
         crate::service::env::expr::path(path, Default::default()).map_err(Error::BadRequest)?;
     let mut at = opened.get("properties").cloned().unwrap_or(Json::Null);

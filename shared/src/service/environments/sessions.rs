@@ -70,8 +70,9 @@ pub async fn create(
     Ok(id)
 }
 
-/// Reads a live session of `org` (and of the environment, when named); 404 otherwise.
-pub async fn read(app: &App, org: &str, env_id: Option<&str>, id: &str) -> Result<Json> {
+/// Reads a live session of `org` (and of the environment, when named) as the JSON text it
+/// was stored as; 404 otherwise.
+pub async fn read(app: &App, org: &str, env_id: Option<&str>, id: &str) -> Result<Bytes> {
     let gone = || Error::NotFound("open session not found or expired".into());
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(gone());
@@ -84,8 +85,7 @@ pub async fn read(app: &App, org: &str, env_id: Option<&str>, id: &str) -> Resul
     let blob = item.s("blob").ok_or_else(|| Error::internal("session item lacks blob"))?;
     let sealed = app.ports.blobs.get(blob).await?.ok_or_else(gone)?;
     let mut plain = secrets::decrypt(app, &key_id(org), &[sealed.to_vec()]).await?;
-    let plain = Bytes::from(plain.pop().unwrap_or_default());
-    serde_json::from_slice(&plain).map_err(|e| Error::caused("stored session is corrupt", e))
+    Ok(Bytes::from(plain.pop().unwrap_or_default()))
 }
 
 /// Deletes sealed session values whose session expired before `now` (at most `budget`);
