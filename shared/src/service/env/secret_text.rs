@@ -75,6 +75,43 @@ pub fn splice(text: &str, edits: &[(Range, String)]) -> Result<String, Diagnosti
     Ok(out)
 }
 
+/// `text` with each plaintext of `found` (in order) replaced by the matching ciphertext. Checks
+/// that the result reads back with a ciphertext where each plaintext was and no plaintext
+/// left: a span the YAML reader misjudged is refused, never stored.
+pub fn seal(text: &str, found: &[Found], ciphertexts: &[String]) -> Result<String, Diagnostic> {
+    let plaintexts: Vec<&Range> = found
+        .iter()
+        .filter_map(|f| match f {
+            Found::Plaintext { range, .. } => Some(range),
+            Found::Ciphertext { .. } => None,
+        })
+        .collect();
+    let refuse = |range: Option<&Range>| {
+        let at = range.copied().unwrap_or_default();
+        Diagnostic::at(at, "cannot encrypt this secret in place: write it as a one-line string")
+    };
+    if plaintexts.len() != ciphertexts.len() {
+        return Err(refuse(plaintexts.first().copied()));
+    }
+    if plaintexts.is_empty() {
+        return Ok(text.to_string());
+    }
+    if let Some(r) = plaintexts.iter().find(|r| r.end.byte <= r.begin.byte) {
+        return Err(refuse(Some(r)));
+    }
+    let edits: Vec<(Range, String)> =
+        plaintexts.iter().zip(ciphertexts).map(|(r, c)| (**r, ciphertext_text(c))).collect();
+    let sealed = splice(text, &edits)?;
+    let again = super::syntax::parse(&sealed).ok().flatten().map(|r| find(&r));
+    let ok = again.is_some_and(|again| {
+        again.len() == found.len() && again.iter().all(|f| matches!(f, Found::Ciphertext { .. }))
+    });
+    if !ok {
+        return Err(refuse(plaintexts.first().copied()));
+    }
+    Ok(sealed)
+}
+
 /// The text that stands for a ciphertext in a definition (a flow mapping, valid wherever the
 /// plaintext scalar was).
 pub fn ciphertext_text(ciphertext: &str) -> String {
@@ -121,6 +158,20 @@ mod tests {
         assert!(back.contains("a: {fn::secret: \"C7\"}"), "{back}");
         assert!(back.contains("fn::secret: \"C18\"\n"), "{back}");
         assert!(parse(&back).is_ok());
+    }
+
+    #[test]
+    fn sealing_replaces_every_plaintext_or_refuses() {
+        let text = "values:\n  a: {fn::secret: one}\n  b:\n    fn::secret: |\n      two\n  c: {fn::secret: {ciphertext: old}}\n";
+        let root = parse(text).unwrap().unwrap();
+        let found = find(&root);
+        let sealed = seal(text, &found, &["C1".into(), "C2".into()]).unwrap();
+        assert!(!sealed.contains("one") && !sealed.contains("two"), "{sealed}");
+        let again = find(&parse(&sealed).unwrap().unwrap());
+        assert_eq!(again.len(), 3);
+        assert!(again.iter().all(|f| matches!(f, Found::Ciphertext { .. })));
+        assert!(seal(text, &found, &["C1".into()]).is_err(), "one ciphertext short");
+        assert_eq!(seal("values: {a: 1}\n", &[], &[]).unwrap(), "values: {a: 1}\n");
     }
 
     #[test]

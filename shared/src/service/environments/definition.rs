@@ -107,12 +107,7 @@ async fn sealed_text(
     let mut plaintexts = Vec::new();
     for f in &found {
         match f {
-            Found::Plaintext { range, text } => {
-                if range.end.byte <= range.begin.byte && !text.is_empty() {
-                    diags.push(Diagnostic::at(*range, "write this secret as a one-line string"));
-                }
-                plaintexts.push(text.as_bytes().to_vec());
-            }
+            Found::Plaintext { text, .. } => plaintexts.push(text.as_bytes().to_vec()),
             Found::Ciphertext { range, ciphertext } => {
                 let ok = match decode(ciphertext) {
                     Some(c) => secrets::decrypt(app, &env.key_id(), &[c]).await.is_ok(),
@@ -131,18 +126,10 @@ async fn sealed_text(
         return Err(invalid(&env.at, diags));
     }
     let sealed = secrets::encrypt(app, &env.key_id(), &plaintexts).await?;
-    let mut sealed = sealed.into_iter();
-    let mut edits = Vec::new();
-    for f in &found {
-        if let Found::Plaintext { range, .. } = f {
-            let c = sealed
-                .next()
-                .ok_or_else(|| Error::internal("fewer ciphertexts than plaintexts"))?;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(c);
-            edits.push((*range, secret_text::ciphertext_text(&b64)));
-        }
-    }
-    let stored = secret_text::splice(text, &edits).map_err(|d| invalid(&env.at, vec![d]))?;
+    let ciphertexts: Vec<String> =
+        sealed.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect();
+    let stored =
+        secret_text::seal(text, &found, &ciphertexts).map_err(|d| invalid(&env.at, vec![d]))?;
     // The stored text must mean what was sent: evaluate it before anything is kept.
     let checked = evaluate::named(app, env, &stored, principal, evaluate::Mode::Check).await?;
     if !checked.evaluated.diagnostics.is_empty() {
