@@ -39,8 +39,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     for mode in [Mode::Check, Mode::Open] {
         let e = evaluate("default/fuzz", text, &World, &World, mode, &Context::default());
-        let _ =
+        let rendered =
             wire::environment(&e, "default/fuzz", wire::Secrets::Redact, &serde_json::Value::Null);
+        assert!(serde_json::to_vec(&rendered).is_ok());
         let _ = wire::diagnostics(&e.diagnostics, "default/fuzz");
     }
     let Ok(Some(root)) = syntax::parse(text) else { return };

@@ -206,7 +206,11 @@ fn show_secrets(ctx: &Ctx) -> Result<Secrets> {
 }
 
 /// Answers an evaluation: 400 with its diagnostics when it has any, else the environment.
-fn evaluated_reply(outcome: &evaluate::Outcome, name: &str, secrets: Secrets) -> Result<Json> {
+fn evaluated_reply<'a>(
+    outcome: &'a evaluate::Outcome,
+    name: &str,
+    secrets: Secrets,
+) -> Result<wire::Rendered<'a>> {
     if !outcome.evaluated.diagnostics.is_empty() {
         let diags = &outcome.evaluated.diagnostics;
         return Err(Error::Diagnostics(

@@ -2,13 +2,15 @@
 //! as values wrapped with `secret`, `unknown` and `trace`; `exprs` mirroring the definition's
 //! `values` tree (the CLI walks it to say where a path is defined); diagnostics with ranges.
 
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value as Json};
 
 use super::diag::Diagnostic;
 use super::eval::Evaluated;
 use super::expr::{Accessor, Expr, Kind, Path};
 use super::syntax::Range;
-use super::value::{Data, Def, Value};
+use super::value::{Data, Value};
 
 /// Whether secret values are sent in the clear (`open`, `check?showSecrets=true`) or redacted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,66 +19,161 @@ pub enum Secrets {
     Redact,
 }
 
+/// The `esc.Environment` of an evaluation, serialised as it is written (an opened environment
+/// is often hundreds of KB of small wrapped values: no JSON tree is built for them).
+pub struct Rendered<'a> {
+    exprs: Map<String, Json>,
+    properties: &'a std::collections::BTreeMap<String, Value>,
+    context: Vec<(String, Value)>,
+    secrets: Secrets,
+}
+
 /// The `esc.Environment` of an evaluation; `name` is the environment's name in ranges.
-pub fn environment(e: &Evaluated, name: &str, secrets: Secrets, context: &Json) -> Json {
-    let properties: Map<String, Json> =
-        e.properties.iter().map(|(k, v)| (k.clone(), value(v, secrets))).collect();
+pub fn environment<'a>(
+    e: &'a Evaluated,
+    name: &str,
+    secrets: Secrets,
+    context: &Json,
+) -> Rendered<'a> {
     let mut exprs = Map::new();
     if let Some(Expr { kind: Kind::Object(pairs), .. }) = &e.definition.values {
         for (key, x) in pairs {
             exprs.insert(key.name.clone(), expr(x, name));
         }
     }
-    let context_props: Map<String, Json> = match context {
-        Json::Object(m) => m
-            .iter()
-            .map(|(k, v)| (k.clone(), value(&Value::from_json(v, &None), secrets)))
-            .collect(),
-        _ => Map::new(),
+    let context = match context {
+        Json::Object(m) => m.iter().map(|(k, v)| (k.clone(), Value::from_json(v, &None))).collect(),
+        _ => Vec::new(),
     };
-    json!({
-        "exprs": exprs,
-        "properties": properties,
-        "schema": true,
-        "executionContext": {"properties": context_props, "schema": true},
-    })
+    Rendered { exprs, properties: &e.properties, context, secrets }
 }
 
-/// One value, wrapped.
-pub fn value(v: &Value, secrets: Secrets) -> Json {
-    let mut out = Map::new();
-    let redacted = v.secret && secrets == Secrets::Redact;
-    let payload = match &v.data {
-        _ if redacted || v.unknown => Json::Null,
-        Data::Null => Json::Null,
-        Data::Bool(b) => Json::Bool(*b),
-        Data::Number(n) => Json::Number(n.clone()),
-        Data::String(s) => Json::String(s.clone()),
-        Data::Array(items) => Json::Array(items.iter().map(|i| value(i, secrets)).collect()),
-        Data::Object(m) => {
-            Json::Object(m.iter().map(|(k, i)| (k.clone(), value(i, secrets))).collect())
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let secrets = self.secrets;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("exprs", &self.exprs)?;
+        let properties = Entries(self.properties.iter().map(|(k, v)| (k.as_str(), v)), secrets);
+        m.serialize_entry("properties", &properties)?;
+        m.serialize_entry("schema", &true)?;
+        let context = Entries(self.context.iter().map(|(k, v)| (k.as_str(), v)), secrets);
+        m.serialize_entry("executionContext", &Context(context))?;
+        m.end()
+    }
+}
+
+/// Named values written as a map of wrapped values.
+struct Entries<I>(I, Secrets);
+
+impl<'a, I> Serialize for Entries<I>
+where
+    I: Iterator<Item = (&'a str, &'a Value)> + Clone,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.clone() {
+            m.serialize_entry(k, &Wrapped(v, self.1))?;
         }
-    };
-    out.insert("value".into(), payload);
-    if v.secret {
-        out.insert("secret".into(), Json::Bool(true));
+        m.end()
     }
-    if v.unknown {
-        out.insert("unknown".into(), Json::Bool(true));
-    }
-    let mut trace = Map::new();
-    trace.insert("def".into(), def(v.trace.def.as_ref()));
-    if let Some(base) = &v.trace.base {
-        trace.insert("base".into(), value(base, secrets));
-    }
-    out.insert("trace".into(), Json::Object(trace));
-    Json::Object(out)
 }
 
-fn def(d: Option<&Def>) -> Json {
-    match d {
-        Some(d) => range(&d.environment, &d.range),
-        None => range("", &Range::default()),
+/// `executionContext`: the context's values and their (open) schema.
+struct Context<I>(Entries<I>);
+
+impl<'a, I> Serialize for Context<I>
+where
+    I: Iterator<Item = (&'a str, &'a Value)> + Clone,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("properties", &self.0)?;
+        m.serialize_entry("schema", &true)?;
+        m.end()
+    }
+}
+
+/// One value, wrapped (`{value, secret?, unknown?, trace}`), its parts wrapped the same way.
+#[derive(Clone, Copy)]
+struct Wrapped<'a>(&'a Value, Secrets);
+
+impl Serialize for Wrapped<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Wrapped(v, secrets) = *self;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("value", &Payload(v, secrets))?;
+        if v.secret {
+            m.serialize_entry("secret", &true)?;
+        }
+        if v.unknown {
+            m.serialize_entry("unknown", &true)?;
+        }
+        m.serialize_entry("trace", &Trace(v, secrets))?;
+        m.end()
+    }
+}
+
+/// A value's payload: scalars as they are, containers of wrapped values; null when unknown or
+/// redacted.
+struct Payload<'a>(&'a Value, Secrets);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Payload(v, secrets) = *self;
+        if v.unknown || (v.secret && secrets == Secrets::Redact) {
+            return s.serialize_unit();
+        }
+        match &v.data {
+            Data::Null => s.serialize_unit(),
+            Data::Bool(b) => s.serialize_bool(*b),
+            Data::Number(n) => n.serialize(s),
+            Data::String(text) => s.serialize_str(text),
+            Data::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(&Wrapped(i, secrets))?;
+                }
+                seq.end()
+            }
+            Data::Object(map) => {
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (k, i) in map {
+                    m.serialize_entry(k, &Wrapped(i, secrets))?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// Where a value was defined, and the value it overrode.
+struct Trace<'a>(&'a Value, Secrets);
+
+impl Serialize for Trace<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Trace(v, secrets) = *self;
+        let mut m = s.serialize_map(None)?;
+        let (environment, range) = match &v.trace.def {
+            Some(d) => (&*d.environment, d.range),
+            None => ("", Range::default()),
+        };
+        m.serialize_entry("def", &RangeOf(environment, range))?;
+        if let Some(base) = &v.trace.base {
+            m.serialize_entry("base", &Wrapped(base, secrets))?;
+        }
+        m.end()
+    }
+}
+
+struct RangeOf<'a>(&'a str, Range);
+
+impl Serialize for RangeOf<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("environment", self.0)?;
+        m.serialize_entry("begin", &self.1.begin)?;
+        m.serialize_entry("end", &self.1.end)?;
+        m.end()
     }
 }
 

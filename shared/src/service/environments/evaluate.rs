@@ -113,9 +113,21 @@ fn split_import(name: &str) -> (&str, &str, Option<&str>) {
     }
 }
 
-fn imports_of(text: &str) -> Vec<String> {
+/// What loading needs of a definition, from one read of its YAML: the environments it imports
+/// and its ciphertexts.
+fn scan(text: &str) -> (Vec<String>, Vec<String>) {
     let root = syntax::parse(text).ok().flatten();
-    expr::definition(root.as_ref()).0.imports.into_iter().map(|i| i.name).collect()
+    let imports = expr::definition(root.as_ref()).0.imports.into_iter().map(|i| i.name).collect();
+    let ciphertexts = root
+        .map(|r| secret_text::find(&r))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| match f {
+            Found::Ciphertext { ciphertext, .. } => Some(ciphertext),
+            Found::Plaintext { .. } => None,
+        })
+        .collect();
+    (imports, ciphertexts)
 }
 
 async fn load(
@@ -127,12 +139,13 @@ async fn load(
 ) -> Result<Loaded> {
     let meta = app.ports.meta.as_ref();
     let mut loaded = Loaded::default();
-    // Ciphertexts to decrypt, per environment (canonical name → its key id and texts).
-    let mut sealed: Vec<(String, String, String)> = Vec::new();
+    // Ciphertexts to decrypt, per environment (canonical name, its key id, its ciphertexts).
+    let mut sealed: Vec<(String, String, Vec<String>)> = Vec::new();
+    let (root_imports, root_ciphertexts) = scan(root_text);
     if let Some(key) = root_key {
-        sealed.push((root_name.to_string(), key, root_text.to_string()));
+        sealed.push((root_name.to_string(), key, root_ciphertexts));
     }
-    let mut queue: VecDeque<String> = imports_of(root_text).into();
+    let mut queue: VecDeque<String> = root_imports.into();
     while let Some(import) = queue.pop_front() {
         if loaded.definitions.contains_key(&import) || loaded.definitions.len() >= MAX_IMPORTS {
             continue;
@@ -146,19 +159,12 @@ async fn load(
             Some(v) => format!("{}@{v}", at.qualified()),
             None => at.qualified(),
         };
-        queue.extend(imports_of(&text));
-        sealed.push((canonical.clone(), env.key_id(), text.clone()));
+        let (imports, ciphertexts) = scan(&text);
+        queue.extend(imports);
+        sealed.push((canonical.clone(), env.key_id(), ciphertexts));
         loaded.definitions.insert(import, (canonical, Arc::from(text)));
     }
-    for (canonical, key_id, text) in sealed {
-        let Ok(Some(root)) = syntax::parse(&text) else { continue };
-        let ciphertexts: Vec<String> = secret_text::find(&root)
-            .into_iter()
-            .filter_map(|f| match f {
-                Found::Ciphertext { ciphertext, .. } => Some(ciphertext),
-                Found::Plaintext { .. } => None,
-            })
-            .collect();
+    for (canonical, key_id, ciphertexts) in sealed {
         for c in ciphertexts {
             let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(c.trim()) else {
                 continue;

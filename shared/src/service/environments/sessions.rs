@@ -6,7 +6,6 @@
 //! [`BLOB_PREFIX`] on AWS, and by the retention job on the embedded store.
 
 use bytes::Bytes;
-use serde_json::Value as Json;
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -42,7 +41,7 @@ pub async fn create(
     app: &App,
     org: &str,
     env_id: Option<&str>,
-    opened: &Json,
+    opened: &impl serde::Serialize,
     seconds: i64,
 ) -> Result<String> {
     let plain = serde_json::to_vec(opened).map_err(|e| Error::caused("JSON encoding", e))?;
