@@ -179,6 +179,10 @@ impl World {
             ("team", "readers"),
             ("tokenId", "0000000000"),
             ("urn", "urn%3Apulumi%3Adev%3A%3Aproj%3A%3Apulumi%3Apulumi%3AStack%3A%3Aproj-dev"),
+            ("env", "no-such-env"),
+            ("revision", "1"),
+            ("open", "00000000000000000000000000000000"),
+            ("tag", "no-such-tag"),
         ] {
             path = path.replace(&format!("{{{param}}}"), value);
         }
