@@ -308,16 +308,7 @@ async fn run(command: Command) -> load::Result<()> {
             Ok(())
         }
         Command::Small { server, n } => {
-            let remote = server.remote()?;
-            let local = match remote {
-                Some(_) => None,
-                None => Some(LocalServer::start(server.local_backend()).await?),
-            };
-            let ep = match (&local, remote) {
-                (Some(local), _) => local.endpoint.clone(),
-                (None, Some(ep)) => ep,
-                (None, None) => return Err("no server".into()),
-            };
+            let (local, ep) = local_or_remote(&server).await?;
             let counters = local.as_ref().map(|s| s.counters.as_ref());
             let rows = load::small::measure(&ep, n, counters).await?;
             println!("| route | n | p50 | p90 | p99 | metadata reads, writes per request |\n|---|---:|---:|---:|---:|---|");
@@ -337,16 +328,7 @@ async fn run(command: Command) -> load::Result<()> {
             Ok(())
         }
         Command::Env { server, imports, values, n } => {
-            let remote = server.remote()?;
-            let local = match remote {
-                Some(_) => None,
-                None => Some(LocalServer::start(server.local_backend()).await?),
-            };
-            let ep = match (&local, remote) {
-                (Some(local), _) => local.endpoint.clone(),
-                (None, Some(ep)) => ep,
-                (None, None) => return Err("no server".into()),
-            };
+            let (local, ep) = local_or_remote(&server).await?;
             let counters = local.as_ref().map(|s| s.counters.as_ref());
             let r = load::env_open::measure(&ep, imports, values, n, counters).await?;
             println!("{}", load::env_open::table(&r, imports, values));
@@ -548,6 +530,21 @@ async fn all(
         println!("#### Cold start\n\n{}", coldstart_table(&bin, &starts));
     }
     Ok(())
+}
+
+/// The server to measure: the one `--url` names, or an emulator started here (returned so the
+/// caller can read its counters and stop it).
+async fn local_or_remote(
+    server: &ServerArgs,
+) -> load::Result<(Option<LocalServer>, load::Endpoint)> {
+    match server.remote()? {
+        Some(ep) => Ok((None, ep)),
+        None => {
+            let local = LocalServer::start(server.local_backend()).await?;
+            let ep = local.endpoint.clone();
+            Ok((Some(local), ep))
+        }
+    }
 }
 
 /// "Server cost": what each run cost the server (CPU seconds over all its phases) and the

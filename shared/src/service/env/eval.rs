@@ -345,13 +345,19 @@ impl<'w, 'a> Eval<'w, 'a> {
     }
 
     fn context_value(&self) -> Value {
-        let json = serde_json::json!({
-            "currentEnvironment": {"name": &*self.env},
-            "rootEnvironment": {"name": self.world.root},
-            "pulumi": {"user": {"login": self.world.context.user_login}},
-        });
+        let json = context_json(&self.env, self.world.root, &self.world.context.user_login);
         Value::from_json(&json, &None)
     }
+}
+
+/// What `${context.…}` holds (and `executionContext` shows): the environment being evaluated,
+/// the one opened, and the user asking.
+pub fn context_json(current: &str, root: &str, login: &str) -> serde_json::Value {
+    serde_json::json!({
+        "currentEnvironment": {"name": current},
+        "rootEnvironment": {"name": root},
+        "pulumi": {"user": {"login": login}},
+    })
 }
 
 /// One step into a value. An unknown value's parts are unknown; a secret container's parts

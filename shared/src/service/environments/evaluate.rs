@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 use super::definition::revision_text;
 use super::{get, revisions, EnvRef, Environment, DEFAULT_PROJECT};
@@ -65,11 +65,7 @@ async fn run(
     let loaded = load(app, org, name, key_id, text).await?;
     let context = Context { user_login: principal.login().to_string() };
     let evaluated = eval::evaluate(name, text, &loaded, &loaded, mode, &context);
-    let context = json!({
-        "currentEnvironment": {"name": name},
-        "rootEnvironment": {"name": name},
-        "pulumi": {"user": {"login": principal.login()}},
-    });
+    let context = eval::context_json(name, name, principal.login());
     Ok(Outcome { evaluated, context })
 }
 
