@@ -292,35 +292,42 @@ async fn read_after(app: &App, org: &str, after: i64) -> Result<Vec<Event>> {
 
 /// Takes the organization's fan-out lease and returns how far caught-up connections got; or,
 /// when another run holds it, asks that run for another round (`again`) and returns None.
+///
+/// The caller's events are stored before it gets here, so any run that takes the lease from
+/// now on reads them. That bounds the race: if the holder let go between our failed take and
+/// our ask, a second failed take means another run took the lease since, and it delivers ours.
 async fn take_or_ask_again(app: &App, org: &str, holder: &str) -> Result<Option<i64>> {
-    let pk = item_keys::sockets_pk(org);
-    for _ in 0..3 {
-        let now = app.clock.now();
-        let take = Update::new(pk.clone(), item_keys::FANOUT_SK)
-            .set("holder", Value::S(holder.to_string()))
-            .set("until", Value::N(now + LEASE_SECONDS))
-            .set("again", Value::Bool(false))
-            .when(
-                Condition::AttrNotExists("until".into())
-                    .or(Condition::LessThan("until".into(), Value::N(now))),
-            );
-        match app.ports.meta.update(take).await {
-            Ok(item) => return Ok(Some(item.n("seq").unwrap_or(0))),
-            Err(MetaError::ConditionFailed) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Held: the holder looks at `again` before it lets go. Only while it still holds it;
-        // if it let go meanwhile, take it ourselves.
-        let ask = Update::new(pk.clone(), item_keys::FANOUT_SK)
-            .set("again", Value::Bool(true))
-            .when(Condition::AtLeast("until".into(), Value::N(now)));
-        match app.ports.meta.update(ask).await {
-            Ok(_) => return Ok(None),
-            Err(MetaError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(seq) = try_take(app, org, holder).await? {
+        return Ok(Some(seq));
     }
-    Err(Error::Unavailable(format!("the fan-out of '{org}' is too contended")))
+    // Held: the holder looks at `again` before it lets go. Only while it still holds it.
+    let ask = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
+        .set("again", Value::Bool(true))
+        .when(Condition::AtLeast("until".into(), Value::N(app.clock.now())));
+    match app.ports.meta.update(ask).await {
+        Ok(_) => Ok(None),
+        // It let go meanwhile: take it ourselves, or leave it to whoever took it since.
+        Err(MetaError::ConditionFailed) => try_take(app, org, holder).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes the fan-out lease if nobody holds it; returns how far caught-up connections got.
+async fn try_take(app: &App, org: &str, holder: &str) -> Result<Option<i64>> {
+    let now = app.clock.now();
+    let take = Update::new(item_keys::sockets_pk(org), item_keys::FANOUT_SK)
+        .set("holder", Value::S(holder.to_string()))
+        .set("until", Value::N(now + LEASE_SECONDS))
+        .set("again", Value::Bool(false))
+        .when(
+            Condition::AttrNotExists("until".into())
+                .or(Condition::LessThan("until".into(), Value::N(now))),
+        );
+    match app.ports.meta.update(take).await {
+        Ok(item) => Ok(Some(item.n("seq").unwrap_or(0))),
+        Err(MetaError::ConditionFailed) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Records how far caught-up connections got, keeping the lease (None: it lapsed and another
