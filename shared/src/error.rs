@@ -201,6 +201,18 @@ impl From<crate::ports::PushError> for Error {
     }
 }
 
+impl From<crate::ports::ExternalError> for Error {
+    fn from(e: crate::ports::ExternalError) -> Self {
+        use crate::ports::ExternalError;
+        match e {
+            // Callers make the others a diagnostic of the value that asked.
+            ExternalError::Unavailable(m) => Error::Unavailable(m),
+            ExternalError::Undeclared(m) => Error::internal(m),
+            ExternalError::NotFound(_) | ExternalError::Denied(_) => Error::internal(e.to_string()),
+        }
+    }
+}
+
 /// Result alias for the domain and API layers.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

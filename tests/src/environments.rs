@@ -44,13 +44,13 @@ macro_rules! environments_tests {
     };
 }
 
-const ROOT: &str = "/api/esc/environments";
+pub(crate) const ROOT: &str = "/api/esc/environments";
 
 /// A definition with one secret, `pw`, whose plaintext is `hunter2`.
 const WITH_SECRET: &str = "values:\n  user: admin\n  pw:\n    fn::secret: hunter2\n";
 
 /// Status and body, for failure messages.
-fn show(r: &Reply) -> String {
+pub(crate) fn show(r: &Reply) -> String {
     format!("{} {}", r.status, String::from_utf8_lossy(&r.body))
 }
 
@@ -64,7 +64,7 @@ fn at(org: &str, project: &str, name: &str) -> String {
 }
 
 /// Creates `project/name` in `org`; returns its path.
-async fn create(c: &Client, org: &str, project: &str, name: &str) -> String {
+pub(crate) async fn create(c: &Client, org: &str, project: &str, name: &str) -> String {
     let r = c.post(&format!("{ROOT}/{org}"), &json!({"project": project, "name": name})).await;
     assert_eq!(r.status, 200, "create {project}/{name}: {}", show(&r));
     at(org, project, name)
@@ -76,7 +76,7 @@ async fn send_yaml(c: &Client, method: Method, path: &str, yaml: &str) -> Reply 
 }
 
 /// PATCHes a definition; returns the reply.
-async fn put(c: &Client, path: &str, yaml: &str) -> Reply {
+pub(crate) async fn put(c: &Client, path: &str, yaml: &str) -> Reply {
     send_yaml(c, Method::PATCH, path, yaml).await
 }
 
@@ -97,7 +97,7 @@ async fn put_if_match(srv: &TestServer, path: &str, yaml: &str, etag: &str) -> R
 }
 
 /// Stores a definition; returns the new revision.
-async fn set(c: &Client, path: &str, yaml: &str) -> i64 {
+pub(crate) async fn set(c: &Client, path: &str, yaml: &str) -> i64 {
     let r = put(c, path, yaml).await;
     assert_eq!(r.status, 200, "update {path}: {}", show(&r));
     revision(&r)
@@ -132,7 +132,7 @@ fn assert_plain(text: &str, secret: &str) {
 }
 
 /// Asserts a 400 with diagnostics, each with a summary and a range; returns them.
-fn diagnostics(r: &Reply) -> Vec<Value> {
+pub(crate) fn diagnostics(r: &Reply) -> Vec<Value> {
     r.error_message(400);
     let v = r.json();
     let diags = v["diagnostics"].as_array().cloned().unwrap_or_default();
@@ -150,7 +150,7 @@ fn diagnostics(r: &Reply) -> Vec<Value> {
 }
 
 /// Whether some diagnostic's summary contains `word`.
-fn mentions(diags: &[Value], word: &str) -> bool {
+pub(crate) fn mentions(diags: &[Value], word: &str) -> bool {
     diags.iter().any(|d| d["summary"].as_str().unwrap_or_default().contains(word))
 }
 
@@ -167,7 +167,7 @@ fn ciphertexts(text: &str) -> Vec<String> {
 }
 
 /// The unwrapped value at a dotted path of an evaluated environment's `properties`.
-fn prop(env: &Value, path: &str) -> Value {
+pub(crate) fn prop(env: &Value, path: &str) -> Value {
     let mut at = &env["properties"];
     for (i, key) in path.split('.').enumerate() {
         at = if i == 0 { &at[key] } else { &at["value"][key] };
@@ -197,7 +197,7 @@ async fn listed(c: &Client, url: &str) -> Vec<String> {
 }
 
 /// Opens a named environment for `duration`; returns the session id.
-async fn open(c: &Client, path: &str, duration: &str) -> String {
+pub(crate) async fn open(c: &Client, path: &str, duration: &str) -> String {
     let r = c.send(Method::POST, &format!("{path}/open?duration={duration}"), None, false).await;
     assert_eq!(r.status, 200, "open {path}: {}", show(&r));
     let id = r.json()["id"].as_str().unwrap_or_default().to_string();

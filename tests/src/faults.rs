@@ -254,6 +254,7 @@ pub fn faulty(ports: Ports, fault: &Arc<Fault>) -> Ports {
         queue: Arc::new(FaultyQueue(ports.queue, fault.clone())),
         keys: ports.keys,
         push: ports.push,
+        external: ports.external,
     }
 }
 

@@ -572,6 +572,7 @@ pub static POISON_JOB: Job = Job {
         queue: Access::Read,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     },
     timeout_seconds: 30,
 };

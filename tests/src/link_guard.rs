@@ -27,6 +27,9 @@ const SDKS: &[(&str, Port)] = &[
     ("aws_sdk_kms::", |n| n.keys),
     // API Gateway's management API: only the functions that push to WebSocket clients.
     ("aws_sdk_apigatewaymanagement::", |n| n.push),
+    // The team's own Secrets Manager and Parameter Store: only the environment-open functions.
+    ("aws_sdk_secretsmanager::", |n| n.external),
+    ("aws_sdk_ssm::", |n| n.external),
 ];
 
 /// Checks every function binary present in `dir` (a cargo target profile directory) and

@@ -25,6 +25,7 @@ pub struct TestServer {
     pub hub: Arc<stackhouse::adapters::embedded::Hub>,
     server: Option<server::Server>,
     data_dir: Option<PathBuf>,
+    aws: Option<stackhouse::adapters::aws::AwsConfig>,
     _moto: Option<crate::moto::MotoServer>,
 }
 
@@ -176,7 +177,7 @@ impl TestServer {
             data_dir: data_dir.clone().unwrap_or_else(|| unique_dir("unused")),
             backend,
             aws_endpoint_url: None,
-            aws,
+            aws: aws.clone(),
             settings,
         };
         let (app, served) = local_emulator::build_app(&config, &base).await.expect("build app");
@@ -191,7 +192,17 @@ impl TestServer {
         bootstrap::run(&app, &b).await.expect("bootstrap");
         let server = server::serve(listener, app.clone(), served.verifier).expect("serve");
         let hub = served.hub;
-        TestServer { base, token, user, app, hub, server: Some(server), data_dir, _moto: moto }
+        TestServer { base, token, user, app, hub, server: Some(server), data_dir, aws, _moto: moto }
+    }
+
+    /// The embedded store's data directory (None on AWS).
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The AWS adapters' configuration (None on the embedded store).
+    pub fn aws_config(&self) -> Option<&stackhouse::adapters::aws::AwsConfig> {
+        self.aws.as_ref()
     }
 
     /// A client using the bootstrap token.

@@ -825,6 +825,7 @@ pub async fn a_queue_outage_never_fails_the_call(target: Target) {
             queue: Arc::new(DownQueue),
             keys: p.keys.clone(),
             push: p.push.clone(),
+            external: p.external.clone(),
         },
         server.app.settings.clone(),
     );

@@ -46,6 +46,11 @@ mod environments {
     stackhouse_tests::environments_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// Environments reading secrets from Secrets Manager and Parameter Store on moto.
+mod environment_providers {
+    stackhouse_tests::environment_providers_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// Crash at every storage write of the update paths, on the AWS adapters against moto.
 mod crash {
     stackhouse_tests::crash_tests!(stackhouse_tests::server::moto_target);

@@ -46,6 +46,11 @@ mod environments {
     stackhouse_tests::environments_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Environments reading secrets from outside, from the embedded store's stand-in file.
+mod environment_providers {
+    stackhouse_tests::environment_providers_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// Crash at every storage write of the update paths, on the embedded backend.
 mod crash {
     stackhouse_tests::crash_tests!(|_| stackhouse_tests::server::Target::Embedded);

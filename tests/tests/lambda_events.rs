@@ -1489,6 +1489,10 @@ fn declared_app_with(
             Access::None => std::sync::Arc::new(Undeclared { port: "push" }),
             _ => push,
         },
+        external: match n.external {
+            Access::None => std::sync::Arc::new(Undeclared { port: "external" }),
+            _ => all.external.clone(),
+        },
     };
     stackhouse::app::App::new(ports, srv.app.settings.clone())
 }

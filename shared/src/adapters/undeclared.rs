@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::ports::blob::ResponseHeaders;
+use crate::ports::external::{AwsLogin, ExternalError, ExternalSecrets, Parameter, SecretVersion};
 use crate::ports::{
     BlobError, BlobList, BlobStore, DataKey, EncryptionContext, KeyError, KeyService, Message,
     MetaError, MetadataStore, Page, Query, Queue, QueueDepth, QueueError, TransactOp,
@@ -21,7 +22,8 @@ use crate::ports::{Condition, Item, Push, PushError, Update};
 /// A port this function was built without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undeclared {
-    /// The port's field name in `Needs` / `Ports`: `meta`, `blobs`, `queue`, `keys` or `push`.
+    /// The port's field name in `Needs` / `Ports`: `meta`, `blobs`, `queue`, `keys`, `push`
+    /// or `external`.
     pub port: &'static str,
 }
 
@@ -158,6 +160,28 @@ impl Push for Undeclared {
     }
 }
 
+#[async_trait]
+impl ExternalSecrets for Undeclared {
+    async fn aws_secret(
+        &self,
+        _login: &AwsLogin,
+        _region: &str,
+        _secret_id: &str,
+        _version: &SecretVersion,
+    ) -> Result<String, ExternalError> {
+        Err(ExternalError::Undeclared(self.message()))
+    }
+    async fn aws_parameter(
+        &self,
+        _login: &AwsLogin,
+        _region: &str,
+        _name: &str,
+        _decrypt: bool,
+    ) -> Result<Parameter, ExternalError> {
+        Err(ExternalError::Undeclared(self.message()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -173,6 +197,7 @@ mod tests {
             queue: Arc::new(Undeclared { port: "queue" }),
             keys: Arc::new(Undeclared { port: "keys" }),
             push: Arc::new(Undeclared { port: "push" }),
+            external: Arc::new(Undeclared { port: "external" }),
         }
     }
 
@@ -184,6 +209,12 @@ mod tests {
         let ctx = EncryptionContext::new();
         let t = Duration::ZERO;
         let hdrs = ResponseHeaders::default();
+        let login = AwsLogin {
+            access_key_id: "a".into(),
+            secret_access_key: "s".into(),
+            session_token: String::new(),
+        };
+        let version = SecretVersion::default();
         let calls: Vec<(&str, Error)> = vec![
             ("meta", p.meta.get("a", "b").await.unwrap_err().into()),
             ("meta", p.meta.put(Item::new("a", "b"), None).await.unwrap_err().into()),
@@ -205,6 +236,14 @@ mod tests {
             ("keys", p.keys.decrypt_data_key(b"w", &ctx).await.unwrap_err().into()),
             ("push", p.push.send("c", "{}").await.unwrap_err().into()),
             ("push", p.push.close("c").await.unwrap_err().into()),
+            (
+                "external",
+                p.external.aws_secret(&login, "r", "s", &version).await.unwrap_err().into(),
+            ),
+            (
+                "external",
+                p.external.aws_parameter(&login, "r", "n", true).await.unwrap_err().into(),
+            ),
         ];
         for (port, e) in calls {
             assert_eq!(e.status().as_u16(), 500, "{port}: {e}");

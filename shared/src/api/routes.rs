@@ -298,7 +298,7 @@ routes! {
     ENV_YAML_CHECK: POST "/api/esc/environments/{org}/yaml/check"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::yaml_check;
     ENV_YAML_OPEN: POST "/api/esc/environments/{org}/yaml/open"
-        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::yaml_open;
+        => OrgMember,     META_BLOB_WRITE_KEYS_EXTERNAL, environments::yaml_open;
     ENV_YAML_OPEN_READ: GET "/api/esc/environments/{org}/yaml/open/{open}"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::yaml_open_read;
     ENV_GET: GET "/api/esc/environments/{org}/{project}/{env}"
@@ -314,7 +314,7 @@ routes! {
     ENV_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/check"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
     ENV_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/open"
-        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
+        => OrgMember,     META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
     ENV_OPEN_READ: GET "/api/esc/environments/{org}/{project}/{env}/open/{open}"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::open_read;
     ENV_REVISIONS: GET "/api/esc/environments/{org}/{project}/{env}/versions"
@@ -336,7 +336,7 @@ routes! {
     ENV_VERSION_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/check"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
     ENV_VERSION_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/open"
-        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::open;
+        => OrgMember,     META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
     ENV_VERSION_RETRACT: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/retract"
         => OrgMember,     META_WRITE,             environments::retract;
     ENV_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/tags"

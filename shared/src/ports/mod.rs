@@ -4,6 +4,7 @@
 //! pass the same contract tests in `tests/`.
 
 pub mod blob;
+pub mod external;
 pub mod keys;
 pub mod metadata;
 pub mod needs;
@@ -11,6 +12,7 @@ pub mod push;
 pub mod queue;
 
 pub use blob::{BlobError, BlobList, BlobStore};
+pub use external::{ExternalError, ExternalSecrets};
 pub use keys::{DataKey, EncryptionContext, KeyError, KeyService};
 pub use metadata::{
     Condition, Item, MetaError, MetadataStore, Page, Query, SortKey, TransactOp, Update, Value,
@@ -21,7 +23,7 @@ pub use queue::{Message, Queue, QueueDepth, QueueError, QueueSpec};
 
 use std::sync::Arc;
 
-/// The five ports, built once per process (cold start) and shared by every handler.
+/// The six ports, built once per process (cold start) and shared by every handler.
 #[derive(Clone)]
 pub struct Ports {
     /// Metadata (DynamoDB table or embedded SQLite).
@@ -34,4 +36,7 @@ pub struct Ports {
     pub keys: Arc<dyn KeyService>,
     /// Frames to WebSocket clients (API Gateway's management API, or the emulator's sockets).
     pub push: Arc<dyn Push>,
+    /// Secrets kept outside Stackhouse (Secrets Manager and Parameter Store, or the emulator's
+    /// stand-in file).
+    pub external: Arc<dyn ExternalSecrets>,
 }

@@ -27,6 +27,9 @@ pub struct Needs {
     /// WebSocket clients (write = post to and close connections through API Gateway's
     /// management API); `None` for every function but the event stream's.
     pub push: Access,
+    /// Secrets outside Stackhouse (read = ESC's `aws-secrets` and `aws-parameter-store`
+    /// providers, with the environment's own credentials): only the environment-open functions.
+    pub external: Access,
 }
 
 impl Needs {
@@ -40,6 +43,11 @@ impl Needs {
         Needs { push: Access::Write, ..self }
     }
 
+    /// The same, plus reading secrets from outside (an environment open).
+    pub const fn reading_external(self) -> Needs {
+        Needs { external: Access::Read, ..self }
+    }
+
     /// Uses no port (a route that answers from the binary alone, such as the API description).
     pub const NOTHING: Needs = Needs {
         meta: Access::None,
@@ -47,6 +55,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads every port (the deep health check): the queue's `Read` is the consumer's
     /// access, the only one that may read queue attributes.
@@ -56,6 +65,7 @@ impl Needs {
         queue: Access::Read,
         keys: Access::Read,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads metadata only.
     pub const META_READ: Needs = Needs {
@@ -64,6 +74,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads and writes metadata only.
     pub const META_WRITE: Needs = Needs {
@@ -72,6 +83,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads metadata and blobs.
     pub const META_BLOB_READ: Needs = Needs {
@@ -80,6 +92,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads and writes metadata and blobs.
     pub const META_BLOB_WRITE: Needs = Needs {
@@ -88,6 +101,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads and writes metadata and blobs, and pushes to WebSocket clients (an update's events
     /// batch: its watchers get the engine events live).
@@ -100,6 +114,7 @@ impl Needs {
         queue: Access::Write,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
     /// deliveries).
@@ -109,6 +124,7 @@ impl Needs {
         queue: Access::Write,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
     /// Writes metadata and encrypts with data keys (secrets and webhook signing secrets).
     pub const META_WRITE_KEYS: Needs = Needs {
@@ -117,6 +133,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::Write,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads metadata and decrypts with data keys.
     pub const META_READ_KEYS: Needs = Needs {
@@ -125,6 +142,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::Read,
         push: Access::None,
+        external: Access::None,
     };
     /// Writes metadata and decrypts (a webhook ping: records the delivery, signs it).
     pub const META_WRITE_KEYS_READ: Needs = Needs {
@@ -133,6 +151,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::Read,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads metadata and blobs and decrypts with data keys (an environment's definition with
     /// its secrets, a check).
@@ -142,6 +161,7 @@ impl Needs {
         queue: Access::None,
         keys: Access::Read,
         push: Access::None,
+        external: Access::None,
     };
     /// Reads and writes metadata and blobs and encrypts with data keys (an environment's new
     /// definition, its open sessions).
@@ -151,7 +171,11 @@ impl Needs {
         queue: Access::None,
         keys: Access::Write,
         push: Access::None,
+        external: Access::None,
     };
+    /// The same, plus reading secrets from outside: an environment's open, whose providers may
+    /// read Secrets Manager or Parameter Store.
+    pub const META_BLOB_WRITE_KEYS_EXTERNAL: Needs = Needs::META_BLOB_WRITE_KEYS.reading_external();
     /// Reads metadata and sends messages (a webhook redelivery).
     pub const META_READ_EVENTS: Needs = Needs {
         meta: Access::Read,
@@ -159,5 +183,6 @@ impl Needs {
         queue: Access::Write,
         keys: Access::None,
         push: Access::None,
+        external: Access::None,
     };
 }

@@ -4,6 +4,7 @@
 pub mod apigw;
 mod check;
 pub mod dynamo;
+pub mod external;
 pub mod kms;
 mod provision;
 pub mod s3;
@@ -22,7 +23,7 @@ use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
 use crate::ports::queue::{default_queues, QueueSpec};
 use crate::ports::{Access, Needs};
-use crate::ports::{BlobStore, KeyService, MetadataStore, Ports, Push, Queue};
+use crate::ports::{BlobStore, ExternalSecrets, KeyService, MetadataStore, Ports, Push, Queue};
 
 pub use apigw::ApiGatewayPush;
 pub use dynamo::DynamoMeta;
@@ -270,6 +271,16 @@ fn undeclared_push(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn Push> {
     Arc::new(Undeclared { port: "push" })
 }
 
+/// Secrets Manager and Parameter Store, on the deployment's AWS-compatible server when there
+/// is one (moto, LocalStack), else on AWS itself: the environment's login picks the account.
+fn aws_external(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn ExternalSecrets> {
+    Arc::new(external::AwsExternal::new(sdk.clone(), cfg.endpoint_url.clone()))
+}
+
+fn undeclared_external(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn ExternalSecrets> {
+    Arc::new(Undeclared { port: "external" })
+}
+
 fn undeclared_meta(_: &SdkConfig, _: &AwsConfig) -> Arc<dyn MetadataStore> {
     Arc::new(Undeclared { port: "meta" })
 }
@@ -302,6 +313,7 @@ const EVERY_PORT: Needs = Needs {
     queue: Access::Write,
     keys: Access::Write,
     push: Access::None,
+    external: Access::Read,
 };
 
 /// Builds the AWS adapter set with the four storage ports (the emulator, tests). Makes no network call
@@ -340,6 +352,8 @@ pub fn connect_for(
     let queue: Build<dyn Queue> = if uses!(needs.queue) { sqs_queue } else { undeclared_queue };
     let keys: Build<dyn KeyService> = if uses!(needs.keys) { kms_keys } else { undeclared_keys };
     let push: Build<dyn Push> = if uses!(needs.push) { apigw_push } else { undeclared_push };
+    let external: Build<dyn ExternalSecrets> =
+        if uses!(needs.external) { aws_external } else { undeclared_external };
     let cfg = cfg.clone();
     async move {
         let unset: Vec<&str> = [
@@ -364,6 +378,7 @@ pub fn connect_for(
             queue: queue(&sdk, &cfg),
             keys: keys(&sdk, &cfg),
             push: push(&sdk, &cfg),
+            external: external(&sdk, &cfg),
         })
     }
 }

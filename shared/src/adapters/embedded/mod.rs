@@ -10,6 +10,7 @@
 //! | `blobs/` | one file per object ([`FileBlobs`]) |
 //! | `presign.key` | HMAC secret of presigned blob URLs ([`PresignVerifier`]) |
 //! | `master.key` | AES-256 master key wrapping data keys ([`LocalKeys`]) |
+//! | `aws-standin.json` | secrets and parameters ESC's AWS providers read ([`StandIn`]) |
 //!
 //! Several processes may open the same directory at once (the emulator plus an admin
 //! command): SQLite runs in WAL mode with a busy timeout, blob writes are atomic renames or
@@ -23,12 +24,14 @@ pub mod local_keys;
 mod sqlite;
 pub mod sqlite_meta;
 pub mod sqlite_queue;
+pub mod standin;
 
 pub use file_blobs::{presigned_key_from_path, FileBlobs, PresignVerifier, PRESIGN_PATH_PREFIX};
 pub use hub::Hub;
 pub use local_keys::LocalKeys;
 pub use sqlite_meta::SqliteMeta;
 pub use sqlite_queue::SqliteQueue;
+pub use standin::StandIn;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,6 +86,7 @@ pub fn open(cfg: &EmbeddedConfig) -> Result<(Ports, Arc<PresignVerifier>), Adapt
         keys: Arc::new(keys),
         // The emulator replaces it with the hub its WebSocket server attaches sockets to.
         push: Arc::new(Hub::default()),
+        external: Arc::new(StandIn::new(cfg.data_dir.join(standin::STANDIN_FILE))),
     };
     Ok((ports, verifier))
 }

@@ -143,8 +143,14 @@ fn open(ev: &mut Eval, e: &Expr, provider: Option<&str>, arg: &Expr) -> Value {
             (provider, inputs)
         }
     };
-    if ev.mode() == Mode::Check || inputs.has_unknown() {
+    if inputs.has_unknown() {
         return Value::unknown(ev.def(e));
+    }
+    if ev.mode() == Mode::Check {
+        return match ev.host().check_open(&provider, &inputs.to_json()) {
+            Ok(()) => Value::unknown(ev.def(e)),
+            Err(why) => ev.error(e, format!("fn::open::{provider}: {why}")),
+        };
     }
     match ev.host().open(&provider, &inputs.to_json()) {
         Ok(mut v) => {

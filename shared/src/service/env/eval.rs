@@ -30,6 +30,10 @@ pub trait Host {
     fn decrypt(&self, environment: &str, ciphertext: &str) -> Result<String, String>;
     /// Opens `fn::open::<provider>` with its inputs; Err is a diagnostic.
     fn open(&self, provider: &str, inputs: &serde_json::Value) -> Result<Value, String>;
+    /// Whether `provider` would take `inputs` (a check opens nothing); Err is a diagnostic.
+    fn check_open(&self, _provider: &str, _inputs: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Check (providers are not opened; what they would give is unknown) or open.

@@ -1,7 +1,13 @@
 //! Evaluating a definition against the store: every environment it imports (transitively) is
 //! loaded first, and the ciphertexts of each decrypted with that environment's own key, so the
 //! evaluation itself (`service::env::eval`) does no I/O.
+//!
+//! Providers that read from outside (`aws-secrets`, `aws-parameter-store`) are the exception:
+//! a pass that meets one with known inputs leaves its value unknown and asks for it; the reads
+//! are made, all at once, and the evaluation runs again with their values. A provider whose
+//! inputs come from another's value is read in a later pass.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -9,6 +15,7 @@ use base64::Engine as _;
 use serde_json::Value as Json;
 
 use super::definition::revision_text;
+use super::providers::{self, Opened, Request};
 use super::{get, revisions, EnvRef, Environment, DEFAULT_PROJECT};
 use crate::app::App;
 use crate::error::Result;
@@ -22,6 +29,9 @@ use crate::service::secrets;
 
 /// The name anonymous definitions (`yaml/check`, `yaml/open`) have in ranges.
 pub const YAML_NAME: &str = "<yaml>";
+
+/// Evaluation passes at most: how deep providers may feed each other's inputs, plus one.
+const MAX_PASSES: usize = 4;
 
 /// An evaluation and the context it ran in.
 pub struct Outcome {
@@ -62,19 +72,39 @@ async fn run(
     principal: &Principal,
     mode: Mode,
 ) -> Result<Outcome> {
-    let loaded = load(app, org, name, key_id, text).await?;
+    let mut loaded = load(app, org, name, key_id, text).await?;
     let context = Context { user_login: principal.login().to_string() };
-    let evaluated = eval::evaluate(name, text, &loaded, &loaded, mode, &context);
+    let mut pass = 1;
+    let evaluated = loop {
+        loaded.last_pass = pass == MAX_PASSES;
+        let evaluated = eval::evaluate(name, text, &loaded, &loaded, mode, &context);
+        let wanted = loaded.wanted.take();
+        if wanted.is_empty() {
+            break evaluated;
+        }
+        let fetched = wanted.iter().map(|(_, request)| providers::fetch(app, request));
+        for ((key, _), result) in wanted.iter().zip(futures::future::join_all(fetched).await) {
+            loaded.opened.insert(key.clone(), result?);
+        }
+        pass += 1;
+    };
     let context = eval::context_json(name, name, principal.login());
     Ok(Outcome { evaluated, context })
 }
 
 /// The definitions an evaluation may import, by the name they are imported as, and the
 /// plaintexts of their ciphertexts.
+/// Also what providers read from outside gave, and what a pass asked for.
 #[derive(Default)]
 struct Loaded {
     definitions: HashMap<String, (String, Arc<str>)>,
     plaintexts: HashMap<(String, String), String>,
+    /// Values (or diagnostics) of outside reads, by provider and inputs.
+    opened: HashMap<String, Result<Value, String>>,
+    /// Reads this pass asked for (unknown until the next), each once.
+    wanted: RefCell<Vec<(String, Request)>>,
+    /// No further pass comes: what is still unread is a diagnostic.
+    last_pass: bool,
 }
 
 impl Source for Loaded {
@@ -91,8 +121,33 @@ impl Host for Loaded {
             .ok_or_else(|| "it was not made by this environment".to_string())
     }
 
+    fn check_open(&self, provider: &str, inputs: &Json) -> Result<(), String> {
+        match providers::open(provider, inputs) {
+            Opened::Now(Err(why)) => Err(why),
+            Opened::Now(Ok(_)) | Opened::Fetch(_) => Ok(()),
+        }
+    }
+
     fn open(&self, provider: &str, inputs: &Json) -> Result<Value, String> {
-        super::providers::open(provider, inputs)
+        let request = match providers::open(provider, inputs) {
+            Opened::Now(result) => return result,
+            Opened::Fetch(request) => request,
+        };
+        let key = format!("{provider}\n{inputs}");
+        if let Some(result) = self.opened.get(&key) {
+            return result.clone();
+        }
+        if self.last_pass {
+            return Err(format!(
+                "its inputs depend on more than {} providers in a row",
+                MAX_PASSES - 1
+            ));
+        }
+        let mut wanted = self.wanted.borrow_mut();
+        if !wanted.iter().any(|(k, _)| *k == key) {
+            wanted.push((key, request));
+        }
+        Ok(Value::unknown(None))
     }
 }
 
