@@ -1,6 +1,7 @@
 //! `pulumi env` (the real CLI) against the emulator: environments made, edited, opened, run,
 //! versioned and removed as a user does it, and a stack whose config imports one.
 
+use crate::environment_providers::{seed, unique, Seed};
 use crate::pulumi::{Program, Pulumi};
 use crate::server::{Target, TestServer};
 
@@ -17,7 +18,8 @@ fn editor(p: &Pulumi, text: &str) -> String {
 
 /// `env init`, `env set` (plain and `--secret`), `env get`, `env edit` through `EDITOR`,
 /// `env open`, `env run`, `env version tag`, `env ls`, `env rm`; then `pulumi up` of a stack
-/// whose `Pulumi.dev.yaml` imports the environment and reads a secret from it.
+/// whose `Pulumi.dev.yaml` imports the environment and reads a secret from it; and an
+/// environment that reads a secret kept in AWS (moto, or the embedded store's stand-in).
 pub async fn environments_with_pulumi_env(target: Target) {
     let server = TestServer::start(target).await;
     let mut p = Pulumi::login(&server).await;
@@ -101,6 +103,22 @@ pub async fn environments_with_pulumi_env(target: Target) {
         .ok()
         .json();
     assert_eq!(outs["password"], "hunter2", "{outs}");
+
+    // A secret kept in AWS reaches `env run` through `aws-secrets`.
+    let cloud = format!("{}/shared/cloud", p.org);
+    let secret_id = format!("cli-api-key-{}", unique());
+    seed(&server, &[Seed::Secret { id: &secret_id, value: "k-from-aws" }]).await;
+    p.run_here(&["env", "init", &cloud]).await.ok();
+    let definition = format!(
+        "values:\n  aws:\n    login:\n      fn::open::aws-login:\n        static: {{accessKeyId: AKIAEXAMPLE, secretAccessKey: example}}\n    secrets:\n      fn::open::aws-secrets:\n        region: us-east-1\n        login: ${{aws.login}}\n        get:\n          api: {{secretId: {secret_id}}}\n  environmentVariables:\n    API_KEY: ${{aws.secrets.api}}\n"
+    );
+    p.set_env("EDITOR", &editor(&p, &definition));
+    p.run_here(&["env", "edit", &cloud]).await.ok().says("Environment updated");
+    p.run_here(&["env", "run", "-i", &cloud, "--", "printenv", "API_KEY"])
+        .await
+        .ok()
+        .says("k-from-aws");
+    p.run_here(&["env", "get", &cloud]).await.ok().never_says("k-from-aws");
 
     // Removing an imported environment breaks its importers with a diagnostic.
     p.run_here(&["env", "rm", &base, "--yes"]).await.ok().says("has been removed");

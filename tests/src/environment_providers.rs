@@ -32,14 +32,14 @@ macro_rules! environment_providers_tests {
 const REGION: &str = "us-east-1";
 
 /// A value kept outside Stackhouse.
-enum Seed<'a> {
+pub(crate) enum Seed<'a> {
     Secret { id: &'a str, value: &'a str },
     Parameter { name: &'a str, value: &'a str, secure: bool },
 }
 
 /// Puts `seeds` where the server's external-secrets port reads: moto through the AWS SDK, or
 /// the embedded store's stand-in file.
-async fn seed(srv: &TestServer, seeds: &[Seed<'_>]) {
+pub(crate) async fn seed(srv: &TestServer, seeds: &[Seed<'_>]) {
     if let Some(cfg) = srv.aws_config() {
         let endpoint = cfg.endpoint_url.clone().expect("a moto endpoint");
         let creds =
@@ -104,7 +104,7 @@ async fn seed(srv: &TestServer, seeds: &[Seed<'_>]) {
 }
 
 /// A suffix that keeps this run's names apart from other tests' on a shared moto.
-fn unique() -> String {
+pub(crate) fn unique() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
 
