@@ -10,6 +10,7 @@ use stackhouse::api::routes::ROUTES;
 use stackhouse::api::shapes::{self, Body, Shape};
 use stackhouse::api::{Auth, Permission, Route};
 use stackhouse::service::access::StackPermission;
+use stackhouse::service::environments::access::EnvPermission;
 
 /// The command that regenerates `docs/openapi.json`.
 pub const REGENERATE_OPENAPI: &str = "cargo run -p stackhouse-infra --bin openapi";
@@ -184,6 +185,11 @@ pub fn permission_name(permission: Permission) -> &'static str {
         Permission::Stack(StackPermission::Read) => "stack-read",
         Permission::Stack(StackPermission::Write) => "stack-write",
         Permission::Stack(StackPermission::Admin) => "stack-admin",
+        Permission::Environment(EnvPermission::None) => "environment-none",
+        Permission::Environment(EnvPermission::Read) => "environment-read",
+        Permission::Environment(EnvPermission::Open) => "environment-open",
+        Permission::Environment(EnvPermission::Write) => "environment-write",
+        Permission::Environment(EnvPermission::Admin) => "environment-admin",
     }
 }
 

@@ -4,13 +4,17 @@
 //!
 //! A [`World`] is one organization with an admin, a member without grants, a reader and a
 //! writer (through teams), a stack admin (a collaborator), an outsider from another
-//! organization, members' default stack permission `none`, and one stack with a resource.
+//! organization, members' default stack and environment permissions `none`, one stack with a
+//! resource, and one deletion-protected environment the reader's and writer's teams may read
+//! and write.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use stackhouse::api::{routes, Auth, Permission, Route};
 use stackhouse::names::{OrgName, ProjectName, StackName, StackRef, TeamName, UserName};
 use stackhouse::service::access::StackPermission;
+use stackhouse::service::environments::access::{self as env_access, EnvPermission};
+use stackhouse::service::environments::{self, EnvRef};
 use stackhouse::service::identity::{self, Role};
 use stackhouse::service::{members, stacks, teams};
 
@@ -53,6 +57,15 @@ impl Caller {
             Caller::StackAdmin | Caller::OrgAdmin => StackPermission::Admin,
         }
     }
+
+    fn env_permission(self) -> EnvPermission {
+        match self {
+            Caller::Outsider | Caller::Member | Caller::StackAdmin => EnvPermission::None,
+            Caller::Reader => EnvPermission::Read,
+            Caller::Writer => EnvPermission::Write,
+            Caller::OrgAdmin => EnvPermission::Admin,
+        }
+    }
 }
 
 /// What a caller must get from a route.
@@ -82,8 +95,17 @@ pub fn expected(route: &Route, caller: Caller) -> Expect {
         }
         Permission::Stack(needed) if caller.stack_permission() >= needed => Expect::Allowed,
         Permission::Stack(_) => Expect::Refused(403),
+        Permission::Environment(_) if !member => Expect::Refused(404),
+        Permission::Environment(_) if caller.env_permission() == EnvPermission::None => {
+            Expect::Refused(404)
+        }
+        Permission::Environment(needed) if caller.env_permission() >= needed => Expect::Allowed,
+        Permission::Environment(_) => Expect::Refused(403),
     }
 }
+
+/// The world's environment (in the stack's project).
+const ENV: &str = "matrix-env";
 
 /// One organization with one caller of each kind and one stack.
 pub struct World {
@@ -122,6 +144,7 @@ impl World {
             clients.push((caller, srv.client_with(Some(&token))));
         }
         members::set_default_permission(meta, &org, StackPermission::None).await.expect("default");
+        env_access::set_org_default(meta, &org, EnvPermission::None).await.expect("env default");
         let r = StackRef {
             org: OrgName::parse(&org).expect("org"),
             project: ProjectName::parse("proj").expect("project"),
@@ -143,6 +166,13 @@ impl World {
             let user = UserName::parse(&names[&caller]).expect("user");
             teams::add_member(meta, &org, team, &user, now).await.expect("team member");
             teams::set_stack_permission(meta, &org, team, &stack, perm).await.expect("grant");
+        }
+        let at = EnvRef::parse(&org, "proj", ENV).expect("environment name");
+        let env = environments::create(&srv.app, &at, admin).await.expect("create environment");
+        // Protected, so that the admin's DELETE in the matrix leaves it for the routes after.
+        environments::set_protection(&srv.app, &at, true).await.expect("protect");
+        for (team, perm) in [("readers", EnvPermission::Read), ("writers", EnvPermission::Write)] {
+            env_access::set_team_permission(meta, team, &env, perm).await.expect("env grant");
         }
         let stack_admin = UserName::parse(&names[&Caller::StackAdmin]).expect("user");
         members::set_collaborator(meta, &stack, &stack_admin, StackPermission::Admin)
@@ -179,7 +209,7 @@ impl World {
             ("team", "readers"),
             ("tokenId", "0000000000"),
             ("urn", "urn%3Apulumi%3Adev%3A%3Aproj%3A%3Apulumi%3Apulumi%3AStack%3A%3Aproj-dev"),
-            ("env", "no-such-env"),
+            ("env", ENV),
             ("revision", "1"),
             ("open", "00000000000000000000000000000000"),
             ("tag", "no-such-tag"),
@@ -207,6 +237,7 @@ impl World {
         let message = reply.error_message(404);
         message == format!("stack '{}/{}/{}' not found", self.org, self.project, self.stack)
             || message == format!("organization '{}' does not exist", self.org)
+            || message == format!("environment {}/{}/{ENV} not found", self.org, self.project)
     }
 }
 

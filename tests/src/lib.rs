@@ -12,6 +12,7 @@ pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;
 pub mod contract;
+pub mod environment_access;
 pub mod environment_providers;
 pub mod environments;
 pub mod faults;

@@ -46,6 +46,11 @@ mod environments {
     stackhouse_tests::environments_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// Environment permissions (members' default, team grants) on the AWS backend.
+mod environment_access {
+    stackhouse_tests::environment_access_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// Environments reading secrets from Secrets Manager and Parameter Store on moto.
 mod environment_providers {
     stackhouse_tests::environment_providers_tests!(stackhouse_tests::server::moto_target);

@@ -46,6 +46,11 @@ mod environments {
     stackhouse_tests::environments_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Environment permissions (members' default, team grants) on the embedded backend.
+mod environment_access {
+    stackhouse_tests::environment_access_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// Environments reading secrets from outside, from the embedded store's stand-in file.
 mod environment_providers {
     stackhouse_tests::environment_providers_tests!(|_| stackhouse_tests::server::Target::Embedded);

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::names::UpdateId;
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::access::{OrgAccess, StackPermission};
+use crate::service::environments::access as env_access;
+use crate::service::environments::{self, EnvRef};
 use crate::service::identity::{self, Caller};
 use crate::service::stacks::{self, Stack};
 use crate::service::updates;
@@ -82,7 +84,7 @@ pub async fn authorize(
             caller.principal()?;
             return Ok(None);
         }
-        Permission::OrgMember | Permission::OrgAdmin => None,
+        Permission::OrgMember | Permission::OrgAdmin | Permission::Environment(_) => None,
         Permission::Stack(p) => Some(p),
     };
     let principal = caller.principal()?;
@@ -94,6 +96,17 @@ pub async fn authorize(
     let Some(required) = required else {
         return match route.permission() {
             Permission::OrgAdmin => access.require_admin().map(|()| None),
+            Permission::Environment(p) => {
+                let get = |name: &str| {
+                    params
+                        .get(name)
+                        .map(String::as_str)
+                        .ok_or_else(|| Error::internal(format!("route without {{{name}}}")))
+                };
+                let at = EnvRef::parse(org.as_str(), get("project")?, get("env")?)?;
+                let env = environments::get(meta, &at).await?;
+                env_access::require(meta, &access, &env, p).await.map(|()| None)
+            }
             _ => Ok(None),
         };
     };

@@ -49,6 +49,15 @@ pub enum Guard {
     StackWrite,
     /// The same, admin permission.
     StackAdmin,
+    /// An access token with at least read permission on the environment in the path
+    /// (`{org}/{project}/{env}`).
+    EnvRead,
+    /// The same, open permission (secrets in the clear).
+    EnvOpen,
+    /// The same, write permission.
+    EnvWrite,
+    /// The same, admin permission.
+    EnvAdmin,
     /// The lease token of a live update of the stack in the path.
     Lease,
     /// The update's lease token even after the update ended (retried completions).
@@ -69,6 +78,7 @@ impl Guard {
     /// What the caller must be allowed to do.
     pub const fn permission(self) -> Permission {
         use crate::service::access::StackPermission;
+        use crate::service::environments::access::EnvPermission;
         match self {
             Guard::Public => Permission::Public,
             Guard::Token => Permission::Token,
@@ -77,6 +87,10 @@ impl Guard {
             Guard::StackRead => Permission::Stack(StackPermission::Read),
             Guard::StackWrite => Permission::Stack(StackPermission::Write),
             Guard::StackAdmin => Permission::Stack(StackPermission::Admin),
+            Guard::EnvRead => Permission::Environment(EnvPermission::Read),
+            Guard::EnvOpen => Permission::Environment(EnvPermission::Open),
+            Guard::EnvWrite => Permission::Environment(EnvPermission::Write),
+            Guard::EnvAdmin => Permission::Environment(EnvPermission::Admin),
             Guard::Lease | Guard::LeaseAnyState => Permission::Lease,
         }
     }
@@ -116,6 +130,8 @@ pub enum Permission {
     OrgAdmin,
     /// At least this permission on the `{org}/{project}/{stack}` in the path.
     Stack(crate::service::access::StackPermission),
+    /// At least this permission on the `{org}/{project}/{env}` environment in the path.
+    Environment(crate::service::environments::access::EnvPermission),
 }
 
 /// A boxed handler future.

@@ -41,7 +41,10 @@ pub fn is_change(route: &Route, status: u16) -> bool {
 /// in the path (`None`: the token's own organization pays, if it has one).
 pub fn charged_org<'a>(route: &Route, path_org: Option<&'a str>) -> Option<&'a str> {
     match route.permission() {
-        Permission::OrgMember | Permission::OrgAdmin | Permission::Stack(_) => path_org,
+        Permission::OrgMember
+        | Permission::OrgAdmin
+        | Permission::Stack(_)
+        | Permission::Environment(_) => path_org,
         Permission::Public | Permission::Token | Permission::Lease => None,
     }
 }

@@ -302,57 +302,57 @@ routes! {
     ENV_YAML_OPEN_READ: GET "/api/esc/environments/{org}/yaml/open/{open}"
         => OrgMember,     META_BLOB_READ_KEYS,    environments::yaml_open_read;
     ENV_GET: GET "/api/esc/environments/{org}/{project}/{env}"
-        => OrgMember,     META_BLOB_READ,         environments::get;
+        => EnvRead,       META_BLOB_READ,         environments::get;
     ENV_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}"
-        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::update;
+        => EnvWrite,      META_BLOB_WRITE_KEYS,   environments::update;
     ENV_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}"
-        => OrgAdmin,      META_WRITE,             environments::delete;
+        => EnvAdmin,      META_WRITE,             environments::delete;
     ENV_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/decrypt"
-        => OrgMember,     META_BLOB_READ_KEYS,    environments::decrypt;
+        => EnvOpen,       META_BLOB_READ_KEYS,    environments::decrypt;
     ENV_CLONE: POST "/api/esc/environments/{org}/{project}/{env}/clone"
-        => OrgMember,     META_BLOB_WRITE_KEYS,   environments::clone;
+        => EnvOpen,       META_BLOB_WRITE_KEYS,   environments::clone;
     ENV_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/check"
-        => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
+        => EnvRead,       META_BLOB_READ_KEYS,    environments::check;
     ENV_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/open"
-        => OrgMember,     META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
+        => EnvOpen,       META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
     ENV_OPEN_READ: GET "/api/esc/environments/{org}/{project}/{env}/open/{open}"
-        => OrgMember,     META_BLOB_READ_KEYS,    environments::open_read;
+        => EnvOpen,       META_BLOB_READ_KEYS,    environments::open_read;
     ENV_REVISIONS: GET "/api/esc/environments/{org}/{project}/{env}/versions"
-        => OrgMember,     META_READ,              environments::revisions_list;
+        => EnvRead,       META_READ,              environments::revisions_list;
     ENV_REVISION_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/versions/tags"
-        => OrgMember,     META_READ,              environments::revision_tags;
+        => EnvRead,       META_READ,              environments::revision_tags;
     ENV_REVISION_TAG_CREATE: POST "/api/esc/environments/{org}/{project}/{env}/versions/tags"
-        => OrgMember,     META_WRITE,             environments::revision_tag_create;
+        => EnvWrite,      META_WRITE,             environments::revision_tag_create;
     ENV_REVISION_TAG_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
-        => OrgMember,     META_READ,              environments::revision_tag_get;
+        => EnvRead,       META_READ,              environments::revision_tag_get;
     ENV_REVISION_TAG_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
-        => OrgMember,     META_WRITE,             environments::revision_tag_update;
+        => EnvWrite,      META_WRITE,             environments::revision_tag_update;
     ENV_REVISION_TAG_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}/versions/tags/{tag}"
-        => OrgAdmin,      META_WRITE,             environments::revision_tag_delete;
+        => EnvAdmin,      META_WRITE,             environments::revision_tag_delete;
     ENV_VERSION_GET: GET "/api/esc/environments/{org}/{project}/{env}/versions/{revision}"
-        => OrgMember,     META_BLOB_READ,         environments::get;
+        => EnvRead,       META_BLOB_READ,         environments::get;
     ENV_VERSION_DECRYPT: GET "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/decrypt"
-        => OrgMember,     META_BLOB_READ_KEYS,    environments::decrypt;
+        => EnvOpen,       META_BLOB_READ_KEYS,    environments::decrypt;
     ENV_VERSION_CHECK: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/check"
-        => OrgMember,     META_BLOB_READ_KEYS,    environments::check;
+        => EnvRead,       META_BLOB_READ_KEYS,    environments::check;
     ENV_VERSION_OPEN: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/open"
-        => OrgMember,     META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
+        => EnvOpen,       META_BLOB_WRITE_KEYS_EXTERNAL, environments::open;
     ENV_VERSION_RETRACT: POST "/api/esc/environments/{org}/{project}/{env}/versions/{revision}/retract"
-        => OrgMember,     META_WRITE,             environments::retract;
+        => EnvWrite,      META_WRITE,             environments::retract;
     ENV_TAGS: GET "/api/esc/environments/{org}/{project}/{env}/tags"
-        => OrgMember,     META_READ,              environments::tags_list;
+        => EnvRead,       META_READ,              environments::tags_list;
     ENV_TAG_CREATE: POST "/api/esc/environments/{org}/{project}/{env}/tags"
-        => OrgMember,     META_WRITE,             environments::tag_create;
+        => EnvWrite,      META_WRITE,             environments::tag_create;
     ENV_TAG_GET: GET "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
-        => OrgMember,     META_READ,              environments::tag_get;
+        => EnvRead,       META_READ,              environments::tag_get;
     ENV_TAG_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
-        => OrgMember,     META_WRITE,             environments::tag_update;
+        => EnvWrite,      META_WRITE,             environments::tag_update;
     ENV_TAG_DELETE: DELETE "/api/esc/environments/{org}/{project}/{env}/tags/{tag}"
-        => OrgAdmin,      META_WRITE,             environments::tag_delete;
+        => EnvAdmin,      META_WRITE,             environments::tag_delete;
     ENV_SETTINGS_GET: GET "/api/esc/environments/{org}/{project}/{env}/settings"
-        => OrgMember,     META_READ,              environments::settings_get;
+        => EnvRead,       META_READ,              environments::settings_get;
     ENV_SETTINGS_UPDATE: PATCH "/api/esc/environments/{org}/{project}/{env}/settings"
-        => OrgMember,     META_WRITE,             environments::settings_update;
+        => EnvAdmin,      META_WRITE,             environments::settings_update;
 }
 
 #[cfg(test)]
@@ -370,8 +370,8 @@ mod tests {
     }
 
     /// The declared guard must fit the route: organization permissions need `{org}`, stack
-    /// permissions the whole stack path, and a route deleting anything never asks for less
-    /// than write on a stack, nor mere membership.
+    /// permissions the whole stack path, environment permissions the whole environment path,
+    /// and a route deleting anything never asks for less than write, nor mere membership.
     #[test]
     fn every_route_declares_a_guard_that_fits_its_path() {
         for r in ROUTES {
@@ -383,6 +383,9 @@ mod tests {
                 Guard::StackRead | Guard::StackWrite | Guard::StackAdmin => {
                     assert!(has("org") && has("project") && has("stack"), "{}", r.name);
                 }
+                Guard::EnvRead | Guard::EnvOpen | Guard::EnvWrite | Guard::EnvAdmin => {
+                    assert!(has("org") && has("project") && has("env"), "{}", r.name);
+                }
                 Guard::Lease | Guard::LeaseAnyState => {
                     assert!(has("update"), "{}: lease route without {{update}}", r.name);
                 }
@@ -390,7 +393,10 @@ mod tests {
             }
             if r.method == Method::DELETE {
                 assert!(
-                    !matches!(r.guard, Guard::StackRead | Guard::OrgMember),
+                    !matches!(
+                        r.guard,
+                        Guard::StackRead | Guard::OrgMember | Guard::EnvRead | Guard::EnvOpen
+                    ),
                     "{}: deletes with read permission or mere membership",
                     r.name
                 );

@@ -117,6 +117,11 @@ impl OrgAccess {
         })
     }
 
+    /// Who is asking.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
     /// 404 unless a member: an organization the caller does not belong to answers exactly like
     /// one that does not exist, so that organization names cannot be probed.
     pub fn require_member(&self) -> Result<Role> {

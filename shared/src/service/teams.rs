@@ -317,6 +317,7 @@ pub async fn delete(meta: &dyn MetadataStore, org: &str, team: &str) -> Result<(
     for pair in ops {
         meta.transact(pair).await?;
     }
+    super::environments::access::forget_team(meta, org, team).await?;
     meta.delete(&org_pk, &item_keys::team_sk(team), None).await?;
     Ok(())
 }

@@ -10,7 +10,10 @@ use serde_json::Value as Json;
 use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
+use crate::ports::MetadataStore;
+use crate::service::access::OrgAccess;
 use crate::service::env::wire::{self, Secrets};
+use crate::service::environments::access as env_access;
 use crate::service::environments::evaluate::{self, Mode};
 use crate::service::environments::{
     self as envs, definition, revisions, sessions, tags, EnvRef, DEFAULT_PROJECT,
@@ -51,11 +54,29 @@ pub(crate) struct EnvironmentList {
 pub async fn list(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let token = ctx.query("continuationToken").filter(|t| !t.is_empty());
-    let (found, next) = envs::list(ctx.app.ports.meta.as_ref(), org.as_str(), token).await?;
+    let meta = ctx.app.ports.meta.as_ref();
+    let (found, next) = envs::list(meta, org.as_str(), token).await?;
+    let access = OrgAccess::resolve(meta, ctx.caller.principal()?, org.as_str()).await?;
     Reply::json(&EnvironmentList {
-        environments: found.iter().map(envs::Environment::summary).collect(),
+        environments: readable(meta, &access, found).await?,
         next_token: next,
     })
+}
+
+/// The summaries of the environments of `found` the caller may read.
+async fn readable(
+    meta: &dyn MetadataStore,
+    access: &OrgAccess,
+    found: Vec<envs::Environment>,
+) -> Result<Vec<envs::OrgEnvironment>> {
+    let sees = env_access::Visibility::resolve(meta, access).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for env in &found {
+        if sees.may_read(meta, env).await? {
+            out.push(env.summary());
+        }
+    }
+    Ok(out)
 }
 
 /// `GET /api/esc/environments`: the environments of every organization the caller is in; the
@@ -79,8 +100,9 @@ pub async fn list_all(ctx: Ctx) -> Result<Reply> {
         if found.is_empty() && next.is_none() {
             continue;
         }
+        let access = OrgAccess::resolve(meta, ctx.caller.principal()?, org).await?;
         return Reply::json(&EnvironmentList {
-            environments: found.iter().map(envs::Environment::summary).collect(),
+            environments: readable(meta, &access, found).await?,
             next_token: match next {
                 Some(n) => Some(format!("{org}/{n}")),
                 None => orgs.iter().find(|o| *o > org).map(|o| format!("{o}/")),

@@ -7,6 +7,7 @@ use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::UserName;
 use crate::service::access::{self, StackPermission};
+use crate::service::environments::access::{self as env_access, EnvPermission};
 use crate::service::identity::Role;
 use crate::service::members;
 
@@ -21,6 +22,8 @@ pub(crate) struct OrgInfo {
     avatar_url: String,
     /// What members may do on stacks they were not given anything on.
     default_stack_permission: &'static str,
+    /// What members may do with environments they were not given anything on.
+    default_environment_permission: &'static str,
 }
 
 /// `PATCH /api/orgs/{org}` body: Pulumi Cloud's `setDefaultStackPermission` (a permission code
@@ -34,6 +37,9 @@ pub(crate) struct OrgSettings {
     set_default_stack_permission: Option<serde_json::Value>,
     #[serde(default)]
     default_stack_permission: Option<String>,
+    /// `none`, `read`, `open` or `write`.
+    #[serde(default)]
+    default_environment_permission: Option<String>,
 }
 
 /// The user of a member or collaborator entry (Pulumi Cloud's `UserInfo`).
@@ -100,12 +106,15 @@ pub(crate) fn parse_permission(value: &serde_json::Value) -> Result<StackPermiss
 /// `GET /api/orgs/{org}`.
 pub async fn get(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
-    let default = access::org_default_permission(ctx.app.ports.meta.as_ref(), org.as_str()).await?;
+    let meta = ctx.app.ports.meta.as_ref();
+    let default = access::org_default_permission(meta, org.as_str()).await?;
+    let env_default = env_access::org_default(meta, org.as_str()).await?;
     Reply::json(&OrgInfo {
         name: org.to_string(),
         github_login: org.to_string(),
         avatar_url: String::new(),
         default_stack_permission: default.as_str(),
+        default_environment_permission: env_default.as_str(),
     })
 }
 
@@ -114,18 +123,38 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
 pub async fn update(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let body: OrgSettings = ctx.json()?;
+    let meta = ctx.app.ports.meta.as_ref();
+    let env_permission = match body.default_environment_permission.as_deref() {
+        None => None,
+        Some(name) => Some(
+            EnvPermission::parse(name).filter(|p| *p != EnvPermission::Admin).ok_or_else(|| {
+                Error::BadRequest(
+                    "defaultEnvironmentPermission must be none, read, open or write".into(),
+                )
+            })?,
+        ),
+    };
     let permission = match (&body.set_default_stack_permission, &body.default_stack_permission) {
-        (Some(value), None) => parse_permission(value)?,
-        (None, Some(name)) => StackPermission::parse(name).ok_or_else(|| {
+        (Some(value), None) => Some(parse_permission(value)?),
+        (None, Some(name)) => Some(StackPermission::parse(name).ok_or_else(|| {
             Error::BadRequest("defaultStackPermission must be none, read, write or admin".into())
-        })?,
+        })?),
+        (None, None) if env_permission.is_some() => None,
         _ => {
             return Err(Error::BadRequest(
-                "give one of setDefaultStackPermission and defaultStackPermission".into(),
+                "give one of setDefaultStackPermission and defaultStackPermission, or \
+                 defaultEnvironmentPermission"
+                    .into(),
             ))
         }
     };
-    members::set_default_permission(ctx.app.ports.meta.as_ref(), org.as_str(), permission).await?;
+    // Both checked before either is stored: a bad half changes nothing.
+    if let Some(p) = permission {
+        members::set_default_permission(meta, org.as_str(), p).await?;
+    }
+    if let Some(p) = env_permission {
+        env_access::set_org_default(meta, org.as_str(), p).await?;
+    }
     Ok(Reply::no_content())
 }
 

@@ -8,6 +8,8 @@ use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::names::{ProjectName, StackName, StackRef, TeamName, UserName};
 use crate::service::access::{self, StackPermission};
+use crate::service::environments::access::{self as env_access, EnvPermission};
+use crate::service::environments::{self, EnvRef};
 use crate::service::{stacks, teams};
 
 #[derive(Serialize)]
@@ -46,6 +48,17 @@ pub(crate) struct TeamStack {
     permission: i64,
 }
 
+/// A team's permission on one environment.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct TeamEnvironment {
+    project_name: String,
+    env_name: String,
+    /// `read`, `open`, `write` or `admin`.
+    permission: &'static str,
+}
+
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
@@ -54,6 +67,7 @@ pub(crate) struct TeamDetail {
     summary: TeamSummary,
     members: Vec<UserInfo>,
     stacks: Vec<TeamStack>,
+    environments: Vec<TeamEnvironment>,
 }
 
 /// `POST /api/orgs/{org}/teams/pulumi` body.
@@ -88,6 +102,26 @@ pub(crate) struct AddStackPermission {
     permission: serde_json::Value,
 }
 
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct EnvKey {
+    project_name: String,
+    env_name: String,
+}
+
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct EnvPermissionChange {
+    project_name: String,
+    env_name: String,
+    /// `read`, `open`, `write` or `admin` (`none` removes the grant).
+    permission: String,
+    /// Pulumi Cloud's cap on a team's open sessions; not enforced here, so refused.
+    max_open_duration: Option<String>,
+}
+
 /// `PATCH /api/orgs/{org}/teams/{team}` body: one change per call, as Pulumi Cloud's API.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
@@ -97,6 +131,9 @@ pub(crate) struct UpdateTeam {
     member: Option<String>,
     add_stack_permission: Option<AddStackPermission>,
     remove_stack: Option<StackKey>,
+    add_environment_permission: Option<EnvPermissionChange>,
+    edit_environment_permission: Option<EnvPermissionChange>,
+    remove_environment: Option<EnvKey>,
     new_display_name: Option<String>,
     new_description: Option<String>,
 }
@@ -136,7 +173,12 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     let team = teams::create(meta, org.as_str(), &name, &body.display_name, &body.description, now)
         .await?;
     // Pulumi Cloud answers with the whole `Team`: a new one has no members or stacks yet.
-    Reply::json(&TeamDetail { summary: TeamSummary::of(team), members: vec![], stacks: vec![] })
+    Reply::json(&TeamDetail {
+        summary: TeamSummary::of(team),
+        members: vec![],
+        stacks: vec![],
+        environments: vec![],
+    })
 }
 
 /// `GET /api/orgs/{org}/teams/{team}`: the team with its members and stacks.
@@ -147,6 +189,7 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
     let team = teams::get(meta, org.as_str(), name.as_str()).await?;
     let members = teams::members(meta, org.as_str(), name.as_str()).await?;
     let grants = teams::stack_grants(meta, org.as_str(), name.as_str()).await?;
+    let env_grants = env_access::team_grants(meta, org.as_str(), name.as_str()).await?;
     Reply::json(&TeamDetail {
         summary: TeamSummary::of(team),
         members: members.iter().map(|m| UserInfo::of(m)).collect(),
@@ -156,6 +199,14 @@ pub async fn get(ctx: Ctx) -> Result<Reply> {
                 project_name: g.project,
                 stack_name: g.stack,
                 permission: g.permission.code(),
+            })
+            .collect(),
+        environments: env_grants
+            .into_iter()
+            .map(|g| TeamEnvironment {
+                project_name: g.project,
+                env_name: g.name,
+                permission: g.permission.as_str(),
             })
             .collect(),
     })
@@ -193,6 +244,26 @@ pub async fn update(ctx: Ctx) -> Result<Reply> {
         let stack =
             stacks::get(meta, &stack_ref(&org, &remove.project_name, &remove.stack_name)?).await?;
         teams::set_stack_permission(meta, org_s, team_s, &stack, StackPermission::None).await?;
+    } else if let Some(change) =
+        body.add_environment_permission.as_ref().or(body.edit_environment_permission.as_ref())
+    {
+        if change.max_open_duration.is_some() {
+            return Err(Error::BadRequest("maxOpenDuration is not supported here".into()));
+        }
+        let permission = EnvPermission::parse(&change.permission).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "permission must be one of read, open, write, admin or none, not {:?}",
+                change.permission
+            ))
+        })?;
+        let at = EnvRef::parse(org_s, &change.project_name, &change.env_name)?;
+        let env = environments::get(meta, &at).await?;
+        env_access::set_team_permission(meta, team_s, &env, permission).await?;
+    } else if let Some(remove) = &body.remove_environment {
+        let env =
+            environments::get(meta, &EnvRef::parse(org_s, &remove.project_name, &remove.env_name)?)
+                .await?;
+        env_access::set_team_permission(meta, team_s, &env, EnvPermission::None).await?;
     } else if body.new_display_name.is_some() || body.new_description.is_some() {
         teams::describe(
             meta,
@@ -204,8 +275,9 @@ pub async fn update(ctx: Ctx) -> Result<Reply> {
         .await?;
     } else {
         return Err(Error::BadRequest(
-            "give one of memberAction, addStackPermission, removeStack, newDisplayName, \
-             newDescription"
+            "give one of memberAction, addStackPermission, removeStack, \
+             addEnvironmentPermission, editEnvironmentPermission, removeEnvironment, \
+             newDisplayName, newDescription"
                 .into(),
         ));
     }

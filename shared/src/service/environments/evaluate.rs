@@ -14,11 +14,14 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::Value as Json;
 
+use super::access::{self as env_access, EnvPermission};
 use super::definition::revision_text;
 use super::providers::{self, Opened, Request};
 use super::{get, revisions, EnvRef, Environment, DEFAULT_PROJECT};
 use crate::app::App;
 use crate::error::Result;
+use crate::ports::MetadataStore;
+use crate::service::access::OrgAccess;
 pub use crate::service::env::eval::Mode;
 use crate::service::env::eval::{self, Context, Evaluated, Host, Source, MAX_IMPORTS};
 use crate::service::env::secret_text::{self, Found};
@@ -72,7 +75,19 @@ async fn run(
     principal: &Principal,
     mode: Mode,
 ) -> Result<Outcome> {
-    let mut loaded = load(app, org, name, key_id, text).await?;
+    // Imports the caller may not read (check) or open (open) are left out: to them they do
+    // not exist, as the environment itself would answer 404.
+    let needed = match mode {
+        Mode::Check => EnvPermission::Read,
+        Mode::Open => EnvPermission::Open,
+    };
+    let access = OrgAccess::resolve(app.ports.meta.as_ref(), principal, org).await?;
+    let caller = Importer {
+        floor: env_access::floor(app.ports.meta.as_ref(), &access).await?,
+        access,
+        needed,
+    };
+    let mut loaded = load(app, org, name, key_id, text, &caller).await?;
     let context = Context { user_login: principal.login().to_string() };
     let mut pass = 1;
     let evaluated = loop {
@@ -181,12 +196,30 @@ fn scan(text: &str) -> (Vec<String>, Vec<String>) {
     (imports, ciphertexts)
 }
 
+/// Who imports, and what they need of each import.
+struct Importer {
+    access: OrgAccess,
+    /// What they hold on every environment (so most imports need no further read).
+    floor: EnvPermission,
+    needed: EnvPermission,
+}
+
+impl Importer {
+    async fn may_import(&self, meta: &dyn MetadataStore, env: &Environment) -> Result<bool> {
+        if self.floor >= self.needed {
+            return Ok(true);
+        }
+        Ok(env_access::permission(meta, &self.access, env, self.needed).await? >= self.needed)
+    }
+}
+
 async fn load(
     app: &App,
     org: &str,
     root_name: &str,
     root_key: Option<String>,
     root_text: &str,
+    caller: &Importer,
 ) -> Result<Loaded> {
     let meta = app.ports.meta.as_ref();
     let mut loaded = Loaded::default();
@@ -204,6 +237,9 @@ async fn load(
         let (project, env_name, version) = split_import(&import);
         let Ok(at) = EnvRef::parse(org, project, env_name) else { continue };
         let Ok(env) = get(meta, &at).await else { continue };
+        if !caller.may_import(meta, &env).await? {
+            continue;
+        }
         let Ok(n) = revisions::resolve(meta, &env, version).await else { continue };
         let text = revision_text(app, &env, n).await?;
         let canonical = match version {

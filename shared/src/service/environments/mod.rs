@@ -11,6 +11,7 @@
 //!   environment's data key (`service::secrets`, bound to `env:<org>:<id>`).
 //! * Revision tags (`RTAG#<name>`) name revisions; `latest` is the head and is not stored.
 
+pub mod access;
 pub mod definition;
 pub mod evaluate;
 pub mod providers;
@@ -177,7 +178,7 @@ pub fn rfc3339(secs: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn not_found(at: &EnvRef) -> Error {
+pub(crate) fn not_found(at: &EnvRef) -> Error {
     Error::NotFound(format!("environment {}/{}/{} not found", at.org, at.project, at.name))
 }
 
@@ -228,9 +229,12 @@ pub async fn delete(app: &App, at: &EnvRef) -> Result<()> {
     }
     let cond = Condition::Equals("id".into(), Value::S(env.id.clone()));
     match app.ports.meta.delete(&item_keys::org_pk(&at.org), &at.sk(), Some(cond)).await {
-        Ok(()) | Err(crate::ports::MetaError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
+        Ok(()) | Err(crate::ports::MetaError::ConditionFailed) => {}
+        Err(e) => return Err(e.into()),
     }
+    // After the environment: a crash between leaves grants on nothing, never an environment
+    // whose team grants vanished. A name made again later is a new environment (a new id).
+    access::forget(app.ports.meta.as_ref(), &env).await
 }
 
 /// Sets the deletion protection flag.
