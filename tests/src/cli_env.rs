@@ -17,7 +17,8 @@ fn editor(p: &Pulumi, text: &str) -> String {
 }
 
 /// `env init`, `env set` (plain and `--secret`), `env get`, `env edit` through `EDITOR`,
-/// `env open`, `env run`, `env version tag`, `env ls`, `env rm`; then `pulumi up` of a stack
+/// `env open`, `env run`, `env version tag`, `env ls`, `env rm`; `config env add/ls/rm`; then
+/// `pulumi up` of a stack
 /// whose `Pulumi.dev.yaml` imports the environment and reads a secret from it; and an
 /// environment that reads a secret kept in AWS (moto, or the embedded store's stand-in).
 pub async fn environments_with_pulumi_env(target: Target) {
@@ -86,6 +87,20 @@ pub async fn environments_with_pulumi_env(target: Target) {
         Program::default().output("greeting", "${greeting}").output("password", "${dbPassword}");
     let proj = p.project("withenv", &program);
     p.run(&proj.dir, &["stack", "init", &p.fq("withenv", "dev")]).await.ok();
+    // `config env add` writes the import into Pulumi.dev.yaml and shows the config it gives;
+    // `ls` lists it; `rm` takes it out again; added back for the update below.
+    p.run(&proj.dir, &["config", "env", "add", "shared/app", "--stack", "dev", "--yes"])
+        .await
+        .ok()
+        .says("greeting");
+    let stack_file = std::fs::read_to_string(proj.dir.join("Pulumi.dev.yaml")).expect("stack file");
+    assert!(stack_file.contains("shared/app"), "{stack_file}");
+    p.run(&proj.dir, &["config", "env", "ls", "--stack", "dev"]).await.ok().says("shared/app");
+    p.run(&proj.dir, &["config", "env", "rm", "shared/app", "--stack", "dev", "--yes"]).await.ok();
+    p.run(&proj.dir, &["config", "env", "ls", "--stack", "dev"])
+        .await
+        .ok()
+        .never_says("shared/app");
     std::fs::write(proj.dir.join("Pulumi.dev.yaml"), "environment:\n  - shared/app\n")
         .expect("write stack config");
     p.run(&proj.dir, &["config", "--stack", "dev"])
