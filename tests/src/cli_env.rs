@@ -18,9 +18,9 @@ fn editor(p: &Pulumi, text: &str) -> String {
 
 /// `env init`, `env set` (plain and `--secret`), `env get`, `env edit` through `EDITOR`,
 /// `env open`, `env run`, `env version tag`, `env ls`, `env rm`; `config env add/ls/rm`; then
-/// `pulumi up` of a stack
-/// whose `Pulumi.dev.yaml` imports the environment and reads a secret from it; and an
-/// environment that reads a secret kept in AWS (moto, or the embedded store's stand-in).
+/// `pulumi up` of a stack whose `Pulumi.dev.yaml` imports the environment and reads a secret
+/// from it; and an environment that reads a secret kept in AWS (moto, or the embedded store's
+/// stand-in).
 pub async fn environments_with_pulumi_env(target: Target) {
     let server = TestServer::start(target).await;
     let mut p = Pulumi::login(&server).await;

@@ -664,7 +664,8 @@ pub async fn environment_tags_crud(target: Target) {
     srv.stop().await;
 }
 
-/// A protected environment cannot be deleted; unprotected, it is deleted and reads 404.
+/// A protected environment cannot be deleted; unprotected, it is deleted and reads 404, and
+/// the retention job then removes its revisions and their blobs, once.
 pub async fn deletion_protection_blocks_delete(target: Target) {
     let srv = TestServer::start(target).await;
     let c = srv.client();
@@ -679,9 +680,31 @@ pub async fn deletion_protection_blocks_delete(target: Target) {
 
     let r = c.patch(&format!("{path}/settings"), &json!({"deletionProtected": false})).await;
     assert_eq!(r.status, 200, "{}", show(&r));
+    let at = stackhouse::service::environments::EnvRef::parse(&org, "web", "app").expect("name");
+    let meta = srv.app.ports.meta.as_ref();
+    let id = stackhouse::service::environments::get(meta, &at).await.expect("env").id;
     assert_eq!(c.delete(&path).await.status, 204);
     c.get(&path).await.error_message(404);
     assert!(listed(&c, &format!("{ROOT}/{org}")).await.is_empty());
+
+    // The retention job removes what it left: revisions, their blobs, tags.
+    let left = |srv: &TestServer| {
+        let (app, id) = (srv.app.clone(), id.clone());
+        async move {
+            let blobs = app.ports.blobs.list(&format!("esc/{id}/"), None).await.expect("list");
+            let q = stackhouse::ports::Query::prefix(format!("ENV#{id}"), "", 100);
+            let items = app.ports.meta.query(q).await.expect("query").items;
+            (blobs.keys.len(), items.len())
+        }
+    };
+    let (blobs, items) = left(&srv).await;
+    assert!(blobs >= 2 && items >= 2, "two revisions were there: {blobs} blobs, {items} items");
+    let now = srv.app.clock.now();
+    let report = stackhouse::service::retention::run(&srv.app, now).await.expect("retention");
+    assert_eq!(report.environments_purged, 1, "{report:?}");
+    assert_eq!(left(&srv).await, (0, 0), "nothing of the deleted environment stays");
+    let report = stackhouse::service::retention::run(&srv.app, now).await.expect("retention");
+    assert_eq!(report.environments_purged, 0, "once: {report:?}");
     srv.stop().await;
 }
 

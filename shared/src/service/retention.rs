@@ -113,6 +113,8 @@ pub struct RetentionReport {
     pub update_blobs_deleted: usize,
     /// Sealed values of expired environment sessions removed.
     pub sessions_deleted: usize,
+    /// Deleted environments whose revisions, tags, grants and blobs were removed.
+    pub environments_purged: usize,
     /// The stack pass reached its end in this run (the next run starts a new pass).
     pub pass_complete: bool,
     /// Stacks or updates skipped after an error (retried by the next pass).
@@ -134,6 +136,7 @@ pub async fn run_with(app: &App, now: i64, limits: &Limits) -> Result<RetentionR
     clean_ended_updates(app, now, limits.ended_per_run, &mut report).await?;
     report.sessions_deleted =
         super::environments::sessions::sweep(app, now, limits.ended_per_run).await?;
+    report.environments_purged = super::environments::purge::run(app, limits.ended_per_run).await?;
     stack_pass(app, now, limits.stacks_per_run, &mut report).await?;
     Ok(report)
 }

@@ -15,6 +15,7 @@ pub mod access;
 pub mod definition;
 pub mod evaluate;
 pub mod providers;
+pub mod purge;
 pub mod revisions;
 pub mod sessions;
 pub mod tags;
@@ -227,8 +228,17 @@ pub async fn delete(app: &App, at: &EnvRef) -> Result<()> {
             "the environment is deletion protected: turn protection off to delete it".into(),
         ));
     }
-    let cond = Condition::Equals("id".into(), Value::S(env.id.clone()));
-    match app.ports.meta.delete(&item_keys::org_pk(&at.org), &at.sk(), Some(cond)).await {
+    // The environment goes and its tombstone comes in one transaction: the retention job
+    // removes what stays under its id (revisions, tags, grants, definition blobs) from there.
+    let ops = vec![
+        TransactOp::Delete {
+            pk: item_keys::org_pk(&at.org),
+            sk: at.sk(),
+            condition: Some(Condition::Equals("id".into(), Value::S(env.id.clone()))),
+        },
+        TransactOp::Put(purge::tombstone(&env, app.clock.now()), None),
+    ];
+    match app.ports.meta.transact(ops).await {
         Ok(()) | Err(crate::ports::MetaError::ConditionFailed) => {}
         Err(e) => return Err(e.into()),
     }
