@@ -212,33 +212,71 @@ pub async fn set_stack_permission(
     stack: &Stack,
     permission: StackPermission,
 ) -> Result<()> {
+    let grant = (permission != StackPermission::None).then(|| {
+        Grant::new(Value::N(permission.code()))
+            .with("project", Value::S(stack.project.clone()))
+            .with("stack", Value::S(stack.stack.clone()))
+    });
     let under_stack = (item_keys::stack_id_pk(&stack.id), item_keys::stack_team_sk(team));
-    let under_org = (item_keys::org_pk(org), item_keys::team_stack_sk(team, &stack.id));
-    let ops = if permission == StackPermission::None {
-        vec![
-            TransactOp::Delete { pk: under_stack.0, sk: under_stack.1, condition: None },
-            TransactOp::Delete { pk: under_org.0, sk: under_org.1, condition: None },
-        ]
-    } else {
-        let code = Value::N(permission.code());
-        vec![
-            TransactOp::Check {
-                pk: item_keys::org_pk(org),
-                sk: item_keys::team_sk(team),
-                condition: Condition::Exists,
-            },
-            TransactOp::Put(
-                Item::new(under_stack.0, under_stack.1).with("permission", code.clone()),
-                None,
-            ),
-            TransactOp::Put(
-                Item::new(under_org.0, under_org.1)
-                    .with("permission", code)
-                    .with("project", Value::S(stack.project.clone()))
-                    .with("stack", Value::S(stack.stack.clone())),
-                None,
-            ),
-        ]
+    let under_org = item_keys::team_stack_sk(team, &stack.id);
+    write_grant(meta, org, team, under_stack, under_org, grant).await
+}
+
+/// What a team is given on one thing: its permission, and (under the organization only) the
+/// names its page shows.
+pub(crate) struct Grant {
+    permission: Value,
+    names: Vec<(&'static str, Value)>,
+}
+
+impl Grant {
+    pub(crate) fn new(permission: Value) -> Grant {
+        Grant { permission, names: Vec::new() }
+    }
+
+    pub(crate) fn with(mut self, name: &'static str, value: Value) -> Grant {
+        self.names.push((name, value));
+        self
+    }
+}
+
+/// Writes (Some) or removes (None) both halves of a team's grant in one transaction: the one
+/// under the thing (`under_target`, what authorisation reads) and the one under the
+/// organization (sort key `under_org`, what the team's page lists). 404 when the team does
+/// not exist.
+pub(crate) async fn write_grant(
+    meta: &dyn MetadataStore,
+    org: &str,
+    team: &str,
+    under_target: (String, String),
+    under_org: String,
+    grant: Option<Grant>,
+) -> Result<()> {
+    let org_pk = item_keys::org_pk(org);
+    let ops = match grant {
+        None => vec![
+            TransactOp::Delete { pk: under_target.0, sk: under_target.1, condition: None },
+            TransactOp::Delete { pk: org_pk, sk: under_org, condition: None },
+        ],
+        Some(g) => {
+            let mut listed =
+                Item::new(org_pk.clone(), under_org).with("permission", g.permission.clone());
+            for (name, value) in g.names {
+                listed = listed.with(name, value);
+            }
+            vec![
+                TransactOp::Check {
+                    pk: org_pk,
+                    sk: item_keys::team_sk(team),
+                    condition: Condition::Exists,
+                },
+                TransactOp::Put(
+                    Item::new(under_target.0, under_target.1).with("permission", g.permission),
+                    None,
+                ),
+                TransactOp::Put(listed, None),
+            ]
+        }
     };
     match meta.transact(ops).await {
         Ok(()) => Ok(()),

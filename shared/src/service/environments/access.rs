@@ -19,6 +19,7 @@ use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp,
 use crate::service::access::{query_all, user_teams, OrgAccess};
 use crate::service::identity::{Role, Subject};
 use crate::service::item_keys;
+use crate::service::teams::{write_grant, Grant};
 
 /// Permission on an environment, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -192,42 +193,14 @@ pub async fn set_team_permission(
     env: &Environment,
     permission: EnvPermission,
 ) -> Result<()> {
-    let org = &env.at.org;
+    let grant = (permission != EnvPermission::None).then(|| {
+        Grant::new(Value::S(permission.as_str().to_string()))
+            .with("project", Value::S(env.at.project.clone()))
+            .with("name", Value::S(env.at.name.clone()))
+    });
     let under_env = (env_pk(&env.id), format!("{TEAM_PREFIX}{team}"));
-    let under_org = (item_keys::org_pk(org), format!("{}{}", team_env_prefix(team), env.id));
-    let ops = if permission == EnvPermission::None {
-        vec![
-            TransactOp::Delete { pk: under_env.0, sk: under_env.1, condition: None },
-            TransactOp::Delete { pk: under_org.0, sk: under_org.1, condition: None },
-        ]
-    } else {
-        let p = Value::S(permission.as_str().to_string());
-        vec![
-            TransactOp::Check {
-                pk: item_keys::org_pk(org),
-                sk: item_keys::team_sk(team),
-                condition: Condition::Exists,
-            },
-            TransactOp::Put(
-                Item::new(under_env.0, under_env.1).with("permission", p.clone()),
-                None,
-            ),
-            TransactOp::Put(
-                Item::new(under_org.0, under_org.1)
-                    .with("permission", p)
-                    .with("project", Value::S(env.at.project.clone()))
-                    .with("name", Value::S(env.at.name.clone())),
-                None,
-            ),
-        ]
-    };
-    match meta.transact(ops).await {
-        Ok(()) => Ok(()),
-        Err(MetaError::ConditionFailed) => {
-            Err(Error::NotFound(format!("team '{team}' not found in '{org}'")))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let under_org = format!("{}{}", team_env_prefix(team), env.id);
+    write_grant(meta, &env.at.org, team, under_env, under_org, grant).await
 }
 
 /// The team's environment grants, in id order.
