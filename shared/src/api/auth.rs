@@ -11,7 +11,7 @@ use crate::names::UpdateId;
 use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::service::access::{OrgAccess, StackPermission};
 use crate::service::environments::access as env_access;
-use crate::service::environments::{self, EnvRef};
+use crate::service::environments::{self, EnvRef, Environment};
 use crate::service::identity::{self, Caller};
 use crate::service::stacks::{self, Stack};
 use crate::service::updates;
@@ -66,8 +66,19 @@ pub async fn require_operator(app: &App, headers: &HeaderMap) -> Result<()> {
     }
 }
 
+/// What authorization read on the way, handed to the handler so it does not read it again.
+#[derive(Debug, Default)]
+pub struct Authorized {
+    /// The path's stack (stack-permission routes).
+    pub stack: Option<Stack>,
+    /// The path's environment (environment-permission routes).
+    pub environment: Option<Environment>,
+    /// The caller's standing in the path's organization (every organization route).
+    pub access: Option<OrgAccess>,
+}
+
 /// Checks that an authenticated caller holds the route's declared [`Permission`] and returns
-/// the stack it read for a stack permission (handed to the handler): the one
+/// what it read (handed to the handler): the one
 /// authorisation check of the API. Non-members of an existing organization get 403; a stack
 /// the caller may not even read is reported missing (404), as in Pulumi Cloud, so names do not
 /// leak; a stack they may read but not change gets 403.
@@ -76,13 +87,13 @@ pub async fn authorize(
     route: &Route,
     caller: &Caller,
     params: &HashMap<String, String>,
-) -> Result<Option<Stack>> {
+) -> Result<Authorized> {
     let meta = app.ports.meta.as_ref();
     let required = match route.permission() {
-        Permission::Public | Permission::Lease => return Ok(None),
+        Permission::Public | Permission::Lease => return Ok(Authorized::default()),
         Permission::Token => {
             caller.principal()?;
-            return Ok(None);
+            return Ok(Authorized::default());
         }
         Permission::OrgMember | Permission::OrgAdmin | Permission::Environment(_) => None,
         Permission::Stack(p) => Some(p),
@@ -95,7 +106,10 @@ pub async fn authorize(
     access.require_member()?;
     let Some(required) = required else {
         return match route.permission() {
-            Permission::OrgAdmin => access.require_admin().map(|()| None),
+            Permission::OrgAdmin => {
+                access.require_admin()?;
+                Ok(Authorized { access: Some(access), ..Default::default() })
+            }
             Permission::Environment(p) => {
                 let get = |name: &str| {
                     params
@@ -105,9 +119,10 @@ pub async fn authorize(
                 };
                 let at = EnvRef::parse(org.as_str(), get("project")?, get("env")?)?;
                 let env = environments::get(meta, &at).await?;
-                env_access::require(meta, &access, &env, p).await.map(|()| None)
+                env_access::require(meta, &access, &env, p).await?;
+                Ok(Authorized { environment: Some(env), access: Some(access), stack: None })
             }
-            _ => Ok(None),
+            _ => Ok(Authorized { access: Some(access), ..Default::default() }),
         };
     };
     let r = stack_ref(params)?;
@@ -123,7 +138,7 @@ pub async fn authorize(
             held.as_str()
         )));
     }
-    Ok(Some(stack))
+    Ok(Authorized { stack: Some(stack), access: Some(access), environment: None })
 }
 
 /// The stack named by the `{org}/{project}/{stack}` path parameters, validated.

@@ -153,14 +153,14 @@ impl Router {
             if let Caller::Token(p) = &caller {
                 audited = Some((route, p.clone(), path_org.clone()));
             }
-            let stack = match auth::authorize(app, route, &caller, &params).await {
-                Ok(stack) => stack,
+            let read = match auth::authorize(app, route, &caller, &params).await {
+                Ok(read) => read,
                 Err(e) => {
                     denied = true;
                     return Err(e);
                 }
             };
-            authorized = stack.as_ref().map(feed::EventStack::of);
+            authorized = read.stack.as_ref().map(feed::EventStack::of);
             let charged = policy::charged_org(route, path_org.as_deref());
             ratelimit::check_org(app, &caller, charged).await?;
             let decoded = body::decode(&parts.headers, raw_body, app.settings.max_decoded_bytes)?;
@@ -174,7 +174,9 @@ impl Router {
                 headers: parts.headers.clone(),
                 body: decoded.body,
                 gzip_body: decoded.gzip,
-                stack,
+                stack: read.stack,
+                environment: read.environment,
+                access: read.access,
             };
             let info = audit::RequestInfo { source_ip: source_ip.clone(), route: route.name };
             audit::in_request(info, (route.handler)(ctx)).await

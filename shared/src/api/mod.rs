@@ -194,6 +194,12 @@ pub struct Ctx {
     /// The path's stack as authorization read it (stack-permission routes), so the handler
     /// does not read it again; see [`Ctx::stack`].
     pub stack: Option<crate::service::stacks::Stack>,
+    /// The path's environment as authorization read it (environment-permission routes); see
+    /// [`Ctx::environment`].
+    pub environment: Option<crate::service::environments::Environment>,
+    /// The caller's standing in the path's organization as authorization resolved it (every
+    /// organization route); see [`Ctx::org_access`].
+    pub access: Option<crate::service::access::OrgAccess>,
 }
 
 impl Ctx {
@@ -210,6 +216,37 @@ impl Ctx {
             None => {
                 let r = auth::stack_ref(&self.params)?;
                 crate::service::stacks::get(self.app.ports.meta.as_ref(), &r).await
+            }
+        }
+    }
+
+    /// The environment named by the path: the copy authorization read for this request, or
+    /// a fresh read; 404 when it does not exist.
+    pub async fn environment(&self) -> Result<crate::service::environments::Environment> {
+        use crate::service::environments::{self, EnvRef};
+        match &self.environment {
+            Some(env) => Ok(env.clone()),
+            None => {
+                let at =
+                    EnvRef::parse(self.param("org")?, self.param("project")?, self.param("env")?)?;
+                environments::get(self.app.ports.meta.as_ref(), &at).await
+            }
+        }
+    }
+
+    /// The caller's standing in the path's organization: as authorization resolved it, or
+    /// resolved now.
+    pub async fn org_access(&self) -> Result<crate::service::access::OrgAccess> {
+        match &self.access {
+            Some(access) => Ok(access.clone()),
+            None => {
+                let meta = self.app.ports.meta.as_ref();
+                crate::service::access::OrgAccess::resolve(
+                    meta,
+                    self.caller.principal()?,
+                    self.param("org")?,
+                )
+                .await
             }
         }
     }

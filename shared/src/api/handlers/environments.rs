@@ -247,11 +247,11 @@ fn evaluated_reply<'a>(
 pub async fn check(ctx: Ctx) -> Result<Reply> {
     let at = env_ref(&ctx)?;
     let meta = ctx.app.ports.meta.as_ref();
-    let env = envs::get(meta, &at).await?;
+    let env = ctx.environment().await?;
     let n = revisions::resolve(meta, &env, version(&ctx)).await?;
     let text = definition::revision_text(&ctx.app, &env, n).await?;
-    let outcome =
-        evaluate::named(&ctx.app, &env, &text, ctx.caller.principal()?, Mode::Check).await?;
+    let (principal, access) = (ctx.caller.principal()?, ctx.org_access().await?);
+    let outcome = evaluate::named(&ctx.app, &env, &text, principal, &access, Mode::Check).await?;
     Reply::json(&evaluated_reply(&outcome, &at.qualified(), show_secrets(&ctx)?)?)
 }
 
@@ -259,9 +259,9 @@ pub async fn check(ctx: Ctx) -> Result<Reply> {
 pub async fn yaml_check(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let text = yaml_body(&ctx)?;
+    let (principal, access) = (ctx.caller.principal()?, ctx.org_access().await?);
     let outcome =
-        evaluate::anonymous(&ctx.app, org.as_str(), &text, ctx.caller.principal()?, Mode::Check)
-            .await?;
+        evaluate::anonymous(&ctx.app, org.as_str(), &text, principal, &access, Mode::Check).await?;
     Reply::json(&evaluated_reply(&outcome, evaluate::YAML_NAME, show_secrets(&ctx)?)?)
 }
 
@@ -285,11 +285,11 @@ pub async fn open(ctx: Ctx) -> Result<Reply> {
     let at = env_ref(&ctx)?;
     let seconds = duration(&ctx)?;
     let meta = ctx.app.ports.meta.as_ref();
-    let env = envs::get(meta, &at).await?;
+    let env = ctx.environment().await?;
     let n = revisions::resolve(meta, &env, version(&ctx)).await?;
     let text = definition::revision_text(&ctx.app, &env, n).await?;
-    let outcome =
-        evaluate::named(&ctx.app, &env, &text, ctx.caller.principal()?, Mode::Open).await?;
+    let (principal, access) = (ctx.caller.principal()?, ctx.org_access().await?);
+    let outcome = evaluate::named(&ctx.app, &env, &text, principal, &access, Mode::Open).await?;
     let opened = evaluated_reply(&outcome, &at.qualified(), Secrets::Show)?;
     let id = sessions::create(&ctx.app, &at.org, Some(&env.id), &opened, seconds).await?;
     Reply::json(&Opened { id })
@@ -301,9 +301,9 @@ pub async fn yaml_open(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     let seconds = duration(&ctx)?;
     let text = yaml_body(&ctx)?;
+    let (principal, access) = (ctx.caller.principal()?, ctx.org_access().await?);
     let outcome =
-        evaluate::anonymous(&ctx.app, org.as_str(), &text, ctx.caller.principal()?, Mode::Open)
-            .await?;
+        evaluate::anonymous(&ctx.app, org.as_str(), &text, principal, &access, Mode::Open).await?;
     let opened = evaluated_reply(&outcome, evaluate::YAML_NAME, Secrets::Show)?;
     let id = sessions::create(&ctx.app, org.as_str(), None, &opened, seconds).await?;
     Reply::json(&Opened { id })

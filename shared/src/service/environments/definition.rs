@@ -11,6 +11,7 @@ use super::revisions::{self, Revision};
 use super::{advance, get, EnvRef, Environment};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::service::access::OrgAccess;
 use crate::service::env::diag::Diagnostic;
 use crate::service::env::secret_text::{self, Found};
 use crate::service::env::{syntax, wire};
@@ -131,7 +132,9 @@ async fn sealed_text(
     let stored =
         secret_text::seal(text, &found, &ciphertexts).map_err(|d| invalid(&env.at, vec![d]))?;
     // The stored text must mean what was sent: evaluate it before anything is kept.
-    let checked = evaluate::named(app, env, &stored, principal, evaluate::Mode::Check).await?;
+    let access = OrgAccess::resolve(app.ports.meta.as_ref(), principal, &env.at.org).await?;
+    let checked =
+        evaluate::named(app, env, &stored, principal, &access, evaluate::Mode::Check).await?;
     if !checked.evaluated.diagnostics.is_empty() {
         return Err(invalid(&env.at, checked.evaluated.diagnostics));
     }

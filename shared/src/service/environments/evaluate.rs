@@ -44,15 +44,18 @@ pub struct Outcome {
 }
 
 /// Evaluates the definition `text` of environment `env`.
+/// `access` is the caller's standing in the environment's organization (what they may
+/// import).
 pub async fn named(
     app: &App,
     env: &Environment,
     text: &str,
     principal: &Principal,
+    access: &OrgAccess,
     mode: Mode,
 ) -> Result<Outcome> {
     let name = env.at.qualified();
-    run(app, &env.at.org, &name, Some(env.key_id()), text, principal, mode).await
+    run(app, &env.at.org, &name, Some(env.key_id()), text, principal, access, mode).await
 }
 
 /// Evaluates an anonymous definition (a stack's `environment:` block) in `org`.
@@ -61,11 +64,13 @@ pub async fn anonymous(
     org: &str,
     text: &str,
     principal: &Principal,
+    access: &OrgAccess,
     mode: Mode,
 ) -> Result<Outcome> {
-    run(app, org, YAML_NAME, None, text, principal, mode).await
+    run(app, org, YAML_NAME, None, text, principal, access, mode).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     app: &App,
     org: &str,
@@ -73,6 +78,7 @@ async fn run(
     key_id: Option<String>,
     text: &str,
     principal: &Principal,
+    access: &OrgAccess,
     mode: Mode,
 ) -> Result<Outcome> {
     // Imports the caller may not read (check) or open (open) are left out: to them they do
@@ -81,12 +87,7 @@ async fn run(
         Mode::Check => EnvPermission::Read,
         Mode::Open => EnvPermission::Open,
     };
-    let access = OrgAccess::resolve(app.ports.meta.as_ref(), principal, org).await?;
-    let caller = Importer {
-        floor: env_access::floor(app.ports.meta.as_ref(), &access).await?,
-        access,
-        needed,
-    };
+    let caller = Importer { access, floor: tokio::sync::OnceCell::new(), needed };
     let mut loaded = load(app, org, name, key_id, text, &caller).await?;
     let context = Context { user_login: principal.login().to_string() };
     let mut pass = 1;
@@ -197,19 +198,21 @@ fn scan(text: &str) -> (Vec<String>, Vec<String>) {
 }
 
 /// Who imports, and what they need of each import.
-struct Importer {
-    access: OrgAccess,
-    /// What they hold on every environment (so most imports need no further read).
-    floor: EnvPermission,
+struct Importer<'a> {
+    access: &'a OrgAccess,
+    /// What they hold on every environment (so most imports need no further read), read at
+    /// the first import.
+    floor: tokio::sync::OnceCell<EnvPermission>,
     needed: EnvPermission,
 }
 
-impl Importer {
+impl Importer<'_> {
     async fn may_import(&self, meta: &dyn MetadataStore, env: &Environment) -> Result<bool> {
-        if self.floor >= self.needed {
+        let floor = *self.floor.get_or_try_init(|| env_access::floor(meta, self.access)).await?;
+        if floor >= self.needed {
             return Ok(true);
         }
-        Ok(env_access::permission(meta, &self.access, env, self.needed).await? >= self.needed)
+        Ok(env_access::permission(meta, self.access, env, self.needed).await? >= self.needed)
     }
 }
 
@@ -219,7 +222,7 @@ async fn load(
     root_name: &str,
     root_key: Option<String>,
     root_text: &str,
-    caller: &Importer,
+    caller: &Importer<'_>,
 ) -> Result<Loaded> {
     let meta = app.ports.meta.as_ref();
     let mut loaded = Loaded::default();
