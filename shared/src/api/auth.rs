@@ -111,14 +111,7 @@ pub async fn authorize(
                 Ok(Authorized { access: Some(access), ..Default::default() })
             }
             Permission::Environment(p) => {
-                let get = |name: &str| {
-                    params
-                        .get(name)
-                        .map(String::as_str)
-                        .ok_or_else(|| Error::internal(format!("route without {{{name}}}")))
-                };
-                let at = EnvRef::parse(org.as_str(), get("project")?, get("env")?)?;
-                let env = environments::get(meta, &at).await?;
+                let env = environments::get(meta, &env_ref(params)?).await?;
                 env_access::require(meta, &access, &env, p).await?;
                 Ok(Authorized { environment: Some(env), access: Some(access), stack: None })
             }
@@ -141,14 +134,22 @@ pub async fn authorize(
     Ok(Authorized { stack: Some(stack), access: Some(access), environment: None })
 }
 
+fn path_param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str> {
+    params
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| Error::internal(format!("route without {{{name}}}")))
+}
+
+/// The environment named by the `{org}/{project}/{env}` path parameters, validated.
+pub fn env_ref(params: &HashMap<String, String>) -> Result<EnvRef> {
+    let get = |name: &str| path_param(params, name);
+    EnvRef::parse(get("org")?, get("project")?, get("env")?)
+}
+
 /// The stack named by the `{org}/{project}/{stack}` path parameters, validated.
 pub fn stack_ref(params: &HashMap<String, String>) -> Result<StackRef> {
-    let get = |name: &str| {
-        params
-            .get(name)
-            .map(String::as_str)
-            .ok_or_else(|| Error::internal(format!("route without {{{name}}}")))
-    };
+    let get = |name: &str| path_param(params, name);
     Ok(StackRef {
         org: OrgName::parse(get("org")?)?,
         project: ProjectName::parse(get("project")?)?,

@@ -223,13 +223,11 @@ impl Ctx {
     /// The environment named by the path: the copy authorization read for this request, or
     /// a fresh read; 404 when it does not exist.
     pub async fn environment(&self) -> Result<crate::service::environments::Environment> {
-        use crate::service::environments::{self, EnvRef};
         match &self.environment {
             Some(env) => Ok(env.clone()),
             None => {
-                let at =
-                    EnvRef::parse(self.param("org")?, self.param("project")?, self.param("env")?)?;
-                environments::get(self.app.ports.meta.as_ref(), &at).await
+                let at = auth::env_ref(&self.params)?;
+                crate::service::environments::get(self.app.ports.meta.as_ref(), &at).await
             }
         }
     }

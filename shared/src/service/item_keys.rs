@@ -41,6 +41,11 @@ pub fn project_stacks_prefix(project: &str) -> String {
 pub fn stack_sk(project: &str, stack: &str) -> String {
     format!("STACK#{project}/{stack}")
 }
+/// Partition of everything hanging off an environment by its immutable id (revisions, tags,
+/// team grants), so a name reused later is a fresh partition.
+pub fn env_id_pk(env_id: &str) -> String {
+    format!("ENV#{env_id}")
+}
 /// Partition of everything hanging off a stack by its immutable id (updates, history), so a
 /// rename moves none of it.
 pub fn stack_id_pk(stack_id: &str) -> String {

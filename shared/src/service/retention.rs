@@ -142,7 +142,7 @@ pub async fn run_with(app: &App, now: i64, limits: &Limits) -> Result<RetentionR
 }
 
 /// Deletes every blob under `prefix`; returns how many.
-async fn delete_prefix(app: &App, prefix: &str) -> Result<usize> {
+pub(crate) async fn delete_prefix(app: &App, prefix: &str) -> Result<usize> {
     let blobs = app.ports.blobs.as_ref();
     let mut deleted = 0;
     let mut after = None;

@@ -24,7 +24,7 @@ use crate::service::identity;
 pub const REVISION_HEADER: &str = "pulumi-esc-revision";
 
 fn env_ref(ctx: &Ctx) -> Result<EnvRef> {
-    EnvRef::parse(ctx.param("org")?, ctx.param("project")?, ctx.param("env")?)
+    crate::api::auth::env_ref(&ctx.params)
 }
 
 fn version(ctx: &Ctx) -> Option<&str> {

@@ -68,7 +68,7 @@ pub const DEFAULT_MEMBER_PERMISSION: EnvPermission = EnvPermission::Write;
 const TEAM_PREFIX: &str = "TEAMPERM#";
 
 fn env_pk(env_id: &str) -> String {
-    format!("ENV#{env_id}")
+    item_keys::env_id_pk(env_id)
 }
 
 fn team_env_prefix(team: &str) -> String {

@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::error::Result;
 use crate::ports::{Item, Query, Value};
 use crate::service::access::query_all;
+use crate::service::item_keys;
 
 /// Partition of the tombstones of deleted environments.
 pub const GONE_PK: &str = "SYS#ENVGONE";
@@ -61,22 +62,10 @@ pub async fn run(app: &App, budget: usize) -> Result<usize> {
 /// Blobs first, then the grants (both halves), then the rest of the items.
 async fn purge(app: &App, env: &Environment) -> Result<()> {
     let meta = app.ports.meta.as_ref();
-    let blobs = app.ports.blobs.as_ref();
-    let prefix = format!("esc/{}/", env.id);
-    let mut after = None;
-    loop {
-        let page = blobs.list(&prefix, after).await?;
-        for key in &page.keys {
-            blobs.delete(key).await?;
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    crate::service::retention::delete_prefix(app, &format!("esc/{}/", env.id)).await?;
     access::forget(meta, env).await?;
-    let pk = format!("ENV#{}", env.id);
-    for item in query_all(meta, Query::prefix(pk.as_str(), "", 100)).await? {
+    let pk = item_keys::env_id_pk(&env.id);
+    for item in query_all(meta, Query::prefix(pk, "", 100)).await? {
         meta.delete(&item.pk, &item.sk, None).await?;
     }
     Ok(())

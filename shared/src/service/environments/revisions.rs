@@ -17,7 +17,7 @@ pub const LATEST: &str = "latest";
 pub const MAX_PAGE: usize = 500;
 
 fn pk(env_id: &str) -> String {
-    format!("ENV#{env_id}")
+    crate::service::item_keys::env_id_pk(env_id)
 }
 
 fn rev_sk(n: i64) -> String {

@@ -26,7 +26,7 @@ pub struct Tag {
 }
 
 fn pk(env_id: &str) -> String {
-    format!("ENV#{env_id}")
+    crate::service::item_keys::env_id_pk(env_id)
 }
 
 fn from_item(item: &Item) -> Option<Tag> {
