@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 mod common;
 use common::resource;
-use stackhouse::service::journal::{JournalEntry, Replayer};
+use stackhouse::service::deployments;
+use stackhouse::service::journal::{Encoded, JournalEntry, Replayer};
 
 /// Begin + success entries creating `n` resources.
 fn creation_entries(n: usize) -> Vec<JournalEntry> {
@@ -32,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("journal_replay");
     group.sample_size(10);
     group.throughput(Throughput::Elements(entries.len() as u64));
-    group.bench_function("create_10k_resources_replay_and_snapshot", |b| {
+    group.bench_function("create_10k_resources_replay_and_encode", |b| {
         b.iter_batched(
             || entries.clone(),
             |batch| {
@@ -40,7 +41,7 @@ fn bench(c: &mut Criterion) {
                 for chunk in batch.chunks(100) {
                     r.apply_owned(chunk.to_vec()).expect("apply");
                 }
-                r.snapshot(manifest.clone()).expect("snapshot")
+                r.into_encoded(manifest.clone()).expect("snapshot")
             },
             BatchSize::LargeInput,
         )
@@ -65,7 +66,28 @@ fn bench(c: &mut Criterion) {
                 for chunk in batch.chunks(100) {
                     r.apply_owned(chunk.to_vec()).expect("apply");
                 }
-                r.snapshot(manifest.clone()).expect("snapshot")
+                r.into_encoded(manifest.clone()).expect("snapshot")
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // What `complete` does after that to publish the result: wrap the deployment in its
+    // envelope, check it as every stored deployment is checked, gzip it.
+    group.bench_function("create_10k_resources_complete_from_snapshot_at_19k", |b| {
+        b.iter_batched(
+            || tail.clone(),
+            |batch| {
+                let mut r: Replayer = serde_json::from_slice(&stored).expect("state");
+                r.check_resumed().expect("consistent");
+                for chunk in batch.chunks(100) {
+                    r.apply_owned(chunk.to_vec()).expect("apply");
+                }
+                let Encoded { version, features, deployment } =
+                    r.into_encoded(manifest.clone()).expect("snapshot");
+                let bytes =
+                    deployments::untyped(version, Some(&features), &deployment).expect("untyped");
+                deployments::check_untyped(&bytes, 3..=4).expect("valid");
+                deployments::gzip(&bytes).expect("gzip")
             },
             BatchSize::LargeInput,
         )

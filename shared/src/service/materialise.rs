@@ -54,7 +54,8 @@ use crate::ports::queue::MATERIALISE_QUEUE;
 use crate::ports::Message;
 
 /// Format version of a snapshot blob; a blob of another format is ignored (full replay).
-const SNAPSHOT_FORMAT: u32 = 1;
+/// 2: resources kept as text, apart from the base deployment.
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// Key of the snapshot of `update_id` that covers its journal up to `seq`.
 pub fn snapshot_key(update_id: &str, seq: i64) -> String {
@@ -122,11 +123,29 @@ pub(crate) struct Replay {
     pub degraded: bool,
 }
 
-/// Reads the deployment (`UntypedDeployment.deployment`) stored at `key`; `Null` for none.
-async fn load_base(app: &App, key: Option<&str>) -> Result<serde_json::Value> {
-    let Some(key) = key else { return Ok(serde_json::Value::Null) };
-    let untyped = deployments::read_untyped(app.ports.blobs.as_ref(), key).await?;
-    Ok(untyped.get("deployment").cloned().unwrap_or(serde_json::Value::Null))
+/// A replay on top of the deployment (`UntypedDeployment.deployment`) stored at `key`, or
+/// on none. The deployment is read as text: its resources are never parsed into trees.
+async fn replay_on_base(app: &App, key: Option<&str>) -> Result<Replayer> {
+    #[derive(Deserialize)]
+    struct Untyped<'a> {
+        #[serde(borrow, default)]
+        deployment: Option<&'a serde_json::value::RawValue>,
+    }
+    let base = |e| Error::caused("journal base", e);
+    let Some(key) = key else { return Replayer::new(serde_json::Value::Null).map_err(base) };
+    let gz = app
+        .ports
+        .blobs
+        .get(key)
+        .await?
+        .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
+    let bytes = deployments::gunzip(&gz)?;
+    let untyped: Untyped = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::caused(format!("stored deployment {key} is corrupt"), e))?;
+    match untyped.deployment {
+        Some(deployment) => Replayer::from_text(deployment.get()).map_err(base),
+        None => Replayer::new(serde_json::Value::Null).map_err(base),
+    }
 }
 
 /// The replayer stored by the update's newest snapshot, if it is there, intact and built on
@@ -189,8 +208,7 @@ pub(crate) async fn replay(app: &App, update: &Update, base: Option<&str>) -> Re
     let blobs = app.ports.blobs.as_ref();
     let mut replayer = match resume(app, update, base).await {
         Some(resumed) => resumed,
-        None => Replayer::new(load_base(app, base).await?)
-            .map_err(|e| Error::caused("journal base", e))?,
+        None => replay_on_base(app, base).await?,
     };
     let covered = replayer.last_sequence();
     let mut degraded = false;

@@ -4,9 +4,9 @@
 //!
 //! The rules follow Pulumi's `JournalReplayer` (`pkg/backend/journal.go`) one for one; the
 //! places where this implementation is deliberately stricter or more forward-compatible are
-//! marked "Divergence" below. Resources, operations, snippets and secrets providers stay
-//! `serde_json::Value`s so fields this server does not know about survive the round trip;
-//! only the entry envelope is typed.
+//! marked "Divergence" below. Resources stay the JSON text they came as (`resource`), and
+//! operations, snippets and secrets providers stay `serde_json::Value`s, so fields this server
+//! does not know about survive the round trip; only the entry envelope is typed.
 //!
 //! The CLI allocates `sequenceID`s before it encrypts an entry and enqueues it, so entries of
 //! steps that run in parallel can reach the batcher (and therefore the server) slightly out of
@@ -16,13 +16,14 @@
 
 mod entry;
 mod replay;
+mod resource;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 
 pub use entry::{EntryKind, JournalEntry, JournalError};
 pub use replay::Replayer;
-pub use snapshot::Snapshot;
+pub use snapshot::{Encoded, Snapshot};
 
 /// The only journal entry format version this module understands.
 pub const JOURNAL_ENTRY_VERSION: i64 = 1;

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::entry::{EntryKind, JournalEntry, JournalError};
-use super::snapshot::{resources_of, set_flag, validate_deployment, Generated, Snapshot};
+use super::resource::{self, Resource};
+use super::snapshot::{set_flag, validate_deployment, Encoded, Generated, Snapshot};
 use super::JOURNAL_ENTRY_VERSION;
 
 /// Replay state for one update: the base deployment plus everything recorded by the entries
@@ -21,16 +22,16 @@ use super::JOURNAL_ENTRY_VERSION;
 /// state must pass [`Replayer::check_resumed`] before use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Replayer {
-    /// The base deployment (a `DeploymentV3` object), including its `resources`.
+    /// The base deployment (a `DeploymentV3` object) without its `resources`.
     pub(super) base: Map<String, Value>,
-    /// Number of resources in `base`, cached for index validation.
-    pub(super) base_len: usize,
+    /// The base deployment's resources, as text (`journal::resource`).
+    pub(super) base_resources: Vec<Resource>,
     /// Operation IDs whose new resource must be dropped.
     pub(super) to_remove: HashSet<i64>,
     /// Base indexes to drop.
     pub(super) to_delete_in_snapshot: HashSet<usize>,
     /// Base indexes to replace with a new state (refresh and outputs entries).
-    pub(super) to_replace_in_snapshot: HashMap<usize, Value>,
+    pub(super) to_replace_in_snapshot: HashMap<usize, Resource>,
     /// Base indexes to mark `delete: true`.
     pub(super) mark_as_deletion: HashSet<usize>,
     /// Base indexes to mark `pendingReplacement: true`.
@@ -46,7 +47,7 @@ pub struct Replayer {
     /// Whether any applied entry needed byte strings.
     pub(super) requires_byte_string: bool,
     /// Resources produced by this update, in the order they were produced.
-    pub(super) new_resources: Vec<Value>,
+    pub(super) new_resources: Vec<Resource>,
     /// Extensions recorded by `extension-parameterize` entries.
     pub(super) extensions: Map<String, Value>,
     /// Highest sequence ID applied; every lower one has been applied too.
@@ -61,14 +62,25 @@ impl Replayer {
     /// `GET .../export` returned, i.e. `UntypedDeployment.deployment`). `null` counts as the
     /// empty deployment, as for a stack that was never updated.
     pub fn new(base: Value) -> Result<Self, JournalError> {
-        let base = match base {
+        let mut base = match base {
             Value::Null => Map::new(),
             other => validate_deployment(other, "base deployment")?,
         };
-        let base_len = resources_of(&base).len();
-        Ok(Self {
+        let base_resources = resource::take_resources(&mut base)?;
+        Ok(Self::on(base, base_resources))
+    }
+
+    /// [`Replayer::new`] on a deployment given as JSON text (as it is stored): its resources
+    /// stay the text they are, never parsed into trees.
+    pub fn from_text(base: &str) -> Result<Self, JournalError> {
+        let (base, base_resources) = resource::split_text(base)?;
+        Ok(Self::on(base, base_resources))
+    }
+
+    fn on(base: Map<String, Value>, base_resources: Vec<Resource>) -> Self {
+        Self {
             base,
-            base_len,
+            base_resources,
             to_remove: HashSet::new(),
             to_delete_in_snapshot: HashSet::new(),
             to_replace_in_snapshot: HashMap::new(),
@@ -82,7 +94,7 @@ impl Replayer {
             extensions: Map::new(),
             last_sequence: 0,
             buffered: BTreeMap::new(),
-        })
+        }
     }
 
     /// The highest sequence ID applied so far (0 before any); all lower ones are applied too.
@@ -130,9 +142,15 @@ impl Replayer {
 
     /// [`Replayer::snapshot`] of a replay that is over: the resources move into the deployment
     /// instead of being copied.
-    pub fn into_snapshot(mut self, manifest: Value) -> Result<Snapshot, JournalError> {
-        let Generated { version, features, deployment } = self.generate(manifest)?;
-        Ok(Snapshot { version, features, deployment: Value::Object(deployment) })
+    pub fn into_snapshot(self, manifest: Value) -> Result<Snapshot, JournalError> {
+        let Encoded { version, features, deployment } = self.into_encoded(manifest)?;
+        Ok(Snapshot { version, features, deployment: resource::to_tree(&deployment)? })
+    }
+
+    /// [`Replayer::into_snapshot`] with the deployment as JSON text, ready to store: the
+    /// resources are copied into it as the text they are kept as, never parsed or encoded.
+    pub fn into_encoded(mut self, manifest: Value) -> Result<Encoded, JournalError> {
+        self.generate(manifest)?.encode()
     }
 
     /// Checks a state that was stored and read back (it comes from the blob store, so it is
@@ -144,10 +162,10 @@ impl Replayer {
         if self.last_sequence < 0 {
             return Err(corrupt("negative sequence"));
         }
-        if self.base_len != resources_of(&self.base).len() {
-            return Err(corrupt("base length does not match the base"));
+        if self.base.contains_key("resources") {
+            return Err(corrupt("resources inside the base"));
         }
-        let in_base = |i: &usize| *i < self.base_len;
+        let in_base = |i: &usize| *i < self.base_resources.len();
         if !(self.to_delete_in_snapshot.iter().all(in_base)
             && self.to_replace_in_snapshot.keys().all(in_base)
             && self.mark_as_deletion.iter().all(in_base)
@@ -209,10 +227,10 @@ impl Replayer {
                 let snapshot = entry
                     .new_snapshot
                     .ok_or(JournalError::MissingField { sequence: seq, field: "newSnapshot" })?;
-                let base = validate_deployment(snapshot, "newSnapshot")?;
+                let mut base = validate_deployment(snapshot, "newSnapshot")?;
                 // Indexes recorded earlier now refer to the new base, exactly as in Go; the
                 // engine sends this entry before any entry that records an index.
-                self.base_len = resources_of(&base).len();
+                self.base_resources = resource::take_resources(&mut base)?;
                 self.base = base;
             }
             EntryKind::SecretsManager => self.add_secrets_manager(entry)?,
@@ -231,9 +249,9 @@ impl Replayer {
                 // byte-string flag are deliberately kept, as in Go.
                 let manifest = self.base.get("manifest").cloned().unwrap_or(Value::Null);
                 // From a clone: an entry that fails must leave the state as it was.
-                let deployment = self.clone().generate(manifest)?.deployment;
-                self.base_len = resources_of(&deployment).len();
+                let Generated { deployment, resources, .. } = self.clone().generate(manifest)?;
                 self.base = deployment;
+                self.base_resources = resources;
                 self.to_remove.clear();
                 self.to_delete_in_snapshot.clear();
                 self.to_replace_in_snapshot.clear();
@@ -263,12 +281,10 @@ impl Replayer {
 
     fn add_success(&mut self, entry: JournalEntry) -> Result<(), JournalError> {
         let seq = entry.sequence_id;
-        if let Some(state) = &entry.state {
-            check_resource(seq, state)?;
-        }
+        let state = entry.state.as_ref().map(|state| own_text(seq, state)).transpose()?;
         // The entry's own state is indexed before its other fields are looked at, so they may
         // refer to the entry's own operation.
-        let own = entry.state.as_ref().map(|_| (entry.operation_id, self.new_resources.len()));
+        let own = state.as_ref().map(|_| (entry.operation_id, self.new_resources.len()));
         let remove_old = self.old_index(seq, entry.remove_old)?;
         let delete_old = self.old_index(seq, entry.delete_old)?;
         let pending_old = self.old_index(seq, entry.pending_replacement_old)?;
@@ -278,7 +294,7 @@ impl Replayer {
         let pending_new = self.new_index(seq, entry.pending_replacement_new, own)?;
 
         self.incomplete.remove(&entry.operation_id);
-        if let Some(state) = entry.state {
+        if let Some(state) = state {
             self.operation_to_index.insert(entry.operation_id, self.new_resources.len());
             self.new_resources.push(state);
         }
@@ -293,13 +309,13 @@ impl Replayer {
             self.mark_as_deletion.insert(i);
         }
         if let Some(i) = delete_new {
-            set_flag(&mut self.new_resources[i], "delete");
+            resource::edit(&mut self.new_resources[i], |obj| set_flag(obj, "delete"))?;
         }
         if let Some(i) = pending_old {
             self.mark_as_pending_replacement.insert(i);
         }
         if let Some(i) = pending_new {
-            set_flag(&mut self.new_resources[i], "pendingReplacement");
+            resource::edit(&mut self.new_resources[i], |obj| set_flag(obj, "pendingReplacement"))?;
         }
         if entry.is_refresh {
             self.has_refresh = true;
@@ -309,16 +325,14 @@ impl Replayer {
 
     fn add_refresh_success(&mut self, entry: JournalEntry) -> Result<(), JournalError> {
         let seq = entry.sequence_id;
-        if let Some(state) = &entry.state {
-            check_resource(seq, state)?;
-        }
+        let state = entry.state.as_ref().map(|state| own_text(seq, state)).transpose()?;
         let remove_old = self.old_index(seq, entry.remove_old)?;
         let remove_new = self.new_index(seq, entry.remove_new, None)?;
 
         self.incomplete.remove(&entry.operation_id);
         self.has_refresh = true;
         if let Some(i) = remove_old {
-            match &entry.state {
+            match &state {
                 // The resource no longer exists.
                 None => {
                     self.to_delete_in_snapshot.insert(i);
@@ -330,7 +344,7 @@ impl Replayer {
             }
         }
         if let (Some(i), Some(op)) = (remove_new, entry.remove_new) {
-            match entry.state {
+            match state {
                 None => {
                     self.to_remove.insert(op);
                 }
@@ -344,7 +358,7 @@ impl Replayer {
         let seq = entry.sequence_id;
         // Without a state an outputs entry changes nothing, as in Go.
         let Some(state) = entry.state else { return Ok(()) };
-        check_resource(seq, &state)?;
+        let state = own_text(seq, &state)?;
         let remove_old = self.old_index(seq, entry.remove_old)?;
         let remove_new = self.new_index(seq, entry.remove_new, None)?;
         if let Some(i) = remove_new {
@@ -384,10 +398,12 @@ impl Replayer {
         // Divergence: Go keys a map by the index and silently ignores indexes that match no
         // base resource. Such an index means the client's base is not ours, so reject it.
         match usize::try_from(index) {
-            Ok(i) if i < self.base_len => Ok(Some(i)),
-            _ => {
-                Err(JournalError::BaseIndexOutOfRange { sequence: seq, index, len: self.base_len })
-            }
+            Ok(i) if i < self.base_resources.len() => Ok(Some(i)),
+            _ => Err(JournalError::BaseIndexOutOfRange {
+                sequence: seq,
+                index,
+                len: self.base_resources.len(),
+            }),
         }
     }
 
@@ -429,13 +445,13 @@ pub(super) fn invalid(sequence: i64, field: &'static str, expected: &'static str
     JournalError::InvalidField { sequence, field, expected }
 }
 
-/// Resource states must be JSON objects (`ResourceV3`).
-pub(super) fn check_resource(seq: i64, state: &Value) -> Result<(), JournalError> {
-    if state.is_object() {
-        Ok(())
-    } else {
-        Err(invalid(seq, "state", "an object"))
+/// An entry's resource state as the text the replay keeps; it must be a JSON object
+/// (`ResourceV3`).
+fn own_text(seq: i64, state: &Value) -> Result<Resource, JournalError> {
+    if !state.is_object() {
+        return Err(invalid(seq, "state", "an object"));
     }
+    resource::to_text(state)
 }
 
 /// Treats JSON `null` like an absent field, as Go's pointer/slice fields do.

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::service::urn::{
@@ -12,6 +14,7 @@ use crate::service::urn::{
 
 use super::entry::JournalError;
 use super::replay::Replayer;
+use super::resource::{self, Head, Resource};
 use super::{DEPLOYMENT_VERSION_CURRENT, DEPLOYMENT_VERSION_LATEST};
 
 /// Type token of the root stack resource; children of the root keep an unqualified type.
@@ -25,7 +28,50 @@ pub(super) const UNKNOWN_PROVIDER_ID: &str = "04da6b54-80e4-46f7-96ec-b56ff0331b
 pub(super) struct Generated {
     pub(super) version: i64,
     pub(super) features: Vec<String>,
+    /// The deployment without its resources.
     pub(super) deployment: Map<String, Value>,
+    /// Its resources, as text.
+    pub(super) resources: Vec<Resource>,
+}
+
+impl Generated {
+    /// The deployment as JSON text: the resources are copied in as they are.
+    pub(super) fn encode(self) -> Result<Encoded, JournalError> {
+        let text = Text { rest: &self.deployment, resources: &self.resources };
+        let deployment = serde_json::value::to_raw_value(&text)
+            .map_err(|e| JournalError::InvalidDeployment(format!("not encodable: {e}")))?;
+        Ok(Encoded { version: self.version, features: self.features, deployment })
+    }
+}
+
+/// A deployment's JSON object with its resources spliced in as text.
+struct Text<'a> {
+    rest: &'a Map<String, Value>,
+    resources: &'a [Resource],
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.rest.len() + 1))?;
+        for (key, value) in self.rest {
+            map.serialize_entry(key, value)?;
+        }
+        if !self.resources.is_empty() {
+            map.serialize_entry("resources", self.resources)?;
+        }
+        map.end()
+    }
+}
+
+/// A generated deployment as JSON text: what `complete` stores.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The schema version: 3, or 4 when a feature is in use.
+    pub version: i64,
+    /// The sorted feature list (empty for version 3).
+    pub features: Vec<String>,
+    /// The `DeploymentV3` object.
+    pub deployment: Box<RawValue>,
 }
 
 /// A deployment generated from a replay: what a checkpoint stores.
@@ -55,15 +101,11 @@ impl Replayer {
             .iter()
             .filter_map(|op| self.operation_to_index.get(op).copied())
             .collect();
-        let base_resources = match base.remove("resources") {
-            Some(Value::Array(resources)) => resources,
-            _ => Vec::new(),
-        };
+        let base_resources = std::mem::take(&mut self.base_resources);
         let new_resources = std::mem::take(&mut self.new_resources);
         let mut resources = Vec::with_capacity(new_resources.len() + base_resources.len());
         for (i, res) in new_resources.into_iter().enumerate() {
             if !removed.contains(&i) {
-                apply_features(&res, byte_string, &mut features);
                 resources.push(res);
             }
         }
@@ -78,37 +120,54 @@ impl Replayer {
             if let Some(state) = self.to_replace_in_snapshot.remove(&i) {
                 res = state;
             } else {
-                if self.mark_as_pending_replacement.contains(&i) {
-                    set_flag(&mut res, "pendingReplacement");
-                }
-                if self.mark_as_deletion.contains(&i) {
-                    set_flag(&mut res, "delete");
+                let pending = self.mark_as_pending_replacement.contains(&i);
+                let deletion = self.mark_as_deletion.contains(&i);
+                if pending || deletion {
+                    resource::edit(&mut res, |obj| {
+                        if pending {
+                            set_flag(obj, "pendingReplacement");
+                        }
+                        if deletion {
+                            set_flag(obj, "delete");
+                        }
+                    })?;
                 }
             }
-            apply_features(&res, byte_string, &mut features);
             resources.push(res);
+        }
+        let mut heads = read_heads(&mut resources)?;
+        for head in &heads {
+            apply_features(|key| head.get(key), byte_string, &mut features);
         }
 
         // Operations still in flight, then the base's pending creates: those need a human to
         // resolve, so they are never dropped. Other base pending operations are dropped.
         let mut operations = Vec::new();
         for op in std::mem::take(&mut self.incomplete).into_values().flatten() {
-            apply_features(op.get("resource").unwrap_or(&Value::Null), byte_string, &mut features);
+            apply_features(|key| field(op.get("resource"), key), byte_string, &mut features);
             operations.push(op);
         }
         if let Some(Value::Array(pending)) = base.remove("pending_operations") {
             for op in pending {
                 if op.get("type").and_then(Value::as_str) == Some("creating") {
-                    let resource = op.get("resource").unwrap_or(&Value::Null);
-                    apply_features(resource, byte_string, &mut features);
+                    apply_features(
+                        |key| field(op.get("resource"), key),
+                        byte_string,
+                        &mut features,
+                    );
                     operations.push(op);
                 }
             }
         }
 
-        // Features are computed before this pruning, as in Go.
+        // Features are computed before this pruning, as in Go. Pruning looks at every
+        // reference of every resource, so it works on trees (only updates with a refresh).
         if self.has_refresh {
-            rebuild_dependencies(&mut resources);
+            let mut trees =
+                resources.iter().map(|r| resource::to_tree(r)).collect::<Result<Vec<_>, _>>()?;
+            rebuild_dependencies(&mut trees);
+            resources = trees.iter().map(resource::to_text).collect::<Result<_, _>>()?;
+            heads = read_heads(&mut resources)?;
         }
 
         let secrets_providers = base.remove("secrets_providers");
@@ -122,9 +181,6 @@ impl Replayer {
         deployment.insert("manifest".into(), manifest);
         if let Some(sp) = secrets_providers.filter(|v| !v.is_null()) {
             deployment.insert("secrets_providers".into(), sp);
-        }
-        if !resources.is_empty() {
-            deployment.insert("resources".into(), Value::Array(resources));
         }
         if !operations.is_empty() {
             deployment.insert("pending_operations".into(), Value::Array(operations));
@@ -148,7 +204,7 @@ impl Replayer {
             deployment.insert("extensions".into(), Value::Object(extensions));
         }
 
-        normalize_urn_references(&mut deployment)?;
+        normalize_urn_references(&mut deployment, &mut resources, &heads)?;
 
         let version = if features.is_empty() {
             DEPLOYMENT_VERSION_CURRENT
@@ -159,6 +215,7 @@ impl Replayer {
             version,
             features: features.into_iter().map(String::from).collect(),
             deployment,
+            resources,
         })
     }
 }
@@ -192,19 +249,19 @@ pub(super) fn validate_deployment(
     }
 }
 
-/// The `resources` of a validated deployment (empty when absent or null).
-pub(super) fn resources_of(deployment: &Map<String, Value>) -> &[Value] {
-    match deployment.get("resources") {
-        Some(Value::Array(resources)) => resources,
-        _ => &[],
-    }
+/// The heads of `resources`, in order.
+fn read_heads(resources: &mut [Resource]) -> Result<Vec<Head>, JournalError> {
+    resources.iter_mut().map(Head::read).collect()
+}
+
+/// A field of a resource tree (`None` when it is no object or lacks the field).
+fn field(resource: Option<&Value>, key: &str) -> Option<Value> {
+    resource.and_then(Value::as_object).and_then(|obj| obj.get(key)).cloned()
 }
 
 /// Sets a boolean marker (`delete`, `pendingReplacement`) on a resource object.
-pub(super) fn set_flag(resource: &mut Value, key: &str) {
-    if let Some(obj) = resource.as_object_mut() {
-        obj.insert(key.to_string(), Value::Bool(true));
-    }
+pub(super) fn set_flag(resource: &mut Map<String, Value>, key: &str) {
+    resource.insert(key.to_string(), Value::Bool(true));
 }
 
 pub(super) fn non_empty_str(v: Option<&Value>) -> bool {
@@ -214,34 +271,36 @@ pub(super) fn non_empty_str(v: Option<&Value>) -> bool {
 /// pkg/resource/stack `ApplyFeatures`: which v4 features a resource needs. `byteString`
 /// cannot be seen in the (encrypted) resource, so it comes from the entries' flag, and, as
 /// in Go, is only recorded when there is at least one resource or operation to look at.
+///
+/// `field` reads one field of the resource: from its head for a resource kept as text, from
+/// the tree for a pending operation's resource.
 pub(super) fn apply_features(
-    res: &Value,
+    field: impl Fn(&str) -> Option<Value>,
     byte_string: bool,
     features: &mut BTreeSet<&'static str>,
 ) {
     if byte_string {
         features.insert("byteString");
     }
-    let Some(obj) = res.as_object() else { return };
-    if obj.get("refreshBeforeUpdate") == Some(&Value::Bool(true)) {
+    if field("refreshBeforeUpdate") == Some(Value::Bool(true)) {
         features.insert("refreshBeforeUpdate");
     }
-    if non_empty_str(obj.get("viewOf")) {
+    if non_empty_str(field("viewOf").as_ref()) {
         features.insert("views");
     }
-    if obj.get("resourceHooks").and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
+    if field("resourceHooks").as_ref().and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
         features.insert("hooks");
     }
-    if obj.get("taint") == Some(&Value::Bool(true)) {
+    if field("taint") == Some(Value::Bool(true)) {
         features.insert("taint");
     }
-    if obj.get("replaceWith").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+    if field("replaceWith").as_ref().and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
         features.insert("replaceWith");
     }
-    if non_empty_str(obj.get("extensionRef")) {
+    if non_empty_str(field("extensionRef").as_ref()) {
         features.insert("extensionParameterization");
     }
-    if non_empty_str(obj.get("snippetID")) {
+    if non_empty_str(field("snippetID").as_ref()) {
         features.insert("snippets-prototype");
     }
 }
@@ -363,45 +422,47 @@ pub(super) fn is_provider_urn(urn: &str) -> bool {
 
 /// apitype `DeploymentV3.NormalizeURNReferences`: rewrite every URN reference that names an
 /// alias to the aliased resource's current URN (one level, as in Go), re-derive the URNs of
-/// children whose parent changed URN, and drop `aliases` from the output.
+/// children whose parent changed URN, and drop `aliases` from the output. `heads` are the
+/// resources' heads, in order. Without aliases (nearly every update) only a resource that
+/// carries an `aliases` field changes, and every other one stays the text it is.
 pub(super) fn normalize_urn_references(
     deployment: &mut Map<String, Value>,
+    resources: &mut [Resource],
+    heads: &[Head],
 ) -> Result<(), JournalError> {
     let mut aliased: HashMap<String, String> = HashMap::new();
-    if let Some(Value::Array(resources)) = deployment.get("resources") {
-        for res in resources {
-            let urn = res.get("urn").and_then(Value::as_str).unwrap_or("");
-            if let Some(Value::Array(aliases)) = res.get("aliases") {
-                for alias in aliases.iter().filter_map(Value::as_str) {
-                    if let Some(other) = aliased.get(alias) {
-                        if other != urn {
-                            return Err(JournalError::DuplicateAlias {
-                                alias: alias.to_string(),
-                                first: other.clone(),
-                                second: urn.to_string(),
-                            });
-                        }
+    for head in heads {
+        let urn = head.text("urn").unwrap_or_default();
+        if let Some(Value::Array(aliases)) = head.get("aliases") {
+            for alias in aliases.iter().filter_map(Value::as_str) {
+                if let Some(other) = aliased.get(alias) {
+                    if *other != urn {
+                        return Err(JournalError::DuplicateAlias {
+                            alias: alias.to_string(),
+                            first: other.clone(),
+                            second: urn,
+                        });
                     }
-                    aliased.insert(alias.to_string(), urn.to_string());
                 }
+                aliased.insert(alias.to_string(), urn.clone());
             }
-            // If the parent changed URN, this resource's URN changes too.
-            let parent = res.get("parent").and_then(Value::as_str).unwrap_or("");
-            let Some(new_parent) = aliased.get(parent) else { continue };
-            let (Some(parent_parts), Some(own)) = (parse_urn(new_parent), parse_urn(urn)) else {
-                // Go would panic on a malformed URN here; leave the reference alone instead.
-                continue;
-            };
-            if parent_parts.qualified_type != ROOT_STACK_TYPE {
-                let renamed = new_urn(
-                    own.stack,
-                    own.project,
-                    parent_parts.qualified_type,
-                    own_type(own.qualified_type),
-                    own.name,
-                );
-                aliased.insert(urn.to_string(), renamed);
-            }
+        }
+        // If the parent changed URN, this resource's URN changes too.
+        let parent = head.text("parent").unwrap_or_default();
+        let Some(new_parent) = aliased.get(&parent) else { continue };
+        let (Some(parent_parts), Some(own)) = (parse_urn(new_parent), parse_urn(&urn)) else {
+            // Go would panic on a malformed URN here; leave the reference alone instead.
+            continue;
+        };
+        if parent_parts.qualified_type != ROOT_STACK_TYPE {
+            let renamed = new_urn(
+                own.stack,
+                own.project,
+                parent_parts.qualified_type,
+                own_type(own.qualified_type),
+                own.name,
+            );
+            aliased.insert(urn.clone(), renamed);
         }
     }
 
@@ -410,9 +471,19 @@ pub(super) fn normalize_urn_references(
             *v = Value::String(new.clone());
         }
     };
-    if let Some(Value::Array(resources)) = deployment.get_mut("resources") {
-        for res in resources.iter_mut() {
-            let Some(obj) = res.as_object_mut() else { continue };
+    for (res, head) in resources.iter_mut().zip(heads) {
+        // A provider reference with an empty ID is rewritten even without aliases.
+        // (Only an empty ID can change without aliases: skip the URN parse for the rest.)
+        let provider_changes = || {
+            head.text("provider").is_some_and(|p| {
+                p.ends_with(URN_NAME_DELIMITER)
+                    && fix_provider(&p, &aliased).is_some_and(|fixed| fixed != p)
+            })
+        };
+        if aliased.is_empty() && !head.has_aliases() && !provider_changes() {
+            continue;
+        }
+        resource::edit(res, |obj| {
             for key in ["urn", "parent", "deletedWith", "viewOf"] {
                 if let Some(v) = obj.get_mut(key) {
                     fix(v);
@@ -435,7 +506,7 @@ pub(super) fn normalize_urn_references(
             }
             // Once references are normalised, aliases are not written out.
             obj.remove("aliases");
-        }
+        })?;
     }
     if let Some(Value::Array(snippets)) = deployment.get_mut("snippets") {
         for snippet in snippets.iter_mut() {

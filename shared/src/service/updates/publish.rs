@@ -4,9 +4,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::service::deployments::{self, Summary};
-use crate::service::journal::Snapshot;
+use crate::service::journal::Encoded;
 use crate::service::stacks;
 
 use super::model::Update;
@@ -118,17 +118,14 @@ pub(super) async fn publish_journal(
         return Ok(Published::unchanged(stack, degraded));
     }
     let manifest = manifest(&update.cli_version, app.clock.now());
-    let Snapshot { version: schema, features, deployment } = match replayer.into_snapshot(manifest)
-    {
+    let Encoded { version: schema, features, deployment } = match replayer.into_encoded(manifest) {
         Ok(generated) => generated,
         Err(e) => {
             tracing::error!(update = %update.id, error = %e, "journal snapshot failed; state left unchanged");
             return Ok(Published::unchanged(stack, true));
         }
     };
-    let raw = serde_json::value::to_raw_value(&deployment)
-        .map_err(|e| Error::caused("JSON encoding", e))?;
-    let bytes = deployments::untyped(schema, Some(&features), &raw)?;
+    let bytes = deployments::untyped(schema, Some(&features), &deployment)?;
     let summary = deployments::check_untyped(&bytes, 3..=4)?;
     let key = deployments::version_key(&update.stack_id, version);
     let gz = deployments::gzip(&bytes)?;
