@@ -1,7 +1,5 @@
 //! Handler results and the single place where errors become HTTP responses.
 
-use std::io::Write;
-
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
@@ -199,16 +197,9 @@ pub fn into_response(
 }
 
 fn gunzip(data: &[u8]) -> Option<Bytes> {
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(data), &mut out).ok()?;
-    Some(out.into())
+    crate::service::deployments::gunzip(data).ok().map(Bytes::from)
 }
 
 fn gzip(data: &[u8]) -> Option<Bytes> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(data).ok()?;
-    enc.finish().ok().map(Bytes::from)
+    crate::service::deployments::gzip(data).ok()
 }

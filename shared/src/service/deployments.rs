@@ -36,8 +36,12 @@ pub fn checkpoint_key(update_id: &str) -> String {
     format!("updates/{update_id}/checkpoint.json.gz")
 }
 
-/// gzip-compresses (fast level: this is on the request path).
+/// gzip-compresses (fast level: this is on the request path), with libdeflate when it can
+/// allocate its state (`service::deflate`), else with flate2.
 pub fn gzip(data: &[u8]) -> Result<Bytes> {
+    if let Some(gz) = super::deflate::gzip(data) {
+        return Ok(Bytes::from(gz));
+    }
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(data.len() / 4),
         flate2::Compression::fast(),

@@ -4,6 +4,7 @@ pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod deflate;
 pub mod delta;
 pub mod deployments;
 pub mod env;
