@@ -6,7 +6,6 @@ use bytes::Bytes;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::ports::MetaError;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 use crate::service::{delta, deployments};
 
@@ -121,22 +120,34 @@ pub async fn save_sequenced(
     let previous = update.checkpoint_chain.as_ref();
     let stored = chain::store(blobs, &update.id, seq, previous, &bytes, hash, link).await?;
     let hash = stored.hash.clone();
-    let mut next = update.clone();
-    next.checkpoint_seq = seq;
-    next.checkpoint_chain = Some(stored);
-    match meta.transact(vec![next.put_op()]).await {
-        Ok(()) => {}
-        Err(MetaError::ConditionFailed) => {
+    // Other writers of the update item (a lease renewal, the record of resource changes) leave
+    // its checkpoint alone: losing a race to one of them is retried on the fresh item (the CLI
+    // fails the whole update on a 409 here). Losing to another checkpoint (the CLI sends them
+    // one at a time, so a retry of this one) is settled by what that one recorded.
+    let mut current = update.clone();
+    let recorded = retry_on_conflict!(8, async {
+        let mut next = current.clone();
+        next.checkpoint_seq = seq;
+        next.checkpoint_chain = Some(stored.clone());
+        let attempt = written(meta.transact(vec![next.put_op()]).await, ())?;
+        if let Attempt::Raced = attempt {
             let now = get(meta, &update.stack_id, &update.id).await?;
             let same = now.checkpoint_chain.as_ref().map(|c| c.hash.as_str());
-            if now.checkpoint_seq != seq || same != Some(hash.as_str()) {
+            if now.checkpoint_seq == seq && same == Some(hash.as_str()) {
+                return Ok(Attempt::Done(()));
+            }
+            let untouched = now.checkpoint_seq == update.checkpoint_seq
+                && now.checkpoint_chain == update.checkpoint_chain;
+            if !untouched || !now.is_live(app.clock.now()) {
                 return Err(Error::Conflict(
                     "the update changed concurrently; retry the checkpoint".into(),
                 ));
             }
+            current = now;
         }
-        Err(e) => return Err(e.into()),
-    }
+        Ok(attempt)
+    })?;
+    recorded.ok_or_else(update_contended)?;
     app.checkpoints.remember(&update.id, &hash, bytes);
     Ok(())
 }

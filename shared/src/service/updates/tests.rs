@@ -249,3 +249,37 @@ async fn a_lease_token_only_works_for_its_own_update_and_stack() {
         assert!(matches!(got, Err(Error::Forbidden(_))), "{garbage:?} → {got:?}");
     }
 }
+
+/// The CLI fails a whole `up` when a checkpoint save answers 409, so a save that lost its
+/// write to a lease renewal (which leaves the checkpoint alone) must land on the fresh item.
+#[tokio::test]
+async fn a_checkpoint_that_lost_its_write_to_a_renewal_still_lands() {
+    let f = fixture("checkpoint-vs-renewal").await;
+    let (update, _) = f.started().await;
+    let verbatim = |n: usize| {
+        let resources: Vec<_> = (0..n)
+            .map(|i| serde_json::json!({"urn": format!("urn:pulumi:dev::web::t:m:r::r{i}"), "type": "t:m:r"}))
+            .collect();
+        serde_json::json!({"version": 3, "deployment": {"resources": resources}}).to_string()
+    };
+    let first = verbatim(1);
+    save_sequenced(&f.app, &update, 1, Sequenced::Verbatim(first.as_bytes())).await.unwrap();
+    // The handler of the next save read the update; a renewal then writes the item.
+    let read_by_the_save = f.reload(&update).await;
+    renew(&f.app, read_by_the_save.clone(), LEASE).await.unwrap();
+    let second = verbatim(2);
+    save_sequenced(&f.app, &read_by_the_save, 2, Sequenced::Verbatim(second.as_bytes()))
+        .await
+        .expect("a race with a renewal is not a conflict");
+    let now = f.reload(&update).await;
+    assert_eq!(now.checkpoint_seq, 2);
+    assert_eq!(
+        now.checkpoint_chain.as_ref().map(|c| c.hash.clone()),
+        Some(crate::service::delta::sha256_hex(second.as_bytes()))
+    );
+    // A save built on a checkpoint that has since moved on is still refused.
+    let third = verbatim(3);
+    let stale = Sequenced::Verbatim(third.as_bytes());
+    let err = save_sequenced(&f.app, &read_by_the_save, 2, stale).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+}
