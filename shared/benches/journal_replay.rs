@@ -57,19 +57,16 @@ fn bench(c: &mut Criterion) {
     }
     let stored = serde_json::to_vec(&head).expect("state");
     let tail = entries[cut..].to_vec();
+    let resumed = |batch: Vec<JournalEntry>| {
+        let mut r: Replayer = serde_json::from_slice(&stored).expect("state");
+        r.check_resumed().expect("consistent");
+        for chunk in batch.chunks(100) {
+            r.apply_owned(chunk.to_vec()).expect("apply");
+        }
+        r.into_encoded(manifest.clone()).expect("snapshot")
+    };
     group.bench_function("create_10k_resources_resume_from_snapshot_at_19k", |b| {
-        b.iter_batched(
-            || tail.clone(),
-            |batch| {
-                let mut r: Replayer = serde_json::from_slice(&stored).expect("state");
-                r.check_resumed().expect("consistent");
-                for chunk in batch.chunks(100) {
-                    r.apply_owned(chunk.to_vec()).expect("apply");
-                }
-                r.into_encoded(manifest.clone()).expect("snapshot")
-            },
-            BatchSize::LargeInput,
-        )
+        b.iter_batched(|| tail.clone(), resumed, BatchSize::LargeInput)
     });
     // What `complete` does after that to publish the result: wrap the deployment in its
     // envelope, check it as every stored deployment is checked, gzip it.
@@ -77,13 +74,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tail.clone(),
             |batch| {
-                let mut r: Replayer = serde_json::from_slice(&stored).expect("state");
-                r.check_resumed().expect("consistent");
-                for chunk in batch.chunks(100) {
-                    r.apply_owned(chunk.to_vec()).expect("apply");
-                }
-                let Encoded { version, features, deployment } =
-                    r.into_encoded(manifest.clone()).expect("snapshot");
+                let Encoded { version, features, deployment } = resumed(batch);
                 let bytes =
                     deployments::untyped(version, Some(&features), &deployment).expect("untyped");
                 deployments::check_untyped(&bytes, 3..=4).expect("valid");
