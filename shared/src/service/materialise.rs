@@ -43,10 +43,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::deployments;
 use super::journal::{JournalEntry, Replayer};
 use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, journal_prefix, Status, Update};
+use super::{deployments, limits};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::{StackId, UpdateId};
@@ -140,6 +140,15 @@ async fn replay_on_base(app: &App, key: Option<&str>) -> Result<Replayer> {
         .await?
         .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
     let bytes = deployments::gunzip(&gz)?;
+    // Resources are kept as text, which no depth limit guards; one that generation must
+    // change becomes a tree, and serde_json builds none deeper than 128 levels. Refuse what
+    // no route would have stored, as reading the deployment as a tree did.
+    if limits::json_depth_exceeds(&bytes, limits::MAX_JSON_DEPTH) {
+        return Err(Error::internal(format!(
+            "stored deployment {key} is corrupt: it nests deeper than {} levels",
+            limits::MAX_JSON_DEPTH
+        )));
+    }
     let untyped: Untyped = serde_json::from_slice(&bytes)
         .map_err(|e| Error::caused(format!("stored deployment {key} is corrupt"), e))?;
     match untyped.deployment {
