@@ -73,17 +73,22 @@ pub fn gunzip(data: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads the stored `UntypedDeployment` at `key` as JSON. A missing or unreadable blob is our
-/// fault (it was validated on the way in), hence an internal error.
-pub async fn read_untyped(
-    blobs: &dyn crate::ports::BlobStore,
-    key: &str,
-) -> Result<serde_json::Value> {
+/// Reads the stored `UntypedDeployment` at `key` as its decompressed bytes. A missing or
+/// unreadable blob is our fault (it was validated on the way in), hence an internal error.
+pub async fn read_stored(blobs: &dyn crate::ports::BlobStore, key: &str) -> Result<Vec<u8>> {
     let gz = blobs
         .get(key)
         .await?
         .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
-    serde_json::from_slice(&gunzip(&gz)?)
+    gunzip(&gz)
+}
+
+/// Reads the stored `UntypedDeployment` at `key` as JSON ([`read_stored`]).
+pub async fn read_untyped(
+    blobs: &dyn crate::ports::BlobStore,
+    key: &str,
+) -> Result<serde_json::Value> {
+    serde_json::from_slice(&read_stored(blobs, key).await?)
         .map_err(|e| Error::caused(format!("stored deployment {key} is corrupt"), e))
 }
 

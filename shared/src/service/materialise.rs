@@ -133,13 +133,7 @@ async fn replay_on_base(app: &App, key: Option<&str>) -> Result<Replayer> {
     }
     let base = |e| Error::caused("journal base", e);
     let Some(key) = key else { return Replayer::new(serde_json::Value::Null).map_err(base) };
-    let gz = app
-        .ports
-        .blobs
-        .get(key)
-        .await?
-        .ok_or_else(|| Error::internal(format!("deployment blob {key} is missing")))?;
-    let bytes = deployments::gunzip(&gz)?;
+    let bytes = deployments::read_stored(app.ports.blobs.as_ref(), key).await?;
     // Resources are kept as text, which no depth limit guards; one that generation must
     // change becomes a tree, and serde_json builds none deeper than 128 levels. Refuse what
     // no route would have stored, as reading the deployment as a tree did.
