@@ -93,12 +93,30 @@ async fn handle(
     // The TCP peer, for the audit log: never a client-sent header such as X-Forwarded-For.
     parts.extensions.insert(stackhouse::service::audit::SourceIp(peer.ip().to_string()));
     if parts.uri.path().starts_with(PRESIGN_PATH_PREFIX) {
+        if parts.method == http::Method::PUT {
+            return receive_blob(shared, &parts, body).await;
+        }
         return serve_blob(shared, parts.uri.path(), parts.uri.query()).await;
     }
     if parts.uri.path() == METRICS_PATH && parts.method == http::Method::GET {
         return serve_metrics(shared, &parts.headers).await;
     }
-    let limit = shared.app.settings.max_request_bytes;
+    let bytes = match read_body(shared, &parts, body, shared.app.settings.max_request_bytes).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let response = shared.router.dispatch(&shared.app, Request::from_parts(parts, bytes)).await;
+    response.map(Full::new)
+}
+
+/// Reads a request body of at most `limit` bytes within the configured time; a longer or
+/// slower one is answered (413, 408, 400) in the Pulumi error shape.
+async fn read_body(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Full<Bytes>>> {
     // An announced length over the limit is refused before a byte of the body is read.
     let announced = parts
         .headers
@@ -106,15 +124,15 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return error_response(&stackhouse::Error::PayloadTooLarge(format!(
+        return Err(error_response(&stackhouse::Error::PayloadTooLarge(format!(
             "request body exceeds the limit of {limit} bytes"
-        )));
+        ))));
     }
     let within = Duration::from_secs(shared.app.settings.body_read_timeout_seconds);
     let read = tokio::time::timeout(within, Limited::new(body, limit).collect());
-    let Ok(collected) = read.await else { return body_timeout_response(within) };
-    let bytes = match collected {
-        Ok(collected) => collected.to_bytes(),
+    let Ok(collected) = read.await else { return Err(body_timeout_response(within)) };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e) => {
             let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 stackhouse::Error::PayloadTooLarge(format!(
@@ -123,11 +141,42 @@ async fn handle(
             } else {
                 stackhouse::Error::BadRequest(format!("could not read the request body: {e}"))
             };
-            return error_response(&err);
+            Err(error_response(&err))
         }
+    }
+}
+
+/// Stores the body of a presigned PUT (the embedded stand-in for an S3 upload URL): checked
+/// before a byte is read, at most the artifact size limit, answered 200 with no body as S3
+/// does. What arrived is only trusted once the service has checked it.
+async fn receive_blob(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Response<Full<Bytes>> {
+    let forbidden =
+        || error_response(&stackhouse::Error::Forbidden("invalid or expired signature".into()));
+    let Some(verifier) = &shared.blobs else { return forbidden() };
+    let now = shared.app.clock.now();
+    let Some(put) = verifier.check_url(parts.uri.path(), parts.uri.query(), now) else {
+        return forbidden();
     };
-    let response = shared.router.dispatch(&shared.app, Request::from_parts(parts, bytes)).await;
-    response.map(Full::new)
+    if !put.put {
+        return forbidden();
+    }
+    let limit = usize::try_from(shared.app.settings.max_artifact_bytes).unwrap_or(usize::MAX);
+    let bytes = match read_body(shared, parts, body, limit).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    match shared.app.ports.blobs.put(&put.key, bytes).await {
+        Ok(()) => Response::new(Full::new(Bytes::new())),
+        Err(e) => {
+            let mut r = error_response(&stackhouse::Error::from(e));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r
+        }
+    }
 }
 
 /// 408 in the Pulumi error shape, closing the connection (its body is unread).
@@ -188,6 +237,10 @@ async fn serve_blob(shared: &Shared, path: &str, query: Option<&str>) -> Respons
     let Some(get) = verifier.check_url(path, query, shared.app.clock.now()) else {
         return forbidden();
     };
+    if get.put {
+        // An upload URL never reads.
+        return forbidden();
+    }
     let content_type = get.content_type.as_deref().unwrap_or("application/octet-stream");
     let (Ok(content_type), Ok(content_encoding)) = (
         http::HeaderValue::from_str(content_type),

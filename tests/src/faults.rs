@@ -197,6 +197,12 @@ impl BlobStore for FaultyBlobs {
         }
         self.0.presign_get(key, expires_in, response).await
     }
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        if !self.1.read() {
+            return Err(BlobError::Unavailable(CRASH.into()));
+        }
+        self.0.presign_put(key, expires_in).await
+    }
 }
 
 #[async_trait]

@@ -43,7 +43,8 @@ fn spec() -> QueueSpec {
 }
 
 /// Serves presigned blob URLs the way the emulator does: 200 with the bytes and the signed
-/// response headers, 403 when the signature or expiry is wrong, 404 when the object is gone.
+/// response headers (or, for an upload URL's PUT, the body stored), 403 when the signature,
+/// method or expiry is wrong, 404 when the object is gone.
 /// One request per connection.
 async fn serve_presigned(
     listener: TcpListener,
@@ -61,7 +62,24 @@ async fn serve_presigned(
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
-            let head = String::from_utf8_lossy(&head);
+            let end = head.windows(4).position(|w| w == b"\r\n\r\n").map_or(head.len(), |i| i + 4);
+            let mut body = head.split_off(end);
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let method = head.split_whitespace().next().unwrap_or("").to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while body.len() < length {
+                match sock.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => body.extend_from_slice(&buf[..n]),
+                }
+            }
             let target = head.split_whitespace().nth(1).unwrap_or("");
             let (path, query) = target.split_once('?').unwrap_or((target, ""));
             let now = SystemTime::now()
@@ -70,6 +88,12 @@ async fn serve_presigned(
                 .unwrap_or(0);
             let mut headers = String::new();
             let (status, body) = match verifier.check_url(path, Some(query), now) {
+                // As the emulator: an upload URL only writes, a download URL only reads.
+                Some(put) if put.put != (method == "PUT") => (403, Vec::new()),
+                Some(put) if put.put => match blobs.put(&put.key, body.into()).await {
+                    Ok(()) => (200, Vec::new()),
+                    Err(_) => (500, Vec::new()),
+                },
                 Some(get) => match blobs.get(&get.key).await {
                     Ok(Some(b)) => {
                         for (name, value) in [

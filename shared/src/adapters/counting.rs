@@ -344,6 +344,11 @@ impl BlobStore for CountingBlobs {
         add(&self.c.blob_presigns, 1);
         self.inner.presign_get(key, expires_in, response).await
     }
+
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        add(&self.c.blob_presigns, 1);
+        self.inner.presign_put(key, expires_in).await
+    }
 }
 
 struct CountingQueue {

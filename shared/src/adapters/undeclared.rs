@@ -90,6 +90,9 @@ impl BlobStore for Undeclared {
     ) -> Result<String, BlobError> {
         Err(BlobError::Undeclared(self.message()))
     }
+    async fn presign_put(&self, _key: &str, _expires_in: Duration) -> Result<String, BlobError> {
+        Err(BlobError::Undeclared(self.message()))
+    }
 }
 
 #[async_trait]

@@ -52,6 +52,10 @@ pub trait BlobStore: Send + Sync {
         expires_in: Duration,
         response: ResponseHeaders<'_>,
     ) -> Result<String, BlobError>;
+    /// A URL that lets anyone PUT (create or replace) the object, without credentials, until
+    /// it expires: an upload that goes from the client straight to the store, never through a
+    /// function's body. Whoever hands it out must check what arrived before trusting it.
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError>;
 }
 
 /// Response headers a presigned GET answers with, overriding the stored object's (S3's

@@ -260,3 +260,52 @@ pub async fn blob_presign_get(f: &Fixture) {
     blobs.delete(&key).await.expect("delete");
     blobs.delete(&gz_key).await.expect("delete");
 }
+
+/// A presigned PUT URL lets a client without credentials create and then replace the object;
+/// where the server enforces signatures, it neither reads, nor writes another key, nor works
+/// tampered, and a GET URL does not write.
+pub async fn blob_presign_put(f: &Fixture) {
+    let blobs = &*f.ports.blobs;
+    let key = format!("contract/{}/uploads/archive name+é.tgz", uid());
+    let http = reqwest::Client::new();
+    let put = |url: String, body: Vec<u8>| {
+        let http = http.clone();
+        async move {
+            let resp =
+                http.put(&url).body(body).send().await.unwrap_or_else(|e| panic!("PUT {url}: {e}"));
+            resp.status().as_u16()
+        }
+    };
+    let url = blobs.presign_put(&key, Duration::from_secs(300)).await.expect("presign");
+    assert!(url.starts_with("http://") || url.starts_with("https://"), "not a URL: {url}");
+    let first: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let status = put(url.clone(), first.clone()).await;
+    assert!((200..300).contains(&status), "presigned PUT {url}: {status}");
+    assert_eq!(blob_get(blobs, &key).await.as_deref(), Some(&first[..]), "the uploaded bytes");
+    let status = put(url.clone(), b"second".to_vec()).await;
+    assert!((200..300).contains(&status), "a second PUT replaces: {status}");
+    assert_eq!(blob_get(blobs, &key).await.as_deref(), Some(&b"second"[..]));
+
+    if f.presign_enforced {
+        let get = http.get(&url).send().await.expect("GET").status().as_u16();
+        assert_eq!(get, 403, "an upload URL must not read");
+        let read_url = blobs
+            .presign_get(&key, Duration::from_secs(300), ResponseHeaders::NONE)
+            .await
+            .expect("presign");
+        assert_eq!(put(read_url, b"x".to_vec()).await, 403, "a GET URL must not write");
+        let other = blobs.presign_put(&format!("{key}2"), Duration::from_secs(300)).await;
+        let swapped = format!(
+            "{}?{}",
+            other.expect("presign").split('?').next().unwrap_or(""),
+            url.split_once('?').map(|x| x.1).unwrap_or("")
+        );
+        assert_eq!(put(swapped, b"x".to_vec()).await, 403, "not for another key");
+        let tampered = url.replace("method=PUT", "method=GET");
+        assert_ne!(tampered, url, "the URL names its method");
+        assert_eq!(put(tampered, b"x".to_vec()).await, 403, "a tampered URL must be refused");
+        assert_eq!(blob_get(blobs, &key).await.as_deref(), Some(&b"second"[..]), "not overwritten");
+        assert_eq!(blob_get(blobs, &format!("{key}2")).await, None);
+    }
+    blobs.delete(&key).await.expect("delete");
+}

@@ -193,6 +193,15 @@ impl BlobStore for BrokenBlobs {
         };
         self.0.presign_get(key, expires_in, response).await
     }
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        // A PUT URL that outlives its expiry is the same flaw as for GET.
+        let expires_in = if self.1 == BlobFlaw::PresignIgnoresExpiry {
+            Duration::from_secs(3600)
+        } else {
+            expires_in
+        };
+        self.0.presign_put(key, expires_in).await
+    }
 }
 
 /// How a [`BrokenQueue`] misbehaves.

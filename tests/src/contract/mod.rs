@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             blob_invalid_keys,
             blob_put_if_absent_race,
             blob_presign_get,
+            blob_presign_put,
             queue_send_receive_ack,
             queue_delay,
             queue_rejects_invalid_requests,

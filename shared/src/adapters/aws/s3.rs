@@ -150,4 +150,22 @@ impl BlobStore for S3Blobs {
             .map_err(unavailable)?;
         Ok(request.uri().to_string())
     }
+
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        validate_key(key)?;
+        let config = PresigningConfig::expires_in(expires_in).map_err(|e| {
+            BlobError::Unavailable(format!("cannot presign for {expires_in:?}: {}", readable(&e)))
+        })?;
+        // No content type or checksum is signed: clients PUT whatever they have (the Pulumi
+        // CLI sends only the headers it was told to), and the receiver checks the bytes after.
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(unavailable)?;
+        Ok(request.uri().to_string())
+    }
 }

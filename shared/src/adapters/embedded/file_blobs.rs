@@ -388,7 +388,28 @@ impl BlobStore for FileBlobs {
             query.finish()
         ))
     }
+
+    async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
+        validate_key(key)?;
+        let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
+        let expires = now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let signature = hex::encode(self.signer.sign_put(key, expires));
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("expires", &expires.to_string());
+        query.append_pair(METHOD, "PUT");
+        query.append_pair("signature", &signature);
+        Ok(format!(
+            "{}{}{}?{}",
+            self.public_url,
+            PRESIGN_PATH_PREFIX,
+            url_path(key),
+            query.finish()
+        ))
+    }
 }
+
+/// Query parameter of a URL that signs a PUT (absent: a GET, as URLs were before uploads).
+const METHOD: &str = "method";
 
 /// Query parameters of the response-header overrides (S3's names), in signing order.
 const RESPONSE_CONTENT_ENCODING: &str = "response-content-encoding";
@@ -404,11 +425,13 @@ fn overrides<'a>(response: ResponseHeaders<'a>) -> impl Iterator<Item = (&'stati
     .filter_map(|(name, value)| value.map(|v| (name, v)))
 }
 
-/// A presigned GET whose signature checked out: what to serve and how.
+/// A presigned URL whose signature checked out: what to serve (or store) and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignedGet {
     /// The blob key.
     pub key: String,
+    /// The URL signs a PUT of the key (an upload), not a GET.
+    pub put: bool,
     /// The `Content-Encoding` the response must carry, if the URL asks for one.
     pub content_encoding: Option<String>,
     /// The `Content-Type` the response must carry, if the URL asks for one.
@@ -459,6 +482,18 @@ impl PresignVerifier {
         self.mac(key, expires, response).finalize().into_bytes().to_vec()
     }
 
+    /// A PUT's MAC: a GET's with no overrides, then the method, length-prefixed like them, so
+    /// a GET URL can never be turned into an upload (nor the reverse).
+    fn mac_put(&self, key: &str, expires: i64) -> Hmac<Sha256> {
+        let mut mac = self.mac(key, expires, ResponseHeaders::NONE);
+        mac.update(format!("\n{METHOD}:3:PUT").as_bytes());
+        mac
+    }
+
+    fn sign_put(&self, key: &str, expires: i64) -> Vec<u8> {
+        self.mac_put(key, expires).finalize().into_bytes().to_vec()
+    }
+
     /// Whether `signature_hex` signs `key` (without response overrides) until `expires` (epoch
     /// seconds) and `now` is not past `expires`. The comparison is constant-time.
     pub fn verify(&self, key: &str, expires: i64, signature_hex: &str, now: i64) -> bool {
@@ -495,8 +530,29 @@ impl PresignVerifier {
                 return None;
             }
         }
-        let expires = params.get("expires")?.parse().ok()?;
+        let expires: i64 = params.get("expires")?.parse().ok()?;
         let signature = params.get("signature")?;
+        match params.get(METHOD).map(String::as_str) {
+            None => {}
+            Some("PUT") => {
+                // An upload URL carries no response overrides.
+                if now > expires
+                    || params.contains_key(RESPONSE_CONTENT_ENCODING)
+                    || params.contains_key(RESPONSE_CONTENT_TYPE)
+                {
+                    return None;
+                }
+                let signature = hex::decode(signature).ok()?;
+                self.mac_put(&key, expires).verify_slice(&signature).ok()?;
+                return Some(PresignedGet {
+                    key,
+                    put: true,
+                    content_encoding: None,
+                    content_type: None,
+                });
+            }
+            Some(_) => return None,
+        }
         let content_encoding = params.get(RESPONSE_CONTENT_ENCODING).cloned();
         let content_type = params.get(RESPONSE_CONTENT_TYPE).cloned();
         let response = ResponseHeaders {
@@ -506,7 +562,7 @@ impl PresignVerifier {
         if !self.verify_with(&key, expires, response, signature, now) {
             return None;
         }
-        Some(PresignedGet { key, content_encoding, content_type })
+        Some(PresignedGet { key, put: false, content_encoding, content_type })
     }
 }
 
