@@ -188,6 +188,14 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                             "ExpirationInDays": SCRATCH_DAYS,
                         },
                         {
+                            // Upload URLs live an hour and `job-artifact-gc` removes what was
+                            // never completed; this is the backstop should the job not run.
+                            "Id": "abandoned-uploads",
+                            "Status": "Enabled",
+                            "Prefix": stackhouse::service::artifacts::UPLOAD_PREFIX,
+                            "ExpirationInDays": SCRATCH_DAYS,
+                        },
+                        {
                             // Open environment sessions last at most 7 days; their sealed
                             // values go a day after that.
                             "Id": "environment-sessions",
@@ -215,6 +223,19 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
                         "Action": "s3:*",
                         "Resource": [get_att("Bucket", "Arn"), sub("${Bucket.Arn}/*")],
                         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }, {
+                        // Presigned upload URLs (policy pack archives) are signed by functions
+                        // that may write anywhere; a URL can only ever write a scratch upload,
+                        // which `complete` checks before anything refers to it.
+                        "Sid": "PresignedWritesOnlyToUploads",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:PutObject",
+                        "NotResource": sub(&format!(
+                            "${{Bucket.Arn}}/{}*",
+                            stackhouse::service::artifacts::UPLOAD_PREFIX
+                        )),
+                        "Condition": {"StringEquals": {"s3:authType": "REST-QUERY-STRING"}},
                     }],
                 },
             },

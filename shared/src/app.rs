@@ -60,6 +60,14 @@ pub struct Settings {
     /// Longest the emulator waits for a request's body once its headers are in
     /// (`STACKHOUSE_BODY_READ_TIMEOUT_SECONDS`, default 120: 64 MiB at about 0.5 MB/s); then 408.
     pub body_read_timeout_seconds: u64,
+    /// Largest artifact (policy pack archive) an upload URL accepts and `complete` keeps
+    /// (`STACKHOUSE_MAX_ARTIFACT_BYTES`, default 100 MiB).
+    pub max_artifact_bytes: u64,
+    /// Most artifact versions one organization may hold (`STACKHOUSE_ARTIFACT_QUOTA_COUNT`).
+    pub artifact_quota_count: i64,
+    /// Most artifact bytes one organization may hold, counting each version it publishes
+    /// (`STACKHOUSE_ARTIFACT_QUOTA_BYTES`).
+    pub artifact_quota_bytes: i64,
 }
 
 impl Default for Settings {
@@ -83,6 +91,9 @@ impl Default for Settings {
             max_response_bytes: None,
             header_read_timeout_seconds: 30,
             body_read_timeout_seconds: 120,
+            max_artifact_bytes: 100 << 20,
+            artifact_quota_count: 1000,
+            artifact_quota_bytes: 10 << 30,
         }
     }
 }
@@ -146,6 +157,15 @@ impl Settings {
         }
         if let Some(n) = env.parse("STACKHOUSE_BODY_READ_TIMEOUT_SECONDS", positive_seconds) {
             s.body_read_timeout_seconds = n;
+        }
+        if let Some(n) = env.parse("STACKHOUSE_MAX_ARTIFACT_BYTES", positive_bytes) {
+            s.max_artifact_bytes = n;
+        }
+        if let Some(n) = env.parse("STACKHOUSE_ARTIFACT_QUOTA_COUNT", count) {
+            s.artifact_quota_count = signed(n);
+        }
+        if let Some(n) = env.parse("STACKHOUSE_ARTIFACT_QUOTA_BYTES", bytes) {
+            s.artifact_quota_bytes = signed(n);
         }
         if let Some(on) = env.parse("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK", switch) {
             s.webhook_allow_loopback = on;

@@ -213,6 +213,8 @@ impl World {
             ("revision", "1"),
             ("open", "00000000000000000000000000000000"),
             ("tag", "no-such-tag"),
+            ("pack", "no-such-pack"),
+            ("group", "no-such-group"),
         ] {
             path = path.replace(&format!("{{{param}}}"), value);
         }

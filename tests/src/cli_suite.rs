@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use stackhouse::app::Settings;
 
 pub use crate::cli_env::environments_with_pulumi_env;
+pub use crate::cli_policy::policy_packs_are_enforced_on_up;
 pub use crate::cli_search::org_search_finds_what_up_created;
 use crate::pulumi::{Item, Out, Program, Project, Pulumi};
 use crate::server::{Target, TestServer};
@@ -33,6 +34,7 @@ macro_rules! cli_tests {
             large_state_export_follows_the_redirect,
             org_search_finds_what_up_created,
             environments_with_pulumi_env,
+            policy_packs_are_enforced_on_up,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

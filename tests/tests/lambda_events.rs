@@ -38,6 +38,8 @@ const HOOK: &str = "deploy-notifier";
 const MEMBER: &str = "bob";
 const TEAM: &str = "web";
 const ENV: &str = "shared";
+const PACK: &str = "aws-guard";
+const GROUP: &str = "production";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 /// API Gateway's id of the sample WebSocket connection.
@@ -368,6 +370,75 @@ fn samples() -> Vec<Sample> {
             "",
             plain(&json!({"newName": "staging", "newProject": PROJECT})),
         ),
+        sample(
+            &routes::POLICY_PACK_PUBLISH,
+            format!("/api/orgs/{ORG}/policypacks"),
+            "",
+            plain(&json!({"name": PACK, "displayName": "AWS guard", "versionTag": "1.0.0",
+                          "runtime": "nodejs",
+                          "policies": [{"name": "no-public-buckets",
+                                        "displayName": "No public buckets",
+                                        "description": "S3 buckets must not be public",
+                                        "enforcementLevel": "mandatory", "message": "",
+                                        "configSchema": {"type": "object", "properties": {
+                                            "allowed": {"type": "array",
+                                                        "items": {"type": "string"}}}}}]})),
+        ),
+        sample(
+            &routes::POLICY_PACK_VERSION_COMPLETE,
+            format!("/api/orgs/{ORG}/policypacks/{PACK}/versions/1.0.0/complete"),
+            "",
+            None,
+        ),
+        sample(&routes::POLICY_PACK_LIST, format!("/api/orgs/{ORG}/policypacks"), "", None),
+        sample(
+            &routes::POLICY_PACK_VERSION_GET,
+            format!("/api/orgs/{ORG}/policypacks/{PACK}/versions/1.0.0"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::POLICY_PACK_VERSION_SCHEMA,
+            format!("/api/orgs/{ORG}/policypacks/{PACK}/versions/1.0.0/schema"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::POLICY_GROUP_CREATE,
+            format!("/api/orgs/{ORG}/policygroups"),
+            "",
+            plain(&json!({"name": GROUP, "entityType": "stacks", "mode": "preventative"})),
+        ),
+        sample(&routes::POLICY_GROUP_LIST, format!("/api/orgs/{ORG}/policygroups"), "", None),
+        sample(&routes::POLICY_GROUP_GET, format!("/api/orgs/{ORG}/policygroups/{GROUP}"), "", None),
+        sample(
+            &routes::POLICY_GROUP_UPDATE,
+            format!("/api/orgs/{ORG}/policygroups/{GROUP}"),
+            "",
+            plain(&json!({"addPolicyPack": {"name": PACK, "versionTag": "1.0.0",
+                                            "config": {"no-public-buckets": {
+                                                "allowed": ["logs"]}}}})),
+        ),
+        sample(
+            &routes::POLICY_GROUP_BATCH,
+            format!("/api/orgs/{ORG}/policygroups/{GROUP}/batch"),
+            "",
+            plain(&json!([{"addStack": {"name": STACK, "routingProject": PROJECT}}])),
+        ),
+        sample(&routes::STACK_POLICY_PACKS, format!("{s}/policypacks"), "", None),
+        sample(
+            &routes::POLICY_GROUP_DELETE,
+            format!("/api/orgs/{ORG}/policygroups/{GROUP}"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::POLICY_PACK_VERSION_DELETE,
+            format!("/api/orgs/{ORG}/policypacks/{PACK}/versions/1.0.0"),
+            "",
+            None,
+        ),
+        sample(&routes::POLICY_PACK_DELETE, format!("/api/orgs/{ORG}/policypacks/{PACK}"), "", None),
         sample(
             &routes::ORG_HOOK_CREATE,
             format!("/api/orgs/{ORG}/hooks"),
@@ -1105,6 +1176,20 @@ const PLAN: &[(&str, u16)] = &[
     ("stack-hook-deliveries", 200),
     ("stack-hook-redeliver", 200),
     ("stack-hook-delete", 204),
+    ("policy-pack-publish", 200),
+    ("policy-pack-version-complete", 204),
+    ("policy-pack-list", 200),
+    ("policy-pack-version-get", 200),
+    ("policy-pack-version-schema", 200),
+    ("policy-group-create", 200),
+    ("policy-group-list", 200),
+    ("policy-group-get", 200),
+    ("policy-group-update", 204),
+    ("policy-group-batch", 204),
+    ("stack-policy-packs", 200),
+    ("policy-group-delete", 204),
+    ("policy-pack-version-delete", 204),
+    ("policy-pack-delete", 204),
     ("org-get", 200),
     ("org-update", 204),
     ("org-members-list", 200),
@@ -1237,6 +1322,12 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let r = c.patch(&format!("/api/orgs/{ORG}/teams/{TEAM}"), &add).await;
                 assert_eq!(r.status, 204, "add {MEMBER} to {TEAM}: {r:?}");
             }
+            "policy-pack-version-complete" => {
+                // The client's upload, straight to the presigned URL.
+                let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
+                let put = reqwest::Client::new().put(&url).body(b"\x1f\x8bpack".to_vec()).send();
+                assert!(put.await.expect("upload").status().is_success(), "upload to {url}");
+            }
             "update-cancel" => {
                 let run = create_and_start(&c, &s, "update", false).await.expect("update starts");
                 vars.insert("UPDATE_ID", run.id.clone());
@@ -1249,6 +1340,19 @@ async fn every_route_has_a_sample_its_function_answers() {
         match name {
             "openapi-get" => assert_eq!(r.json()["openapi"], "3.1.0"),
             "user-get" => assert_eq!(r.json()["githubLogin"], USER),
+            "policy-pack-publish" => {
+                let url = r.json()["uploadURI"].as_str().expect("an upload URL").to_string();
+                vars.insert("UPLOAD_URL", url);
+            }
+            "policy-pack-list" => assert_eq!(r.json()["policyPacks"][0]["versionTags"][0], "1.0.0"),
+            "policy-pack-version-schema" => {
+                assert!(r.json()["configSchema"]["no-public-buckets"]["properties"].is_object())
+            }
+            "stack-policy-packs" => {
+                let required = &r.json()["requiredPolicies"];
+                assert_eq!(required[0]["name"], PACK, "{required}");
+                assert_eq!(required[0]["config"]["no-public-buckets"]["allowed"][0], "logs");
+            }
             "env-get" => {
                 let text = String::from_utf8_lossy(&r.body);
                 assert!(text.contains("ciphertext") && !text.contains("hunter2"), "{text}");

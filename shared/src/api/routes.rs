@@ -12,8 +12,8 @@
 use http::Method;
 
 use super::handlers::{
-    audit, environments, feed, health, identity, openapi, orgs, references, resources, search,
-    secrets, stack_search, stacks, teams, timeline, tokens, updates, webhooks,
+    audit, environments, feed, health, identity, openapi, orgs, policy_packs, references,
+    resources, search, secrets, stack_search, stacks, teams, timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -157,7 +157,7 @@ routes! {
     STACK_RESOURCE_VERSION: GET "/api/stacks/{org}/{project}/{stack}/resources/{version}/{urn}"
         => StackRead,     META_BLOB_READ,         resources::one_at_version;
     UPDATE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/{kind}"
-        => StackWrite,    META_WRITE,             updates::create;
+        => StackWrite,    META_WRITE_BLOB_READ,   updates::create;
     UPDATE_START: POST "/api/stacks/{org}/{project}/{stack}/{kind}/{update}"
         => StackWrite,    META_BLOB_WRITE_EVENTS, updates::start;
     UPDATE_STATUS: GET "/api/stacks/{org}/{project}/{stack}/{kind}/{update}"
@@ -182,6 +182,38 @@ routes! {
         => Lease,         META_BLOB_WRITE_EVENTS, updates::journal_entries;
     STACK_RENAME: POST "/api/stacks/{org}/{project}/{stack}/rename"
         => StackAdmin,    META_BLOB_WRITE_EVENTS, stacks::rename;
+    /// Starts publishing a policy pack version: answers an upload URL (`pulumi policy publish`).
+    POLICY_PACK_PUBLISH: POST "/api/orgs/{org}/policypacks"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::publish;
+    POLICY_PACK_LIST: GET "/api/orgs/{org}/policypacks"
+        => OrgMember,     META_READ,              policy_packs::list;
+    POLICY_PACK_DELETE: DELETE "/api/orgs/{org}/policypacks/{pack}"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::delete;
+    POLICY_PACK_VERSION_GET: GET "/api/orgs/{org}/policypacks/{pack}/versions/{tag}"
+        => OrgMember,     META_READ,              policy_packs::version_get;
+    POLICY_PACK_VERSION_DELETE: DELETE "/api/orgs/{org}/policypacks/{pack}/versions/{tag}"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::version_delete;
+    /// Ends publishing: the uploaded archive is checked and stored once by content.
+    POLICY_PACK_VERSION_COMPLETE: POST "/api/orgs/{org}/policypacks/{pack}/versions/{tag}/complete"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::complete;
+    POLICY_PACK_VERSION_SCHEMA: GET "/api/orgs/{org}/policypacks/{pack}/versions/{tag}/schema"
+        => OrgMember,     META_READ,              policy_packs::schema;
+    POLICY_GROUP_LIST: GET "/api/orgs/{org}/policygroups"
+        => OrgMember,     META_READ,              policy_packs::groups_list;
+    POLICY_GROUP_CREATE: POST "/api/orgs/{org}/policygroups"
+        => OrgAdmin,      META_WRITE,             policy_packs::group_create;
+    POLICY_GROUP_GET: GET "/api/orgs/{org}/policygroups/{group}"
+        => OrgMember,     META_READ,              policy_packs::group_get;
+    /// Enables or disables a pack, adds or removes a stack, renames (`pulumi policy enable`).
+    POLICY_GROUP_UPDATE: PATCH "/api/orgs/{org}/policygroups/{group}"
+        => OrgAdmin,      META_WRITE,             policy_packs::group_update;
+    POLICY_GROUP_BATCH: POST "/api/orgs/{org}/policygroups/{group}/batch"
+        => OrgAdmin,      META_WRITE,             policy_packs::group_batch;
+    POLICY_GROUP_DELETE: DELETE "/api/orgs/{org}/policygroups/{group}"
+        => OrgAdmin,      META_WRITE,             policy_packs::group_delete;
+    /// The policy packs the stack's updates must run, with download URLs.
+    STACK_POLICY_PACKS: GET "/api/stacks/{org}/{project}/{stack}/policypacks"
+        => StackRead,     META_BLOB_READ,         policy_packs::stack_policy_packs;
     ORG_HOOK_CREATE: POST "/api/orgs/{org}/hooks"
         => OrgAdmin,      META_WRITE_KEYS,        webhooks::org_create;
     ORG_HOOK_LIST: GET "/api/orgs/{org}/hooks"

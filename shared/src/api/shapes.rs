@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, environments, feed, health, orgs, references, resources, search, secrets, stack_search,
-    stacks, teams, timeline, tokens, updates,
+    audit, environments, feed, health, orgs, policy_packs, references, resources, search, secrets,
+    stack_search, stacks, teams, timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -282,6 +282,20 @@ pub static SHAPES: &[Shape] = &[
     row(&UPDATE_CHECKPOINT_DELTA, "Save a checkpoint as edits of the previous one", json::<updates::DeltaRequest>(), 204, Empty),
     row(&UPDATE_JOURNAL_ENTRIES, "Store a batch of journal entries", json::<updates::JournalBatch>(), 204, Empty),
     row(&STACK_RENAME, "Rename a stack (and possibly its project)", json::<stacks::RenameRequest>(), 204, Empty),
+    row(&POLICY_PACK_PUBLISH, "Start publishing a policy pack version: an upload URL for its archive", json::<crate::service::policy_packs::CreatePolicyPack>(), 200, json::<policy_packs::PublishStarted>()),
+    row(&POLICY_PACK_LIST, "The organization's policy packs with their published versions", Empty, 200, json::<policy_packs::PackList>()),
+    row(&POLICY_PACK_DELETE, "Delete every version of a policy pack (400 while a group enables one)", Empty, 204, Empty),
+    row(&POLICY_PACK_VERSION_GET, "A published policy pack version and its policies", Empty, 200, json::<policy_packs::PackVersion>()),
+    row(&POLICY_PACK_VERSION_DELETE, "Delete a policy pack version (400 while a group enables it)", Empty, 204, Empty),
+    row(&POLICY_PACK_VERSION_COMPLETE, "Finish publishing: the uploaded archive is checked and stored by content", Empty, 204, Empty),
+    row(&POLICY_PACK_VERSION_SCHEMA, "Each policy's config schema", Empty, 200, json::<policy_packs::ConfigSchema>()),
+    row(&POLICY_GROUP_LIST, "The organization's policy groups", Empty, 200, json::<policy_packs::GroupList>()),
+    row(&POLICY_GROUP_CREATE, "Create a policy group of stacks", json::<policy_packs::NewGroup>(), 200, json::<policy_packs::GroupDetail>()),
+    row(&POLICY_GROUP_GET, "A policy group: its stacks and enabled policy packs", Empty, 200, json::<policy_packs::GroupDetail>()),
+    row(&POLICY_GROUP_UPDATE, "Change a policy group: enable or disable a pack, add or remove a stack, rename", json::<crate::service::policy_packs::groups::Change>(), 204, Empty),
+    row(&POLICY_GROUP_BATCH, "Apply several changes to a policy group, all or none", json::<Vec<crate::service::policy_packs::groups::Change>>(), 204, Empty),
+    row(&POLICY_GROUP_DELETE, "Delete a policy group (not the default one)", Empty, 204, Empty),
+    row(&STACK_POLICY_PACKS, "The policy packs the stack's updates run, with download URLs", Empty, 200, json::<policy_packs::StackPolicyPacks>()),
     row(&ORG_HOOK_CREATE, "Create an organization webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
     row(&ORG_HOOK_LIST, "An organization's webhooks", Empty, 200, json::<Vec<webhooks::HookResponse>>()),
     row(&ORG_HOOK_GET, "An organization webhook", Empty, 200, json::<webhooks::HookResponse>()),

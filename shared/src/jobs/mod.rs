@@ -217,6 +217,15 @@ pub async fn history_retention(
     Ok(report)
 }
 
+/// `job-artifact-gc`: removes unreferenced artifacts and abandoned uploads older than the
+/// orphan grace period (see [`crate::service::artifacts::collect`]).
+pub async fn artifact_gc(app: Arc<App>, now: i64) -> Result<crate::service::artifacts::Collected> {
+    let grace = app.settings.orphan_grace_seconds;
+    let report = crate::service::artifacts::collect(&app, now, grace).await?;
+    tracing::info!(report = ?report, "job-artifact-gc");
+    Ok(report)
+}
+
 /// `job-feed-fanout`: sends new events to the event stream's WebSocket clients, for each
 /// organization whose events or connections the batch names (see
 /// [`crate::service::feed::fanout`]).

@@ -85,7 +85,17 @@ pub static JOB_FEED_FANOUT: Job = Job {
     timeout_seconds: 60,
 };
 
-/// Every job.
+/// `job-artifact-gc`: hourly, removes stored artifacts (policy pack archives) nothing has
+/// referred to for the grace period, and uploads never completed.
+pub static JOB_ARTIFACT_GC: Job = Job {
+    name: "job-artifact-gc",
+    description: "Removes unreferenced artifacts and abandoned uploads after the grace period",
+    trigger: Trigger::Schedule { every_seconds: 3600, run: scheduled!(super::artifact_gc) },
+    needs: Needs::META_BLOB_WRITE,
+    timeout_seconds: 600,
+};
+
+/// `job-search-index`: on each new event, brings the organization's search index up to date.
 pub static JOB_SEARCH_INDEX: Job = Job {
     name: "job-search-index",
     description: "Brings the resource search index of each organization with new events up to date with its stacks",
@@ -106,9 +116,11 @@ pub static JOB_SEARCH_REINDEX: Job = Job {
     timeout_seconds: 900,
 };
 
+/// Every job.
 pub static JOBS: &[&Job] = &[
     &JOB_LEASE_REAPER,
     &JOB_HISTORY_RETENTION,
+    &JOB_ARTIFACT_GC,
     &JOB_WEBHOOK_DELIVER,
     &JOB_UPDATE_MATERIALISE,
     &JOB_ADMIN_CREATE_USER,

@@ -94,6 +94,15 @@ impl Needs {
         push: Access::None,
         external: Access::None,
     };
+    /// Reads and writes metadata, reads blobs (hands out presigned download URLs).
+    pub const META_WRITE_BLOB_READ: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::Read,
+        queue: Access::None,
+        keys: Access::None,
+        push: Access::None,
+        external: Access::None,
+    };
     /// Reads and writes metadata and blobs.
     pub const META_BLOB_WRITE: Needs = Needs {
         meta: Access::Write,

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod artifacts;
 pub mod audit;
 pub mod backup;
 pub mod deflate;
@@ -22,6 +23,7 @@ pub mod limits;
 pub mod materialise;
 pub mod members;
 pub mod optimistic;
+pub mod policy_packs;
 #[cfg(test)]
 mod properties;
 pub mod ratelimit;

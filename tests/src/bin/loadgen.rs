@@ -192,6 +192,19 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         n: usize,
     },
+    /// Publishing policy packs (`pulumi policy publish`'s three calls): `n` versions of one
+    /// archive, then `n` of different ones: time, bytes stored, storage operations and $ per
+    /// 1,000 publishes (in-process).
+    Artifacts {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Versions published in each series.
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+        /// Size of each archive, bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        size: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -332,6 +345,16 @@ async fn run(command: Command) -> load::Result<()> {
             let counters = local.as_ref().map(|s| s.counters.as_ref());
             let r = load::env_open::measure(&ep, imports, values, n, counters).await?;
             println!("{}", load::env_open::table(&r, imports, values));
+            if let Some(server) = local {
+                server.stop().await;
+            }
+            Ok(())
+        }
+        Command::Artifacts { server, n, size } => {
+            let (local, ep) = local_or_remote(&server).await?;
+            let inside = local.as_ref().map(|s| (s.counters.as_ref(), s.app.as_ref()));
+            let r = load::artifacts::measure(&ep, n, size, inside).await?;
+            println!("{}", load::artifacts::table(&r));
             if let Some(server) = local {
                 server.stop().await;
             }

@@ -20,6 +20,7 @@
 //! state always is) and each sent save is counted S times; the report marks such numbers as
 //! extrapolated.
 
+pub mod artifacts;
 mod driver;
 pub mod env_open;
 pub mod feed_latency;

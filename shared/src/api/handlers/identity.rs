@@ -100,6 +100,13 @@ pub async fn capabilities(ctx: Ctx) -> Result<Reply> {
                 version: Some(1),
                 configuration: None,
             },
+            // `pulumi policy install` asks `GET …/policypacks` for a stack's required packs
+            // only with this (updates get them from their creation either way).
+            Capability {
+                capability: "stack-policy-packs".into(),
+                version: Some(1),
+                configuration: None,
+            },
             Capability {
                 capability: "deployment-schema-version".into(),
                 version: Some(1),

@@ -8,6 +8,7 @@ pub mod health;
 pub mod identity;
 pub mod openapi;
 pub mod orgs;
+pub mod policy_packs;
 pub mod references;
 pub mod resources;
 pub mod search;

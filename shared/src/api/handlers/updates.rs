@@ -65,6 +65,9 @@ struct UpdateOptions {
 pub(crate) struct UpdateCreated {
     #[serde(rename = "updateID")]
     update_id: crate::names::UpdateId,
+    /// The policy packs the CLI must download and run during this update.
+    #[serde(rename = "requiredPolicies", skip_serializing_if = "Vec::is_empty")]
+    required_policies: Vec<crate::service::policy_packs::groups::RequiredPolicy>,
 }
 
 /// `POST /api/stacks/{org}/{project}/{stack}/{kind}`: creates an update.
@@ -85,8 +88,16 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
             .to_string(),
         environment: json_string(body.pointer("/metadata/environment"), "{}"),
     };
+    // Read first, so that a failure here leaves no update behind.
+    let required_policies = crate::service::policy_packs::groups::required(
+        &ctx.app,
+        r.org.as_str(),
+        r.project.as_str(),
+        r.stack.as_str(),
+    )
+    .await?;
     let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program).await?;
-    Reply::json(&UpdateCreated { update_id: update.id })
+    Reply::json(&UpdateCreated { update_id: update.id, required_policies })
 }
 
 #[derive(Deserialize, Default)]

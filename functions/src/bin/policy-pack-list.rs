@@ -1,0 +1,3 @@
+//! Lambda function for the `policy-pack-list` route.
+
+stackhouse_lambda::route!(POLICY_PACK_LIST);
