@@ -641,4 +641,43 @@ mod tests {
         let got = verifier.check_url(path, Some(query), now).expect("valid URL");
         assert_eq!((got.content_encoding, got.content_type), (None, None));
     }
+    proptest::proptest! {
+        /// Whatever path and query arrive, checking never panics, and accepts only what was
+        /// signed: the signed key, for the signed method, unexpired.
+        #[test]
+        fn presigned_urls_accept_only_what_was_signed(
+            key in "[a-z0-9/_. -]{1,40}",
+            put in proptest::prelude::any::<bool>(),
+            junk in "[ -~]{0,80}",
+            flip in 0usize..200,
+        ) {
+            let verifier = PresignVerifier::from_secret([7; 32]);
+            let expires = 2_000;
+            let signature = if put {
+                hex::encode(verifier.sign_put(&key, expires))
+            } else {
+                hex::encode(verifier.sign(&key, expires, ResponseHeaders::NONE))
+            };
+            let path = format!("{PRESIGN_PATH_PREFIX}{}", url_path(&key));
+            let method = if put { "&method=PUT" } else { "" };
+            let query = format!("expires={expires}{method}&signature={signature}");
+            if validate_key(&key).is_ok() {
+                let got = verifier.check_url(&path, Some(&query), 1_000);
+                proptest::prop_assert_eq!(got.as_ref().map(|g| (g.key.as_str(), g.put)), Some((key.as_str(), put)));
+                proptest::prop_assert!(verifier.check_url(&path, Some(&query), 2_001).is_none());
+            }
+            // Any change to the query is refused (or is the same URL).
+            let mut bytes = query.clone().into_bytes();
+            if let Some(b) = bytes.get_mut(flip) {
+                *b = if *b == b'a' { b'b' } else { b'a' };
+            }
+            let changed = String::from_utf8_lossy(&bytes).into_owned();
+            if changed != query {
+                let got = verifier.check_url(&path, Some(&changed), 1_000);
+                proptest::prop_assert!(got.is_none() || got.map(|g| g.key) == Some(key.clone()));
+            }
+            let _ = verifier.check_url(&junk, Some(&junk), 1_000);
+            let _ = verifier.check_url(&path, Some(&junk), 1_000);
+        }
+    }
 }

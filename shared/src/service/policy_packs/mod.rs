@@ -496,4 +496,23 @@ mod tests {
         };
         assert_eq!(Json::Object(v.config_schema()), serde_json::json!({"a": {"type": "object"}}));
     }
+    proptest::proptest! {
+        /// Any name or tag is accepted only when it cannot split a key (`#`, `/`) or a path,
+        /// and any JSON body parses into a publish request or is refused, never panics.
+        #[test]
+        fn names_tags_and_bodies_never_escape_their_keys(
+            name in "[ -~]{0,120}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            let accepted = [PackName::parse(&name).ok().map(|n| n.0), parse_tag(&name).ok()];
+            for ok in accepted.into_iter().flatten() {
+                proptest::prop_assert!(!ok.is_empty() && ok.len() <= 128);
+                proptest::prop_assert!(!ok.contains(['#', '/', ' ', '?', '%']));
+            }
+            let _ = serde_json::from_slice::<CreatePolicyPack>(&body);
+            if let Ok(c) = serde_json::from_slice::<groups::Change>(&body) {
+                let _ = c.check();
+            }
+        }
+    }
 }
