@@ -301,6 +301,11 @@ fn path_param(name: &str) -> Value {
         "tag" => ("Tag name (of a policy pack: its version tag).", json!({"type": "string"})),
         "pack" => ("Policy pack name.", json!({"type": "string"})),
         "group" => ("Policy group name.", json!({"type": "string"})),
+        "source" => {
+            ("Registry source: `private` (the organizations' own).", json!({"type": "string"}))
+        }
+        "name" => ("Template name.", json!({"type": "string"})),
+        "semver" => ("A semantic version, or `latest` where read.", json!({"type": "string"})),
         "delivery" => ("Delivery id.", json!({"type": "string"})),
         "user" => ("User name.", json!({"type": "string"})),
         "team" => ("Team name.", json!({"type": "string"})),

@@ -215,6 +215,9 @@ impl World {
             ("tag", "no-such-tag"),
             ("pack", "no-such-pack"),
             ("group", "no-such-group"),
+            ("source", "private"),
+            ("name", "no-such-template"),
+            ("semver", "1.0.0"),
         ] {
             path = path.replace(&format!("{{{param}}}"), value);
         }

@@ -50,6 +50,10 @@ mod policy_packs {
     stackhouse_tests::policy_packs_tests!(stackhouse_tests::server::moto_target);
 }
 
+mod registry {
+    stackhouse_tests::registry_tests!(stackhouse_tests::server::moto_target);
+}
+
 /// Environment permissions (members' default, team grants) on the AWS backend.
 mod environment_access {
     stackhouse_tests::environment_access_tests!(stackhouse_tests::server::moto_target);

@@ -50,6 +50,10 @@ mod policy_packs {
     stackhouse_tests::policy_packs_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+mod registry {
+    stackhouse_tests::registry_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// Environment permissions (members' default, team grants) on the embedded backend.
 mod environment_access {
     stackhouse_tests::environment_access_tests!(|_| stackhouse_tests::server::Target::Embedded);

@@ -40,6 +40,7 @@ const TEAM: &str = "web";
 const ENV: &str = "shared";
 const PACK: &str = "aws-guard";
 const GROUP: &str = "production";
+const TEMPLATE: &str = "web-starter";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 /// API Gateway's id of the sample WebSocket connection.
@@ -439,6 +440,31 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(&routes::POLICY_PACK_DELETE, format!("/api/orgs/{ORG}/policypacks/{PACK}"), "", None),
+        sample(
+            &routes::REGISTRY_TEMPLATE_PUBLISH,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions"),
+            "",
+            plain(&json!({"version": "1.0.0"})),
+        ),
+        sample(
+            &routes::REGISTRY_TEMPLATE_COMPLETE,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/1.0.0/complete"),
+            "",
+            plain(&json!({"operationID": "${OPERATION_ID}"})),
+        ),
+        sample(&routes::REGISTRY_TEMPLATES_LIST, "/api/registry/templates".into(), "limit=499", None),
+        sample(
+            &routes::REGISTRY_TEMPLATE_GET,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/latest"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_TEMPLATE_DELETE,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/1.0.0"),
+            "",
+            None,
+        ),
         sample(
             &routes::ORG_HOOK_CREATE,
             format!("/api/orgs/{ORG}/hooks"),
@@ -1190,6 +1216,11 @@ const PLAN: &[(&str, u16)] = &[
     ("policy-group-delete", 204),
     ("policy-pack-version-delete", 204),
     ("policy-pack-delete", 204),
+    ("registry-template-publish", 200),
+    ("registry-template-complete", 200),
+    ("registry-templates-list", 200),
+    ("registry-template-get", 200),
+    ("registry-template-delete", 204),
     ("org-get", 200),
     ("org-update", 204),
     ("org-members-list", 200),
@@ -1322,6 +1353,15 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let r = c.patch(&format!("/api/orgs/{ORG}/teams/{TEAM}"), &add).await;
                 assert_eq!(r.status, 204, "add {MEMBER} to {TEAM}: {r:?}");
             }
+            "registry-template-complete" => {
+                let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
+                let archive = stackhouse_tests::registry::template_archive(&[(
+                    "Pulumi.yaml",
+                    "name: web-starter\nruntime: yaml\ndescription: A starter\n",
+                )]);
+                let put = reqwest::Client::new().put(&url).body(archive).send();
+                assert_eq!(put.await.expect("upload").status().as_u16(), 200, "upload to {url}");
+            }
             "policy-pack-version-complete" => {
                 // The client's upload, straight to the presigned URL.
                 let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
@@ -1344,6 +1384,15 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let url = r.json()["uploadURI"].as_str().expect("an upload URL").to_string();
                 vars.insert("UPLOAD_URL", url);
             }
+            "registry-template-publish" => {
+                let started = r.json();
+                let url = started["uploadURLs"]["archive"].as_str().expect("an upload URL");
+                vars.insert("UPLOAD_URL", url.to_string());
+                let id = started["operationID"].as_str().expect("an operation id");
+                vars.insert("OPERATION_ID", id.to_string());
+            }
+            "registry-templates-list" => assert_eq!(r.json()["templates"][0]["name"], TEMPLATE),
+            "registry-template-get" => assert_eq!(r.json()["language"], "yaml"),
             "policy-pack-list" => assert_eq!(r.json()["policyPacks"][0]["versionTags"][0], "1.0.0"),
             "policy-pack-version-schema" => {
                 assert!(r.json()["configSchema"]["no-public-buckets"]["properties"].is_object())
@@ -1532,6 +1581,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("TOKEN_ID", "0".repeat(20));
     vars.insert("OPEN_ID", "0".repeat(32));
     vars.insert("YAML_OPEN_ID", "0".repeat(32));
+    vars.insert("OPERATION_ID", "0".repeat(32));
     for r in routes::ROUTES {
         let expected = match r.auth() {
             Auth::User => 401,

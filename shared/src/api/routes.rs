@@ -12,7 +12,7 @@
 use http::Method;
 
 use super::handlers::{
-    audit, environments, feed, health, identity, openapi, orgs, policy_packs, references,
+    audit, environments, feed, health, identity, openapi, orgs, policy_packs, references, registry,
     resources, search, secrets, stack_search, stacks, teams, timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
@@ -214,6 +214,19 @@ routes! {
     /// The policy packs the stack's updates must run, with download URLs.
     STACK_POLICY_PACKS: GET "/api/stacks/{org}/{project}/{stack}/policypacks"
         => StackRead,     META_BLOB_READ,         policy_packs::stack_policy_packs;
+    /// The newest version of each private template of the caller's organizations.
+    REGISTRY_TEMPLATES_LIST: GET "/api/registry/templates"
+        => Token,         META_BLOB_READ,         registry::templates_list;
+    /// Starts publishing a template version: an upload URL (`pulumi template publish`).
+    REGISTRY_TEMPLATE_PUBLISH: POST "/api/registry/templates/{source}/{org}/{name}/versions"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::template_publish;
+    REGISTRY_TEMPLATE_GET: GET "/api/registry/templates/{source}/{org}/{name}/versions/{semver}"
+        => OrgMember,     META_BLOB_READ,         registry::template_get;
+    REGISTRY_TEMPLATE_DELETE: DELETE "/api/registry/templates/{source}/{org}/{name}/versions/{semver}"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::template_delete;
+    /// Ends publishing: the archive is checked and stored once by content.
+    REGISTRY_TEMPLATE_COMPLETE: POST "/api/registry/templates/{source}/{org}/{name}/versions/{semver}/complete"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::template_complete;
     ORG_HOOK_CREATE: POST "/api/orgs/{org}/hooks"
         => OrgAdmin,      META_WRITE_KEYS,        webhooks::org_create;
     ORG_HOOK_LIST: GET "/api/orgs/{org}/hooks"

@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, environments, feed, health, orgs, policy_packs, references, resources, search, secrets,
-    stack_search, stacks, teams, timeline, tokens, updates,
+    audit, environments, feed, health, orgs, policy_packs, references, registry, resources, search,
+    secrets, stack_search, stacks, teams, timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -296,6 +296,11 @@ pub static SHAPES: &[Shape] = &[
     row(&POLICY_GROUP_BATCH, "Apply several changes to a policy group, all or none", json::<Vec<crate::service::policy_packs::groups::Change>>(), 204, Empty),
     row(&POLICY_GROUP_DELETE, "Delete a policy group (not the default one)", Empty, 204, Empty),
     row(&STACK_POLICY_PACKS, "The policy packs the stack's updates run, with download URLs", Empty, 200, json::<policy_packs::StackPolicyPacks>()),
+    row(&REGISTRY_TEMPLATES_LIST, "The newest version of each private template of the caller's organizations", Empty, 200, json::<registry::TemplateList>()),
+    row(&REGISTRY_TEMPLATE_PUBLISH, "Start publishing a template version: an upload URL for its tar.gz", json::<registry::StartPublish>(), 200, json::<registry::PublishStarted>()),
+    row(&REGISTRY_TEMPLATE_GET, "A template version (or `latest`) with a short-lived download URL", Empty, 200, json::<crate::service::templates::TemplateMetadata>()),
+    row(&REGISTRY_TEMPLATE_DELETE, "Delete a template version", Empty, 204, Empty),
+    row(&REGISTRY_TEMPLATE_COMPLETE, "Finish publishing: the archive is checked (Pulumi.yaml at its root) and stored by content", json::<registry::CompletePublish>(), 200, json::<registry::Completed>()),
     row(&ORG_HOOK_CREATE, "Create an organization webhook", json::<webhooks::HookRequest>(), 200, json::<webhooks::HookResponse>()),
     row(&ORG_HOOK_LIST, "An organization's webhooks", Empty, 200, json::<Vec<webhooks::HookResponse>>()),
     row(&ORG_HOOK_GET, "An organization webhook", Empty, 200, json::<webhooks::HookResponse>()),

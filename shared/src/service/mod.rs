@@ -37,6 +37,7 @@ pub mod secrets;
 pub mod stack_search;
 pub mod stacks;
 pub mod teams;
+pub mod templates;
 pub mod timeline;
 pub mod tokens;
 pub mod updates;

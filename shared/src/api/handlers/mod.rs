@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod policy_packs;
 pub mod references;
+pub mod registry;
 pub mod resources;
 pub mod search;
 pub mod secrets;

@@ -1,0 +1,3 @@
+//! Lambda function for the `registry-templates-list` route.
+
+stackhouse_lambda::route!(REGISTRY_TEMPLATES_LIST);

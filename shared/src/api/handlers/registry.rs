@@ -1,0 +1,126 @@
+//! Private registry routes (`/api/registry/templates`), as `pulumi template publish`, `pulumi
+//! template ls` and `pulumi new <publisher>/<name>@<version>` call them. The publisher is the
+//! organization (`{org}` in the path).
+
+use serde::{Deserialize, Serialize};
+
+use super::path_org;
+use crate::api::{Ctx, Reply};
+use crate::error::{Error, Result};
+use crate::service::identity;
+use crate::service::templates::{self, TemplateMetadata, TemplateRef};
+
+fn template_ref(ctx: &Ctx) -> Result<TemplateRef> {
+    let org = path_org(ctx)?;
+    TemplateRef::parse(ctx.param("source")?, org.as_str(), ctx.param("name")?, ctx.param("semver")?)
+}
+
+/// `StartTemplatePublishRequest`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct StartPublish {
+    version: String,
+}
+
+/// `TemplateUploadURLs`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct UploadUrls {
+    archive: String,
+}
+
+/// `StartTemplatePublishResponse`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct PublishStarted {
+    #[serde(rename = "operationID")]
+    operation_id: String,
+    #[serde(rename = "uploadURLs")]
+    upload_urls: UploadUrls,
+}
+
+/// `POST /api/registry/templates/{source}/{org}/{name}/versions`: starts publishing a version;
+/// the client PUTs the tar.gz to `uploadURLs.archive`, then calls `…/{version}/complete`.
+pub async fn template_publish(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let req: StartPublish = ctx.json()?;
+    let at =
+        TemplateRef::parse(ctx.param("source")?, org.as_str(), ctx.param("name")?, &req.version)?;
+    let started = templates::start(&ctx.app, &at).await?;
+    Reply::json(&PublishStarted {
+        operation_id: started.operation_id,
+        upload_urls: UploadUrls { archive: started.upload_url },
+    })
+}
+
+/// `PublishTemplateVersionCompleteRequest`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct CompletePublish {
+    #[serde(rename = "operationID")]
+    operation_id: String,
+}
+
+/// `POST …/versions/{semver}/complete`: the archive is checked (a tar.gz with `Pulumi.yaml` at
+/// its root), stored once by content, and the version listed. Idempotent.
+pub async fn template_complete(ctx: Ctx) -> Result<Reply> {
+    let req: CompletePublish = ctx.json()?;
+    templates::complete(&ctx.app, &template_ref(&ctx)?, &req.operation_id).await?;
+    Reply::json(&Completed {})
+}
+
+/// `PublishTemplateVersionCompleteResponse`: nothing more to say.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct Completed {}
+
+/// `GET …/versions/{semver}` (or `latest`): the version with a short-lived download URL.
+pub async fn template_get(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    templates::check_source(ctx.param("source")?)?;
+    let got =
+        templates::get(&ctx.app, org.as_str(), ctx.param("name")?, ctx.param("semver")?).await?;
+    Reply::json(&got)
+}
+
+/// `DELETE …/versions/{semver}`.
+pub async fn template_delete(ctx: Ctx) -> Result<Reply> {
+    templates::remove(&ctx.app, &template_ref(&ctx)?).await?;
+    Ok(Reply::no_content())
+}
+
+/// `ListTemplatesResponse`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct TemplateList {
+    templates: Vec<TemplateMetadata>,
+}
+
+/// `GET /api/registry/templates?name=&orgLogin=&search=`: the newest version of each template
+/// of the caller's organizations (or of `orgLogin`, if they are in it), in one page.
+pub async fn templates_list(ctx: Ctx) -> Result<Reply> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let mut orgs: Vec<String> = identity::principal_orgs(meta, ctx.caller.principal()?)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    orgs.sort();
+    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
+        orgs.retain(|o| o == only);
+    }
+    if ctx.query("source").is_some_and(|s| !s.is_empty() && s != templates::SOURCE) {
+        return Reply::json(&TemplateList { templates: vec![] });
+    }
+    let name = ctx.query("name").filter(|n| !n.is_empty());
+    if let Some(n) = name {
+        templates::parse_name(n)?;
+    }
+    let search = ctx.query("search").filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.len() > 200) {
+        return Err(Error::BadRequest("search is at most 200 characters".into()));
+    }
+    let found = templates::list(&ctx.app, &orgs, name, search).await?;
+    Reply::json(&TemplateList { templates: found })
+}

@@ -1,0 +1,85 @@
+//! `pulumi template publish/ls` and `pulumi new <publisher>/<name>@<version>` (the real CLI)
+//! against the emulator's private template registry: a project published as a template, listed,
+//! and a new project made from it that `pulumi up` deploys.
+
+use crate::pulumi::{Program, Project, Pulumi};
+use crate::server::{Target, TestServer};
+
+/// A YAML project of two items published as `starter@1.0.0`, listed by `pulumi template ls`,
+/// then `pulumi new <org>/starter@1.0.0 --generate-only` into an empty directory and `pulumi up`
+/// there.
+pub async fn templates_publish_and_new(target: Target) {
+    let server = TestServer::start(target).await;
+    let mut p = Pulumi::login(&server).await;
+    let org = p.org.clone();
+    let template = p.project("starter", &Program::items(2));
+    std::fs::write(template.dir.join("README.md"), "# starter\n").expect("write a readme");
+
+    let dir = template.dir.display().to_string();
+    let published = p
+        .run(
+            &template.dir,
+            &["template", "publish", &dir, "--name", "starter", "--version", "1.0.0"],
+        )
+        .await
+        .ok();
+    published.says(&format!("Successfully published template {org}/starter@1.0.0"));
+    let again = p
+        .run(
+            &template.dir,
+            &["template", "publish", &dir, "--name", "starter", "--version", "1.0.0"],
+        )
+        .await
+        .failed();
+    again.says("already published");
+    p.run(&template.dir, &["template", "ls"]).await.ok().says("starter").says(&org);
+
+    // `pulumi new` also looks at Pulumi's public template repository unless told where else to
+    // look: an empty local one here (these machines reach no GitHub).
+    let public = p.items_dir().with_file_name("public-templates");
+    std::fs::create_dir_all(&public).expect("create the public templates stand-in");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&public)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q", "-b", "master"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "empty"]);
+    p.set_env("PULUMI_TEMPLATE_GIT_REPOSITORY", &public.display().to_string());
+
+    let fresh = p.items_dir().with_file_name("fresh");
+    let fresh_dir = fresh.display().to_string();
+    let created = p
+        .run(
+            &template.dir,
+            &[
+                "new",
+                &format!("{org}/starter@1.0.0"),
+                "--yes",
+                "--name",
+                "fresh",
+                "--stack",
+                "dev",
+                "--dir",
+                &fresh_dir,
+                // No `pulumi install`: it would look for the test provider on GitHub.
+                "--generate-only",
+            ],
+        )
+        .await
+        .ok();
+    created.says("Created project 'fresh'");
+    let yaml = std::fs::read_to_string(fresh.join("Pulumi.yaml")).expect("the new project");
+    assert!(yaml.contains("name: fresh") && yaml.contains("item-1"), "{yaml}");
+    let project = Project::at(fresh.clone(), "fresh", &template);
+    p.run(&project.dir, &["stack", "init", &p.fq("fresh", "dev")]).await.ok();
+    let up = p.run(&project.dir, &["up", "--yes", "--skip-preview", "--stack", "dev"]).await.ok();
+    assert_eq!(p.item_count(), 2, "{up}");
+}
