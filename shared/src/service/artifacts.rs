@@ -26,6 +26,7 @@ use super::item_keys;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, SortKey, TransactOp, Value};
+use crate::service::optimistic::{retry_on_conflict, written};
 
 /// Blob key prefix of stored artifacts, by SHA-256.
 pub const STORED_PREFIX: &str = "artifacts/sha256/";
@@ -223,15 +224,21 @@ fn quota_allows(app: &App, org: &str, count: i64, bytes: i64, size: i64) -> Resu
     Ok(())
 }
 
-/// What the owner's transaction must also write to take a reference on `stored` for `org`:
-/// the head's count up (created when absent) and the organization's usage, both conditioned
-/// on what was read. 409 past the quota; `Ok(None)` while a collector holds the head (the
-/// caller retries after a moment).
-pub async fn reference_ops(
-    app: &App,
-    org: &str,
-    stored: &Stored,
-) -> Result<Option<Vec<TransactOp>>> {
+/// What taking a reference adds to the owner's transaction.
+#[derive(Debug)]
+pub struct Reference {
+    /// The head's count up (created when absent) and the organization's usage, both
+    /// conditioned on what was read.
+    pub ops: Vec<TransactOp>,
+    /// The head already counted a reference when read: no collector can have removed the blob
+    /// since it was stored, so [`ensure_stored`] need not put it again.
+    pub protected: bool,
+}
+
+/// What the owner's transaction must also write to take a reference on `stored` for `org`.
+/// 409 past the quota; `Ok(None)` while a collector holds the head (the caller retries after a
+/// moment).
+pub async fn reference_ops(app: &App, org: &str, stored: &Stored) -> Result<Option<Reference>> {
     let meta = app.ports.meta.as_ref();
     let now = app.clock.now();
     let head = read_head(meta, &stored.sha256).await?;
@@ -245,21 +252,30 @@ pub async fn reference_ops(
     let (count, bytes, _) = usage.unwrap_or((0, 0, 0));
     quota_allows(app, org, count, bytes, stored.size)?;
     let (refs, gen) = head.map(|h| (h.refs, h.gen)).unwrap_or((0, 0));
-    Ok(Some(vec![
-        TransactOp::Put(
-            head_item(&stored.sha256, refs + 1, gen + 1, LIVE, now),
-            Some(head_condition(head)),
-        ),
-        usage_op(org, usage, count + 1, bytes + stored.size),
-    ]))
+    Ok(Some(Reference {
+        ops: vec![
+            TransactOp::Put(
+                head_item(&stored.sha256, refs + 1, gen + 1, LIVE, now),
+                Some(head_condition(head)),
+            ),
+            usage_op(org, usage, count + 1, bytes + stored.size),
+        ],
+        protected: refs > 0,
+    }))
 }
 
 /// After the owner's transaction took its reference: puts the bytes back should a collector
 /// have deleted the blob between [`store`] and the transaction (it cannot any more: the head
-/// now counts a reference), and removes the upload.
-pub async fn ensure_stored(app: &App, stored: &Stored, upload_key: &str) -> Result<()> {
-    let key = stored_key(&stored.sha256);
-    app.ports.blobs.put_if_absent(&key, stored.bytes.clone()).await?;
+/// now counts a reference) unless the head was `protected` already, and removes the upload.
+pub async fn ensure_stored(
+    app: &App,
+    stored: &Stored,
+    upload_key: &str,
+    protected: bool,
+) -> Result<()> {
+    if !protected {
+        app.ports.blobs.put_if_absent(&stored_key(&stored.sha256), stored.bytes.clone()).await?;
+    }
     discard_upload(app, upload_key).await
 }
 
@@ -279,6 +295,40 @@ pub async fn release_ops(app: &App, org: &str, sha: &str, size: i64) -> Result<V
     let (count, bytes, _) = usage.unwrap_or((0, 0, 0));
     ops.push(usage_op(org, usage, count - 1, bytes - size));
     Ok(ops)
+}
+
+/// Deletes an owner's item (`pk`/`sk`, e.g. a pack version) and, in the same transaction, gives
+/// back the reference it holds (`reference`: the archive's SHA-256 and size, once complete);
+/// then discards its upload if it never completed. A retried delete that finds the item gone
+/// succeeds; `what` names it in a 409 when every try lost a race.
+pub async fn remove_owner(
+    app: &App,
+    org: &str,
+    (pk, sk): (&str, &str),
+    reference: Option<(&str, i64)>,
+    upload: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    let meta = app.ports.meta.as_ref();
+    let outcome = retry_on_conflict!(8, async {
+        let mut ops = match reference {
+            Some((sha, size)) => release_ops(app, org, sha, size).await?,
+            None => Vec::new(),
+        };
+        ops.push(TransactOp::Delete {
+            pk: pk.to_string(),
+            sk: sk.to_string(),
+            condition: Some(Condition::Exists),
+        });
+        written(meta.transact(ops).await, ())
+    })?;
+    if outcome.is_none() && meta.get(pk, sk).await?.is_some() {
+        return Err(Error::Conflict(format!("the {what} changed concurrently, try again")));
+    }
+    if let Some(upload) = upload {
+        discard_upload(app, upload).await?;
+    }
+    Ok(())
 }
 
 /// A presigned GET of a stored artifact, served as it was uploaded.

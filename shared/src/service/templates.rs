@@ -263,14 +263,14 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
     let outcome = retry_on_conflict!(12, async {
         let current = get_version(meta, at).await?;
         if current.complete {
-            return Ok(Attempt::Done(current));
+            return Ok(Attempt::Done((current, true)));
         }
         if current.upload.as_deref() != Some(upload.as_str()) {
             return Err(Error::Conflict(
                 "the version was published again meanwhile; complete that publish".into(),
             ));
         }
-        let Some(mut ops) = artifacts::reference_ops(app, &at.org, &stored).await? else {
+        let Some(reference) = artifacts::reference_ops(app, &at.org, &stored).await? else {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return Ok(Attempt::Raced);
         };
@@ -285,13 +285,14 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
             ..current
         };
         let cond = Condition::Equals("upload".into(), Value::S(upload.clone()));
+        let mut ops = reference.ops;
         ops.push(TransactOp::Put(done.item(), Some(cond)));
-        written(meta.transact(ops).await, done)
+        written(meta.transact(ops).await, (done, reference.protected))
     })?;
-    let done = outcome.ok_or_else(|| {
+    let (done, protected) = outcome.ok_or_else(|| {
         Error::Unavailable("the artifact store is busy with this archive, try again".into())
     })?;
-    artifacts::ensure_stored(app, &stored, &upload).await?;
+    artifacts::ensure_stored(app, &stored, &upload, protected).await?;
     Ok(done)
 }
 
@@ -423,27 +424,18 @@ pub async fn get(app: &App, org: &str, name: &str, version: &str) -> Result<Temp
 
 /// Removes a version, giving back its archive's reference.
 pub async fn remove(app: &App, at: &TemplateRef) -> Result<()> {
-    let meta = app.ports.meta.as_ref();
-    let v = get_version(meta, at).await?;
-    let outcome = retry_on_conflict!(8, async {
-        let mut ops = match (&v.sha256, v.complete) {
-            (Some(sha), true) => artifacts::release_ops(app, &at.org, sha, v.size).await?,
-            _ => Vec::new(),
-        };
-        ops.push(TransactOp::Delete {
-            pk: item_keys::org_pk(&at.org),
-            sk: at.sk(),
-            condition: Some(Condition::Exists),
-        });
-        written(meta.transact(ops).await, ())
-    })?;
-    if outcome.is_none() && meta.get(&item_keys::org_pk(&at.org), &at.sk()).await?.is_some() {
-        return Err(Error::Conflict("the template changed concurrently, try again".into()));
-    }
-    if let Some(upload) = &v.upload {
-        artifacts::discard_upload(app, upload).await?;
-    }
-    Ok(())
+    let v = get_version(app.ports.meta.as_ref(), at).await?;
+    let reference = v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size));
+    let key = (item_keys::org_pk(&at.org), at.sk());
+    artifacts::remove_owner(
+        app,
+        &at.org,
+        (&key.0, &key.1),
+        reference,
+        v.upload.as_deref(),
+        "template",
+    )
+    .await
 }
 
 #[cfg(test)]

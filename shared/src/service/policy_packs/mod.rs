@@ -292,14 +292,14 @@ pub async fn complete(app: &App, org: &str, name: &PackName, tag: &str) -> Resul
     let outcome = retry_on_conflict!(12, async {
         let current = get_version(meta, org, name, tag).await?;
         if current.complete {
-            return Ok(Attempt::Done(current));
+            return Ok(Attempt::Done((current, true)));
         }
         if current.upload.as_deref() != Some(upload.as_str()) {
             return Err(Error::Conflict(
                 "the version was published again meanwhile; complete that publish".into(),
             ));
         }
-        let Some(mut ops) = artifacts::reference_ops(app, org, &stored).await? else {
+        let Some(reference) = artifacts::reference_ops(app, org, &stored).await? else {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return Ok(Attempt::Raced);
         };
@@ -310,16 +310,17 @@ pub async fn complete(app: &App, org: &str, name: &PackName, tag: &str) -> Resul
             size: stored.size,
             ..current
         };
+        let mut ops = reference.ops;
         ops.push(TransactOp::Put(
             done.item()?,
             Some(Condition::Equals("upload".into(), Value::S(upload.clone()))),
         ));
-        written(meta.transact(ops).await, done)
+        written(meta.transact(ops).await, (done, reference.protected))
     })?;
-    let done = outcome.ok_or_else(|| {
+    let (done, protected) = outcome.ok_or_else(|| {
         Error::Unavailable("the artifact store is busy with this archive, try again".into())
     })?;
-    artifacts::ensure_stored(app, &stored, &upload).await?;
+    artifacts::ensure_stored(app, &stored, &upload, protected).await?;
     Ok(done)
 }
 
@@ -434,30 +435,11 @@ pub async fn remove(app: &App, org: &str, name: &PackName, tag: Option<&str>) ->
 }
 
 async fn remove_version(app: &App, org: &str, v: &Version) -> Result<()> {
-    let meta = app.ports.meta.as_ref();
     let key = version_sk(&PackName(v.name.clone()), &v.tag);
-    let outcome = retry_on_conflict!(8, async {
-        let mut ops = match (&v.sha256, v.complete) {
-            (Some(sha), true) => artifacts::release_ops(app, org, sha, v.size).await?,
-            _ => Vec::new(),
-        };
-        ops.push(TransactOp::Delete {
-            pk: item_keys::org_pk(org),
-            sk: key.clone(),
-            condition: Some(Condition::Exists),
-        });
-        written(meta.transact(ops).await, ())
-    })?;
-    if outcome.is_none() {
-        // The version may simply be gone already (a retried delete): that is success.
-        if meta.get(&item_keys::org_pk(org), &key).await?.is_some() {
-            return Err(Error::Conflict("the policy pack changed concurrently, try again".into()));
-        }
-    }
-    if let Some(upload) = &v.upload {
-        artifacts::discard_upload(app, upload).await?;
-    }
-    Ok(())
+    let reference = v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size));
+    let at = (item_keys::org_pk(org), key);
+    artifacts::remove_owner(app, org, (&at.0, &at.1), reference, v.upload.as_deref(), "policy pack")
+        .await
 }
 
 #[cfg(test)]
