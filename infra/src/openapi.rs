@@ -304,7 +304,7 @@ fn path_param(name: &str) -> Value {
         "source" => {
             ("Registry source: `private` (the organizations' own).", json!({"type": "string"}))
         }
-        "name" => ("Template name.", json!({"type": "string"})),
+        "name" => ("Template or package name.", json!({"type": "string"})),
         "semver" => ("A semantic version, or `latest` where read.", json!({"type": "string"})),
         "delivery" => ("Delivery id.", json!({"type": "string"})),
         "user" => ("User name.", json!({"type": "string"})),

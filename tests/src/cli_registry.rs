@@ -1,6 +1,7 @@
-//! `pulumi template publish/ls` and `pulumi new <publisher>/<name>@<version>` (the real CLI)
-//! against the emulator's private template registry: a project published as a template, listed,
-//! and a new project made from it that `pulumi up` deploys.
+//! `pulumi template publish/ls`, `pulumi new <publisher>/<name>@<version>` and `pulumi package
+//! publish/remove` (the real CLI) against the emulator's private registry: a project published
+//! as a template, listed, and a new project made from it that `pulumi up` deploys; our test
+//! provider's schema published as a package and removed.
 
 use crate::pulumi::{Program, Project, Pulumi};
 use crate::server::{Target, TestServer};
@@ -82,4 +83,38 @@ pub async fn templates_publish_and_new(target: Target) {
     p.run(&project.dir, &["stack", "init", &p.fq("fresh", "dev")]).await.ok();
     let up = p.run(&project.dir, &["up", "--yes", "--skip-preview", "--stack", "dev"]).await.ok();
     assert_eq!(p.item_count(), 2, "{up}");
+}
+
+/// `pulumi package publish <provider binary> --readme …` (the CLI asks the provider for its
+/// schema), a second publish of the same version refused, then `pulumi package remove`.
+pub async fn packages_publish_and_remove(target: Target) {
+    let server = TestServer::start(target).await;
+    let p = Pulumi::login(&server).await;
+    let org = p.org.clone();
+    let dir = p.items_dir().with_file_name("package");
+    std::fs::create_dir_all(&dir).expect("create the package directory");
+    std::fs::write(dir.join("README.md"), "# stackhouse-test\n\nItems in files.\n")
+        .expect("write a readme");
+    let provider = crate::pulumi::bin_dir().join("pulumi-resource-stackhouse-test");
+    let provider = provider.display().to_string();
+    let publish = ["package", "publish", &provider, "--readme", "README.md", "--publisher", &org];
+    p.run(&dir, &publish)
+        .await
+        .ok()
+        .says(&format!("Successfully published package {org}/stackhouse-test@1.0.0"));
+    p.run(&dir, &publish).await.failed().says("already published");
+    let c = server.client();
+    let path = format!("/api/registry/packages/private/{org}/stackhouse-test/versions/latest");
+    let got = c.get(&path).await;
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    let schema_url = got.json()["schemaURL"].as_str().expect("schemaURL").to_string();
+    let schema: serde_json::Value =
+        reqwest::get(&schema_url).await.expect("schema").json().await.expect("schema JSON");
+    assert!(schema["resources"]["stackhouse-test:index:Item"].is_object(), "{schema}");
+    let removed = p
+        .run(&dir, &["package", "remove", &format!("{org}/stackhouse-test@1.0.0"), "--yes"])
+        .await
+        .ok();
+    removed.says("has been deleted");
+    assert_eq!(c.get(&path).await.status, 404);
 }

@@ -9,7 +9,7 @@ use stackhouse::app::Settings;
 
 pub use crate::cli_env::environments_with_pulumi_env;
 pub use crate::cli_policy::policy_packs_are_enforced_on_up;
-pub use crate::cli_registry::templates_publish_and_new;
+pub use crate::cli_registry::{packages_publish_and_remove, templates_publish_and_new};
 pub use crate::cli_search::org_search_finds_what_up_created;
 use crate::pulumi::{Item, Out, Program, Project, Pulumi};
 use crate::server::{Target, TestServer};
@@ -37,6 +37,7 @@ macro_rules! cli_tests {
             environments_with_pulumi_env,
             policy_packs_are_enforced_on_up,
             templates_publish_and_new,
+            packages_publish_and_remove,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -1,5 +1,6 @@
-//! The private template registry over real HTTP, as `pulumi template publish`, `pulumi template
-//! ls` and `pulumi new <publisher>/<name>@<version>` call it: publish through a presigned upload,
+//! The private registry over real HTTP, as `pulumi template publish`, `pulumi template ls`,
+//! `pulumi new <publisher>/<name>@<version>`, `pulumi package publish` and `pulumi package
+//! remove` call it: publish through a presigned upload,
 //! archives checked and stored once by content, the newest version listed, downloads without
 //! credentials, and what another organization can reach. The `registry_tests!` macro runs every
 //! check against one backend.
@@ -16,7 +17,8 @@ macro_rules! registry_tests {
         $crate::registry_tests!(@each $target;
             templates_publish_list_get_and_download,
             archives_without_a_project_are_refused,
-            other_organizations_cannot_reach_templates
+            other_organizations_cannot_reach_templates,
+            packages_publish_get_list_and_remove
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -152,6 +154,14 @@ pub async fn archives_without_a_project_are_refused(target: Target) {
     let r = publish(&c, &org, "web", "1.0.1", b"not an archive").await;
     assert_eq!(r.status, 400, "{}", show(&r));
     assert_eq!(list(&c, "").await["templates"], json!([]));
+    let stored = srv
+        .app
+        .ports
+        .blobs
+        .list(stackhouse::service::artifacts::STORED_PREFIX, None)
+        .await
+        .expect("list");
+    assert!(stored.keys.is_empty(), "refused archives are not kept: {:?}", stored.keys);
     // A wrong operation id completes nothing.
     let started = c.post(&versions(&org, "web"), &json!({"version": "2.0.0"})).await.json();
     let done = format!("{}/2.0.0/complete", versions(&org, "web"));
@@ -173,5 +183,83 @@ pub async fn other_organizations_cannot_reach_templates(target: Target) {
     assert!(matches!(r.status.as_u16(), 403 | 404), "{}", show(&r));
     let r = eve.post(&versions(&org, "evil"), &json!({"version": "1.0.0"})).await;
     assert!(matches!(r.status.as_u16(), 403 | 404), "{}", show(&r));
+    srv.stop().await;
+}
+
+/// Publishes a package version the way `pulumi package publish` does: start, PUT the schema
+/// and the readme (no installation notes), complete; returns complete's reply.
+async fn publish_package(c: &Client, org: &str, name: &str, schema: &Value) -> Reply {
+    let version = schema["version"].as_str().unwrap_or("1.0.0");
+    let start = format!("/api/registry/packages/private/{org}/{name}/versions");
+    let r = c.post(&start, &json!({"version": version})).await;
+    assert_eq!(r.status, 200, "start {name}@{version}: {}", show(&r));
+    let started = r.json();
+    let http = reqwest::Client::new();
+    for (part, body) in [("schema", schema.to_string()), ("index", format!("# {name}\n"))] {
+        let url = started["uploadURLs"][part].as_str().expect("an upload URL");
+        let put = http.put(url).body(body).send().await.expect("upload");
+        assert!(put.status().is_success(), "upload {part}: {}", put.status());
+    }
+    let done = format!("{start}/{version}/complete");
+    c.post(&done, &json!({"operationID": started["operationID"]})).await
+}
+
+pub async fn packages_publish_get_list_and_remove(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let schema = json!({"name": "widgets", "version": "1.0.0", "displayName": "Widgets",
+                        "description": "Widgets for all", "resources": {}});
+    let r = publish_package(&c, &org, "widgets", &schema).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let newer = json!({"name": "widgets", "version": "1.2.0", "description": "Better widgets"});
+    assert_eq!(publish_package(&c, &org, "widgets", &newer).await.status, 200);
+    // A schema that names another package is refused, and nothing is listed for it.
+    let wrong = json!({"name": "gadgets", "version": "1.0.0"});
+    let r = publish_package(&c, &org, "not-gadgets", &wrong).await;
+    assert_eq!(r.status, 400, "{}", show(&r));
+    let again = format!("/api/registry/packages/private/{org}/widgets/versions");
+    let r = c.post(&again, &json!({"version": "1.0.0"})).await;
+    assert_eq!(r.status, 409, "published once: {}", show(&r));
+
+    let listed = c.get("/api/registry/packages?limit=499").await.json();
+    let names: Vec<(&str, &str)> = listed["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap_or(""), p["version"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(names, [("widgets", "1.2.0")], "the newest of each: {listed}");
+    let got = c.get(&format!("{again}/1.0.0")).await;
+    assert_eq!(got.status, 200, "{}", show(&got));
+    let got = got.json();
+    assert_eq!(
+        (got["title"].as_str(), got["visibility"].as_str()),
+        (Some("Widgets"), Some("private"))
+    );
+    assert_eq!(got["packageStatus"], "ga");
+    let fetch = |url: String| async move {
+        reqwest::get(&url).await.expect("download").bytes().await.expect("body").to_vec()
+    };
+    let downloaded: Value =
+        serde_json::from_slice(&fetch(got["schemaURL"].as_str().expect("schemaURL").into()).await)
+            .expect("the schema as uploaded");
+    assert_eq!(downloaded, schema);
+    let readme = fetch(got["readmeURL"].as_str().expect("readmeURL").into()).await;
+    assert_eq!(readme, b"# widgets\n");
+    assert_eq!(c.get(&format!("{again}/latest")).await.json()["version"], "1.2.0");
+    // Both versions share the readme's blob: 3 archives for 2 schemas and 1 readme.
+    let stored = srv
+        .app
+        .ports
+        .blobs
+        .list(stackhouse::service::artifacts::STORED_PREFIX, None)
+        .await
+        .expect("list");
+    assert_eq!(stored.keys.len(), 3, "{:?}", stored.keys);
+    let eve = srv.other_user("eve-packages").await;
+    assert_eq!(eve.get("/api/registry/packages").await.json()["packages"], json!([]));
+    assert!(matches!(eve.get(&format!("{again}/1.0.0")).await.status.as_u16(), 403 | 404));
+    assert_eq!(c.delete(&format!("{again}/1.0.0")).await.status, 204);
+    assert_eq!(c.get(&format!("{again}/1.0.0")).await.status, 404);
     srv.stop().await;
 }

@@ -41,6 +41,7 @@ const ENV: &str = "shared";
 const PACK: &str = "aws-guard";
 const GROUP: &str = "production";
 const TEMPLATE: &str = "web-starter";
+const PACKAGE: &str = "acme-widgets";
 const UA: &str = "pulumi-cli/1 (v3.200.0; linux)";
 const API_URL: &str = "https://abc123defg.execute-api.us-east-1.amazonaws.com";
 /// API Gateway's id of the sample WebSocket connection.
@@ -462,6 +463,31 @@ fn samples() -> Vec<Sample> {
         sample(
             &routes::REGISTRY_TEMPLATE_DELETE,
             format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/1.0.0"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_PACKAGE_PUBLISH,
+            format!("/api/registry/packages/private/{ORG}/{PACKAGE}/versions"),
+            "",
+            plain(&json!({"version": "1.0.0"})),
+        ),
+        sample(
+            &routes::REGISTRY_PACKAGE_COMPLETE,
+            format!("/api/registry/packages/private/{ORG}/{PACKAGE}/versions/1.0.0/complete"),
+            "",
+            plain(&json!({"operationID": "${OPERATION_ID}"})),
+        ),
+        sample(&routes::REGISTRY_PACKAGES_LIST, "/api/registry/packages".into(), "limit=499", None),
+        sample(
+            &routes::REGISTRY_PACKAGE_GET,
+            format!("/api/registry/packages/private/{ORG}/{PACKAGE}/versions/latest"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_PACKAGE_DELETE,
+            format!("/api/registry/packages/private/{ORG}/{PACKAGE}/versions/1.0.0"),
             "",
             None,
         ),
@@ -1221,6 +1247,11 @@ const PLAN: &[(&str, u16)] = &[
     ("registry-templates-list", 200),
     ("registry-template-get", 200),
     ("registry-template-delete", 204),
+    ("registry-package-publish", 200),
+    ("registry-package-complete", 200),
+    ("registry-packages-list", 200),
+    ("registry-package-get", 200),
+    ("registry-package-delete", 204),
     ("org-get", 200),
     ("org-update", 204),
     ("org-members-list", 200),
@@ -1353,6 +1384,18 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let r = c.patch(&format!("/api/orgs/{ORG}/teams/{TEAM}"), &add).await;
                 assert_eq!(r.status, 204, "add {MEMBER} to {TEAM}: {r:?}");
             }
+            "registry-package-complete" => {
+                // The client's uploads: the schema and the readme (no installation notes).
+                let schema = json!({"name": PACKAGE, "version": "1.0.0", "description": "Widgets"});
+                for (url, body) in [
+                    (vars.get("SCHEMA_URL"), schema.to_string()),
+                    (vars.get("INDEX_URL"), "# Widgets\n".to_string()),
+                ] {
+                    let url = url.expect("publish ran").clone();
+                    let put = reqwest::Client::new().put(&url).body(body).send();
+                    assert!(put.await.expect("upload").status().is_success(), "upload to {url}");
+                }
+            }
             "registry-template-complete" => {
                 let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
                 let archive = stackhouse_tests::registry::template_archive(&[(
@@ -1391,6 +1434,16 @@ async fn every_route_has_a_sample_its_function_answers() {
                 let id = started["operationID"].as_str().expect("an operation id");
                 vars.insert("OPERATION_ID", id.to_string());
             }
+            "registry-package-publish" => {
+                let started = r.json();
+                let urls = &started["uploadURLs"];
+                vars.insert("SCHEMA_URL", urls["schema"].as_str().expect("schema URL").to_string());
+                vars.insert("INDEX_URL", urls["index"].as_str().expect("index URL").to_string());
+                let id = started["operationID"].as_str().expect("an operation id");
+                vars.insert("OPERATION_ID", id.to_string());
+            }
+            "registry-packages-list" => assert_eq!(r.json()["packages"][0]["name"], PACKAGE),
+            "registry-package-get" => assert_eq!(r.json()["description"], "Widgets"),
             "registry-templates-list" => assert_eq!(r.json()["templates"][0]["name"], TEMPLATE),
             "registry-template-get" => assert_eq!(r.json()["language"], "yaml"),
             "policy-pack-list" => assert_eq!(r.json()["policyPacks"][0]["versionTags"][0], "1.0.0"),

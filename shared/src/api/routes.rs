@@ -227,6 +227,19 @@ routes! {
     /// Ends publishing: the archive is checked and stored once by content.
     REGISTRY_TEMPLATE_COMPLETE: POST "/api/registry/templates/{source}/{org}/{name}/versions/{semver}/complete"
         => OrgAdmin,      META_BLOB_WRITE,        registry::template_complete;
+    /// The newest version of each private package of the caller's organizations.
+    REGISTRY_PACKAGES_LIST: GET "/api/registry/packages"
+        => Token,         META_BLOB_READ,         registry::packages_list;
+    /// Starts publishing a package version: upload URLs for its schema and readme.
+    REGISTRY_PACKAGE_PUBLISH: POST "/api/registry/packages/{source}/{org}/{name}/versions"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::package_publish;
+    REGISTRY_PACKAGE_GET: GET "/api/registry/packages/{source}/{org}/{name}/versions/{semver}"
+        => OrgMember,     META_BLOB_READ,         registry::package_get;
+    REGISTRY_PACKAGE_DELETE: DELETE "/api/registry/packages/{source}/{org}/{name}/versions/{semver}"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::package_delete;
+    /// Ends publishing: the schema is checked, everything stored once by content.
+    REGISTRY_PACKAGE_COMPLETE: POST "/api/registry/packages/{source}/{org}/{name}/versions/{semver}/complete"
+        => OrgAdmin,      META_BLOB_WRITE,        registry::package_complete;
     ORG_HOOK_CREATE: POST "/api/orgs/{org}/hooks"
         => OrgAdmin,      META_WRITE_KEYS,        webhooks::org_create;
     ORG_HOOK_LIST: GET "/api/orgs/{org}/hooks"

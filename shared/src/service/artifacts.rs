@@ -1,4 +1,5 @@
-//! Artifacts (issue 20): immutable uploads — policy pack archives today — stored once by
+//! Artifacts (issue 20): immutable uploads — policy pack and template archives, package schemas
+//! and readmes — stored once by
 //! content and removed when nothing refers to them any more.
 //!
 //! * An upload goes from the client straight to the blob store through a presigned PUT URL,
@@ -121,6 +122,21 @@ pub struct Stored {
 /// by content (once). Nothing is referenced yet: an unreferenced blob is collected after the
 /// grace period. 400 when nothing (or something else) arrived, 413 when it is too large.
 pub async fn store(app: &App, upload_key: &str, expect: Expect<'_>) -> Result<Stored> {
+    let read = read_upload(app, upload_key, expect).await?;
+    keep(app, &read).await?;
+    Ok(read)
+}
+
+/// Stores what [`read_upload`] read, by content (once): after the owner has checked it, so
+/// that nothing it refuses is kept.
+pub async fn keep(app: &App, read: &Stored) -> Result<()> {
+    app.ports.blobs.put_if_absent(&stored_key(&read.sha256), read.bytes.clone()).await?;
+    Ok(())
+}
+
+/// Reads the upload at `upload_key` and checks it against the limit and `expect` (see
+/// [`store`]), storing nothing.
+pub async fn read_upload(app: &App, upload_key: &str, expect: Expect<'_>) -> Result<Stored> {
     let Some(bytes) = app.ports.blobs.get(upload_key).await? else {
         return Err(Error::BadRequest(
             "nothing was uploaded to the upload URL (or the upload expired); publish again".into(),
@@ -143,7 +159,6 @@ pub async fn store(app: &App, upload_key: &str, expect: Expect<'_>) -> Result<St
     if let Some(want) = expect.sha256.filter(|want| !want.eq_ignore_ascii_case(&sha256)) {
         return Err(Error::BadRequest(format!("the upload's SHA-256 is {sha256}, not {want}")));
     }
-    app.ports.blobs.put_if_absent(&stored_key(&sha256), bytes.clone()).await?;
     Ok(Stored { sha256, size: size as i64, bytes })
 }
 
@@ -235,62 +250,90 @@ pub struct Reference {
     pub protected: bool,
 }
 
-/// What the owner's transaction must also write to take a reference on `stored` for `org`.
-/// 409 past the quota; `Ok(None)` while a collector holds the head (the caller retries after a
-/// moment).
-pub async fn reference_ops(app: &App, org: &str, stored: &Stored) -> Result<Option<Reference>> {
-    let meta = app.ports.meta.as_ref();
-    let now = app.clock.now();
-    let head = read_head(meta, &stored.sha256).await?;
-    if let Some(h) = head.filter(|h| h.collecting) {
-        if now - h.changed >= STALE_COLLECTING_SECONDS {
-            finish_collection(app, &stored.sha256, h).await?;
+/// The distinct archives of `items` (SHA-256, size), each with how many times it appears.
+fn distinct<'a>(items: impl Iterator<Item = (&'a str, i64)>) -> Vec<(&'a str, i64, i64)> {
+    let mut out: Vec<(&str, i64, i64)> = Vec::new();
+    for (sha, size) in items {
+        match out.iter_mut().find(|(s, _, _)| *s == sha) {
+            Some(found) => found.2 += 1,
+            None => out.push((sha, size, 1)),
         }
-        return Ok(None);
     }
-    let usage = read_usage(meta, org).await?;
-    let (count, bytes, _) = usage.unwrap_or((0, 0, 0));
-    quota_allows(app, org, count, bytes, stored.size)?;
-    let (refs, gen) = head.map(|h| (h.refs, h.gen)).unwrap_or((0, 0));
-    Ok(Some(Reference {
-        ops: vec![
-            TransactOp::Put(
-                head_item(&stored.sha256, refs + 1, gen + 1, LIVE, now),
-                Some(head_condition(head)),
-            ),
-            usage_op(org, usage, count + 1, bytes + stored.size),
-        ],
-        protected: refs > 0,
-    }))
+    out
 }
 
-/// After the owner's transaction took its reference: puts the bytes back should a collector
-/// have deleted the blob between [`store`] and the transaction (it cannot any more: the head
-/// now counts a reference) unless the head was `protected` already, and removes the upload.
+/// What the owner's transaction must also write to take a reference on each of `stored` (the
+/// archives of one version: a pack's, or a package's schema and readme) for `org`. The
+/// version counts once against the quota, its archives' sizes all. 409 past the quota;
+/// `Ok(None)` while a collector holds a head (the caller retries after a moment).
+pub async fn reference_ops(app: &App, org: &str, stored: &[&Stored]) -> Result<Option<Reference>> {
+    let meta = app.ports.meta.as_ref();
+    let now = app.clock.now();
+    let mut ops = Vec::with_capacity(stored.len() + 1);
+    let mut protected = true;
+    for (sha, _, times) in distinct(stored.iter().map(|s| (s.sha256.as_str(), s.size))) {
+        let head = read_head(meta, sha).await?;
+        if let Some(h) = head.filter(|h| h.collecting) {
+            if now - h.changed >= STALE_COLLECTING_SECONDS {
+                finish_collection(app, sha, h).await?;
+            }
+            return Ok(None);
+        }
+        let (refs, gen) = head.map(|h| (h.refs, h.gen)).unwrap_or((0, 0));
+        protected &= refs > 0;
+        ops.push(TransactOp::Put(
+            head_item(sha, refs + times, gen + 1, LIVE, now),
+            Some(head_condition(head)),
+        ));
+    }
+    let size: i64 = stored.iter().map(|s| s.size).sum();
+    let usage = read_usage(meta, org).await?;
+    let (count, bytes, _) = usage.unwrap_or((0, 0, 0));
+    quota_allows(app, org, count, bytes, size)?;
+    ops.push(usage_op(org, usage, count + 1, bytes + size));
+    Ok(Some(Reference { ops, protected }))
+}
+
+/// After the owner's transaction took its references: puts the bytes back should a collector
+/// have deleted a blob between [`store`] and the transaction (it cannot any more: the heads
+/// now count a reference) unless every head was `protected` already, and removes the uploads.
 pub async fn ensure_stored(
     app: &App,
-    stored: &Stored,
-    upload_key: &str,
+    stored: &[&Stored],
+    uploads: &[&str],
     protected: bool,
 ) -> Result<()> {
     if !protected {
-        app.ports.blobs.put_if_absent(&stored_key(&stored.sha256), stored.bytes.clone()).await?;
+        for s in stored {
+            app.ports.blobs.put_if_absent(&stored_key(&s.sha256), s.bytes.clone()).await?;
+        }
     }
-    discard_upload(app, upload_key).await
+    for upload in uploads {
+        discard_upload(app, upload).await?;
+    }
+    Ok(())
 }
 
-/// What the owner's transaction must also write to give back its reference on `sha` (a
-/// version of `size` bytes of `org` removed): the count down, the time it changed, the usage.
-pub async fn release_ops(app: &App, org: &str, sha: &str, size: i64) -> Result<Vec<TransactOp>> {
+/// What the owner's transaction must also write to give back its references (`references`:
+/// each archive's SHA-256 and size, of one version of `org` removed): the counts down, the
+/// time they changed, the usage.
+pub async fn release_ops(
+    app: &App,
+    org: &str,
+    references: &[(&str, i64)],
+) -> Result<Vec<TransactOp>> {
     let meta = app.ports.meta.as_ref();
-    let mut ops = Vec::with_capacity(2);
-    if let Some(h) = read_head(meta, sha).await? {
-        let state = if h.collecting { COLLECTING } else { LIVE };
-        ops.push(TransactOp::Put(
-            head_item(sha, (h.refs - 1).max(0), h.gen + 1, state, app.clock.now()),
-            Some(head_condition(Some(h))),
-        ));
+    let mut ops = Vec::with_capacity(references.len() + 1);
+    for (sha, _, times) in distinct(references.iter().copied()) {
+        if let Some(h) = read_head(meta, sha).await? {
+            let state = if h.collecting { COLLECTING } else { LIVE };
+            ops.push(TransactOp::Put(
+                head_item(sha, (h.refs - times).max(0), h.gen + 1, state, app.clock.now()),
+                Some(head_condition(Some(h))),
+            ));
+        }
     }
+    let size: i64 = references.iter().map(|(_, size)| size).sum();
     let usage = read_usage(meta, org).await?;
     let (count, bytes, _) = usage.unwrap_or((0, 0, 0));
     ops.push(usage_op(org, usage, count - 1, bytes - size));
@@ -298,22 +341,23 @@ pub async fn release_ops(app: &App, org: &str, sha: &str, size: i64) -> Result<V
 }
 
 /// Deletes an owner's item (`pk`/`sk`, e.g. a pack version) and, in the same transaction, gives
-/// back the reference it holds (`reference`: the archive's SHA-256 and size, once complete);
-/// then discards its upload if it never completed. A retried delete that finds the item gone
+/// back the references it holds (`references`: each archive's SHA-256 and size, once complete);
+/// then discards its uploads if it never completed. A retried delete that finds the item gone
 /// succeeds; `what` names it in a 409 when every try lost a race.
 pub async fn remove_owner(
     app: &App,
     org: &str,
     (pk, sk): (&str, &str),
-    reference: Option<(&str, i64)>,
-    upload: Option<&str>,
+    references: &[(&str, i64)],
+    uploads: &[&str],
     what: &str,
 ) -> Result<()> {
     let meta = app.ports.meta.as_ref();
     let outcome = retry_on_conflict!(8, async {
-        let mut ops = match reference {
-            Some((sha, size)) => release_ops(app, org, sha, size).await?,
-            None => Vec::new(),
+        let mut ops = if references.is_empty() {
+            Vec::new()
+        } else {
+            release_ops(app, org, references).await?
         };
         ops.push(TransactOp::Delete {
             pk: pk.to_string(),
@@ -325,7 +369,7 @@ pub async fn remove_owner(
     if outcome.is_none() && meta.get(pk, sk).await?.is_some() {
         return Err(Error::Conflict(format!("the {what} changed concurrently, try again")));
     }
-    if let Some(upload) = upload {
+    for upload in uploads {
         discard_upload(app, upload).await?;
     }
     Ok(())

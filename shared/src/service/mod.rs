@@ -23,6 +23,7 @@ pub mod limits;
 pub mod materialise;
 pub mod members;
 pub mod optimistic;
+pub mod packages;
 pub mod policy_packs;
 #[cfg(test)]
 mod properties;

@@ -258,8 +258,9 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
             "operation {operation:?} is not this version's publish; start it again"
         )));
     }
-    let stored = artifacts::store(app, &upload, Expect::default()).await?;
+    let stored = artifacts::read_upload(app, &upload, Expect::default()).await?;
     let project = read_project(&stored.bytes)?;
+    artifacts::keep(app, &stored).await?;
     let outcome = retry_on_conflict!(12, async {
         let current = get_version(meta, at).await?;
         if current.complete {
@@ -270,7 +271,7 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
                 "the version was published again meanwhile; complete that publish".into(),
             ));
         }
-        let Some(reference) = artifacts::reference_ops(app, &at.org, &stored).await? else {
+        let Some(reference) = artifacts::reference_ops(app, &at.org, &[&stored]).await? else {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return Ok(Attempt::Raced);
         };
@@ -292,7 +293,7 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
     let (done, protected) = outcome.ok_or_else(|| {
         Error::Unavailable("the artifact store is busy with this archive, try again".into())
     })?;
-    artifacts::ensure_stored(app, &stored, &upload, protected).await?;
+    artifacts::ensure_stored(app, &[&stored], &[&upload], protected).await?;
     Ok(done)
 }
 
@@ -425,14 +426,15 @@ pub async fn get(app: &App, org: &str, name: &str, version: &str) -> Result<Temp
 /// Removes a version, giving back its archive's reference.
 pub async fn remove(app: &App, at: &TemplateRef) -> Result<()> {
     let v = get_version(app.ports.meta.as_ref(), at).await?;
-    let reference = v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size));
+    let references: Vec<(&str, i64)> =
+        v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size)).into_iter().collect();
     let key = (item_keys::org_pk(&at.org), at.sk());
     artifacts::remove_owner(
         app,
         &at.org,
         (&key.0, &key.1),
-        reference,
-        v.upload.as_deref(),
+        &references,
+        v.upload.as_deref().as_slice(),
         "template",
     )
     .await

@@ -1,6 +1,7 @@
-//! Private registry routes (`/api/registry/templates`), as `pulumi template publish`, `pulumi
-//! template ls` and `pulumi new <publisher>/<name>@<version>` call them. The publisher is the
-//! organization (`{org}` in the path).
+//! Private registry routes (`/api/registry/templates`, `/api/registry/packages`), as `pulumi
+//! template publish`, `pulumi template ls`, `pulumi new <publisher>/<name>@<version>`, `pulumi
+//! package publish` and `pulumi package remove` call them. The publisher is the organization
+//! (`{org}` in the path).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +9,7 @@ use super::path_org;
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::service::identity;
+use crate::service::packages::{self, PackageMetadata, PackageRef};
 use crate::service::templates::{self, TemplateMetadata, TemplateRef};
 
 fn template_ref(ctx: &Ctx) -> Result<TemplateRef> {
@@ -100,16 +102,7 @@ pub(crate) struct TemplateList {
 /// `GET /api/registry/templates?name=&orgLogin=&search=`: the newest version of each template
 /// of the caller's organizations (or of `orgLogin`, if they are in it), in one page.
 pub async fn templates_list(ctx: Ctx) -> Result<Reply> {
-    let meta = ctx.app.ports.meta.as_ref();
-    let mut orgs: Vec<String> = identity::principal_orgs(meta, ctx.caller.principal()?)
-        .await?
-        .into_iter()
-        .map(|(o, _)| o)
-        .collect();
-    orgs.sort();
-    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
-        orgs.retain(|o| o == only);
-    }
+    let orgs = caller_orgs(&ctx).await?;
     if ctx.query("source").is_some_and(|s| !s.is_empty() && s != templates::SOURCE) {
         return Reply::json(&TemplateList { templates: vec![] });
     }
@@ -123,4 +116,101 @@ pub async fn templates_list(ctx: Ctx) -> Result<Reply> {
     }
     let found = templates::list(&ctx.app, &orgs, name, search).await?;
     Reply::json(&TemplateList { templates: found })
+}
+
+/// The caller's organizations (only `orgLogin`, when given and theirs), sorted.
+async fn caller_orgs(ctx: &Ctx) -> Result<Vec<String>> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let mut orgs: Vec<String> = identity::principal_orgs(meta, ctx.caller.principal()?)
+        .await?
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    orgs.sort();
+    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
+        orgs.retain(|o| o == only);
+    }
+    Ok(orgs)
+}
+
+fn package_ref(ctx: &Ctx) -> Result<PackageRef> {
+    let org = path_org(ctx)?;
+    PackageRef::parse(ctx.param("source")?, org.as_str(), ctx.param("name")?, ctx.param("semver")?)
+}
+
+/// `PackageUpload`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct PackageUploadUrls {
+    schema: String,
+    index: String,
+    installation_configuration: String,
+}
+
+/// `StartPackagePublishResponse`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct PackagePublishStarted {
+    #[serde(rename = "operationID")]
+    operation_id: String,
+    #[serde(rename = "uploadURLs")]
+    upload_urls: PackageUploadUrls,
+}
+
+/// `POST /api/registry/packages/{source}/{org}/{name}/versions`: starts publishing a version;
+/// the client PUTs the schema, the readme (`index`) and, if it has them, installation notes,
+/// then calls `…/{version}/complete`.
+pub async fn package_publish(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let req: StartPublish = ctx.json()?;
+    let at =
+        PackageRef::parse(ctx.param("source")?, org.as_str(), ctx.param("name")?, &req.version)?;
+    let started = packages::start(&ctx.app, &at).await?;
+    let [schema, index, installation_configuration] = started.urls;
+    Reply::json(&PackagePublishStarted {
+        operation_id: started.operation_id,
+        upload_urls: PackageUploadUrls { schema, index, installation_configuration },
+    })
+}
+
+/// `POST …/versions/{semver}/complete`: the schema is checked (JSON naming this package and
+/// version), everything uploaded stored once by content, and the version listed. Idempotent.
+pub async fn package_complete(ctx: Ctx) -> Result<Reply> {
+    let req: CompletePublish = ctx.json()?;
+    packages::complete(&ctx.app, &package_ref(&ctx)?, &req.operation_id).await?;
+    Reply::json(&Completed {})
+}
+
+/// `GET …/versions/{semver}` (or `latest`): the version with short-lived schema and readme URLs.
+pub async fn package_get(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    templates::check_source(ctx.param("source")?)?;
+    let got =
+        packages::get(&ctx.app, org.as_str(), ctx.param("name")?, ctx.param("semver")?).await?;
+    Reply::json(&got)
+}
+
+/// `DELETE …/versions/{semver}` (`pulumi package remove`).
+pub async fn package_delete(ctx: Ctx) -> Result<Reply> {
+    packages::remove(&ctx.app, &package_ref(&ctx)?).await?;
+    Ok(Reply::no_content())
+}
+
+/// `ListPackagesResponse`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct PackageList {
+    packages: Vec<PackageMetadata>,
+}
+
+/// `GET /api/registry/packages?name=`: the newest version of each package of the caller's
+/// organizations, in one page.
+pub async fn packages_list(ctx: Ctx) -> Result<Reply> {
+    let orgs = caller_orgs(&ctx).await?;
+    let name = ctx.query("name").filter(|n| !n.is_empty());
+    if let Some(n) = name {
+        templates::parse_name(n)?;
+    }
+    Reply::json(&PackageList { packages: packages::list(&ctx.app, &orgs, name).await? })
 }

@@ -299,7 +299,7 @@ pub async fn complete(app: &App, org: &str, name: &PackName, tag: &str) -> Resul
                 "the version was published again meanwhile; complete that publish".into(),
             ));
         }
-        let Some(reference) = artifacts::reference_ops(app, org, &stored).await? else {
+        let Some(reference) = artifacts::reference_ops(app, org, &[&stored]).await? else {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return Ok(Attempt::Raced);
         };
@@ -320,7 +320,7 @@ pub async fn complete(app: &App, org: &str, name: &PackName, tag: &str) -> Resul
     let (done, protected) = outcome.ok_or_else(|| {
         Error::Unavailable("the artifact store is busy with this archive, try again".into())
     })?;
-    artifacts::ensure_stored(app, &stored, &upload, protected).await?;
+    artifacts::ensure_stored(app, &[&stored], &[&upload], protected).await?;
     Ok(done)
 }
 
@@ -436,10 +436,18 @@ pub async fn remove(app: &App, org: &str, name: &PackName, tag: Option<&str>) ->
 
 async fn remove_version(app: &App, org: &str, v: &Version) -> Result<()> {
     let key = version_sk(&PackName(v.name.clone()), &v.tag);
-    let reference = v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size));
+    let references: Vec<(&str, i64)> =
+        v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size)).into_iter().collect();
     let at = (item_keys::org_pk(org), key);
-    artifacts::remove_owner(app, org, (&at.0, &at.1), reference, v.upload.as_deref(), "policy pack")
-        .await
+    artifacts::remove_owner(
+        app,
+        org,
+        (&at.0, &at.1),
+        &references,
+        v.upload.as_deref().as_slice(),
+        "policy pack",
+    )
+    .await
 }
 
 #[cfg(test)]
