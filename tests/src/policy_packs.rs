@@ -181,6 +181,20 @@ pub async fn publish_complete_list_and_get(target: Target) {
         schema["configSchema"]["no-public-buckets"]["properties"]["allowed"]["type"],
         "array"
     );
+    // The registry's view of the same packs.
+    let registry = c.get("/api/registry/policypacks").await.json();
+    let entry = &registry["policyPacks"][0];
+    assert_eq!(entry["id"], format!("private/{org}/guard@1.1.0"), "the newest: {registry}");
+    assert_eq!(
+        (entry["accessLevel"].as_str(), entry["publisher"].as_str()),
+        (Some("full"), Some(org.as_str()))
+    );
+    let versions = c.get(&format!("/api/registry/policypacks/private/{org}/guard/versions")).await;
+    assert_eq!(versions.json()["policyPacks"].as_array().map(Vec::len), Some(2));
+    let tagged =
+        c.get(&format!("/api/orgs/{org}/registry/policypacks/guard?tag=1.0.0")).await.json();
+    assert_eq!(tagged["policyPack"]["version"], "1.0.0", "{tagged}");
+    assert_eq!(tagged["policies"][0]["name"], "no-public-buckets");
     // Bad names are refused before anything is stored.
     let r = c.post(&packs(&org), &request("bad/name", "1")).await;
     assert_eq!(r.status, 400, "{}", show(&r));

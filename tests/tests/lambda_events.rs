@@ -466,6 +466,31 @@ fn samples() -> Vec<Sample> {
             "",
             None,
         ),
+        sample(&routes::REGISTRY_POLICY_PACKS_LIST, "/api/registry/policypacks".into(), "", None),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_VERSIONS,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}/versions"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_VERSION_GET,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}/versions/latest"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::ORG_REGISTRY_POLICY_PACK_GET,
+            format!("/api/orgs/{ORG}/registry/policypacks/{PACK}"),
+            "tag=1.0.0",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_VERSION_DELETE,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}/versions/1.0.0"),
+            "",
+            None,
+        ),
         sample(
             &routes::REGISTRY_PACKAGE_PUBLISH,
             format!("/api/registry/packages/private/{ORG}/{PACKAGE}/versions"),
@@ -1240,7 +1265,12 @@ const PLAN: &[(&str, u16)] = &[
     ("policy-group-batch", 204),
     ("stack-policy-packs", 200),
     ("policy-group-delete", 204),
-    ("policy-pack-version-delete", 204),
+    ("registry-policy-packs-list", 200),
+    ("registry-policy-pack-versions", 200),
+    ("registry-policy-pack-version-get", 200),
+    ("org-registry-policy-pack-get", 200),
+    ("registry-policy-pack-version-delete", 204),
+    ("policy-pack-version-delete", 404),
     ("policy-pack-delete", 204),
     ("registry-template-publish", 200),
     ("registry-template-complete", 200),
@@ -1433,6 +1463,14 @@ async fn every_route_has_a_sample_its_function_answers() {
                 vars.insert("UPLOAD_URL", url.to_string());
                 let id = started["operationID"].as_str().expect("an operation id");
                 vars.insert("OPERATION_ID", id.to_string());
+            }
+            "registry-policy-packs-list" => {
+                assert_eq!(r.json()["policyPacks"][0]["id"], format!("private/{ORG}/{PACK}@1.0.0"))
+            }
+            "registry-policy-pack-version-get" | "org-registry-policy-pack-get" => {
+                let v = r.json();
+                assert_eq!(v["policyPack"]["enforcementLevels"], json!(["mandatory"]), "{v}");
+                assert_eq!(v["policies"][0]["name"], "no-public-buckets");
             }
             "registry-package-publish" => {
                 let started = r.json();

@@ -227,6 +227,18 @@ routes! {
     /// Ends publishing: the archive is checked and stored once by content.
     REGISTRY_TEMPLATE_COMPLETE: POST "/api/registry/templates/{source}/{org}/{name}/versions/{semver}/complete"
         => OrgAdmin,      META_BLOB_WRITE,        registry::template_complete;
+    /// The newest version of each policy pack of the caller's organizations, as the registry
+    /// lists them (published through `/api/orgs/{org}/policypacks`).
+    REGISTRY_POLICY_PACKS_LIST: GET "/api/registry/policypacks"
+        => Token,         META_READ,              policy_packs::registry_list;
+    REGISTRY_POLICY_PACK_VERSIONS: GET "/api/registry/policypacks/{source}/{org}/{name}/versions"
+        => OrgMember,     META_READ,              policy_packs::registry_versions;
+    REGISTRY_POLICY_PACK_VERSION_GET: GET "/api/registry/policypacks/{source}/{org}/{name}/versions/{tag}"
+        => OrgMember,     META_READ,              policy_packs::registry_version_get;
+    REGISTRY_POLICY_PACK_VERSION_DELETE: DELETE "/api/registry/policypacks/{source}/{org}/{name}/versions/{tag}"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::registry_version_delete;
+    ORG_REGISTRY_POLICY_PACK_GET: GET "/api/orgs/{org}/registry/policypacks/{pack}"
+        => OrgMember,     META_READ,              policy_packs::org_registry_get;
     /// The newest version of each private package of the caller's organizations.
     REGISTRY_PACKAGES_LIST: GET "/api/registry/packages"
         => Token,         META_BLOB_READ,         registry::packages_list;

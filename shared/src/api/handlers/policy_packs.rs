@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use super::{path_org, path_stack};
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
+use crate::service::access::OrgAccess;
 use crate::service::policy_packs::groups::{
     self, Change, EnabledPack, RequiredPolicy, StackMember,
 };
@@ -324,4 +325,156 @@ pub async fn stack_policy_packs(ctx: Ctx) -> Result<Reply> {
     let required =
         groups::required(&ctx.app, r.org.as_str(), r.project.as_str(), r.stack.as_str()).await?;
     Reply::json(&StackPolicyPacks { required_policies: required })
+}
+
+/// A pack version as the registry lists it (`RegistryPolicyPack`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RegistryPolicyPack {
+    /// `private/<publisher>/<name>@<version tag>`.
+    id: String,
+    source: &'static str,
+    publisher: String,
+    name: String,
+    /// The version tag.
+    version: String,
+    display_name: String,
+    /// What the caller may do with it: members read (`view-only`), admins manage (`full`).
+    access_level: &'static str,
+    /// The enforcement levels its policies use, each once.
+    enforcement_levels: Vec<String>,
+}
+
+fn registry_entry(v: &packs::Version, admin: bool) -> RegistryPolicyPack {
+    let mut levels: Vec<String> = v
+        .policies
+        .iter()
+        .filter_map(|p| p.get("enforcementLevel").and_then(Json::as_str).map(str::to_string))
+        .collect();
+    levels.sort();
+    levels.dedup();
+    RegistryPolicyPack {
+        id: format!("{REGISTRY_SOURCE}/{}/{}@{}", v.org, v.name, v.tag),
+        source: REGISTRY_SOURCE,
+        publisher: v.org.clone(),
+        name: v.name.clone(),
+        version: v.tag.clone(),
+        display_name: v.display_name.clone(),
+        access_level: if admin { "full" } else { "view-only" },
+        enforcement_levels: levels,
+    }
+}
+
+/// The registry's one source: the organizations' own packs.
+const REGISTRY_SOURCE: &str = crate::service::templates::SOURCE;
+
+/// Whether the caller administers `org` (their access level to its packs).
+async fn administers(ctx: &Ctx, org: &str) -> Result<bool> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let access = OrgAccess::resolve(meta, ctx.caller.principal()?, org).await?;
+    Ok(access.require_admin().is_ok())
+}
+
+/// `ListPolicyPacksResponse` (the registry's).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RegistryPolicyPackList {
+    policy_packs: Vec<RegistryPolicyPack>,
+}
+
+/// `GET /api/registry/policypacks?orgLogin=`: the newest version of each pack of the caller's
+/// organizations (published through `/api/orgs/{org}/policypacks`), in one page.
+pub async fn registry_list(ctx: Ctx) -> Result<Reply> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let mut orgs: Vec<String> =
+        crate::service::identity::principal_orgs(meta, ctx.caller.principal()?)
+            .await?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
+    orgs.sort();
+    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
+        orgs.retain(|o| o == only);
+    }
+    let mut out = Vec::new();
+    for org in &orgs {
+        let admin = administers(&ctx, org).await?;
+        for pack in packs::list(meta, org).await? {
+            if let Some(v) = pack.versions.last() {
+                out.push(registry_entry(v, admin));
+            }
+        }
+    }
+    Reply::json(&RegistryPolicyPackList { policy_packs: out })
+}
+
+/// `GET /api/registry/policypacks/{source}/{org}/{name}/versions`: every published version.
+pub async fn registry_versions(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    let name = PackName::parse(ctx.param("name")?)?;
+    let meta = ctx.app.ports.meta.as_ref();
+    let admin = administers(&ctx, org.as_str()).await?;
+    let found: Vec<RegistryPolicyPack> = packs::versions(meta, org.as_str(), &name)
+        .await?
+        .iter()
+        .filter(|v| v.complete)
+        .map(|v| registry_entry(v, admin))
+        .collect();
+    if found.is_empty() {
+        return Err(Error::NotFound(format!("policy pack {org}/{} not found", name.as_str())));
+    }
+    Reply::json(&RegistryPolicyPackList { policy_packs: found })
+}
+
+/// `GetRegistryPolicyPackVersionResponse`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct RegistryPolicyPackVersion {
+    policy_pack: RegistryPolicyPack,
+    policies: Vec<Json>,
+}
+
+async fn registry_version(ctx: &Ctx, org: &str, name: &str, tag: Option<&str>) -> Result<Reply> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let name = PackName::parse(name)?;
+    let v = match tag.filter(|t| !t.is_empty() && *t != "latest") {
+        Some(tag) => packs::get_version(meta, org, &name, &packs::parse_tag(tag)?).await?,
+        None => packs::latest(meta, org, &name).await?,
+    };
+    if !v.complete {
+        return Err(Error::NotFound(format!("policy pack {org}/{} is not published", v.name)));
+    }
+    let admin = administers(ctx, org).await?;
+    Reply::json(&RegistryPolicyPackVersion {
+        policy_pack: registry_entry(&v, admin),
+        policies: v.policies,
+    })
+}
+
+/// `GET /api/registry/policypacks/{source}/{org}/{name}/versions/{tag}` (or `latest`).
+pub async fn registry_version_get(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    registry_version(&ctx, org.as_str(), ctx.param("name")?, Some(ctx.param("tag")?)).await
+}
+
+/// `GET /api/orgs/{org}/registry/policypacks/{pack}?tag=`: a version (the newest without a tag).
+pub async fn org_registry_get(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    registry_version(&ctx, org.as_str(), ctx.param("pack")?, ctx.query("tag")).await
+}
+
+/// `DELETE /api/registry/policypacks/{source}/{org}/{name}/versions/{tag}` (400 while a group
+/// enables it, as `DELETE …/policypacks/{pack}/versions/{tag}`).
+pub async fn registry_version_delete(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    let tag = packs::parse_tag(ctx.param("tag")?)?;
+    packs::remove(&ctx.app, org.as_str(), &PackName::parse(ctx.param("name")?)?, Some(&tag))
+        .await?;
+    Ok(Reply::no_content())
 }
