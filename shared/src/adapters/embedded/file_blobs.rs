@@ -370,42 +370,44 @@ impl BlobStore for FileBlobs {
         response: ResponseHeaders<'_>,
     ) -> Result<String, BlobError> {
         validate_key(key)?;
-        // Rounded up, so the URL lives at least as long as asked.
-        let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
-        let expires = now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let expires = expiry(expires_in);
         let signature = hex::encode(self.signer.sign(key, expires, response));
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.append_pair("expires", &expires.to_string());
-        for (name, value) in overrides(response) {
-            query.append_pair(name, value);
-        }
-        query.append_pair("signature", &signature);
-        Ok(format!(
-            "{}{}{}?{}",
-            self.public_url,
-            PRESIGN_PATH_PREFIX,
-            url_path(key),
-            query.finish()
-        ))
+        Ok(self.url(key, expires, overrides(response), &signature))
     }
 
     async fn presign_put(&self, key: &str, expires_in: Duration) -> Result<String, BlobError> {
         validate_key(key)?;
-        let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
-        let expires = now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+        let expires = expiry(expires_in);
         let signature = hex::encode(self.signer.sign_put(key, expires));
+        Ok(self.url(key, expires, [(METHOD, "PUT")].into_iter(), &signature))
+    }
+}
+
+impl FileBlobs {
+    /// A presigned URL: the key's path under the public URL, then `expires`, the signed extra
+    /// parameters and the signature.
+    fn url<'a>(
+        &self,
+        key: &str,
+        expires: i64,
+        extra: impl Iterator<Item = (&'static str, &'a str)>,
+        signature: &str,
+    ) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("expires", &expires.to_string());
-        query.append_pair(METHOD, "PUT");
-        query.append_pair("signature", &signature);
-        Ok(format!(
-            "{}{}{}?{}",
-            self.public_url,
-            PRESIGN_PATH_PREFIX,
-            url_path(key),
-            query.finish()
-        ))
+        for (name, value) in extra {
+            query.append_pair(name, value);
+        }
+        query.append_pair("signature", signature);
+        format!("{}{}{}?{}", self.public_url, PRESIGN_PATH_PREFIX, url_path(key), query.finish())
     }
+}
+
+/// When a URL valid for `expires_in` expires, in epoch seconds: rounded up, so that it lives at
+/// least as long as asked.
+fn expiry(expires_in: Duration) -> i64 {
+    let secs = expires_in.as_secs() + u64::from(expires_in.subsec_nanos() > 0);
+    now_secs().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 /// Query parameter of a URL that signs a PUT (absent: a GET, as URLs were before uploads).

@@ -26,6 +26,23 @@ use crate::api::Ctx;
 use crate::error::{Error, Result};
 use crate::names::{OrgName, StackRef};
 
+/// The caller's organizations, sorted; only `orgLogin` when the query names one of them (the
+/// registry's and the policy registry's lists).
+pub async fn caller_orgs(ctx: &Ctx) -> Result<Vec<String>> {
+    let meta = ctx.app.ports.meta.as_ref();
+    let mut orgs: Vec<String> =
+        crate::service::identity::principal_orgs(meta, ctx.caller.principal()?)
+            .await?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect();
+    orgs.sort();
+    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
+        orgs.retain(|o| o == only);
+    }
+    Ok(orgs)
+}
+
 /// The `{org}` path parameter, validated.
 pub fn path_org(ctx: &Ctx) -> Result<OrgName> {
     OrgName::parse(ctx.param("org")?)

@@ -388,16 +388,7 @@ pub(crate) struct RegistryPolicyPackList {
 /// organizations (published through `/api/orgs/{org}/policypacks`), in one page.
 pub async fn registry_list(ctx: Ctx) -> Result<Reply> {
     let meta = ctx.app.ports.meta.as_ref();
-    let mut orgs: Vec<String> =
-        crate::service::identity::principal_orgs(meta, ctx.caller.principal()?)
-            .await?
-            .into_iter()
-            .map(|(o, _)| o)
-            .collect();
-    orgs.sort();
-    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
-        orgs.retain(|o| o == only);
-    }
+    let orgs = super::caller_orgs(&ctx).await?;
     let mut out = Vec::new();
     for org in &orgs {
         let admin = administers(&ctx, org).await?;

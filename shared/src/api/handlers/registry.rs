@@ -5,10 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::path_org;
+use super::{caller_orgs, path_org};
 use crate::api::{Ctx, Reply};
 use crate::error::{Error, Result};
-use crate::service::identity;
 use crate::service::packages::{self, PackageMetadata, PackageRef};
 use crate::service::templates::{self, TemplateMetadata, TemplateRef};
 
@@ -116,21 +115,6 @@ pub async fn templates_list(ctx: Ctx) -> Result<Reply> {
     }
     let found = templates::list(&ctx.app, &orgs, name, search).await?;
     Reply::json(&TemplateList { templates: found })
-}
-
-/// The caller's organizations (only `orgLogin`, when given and theirs), sorted.
-async fn caller_orgs(ctx: &Ctx) -> Result<Vec<String>> {
-    let meta = ctx.app.ports.meta.as_ref();
-    let mut orgs: Vec<String> = identity::principal_orgs(meta, ctx.caller.principal()?)
-        .await?
-        .into_iter()
-        .map(|(o, _)| o)
-        .collect();
-    orgs.sort();
-    if let Some(only) = ctx.query("orgLogin").filter(|o| !o.is_empty()) {
-        orgs.retain(|o| o == only);
-    }
-    Ok(orgs)
 }
 
 fn package_ref(ctx: &Ctx) -> Result<PackageRef> {
