@@ -179,6 +179,7 @@ pub fn permission_name(permission: Permission) -> &'static str {
         Permission::Public => "public",
         Permission::Token => "token",
         Permission::Lease => "lease",
+        Permission::Runner => "deployment-runner",
         Permission::OrgMember => "org-member",
         Permission::OrgAdmin => "org-admin",
         Permission::Stack(StackPermission::None) => "stack-none",
@@ -292,6 +293,7 @@ fn path_param(name: &str) -> Value {
         "update" => ("Update id.", json!({"type": "string"})),
         "version" => ("Stack version, from 1.", json!({"type": "integer", "minimum": 1})),
         "hook" => ("Webhook name.", json!({"type": "string"})),
+        "deployment" => ("Deployment id.", json!({"type": "string"})),
         "env" => ("Environment name.", json!({"type": "string"})),
         "revision" => (
             "An environment revision: its number, or a revision tag's name (`latest`).",

@@ -5,6 +5,8 @@
 pub mod archive;
 pub mod bootstrap;
 pub mod jobs;
+pub mod launcher;
+pub mod runner;
 pub mod server;
 pub mod sockets;
 

@@ -232,6 +232,8 @@ pub struct App {
     pub checkpoints: crate::service::updates::RecentStates,
     /// This process's copies of organizations' search indexes (`service::search::store`).
     pub search: crate::service::search::store::LocalIndexes,
+    /// What starts deployment runners, where this process can (`ports::launcher`).
+    pub launcher: crate::ports::launcher::LauncherSlot,
 }
 
 impl App {
@@ -247,6 +249,7 @@ impl App {
             feed_signal: Default::default(),
             checkpoints: Default::default(),
             search: Default::default(),
+            launcher: Default::default(),
         })
     }
 }

@@ -96,6 +96,7 @@ pub static VARS: &[Var] = &[
     var("STACKHOUSE_ARTIFACT_QUOTA_BYTES", "10 GiB", ReadBy::All, "most artifact bytes one organization may hold, each version counted (identical archives are stored once all the same); over it: 409"),
     var("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK", "off", ReadBy::All, "`on` lets webhooks target loopback, private and link-local addresses"),
     var("STACKHOUSE_REAPER_INTERVAL_SECONDS", "60", ReadBy::Emulator, "how often the emulator runs `job-lease-reaper` (0 = never)"),
+    var("STACKHOUSE_DEPLOYMENT_REAPER_INTERVAL_SECONDS", "60", ReadBy::Emulator, "how often the emulator runs `job-deployment-reaper` (0 = never)"),
     var("STACKHOUSE_HISTORY_RETENTION_INTERVAL_SECONDS", "3600", ReadBy::Emulator, "how often the emulator runs `job-history-retention` (0 = never)"),
     var("STACKHOUSE_ARTIFACT_GC_INTERVAL_SECONDS", "3600", ReadBy::Emulator, "how often the emulator runs `job-artifact-gc` (0 = never)"),
     var("STACKHOUSE_HEADER_READ_TIMEOUT_SECONDS", "30", ReadBy::Emulator, "longest wait for a request's headers (slowloris); see \"Limits\""),

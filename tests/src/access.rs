@@ -84,6 +84,8 @@ pub fn expected(route: &Route, caller: Caller) -> Expect {
         Permission::Public | Permission::Token => Expect::Allowed,
         // Access tokens are the wrong credential for lease routes.
         Permission::Lease => Expect::Refused(401),
+        // Only the deployment's runner holds its token; no caller of the matrix does.
+        Permission::Runner => Expect::Refused(403),
         Permission::OrgMember if member => Expect::Allowed,
         Permission::OrgAdmin if caller == Caller::OrgAdmin => Expect::Allowed,
         // Outsiders learn nothing, not even that the organization exists.
@@ -204,6 +206,7 @@ impl World {
             ("update", &self.update),
             ("version", "1"),
             ("hook", "no-such-hook"),
+            ("deployment", "0000000000-0000000000000000"),
             ("delivery", "0000000000-000000000000"),
             ("user", &self.member),
             ("team", "readers"),

@@ -34,25 +34,15 @@ pub async fn templates_publish_and_new(target: Target) {
         .failed();
     again.says("already published");
     p.run(&template.dir, &["template", "ls"]).await.ok().says("starter").says(&org);
+    // The README.md the CLI packed with the project is the template's readme.
+    let path = format!("/api/registry/templates/private/{org}/starter/versions/1.0.0/readme");
+    let readme = server.client().get(&path).await;
+    assert_eq!(readme.json()["content"][0]["markdown"], "# starter\n", "{readme:?}");
 
     // `pulumi new` also looks at Pulumi's public template repository unless told where else to
     // look: an empty local one here (these machines reach no GitHub).
     let public = p.items_dir().with_file_name("public-templates");
-    std::fs::create_dir_all(&public).expect("create the public templates stand-in");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&public)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    git(&["init", "-q", "-b", "master"]);
-    git(&["commit", "-q", "--allow-empty", "-m", "empty"]);
+    crate::git::repo_with(&public, "master", &[]);
     p.set_env("PULUMI_TEMPLATE_GIT_REPOSITORY", &public.display().to_string());
 
     let fresh = p.items_dir().with_file_name("fresh");

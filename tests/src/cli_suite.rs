@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stackhouse::app::Settings;
 
+pub use crate::cli_deploy::{
+    deployments_run_from_settings_with_the_real_cli, runner_deploys_from_git_with_the_real_cli,
+};
 pub use crate::cli_env::environments_with_pulumi_env;
 pub use crate::cli_policy::policy_packs_are_enforced_on_up;
 pub use crate::cli_registry::{packages_publish_and_remove, templates_publish_and_new};
@@ -38,6 +41,8 @@ macro_rules! cli_tests {
             policy_packs_are_enforced_on_up,
             templates_publish_and_new,
             packages_publish_and_remove,
+            runner_deploys_from_git_with_the_real_cli,
+            deployments_run_from_settings_with_the_real_cli,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -18,7 +18,8 @@ macro_rules! registry_tests {
             templates_publish_list_get_and_download,
             archives_without_a_project_are_refused,
             other_organizations_cannot_reach_templates,
-            packages_publish_get_list_and_remove
+            packages_publish_get_list_and_remove,
+            policy_packs_publish_through_the_registry
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -128,7 +129,34 @@ pub async fn templates_publish_list_get_and_download(target: Target) {
     assert_eq!(c.get(&format!("{}/9.9.9", versions(&org, "web"))).await.status, 404);
     assert_eq!(c.get("/api/registry/templates/pulumi/x/web/versions/1.0.0").await.status, 404);
 
-    // Two versions with the same archive (web@1.0.0, api@0.1.0) share one stored blob.
+    // Every version, the newest first; the readme, as a URL and as markdown content.
+    let all = c.get(&versions(&org, "web")).await;
+    assert_eq!(all.status, 200, "{}", show(&all));
+    let body = all.json();
+    let listed: Vec<&str> = body["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .filter_map(|t| t["version"].as_str())
+        .collect();
+    assert_eq!(listed, ["1.1.0", "1.0.0"], "{}", show(&all));
+    let readme_url = latest["readmeURL"].as_str().expect("readmeURL").to_string();
+    let readme = reqwest::get(&readme_url).await.expect("download").text().await.expect("body");
+    assert_eq!(readme, "# web\n");
+    let r = c.get(&format!("{}/1.0.0/readme?lang=go", versions(&org, "web"))).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    assert_eq!(r.json()["content"], json!([{"kind": "markdown", "markdown": "# web\n"}]));
+    let bare = template_archive(&[("Pulumi.yaml", "name: bare\nruntime: yaml\n")]);
+    assert_eq!(publish(&c, &org, "bare", "1.0.0", &bare).await.status, 200);
+    let r = c.get(&format!("{}/1.0.0/readme", versions(&org, "bare"))).await;
+    assert_eq!(r.status, 404, "no README.md: {}", show(&r));
+    assert_eq!(c.get(&format!("{}/latest", versions(&org, "bare"))).await.json()["readmeURL"], "");
+    assert_eq!(c.delete(&format!("{}/1.0.0", versions(&org, "bare"))).await.status, 204);
+    assert_eq!(c.get(&versions(&org, "bare")).await.status, 404, "no version left");
+
+    // Two versions with the same archive (web@1.0.0, api@0.1.0) share one stored blob, and
+    // every version's identical README.md is one more; bare@1.0.0's archive, referenced by
+    // nothing now, stays until the collector's grace period has passed.
     let stored = srv
         .app
         .ports
@@ -136,7 +164,7 @@ pub async fn templates_publish_list_get_and_download(target: Target) {
         .list(stackhouse::service::artifacts::STORED_PREFIX, None)
         .await
         .expect("list");
-    assert_eq!(stored.keys.len(), 2, "{:?}", stored.keys);
+    assert_eq!(stored.keys.len(), 4, "{:?}", stored.keys);
     assert_eq!(c.delete(&format!("{}/1.0.0", versions(&org, "web"))).await.status, 204);
     assert_eq!(c.get(&format!("{}/1.0.0", versions(&org, "web"))).await.status, 404);
     let usage = stackhouse::service::artifacts::usage(srv.app.ports.meta.as_ref(), &org).await;
@@ -261,5 +289,49 @@ pub async fn packages_publish_get_list_and_remove(target: Target) {
     assert!(matches!(eve.get(&format!("{again}/1.0.0")).await.status.as_u16(), 403 | 404));
     assert_eq!(c.delete(&format!("{again}/1.0.0")).await.status, 204);
     assert_eq!(c.get(&format!("{again}/1.0.0")).await.status, 404);
+    srv.stop().await;
+}
+
+/// A policy pack published through the registry's routes (`POST
+/// /api/registry/policypacks/private/{org}/{name}/versions`, then `…/{tag}/complete`) is the
+/// pack `/api/orgs/{org}/policypacks` serves; `DELETE …/{name}` removes every version.
+pub async fn policy_packs_publish_through_the_registry(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let start = format!("/api/registry/policypacks/private/{org}/guard/versions");
+    let policies = json!([{"name": "no-padding", "enforcementLevel": "advisory", "message": ""}]);
+    let r = c
+        .post(&start, &json!({"name": "other", "versionTag": "1.0.0", "policies": policies}))
+        .await;
+    assert_eq!(r.status, 400, "the body names another pack: {}", show(&r));
+    let r = c.post(&start, &json!([1])).await;
+    assert_eq!(r.status, 400, "not an object: {}", show(&r));
+    let listed = c.get(&format!("/api/orgs/{org}/policypacks")).await.json();
+    assert_eq!(listed["policyPacks"], json!([]), "nothing was started: {listed}");
+
+    for tag in ["1.0.0", "1.1.0"] {
+        let r = c.post(&start, &json!({"versionTag": tag, "policies": policies})).await;
+        assert_eq!(r.status, 200, "{}", show(&r));
+        let url = r.json()["uploadURI"].as_str().expect("uploadURI").to_string();
+        let archive = template_archive(&[("PulumiPolicy.yaml", "runtime: python\n")]);
+        let put = reqwest::Client::new().put(&url).body(archive).send().await.expect("upload");
+        assert!(put.status().is_success(), "upload: {}", put.status());
+        let r = c.post(&format!("{start}/{tag}/complete"), &json!({})).await;
+        assert_eq!(r.status, 204, "{}", show(&r));
+    }
+    let listed = c.get(&format!("/api/orgs/{org}/policypacks")).await.json();
+    assert_eq!(listed["policyPacks"][0]["name"], "guard", "{listed}");
+    assert_eq!(listed["policyPacks"][0]["versionTags"], json!(["1.0.0", "1.1.0"]), "{listed}");
+    let r = c.get(&format!("{start}/latest")).await;
+    assert_eq!(r.json()["policyPack"]["version"], "1.1.0", "{}", show(&r));
+
+    let eve = srv.other_user("eve-packs").await;
+    let r = eve.delete(&format!("/api/registry/policypacks/private/{org}/guard")).await;
+    assert!(matches!(r.status.as_u16(), 403 | 404), "{}", show(&r));
+    let r = c.delete(&format!("/api/registry/policypacks/private/{org}/guard")).await;
+    assert_eq!(r.status, 204, "{}", show(&r));
+    let listed = c.get(&format!("/api/orgs/{org}/policypacks")).await.json();
+    assert_eq!(listed["policyPacks"], json!([]), "every version is gone: {listed}");
+    assert_eq!(c.get(&start).await.status, 404);
     srv.stop().await;
 }

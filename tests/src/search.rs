@@ -451,6 +451,7 @@ pub async fn concurrent_indexing_runs_in_many_processes_agree(target: Target) {
         subject: stackhouse::service::identity::Subject::User(org.clone()),
         token_id: "test".into(),
         token_name: "test".into(),
+        deployment: None,
     };
     let request = stackhouse::service::search::matcher::Request {
         query: stackhouse::service::search::query::parse("").expect("query"),

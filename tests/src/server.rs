@@ -182,6 +182,12 @@ impl TestServer {
         };
         let (app, served) = local_emulator::build_app(&config, &base).await.expect("build app");
         let app = App::new(wrap(app.ports.clone()), app.settings.clone());
+        // Deployment runners: tasks of this process (there is no emulator binary to start
+        // here), talking to the server over HTTP like the emulator's child processes.
+        app.launcher.set(std::sync::Arc::new(local_emulator::launcher::LocalLauncher::Task {
+            url: base.clone(),
+            work_root: unique_dir("runs"),
+        }));
         let user = format!("user-{tagname}");
         let token = format!("pul-test-{:016x}", rand_u64());
         let b = bootstrap::Bootstrap {
@@ -247,6 +253,17 @@ impl TestServer {
     pub fn indexing(&self) -> local_emulator::jobs::JobRunner {
         let jobs = local_emulator::jobs::RunnerConfig {
             jobs: vec![&stackhouse::jobs::table::JOB_SEARCH_INDEX],
+            ..Default::default()
+        };
+        local_emulator::jobs::start(self.app.clone(), &jobs)
+    }
+
+    /// Runs `job-deployment-start` on this server's queue, as `local-emulator serve` does
+    /// (polling every 100 ms when idle, so runs start promptly).
+    pub fn deploying(&self) -> local_emulator::jobs::JobRunner {
+        let jobs = local_emulator::jobs::RunnerConfig {
+            jobs: vec![&stackhouse::jobs::table::JOB_DEPLOYMENT_START],
+            idle_poll: std::time::Duration::from_millis(100),
             ..Default::default()
         };
         local_emulator::jobs::start(self.app.clone(), &jobs)
@@ -423,6 +440,10 @@ impl Client {
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send(Method::POST, path, Some(body.to_string().into_bytes()), false).await
+    }
+    /// PUT with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(Method::PUT, path, Some(body.to_string().into_bytes()), false).await
     }
     /// PATCH with a JSON body.
     pub async fn patch(&self, path: &str, body: &Value) -> Reply {

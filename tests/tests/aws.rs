@@ -50,6 +50,11 @@ mod policy_packs {
     stackhouse_tests::policy_packs_tests!(stackhouse_tests::server::moto_target);
 }
 
+/// Pulumi Deployments: settings.
+mod deploy {
+    stackhouse_tests::deploy_tests!(stackhouse_tests::server::moto_target);
+}
+
 mod registry {
     stackhouse_tests::registry_tests!(stackhouse_tests::server::moto_target);
 }

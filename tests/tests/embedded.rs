@@ -50,6 +50,11 @@ mod policy_packs {
     stackhouse_tests::policy_packs_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// Pulumi Deployments: settings.
+mod deploy {
+    stackhouse_tests::deploy_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 mod registry {
     stackhouse_tests::registry_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }

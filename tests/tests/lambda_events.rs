@@ -461,8 +461,40 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(
+            &routes::REGISTRY_TEMPLATE_VERSIONS,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_TEMPLATE_README,
+            format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/1.0.0/readme"),
+            "lang=python",
+            None,
+        ),
+        sample(
             &routes::REGISTRY_TEMPLATE_DELETE,
             format!("/api/registry/templates/private/{ORG}/{TEMPLATE}/versions/1.0.0"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_PUBLISH,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}/versions"),
+            "",
+            plain(&json!({"displayName": "AWS guard", "versionTag": "2.0.0", "runtime": "python",
+                          "policies": [{"name": "no-public-buckets",
+                                        "enforcementLevel": "advisory", "message": ""}]})),
+        ),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_COMPLETE,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}/versions/2.0.0/complete"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::REGISTRY_POLICY_PACK_DELETE,
+            format!("/api/registry/policypacks/private/{ORG}/{PACK}"),
             "",
             None,
         ),
@@ -713,6 +745,75 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(&routes::STACK_HOOK_DELETE, format!("{s}/hooks/{HOOK}"), "", None),
+        sample(
+            &routes::DEPLOY_SETTINGS_ENCRYPT,
+            format!("{s}/deployments/settings/encrypt"),
+            "",
+            plain(&json!({"secret": "hunter2"})),
+        ),
+        sample(
+            &routes::DEPLOY_SETTINGS_REPLACE,
+            format!("{s}/deployments/settings"),
+            "",
+            plain(&json!({"sourceContext": {"git": {"repoUrl": "https://git.example.com/app.git",
+                                                    "branch": "main", "repoDir": "infra"}},
+                          "operationContext": {"environmentVariables": {
+                              "AWS_REGION": "eu-west-1", "API_KEY": {"secret": "hunter2"}}}})),
+        ),
+        sample(
+            &routes::DEPLOY_SETTINGS_MERGE,
+            format!("{s}/deployments/settings"),
+            "",
+            plain(&json!({"operationContext": {"preRunCommands": ["make check"]}})),
+        ),
+        sample(&routes::DEPLOY_SETTINGS_GET, format!("{s}/deployments/settings"), "", None),
+        sample(&routes::DEPLOY_CREATE, format!("{s}/deployments"), "", plain(&json!({"operation": "preview"}))),
+        sample(&routes::DEPLOY_LIST, format!("{s}/deployments"), "page=1&pageSize=10", None),
+        sample(&routes::DEPLOY_GET, format!("{s}/deployments/${{DEPLOYMENT_ID}}"), "", None),
+        sample(&routes::DEPLOY_LOGS, format!("{s}/deployments/${{DEPLOYMENT_ID}}/logs"), "", None),
+        sample(
+            &routes::DEPLOY_UPDATES,
+            format!("{s}/deployments/${{DEPLOYMENT_ID}}/updates"),
+            "",
+            None,
+        ),
+        sample(&routes::DEPLOY_STATUS, "/api/deployments/${DEPLOYMENT_ID}/status".into(), "", None),
+        sample(&routes::DEPLOY_PAUSE, format!("{s}/deployments/pause"), "", plain(&json!({}))),
+        sample(&routes::DEPLOY_METADATA, format!("{s}/deployments/metadata"), "", None),
+        sample(&routes::DEPLOY_RESUME, format!("{s}/deployments/resume"), "", plain(&json!({}))),
+        sample(
+            &routes::ORG_DEPLOY_PAUSE,
+            format!("/api/orgs/{ORG}/deployments/pause"),
+            "",
+            plain(&json!({})),
+        ),
+        sample(
+            &routes::ORG_DEPLOY_RESUME,
+            format!("/api/orgs/{ORG}/deployments/resume"),
+            "",
+            plain(&json!({})),
+        ),
+        sample(&routes::ORG_DEPLOY_LIST, format!("/api/orgs/{ORG}/deployments"), "", None),
+        sample(
+            &routes::DEPLOY_RUNNER_CLAIM,
+            "/api/deployments/${DEPLOYMENT_ID}/runner/claim".into(),
+            "",
+            plain(&json!({})),
+        ),
+        sample(
+            &routes::DEPLOY_RUNNER_LOGS,
+            "/api/deployments/${DEPLOYMENT_ID}/runner/logs".into(),
+            "",
+            plain(&json!({"chunk": 0, "lines": [{"header": "Pulumi", "timestamp": 0, "line": "hi"}]})),
+        ),
+        sample(
+            &routes::DEPLOY_RUNNER_COMPLETE,
+            "/api/deployments/${DEPLOYMENT_ID}/runner/complete".into(),
+            "",
+            plain(&json!({"succeeded": true})),
+        ),
+        sample(&routes::DEPLOY_CANCEL, format!("{s}/deployments/${{DEPLOYMENT_ID}}/cancel"), "", None),
+        sample(&routes::DEPLOY_SETTINGS_DELETE, format!("{s}/deployments/settings"), "", None),
         sample(&routes::ORG_GET, format!("/api/orgs/{ORG}"), "", None),
         sample(
             &routes::ORG_UPDATE,
@@ -1253,6 +1354,28 @@ const PLAN: &[(&str, u16)] = &[
     ("stack-hook-deliveries", 200),
     ("stack-hook-redeliver", 200),
     ("stack-hook-delete", 204),
+    ("deploy-settings-encrypt", 200),
+    ("deploy-settings-replace", 200),
+    ("deploy-settings-merge", 200),
+    ("deploy-settings-get", 200),
+    ("deploy-create", 202),
+    ("deploy-list", 200),
+    ("deploy-get", 200),
+    ("deploy-logs", 200),
+    ("deploy-updates", 200),
+    ("deploy-status", 200),
+    ("deploy-pause", 204),
+    ("deploy-metadata", 200),
+    ("deploy-resume", 204),
+    ("org-deploy-pause", 204),
+    ("org-deploy-resume", 204),
+    ("org-deploy-list", 200),
+    // Only the run's runner, with the run's own token, may call these: a user's is refused.
+    ("deploy-runner-claim", 403),
+    ("deploy-runner-logs", 403),
+    ("deploy-runner-complete", 403),
+    ("deploy-cancel", 204),
+    ("deploy-settings-delete", 200),
     ("policy-pack-publish", 200),
     ("policy-pack-version-complete", 204),
     ("policy-pack-list", 200),
@@ -1272,10 +1395,15 @@ const PLAN: &[(&str, u16)] = &[
     ("registry-policy-pack-version-delete", 204),
     ("policy-pack-version-delete", 404),
     ("policy-pack-delete", 204),
+    ("registry-policy-pack-publish", 200),
+    ("registry-policy-pack-complete", 204),
+    ("registry-policy-pack-delete", 204),
     ("registry-template-publish", 200),
     ("registry-template-complete", 200),
     ("registry-templates-list", 200),
     ("registry-template-get", 200),
+    ("registry-template-versions", 200),
+    ("registry-template-readme", 200),
     ("registry-template-delete", 204),
     ("registry-package-publish", 200),
     ("registry-package-complete", 200),
@@ -1428,14 +1556,14 @@ async fn every_route_has_a_sample_its_function_answers() {
             }
             "registry-template-complete" => {
                 let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
-                let archive = stackhouse_tests::registry::template_archive(&[(
-                    "Pulumi.yaml",
-                    "name: web-starter\nruntime: yaml\ndescription: A starter\n",
-                )]);
+                let archive = stackhouse_tests::registry::template_archive(&[
+                    ("Pulumi.yaml", "name: web-starter\nruntime: yaml\ndescription: A starter\n"),
+                    ("README.md", "# Web starter\n"),
+                ]);
                 let put = reqwest::Client::new().put(&url).body(archive).send();
                 assert_eq!(put.await.expect("upload").status().as_u16(), 200, "upload to {url}");
             }
-            "policy-pack-version-complete" => {
+            "policy-pack-version-complete" | "registry-policy-pack-complete" => {
                 // The client's upload, straight to the presigned URL.
                 let url = vars.get("UPLOAD_URL").expect("publish ran").clone();
                 let put = reqwest::Client::new().put(&url).body(b"\x1f\x8bpack".to_vec()).send();
@@ -1453,7 +1581,7 @@ async fn every_route_has_a_sample_its_function_answers() {
         match name {
             "openapi-get" => assert_eq!(r.json()["openapi"], "3.1.0"),
             "user-get" => assert_eq!(r.json()["githubLogin"], USER),
-            "policy-pack-publish" => {
+            "policy-pack-publish" | "registry-policy-pack-publish" => {
                 let url = r.json()["uploadURI"].as_str().expect("an upload URL").to_string();
                 vars.insert("UPLOAD_URL", url);
             }
@@ -1484,6 +1612,46 @@ async fn every_route_has_a_sample_its_function_answers() {
             "registry-package-get" => assert_eq!(r.json()["description"], "Widgets"),
             "registry-templates-list" => assert_eq!(r.json()["templates"][0]["name"], TEMPLATE),
             "registry-template-get" => assert_eq!(r.json()["language"], "yaml"),
+            "deploy-settings-encrypt" => {
+                assert!(r.json()["ciphertext"].is_string(), "{:?}", r.json());
+                assert_eq!(r.json()["secret"], "[secret]");
+            }
+            "deploy-settings-get" => {
+                let got = r.json();
+                assert_eq!(got["version"], 2, "{got}");
+                assert_eq!(got["sourceContext"]["git"]["branch"], "main");
+                assert_eq!(got["operationContext"]["preRunCommands"][0], "make check");
+                let vars = &got["operationContext"]["environmentVariables"];
+                assert_eq!(vars["AWS_REGION"], "eu-west-1");
+                assert_eq!(vars["API_KEY"]["secret"], "[secret]", "{got}");
+                assert!(!got.to_string().contains("hunter2"), "{got}");
+            }
+            "deploy-settings-delete" => assert_eq!(r.json(), json!(true)),
+            "deploy-create" => {
+                let id = r.json()["id"].as_str().expect("a deployment id").to_string();
+                assert_eq!(r.json()["version"], 1);
+                vars.insert("DEPLOYMENT_ID", id);
+            }
+            "deploy-list" => assert_eq!(r.json()["total"], 1, "{:?}", r.json()),
+            "deploy-get" | "org-deploy-list" => {
+                assert!(r.body.windows(11).any(|w| w == b"not-started"), "{:?}", r.json())
+            }
+            "deploy-status" => assert_eq!(r.json(), json!("not-started")),
+            "deploy-updates" => assert_eq!(r.json(), json!([]), "not started: no updates"),
+            "deploy-metadata" => {
+                assert_eq!(r.json()["stackPaused"], true, "{:?}", r.json());
+                assert_eq!(r.json()["organizationPaused"], false);
+            }
+            "registry-template-versions" => {
+                assert_eq!(r.json()["templates"][0]["version"], "1.0.0")
+            }
+            "registry-template-readme" => {
+                assert_eq!(r.json()["content"][0]["markdown"], "# Web starter\n")
+            }
+            "registry-policy-pack-delete" => {
+                let gone = c.get(&format!("/api/orgs/{ORG}/policypacks")).await;
+                assert_eq!(gone.json()["policyPacks"], json!([]), "the pack is gone");
+            }
             "policy-pack-list" => assert_eq!(r.json()["policyPacks"][0]["versionTags"][0], "1.0.0"),
             "policy-pack-version-schema" => {
                 assert!(r.json()["configSchema"]["no-public-buckets"]["properties"].is_object())
@@ -1673,6 +1841,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("OPEN_ID", "0".repeat(32));
     vars.insert("YAML_OPEN_ID", "0".repeat(32));
     vars.insert("OPERATION_ID", "0".repeat(32));
+    vars.insert("DEPLOYMENT_ID", "0000000000-0000000000000000".into());
     for r in routes::ROUTES {
         let expected = match r.auth() {
             Auth::User => 401,

@@ -89,10 +89,26 @@ pub async fn authorize(
     params: &HashMap<String, String>,
 ) -> Result<Authorized> {
     let meta = app.ports.meta.as_ref();
+    let scope = match caller {
+        Caller::Token(p) => p.deployment.as_ref(),
+        _ => None,
+    };
+    if let Some(scope) = scope {
+        within_deployment(route, scope, params)?;
+    }
     let required = match route.permission() {
         Permission::Public | Permission::Lease => return Ok(Authorized::default()),
         Permission::Token => {
             caller.principal()?;
+            return Ok(Authorized::default());
+        }
+        Permission::Runner => {
+            let own = caller.principal()?.deployment.as_ref().map(|d| d.id.as_str());
+            if own.is_none() || own != params.get("deployment").map(String::as_str) {
+                return Err(Error::Forbidden(
+                    "only the deployment's own runner, with its token, may do this".into(),
+                ));
+            }
             return Ok(Authorized::default());
         }
         Permission::OrgMember | Permission::OrgAdmin | Permission::Environment(_) => None,
@@ -120,6 +136,9 @@ pub async fn authorize(
     };
     let r = stack_ref(params)?;
     let stack = stacks::get(meta, &r).await?;
+    if scope.is_some_and(|s| s.stack_id != stack.id.as_str()) {
+        return Err(stacks::not_found(&r));
+    }
     let held = access.stack_permission(meta, &stack, required).await?;
     if held == StackPermission::None {
         return Err(stacks::not_found(&r));
@@ -132,6 +151,44 @@ pub async fn authorize(
         )));
     }
     Ok(Authorized { stack: Some(stack), access: Some(access), environment: None })
+}
+
+/// Routes a deployment's token may call beyond its stack's (and its runner's): who am I, what
+/// the server can do, whether its project exists (`pulumi stack select`).
+const DEPLOYMENT_TOKEN_ROUTES: &[&str] =
+    &["user-get", "user-default-org", "capabilities-get", "project-head"];
+
+/// What a deployment's token reaches: its stack (stack routes check the id once the stack is
+/// read), the environments of its organization the program opens (as the requester may), and
+/// the routes above; never another organization-wide route (its event stream, its other
+/// stacks' listings), an administrator's route, or a listing of the user's stacks.
+fn within_deployment(
+    route: &Route,
+    scope: &identity::DeploymentScope,
+    params: &HashMap<String, String>,
+) -> Result<()> {
+    let refused = || {
+        Error::Forbidden(format!(
+            "a deployment's token reaches only its own stack; {} is out of its reach",
+            route.name
+        ))
+    };
+    match route.permission() {
+        Permission::Public | Permission::Lease | Permission::Runner => Ok(()),
+        Permission::Token | Permission::OrgMember
+            if DEPLOYMENT_TOKEN_ROUTES.contains(&route.name) =>
+        {
+            match params.get("org") {
+                Some(org) if *org != scope.org => Err(refused()),
+                _ => Ok(()),
+            }
+        }
+        Permission::Token | Permission::OrgMember | Permission::OrgAdmin => Err(refused()),
+        Permission::Environment(_) | Permission::Stack(_) => match params.get("org") {
+            Some(org) if *org == scope.org => Ok(()),
+            _ => Err(refused()),
+        },
+    }
 }
 
 fn path_param<'a>(params: &'a HashMap<String, String>, name: &str) -> Result<&'a str> {

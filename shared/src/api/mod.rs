@@ -62,6 +62,8 @@ pub enum Guard {
     Lease,
     /// The update's lease token even after the update ended (retried completions).
     LeaseAnyState,
+    /// The token of the deployment in the path, which only its runner holds.
+    Runner,
 }
 
 impl Guard {
@@ -92,6 +94,7 @@ impl Guard {
             Guard::EnvWrite => Permission::Environment(EnvPermission::Write),
             Guard::EnvAdmin => Permission::Environment(EnvPermission::Admin),
             Guard::Lease | Guard::LeaseAnyState => Permission::Lease,
+            Guard::Runner => Permission::Runner,
         }
     }
 }
@@ -132,6 +135,8 @@ pub enum Permission {
     Stack(crate::service::access::StackPermission),
     /// At least this permission on the `{org}/{project}/{env}` environment in the path.
     Environment(crate::service::environments::access::EnvPermission),
+    /// The token of the `{deployment}` in the path (its runner's).
+    Runner,
 }
 
 /// A boxed handler future.

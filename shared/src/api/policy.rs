@@ -45,7 +45,7 @@ pub fn charged_org<'a>(route: &Route, path_org: Option<&'a str>) -> Option<&'a s
         | Permission::OrgAdmin
         | Permission::Stack(_)
         | Permission::Environment(_) => path_org,
-        Permission::Public | Permission::Token | Permission::Lease => None,
+        Permission::Public | Permission::Token | Permission::Lease | Permission::Runner => None,
     }
 }
 

@@ -12,8 +12,9 @@
 use http::Method;
 
 use super::handlers::{
-    audit, environments, feed, health, identity, openapi, orgs, policy_packs, references, registry,
-    resources, search, secrets, stack_search, stacks, teams, timeline, tokens, updates, webhooks,
+    audit, deploy, environments, feed, health, identity, openapi, orgs, policy_packs, references,
+    registry, resources, search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
+    webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -214,12 +215,72 @@ routes! {
     /// The policy packs the stack's updates must run, with download URLs.
     STACK_POLICY_PACKS: GET "/api/stacks/{org}/{project}/{stack}/policypacks"
         => StackRead,     META_BLOB_READ,         policy_packs::stack_policy_packs;
+    /// The stack's deployment settings (secrets shown as ciphertexts).
+    DEPLOY_SETTINGS_GET: GET "/api/stacks/{org}/{project}/{stack}/deployments/settings"
+        => StackRead,     META_READ,              deploy::settings_get;
+    /// Replaces the stack's deployment settings.
+    DEPLOY_SETTINGS_REPLACE: PUT "/api/stacks/{org}/{project}/{stack}/deployments/settings"
+        => StackAdmin,    META_WRITE_KEYS,        deploy::settings_replace;
+    /// Merges into the stack's deployment settings (creates them).
+    DEPLOY_SETTINGS_MERGE: POST "/api/stacks/{org}/{project}/{stack}/deployments/settings"
+        => StackAdmin,    META_WRITE_KEYS,        deploy::settings_merge;
+    DEPLOY_SETTINGS_DELETE: DELETE "/api/stacks/{org}/{project}/{stack}/deployments/settings"
+        => StackAdmin,    META_WRITE,             deploy::settings_delete;
+    /// Encrypts a secret for the stack's deployment settings.
+    DEPLOY_SETTINGS_ENCRYPT: POST "/api/stacks/{org}/{project}/{stack}/deployments/settings/encrypt"
+        => StackAdmin,    META_WRITE_KEYS,        deploy::settings_encrypt;
+    /// Runs an operation of the stack on the service's side (queued; 202).
+    DEPLOY_CREATE: POST "/api/stacks/{org}/{project}/{stack}/deployments"
+        => StackWrite,    META_WRITE_KEYS_EVENTS, deploy::create;
+    DEPLOY_LIST: GET "/api/stacks/{org}/{project}/{stack}/deployments"
+        => StackRead,     META_READ,              deploy::list;
+    DEPLOY_GET: GET "/api/stacks/{org}/{project}/{stack}/deployments/{deployment}"
+        => StackRead,     META_READ,              deploy::get;
+    /// A run's log as streamed so far (paged by continuation token).
+    DEPLOY_LOGS: GET "/api/stacks/{org}/{project}/{stack}/deployments/{deployment}/logs"
+        => StackRead,     META_READ,              deploy::logs;
+    /// The updates a run made (the stack history's entries whose CI build is the run).
+    DEPLOY_UPDATES: GET "/api/stacks/{org}/{project}/{stack}/deployments/{deployment}/updates"
+        => StackRead,     META_READ,              deploy::updates;
+    DEPLOY_CANCEL: POST "/api/stacks/{org}/{project}/{stack}/deployments/{deployment}/cancel"
+        => StackWrite,    META_WRITE,             deploy::cancel;
+    /// Queued runs of the stack wait until it is resumed.
+    DEPLOY_PAUSE: POST "/api/stacks/{org}/{project}/{stack}/deployments/pause"
+        => StackAdmin,    META_WRITE,             deploy::pause;
+    DEPLOY_RESUME: POST "/api/stacks/{org}/{project}/{stack}/deployments/resume"
+        => StackAdmin,    META_WRITE_EVENTS,      deploy::resume;
+    /// Whether the stack's runs are paused (on the stack, on its organization).
+    DEPLOY_METADATA: GET "/api/stacks/{org}/{project}/{stack}/deployments/metadata"
+        => StackRead,     META_READ,              deploy::metadata;
+    ORG_DEPLOY_PAUSE: POST "/api/orgs/{org}/deployments/pause"
+        => OrgAdmin,      META_WRITE,             deploy::org_pause;
+    ORG_DEPLOY_RESUME: POST "/api/orgs/{org}/deployments/resume"
+        => OrgAdmin,      META_WRITE_EVENTS,      deploy::org_resume;
+    ORG_DEPLOY_LIST: GET "/api/orgs/{org}/deployments"
+        => OrgMember,     META_READ,              deploy::org_list;
+    DEPLOY_STATUS: GET "/api/deployments/{deployment}/status"
+        => Token,         META_READ,              deploy::status;
+    /// The run's runner (its token only): takes the run and learns what to run.
+    DEPLOY_RUNNER_CLAIM: POST "/api/deployments/{deployment}/runner/claim"
+        => Runner,        META_WRITE_KEYS_READ,   deploy::runner_claim;
+    /// The run's runner: a chunk of its log, and its heartbeat; answers whether to cancel.
+    DEPLOY_RUNNER_LOGS: POST "/api/deployments/{deployment}/runner/logs"
+        => Runner,        META_WRITE,             deploy::runner_logs;
+    /// The run's runner: how the run ended.
+    DEPLOY_RUNNER_COMPLETE: POST "/api/deployments/{deployment}/runner/complete"
+        => Runner,        META_WRITE,             deploy::runner_complete;
     /// The newest version of each private template of the caller's organizations.
     REGISTRY_TEMPLATES_LIST: GET "/api/registry/templates"
         => Token,         META_BLOB_READ,         registry::templates_list;
     /// Starts publishing a template version: an upload URL (`pulumi template publish`).
     REGISTRY_TEMPLATE_PUBLISH: POST "/api/registry/templates/{source}/{org}/{name}/versions"
         => OrgAdmin,      META_BLOB_WRITE,        registry::template_publish;
+    /// Every published version of a template, the newest first.
+    REGISTRY_TEMPLATE_VERSIONS: GET "/api/registry/templates/{source}/{org}/{name}/versions"
+        => OrgMember,     META_BLOB_READ,         registry::template_versions;
+    /// The template's `README.md`, as markdown content.
+    REGISTRY_TEMPLATE_README: GET "/api/registry/templates/{source}/{org}/{name}/versions/{semver}/readme"
+        => OrgMember,     META_BLOB_READ,         registry::template_readme;
     REGISTRY_TEMPLATE_GET: GET "/api/registry/templates/{source}/{org}/{name}/versions/{semver}"
         => OrgMember,     META_BLOB_READ,         registry::template_get;
     REGISTRY_TEMPLATE_DELETE: DELETE "/api/registry/templates/{source}/{org}/{name}/versions/{semver}"
@@ -231,6 +292,14 @@ routes! {
     /// lists them (published through `/api/orgs/{org}/policypacks`).
     REGISTRY_POLICY_PACKS_LIST: GET "/api/registry/policypacks"
         => Token,         META_READ,              policy_packs::registry_list;
+    /// Starts publishing a pack version through the registry (as `POLICY_PACK_PUBLISH`).
+    REGISTRY_POLICY_PACK_PUBLISH: POST "/api/registry/policypacks/{source}/{org}/{name}/versions"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::registry_publish;
+    REGISTRY_POLICY_PACK_COMPLETE: POST "/api/registry/policypacks/{source}/{org}/{name}/versions/{tag}/complete"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::registry_complete;
+    /// Removes a pack, every version (400 while a group enables one).
+    REGISTRY_POLICY_PACK_DELETE: DELETE "/api/registry/policypacks/{source}/{org}/{name}"
+        => OrgAdmin,      META_BLOB_WRITE,        policy_packs::registry_delete;
     REGISTRY_POLICY_PACK_VERSIONS: GET "/api/registry/policypacks/{source}/{org}/{name}/versions"
         => OrgMember,     META_READ,              policy_packs::registry_versions;
     REGISTRY_POLICY_PACK_VERSION_GET: GET "/api/registry/policypacks/{source}/{org}/{name}/versions/{tag}"
@@ -458,6 +527,9 @@ mod tests {
                 }
                 Guard::Lease | Guard::LeaseAnyState => {
                     assert!(has("update"), "{}: lease route without {{update}}", r.name);
+                }
+                Guard::Runner => {
+                    assert!(has("deployment"), "{}: runner route without {{deployment}}", r.name);
                 }
                 Guard::Public | Guard::Token => {}
             }

@@ -102,6 +102,10 @@ async fn connect(app: &App, req: &SocketRequest) -> Result<()> {
     let meta = app.ports.meta.as_ref();
     let caller = identity::authenticate_token(meta, token, app.clock.now()).await?;
     let principal = caller.principal()?;
+    // A deployment's token reaches its stack, never its organization's event stream.
+    if principal.deployment.is_some() {
+        return Err(Error::Forbidden("a deployment's token cannot open the event stream".into()));
+    }
     let org = param(&req.query, "org")
         .ok_or_else(|| Error::BadRequest("the query must name the organization: ?org=…".into()))?;
     let org = OrgName::parse(&org)?;

@@ -194,6 +194,37 @@ pub async fn webhook_deliver(app: Arc<App>, messages: Vec<Message>) -> Vec<Strin
     crate::service::webhook_deliveries::deliver_batch(&app, messages).await
 }
 
+/// `job-deployment-reaper`: fails runs whose runner stopped reporting, requeues lost ones
+/// (see [`crate::service::deploy::dispatch::reap`]).
+pub async fn deployment_reaper(
+    app: Arc<App>,
+    now: i64,
+) -> Result<crate::service::deploy::dispatch::ReapReport> {
+    let report = crate::service::deploy::dispatch::reap(&app, now).await?;
+    tracing::info!(report = ?report, "job-deployment-reaper");
+    Ok(report)
+}
+
+/// `job-deployment-start`: starts queued deployment runs (see
+/// [`crate::service::deploy::dispatch::start`]); a message that fails is retried.
+pub async fn deployment_start(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {
+    let mut failed = Vec::new();
+    for m in messages {
+        let id = serde_json::from_str::<serde_json::Value>(&m.body)
+            .ok()
+            .and_then(|v| v["deployment"].as_str().map(str::to_string));
+        let Some(id) = id else {
+            tracing::warn!(message = %m.id, "job-deployment-start: a message without a deployment");
+            continue;
+        };
+        if let Err(e) = crate::service::deploy::dispatch::start(&app, &id).await {
+            tracing::warn!(deployment = %id, error = %e, "job-deployment-start: will retry");
+            failed.push(m.id.clone());
+        }
+    }
+    failed
+}
+
 /// `job-update-materialise`: snapshots long journal-mode updates (see
 /// [`crate::service::materialise`]).
 pub async fn update_materialise(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {

@@ -6,7 +6,7 @@
 //! job's handler.
 
 use super::{Job, Trigger};
-use crate::ports::queue::{MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
+use crate::ports::queue::{DEPLOYMENTS_QUEUE, MATERIALISE_QUEUE, WEBHOOKS_QUEUE};
 use crate::ports::Needs;
 use crate::{batch, manual, scheduled, stream};
 
@@ -116,6 +116,31 @@ pub static JOB_SEARCH_REINDEX: Job = Job {
     timeout_seconds: 900,
 };
 
+/// `job-deployment-start`: takes each queued deployment run, waits for its stack's slot, mints
+/// its token and has the launcher start its runner.
+pub static JOB_DEPLOYMENT_START: Job = Job {
+    name: "job-deployment-start",
+    description: "Starts the runner of each queued deployment, one run per stack at a time",
+    trigger: Trigger::Queue {
+        queue: DEPLOYMENTS_QUEUE,
+        batch_size: 5,
+        run: batch!(super::deployment_start),
+    },
+    // Queue: a run whose stack is busy is sent back with a delay.
+    needs: Needs::META_WRITE_EVENTS,
+    timeout_seconds: 60,
+};
+
+/// `job-deployment-reaper`: every minute, fails deployment runs whose runner stopped
+/// reporting, and queues again waiting runs that lost their message.
+pub static JOB_DEPLOYMENT_REAPER: Job = Job {
+    name: "job-deployment-reaper",
+    description: "Fails deployment runs whose runner stopped reporting; requeues lost ones",
+    trigger: Trigger::Schedule { every_seconds: 60, run: scheduled!(super::deployment_reaper) },
+    needs: Needs::META_WRITE_EVENTS,
+    timeout_seconds: 120,
+};
+
 /// Every job.
 pub static JOBS: &[&Job] = &[
     &JOB_LEASE_REAPER,
@@ -123,6 +148,8 @@ pub static JOBS: &[&Job] = &[
     &JOB_ARTIFACT_GC,
     &JOB_WEBHOOK_DELIVER,
     &JOB_UPDATE_MATERIALISE,
+    &JOB_DEPLOYMENT_START,
+    &JOB_DEPLOYMENT_REAPER,
     &JOB_ADMIN_CREATE_USER,
     &JOB_FEED_FANOUT,
     &JOB_SEARCH_INDEX,

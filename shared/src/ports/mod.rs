@@ -6,6 +6,7 @@
 pub mod blob;
 pub mod external;
 pub mod keys;
+pub mod launcher;
 pub mod metadata;
 pub mod needs;
 pub mod push;

@@ -153,6 +153,16 @@ impl Needs {
         push: Access::None,
         external: Access::None,
     };
+    /// Writes metadata, encrypts and sends messages (a deployment's settings sealed, its
+    /// start queued).
+    pub const META_WRITE_KEYS_EVENTS: Needs = Needs {
+        meta: Access::Write,
+        blobs: Access::None,
+        queue: Access::Write,
+        keys: Access::Write,
+        push: Access::None,
+        external: Access::None,
+    };
     /// Writes metadata and decrypts (a webhook ping: records the delivery, signs it).
     pub const META_WRITE_KEYS_READ: Needs = Needs {
         meta: Access::Write,

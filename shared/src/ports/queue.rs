@@ -120,8 +120,16 @@ pub fn default_queues() -> Vec<QueueSpec> {
             max_receives: 5,
             visibility_timeout: Duration::from_secs(180),
         },
+        QueueSpec {
+            name: DEPLOYMENTS_QUEUE.to_string(),
+            max_receives: 5,
+            visibility_timeout: Duration::from_secs(60),
+        },
     ]
 }
+
+/// Logical name of the queue of deployment runs to start (`job-deployment-start`).
+pub const DEPLOYMENTS_QUEUE: &str = "deployments";
 
 /// Logical name of the queue of webhook deliveries.
 pub const WEBHOOKS_QUEUE: &str = "webhooks";

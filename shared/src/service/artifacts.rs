@@ -155,11 +155,30 @@ pub async fn read_upload(app: &App, upload_key: &str, expect: Expect<'_>) -> Res
     if let Some(want) = expect.size.filter(|want| *want != size) {
         return Err(Error::BadRequest(format!("the upload has {size} bytes, not {want}")));
     }
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    if let Some(want) = expect.sha256.filter(|want| !want.eq_ignore_ascii_case(&sha256)) {
-        return Err(Error::BadRequest(format!("the upload's SHA-256 is {sha256}, not {want}")));
+    let stored = Stored::of(bytes);
+    if let Some(want) = expect.sha256.filter(|want| !want.eq_ignore_ascii_case(&stored.sha256)) {
+        return Err(Error::BadRequest(format!(
+            "the upload's SHA-256 is {}, not {want}",
+            stored.sha256
+        )));
     }
-    Ok(Stored { sha256, size: size as i64, bytes })
+    Ok(stored)
+}
+
+impl Stored {
+    /// `bytes` as an artifact: its hash and size (nothing is written).
+    pub fn of(bytes: Bytes) -> Stored {
+        Stored { sha256: hex::encode(Sha256::digest(&bytes)), size: bytes.len() as i64, bytes }
+    }
+}
+
+/// The bytes of the stored artifact `sha` (404 when it is gone).
+pub async fn read_stored(app: &App, sha: &str) -> Result<Bytes> {
+    app.ports
+        .blobs
+        .get(&stored_key(sha))
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("artifact {sha} is no longer stored")))
 }
 
 /// A blob's head as read: its reference count and generation (None: no head yet).

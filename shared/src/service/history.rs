@@ -65,7 +65,8 @@ pub fn entry_op(
     Ok(TransactOp::Put(item, Some(Condition::NotExists)))
 }
 
-fn from_item(item: &Item) -> Result<Entry> {
+/// A history item as read (for queries of history made elsewhere).
+pub(crate) fn from_item(item: &Item) -> Result<Entry> {
     let info = item.s("info").and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
         Error::internal(format!("history item {} {} is corrupt", item.pk, item.sk))
     })?;

@@ -26,6 +26,20 @@ pub struct Principal {
     pub token_id: String,
     /// The token's name.
     pub token_name: String,
+    /// Set for the short-lived token of a deployment's runner: it reaches only that
+    /// deployment's stack (see `api::auth::authorize`).
+    pub deployment: Option<DeploymentScope>,
+}
+
+/// What a deployment's token may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentScope {
+    /// The deployment.
+    pub id: String,
+    /// Its stack's organization.
+    pub org: String,
+    /// Its stack's immutable id.
+    pub stack_id: String,
 }
 
 /// What an access token acts as.
@@ -174,10 +188,21 @@ pub async fn authenticate_token(meta: &dyn MetadataStore, token: &str, now: i64)
         },
         _ => return Err(invalid()),
     };
+    let deployment = match (item.s("deployment"), item.s("scope_org"), item.s("scope_stack")) {
+        (Some(id), Some(org), Some(stack_id)) => Some(DeploymentScope {
+            id: id.to_string(),
+            org: org.to_string(),
+            stack_id: stack_id.to_string(),
+        }),
+        (None, _, _) => None,
+        // A deployment token whose scope does not read reaches nothing.
+        _ => return Err(invalid()),
+    };
     let principal = Principal {
         subject,
         token_id: item.s("id").map(str::to_string).unwrap_or_else(|| token_id(&hash)),
         token_name: item.s("name").unwrap_or_default().to_string(),
+        deployment,
     };
     record_last_used(meta, item, now).await;
     Ok(Caller::Token(principal))

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod deflate;
 pub mod delta;
+pub mod deploy;
 pub mod deployments;
 pub mod env;
 pub mod environments;

@@ -17,6 +17,7 @@ use super::templates::{check_source, parse_name, parse_version, SOURCE};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, TransactOp, Value};
+use crate::service::access::query_all;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 
 const VERSION_PREFIX: &str = "PKGVER#";
@@ -361,21 +362,12 @@ async fn versions(meta: &dyn MetadataStore, org: &str, name: Option<&str>) -> Re
         Some(n) => format!("{VERSION_PREFIX}{n}#"),
         None => VERSION_PREFIX.to_string(),
     };
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), prefix, 500)).await?;
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let mut q = Query::prefix(item_keys::org_pk(org), prefix.clone(), 500);
-        q.after = after.take();
-        let page = meta.query(q).await?;
-        for item in &page.items {
-            let v = Version::from_item(org, item)?;
-            if v.complete {
-                out.push(v);
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+    for item in &items {
+        let v = Version::from_item(org, item)?;
+        if v.complete {
+            out.push(v);
         }
     }
     out.sort_by(|a, b| (&a.at.name, &a.at.version).cmp(&(&b.at.name, &b.at.version)));

@@ -7,18 +7,20 @@
 //!   of a publish (its operation id names its upload) until `complete` finds the archive
 //!   uploaded and well formed: a tar.gz with `Pulumi.yaml` at its root, whose `runtime` and
 //!   `description` the listing shows. The archive is an artifact (`service::artifacts`), stored
-//!   once by content and referenced in the transaction that completes the version.
+//!   once by content and referenced in the transaction that completes the version; so is its
+//!   root `README.md`, when it has one, which the registry serves as the template's readme.
 //! * Only the `private` source is served: templates of the organizations the caller is in.
 
 use std::io::Read;
 
 use serde::Serialize;
 
-use super::artifacts::{self, Expect};
+use super::artifacts::{self, Expect, Stored};
 use super::item_keys;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, TransactOp, Value};
+use crate::service::access::query_all;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 
 /// The one source served: the organizations' own templates.
@@ -26,7 +28,7 @@ pub const SOURCE: &str = "private";
 const VERSION_PREFIX: &str = "TPLVER#";
 const PENDING: &str = "pending";
 const COMPLETE: &str = "complete";
-/// Largest `Pulumi.yaml` read from an archive.
+/// Largest `Pulumi.yaml` or `README.md` read from an archive.
 const MAX_PROJECT_FILE: u64 = 1 << 20;
 
 /// A template version's name, validated: `[A-Za-z0-9_.-]{1,100}` (the CLI's rule) and a strict
@@ -101,10 +103,22 @@ pub struct Version {
     /// From the archive's `Pulumi.yaml`.
     pub language: String,
     pub description: Option<String>,
+    /// The stored `README.md` of the archive (SHA-256, size), when it has one.
+    pub readme: Option<(String, i64)>,
     pub updated: i64,
 }
 
 impl Version {
+    /// The artifacts a complete version references (SHA-256, size).
+    fn references(&self) -> Vec<(&str, i64)> {
+        if !self.complete {
+            return Vec::new();
+        }
+        let archive = self.sha256.as_deref().map(|sha| (sha, self.size));
+        let readme = self.readme.as_ref().map(|(sha, size)| (sha.as_str(), *size));
+        archive.into_iter().chain(readme).collect()
+    }
+
     fn item(&self) -> Item {
         let mut item = Item::new(item_keys::org_pk(&self.at.org), self.at.sk())
             .with("name", Value::S(self.at.name.clone()))
@@ -119,6 +133,10 @@ impl Version {
             if let Some(v) = value {
                 item.set(name, Value::S(v.clone()));
             }
+        }
+        if let Some((sha, size)) = &self.readme {
+            item.set("readme_sha", Value::S(sha.clone()));
+            item.set("readme_size", Value::N(*size));
         }
         item
     }
@@ -138,6 +156,9 @@ impl Version {
             size: item.n("size").unwrap_or(0),
             language: item.s("language").unwrap_or_default().to_string(),
             description: item.s("description").map(str::to_string),
+            readme: item
+                .s("readme_sha")
+                .map(|sha| (sha.to_string(), item.n("readme_size").unwrap_or(0))),
             updated: item.n("updated").unwrap_or(0),
         })
     }
@@ -173,6 +194,7 @@ pub async fn start(app: &App, at: &TemplateRef) -> Result<Started> {
         size: 0,
         language: String::new(),
         description: None,
+        readme: None,
         updated: app.clock.now(),
     };
     let cond = Condition::NotExists.or(Condition::Equals("state".into(), Value::S(PENDING.into())));
@@ -197,15 +219,18 @@ pub async fn get_version(meta: &dyn MetadataStore, at: &TemplateRef) -> Result<V
     }
 }
 
-/// What a template's `Pulumi.yaml` says of it.
+/// What a template's `Pulumi.yaml` says of it, and its readme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     pub runtime: String,
     pub description: Option<String>,
+    /// The archive's root `README.md` (any case), when it has one.
+    pub readme: Option<Vec<u8>>,
 }
 
-/// Reads `Pulumi.yaml` (or `Pulumi.yml`) at the root of a tar.gz (or plain tar): 400 when the
-/// archive does not read or has none, as `pulumi new` could not use it.
+/// Reads `Pulumi.yaml` (or `Pulumi.yml`) and `README.md` at the root of a tar.gz (or plain
+/// tar): 400 when the archive does not read or has no project file, as `pulumi new` could not
+/// use it.
 pub fn read_project(archive: &[u8]) -> Result<Project> {
     let bad = |why: String| Error::BadRequest(format!("the template archive {why}"));
     let gz = archive.starts_with(&[0x1f, 0x8b]);
@@ -213,21 +238,31 @@ pub fn read_project(archive: &[u8]) -> Result<Project> {
         if gz { Box::new(flate2::read::GzDecoder::new(archive)) } else { Box::new(archive) };
     let mut tar = tar::Archive::new(reader);
     let entries = tar.entries().map_err(|e| bad(format!("is not a tar.gz: {e}")))?;
+    let (mut project, mut readme) = (None, None);
     for entry in entries {
         let entry = entry.map_err(|e| bad(format!("is not a tar.gz: {e}")))?;
         let path = entry.path().map_err(|e| bad(format!("has a bad path: {e}")))?;
         let name = path.to_string_lossy().trim_start_matches("./").to_string();
-        if name != "Pulumi.yaml" && name != "Pulumi.yml" {
-            continue;
+        if name.eq_ignore_ascii_case("README.md") && readme.is_none() {
+            let mut bytes = Vec::new();
+            entry
+                .take(MAX_PROJECT_FILE)
+                .read_to_end(&mut bytes)
+                .map_err(|e| bad(format!("has an unreadable README.md: {e}")))?;
+            readme = Some(bytes).filter(|b| !b.is_empty());
+        } else if (name == "Pulumi.yaml" || name == "Pulumi.yml") && project.is_none() {
+            let mut text = String::new();
+            entry
+                .take(MAX_PROJECT_FILE)
+                .read_to_string(&mut text)
+                .map_err(|e| bad(format!("has an unreadable Pulumi.yaml: {e}")))?;
+            project = Some(
+                project_of(&text).map_err(|why| bad(format!("has a Pulumi.yaml that {why}")))?,
+            );
         }
-        let mut text = String::new();
-        entry
-            .take(MAX_PROJECT_FILE)
-            .read_to_string(&mut text)
-            .map_err(|e| bad(format!("has an unreadable Pulumi.yaml: {e}")))?;
-        return project_of(&text).map_err(|why| bad(format!("has a Pulumi.yaml that {why}")));
     }
-    Err(bad("has no Pulumi.yaml at its root".into()))
+    let project = project.ok_or_else(|| bad("has no Pulumi.yaml at its root".into()))?;
+    Ok(Project { readme, ..project })
 }
 
 fn project_of(text: &str) -> std::result::Result<Project, String> {
@@ -238,7 +273,11 @@ fn project_of(text: &str) -> std::result::Result<Project, String> {
         Yaml::String(s) => s.clone(),
         other => other["name"].as_str().ok_or("names no runtime")?.to_string(),
     };
-    Ok(Project { runtime, description: doc["description"].as_str().map(str::to_string) })
+    Ok(Project {
+        runtime,
+        description: doc["description"].as_str().map(str::to_string),
+        readme: None,
+    })
 }
 
 /// Finishes publishing: the archive named by `operation` is checked (a template `pulumi new`
@@ -260,7 +299,11 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
     }
     let stored = artifacts::read_upload(app, &upload, Expect::default()).await?;
     let project = read_project(&stored.bytes)?;
-    artifacts::keep(app, &stored).await?;
+    let readme = project.readme.clone().map(|b| Stored::of(b.into()));
+    let all: Vec<&Stored> = std::iter::once(&stored).chain(readme.as_ref()).collect();
+    for read in &all {
+        artifacts::keep(app, read).await?;
+    }
     let outcome = retry_on_conflict!(12, async {
         let current = get_version(meta, at).await?;
         if current.complete {
@@ -271,7 +314,7 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
                 "the version was published again meanwhile; complete that publish".into(),
             ));
         }
-        let Some(reference) = artifacts::reference_ops(app, &at.org, &[&stored]).await? else {
+        let Some(reference) = artifacts::reference_ops(app, &at.org, &all).await? else {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             return Ok(Attempt::Raced);
         };
@@ -282,6 +325,7 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
             size: stored.size,
             language: project.runtime.clone(),
             description: project.description.clone(),
+            readme: readme.as_ref().map(|r| (r.sha256.clone(), r.size)),
             updated: app.clock.now(),
             ..current
         };
@@ -293,7 +337,7 @@ pub async fn complete(app: &App, at: &TemplateRef, operation: &str) -> Result<Ve
     let (done, protected) = outcome.ok_or_else(|| {
         Error::Unavailable("the artifact store is busy with this archive, try again".into())
     })?;
-    artifacts::ensure_stored(app, &[&stored], &[&upload], protected).await?;
+    artifacts::ensure_stored(app, &all, &[&upload], protected).await?;
     Ok(done)
 }
 
@@ -342,7 +386,10 @@ async fn metadata(app: &App, v: &Version) -> Result<TemplateMetadata> {
         description: v.description.clone(),
         language: v.language.clone(),
         runtime: RuntimeInfo { name: v.language.clone(), options: Default::default() },
-        readme_url: String::new(),
+        readme_url: match &v.readme {
+            Some((readme, _)) => artifacts::download_url(app, readme).await?,
+            None => String::new(),
+        },
         download_url: artifacts::download_url(app, sha).await?,
         visibility: "private".into(),
         updated_at: super::environments::rfc3339(v.updated),
@@ -356,21 +403,12 @@ async fn versions(meta: &dyn MetadataStore, org: &str, name: Option<&str>) -> Re
         Some(n) => format!("{VERSION_PREFIX}{n}#"),
         None => VERSION_PREFIX.to_string(),
     };
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), prefix, 500)).await?;
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let mut q = Query::prefix(item_keys::org_pk(org), prefix.clone(), 500);
-        q.after = after.take();
-        let page = meta.query(q).await?;
-        for item in &page.items {
-            let v = Version::from_item(org, item)?;
-            if v.complete {
-                out.push(v);
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+    for item in &items {
+        let v = Version::from_item(org, item)?;
+        if v.complete {
+            out.push(v);
         }
     }
     out.sort_by(|a, b| (&a.at.name, &a.at.version).cmp(&(&b.at.name, &b.at.version)));
@@ -406,7 +444,51 @@ pub async fn list(
 
 /// One version (`latest`: the newest), with its download URL.
 pub async fn get(app: &App, org: &str, name: &str, version: &str) -> Result<TemplateMetadata> {
-    let meta = app.ports.meta.as_ref();
+    let v = resolve(app.ports.meta.as_ref(), org, name, version).await?;
+    metadata(app, &v).await
+}
+
+/// A version in a template's list (`TemplateVersion`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct TemplateVersion {
+    #[serde(flatten)]
+    pub template: TemplateMetadata,
+    pub version: String,
+}
+
+/// Every published version of `org`'s template `name`, the newest first (404 when none is).
+pub async fn list_versions(app: &App, org: &str, name: &str) -> Result<Vec<TemplateVersion>> {
+    let name = parse_name(name)?;
+    let all = versions(app.ports.meta.as_ref(), org, Some(&name)).await?;
+    if all.is_empty() {
+        return Err(Error::NotFound(format!("template {SOURCE}/{org}/{name} not found")));
+    }
+    let mut out = Vec::with_capacity(all.len());
+    for v in all.iter().rev() {
+        out.push(TemplateVersion {
+            template: metadata(app, v).await?,
+            version: v.at.version.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// The readme of a version (`latest`: the newest): its archive's `README.md`, or None.
+pub async fn readme(app: &App, org: &str, name: &str, version: &str) -> Result<Option<String>> {
+    let v = resolve(app.ports.meta.as_ref(), org, name, version).await?;
+    let Some((sha, _)) = &v.readme else { return Ok(None) };
+    let bytes = artifacts::read_stored(app, sha).await?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The complete version `version` (`latest`: the newest) of `org`'s template `name`, or 404.
+async fn resolve(
+    meta: &dyn MetadataStore,
+    org: &str,
+    name: &str,
+    version: &str,
+) -> Result<Version> {
     let name = parse_name(name)?;
     let v = if version == "latest" {
         versions(meta, org, Some(&name)).await?.pop().ok_or_else(|| {
@@ -420,14 +502,13 @@ pub async fn get(app: &App, org: &str, name: &str, version: &str) -> Result<Temp
         }
         v
     };
-    metadata(app, &v).await
+    Ok(v)
 }
 
 /// Removes a version, giving back its archive's reference.
 pub async fn remove(app: &App, at: &TemplateRef) -> Result<()> {
     let v = get_version(app.ports.meta.as_ref(), at).await?;
-    let references: Vec<(&str, i64)> =
-        v.sha256.as_deref().filter(|_| v.complete).map(|sha| (sha, v.size)).into_iter().collect();
+    let references = v.references();
     let key = (item_keys::org_pk(&at.org), at.sk());
     artifacts::remove_owner(
         app,
@@ -465,8 +546,21 @@ mod tests {
         ]);
         assert_eq!(
             read_project(&a).unwrap(),
-            Project { runtime: "yaml".into(), description: Some("A web app".into()) }
+            Project {
+                runtime: "yaml".into(),
+                description: Some("A web app".into()),
+                readme: Some(b"hi".to_vec()),
+            }
         );
+        let nested = tgz(&[
+            ("docs/README.md", "no"),
+            (
+                "Pulumi.yaml",
+                "runtime: go
+",
+            ),
+        ]);
+        assert_eq!(read_project(&nested).unwrap().readme, None, "only the root's readme");
         let b = tgz(&[("Pulumi.yaml", "name: x\nruntime:\n  name: python\n  options: {}\n")]);
         assert_eq!(read_project(&b).unwrap().runtime, "python");
         for bad in [
@@ -477,6 +571,25 @@ mod tests {
             let err = read_project(&bad).expect_err("refused");
             assert_eq!(err.status().as_u16(), 400, "{err}");
         }
+    }
+
+    #[test]
+    fn items_round_trip_with_the_readme_they_reference() {
+        let mut v = Version {
+            at: TemplateRef::parse("private", "acme", "web", "1.0.0").unwrap(),
+            complete: true,
+            upload: None,
+            sha256: Some("a".into()),
+            size: 3,
+            language: "yaml".into(),
+            description: None,
+            readme: Some(("b".into(), 4)),
+            updated: 9,
+        };
+        assert_eq!(Version::from_item("acme", &v.item()).unwrap(), v);
+        assert_eq!(v.references(), vec![("a", 3), ("b", 4)]);
+        v.complete = false;
+        assert!(v.references().is_empty(), "a pending version references nothing");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Authorization is not theirs: dispatch checked the route's declared permission before.
 
 pub mod audit;
+pub mod deploy;
 pub mod environments;
 pub mod feed;
 pub mod health;

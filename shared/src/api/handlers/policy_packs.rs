@@ -34,17 +34,20 @@ pub(crate) struct PublishStarted {
     required_headers: std::collections::BTreeMap<String, String>,
 }
 
-/// `POST /api/orgs/{org}/policypacks`: starts publishing a version; the client PUTs the pack's
-/// archive to `uploadURI`, then calls `…/versions/{tag}/complete`.
-pub async fn publish(ctx: Ctx) -> Result<Reply> {
-    let org = path_org(&ctx)?;
-    let req: CreatePolicyPack = ctx.json()?;
-    let published = packs::publish(&ctx.app, org.as_str(), req).await?;
+fn started(published: packs::Published) -> Result<Reply> {
     Reply::json(&PublishStarted {
         version: published.version,
         upload_uri: published.upload_url,
         required_headers: Default::default(),
     })
+}
+
+/// `POST /api/orgs/{org}/policypacks`: starts publishing a version; the client PUTs the pack's
+/// archive to `uploadURI`, then calls `…/versions/{tag}/complete`.
+pub async fn publish(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    let req: CreatePolicyPack = ctx.json()?;
+    started(packs::publish(&ctx.app, org.as_str(), req).await?)
 }
 
 /// `POST /api/orgs/{org}/policypacks/{pack}/versions/{tag}/complete`: the archive is uploaded;
@@ -457,6 +460,50 @@ pub async fn registry_version_get(ctx: Ctx) -> Result<Reply> {
 pub async fn org_registry_get(ctx: Ctx) -> Result<Reply> {
     let org = path_org(&ctx)?;
     registry_version(&ctx, org.as_str(), ctx.param("pack")?, ctx.query("tag")).await
+}
+
+/// `POST /api/registry/policypacks/{source}/{org}/{name}/versions`: starts publishing a version
+/// as `POST /api/orgs/{org}/policypacks` does (the body's `name`, if given, must be the path's).
+pub async fn registry_publish(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    let name = ctx.param("name")?;
+    let mut body: Json = ctx.json()?;
+    let Some(fields) = body.as_object_mut() else {
+        return Err(Error::BadRequest("the body must be a JSON object".into()));
+    };
+    match fields.get("name") {
+        None => {
+            fields.insert("name".into(), Json::String(name.to_string()));
+        }
+        Some(given) if given.as_str() == Some(name) => {}
+        Some(given) => {
+            return Err(Error::BadRequest(format!(
+                "the body names policy pack {given}, the path {name:?}"
+            )))
+        }
+    }
+    let req: CreatePolicyPack = serde_json::from_value(body)
+        .map_err(|e| Error::BadRequest(format!("invalid policy pack: {e}")))?;
+    started(packs::publish(&ctx.app, org.as_str(), req).await?)
+}
+
+/// `POST /api/registry/policypacks/{source}/{org}/{name}/versions/{tag}/complete`.
+pub async fn registry_complete(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    let (name, tag) = (PackName::parse(ctx.param("name")?)?, packs::parse_tag(ctx.param("tag")?)?);
+    packs::complete(&ctx.app, org.as_str(), &name, &tag).await?;
+    Ok(Reply::no_content())
+}
+
+/// `DELETE /api/registry/policypacks/{source}/{org}/{name}`: every version (400 while a group
+/// enables one).
+pub async fn registry_delete(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    crate::service::templates::check_source(ctx.param("source")?)?;
+    packs::remove(&ctx.app, org.as_str(), &PackName::parse(ctx.param("name")?)?, None).await?;
+    Ok(Reply::no_content())
 }
 
 /// `DELETE /api/registry/policypacks/{source}/{org}/{name}/versions/{tag}` (400 while a group

@@ -84,6 +84,62 @@ pub async fn template_get(ctx: Ctx) -> Result<Reply> {
     Reply::json(&got)
 }
 
+/// `ListTemplateVersionsResponse`: one page, the newest first.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct TemplateVersionList {
+    templates: Vec<templates::TemplateVersion>,
+}
+
+/// `GET /api/registry/templates/{source}/{org}/{name}/versions`: every published version.
+pub async fn template_versions(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    templates::check_source(ctx.param("source")?)?;
+    let found = templates::list_versions(&ctx.app, org.as_str(), ctx.param("name")?).await?;
+    Reply::json(&TemplateVersionList { templates: found })
+}
+
+/// `RegistryContentNode`: the readme is one markdown node.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct ContentNode {
+    kind: &'static str,
+    markdown: String,
+}
+
+/// `GetTemplateReadmeResponse`.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub(crate) struct TemplateReadme {
+    version: String,
+    /// As asked (`lang`); a template's readme is the same in every language.
+    language: String,
+    /// As asked (`os`).
+    os: String,
+    content: Vec<ContentNode>,
+}
+
+/// `GET …/versions/{semver}/readme` (or `latest`): the archive's root `README.md`, 404 when
+/// it has none.
+pub async fn template_readme(ctx: Ctx) -> Result<Reply> {
+    let org = path_org(&ctx)?;
+    templates::check_source(ctx.param("source")?)?;
+    let (name, version) = (ctx.param("name")?, ctx.param("semver")?);
+    let Some(markdown) = templates::readme(&ctx.app, org.as_str(), name, version).await? else {
+        return Err(Error::NotFound(format!(
+            "template {}/{org}/{name}@{version} has no README.md",
+            templates::SOURCE
+        )));
+    };
+    let asked = |key: &str| ctx.query(key).unwrap_or_default().chars().take(32).collect();
+    Reply::json(&TemplateReadme {
+        version: version.to_string(),
+        language: asked("lang"),
+        os: asked("os"),
+        content: vec![ContentNode { kind: "markdown", markdown }],
+    })
+}
+
 /// `DELETE …/versions/{semver}`.
 pub async fn template_delete(ctx: Ctx) -> Result<Reply> {
     templates::remove(&ctx.app, &template_ref(&ctx)?).await?;

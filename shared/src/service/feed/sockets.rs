@@ -213,6 +213,7 @@ fn from_item(org: &str, item: &Item) -> Option<Connection> {
             subject,
             token_id: item.s("token_id").unwrap_or_default().to_string(),
             token_name: item.s("token_name").unwrap_or_default().to_string(),
+            deployment: None,
         },
         token_hash: item.s("token_hash").unwrap_or_default().to_string(),
         scope: Scope {

@@ -14,6 +14,7 @@ use super::{get_version, latest, PackName};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, Value};
+use crate::service::access::query_all;
 use crate::service::item_keys;
 use crate::service::optimistic::{retry_on_conflict, written};
 
@@ -123,20 +124,8 @@ fn json_text<T: Serialize>(value: &T) -> Result<String> {
 
 /// Every group of the organization, the default one first.
 pub async fn list(meta: &dyn MetadataStore, org: &str) -> Result<Vec<Group>> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let mut q = Query::prefix(item_keys::org_pk(org), GROUP_PREFIX, 500);
-        q.after = after.take();
-        let page = meta.query(q).await?;
-        for item in &page.items {
-            out.push(Group::from_item(item)?);
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), GROUP_PREFIX, 500)).await?;
+    let mut out = items.iter().map(Group::from_item).collect::<Result<Vec<_>>>()?;
     if !out.iter().any(|g| g.is_default) {
         out.push(Group::empty_default());
     }
@@ -343,21 +332,12 @@ pub async fn members(
     if !group.is_default {
         return Ok(group.stacks.clone());
     }
+    let q = Query::prefix(item_keys::org_pk(org), item_keys::STACK_PREFIX, 500);
     let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let mut q = Query::prefix(item_keys::org_pk(org), item_keys::STACK_PREFIX, 500);
-        q.after = after.take();
-        let page = meta.query(q).await?;
-        for item in &page.items {
-            let stack = crate::service::stacks::Stack::from_item(item)?;
-            if group.applies_to(&stack.project, &stack.stack) {
-                out.push(StackMember { name: stack.stack, routing_project: stack.project });
-            }
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+    for item in &query_all(meta, q).await? {
+        let stack = crate::service::stacks::Stack::from_item(item)?;
+        if group.applies_to(&stack.project, &stack.stack) {
+            out.push(StackMember { name: stack.stack, routing_project: stack.project });
         }
     }
     Ok(out)

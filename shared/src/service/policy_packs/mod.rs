@@ -20,6 +20,7 @@ use super::item_keys;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::{Condition, Item, MetadataStore, Query, TransactOp, Value};
+use crate::service::access::query_all;
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
 
 const PACK_PREFIX: &str = "PPACK#";
@@ -331,20 +332,8 @@ pub async fn versions(
     name: &PackName,
 ) -> Result<Vec<Version>> {
     let prefix = format!("{VERSION_PREFIX}{}#", name.0);
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let mut q = Query::prefix(item_keys::org_pk(org), prefix.clone(), 500);
-        q.after = after.take();
-        let page = meta.query(q).await?;
-        for item in &page.items {
-            out.push(Version::from_item(org, item)?);
-        }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
+    let items = query_all(meta, Query::prefix(item_keys::org_pk(org), prefix, 500)).await?;
+    let mut out = items.iter().map(|i| Version::from_item(org, i)).collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|v| v.version);
     Ok(out)
 }

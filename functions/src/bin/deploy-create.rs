@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-create` route.
+
+stackhouse_lambda::route!(DEPLOY_CREATE);

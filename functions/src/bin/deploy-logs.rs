@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-logs` route.
+
+stackhouse_lambda::route!(DEPLOY_LOGS);

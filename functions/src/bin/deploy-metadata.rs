@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-metadata` route.
+
+stackhouse_lambda::route!(DEPLOY_METADATA);

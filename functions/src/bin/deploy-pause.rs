@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-pause` route.
+
+stackhouse_lambda::route!(DEPLOY_PAUSE);

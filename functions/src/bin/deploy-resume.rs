@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-resume` route.
+
+stackhouse_lambda::route!(DEPLOY_RESUME);

@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-runner-claim` route.
+
+stackhouse_lambda::route!(DEPLOY_RUNNER_CLAIM);

@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-settings-encrypt` route.
+
+stackhouse_lambda::route!(DEPLOY_SETTINGS_ENCRYPT);

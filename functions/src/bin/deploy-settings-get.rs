@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-settings-get` route.
+
+stackhouse_lambda::route!(DEPLOY_SETTINGS_GET);

@@ -1,0 +1,3 @@
+//! Lambda function for the `deploy-status` route.
+
+stackhouse_lambda::route!(DEPLOY_STATUS);

@@ -1,0 +1,3 @@
+//! Lambda function for the `job-deployment-reaper` job.
+
+stackhouse_lambda::job!(JOB_DEPLOYMENT_REAPER);

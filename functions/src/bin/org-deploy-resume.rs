@@ -1,0 +1,3 @@
+//! Lambda function for the `org-deploy-resume` route.
+
+stackhouse_lambda::route!(ORG_DEPLOY_RESUME);

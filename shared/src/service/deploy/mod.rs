@@ -1,0 +1,32 @@
+//! Pulumi Deployments (issue 21): remote operations run for a stack on the service's side.
+//! Each stack's deployment settings ([`settings`]) with their sealed secrets ([`secret`]);
+//! runs ([`runs`]), started from a queue ([`dispatch`]) by a runner given a
+//! [`spec::RunSpec`], which reports back ([`report`]).
+//!
+//! (`service::deployments` is another thing: a stack's checkpoint, which Pulumi also calls
+//! its deployment.)
+
+use serde::{Deserialize, Serialize};
+
+pub mod dispatch;
+pub mod report;
+pub mod runs;
+pub mod secret;
+pub mod settings;
+pub mod spec;
+
+/// `PulumiOperation`: what a deployment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub enum Operation {
+    /// `pulumi up`.
+    Update,
+    Preview,
+    Destroy,
+    Refresh,
+    /// A refresh preview that records drift.
+    DetectDrift,
+    /// `pulumi up` after a drift run found drift.
+    RemediateDrift,
+}

@@ -1,0 +1,276 @@
+//! The deployment runner (`local_emulator::runner`) with the real Pulumi CLI and a real git
+//! repository: the program cloned from a `file://` URL at a branch, pre-run commands, then
+//! `pulumi up` against the emulator, every line streamed to the run's log; a failing pre-run
+//! command ends the run with its output and changes nothing.
+
+use std::collections::BTreeMap;
+
+use local_emulator::runner::{self, Control, LogLine, Sink};
+use stackhouse::service::deploy::spec::{GitCheckout, RunSpec};
+use stackhouse::service::deploy::Operation;
+
+use crate::git::git;
+use crate::pulumi::{bin_dir, Program, Pulumi};
+use crate::server::{Target, TestServer};
+
+/// Keeps every line, as the run's log would.
+#[derive(Default)]
+struct Collect(Vec<LogLine>);
+
+#[async_trait::async_trait]
+impl Sink for Collect {
+    async fn write(&mut self, lines: Vec<LogLine>) -> Control {
+        self.0.extend(lines);
+        Control::Continue
+    }
+}
+
+impl Collect {
+    fn text(&self) -> String {
+        self.0.iter().map(|l| format!("[{}] {}\n", l.header, l.line)).collect()
+    }
+}
+
+pub async fn runner_deploys_from_git_with_the_real_cli(target: Target) {
+    let server = TestServer::start(target).await;
+    let p = Pulumi::login(&server).await;
+    // The program lives in `infra/` of a repository whose `release` branch has it.
+    let repo = p.items_dir().with_file_name("repo");
+    let project = p.project("remote", &Program::items(2));
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "main has no program\n").expect("readme");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+    git(&repo, &["checkout", "-q", "-b", "release"]);
+    std::fs::create_dir_all(repo.join("infra")).expect("infra dir");
+    std::fs::copy(project.dir.join("Pulumi.yaml"), repo.join("infra/Pulumi.yaml")).expect("copy");
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "program"]);
+    p.run(&project.dir, &["stack", "init", &p.fq("remote", "dev")]).await.ok();
+
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+    let spec = |commands: &[&str]| RunSpec {
+        id: "run-1".into(),
+        version: 1,
+        backend_url: server.base.clone(),
+        access_token: server.token.clone(),
+        org: p.org.clone(),
+        project: "remote".into(),
+        stack: "dev".into(),
+        operation: Operation::Update,
+        source: GitCheckout {
+            url: format!("file://{}", repo.display()),
+            branch: Some("release".into()),
+            dir: Some("infra".into()),
+            ..GitCheckout::default()
+        },
+        environment: BTreeMap::from([
+            ("PATH".to_string(), path.clone()),
+            ("STACKHOUSE_TEST_ITEMS_DIR".to_string(), p.items_dir().display().to_string()),
+            ("GREETING".to_string(), "hello from the settings".to_string()),
+        ]),
+        pre_run_commands: commands.iter().map(|c| c.to_string()).collect(),
+        shell: None,
+        // `pulumi install` would look for the test provider on GitHub.
+        skip_install: true,
+        delete_after_destroy: false,
+    };
+
+    // A failing pre-run command ends the run before Pulumi runs: its output is in the log.
+    let work = p.items_dir().with_file_name("work-1");
+    let mut log = Collect::default();
+    let failed = runner::run(&spec(&["echo broken >&2; exit 3"]), &work, &mut log).await;
+    assert!(!failed.succeeded, "{}", log.text());
+    assert!(failed.message.contains("exit status: 3"), "{failed:?}");
+    assert!(log.text().contains("[Pre-run] broken"), "{}", log.text());
+    assert!(!log.text().contains("[Pulumi]"), "{}", log.text());
+    assert_eq!(p.item_count(), 0, "nothing deployed");
+
+    let work = p.items_dir().with_file_name("work-2");
+    let mut log = Collect::default();
+    let done =
+        runner::run(&spec(&["echo \"$GREETING in $(basename \"$PWD\")\""]), &work, &mut log).await;
+    let text = log.text();
+    assert!(done.succeeded, "{done:?}\n{text}");
+    assert!(text.contains("[Pre-run] hello from the settings in infra"), "{text}");
+    assert!(text.contains("[Pulumi] $ pulumi up --yes --skip-preview"), "{text}");
+    assert!(text.contains("+ 3 created"), "the stack and its two items: {text}");
+    assert_eq!(p.item_count(), 2, "{text}");
+    let history = server
+        .client()
+        .get(&format!("/api/stacks/{}/remote/dev/updates?pageSize=10&page=1", p.org))
+        .await;
+    let updates = history.json()["updates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(updates.len(), 1, "the run's update is the stack's history: {history:?}");
+    assert_eq!(updates[0]["result"], "succeeded", "{history:?}");
+    // The CLI names the CI system the runner told it of.
+    let env = &updates[0]["environment"];
+    assert_eq!(env["ci.system"], "Stackhouse Deployments", "{env}");
+    server.stop().await;
+}
+
+/// A repository with the items program in `infra/` on branch `release`; its `file://` URL.
+fn program_repo(p: &Pulumi, items: usize) -> String {
+    let dir = p.items_dir().with_file_name(format!("repo-{:08x}", rand::random::<u32>()));
+    let project = p.project("remote", &Program::items(items));
+    let yaml = std::fs::read_to_string(project.dir.join("Pulumi.yaml")).expect("the program");
+    let repo = crate::git::repo_with(&dir, "release", &[("infra/Pulumi.yaml", &yaml)]);
+    format!("file://{}", repo.display())
+}
+
+/// Waits (polling; at most 3 minutes) until the run has ended; its last state.
+async fn ended(c: &crate::server::Client, stack: &str, id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let got = c.get(&format!("{stack}/deployments/{id}")).await;
+        assert_eq!(got.status, 200, "{got:?}");
+        let run = got.json();
+        if matches!(run["status"].as_str(), Some("succeeded" | "failed")) {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "deployment {id} never ended: {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The whole log of a run, page by page, as `header: line` lines.
+async fn whole_log(c: &crate::server::Client, stack: &str, id: &str) -> String {
+    let mut out = String::new();
+    let mut token = String::new();
+    for _ in 0..1000 {
+        let page = c.get(&format!("{stack}/deployments/{id}/logs?continuationToken={token}")).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        let page = page.json();
+        assert_eq!(page["__type"], "DeploymentLogs");
+        for l in page["lines"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "{}: {}\n",
+                l["header"].as_str().unwrap_or(""),
+                l["line"].as_str().unwrap_or("")
+            ));
+        }
+        match page["nextToken"].as_str() {
+            Some(t) => token = t.to_string(),
+            None => return out,
+        }
+    }
+    panic!("the log of {id} never ended")
+}
+
+pub async fn deployments_run_from_settings_with_the_real_cli(target: Target) {
+    let server = TestServer::start(target).await;
+    let _jobs = server.deploying();
+    let p = Pulumi::login(&server).await;
+    let c = server.client();
+    let url = program_repo(&p, 2);
+    let project = p.project("remote", &Program::items(2));
+    p.run(&project.dir, &["stack", "init", &p.fq("remote", "dev")]).await.ok();
+    p.run(&project.dir, &["stack", "init", &p.fq("remote", "other")]).await.ok();
+    let stack = format!("/api/stacks/{}/remote/dev", p.org);
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+    // What the run's token reaches: its stack, not another, nor the user's stack list.
+    let probe = format!(
+        "for at in remote/dev remote/other; do echo \"$at: $(curl -s -o /dev/null -w '%{{http_code}}' \
+         -H \"Authorization: token $PULUMI_ACCESS_TOKEN\" $PULUMI_BACKEND_URL/api/stacks/{}/$at)\"; done; \
+         echo \"user stacks: $(curl -s -o /dev/null -w '%{{http_code}}' -H \"Authorization: token \
+         $PULUMI_ACCESS_TOKEN\" $PULUMI_BACKEND_URL/api/user/stacks)\"; \
+         echo \"org events: $(curl -s -o /dev/null -w '%{{http_code}}' -H \"Authorization: token \
+         $PULUMI_ACCESS_TOKEN\" $PULUMI_BACKEND_URL/api/orgs/{}/events)\"",
+        p.org, p.org
+    );
+    let settings = serde_json::json!({
+        "sourceContext": {"git": {"repoUrl": url, "branch": "release", "repoDir": "infra"}},
+        "operationContext": {
+            "environmentVariables": {
+                "PATH": path,
+                "STACKHOUSE_TEST_ITEMS_DIR": p.items_dir().display().to_string(),
+                "GREETING": {"secret": "hello"}
+            },
+            "preRunCommands": ["echo \"greeting has $(printf %s \"$GREETING\" | wc -c) characters\"", probe],
+            // `pulumi install` would look for the test provider on GitHub.
+            "options": {"skipInstallDependencies": true}
+        }
+    });
+    assert_eq!(c.put(&format!("{stack}/deployments/settings"), &settings).await.status, 200);
+
+    let r =
+        c.post(&format!("{stack}/deployments"), &serde_json::json!({"operation": "update"})).await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    let run = ended(&c, &stack, &id).await;
+    let log = whole_log(&c, &stack, &id).await;
+    assert_eq!(run["status"], "succeeded", "{run}\n{log}");
+    assert!(
+        log.contains("Pre-run: greeting has 5 characters"),
+        "the secret reached the run: {log}"
+    );
+    assert!(log.contains("Pre-run: remote/dev: 200"), "{log}");
+    assert!(log.contains("Pre-run: remote/other: 404"), "{log}");
+    assert!(log.contains("Pre-run: user stacks: 403"), "{log}");
+    assert!(log.contains("Pre-run: org events: 403"), "{log}");
+    assert!(log.contains("Pulumi: Resources:") && log.contains("+ 3 created"), "{log}");
+    assert_eq!(p.item_count(), 2, "{log}");
+    let history = c.get(&format!("{stack}/updates?pageSize=10&page=1")).await.json();
+    assert_eq!(history["updates"][0]["environment"]["ci.system"], "Stackhouse Deployments");
+    let made = c.get(&format!("{stack}/deployments/{id}/updates")).await.json();
+    assert_eq!(made.as_array().map(Vec::len), Some(1), "the run made one update: {made}");
+    assert_eq!(made[0]["info"]["kind"], "update", "{made}");
+    assert_eq!(made[0]["version"], 1, "{made}");
+    let status = c.get(&format!("/api/deployments/{id}/status")).await;
+    assert_eq!(status.json(), serde_json::json!("succeeded"));
+
+    // Two runs at once: the second waits for the first. A third, cancelled while it waits,
+    // never runs.
+    let post = |op: &str| {
+        let body = serde_json::json!({"operation": op});
+        let c = &c;
+        let at = format!("{stack}/deployments");
+        async move { c.post(&at, &body).await.json()["id"].as_str().expect("an id").to_string() }
+    };
+    let first = post("preview").await;
+    let second = post("refresh").await;
+    let third = post("update").await;
+    assert_eq!(
+        c.post(&format!("{stack}/deployments/{third}/cancel"), &serde_json::json!({})).await.status,
+        204
+    );
+    let (a, b, t) = (
+        ended(&c, &stack, &first).await,
+        ended(&c, &stack, &second).await,
+        ended(&c, &stack, &third).await,
+    );
+    assert_eq!(
+        (a["status"].as_str(), b["status"].as_str()),
+        (Some("succeeded"), Some("succeeded")),
+        "{a}\n{b}"
+    );
+    assert!(b["jobs"][0]["started"].as_str() >= a["modified"].as_str(), "one at a time: {a}\n{b}");
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["message"], "cancelled before it started", "{t}");
+    let list = c.get(&format!("{stack}/deployments")).await.json();
+    assert_eq!(list["total"], 4, "{list}");
+    assert_eq!(list["deployments"][0]["version"], 4, "newest first: {list}");
+
+    // A failing pre-run command (the request's, merged into the settings) fails the run with
+    // its output, and nothing is deployed.
+    let body = serde_json::json!({"operation": "destroy",
+        "operationContext": {"preRunCommands": ["echo broken >&2; exit 3"]}});
+    let r = c.post(&format!("{stack}/deployments"), &body).await;
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    let run = ended(&c, &stack, &id).await;
+    let log = whole_log(&c, &stack, &id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["message"].as_str().unwrap_or("").contains("exit status: 3"), "{run}");
+    assert!(log.contains("Pre-run: broken") && !log.contains("Pulumi:"), "{log}");
+    assert_eq!(p.item_count(), 2, "nothing was destroyed");
+    // No source at all: refused up front.
+    let r = c
+        .post(
+            &format!("{stack}/deployments"),
+            &serde_json::json!({"operation": "update", "inheritSettings": false}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    server.stop().await;
+}
