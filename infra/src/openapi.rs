@@ -294,6 +294,7 @@ fn path_param(name: &str) -> Value {
         "version" => ("Stack version, from 1.", json!({"type": "integer", "minimum": 1})),
         "hook" => ("Webhook name.", json!({"type": "string"})),
         "deployment" => ("Deployment id.", json!({"type": "string"})),
+        "schedule" => ("Schedule id (`scheduleID`).", json!({"type": "string"})),
         "env" => ("Environment name.", json!({"type": "string"})),
         "revision" => (
             "An environment revision: its number, or a revision tag's name (`latest`).",

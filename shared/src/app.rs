@@ -68,6 +68,10 @@ pub struct Settings {
     /// Most artifact bytes one organization may hold, counting each version it publishes
     /// (`STACKHOUSE_ARTIFACT_QUOTA_BYTES`).
     pub artifact_quota_bytes: i64,
+    /// Most windows of one deployment schedule `job-deployment-scheduler` makes into runs
+    /// per pass (`STACKHOUSE_SCHEDULE_CATCHUP_PER_TICK`, default 5): after downtime, a
+    /// schedule catches up oldest first over several passes.
+    pub schedule_catchup_per_tick: usize,
 }
 
 impl Default for Settings {
@@ -94,6 +98,7 @@ impl Default for Settings {
             max_artifact_bytes: 100 << 20,
             artifact_quota_count: 1000,
             artifact_quota_bytes: 10 << 30,
+            schedule_catchup_per_tick: 5,
         }
     }
 }
@@ -166,6 +171,9 @@ impl Settings {
         }
         if let Some(n) = env.parse("STACKHOUSE_ARTIFACT_QUOTA_BYTES", bytes) {
             s.artifact_quota_bytes = signed(n);
+        }
+        if let Some(n) = env.parse("STACKHOUSE_SCHEDULE_CATCHUP_PER_TICK", count) {
+            s.schedule_catchup_per_tick = size(n.max(1));
         }
         if let Some(on) = env.parse("STACKHOUSE_WEBHOOK_ALLOW_LOOPBACK", switch) {
             s.webhook_allow_loopback = on;

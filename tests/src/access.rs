@@ -207,6 +207,7 @@ impl World {
             ("version", "1"),
             ("hook", "no-such-hook"),
             ("deployment", "0000000000-0000000000000000"),
+            ("schedule", "00000000-0000-4000-0000-000000000000"),
             ("delivery", "0000000000-000000000000"),
             ("user", &self.member),
             ("team", "readers"),

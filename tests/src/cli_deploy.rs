@@ -272,5 +272,112 @@ pub async fn deployments_run_from_settings_with_the_real_cli(target: Target) {
         )
         .await;
     assert_eq!(r.status, 400, "{r:?}");
+
+    // A TTL schedule destroys the stack on time, and removes it (`deleteAfterDestroy`).
+    let when = stackhouse::service::environments::rfc3339(server.app.clock.now() + 3600);
+    let body = serde_json::json!({"timestamp": when, "deleteAfterDestroy": true});
+    let r = c.post(&format!("{stack}/deployments/ttl/schedules"), &body).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let tick =
+        || stackhouse::service::deploy::scheduler::tick(&server.app, server.app.clock.now(), 5);
+    assert!(tick().await.expect("tick").fired.is_empty(), "not yet");
+    server.app.clock.advance(3601);
+    let fired = tick().await.expect("tick");
+    assert_eq!(fired.fired.len(), 1, "{fired:?}");
+    let id = fired.fired[0].2.clone();
+    // The stack (and so its runs' pages) is gone at the end: the status route still answers.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let status = loop {
+        let got = c.get(&format!("/api/deployments/{id}/status")).await.json();
+        if matches!(got.as_str(), Some("succeeded" | "failed")) {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "the TTL run never ended: {got}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, "succeeded");
+    assert_eq!(p.item_count(), 0, "destroyed");
+    assert_eq!(c.get(&stack).await.status, 404, "and removed");
+    server.stop().await;
+}
+
+/// `pulumi stack schedule` (the CLI's own commands) against this server: a stack without
+/// deployment settings gets a clear refusal; raw, drift and TTL schedules are made, listed with
+/// the kinds and settings the CLI reads off their definitions, edited, read and removed.
+pub async fn stack_schedules_with_the_real_cli(target: Target) {
+    let server = TestServer::start(target).await;
+    let p = Pulumi::login(&server).await;
+    let c = server.client();
+    let project = p.project("remote", &Program::items(1));
+    let dev = p.fq("remote", "sched");
+    p.run(&project.dir, &["stack", "init", &dev]).await.ok();
+    let schedule = |args: &[&str]| {
+        let mut all = vec!["stack", "schedule"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--stack", &dev]);
+        all.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| {
+        let (p, dir) = (&p, project.dir.clone());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            p.run(&dir, &args).await
+        }
+    };
+    let raw = ["new", "--kind", "raw", "--operation", "refresh", "--cron", "0 */4 * * *", "--yes"];
+    let refused = run(schedule(&raw)).await.failed();
+    assert!(refused.all().contains("does not have deployment settings"), "{refused}");
+
+    let settings =
+        serde_json::json!({"sourceContext": {"git": {"repoUrl": "https://git.example.com/x.git"}}});
+    let at = format!("/api/stacks/{}/remote/sched/deployments/settings", p.org);
+    assert_eq!(c.put(&at, &settings).await.status, 200);
+    let json_of = |out: crate::pulumi::Out| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let mut args: Vec<&str> = raw.to_vec();
+    args.extend(["--output", "json"]);
+    let made = json_of(run(schedule(&args)).await.ok());
+    let raw_id = made["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        (made["type"].as_str(), made["schedule"].as_str()),
+        (Some("raw"), Some("0 */4 * * *"))
+    );
+    let drift = ["new", "--kind", "drift", "--cron", "0 6 * * *", "--auto-remediate", "--yes"];
+    run(schedule(&drift)).await.ok();
+    let when = stackhouse::service::environments::rfc3339(server.app.clock.now() + 86_400);
+    let ttl = ["new", "--kind", "ttl", "--once", &when, "--delete-after-destroy", "--yes"];
+    run(schedule(&ttl)).await.ok();
+
+    let listed = json_of(run(schedule(&["list", "--output", "json"])).await.ok());
+    let rows = listed["schedules"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap_or(""), r["settings"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("raw", "pulumi refresh"),
+            ("drift", "detect + auto-remediate"),
+            ("ttl", "destroy + delete stack")
+        ],
+        "{listed}"
+    );
+    assert_eq!(rows[2]["schedule"], "Once", "{listed}");
+    let table = run(schedule(&["list"])).await.ok();
+    assert!(table.stdout.contains(&raw_id), "{table}");
+
+    run(schedule(&["edit", &raw_id, "--cron", "15 3 * * *"])).await.ok();
+    let got = json_of(run(schedule(&["get", &raw_id, "--output", "json"])).await.ok());
+    assert_eq!(got["schedule"], "15 3 * * *", "{got}");
+    assert!(got["nextRun"].as_str().unwrap_or("").ends_with("03:15:00.000"), "{got}");
+    assert_eq!(got["settings"], "pulumi refresh", "the operation was kept: {got}");
+
+    run(schedule(&["remove", &raw_id, "--yes"])).await.ok();
+    let listed = json_of(run(schedule(&["list", "--output", "json"])).await.ok());
+    assert_eq!(listed["schedules"].as_array().map(Vec::len), Some(2), "{listed}");
+    let gone = run(schedule(&["get", &raw_id])).await.failed();
+    assert!(gone.all().contains("not found"), "{gone}");
     server.stop().await;
 }

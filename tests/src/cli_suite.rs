@@ -9,6 +9,7 @@ use stackhouse::app::Settings;
 
 pub use crate::cli_deploy::{
     deployments_run_from_settings_with_the_real_cli, runner_deploys_from_git_with_the_real_cli,
+    stack_schedules_with_the_real_cli,
 };
 pub use crate::cli_env::environments_with_pulumi_env;
 pub use crate::cli_policy::policy_packs_are_enforced_on_up;
@@ -43,6 +44,7 @@ macro_rules! cli_tests {
             packages_publish_and_remove,
             runner_deploys_from_git_with_the_real_cli,
             deployments_run_from_settings_with_the_real_cli,
+            stack_schedules_with_the_real_cli,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -18,7 +18,10 @@ macro_rules! deploy_tests {
             bad_settings_are_refused_and_change_nothing,
             outsiders_cannot_read_or_change_settings,
             a_runner_that_stops_reporting_is_failed_by_the_reaper,
-            paused_deployments_wait_until_resumed
+            paused_deployments_wait_until_resumed,
+            schedules_are_defined_read_paused_and_deleted,
+            a_cron_schedule_makes_each_missed_window_into_one_run,
+            a_ttl_schedule_fires_once_and_removes_itself
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -324,5 +327,245 @@ pub async fn paused_deployments_wait_until_resumed(target: Target) {
     let r = eve.post(&format!("/api/orgs/{org}/deployments/pause"), &json!({})).await;
     assert!(matches!(r.status.as_u16(), 403 | 404), "{}", show(&r));
     let _ = std::fs::remove_dir_all(&repo);
+    srv.stop().await;
+}
+
+/// The schedules path of stack path `s`.
+fn schedules_at(s: &str) -> String {
+    format!("{s}/deployments/schedules")
+}
+
+/// RFC 3339 of the server clock's now plus `secs`.
+fn from_now(srv: &TestServer, secs: i64) -> String {
+    stackhouse::service::environments::rfc3339(srv.app.clock.now() + secs)
+}
+
+/// Schedules as Pulumi Cloud's clients use them: raw ones (cron or once), drift and TTL ones
+/// made under their own routes, all read, listed, paused, resumed and deleted through the raw
+/// routes; bad definitions are 400s that store nothing; a stack without deployment settings
+/// gets none.
+pub async fn schedules_are_defined_read_paused_and_deleted(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let s = stack(&c, &org, "dev").await;
+    let at = schedules_at(&s);
+    let raw = json!({"scheduleCron": "0 * * * *", "request": {"operation": "update"}});
+    let r = c.post(&at, &raw).await;
+    assert_eq!(r.status, 400, "{}", show(&r));
+    assert!(show(&r).contains("deployment settings"), "{}", show(&r));
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings()).await.status, 200);
+    for bad in [
+        json!({"request": {"operation": "update"}}),
+        json!({"scheduleCron": "61 * * * *", "request": {"operation": "update"}}),
+        json!({"scheduleCron": "CRON_TZ=Nowhere/Town 0 * * * *", "request": {"operation": "update"}}),
+        json!({"scheduleCron": "0 * * * *", "request": {"operation": "explode"}}),
+        json!({"scheduleCron": "0 * * * *", "scheduleOnce": from_now(&srv, 3600),
+               "request": {"operation": "update"}}),
+        json!({"scheduleOnce": "2001-01-01T00:00:00Z", "request": {"operation": "update"}}),
+        json!({"scheduleCron": "0 * * * *", "request": {"operation": "update", "sourceContext": 7}}),
+    ] {
+        let r = c.post(&at, &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", show(&r));
+    }
+    let r = c.post(&format!("{s}/deployments/ttl/schedules"), &json!({"timestamp": "soon"})).await;
+    assert_eq!(r.status, 400, "{}", show(&r));
+    assert_eq!(c.get(&at).await.json(), json!({"schedules": []}), "nothing was stored");
+    assert_eq!(c.get(&format!("{s}/deployments/metadata")).await.json()["hasSchedules"], false);
+
+    let r = c.post(&at, &raw).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let cron = r.json();
+    let id = cron["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        (cron["kind"].as_str(), cron["paused"].as_bool()),
+        (Some("deployment"), Some(false))
+    );
+    assert_eq!(cron["lastExecuted"], Value::Null, "{cron}");
+    assert_eq!(cron["definition"]["request"], raw["request"], "{cron}");
+    let next = cron["nextExecution"].as_str().unwrap_or_default();
+    assert!(next.len() == 23 && next.ends_with(":00:00.000"), "on the hour, in UTC: {cron}");
+
+    let r = c
+        .post(
+            &format!("{s}/deployments/drift/schedules"),
+            &json!({"scheduleCron": "0 */4 * * *", "autoRemediate": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let drift = r.json();
+    assert_eq!(drift["definition"]["request"]["operation"], "detect-drift", "{drift}");
+    let options = &drift["definition"]["request"]["operationContext"]["options"];
+    assert_eq!(options["remediateIfDriftDetected"], true, "{drift}");
+    let ttl_at = from_now(&srv, 86_400);
+    let r = c
+        .post(
+            &format!("{s}/deployments/ttl/schedules"),
+            &json!({"timestamp": ttl_at, "deleteAfterDestroy": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let ttl = r.json();
+    let ttl_id = ttl["id"].as_str().expect("an id").to_string();
+    assert_eq!(ttl["scheduleOnce"], ttl["nextExecution"], "{ttl}");
+    assert!(ttl.get("scheduleCron").is_none(), "{ttl}");
+    assert_eq!(ttl["definition"]["request"]["operation"], "destroy", "{ttl}");
+    let options = &ttl["definition"]["request"]["operationContext"]["options"];
+    assert_eq!(options["deleteAfterDestroy"], true, "{ttl}");
+
+    let listed = c.get(&at).await.json();
+    let ids: Vec<&str> = listed["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "{listed}");
+    assert_eq!((ids[0], ids[2]), (id.as_str(), ttl_id.as_str()), "oldest first: {listed}");
+    assert_eq!(c.get(&format!("{s}/deployments/metadata")).await.json()["hasSchedules"], true);
+
+    // An update replaces the definition.
+    let changed = json!({"scheduleCron": "30 6 * * 1-5", "request": {"operation": "preview"}});
+    let r = c.post(&format!("{at}/{id}"), &changed).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let got = c.get(&format!("{at}/{id}")).await.json();
+    assert_eq!(got["scheduleCron"], "30 6 * * 1-5", "{got}");
+    assert_eq!(got["definition"]["request"]["operation"], "preview", "{got}");
+    assert!(got["nextExecution"].as_str().unwrap_or_default().ends_with("06:30:00.000"), "{got}");
+
+    for (action, paused) in [("pause", true), ("resume", false)] {
+        let r = c.post(&format!("{at}/{id}/{action}"), &json!({})).await;
+        assert_eq!(r.status, 204, "{action}: {}", show(&r));
+        assert_eq!(c.get(&format!("{at}/{id}")).await.json()["paused"], paused, "{action}");
+    }
+    assert_eq!(
+        c.get(&format!("{at}/{id}/history")).await.json(),
+        json!({"scheduleHistoryEvents": []})
+    );
+
+    // Another stack does not see it; an outsider sees nothing.
+    let other = stack(&c, &org, "other").await;
+    assert_eq!(c.get(&format!("{}/{id}", schedules_at(&other))).await.status, 404);
+    let eve = srv.other_user("eve-schedules").await;
+    assert!(matches!(eve.get(&at).await.status.as_u16(), 403 | 404));
+    let r = eve.post(&at, &raw).await;
+    assert!(matches!(r.status.as_u16(), 403 | 404), "{}", show(&r));
+
+    // Deleting answers 204, also for one that is gone.
+    assert_eq!(c.delete(&format!("{at}/{ttl_id}")).await.status, 204);
+    assert_eq!(c.delete(&format!("{at}/{ttl_id}")).await.status, 204);
+    assert_eq!(c.get(&format!("{at}/{ttl_id}")).await.status, 404);
+    assert_eq!(c.get(&at).await.json()["schedules"].as_array().map(Vec::len), Some(2));
+    srv.stop().await;
+}
+
+/// A cron schedule whose scheduler was down catches up: each missed window becomes exactly one
+/// run, oldest first, at most the per-pass cap at a time, also with two schedulers racing; a
+/// window that can make no run is recorded as failed; a paused schedule fires nothing and,
+/// resumed, does not make up what it missed.
+pub async fn a_cron_schedule_makes_each_missed_window_into_one_run(target: Target) {
+    use stackhouse::service::deploy::scheduler::tick;
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let s = stack(&c, &org, "dev").await;
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings()).await.status, 200);
+    let at = schedules_at(&s);
+    let def = json!({"scheduleCron": "*/10 * * * *", "request": {"operation": "preview"}});
+    let r = c.post(&at, &def).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    let created = srv.app.clock.now();
+    let none = tick(&srv.app, created, 4).await.expect("tick");
+    assert!(none.fired.is_empty(), "nothing due yet: {none:?}");
+
+    // An hour later: six windows, ten minutes apart, are due.
+    srv.app.clock.advance(3600);
+    let now = srv.app.clock.now();
+    let expected: Vec<i64> = ((created + 1)..=now).filter(|t| t % 600 == 0).collect();
+    assert_eq!(expected.len(), 6);
+    let first = tick(&srv.app, now, 4).await.expect("tick");
+    let windows: Vec<i64> = first.fired.iter().map(|f| f.1).collect();
+    assert_eq!(windows, expected[..4], "the oldest four: {first:?}");
+    assert_eq!(first.behind, 1, "{first:?}");
+    // Two schedulers race for the rest: each window still makes one run.
+    let (a, b) = tokio::join!(tick(&srv.app, now, 4), tick(&srv.app, now, 4));
+    let (a, b) = (a.expect("tick"), b.expect("tick"));
+    let mut rest: Vec<i64> = a.fired.iter().chain(&b.fired).map(|f| f.1).collect();
+    rest.sort();
+    assert_eq!(rest, expected[4..], "{a:?} {b:?}");
+    assert!(tick(&srv.app, now, 4).await.expect("tick").fired.is_empty());
+
+    let runs = c.get(&format!("{s}/deployments?pageSize=100")).await.json();
+    assert_eq!(runs["total"], 6, "{runs}");
+    assert!(runs["deployments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|d| d["pulumiOperation"] == "preview"));
+    let history = c.get(&format!("{at}/{id}/history")).await.json();
+    let events = history["scheduleHistoryEvents"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 6, "{history}");
+    assert!(events
+        .iter()
+        .all(|e| e["result"] == "succeeded" && e["scheduledActionID"] == id.as_str()));
+    let mut made: Vec<&str> = events.iter().filter_map(|e| e["deploymentId"].as_str()).collect();
+    made.sort();
+    made.dedup();
+    assert_eq!(made.len(), 6, "a run per window: {history}");
+    let last = stackhouse::service::deploy::cron::format_moment(expected[5]);
+    assert_eq!(events[0]["executed"], last.as_str(), "newest first: {history}");
+    let got = c.get(&format!("{at}/{id}")).await.json();
+    assert_eq!(got["lastExecuted"], last.as_str(), "{got}");
+
+    // Without settings a window makes no run; it is recorded as failed, and passed.
+    assert_eq!(c.delete(&format!("{s}/deployments/settings")).await.status, 200);
+    srv.app.clock.advance(600);
+    let failed = tick(&srv.app, srv.app.clock.now(), 4).await.expect("tick");
+    assert_eq!((failed.fired.len(), failed.failed.len()), (0, 1), "{failed:?}");
+    let history = c.get(&format!("{at}/{id}/history")).await.json();
+    assert_eq!(history["scheduleHistoryEvents"][0]["result"], "failed", "{history}");
+    assert!(history["scheduleHistoryEvents"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("no source"));
+
+    // Paused, it fires nothing; resumed, it goes on from now.
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings()).await.status, 200);
+    assert_eq!(c.post(&format!("{at}/{id}/pause"), &json!({})).await.status, 204);
+    srv.app.clock.advance(1800);
+    assert!(tick(&srv.app, srv.app.clock.now(), 4).await.expect("tick").fired.is_empty());
+    assert_eq!(c.post(&format!("{at}/{id}/resume"), &json!({})).await.status, 204);
+    assert!(tick(&srv.app, srv.app.clock.now(), 4).await.expect("tick").fired.is_empty());
+    srv.app.clock.advance(600);
+    assert_eq!(tick(&srv.app, srv.app.clock.now(), 4).await.expect("tick").fired.len(), 1);
+    srv.stop().await;
+}
+
+/// A TTL schedule fires once, on time, as a `destroy` run that removes the stack afterwards,
+/// and removes itself (as Pulumi Cloud's one-time schedules do).
+pub async fn a_ttl_schedule_fires_once_and_removes_itself(target: Target) {
+    use stackhouse::service::deploy::scheduler::tick;
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let s = stack(&c, &org, "dev").await;
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings()).await.status, 200);
+    let body = json!({"timestamp": from_now(&srv, 7200), "deleteAfterDestroy": true});
+    let r = c.post(&format!("{s}/deployments/ttl/schedules"), &body).await;
+    assert_eq!(r.status, 200, "{}", show(&r));
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    srv.app.clock.advance(3600);
+    assert!(
+        tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick").fired.is_empty(),
+        "not yet"
+    );
+    srv.app.clock.advance(3601);
+    let fired = tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick");
+    assert_eq!(fired.fired.len(), 1, "{fired:?}");
+    let run_id = &fired.fired[0].2;
+    let run = c.get(&format!("{s}/deployments/{run_id}")).await.json();
+    assert_eq!(run["pulumiOperation"], "destroy", "{run}");
+    assert_eq!(c.get(&format!("{}/{id}", schedules_at(&s))).await.status, 404, "it removed itself");
+    assert_eq!(c.get(&schedules_at(&s)).await.json(), json!({"schedules": []}));
+    srv.app.clock.advance(3600);
+    assert!(tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick").fired.is_empty(), "once");
     srv.stop().await;
 }

@@ -812,6 +812,68 @@ fn samples() -> Vec<Sample> {
             "",
             plain(&json!({"succeeded": true})),
         ),
+        sample(
+            &routes::SCHEDULE_CREATE,
+            format!("{s}/deployments/schedules"),
+            "",
+            plain(&json!({"scheduleCron": "0 * * * *", "request": {"operation": "update"}})),
+        ),
+        sample(&routes::SCHEDULE_LIST, format!("{s}/deployments/schedules"), "", None),
+        sample(&routes::SCHEDULE_GET, format!("{s}/deployments/schedules/${{SCHEDULE_ID}}"), "", None),
+        sample(
+            &routes::SCHEDULE_UPDATE,
+            format!("{s}/deployments/schedules/${{SCHEDULE_ID}}"),
+            "",
+            plain(&json!({"scheduleCron": "30 * * * *", "request": {"operation": "preview"}})),
+        ),
+        sample(
+            &routes::SCHEDULE_PAUSE,
+            format!("{s}/deployments/schedules/${{SCHEDULE_ID}}/pause"),
+            "",
+            plain(&json!({})),
+        ),
+        sample(
+            &routes::SCHEDULE_RESUME,
+            format!("{s}/deployments/schedules/${{SCHEDULE_ID}}/resume"),
+            "",
+            plain(&json!({})),
+        ),
+        sample(
+            &routes::SCHEDULE_HISTORY,
+            format!("{s}/deployments/schedules/${{SCHEDULE_ID}}/history"),
+            "",
+            None,
+        ),
+        sample(
+            &routes::DRIFT_SCHEDULE_CREATE,
+            format!("{s}/deployments/drift/schedules"),
+            "",
+            plain(&json!({"scheduleCron": "0 */4 * * *", "autoRemediate": true})),
+        ),
+        sample(
+            &routes::DRIFT_SCHEDULE_UPDATE,
+            format!("{s}/deployments/drift/schedules/${{SCHEDULE_ID}}"),
+            "",
+            plain(&json!({"scheduleCron": "0 */6 * * *", "autoRemediate": false})),
+        ),
+        sample(
+            &routes::TTL_SCHEDULE_CREATE,
+            format!("{s}/deployments/ttl/schedules"),
+            "",
+            plain(&json!({"timestamp": "2099-12-31T00:00:00Z", "deleteAfterDestroy": true})),
+        ),
+        sample(
+            &routes::TTL_SCHEDULE_UPDATE,
+            format!("{s}/deployments/ttl/schedules/${{SCHEDULE_ID}}"),
+            "",
+            plain(&json!({"timestamp": "2099-06-30T00:00:00Z", "deleteAfterDestroy": false})),
+        ),
+        sample(
+            &routes::SCHEDULE_DELETE,
+            format!("{s}/deployments/schedules/${{SCHEDULE_ID}}"),
+            "",
+            None,
+        ),
         sample(&routes::DEPLOY_CANCEL, format!("{s}/deployments/${{DEPLOYMENT_ID}}/cancel"), "", None),
         sample(&routes::DEPLOY_SETTINGS_DELETE, format!("{s}/deployments/settings"), "", None),
         sample(&routes::ORG_GET, format!("/api/orgs/{ORG}"), "", None),
@@ -1374,6 +1436,18 @@ const PLAN: &[(&str, u16)] = &[
     ("deploy-runner-claim", 403),
     ("deploy-runner-logs", 403),
     ("deploy-runner-complete", 403),
+    ("schedule-create", 200),
+    ("schedule-list", 200),
+    ("schedule-get", 200),
+    ("schedule-update", 200),
+    ("schedule-pause", 204),
+    ("schedule-resume", 204),
+    ("schedule-history", 200),
+    ("drift-schedule-create", 200),
+    ("drift-schedule-update", 200),
+    ("ttl-schedule-create", 200),
+    ("ttl-schedule-update", 200),
+    ("schedule-delete", 204),
     ("deploy-cancel", 204),
     ("deploy-settings-delete", 200),
     ("policy-pack-publish", 200),
@@ -1632,6 +1706,25 @@ async fn every_route_has_a_sample_its_function_answers() {
                 assert_eq!(r.json()["version"], 1);
                 vars.insert("DEPLOYMENT_ID", id);
             }
+            "schedule-create" => {
+                let id = r.json()["id"].as_str().expect("a schedule id").to_string();
+                assert_eq!(r.json()["scheduleCron"], "0 * * * *");
+                vars.insert("SCHEDULE_ID", id);
+            }
+            "schedule-list" => assert_eq!(r.json()["schedules"][0]["kind"], "deployment"),
+            "schedule-get" => assert_eq!(r.json()["definition"]["request"]["operation"], "update"),
+            "schedule-update" => assert_eq!(r.json()["scheduleCron"], "30 * * * *"),
+            "schedule-history" => assert_eq!(r.json(), json!({"scheduleHistoryEvents": []})),
+            "drift-schedule-update" => {
+                assert_eq!(r.json()["definition"]["request"]["operation"], "detect-drift")
+            }
+            "ttl-schedule-update" => {
+                assert_eq!(r.json()["scheduleOnce"], "2099-06-30 00:00:00.000", "{:?}", r.json())
+            }
+            "schedule-delete" => {
+                let gone = c.get(&format!("{s}/deployments/schedules")).await.json();
+                assert_eq!(gone["schedules"].as_array().map(Vec::len), Some(2), "{gone}");
+            }
             "deploy-list" => assert_eq!(r.json()["total"], 1, "{:?}", r.json()),
             "deploy-get" | "org-deploy-list" => {
                 assert!(r.body.windows(11).any(|w| w == b"not-started"), "{:?}", r.json())
@@ -1842,6 +1935,7 @@ async fn refusals(srv: &TestServer, c: &Client) {
     vars.insert("YAML_OPEN_ID", "0".repeat(32));
     vars.insert("OPERATION_ID", "0".repeat(32));
     vars.insert("DEPLOYMENT_ID", "0000000000-0000000000000000".into());
+    vars.insert("SCHEDULE_ID", "00000000-0000-4000-0000-000000000000".into());
     for r in routes::ROUTES {
         let expected = match r.auth() {
             Auth::User => 401,

@@ -13,8 +13,8 @@ use http::Method;
 
 use super::handlers::{
     audit, deploy, environments, feed, health, identity, openapi, orgs, policy_packs, references,
-    registry, resources, search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
-    webhooks,
+    registry, resources, schedules, search, secrets, stack_search, stacks, teams, timeline, tokens,
+    updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -252,6 +252,36 @@ routes! {
     /// Whether the stack's runs are paused (on the stack, on its organization).
     DEPLOY_METADATA: GET "/api/stacks/{org}/{project}/{stack}/deployments/metadata"
         => StackRead,     META_READ,              deploy::metadata;
+    /// The stack's deployment schedules (raw, drift and TTL).
+    SCHEDULE_LIST: GET "/api/stacks/{org}/{project}/{stack}/deployments/schedules"
+        => StackRead,     META_READ,              schedules::list;
+    /// Schedules runs of a deployment request on a cron pattern or once.
+    SCHEDULE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/schedules"
+        => StackWrite,    META_WRITE,             schedules::create;
+    SCHEDULE_GET: GET "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}"
+        => StackRead,     META_READ,              schedules::get;
+    /// Replaces a raw schedule's definition.
+    SCHEDULE_UPDATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}"
+        => StackWrite,    META_WRITE,             schedules::update;
+    SCHEDULE_DELETE: DELETE "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}"
+        => StackWrite,    META_WRITE,             schedules::delete;
+    SCHEDULE_PAUSE: POST "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}/pause"
+        => StackWrite,    META_WRITE,             schedules::pause;
+    SCHEDULE_RESUME: POST "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}/resume"
+        => StackWrite,    META_WRITE,             schedules::resume;
+    /// The windows a schedule fired and the runs they made.
+    SCHEDULE_HISTORY: GET "/api/stacks/{org}/{project}/{stack}/deployments/schedules/{schedule}/history"
+        => StackRead,     META_READ,              schedules::history;
+    /// Schedules drift detection (`detect-drift` runs) on a cron pattern.
+    DRIFT_SCHEDULE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/drift/schedules"
+        => StackWrite,    META_WRITE,             schedules::drift_create;
+    DRIFT_SCHEDULE_UPDATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/drift/schedules/{schedule}"
+        => StackWrite,    META_WRITE,             schedules::drift_update;
+    /// Schedules the stack's destruction (TTL) at a moment.
+    TTL_SCHEDULE_CREATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/ttl/schedules"
+        => StackWrite,    META_WRITE,             schedules::ttl_create;
+    TTL_SCHEDULE_UPDATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/ttl/schedules/{schedule}"
+        => StackWrite,    META_WRITE,             schedules::ttl_update;
     ORG_DEPLOY_PAUSE: POST "/api/orgs/{org}/deployments/pause"
         => OrgAdmin,      META_WRITE,             deploy::org_pause;
     ORG_DEPLOY_RESUME: POST "/api/orgs/{org}/deployments/resume"

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::handlers::{
     audit, deploy, environments, feed, health, orgs, policy_packs, references, registry, resources,
-    search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
+    schedules, search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -310,6 +310,18 @@ pub static SHAPES: &[Shape] = &[
     row(&DEPLOY_PAUSE, "Pause the stack's deployments: queued runs wait", Empty, 204, Empty),
     row(&DEPLOY_RESUME, "Resume the stack's deployments", Empty, 204, Empty),
     row(&DEPLOY_METADATA, "Whether the stack's deployments are paused", Empty, 200, json::<deploy::StackMetadata>()),
+    row(&SCHEDULE_LIST, "The stack's deployment schedules (raw, drift and TTL)", Empty, 200, json::<schedules::ScheduleList>()),
+    row(&SCHEDULE_CREATE, "Schedule runs of a deployment request (cron or once)", json::<schedules::RawRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&SCHEDULE_GET, "A deployment schedule", Empty, 200, json::<schedules::ScheduledAction>()),
+    row(&SCHEDULE_UPDATE, "Replace a schedule's definition", json::<schedules::RawRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&SCHEDULE_DELETE, "Delete a schedule (also when gone already)", Empty, 204, Empty),
+    row(&SCHEDULE_PAUSE, "Pause a schedule", Empty, 204, Empty),
+    row(&SCHEDULE_RESUME, "Resume a schedule (windows missed while paused are skipped)", Empty, 204, Empty),
+    row(&SCHEDULE_HISTORY, "The windows a schedule fired, newest first", Empty, 200, json::<schedules::History>()),
+    row(&DRIFT_SCHEDULE_CREATE, "Schedule drift detection on a cron pattern", json::<schedules::DriftRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&DRIFT_SCHEDULE_UPDATE, "Replace a drift schedule's definition", json::<schedules::DriftRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&TTL_SCHEDULE_CREATE, "Schedule the stack's destruction (TTL)", json::<schedules::TtlRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&TTL_SCHEDULE_UPDATE, "Replace a TTL schedule's definition", json::<schedules::TtlRequest>(), 200, json::<schedules::ScheduledAction>()),
     row(&ORG_DEPLOY_PAUSE, "Pause the organization's deployments: queued runs wait", Empty, 204, Empty),
     row(&ORG_DEPLOY_RESUME, "Resume the organization's deployments", Empty, 204, Empty),
     row(&ORG_DEPLOY_LIST, "The organization's deployment runs, newest first", Empty, 200, json::<deploy::DeploymentList>()),

@@ -205,6 +205,18 @@ pub async fn deployment_reaper(
     Ok(report)
 }
 
+/// `job-deployment-scheduler`: makes due schedule windows into runs (see
+/// [`crate::service::deploy::scheduler::tick`]).
+pub async fn deployment_scheduler(
+    app: Arc<App>,
+    now: i64,
+) -> Result<crate::service::deploy::scheduler::TickReport> {
+    let per_tick = app.settings.schedule_catchup_per_tick;
+    let report = crate::service::deploy::scheduler::tick(&app, now, per_tick).await?;
+    tracing::info!(report = ?report, "job-deployment-scheduler");
+    Ok(report)
+}
+
 /// `job-deployment-start`: starts queued deployment runs (see
 /// [`crate::service::deploy::dispatch::start`]); a message that fails is retried.
 pub async fn deployment_start(app: Arc<App>, messages: Vec<Message>) -> Vec<String> {

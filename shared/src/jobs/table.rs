@@ -141,6 +141,17 @@ pub static JOB_DEPLOYMENT_REAPER: Job = Job {
     timeout_seconds: 120,
 };
 
+/// `job-deployment-scheduler`: every minute, makes the due windows of deployment schedules
+/// (cron, once, drift, TTL) into runs, catching up after downtime, never twice per window.
+pub static JOB_DEPLOYMENT_SCHEDULER: Job = Job {
+    name: "job-deployment-scheduler",
+    description: "Makes the due windows of deployment schedules into runs, each window once",
+    trigger: Trigger::Schedule { every_seconds: 60, run: scheduled!(super::deployment_scheduler) },
+    // Keys: a run's settings are sealed for its stack; queue: runs are sent to start.
+    needs: Needs::META_WRITE_KEYS_EVENTS,
+    timeout_seconds: 120,
+};
+
 /// Every job.
 pub static JOBS: &[&Job] = &[
     &JOB_LEASE_REAPER,
@@ -150,6 +161,7 @@ pub static JOBS: &[&Job] = &[
     &JOB_UPDATE_MATERIALISE,
     &JOB_DEPLOYMENT_START,
     &JOB_DEPLOYMENT_REAPER,
+    &JOB_DEPLOYMENT_SCHEDULER,
     &JOB_ADMIN_CREATE_USER,
     &JOB_FEED_FANOUT,
     &JOB_SEARCH_INDEX,

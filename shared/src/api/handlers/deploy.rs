@@ -507,7 +507,6 @@ pub(crate) struct StackMetadata {
     paused: bool,
     stack_paused: bool,
     organization_paused: bool,
-    /// No schedules yet (issue 21): false.
     has_schedules: bool,
 }
 
@@ -519,6 +518,6 @@ pub async fn metadata(ctx: Ctx) -> Result<Reply> {
         paused: p.any(),
         stack_paused: p.stack,
         organization_paused: p.org,
-        has_schedules: false,
+        has_schedules: super::schedules::any(&ctx, &stack).await?,
     })
 }

@@ -13,6 +13,7 @@ pub mod policy_packs;
 pub mod references;
 pub mod registry;
 pub mod resources;
+pub mod schedules;
 pub mod search;
 pub mod secrets;
 pub mod stack_search;

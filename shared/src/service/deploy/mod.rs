@@ -1,16 +1,20 @@
 //! Pulumi Deployments (issue 21): remote operations run for a stack on the service's side.
 //! Each stack's deployment settings ([`settings`]) with their sealed secrets ([`secret`]);
 //! runs ([`runs`]), started from a queue ([`dispatch`]) by a runner given a
-//! [`spec::RunSpec`], which reports back ([`report`]).
+//! [`spec::RunSpec`], which reports back ([`report`]); schedules of runs ([`schedules`]) made
+//! into runs by [`scheduler`].
 //!
 //! (`service::deployments` is another thing: a stack's checkpoint, which Pulumi also calls
 //! its deployment.)
 
 use serde::{Deserialize, Serialize};
 
+pub mod cron;
 pub mod dispatch;
 pub mod report;
 pub mod runs;
+pub mod scheduler;
+pub mod schedules;
 pub mod secret;
 pub mod settings;
 pub mod spec;

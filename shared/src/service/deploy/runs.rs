@@ -138,7 +138,7 @@ pub(super) enum Requester {
 }
 
 impl Requester {
-    fn of(p: &Principal) -> Requester {
+    pub(super) fn of(p: &Principal) -> Requester {
         match &p.subject {
             Subject::User(u) => Requester::User(u.clone()),
             Subject::Org { org, admin } => Requester::Org { org: org.clone(), admin: *admin },
@@ -146,7 +146,7 @@ impl Requester {
         }
     }
 
-    fn write(&self, item: &mut Item, prefix: &str) {
+    pub(super) fn write(&self, item: &mut Item, prefix: &str) {
         let (kind, a, b) = match self {
             Requester::User(u) => (identity::TOKEN_KIND_PERSONAL, u.clone(), String::new()),
             Requester::Org { org, admin } => (
@@ -161,7 +161,7 @@ impl Requester {
         item.set(&format!("{prefix}b"), Value::S(b));
     }
 
-    fn read(item: &Item, prefix: &str) -> Option<Requester> {
+    pub(super) fn read(item: &Item, prefix: &str) -> Option<Requester> {
         let a = item.s(&format!("{prefix}a"))?.to_string();
         let b = item.s(&format!("{prefix}b")).unwrap_or_default().to_string();
         Some(match item.s(&format!("{prefix}kind"))? {
@@ -269,11 +269,11 @@ impl Run {
     }
 }
 
-fn op_str(op: Operation) -> String {
+pub(super) fn op_str(op: Operation) -> String {
     serde_json::to_value(op).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
-fn parse_op(s: &str) -> Option<Operation> {
+pub(super) fn parse_op(s: &str) -> Option<Operation> {
     serde_json::from_value(Json::String(s.to_string())).ok()
 }
 
@@ -340,10 +340,19 @@ pub async fn create(app: &App, stack: &Stack, caller: &Principal, req: Request) 
     if caller.deployment.is_some() {
         return Err(Error::Forbidden("a deployment cannot start another deployment".into()));
     }
-    let meta = app.ports.meta.as_ref();
-    let sid = stack.id.as_str();
-    // The run's settings: the stack's with the request's merged in, or the request's alone.
-    let mut doc = match (req.inherit, settings::get(app, sid).await?) {
+    let settings = run_settings(app, stack.id.as_str(), &req).await?;
+    let requester = Requester::of(caller);
+    let run = insert(app, stack, &requester, caller.login(), req.operation, &settings, |_| vec![])
+        .await?
+        .ok_or_else(|| Error::Conflict("the stack is busy; try again".into()))?;
+    queue(app, &run).await?;
+    Ok(run)
+}
+
+/// The settings a run of the request uses, sealed, as stored with it: the stack's with the
+/// request's merged in (or the request's alone). 400 when they name no source.
+pub(super) async fn run_settings(app: &App, stack_id: &str, req: &Request) -> Result<String> {
+    let mut doc = match (req.inherit, settings::get(app, stack_id).await?) {
         (true, Some(stored)) => serde_json::to_value(&stored.settings)
             .map_err(|e| Error::internal(format!("settings do not serialise: {e}")))?,
         _ => Json::Object(Default::default()),
@@ -361,12 +370,28 @@ pub async fn create(app: &App, stack: &Stack, caller: &Principal, req: Request) 
             "the deployment has no source: set sourceContext.git.repoUrl in the stack's deployment settings or the request".into(),
         ));
     }
-    settings::seal(app, sid, &mut run_settings).await?;
-    let settings_json = serde_json::to_string(&run_settings)
-        .map_err(|e| Error::internal(format!("settings do not serialise: {e}")))?;
+    settings::seal(app, stack_id, &mut run_settings).await?;
+    serde_json::to_string(&run_settings)
+        .map_err(|e| Error::internal(format!("settings do not serialise: {e}")))
+}
+
+/// Writes a new run (`not-started`) with its listings, and `extra` writes in the same
+/// transaction (a schedule's window cursor), so the run exists exactly when they landed. None
+/// when every try lost a race (on the stack's run counter, or on a condition of `extra`).
+pub(super) async fn insert(
+    app: &App,
+    stack: &Stack,
+    requester: &Requester,
+    requested_by: &str,
+    operation: Operation,
+    settings_json: &str,
+    extra: impl Fn(&Run) -> Vec<TransactOp>,
+) -> Result<Option<Run>> {
+    let meta = app.ports.meta.as_ref();
+    let sid = stack.id.as_str();
     let now = app.clock.now();
     let id = new_id(now);
-    let outcome = retry_on_conflict!(8, async {
+    retry_on_conflict!(8, async {
         let seq = meta.get(&item_keys::stack_id_pk(sid), SEQ_SK).await?;
         let last = seq.as_ref().and_then(|i| i.n("last")).unwrap_or(0);
         let run = Run {
@@ -376,15 +401,15 @@ pub async fn create(app: &App, stack: &Stack, caller: &Principal, req: Request) 
             stack: stack.stack.clone(),
             stack_id: sid.to_string(),
             version: last + 1,
-            operation: req.operation,
+            operation,
             status: Status::NotStarted,
             created: now,
             modified: now,
             started: None,
             ended: None,
-            requested_by: caller.login().to_string(),
-            requester: Requester::of(caller),
-            settings: settings_json.clone(),
+            requested_by: requested_by.to_string(),
+            requester: requester.clone(),
+            settings: settings_json.to_string(),
             cancel: false,
             message: None,
             token_hash: None,
@@ -404,19 +429,23 @@ pub async fn create(app: &App, stack: &Stack, caller: &Principal, req: Request) 
             Item::new(item_keys::org_pk(&stack.org), format!("{LISTING_PREFIX}{now:012}#{id}"))
                 .with("id", Value::S(id.clone()));
         let live = Item::new(LIVE_PK, id.clone()).with("created", Value::N(now));
-        let ops = vec![
+        let mut ops = vec![
             TransactOp::Put(seq_item, Some(seq_cond)),
             TransactOp::Put(run.item(), Some(Condition::NotExists)),
             TransactOp::Put(live, None),
             TransactOp::Put(stack_listing, Some(Condition::NotExists)),
             TransactOp::Put(org_listing, Some(Condition::NotExists)),
         ];
+        ops.extend(extra(&run));
         written(meta.transact(ops).await, run)
-    })?;
-    let run = outcome.ok_or_else(|| Error::Conflict("the stack is busy; try again".into()))?;
-    // Not sent (a crash here): the run stays `not-started` until it is asked for again.
+    })
+}
+
+/// Sends a new run to `job-deployment-start`. Not sent (a crash before it): the run stays
+/// `not-started` until the reaper sends it again.
+pub(super) async fn queue(app: &App, run: &Run) -> Result<()> {
     app.ports.queue.send(DEPLOYMENTS_QUEUE, &message(&run.id), std::time::Duration::ZERO).await?;
-    Ok(run)
+    Ok(())
 }
 
 pub(super) fn message(id: &str) -> String {

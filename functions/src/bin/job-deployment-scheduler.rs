@@ -1,0 +1,3 @@
+//! Lambda function for the `job-deployment-scheduler` job.
+
+stackhouse_lambda::job!(JOB_DEPLOYMENT_SCHEDULER);

@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-create` route.
+
+stackhouse_lambda::route!(SCHEDULE_CREATE);

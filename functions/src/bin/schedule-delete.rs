@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-delete` route.
+
+stackhouse_lambda::route!(SCHEDULE_DELETE);

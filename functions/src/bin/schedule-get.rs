@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-get` route.
+
+stackhouse_lambda::route!(SCHEDULE_GET);

@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-list` route.
+
+stackhouse_lambda::route!(SCHEDULE_LIST);

@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-pause` route.
+
+stackhouse_lambda::route!(SCHEDULE_PAUSE);

@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-resume` route.
+
+stackhouse_lambda::route!(SCHEDULE_RESUME);

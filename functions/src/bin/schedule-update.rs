@@ -1,0 +1,3 @@
+//! Lambda function for the `schedule-update` route.
+
+stackhouse_lambda::route!(SCHEDULE_UPDATE);
