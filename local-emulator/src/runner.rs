@@ -71,8 +71,59 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Runs `spec` in `workdir` (made if absent; the checkout goes to `workdir/source`).
+/// Shortest secret masked: masking every `1` or `on` in a log would hide more than it keeps.
+const MIN_MASKED: usize = 3;
+
+/// A sink that replaces every secret in each line with `[secret]` before passing it on, as
+/// Pulumi Deployments' logs do: the settings' secret values, the git password and the run's
+/// token.
+struct Masked<'a> {
+    inner: &'a mut dyn Sink,
+    /// Longest first, so that a secret containing another is masked whole.
+    secrets: Vec<String>,
+}
+
+impl<'a> Masked<'a> {
+    fn new(spec: &RunSpec, inner: &'a mut dyn Sink) -> Masked<'a> {
+        let mut secrets: Vec<String> = spec
+            .secrets
+            .iter()
+            .chain([&spec.access_token])
+            .filter(|s| s.chars().count() >= MIN_MASKED)
+            .cloned()
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Masked { inner, secrets }
+    }
+
+    fn mask(&self, line: String) -> String {
+        self.secrets.iter().fold(line, |l, s| {
+            if l.contains(s.as_str()) {
+                l.replace(s.as_str(), "[secret]")
+            } else {
+                l
+            }
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for Masked<'_> {
+    async fn write(&mut self, lines: Vec<LogLine>) -> Control {
+        let lines = lines.into_iter().map(|l| LogLine { line: self.mask(l.line), ..l }).collect();
+        self.inner.write(lines).await
+    }
+}
+
+/// Runs `spec` in `workdir` (made if absent; the checkout goes to `workdir/source`), its
+/// secrets masked in every line `sink` gets.
 pub async fn run(spec: &RunSpec, workdir: &Path, sink: &mut dyn Sink) -> Outcome {
+    let mut masked = Masked::new(spec, sink);
+    run_steps(spec, workdir, &mut masked).await
+}
+
+async fn run_steps(spec: &RunSpec, workdir: &Path, sink: &mut dyn Sink) -> Outcome {
     let env = environment(spec, workdir);
     let source = workdir.join("source");
     if let Err(e) = std::fs::create_dir_all(workdir.join("home")) {
@@ -394,5 +445,40 @@ impl Sink for HttpSink<'_> {
                 Control::Continue
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Keep(Vec<String>);
+
+    #[async_trait::async_trait]
+    impl Sink for Keep {
+        async fn write(&mut self, lines: Vec<LogLine>) -> Control {
+            self.0.extend(lines.into_iter().map(|l| l.line));
+            Control::Continue
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_and_the_token_are_masked_longest_first() {
+        let spec = RunSpec {
+            access_token: "pul-abcdef".into(),
+            secrets: vec!["hunter2".into(), "hunter2-extra".into(), "on".into()],
+            ..serde_json::from_value(serde_json::json!({
+                "id": "d", "version": 1, "backendUrl": "", "accessToken": "", "org": "o",
+                "project": "p", "stack": "s", "operation": "update", "source": {"url": ""}
+            }))
+            .expect("a spec")
+        };
+        let mut keep = Keep::default();
+        let mut masked = Masked::new(&spec, &mut keep);
+        let line =
+            |text: &str| LogLine { timestamp: 0, header: "Pre-run".into(), line: text.into() };
+        masked.write(vec![line("pw hunter2-extra and hunter2, token pul-abcdef, flag on")]).await;
+        assert_eq!(keep.0, ["pw [secret] and [secret], token [secret], flag on"]);
     }
 }

@@ -75,6 +75,7 @@ pub async fn runner_deploys_from_git_with_the_real_cli(target: Target) {
         // `pulumi install` would look for the test provider on GitHub.
         skip_install: true,
         delete_after_destroy: false,
+        secrets: Vec::new(),
     };
 
     // A failing pre-run command ends the run before Pulumi runs: its output is in the log.
@@ -187,7 +188,11 @@ pub async fn deployments_run_from_settings_with_the_real_cli(target: Target) {
                 "STACKHOUSE_TEST_ITEMS_DIR": p.items_dir().display().to_string(),
                 "GREETING": {"secret": "hello"}
             },
-            "preRunCommands": ["echo \"greeting has $(printf %s \"$GREETING\" | wc -c) characters\"", probe],
+            "preRunCommands": [
+                "echo \"greeting has $(printf %s \"$GREETING\" | wc -c) characters\"",
+                "echo \"greeting: $GREETING; token: $PULUMI_ACCESS_TOKEN\"",
+                probe
+            ],
             // `pulumi install` would look for the test provider on GitHub.
             "options": {"skipInstallDependencies": true}
         }
@@ -205,6 +210,7 @@ pub async fn deployments_run_from_settings_with_the_real_cli(target: Target) {
         log.contains("Pre-run: greeting has 5 characters"),
         "the secret reached the run: {log}"
     );
+    assert!(log.contains("Pre-run: greeting: [secret]; token: [secret]"), "masked: {log}");
     assert!(log.contains("Pre-run: remote/dev: 200"), "{log}");
     assert!(log.contains("Pre-run: remote/other: 404"), "{log}");
     assert!(log.contains("Pre-run: user stacks: 403"), "{log}");

@@ -70,8 +70,13 @@ async fn spec(app: &App, run: &Run) -> Result<RunSpec> {
     }
     let op = s.operation_context.clone().unwrap_or_default();
     let mut environment = std::collections::BTreeMap::new();
+    let mut secrets: Vec<String> = password.iter().cloned().collect();
     for (k, v) in op.environment_variables.iter().flatten() {
-        environment.insert(k.clone(), v.reveal(app, sid).await?);
+        let opened = v.reveal(app, sid).await?;
+        if !matches!(v, super::secret::Value::Plain(_)) {
+            secrets.push(opened.clone());
+        }
+        environment.insert(k.clone(), opened);
     }
     let options = op.options.clone().unwrap_or_default();
     Ok(RunSpec {
@@ -98,6 +103,7 @@ async fn spec(app: &App, run: &Run) -> Result<RunSpec> {
         shell: options.shell.clone(),
         skip_install: options.skip_install_dependencies.unwrap_or(false),
         delete_after_destroy: options.delete_after_destroy.unwrap_or(false),
+        secrets,
     })
 }
 

@@ -41,6 +41,9 @@ pub struct RunSpec {
     /// A `destroy` also removes the stack.
     #[serde(default)]
     pub delete_after_destroy: bool,
+    /// The opened values of the settings' secrets: the runner masks them in the log.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// Where the program comes from.
@@ -113,6 +116,7 @@ mod tests {
             shell: None,
             skip_install: false,
             delete_after_destroy: true,
+            secrets: vec![],
         };
         assert_eq!(
             spec.pulumi_args(),
