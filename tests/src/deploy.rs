@@ -21,7 +21,8 @@ macro_rules! deploy_tests {
             paused_deployments_wait_until_resumed,
             schedules_are_defined_read_paused_and_deleted,
             a_cron_schedule_makes_each_missed_window_into_one_run,
-            a_ttl_schedule_fires_once_and_removes_itself
+            a_ttl_schedule_fires_once_and_removes_itself,
+            a_runs_life_reaches_webhooks_and_the_audit_log
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -567,5 +568,78 @@ pub async fn a_ttl_schedule_fires_once_and_removes_itself(target: Target) {
     assert_eq!(c.get(&schedules_at(&s)).await.json(), json!({"schedules": []}));
     srv.app.clock.advance(3600);
     assert!(tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick").fired.is_empty(), "once");
+    srv.stop().await;
+}
+
+/// A run's life reaches the hooks that filter on deployment events (queued, started, and how
+/// it ended, with Pulumi's `deployment` kind) and the audit log (started, ended with the
+/// reason, and a run a schedule made).
+pub async fn a_runs_life_reaches_webhooks_and_the_audit_log(target: Target) {
+    use stackhouse::jobs::consumer::{poll_once, Backoff};
+    use stackhouse::jobs::table::JOB_WEBHOOK_DELIVER;
+    let settings = stackhouse::app::Settings { webhook_allow_loopback: true, ..Default::default() };
+    let srv = TestServer::start_with(target, settings).await;
+    let _jobs = srv.deploying();
+    let rx = crate::webhooks::Receiver::start(vec![], std::time::Duration::ZERO).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    let hook = json!({"name": "runs", "displayName": "Runs", "payloadUrl": rx.url, "format": "raw",
+                      "filters": ["deployment_queued", "deployment_started", "deployment_failed"]});
+    assert_eq!(c.post(&format!("/api/orgs/{org}/hooks"), &hook).await.status, 200);
+    let s = stack(&c, &org, "dev").await;
+    let (repo, url) = empty_repo();
+    let settings = json!({
+        "sourceContext": {"git": {"repoUrl": url}},
+        "operationContext": {"preRunCommands": ["echo about to fail; exit 4"],
+                             "options": {"skipInstallDependencies": true}}
+    });
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    let ended = |v: &Value| v["run"]["status"] == "failed";
+    wait_for(&c, &s, &id, ended).await;
+
+    // Deliver what was queued (the webhook job, run by hand here).
+    let now = Backoff { base: std::time::Duration::ZERO, max: std::time::Duration::ZERO };
+    while poll_once(&srv.app, &JOB_WEBHOOK_DELIVER, &now).await.expect("poll").received > 0 {}
+    let mut got: Vec<(String, Value)> = rx
+        .received()
+        .iter()
+        .map(|r| {
+            let kind = r.headers.get("pulumi-webhook-kind").cloned().unwrap_or_default();
+            (kind, serde_json::from_slice(&r.body).expect("JSON"))
+        })
+        .collect();
+    got.sort_by_key(|(_, v)| {
+        ["not-started", "running", "failed"].iter().position(|s| v["status"] == *s)
+    });
+    let statuses: Vec<&str> = got.iter().filter_map(|(_, v)| v["status"].as_str()).collect();
+    assert_eq!(statuses, ["not-started", "running", "failed"], "{got:?}");
+    for (kind, v) in &got {
+        assert_eq!(kind, "deployment", "{v}");
+        assert_eq!(
+            (v["deploymentId"].as_str(), v["stackName"].as_str()),
+            (Some(id.as_str()), Some("dev"))
+        );
+        assert_eq!(v["pulumiOperation"], "update", "{v}");
+    }
+    assert!(got[2].1["message"].as_str().unwrap_or("").contains("exit status: 4"), "{got:?}");
+
+    let audit = c.get(&format!("/api/orgs/{org}/auditlogs")).await.json();
+    let events: Vec<(String, String)> = audit["auditLogEvents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or("").into(),
+                e["description"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    let started = events.iter().find(|(e, _)| e == "deployment-started");
+    assert!(started.is_some_and(|(_, d)| d.contains(&id)), "{events:?}");
+    let failed = events.iter().find(|(e, _)| e == "deployment-failed");
+    assert!(failed.is_some_and(|(_, d)| d.contains("exit status: 4")), "{events:?}");
+    let _ = std::fs::remove_dir_all(&repo);
     srv.stop().await;
 }

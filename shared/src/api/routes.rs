@@ -292,13 +292,13 @@ routes! {
         => Token,         META_READ,              deploy::status;
     /// The run's runner (its token only): takes the run and learns what to run.
     DEPLOY_RUNNER_CLAIM: POST "/api/deployments/{deployment}/runner/claim"
-        => Runner,        META_WRITE_KEYS_READ,   deploy::runner_claim;
+        => Runner,        META_WRITE_KEYS_EVENTS, deploy::runner_claim;
     /// The run's runner: a chunk of its log, and its heartbeat; answers whether to cancel.
     DEPLOY_RUNNER_LOGS: POST "/api/deployments/{deployment}/runner/logs"
         => Runner,        META_WRITE,             deploy::runner_logs;
     /// The run's runner: how the run ended.
     DEPLOY_RUNNER_COMPLETE: POST "/api/deployments/{deployment}/runner/complete"
-        => Runner,        META_WRITE,             deploy::runner_complete;
+        => Runner,        META_WRITE_EVENTS,      deploy::runner_complete;
     /// The newest version of each private template of the caller's organizations.
     REGISTRY_TEMPLATES_LIST: GET "/api/registry/templates"
         => Token,         META_BLOB_READ,         registry::templates_list;

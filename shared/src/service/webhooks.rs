@@ -43,6 +43,10 @@ pub const EVENT_KINDS: &[&str] = &[
     "destroy_started",
     "destroy_succeeded",
     "destroy_failed",
+    "deployment_queued",
+    "deployment_started",
+    "deployment_succeeded",
+    "deployment_failed",
 ];
 
 /// Longest hook name, display name and payload URL.

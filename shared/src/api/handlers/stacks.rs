@@ -127,6 +127,7 @@ async fn stack_event(ctx: &Ctx, stack: &stacks::Stack, kind: &str) -> Result<()>
         kind: kind.to_string(),
         user: ctx.caller.user()?.to_string(),
         update: None,
+        deployment: None,
     };
     crate::service::webhook_deliveries::emit(&ctx.app, &event).await;
     Ok(())

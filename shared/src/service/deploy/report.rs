@@ -38,7 +38,10 @@ pub async fn claim(app: &App, run: &Run) -> Result<RunSpec> {
             let cond =
                 Condition::Equals("status".into(), Value::S(Status::Accepted.as_str().into()));
             match meta.put(item, Some(cond)).await {
-                Ok(()) | Err(MetaError::ConditionFailed) => {}
+                Ok(()) => {
+                    super::notify::run_step(app, &running, super::notify::Step::Started, None).await
+                }
+                Err(MetaError::ConditionFailed) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -221,9 +224,12 @@ pub(super) async fn finish(app: &App, run: &Run, succeeded: bool, message: &str)
         .delete(&pk, ACTIVE_SK, Some(Condition::Equals("id".into(), Value::S(run.id.clone()))))
         .await
     {
-        Ok(()) | Err(MetaError::ConditionFailed) => Ok(()),
-        Err(e) => Err(e.into()),
+        Ok(()) | Err(MetaError::ConditionFailed) => {}
+        Err(e) => return Err(e.into()),
     }
+    // After the slot is free: the stack's next run need not wait for the deliveries.
+    super::notify::run_step(app, &ended, super::notify::Step::Ended, None).await;
+    Ok(())
 }
 
 /// One page of a run's log after `after` (a chunk number; None: from the start), and the

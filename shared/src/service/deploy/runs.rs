@@ -346,6 +346,7 @@ pub async fn create(app: &App, stack: &Stack, caller: &Principal, req: Request) 
         .await?
         .ok_or_else(|| Error::Conflict("the stack is busy; try again".into()))?;
     queue(app, &run).await?;
+    super::notify::run_step(app, &run, super::notify::Step::Queued, None).await;
     Ok(run)
 }
 

@@ -181,6 +181,8 @@ async fn fire(
     match made {
         Some(run) => {
             runs::queue(app, &run).await?;
+            let step = super::notify::Step::Queued;
+            super::notify::run_step(app, &run, step, Some(&schedule.id)).await;
             report.fired.push((schedule.id.clone(), window, run.id));
             Ok(Fired::Moved(kept))
         }

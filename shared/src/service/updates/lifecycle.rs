@@ -330,6 +330,7 @@ pub(super) async fn update_event(app: &App, update: &Update, result: &str) {
                 .as_deref()
                 .and_then(|c| serde_json::from_str(c).ok()),
         }),
+        deployment: None,
     };
     emit(app, &event).await;
 }

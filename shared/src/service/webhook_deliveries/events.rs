@@ -31,6 +31,22 @@ pub struct DomainEvent {
     pub user: String,
     /// For update events: id, operation (`update`, `preview`, …), result, version, changes.
     pub update: Option<UpdateInfo>,
+    /// For deployment events: the run.
+    pub deployment: Option<DeploymentInfo>,
+}
+
+/// The deployment run a deployment event is about.
+#[derive(Debug, Clone)]
+pub struct DeploymentInfo {
+    pub id: String,
+    /// Its version on the stack.
+    pub version: i64,
+    /// `update`, `preview`, `refresh`, `destroy`, `detect-drift`, `remediate-drift`.
+    pub operation: String,
+    /// `not-started`, `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Why it failed.
+    pub message: Option<String>,
 }
 
 /// The update an update event is about.
@@ -65,6 +81,8 @@ pub fn update_event_kind(kind: &str, dry_run: bool, result: &str) -> Option<Stri
 pub fn webhook_kind(event: &str) -> &'static str {
     if event.starts_with("stack_") {
         "stack"
+    } else if event.starts_with("deployment_") {
+        "deployment"
     } else if event.starts_with("preview_") {
         "stack_preview"
     } else if event == "ping" {
@@ -84,6 +102,16 @@ impl DomainEvent {
             "projectName": self.project,
             "stackName": self.stack,
         });
+        if let Some(d) = &self.deployment {
+            p["deploymentId"] = json!(d.id);
+            p["version"] = json!(d.version);
+            p["pulumiOperation"] = json!(d.operation);
+            p["status"] = json!(d.status);
+            if let Some(m) = &d.message {
+                p["message"] = json!(m);
+            }
+            return p;
+        }
         match &self.update {
             None => {
                 p["action"] = json!(self.kind.strip_prefix("stack_").unwrap_or(&self.kind));

@@ -20,7 +20,7 @@ mod events;
 mod records;
 mod send;
 
-pub use events::{emit, update_event_kind, webhook_kind, DomainEvent, UpdateInfo};
+pub use events::{emit, update_event_kind, webhook_kind, DeploymentInfo, DomainEvent, UpdateInfo};
 pub use records::{
     deliveries_pk, enqueue, get, hook_sk, list, new_delivery_id, ping, ping_payload, redeliver,
     Attempt, Delivery, DeliveryMessage, LIST_LIMIT,
