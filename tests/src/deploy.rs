@@ -541,8 +541,9 @@ pub async fn a_cron_schedule_makes_each_missed_window_into_one_run(target: Targe
     srv.stop().await;
 }
 
-/// A TTL schedule fires once, on time, as a `destroy` run that removes the stack afterwards,
-/// and removes itself (as Pulumi Cloud's one-time schedules do).
+/// A TTL schedule fires once, on time (also after its stack was renamed), as a `destroy` run
+/// that removes the stack afterwards, and removes itself (as Pulumi Cloud's one-time schedules
+/// do).
 pub async fn a_ttl_schedule_fires_once_and_removes_itself(target: Target) {
     use stackhouse::service::deploy::scheduler::tick;
     let srv = TestServer::start(target).await;
@@ -558,6 +559,12 @@ pub async fn a_ttl_schedule_fires_once_and_removes_itself(target: Target) {
         tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick").fired.is_empty(),
         "not yet"
     );
+    // The schedule moves with its stack when it is renamed.
+    let body = json!({"newName": "renamed", "newProject": PROJECT});
+    let r = c.post(&format!("{s}/rename"), &body).await;
+    assert!(r.status.is_success(), "{}", show(&r));
+    let s = format!("/api/stacks/{org}/{PROJECT}/renamed");
+    assert_eq!(c.get(&format!("{}/{id}", schedules_at(&s))).await.status, 200);
     srv.app.clock.advance(3601);
     let fired = tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick");
     assert_eq!(fired.fired.len(), 1, "{fired:?}");

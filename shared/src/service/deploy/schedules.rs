@@ -34,8 +34,9 @@ pub(super) const HISTORY_PREFIX: &str = "HIST#";
 const LISTING_PREFIX: &str = "SCHED#";
 /// Partition of every schedule (sort key: its id), which the scheduler reads.
 pub(super) const INDEX_PK: &str = "SYS#SCHEDULES";
-/// Most schedules one stack may have.
-const MAX_PER_STACK: usize = 100;
+/// Most schedules one stack may have: a rename rewrites them all in its one transaction
+/// (DynamoDB takes at most 100 items in one).
+const MAX_PER_STACK: usize = 50;
 
 pub(super) fn schedule_pk(id: &str) -> String {
     format!("SCHED#{id}")
@@ -399,6 +400,36 @@ pub async fn delete(app: &App, stack: &Stack, id: &str) -> Result<()> {
         meta.delete(&h.pk, &h.sk, None).await?;
     }
     Ok(())
+}
+
+/// The writes that give every schedule of stack `stack_id` its new names, for the rename's
+/// own transaction (the scheduler finds a schedule's stack by its names): each conditional on
+/// the schedule being as read, so a schedule changed or fired meanwhile fails the rename's
+/// try, and its next try reads it again.
+pub(crate) async fn renamed_ops(
+    meta: &dyn MetadataStore,
+    stack_id: &str,
+    project: &str,
+    stack: &str,
+) -> Result<Vec<TransactOp>> {
+    let listing = Query::prefix(item_keys::stack_id_pk(stack_id), LISTING_PREFIX, 1000);
+    let mut ops = Vec::new();
+    for entry in query_all(meta, listing).await? {
+        let Some(old) = find(meta, entry.sk.trim_start_matches(LISTING_PREFIX)).await? else {
+            continue;
+        };
+        let next = match old.next {
+            Some(n) => Condition::Equals("next".into(), Value::N(n)),
+            None => Condition::AttrNotExists("next".into()),
+        };
+        let cond = Condition::Equals("version".into(), Value::N(old.version))
+            .and(Condition::Equals("modified".into(), Value::N(old.modified)))
+            .and(Condition::Equals("paused".into(), Value::Bool(old.paused)))
+            .and(next);
+        let new = Schedule { project: project.to_string(), stack: stack.to_string(), ..old };
+        ops.push(TransactOp::Put(new.item()?, Some(cond)));
+    }
+    Ok(ops)
 }
 
 /// The schedules of a stack, oldest first.
