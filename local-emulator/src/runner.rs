@@ -222,7 +222,6 @@ fn environment(spec: &RunSpec, workdir: &Path) -> BTreeMap<String, String> {
         ("PULUMI_ACCESS_TOKEN", spec.access_token.clone()),
         ("PULUMI_HOME", workdir.join("home").display().to_string()),
         ("PULUMI_SKIP_UPDATE_CHECK", "true".into()),
-        ("PULUMI_SKIP_CONFIRMATIONS", "true".into()),
         ("PULUMI_CI_SYSTEM", "Stackhouse Deployments".into()),
         ("PULUMI_CI_BUILD_ID", spec.id.clone()),
         ("PULUMI_CI_BUILD_NUMBER", spec.version.to_string()),
@@ -239,6 +238,11 @@ fn environment(spec: &RunSpec, workdir: &Path) -> BTreeMap<String, String> {
         ("NO_COLOR", "1".into()),
     ] {
         env.insert(k.to_string(), v);
+    }
+    // Every operation runs with `--yes` but the refresh preview of drift detection, which the
+    // CLI refuses to combine with it (and PULUMI_SKIP_CONFIRMATIONS means `--yes`).
+    if spec.operation != stackhouse::service::deploy::Operation::DetectDrift {
+        env.insert("PULUMI_SKIP_CONFIRMATIONS".into(), "true".into());
     }
     env.extend(spec.environment.clone());
     env

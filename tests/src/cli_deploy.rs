@@ -387,3 +387,96 @@ pub async fn stack_schedules_with_the_real_cli(target: Target) {
     assert!(gone.all().contains("not found"), "{gone}");
     server.stop().await;
 }
+
+/// Drift with the real CLI: a `detect-drift` run of an unchanged stack finds none; after an
+/// item's file is changed out of band, the next finds it (its refresh preview's changes), and
+/// with `remediateIfDriftDetected` a `remediate-drift` run puts the file back; `pulumi stack
+/// drift status` and `list` show it as against Pulumi Cloud.
+pub async fn drift_is_detected_and_remediated_with_the_real_cli(target: Target) {
+    let server = TestServer::start(target).await;
+    let _jobs = server.deploying();
+    let p = Pulumi::login(&server).await;
+    let c = server.client();
+    let url = program_repo(&p, 2);
+    let project = p.project("remote", &Program::items(2));
+    let fq = p.fq("remote", "drifty");
+    p.run(&project.dir, &["stack", "init", &fq]).await.ok();
+    let stack = format!("/api/stacks/{}/remote/drifty", p.org);
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+    let settings = serde_json::json!({
+        "sourceContext": {"git": {"repoUrl": url, "branch": "release", "repoDir": "infra"}},
+        "operationContext": {
+            "environmentVariables": {"PATH": path,
+                                     "STACKHOUSE_TEST_ITEMS_DIR": p.items_dir().display().to_string()},
+            "options": {"skipInstallDependencies": true}
+        }
+    });
+    assert_eq!(c.put(&format!("{stack}/deployments/settings"), &settings).await.status, 200);
+    let run = |body: serde_json::Value| {
+        let (c, at) = (&c, format!("{stack}/deployments"));
+        async move {
+            let r = c.post(&at, &body).await;
+            assert_eq!(r.status, 202, "{r:?}");
+            r.json()["id"].as_str().expect("an id").to_string()
+        }
+    };
+    let up = run(serde_json::json!({"operation": "update"})).await;
+    assert_eq!(ended(&c, &stack, &up).await["status"], "succeeded");
+    assert_eq!(p.item_count(), 2);
+
+    let clean = run(serde_json::json!({"operation": "detect-drift"})).await;
+    let done = ended(&c, &stack, &clean).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", whole_log(&c, &stack, &clean).await);
+    let status = c.get(&format!("{stack}/drift/status")).await.json();
+    assert_eq!(status["driftDetected"], false, "{status}");
+    assert_eq!(status["latestDriftRun"], clean.as_str(), "{status}");
+
+    // Someone edits an item by hand.
+    let tampered = std::fs::read_dir(p.items_dir())
+        .expect("items")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("value-0")))
+        .expect("item-0's file");
+    std::fs::write(&tampered, "changed by hand").expect("tamper");
+    let body = serde_json::json!({"operation": "detect-drift",
+        "operationContext": {"options": {"remediateIfDriftDetected": true}}});
+    let found = run(body).await;
+    let done = ended(&c, &stack, &found).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let status = c.get(&format!("{stack}/drift/status")).await.json();
+    assert_eq!(
+        (status["driftDetected"].as_bool(), status["latestDriftRun"].as_str()),
+        (Some(true), Some(found.as_str())),
+        "{status}"
+    );
+    let drift_run = c.get(&format!("{stack}/drift/runs/{found}")).await.json();
+    assert_eq!(drift_run["detectUpdate"]["resourceChanges"]["update"], 1, "{drift_run}");
+
+    // The remediation runs `pulumi up`, which puts the file back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let fixed = loop {
+        let got = c.get(&format!("{stack}/drift/runs/{found}")).await.json();
+        if matches!(got["remediateUpdate"]["status"].as_str(), Some("succeeded" | "failed")) {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no remediation: {got}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(fixed["remediateUpdate"]["status"], "succeeded", "{fixed}");
+    assert_eq!(std::fs::read_to_string(&tampered).expect("the item"), "value-0");
+    let listed = c.get(&format!("{stack}/drift/runs")).await.json();
+    assert_eq!(listed["total"], 2, "the two drift runs: {listed}");
+    assert_eq!(listed["driftRuns"][0]["id"], found.as_str(), "newest first: {listed}");
+
+    let text = p.run(&project.dir, &["stack", "drift", "status", "--stack", &fq]).await.ok();
+    assert!(
+        text.stdout.contains("Drift detected:    yes")
+            || text.stdout.contains("Drift detected:    true"),
+        "{text}"
+    );
+    let list = p.run(&project.dir, &["stack", "drift", "list", "--stack", &fq]).await.ok();
+    // A table (ids wrap in a narrow terminal): both runs, the newest with drift.
+    assert!(list.stdout.contains("Showing 2 of 2 drift run(s)"), "{list}");
+    assert!(list.stdout.contains("│ yes") && list.stdout.contains("│ no"), "{list}");
+    server.stop().await;
+}

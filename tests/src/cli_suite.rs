@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use stackhouse::app::Settings;
 
 pub use crate::cli_deploy::{
-    deployments_run_from_settings_with_the_real_cli, runner_deploys_from_git_with_the_real_cli,
+    deployments_run_from_settings_with_the_real_cli,
+    drift_is_detected_and_remediated_with_the_real_cli, runner_deploys_from_git_with_the_real_cli,
     stack_schedules_with_the_real_cli,
 };
 pub use crate::cli_env::environments_with_pulumi_env;
@@ -45,6 +46,7 @@ macro_rules! cli_tests {
             runner_deploys_from_git_with_the_real_cli,
             deployments_run_from_settings_with_the_real_cli,
             stack_schedules_with_the_real_cli,
+            drift_is_detected_and_remediated_with_the_real_cli,
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {

@@ -778,6 +778,9 @@ fn samples() -> Vec<Sample> {
             None,
         ),
         sample(&routes::DEPLOY_STATUS, "/api/deployments/${DEPLOYMENT_ID}/status".into(), "", None),
+        sample(&routes::DRIFT_STATUS, format!("{s}/drift/status"), "", None),
+        sample(&routes::DRIFT_RUNS, format!("{s}/drift/runs"), "", None),
+        sample(&routes::DRIFT_RUN_GET, format!("{s}/drift/runs/${{DEPLOYMENT_ID}}"), "", None),
         sample(&routes::DEPLOY_PAUSE, format!("{s}/deployments/pause"), "", plain(&json!({}))),
         sample(&routes::DEPLOY_METADATA, format!("{s}/deployments/metadata"), "", None),
         sample(&routes::DEPLOY_RESUME, format!("{s}/deployments/resume"), "", plain(&json!({}))),
@@ -1426,6 +1429,10 @@ const PLAN: &[(&str, u16)] = &[
     ("deploy-logs", 200),
     ("deploy-updates", 200),
     ("deploy-status", 200),
+    ("drift-status", 200),
+    ("drift-runs", 200),
+    // The sample's run is an update, not a drift run.
+    ("drift-run-get", 404),
     ("deploy-pause", 204),
     ("deploy-metadata", 200),
     ("deploy-resume", 204),
@@ -1730,6 +1737,8 @@ async fn every_route_has_a_sample_its_function_answers() {
                 assert!(r.body.windows(11).any(|w| w == b"not-started"), "{:?}", r.json())
             }
             "deploy-status" => assert_eq!(r.json(), json!("not-started")),
+            "drift-status" => assert_eq!(r.json()["driftDetected"], false),
+            "drift-runs" => assert_eq!(r.json()["total"], 0),
             "deploy-updates" => assert_eq!(r.json(), json!([]), "not started: no updates"),
             "deploy-metadata" => {
                 assert_eq!(r.json()["stackPaused"], true, "{:?}", r.json());

@@ -12,9 +12,9 @@
 use http::Method;
 
 use super::handlers::{
-    audit, deploy, environments, feed, health, identity, openapi, orgs, policy_packs, references,
-    registry, resources, schedules, search, secrets, stack_search, stacks, teams, timeline, tokens,
-    updates, webhooks,
+    audit, deploy, drift, environments, feed, health, identity, openapi, orgs, policy_packs,
+    references, registry, resources, schedules, search, secrets, stack_search, stacks, teams,
+    timeline, tokens, updates, webhooks,
 };
 use super::{Guard, Needs, Route};
 use crate::handler;
@@ -282,6 +282,14 @@ routes! {
         => StackWrite,    META_WRITE,             schedules::ttl_create;
     TTL_SCHEDULE_UPDATE: POST "/api/stacks/{org}/{project}/{stack}/deployments/ttl/schedules/{schedule}"
         => StackWrite,    META_WRITE,             schedules::ttl_update;
+    /// Whether the stack's newest drift run found drift.
+    DRIFT_STATUS: GET "/api/stacks/{org}/{project}/{stack}/drift/status"
+        => StackRead,     META_READ,              drift::status;
+    /// The stack's drift runs (`detect-drift` runs), newest first.
+    DRIFT_RUNS: GET "/api/stacks/{org}/{project}/{stack}/drift/runs"
+        => StackRead,     META_READ,              drift::runs;
+    DRIFT_RUN_GET: GET "/api/stacks/{org}/{project}/{stack}/drift/runs/{deployment}"
+        => StackRead,     META_READ,              drift::run;
     ORG_DEPLOY_PAUSE: POST "/api/orgs/{org}/deployments/pause"
         => OrgAdmin,      META_WRITE,             deploy::org_pause;
     ORG_DEPLOY_RESUME: POST "/api/orgs/{org}/deployments/resume"

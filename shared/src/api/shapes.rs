@@ -12,8 +12,8 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use super::handlers::{
-    audit, deploy, environments, feed, health, orgs, policy_packs, references, registry, resources,
-    schedules, search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
+    audit, deploy, drift, environments, feed, health, orgs, policy_packs, references, registry,
+    resources, schedules, search, secrets, stack_search, stacks, teams, timeline, tokens, updates,
 };
 use super::routes::*;
 use super::Route;
@@ -322,6 +322,9 @@ pub static SHAPES: &[Shape] = &[
     row(&DRIFT_SCHEDULE_UPDATE, "Replace a drift schedule's definition", json::<schedules::DriftRequest>(), 200, json::<schedules::ScheduledAction>()),
     row(&TTL_SCHEDULE_CREATE, "Schedule the stack's destruction (TTL)", json::<schedules::TtlRequest>(), 200, json::<schedules::ScheduledAction>()),
     row(&TTL_SCHEDULE_UPDATE, "Replace a TTL schedule's definition", json::<schedules::TtlRequest>(), 200, json::<schedules::ScheduledAction>()),
+    row(&DRIFT_STATUS, "Whether the stack's newest drift run found drift", Empty, 200, json::<drift::DriftStatus>()),
+    row(&DRIFT_RUNS, "The stack's drift runs, newest first", Empty, 200, json::<drift::DriftRuns>()),
+    row(&DRIFT_RUN_GET, "A drift run and what it found", Empty, 200, json::<drift::DriftRun>()),
     row(&ORG_DEPLOY_PAUSE, "Pause the organization's deployments: queued runs wait", Empty, 204, Empty),
     row(&ORG_DEPLOY_RESUME, "Resume the organization's deployments", Empty, 204, Empty),
     row(&ORG_DEPLOY_LIST, "The organization's deployment runs, newest first", Empty, 200, json::<deploy::DeploymentList>()),

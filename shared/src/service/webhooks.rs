@@ -47,6 +47,11 @@ pub const EVENT_KINDS: &[&str] = &[
     "deployment_started",
     "deployment_succeeded",
     "deployment_failed",
+    "drift_detected",
+    "drift_detection_succeeded",
+    "drift_detection_failed",
+    "drift_remediation_succeeded",
+    "drift_remediation_failed",
 ];
 
 /// Longest hook name, display name and payload URL.

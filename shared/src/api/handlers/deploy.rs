@@ -508,6 +508,7 @@ pub(crate) struct StackMetadata {
     stack_paused: bool,
     organization_paused: bool,
     has_schedules: bool,
+    drift: super::drift::DriftStatus,
 }
 
 /// `GET …/deployments/metadata`.
@@ -519,5 +520,6 @@ pub async fn metadata(ctx: Ctx) -> Result<Reply> {
         stack_paused: p.stack,
         organization_paused: p.org,
         has_schedules: super::schedules::any(&ctx, &stack).await?,
+        drift: super::drift::status_of(&ctx, stack.id.as_str()).await?,
     })
 }

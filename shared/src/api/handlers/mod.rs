@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod deploy;
+pub mod drift;
 pub mod environments;
 pub mod feed;
 pub mod health;

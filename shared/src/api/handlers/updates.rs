@@ -96,7 +96,8 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
         r.stack.as_str(),
     )
     .await?;
-    let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program).await?;
+    let run = ctx.caller.principal()?.deployment.as_ref().map(|d| d.id.as_str());
+    let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program, run).await?;
     Reply::json(&UpdateCreated { update_id: update.id, required_policies })
 }
 

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod cron;
 pub mod dispatch;
+pub mod drift;
 mod notify;
 pub mod report;
 pub mod runs;

@@ -6,6 +6,7 @@
 //! logged.
 
 use super::runs::Run;
+use super::Operation;
 use crate::app::App;
 use crate::names::StackId;
 use crate::service::audit;
@@ -45,6 +46,22 @@ pub(super) async fn run_step(app: &App, run: &Run, step: Step, by_schedule: Opti
         }),
     };
     emit(app, &event).await;
+    // Drift runs also say what they are for.
+    let drift_kinds: Vec<String> = match (step, run.operation) {
+        (Step::Ended, Operation::DetectDrift) => {
+            let found = run.drift.as_ref().is_some_and(|f| f.detected);
+            let mut kinds = vec![format!("drift_detection_{result}")];
+            if found {
+                kinds.push("drift_detected".into());
+            }
+            kinds
+        }
+        (Step::Ended, Operation::RemediateDrift) => vec![format!("drift_remediation_{result}")],
+        _ => vec![],
+    };
+    for kind in drift_kinds {
+        emit(app, &DomainEvent { kind, ..event.clone() }).await;
+    }
 
     let operation = super::runs::op_str(run.operation);
     let description = match (step, by_schedule) {

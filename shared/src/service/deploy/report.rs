@@ -194,7 +194,12 @@ pub async fn complete(app: &App, run: &Run, succeeded: bool, message: &str) -> R
 pub(super) async fn finish(app: &App, run: &Run, succeeded: bool, message: &str) -> Result<()> {
     let meta = app.ports.meta.as_ref();
     let now = app.clock.now();
+    let drift = match (succeeded, run.operation) {
+        (true, super::Operation::DetectDrift) => Some(super::drift::evaluate(meta, run).await?),
+        _ => None,
+    };
     let ended = Run {
+        drift,
         status: if succeeded { Status::Succeeded } else { Status::Failed },
         message: (!succeeded).then(|| message.chars().take(2000).collect()),
         ended: Some(now),
@@ -229,6 +234,9 @@ pub(super) async fn finish(app: &App, run: &Run, succeeded: bool, message: &str)
     }
     // After the slot is free: the stack's next run need not wait for the deliveries.
     super::notify::run_step(app, &ended, super::notify::Step::Ended, None).await;
+    if let Err(e) = super::drift::remediate(app, &ended).await {
+        tracing::warn!(deployment = %run.id, error = %e, "the drift remediation did not start");
+    }
     Ok(())
 }
 

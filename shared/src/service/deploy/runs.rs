@@ -22,18 +22,21 @@ use super::settings::{self, Settings};
 use super::Operation;
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::ports::{Condition, Item, MetadataStore, Query, TransactOp, Update, Value};
 use crate::service::access::query_all;
 use crate::service::identity::{self, Principal, Subject};
 use crate::service::item_keys;
 use crate::service::optimistic::{retry_on_conflict, written};
-use crate::service::stacks::Stack;
+use crate::service::stacks::{self, Stack};
 
 /// Logical name of the queue of runs to start (`job-deployment-start`).
 pub use crate::ports::queue::DEPLOYMENTS_QUEUE;
 
 pub(super) const RUN_SK: &str = "RUN";
 pub(super) const LOG_PREFIX: &str = "LOG#";
+/// Sort-key prefix of the updates a run made (see [`made_by`]).
+const MADE_PREFIX: &str = "UPD#";
 const LISTING_PREFIX: &str = "DEPLOY#";
 const SEQ_SK: &str = "DEPLOYSEQ";
 pub(super) const ACTIVE_SK: &str = "DEPLOYACTIVE";
@@ -127,6 +130,10 @@ pub struct Run {
     pub stack_version: i64,
     /// When its runner last reported (Unix seconds).
     pub heartbeat: Option<i64>,
+    /// A `detect-drift` run that succeeded: what it found ([`super::drift`]).
+    pub drift: Option<super::drift::Found>,
+    /// The `remediate-drift` run a drift run started.
+    pub remediation: Option<String>,
 }
 
 /// What the requester's token acted as: the run's token acts as the same.
@@ -225,7 +232,14 @@ impl Run {
                 item.set(k, Value::N(v));
             }
         }
-        for (k, v) in [("message", &self.message), ("token_hash", &self.token_hash)] {
+        if let Some(found) = &self.drift {
+            found.write(&mut item);
+        }
+        for (k, v) in [
+            ("message", &self.message),
+            ("token_hash", &self.token_hash),
+            ("remediation", &self.remediation),
+        ] {
             if let Some(v) = v {
                 item.set(k, Value::S(v.clone()));
             }
@@ -259,6 +273,8 @@ impl Run {
             token_hash: item.s("token_hash").map(str::to_string),
             stack_version: item.n("stack_version").unwrap_or(0),
             heartbeat: item.n("heartbeat"),
+            drift: super::drift::Found::read(item),
+            remediation: item.s("remediation").map(str::to_string),
         })
     }
 
@@ -416,6 +432,8 @@ pub(super) async fn insert(
             token_hash: None,
             stack_version: stack.version,
             heartbeat: None,
+            drift: None,
+            remediation: None,
         };
         let seq_item =
             Item::new(item_keys::stack_id_pk(sid), SEQ_SK).with("last", Value::N(last + 1));
@@ -447,6 +465,57 @@ pub(super) async fn insert(
 pub(super) async fn queue(app: &App, run: &Run) -> Result<()> {
     app.ports.queue.send(DEPLOYMENTS_QUEUE, &message(&run.id), std::time::Duration::ZERO).await?;
     Ok(())
+}
+
+/// The stack of a run or schedule, by its names and id; None when it is gone (or the names
+/// are another stack's now).
+pub(super) async fn stack_of(
+    meta: &dyn MetadataStore,
+    org: &str,
+    project: &str,
+    stack: &str,
+    id: &str,
+) -> Result<Option<Stack>> {
+    let (Ok(org), Ok(project), Ok(stack)) =
+        (OrgName::parse(org), ProjectName::parse(project), StackName::parse(stack))
+    else {
+        return Ok(None);
+    };
+    match stacks::get(meta, &StackRef { org, project, stack }).await {
+        Ok(found) if found.id.as_str() == id => Ok(Some(found)),
+        Ok(_) | Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The record that an update was made by run `run` (written with the update), under the run.
+pub fn made_by(
+    run: &str,
+    stack_id: &crate::names::StackId,
+    update_id: &crate::names::UpdateId,
+) -> Item {
+    Item::new(run_pk(run), format!("{MADE_PREFIX}{update_id}"))
+        .with("stack_id", Value::S(stack_id.to_string()))
+}
+
+/// The updates run `run` made (previews included), oldest first.
+pub async fn made(
+    meta: &dyn MetadataStore,
+    run: &Run,
+) -> Result<Vec<crate::service::updates::Update>> {
+    use crate::names::{StackId, UpdateId};
+    let mut out = Vec::new();
+    for item in query_all(meta, Query::prefix(run_pk(&run.id), MADE_PREFIX, 100)).await? {
+        let id = UpdateId::from_stored(item.sk.trim_start_matches(MADE_PREFIX));
+        let stack = StackId::from_stored(item.s("stack_id").unwrap_or_default());
+        match crate::service::updates::get(meta, &stack, &id).await {
+            Ok(u) => out.push(u),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort_by_key(|u| u.created);
+    Ok(out)
 }
 
 pub(super) fn message(id: &str) -> String {

@@ -13,11 +13,9 @@ use super::runs::{self, Request};
 use super::schedules::{find, schedule_pk, HistoryEvent, Schedule, Timing, INDEX_PK, SCHEDULE_SK};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::names::{OrgName, ProjectName, StackName, StackRef};
 use crate::ports::{Condition, MetaError, Query, TransactOp, Value};
 use crate::service::access::query_all;
 use crate::service::item_keys;
-use crate::service::stacks::{self, Stack};
 
 /// What a pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -68,20 +66,6 @@ pub async fn tick(app: &App, now: i64, per_tick: usize) -> Result<TickReport> {
         }
     }
     Ok(report)
-}
-
-/// The stack a schedule runs, by its names; None when it is gone (or is another stack now).
-async fn stack_of(app: &App, s: &Schedule) -> Result<Option<Stack>> {
-    let (Ok(org), Ok(project), Ok(stack)) =
-        (OrgName::parse(&s.org), ProjectName::parse(&s.project), StackName::parse(&s.stack))
-    else {
-        return Ok(None);
-    };
-    match stacks::get(app.ports.meta.as_ref(), &StackRef { org, project, stack }).await {
-        Ok(found) if found.id.as_str() == s.stack_id => Ok(Some(found)),
-        Ok(_) | Err(Error::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// Makes `window` of `schedule` into a run (or, when no run can be made, records why), and
@@ -143,7 +127,9 @@ async fn fire(
     let kept = (following.is_some() || matches!(schedule.timing, Timing::Cron(_)))
         .then(|| Box::new(after.clone()));
 
-    let prepared = match stack_of(app, schedule).await? {
+    let meta = app.ports.meta.as_ref();
+    let (org, project, name) = (&schedule.org, &schedule.project, &schedule.stack);
+    let prepared = match runs::stack_of(meta, org, project, name, &schedule.stack_id).await? {
         None => Err("the stack no longer exists".to_string()),
         Some(stack) => match Request::parse(schedule.request.clone()) {
             Err(e) => Err(e.to_string()),

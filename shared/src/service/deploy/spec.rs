@@ -79,7 +79,9 @@ impl RunSpec {
     pub fn pulumi_args(&self) -> Vec<String> {
         let stack = self.stack_ref();
         let mut args: Vec<&str> = match self.operation {
-            Operation::Update | Operation::RemediateDrift => vec!["up", "--yes", "--skip-preview"],
+            Operation::Update => vec!["up", "--yes", "--skip-preview"],
+            // Refresh first, so the update sees the drift and puts the resources back.
+            Operation::RemediateDrift => vec!["up", "--yes", "--skip-preview", "--refresh"],
             Operation::Preview => vec!["preview"],
             Operation::Refresh => vec!["refresh", "--yes", "--skip-preview"],
             // A refresh preview: drift shows as changes it would make.

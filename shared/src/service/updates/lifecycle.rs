@@ -31,12 +31,17 @@ pub struct Program {
 
 /// Creates an update of `kind` (`POST …/{kind}`); a preview when `kind` is `preview` or the
 /// program asks for a dry run.
+///
+/// `deployment`: the deployment run whose token made the call; the update is recorded with the
+/// run in the same write (`service::deploy::runs::made_by`), so the run's results (drift) find
+/// its updates, previews included.
 pub async fn create(
     app: &App,
     r: &StackRef,
     kind: &str,
     author: &str,
     program: Program,
+    deployment: Option<&str>,
 ) -> Result<Update> {
     let meta = app.ports.meta.as_ref();
     let stack = stacks::get(meta, r).await?;
@@ -47,7 +52,17 @@ pub async fn create(
         environment: program.environment,
         ..Update::fresh(&stack, kind, author, app.clock.now())
     };
-    meta.put(update.to_item(), Some(Condition::NotExists)).await?;
+    match deployment {
+        None => meta.put(update.to_item(), Some(Condition::NotExists)).await?,
+        Some(run) => {
+            let made = crate::service::deploy::runs::made_by(run, &update.stack_id, &update.id);
+            meta.transact(vec![
+                crate::ports::TransactOp::Put(update.to_item(), Some(Condition::NotExists)),
+                crate::ports::TransactOp::Put(made, None),
+            ])
+            .await?
+        }
+    }
     Ok(update)
 }
 
@@ -360,7 +375,7 @@ pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Re
         message: String::new(),
         environment: "{}".into(),
     };
-    let update = create(app, r, "import", author, program).await?;
+    let update = create(app, r, "import", author, program, None).await?;
     start(app, r, &update.id, None, false, "").await?;
     let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
     save_checkpoint(app, &update, deployments::gzip(untyped)?).await?;

@@ -49,7 +49,7 @@ async fn fixture(name: &str) -> Fixture {
 
 impl Fixture {
     async fn create(&self) -> Update {
-        create(&self.app, &self.stack, "update", "alice", Program::default()).await.unwrap()
+        create(&self.app, &self.stack, "update", "alice", Program::default(), None).await.unwrap()
     }
 
     async fn started(&self) -> (Update, Started) {

@@ -83,6 +83,8 @@ pub fn webhook_kind(event: &str) -> &'static str {
         "stack"
     } else if event.starts_with("deployment_") {
         "deployment"
+    } else if event.starts_with("drift_") {
+        "drift"
     } else if event.starts_with("preview_") {
         "stack_preview"
     } else if event == "ping" {

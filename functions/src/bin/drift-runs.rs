@@ -1,0 +1,3 @@
+//! Lambda function for the `drift-runs` route.
+
+stackhouse_lambda::route!(DRIFT_RUNS);
