@@ -278,7 +278,7 @@ pub(crate) struct DeploymentList {
 }
 
 /// `page` (1-based), `pageSize` (1–100, 10 unless given) and `asc`.
-fn paging(ctx: &Ctx) -> Result<(usize, usize, bool)> {
+pub(super) fn paging(ctx: &Ctx) -> Result<(usize, usize, bool)> {
     let number = |key: &str, default: usize, max: usize| -> Result<usize> {
         match ctx.query(key) {
             None | Some("") => Ok(default),

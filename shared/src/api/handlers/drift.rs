@@ -124,17 +124,7 @@ pub(crate) struct DriftRuns {
 /// `GET …/drift/runs?page=&pageSize=`: newest first.
 pub async fn runs(ctx: Ctx) -> Result<Reply> {
     let stack = ctx.stack().await?;
-    let number = |key: &str, default: usize, max: usize| -> Result<usize> {
-        match ctx.query(key) {
-            None | Some("") => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| Error::BadRequest("Invalid query parameter".into())),
-        }
-    };
-    let (page, size) = (number("page", 1, 1_000_000)?, number("pageSize", 10, 100)?);
+    let (page, size, _) = super::deploy::paging(&ctx)?;
     let all = drift::runs_of(ctx.app.ports.meta.as_ref(), stack.id.as_str()).await?;
     let mut drift_runs = Vec::new();
     for run in all.iter().skip((page - 1) * size).take(size) {
