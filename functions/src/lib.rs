@@ -27,7 +27,6 @@ use stackhouse::adapters::{aws, AdapterError};
 use stackhouse::api::{Needs, Route, Router};
 use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
-use stackhouse::ports::Ports;
 use stackhouse::telemetry::metrics::{emf_line, job_emf_line, now_ms, JobRun};
 
 mod socket;
@@ -93,10 +92,10 @@ macro_rules! job {
 /// always runs on AWS).
 #[inline(always)]
 pub fn serve(route: &'static Route, needs: Needs) -> Result<(), lambda_http::Error> {
-    let (connecting, settings) = connect(route.name, route.needs, needs)?;
+    let connecting = connect(route.name, route.needs, needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(connecting.await?, settings);
+        let app = connecting.await?;
         app.metrics.print_emf();
         let router = Arc::new(router(route)?);
         lambda_http::run(service_fn(move |req: Request| {
@@ -125,10 +124,10 @@ pub fn run_job(
     job: &'static stackhouse::jobs::Job,
     needs: Needs,
 ) -> Result<(), lambda_http::Error> {
-    let (connecting, settings) = connect(job.name, job.needs, needs)?;
+    let connecting = connect(job.name, job.needs, needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(connecting.await?, settings);
+        let app = connecting.await?;
         app.metrics.print_emf();
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
@@ -156,18 +155,17 @@ pub fn run_job(
 
 /// A function's start, the same for routes, jobs and socket routes: JSON logs, then its ports and settings
 /// from its environment ([`stackhouse::config::VARS`]): AWS adapters for what `needs` uses,
-/// `Undeclared` stubs for the rest. `needs` is the constant the binary passed; it must be what
+/// `Undeclared` stubs for the rest, and the CodeBuild launcher where `needs` starts runners.
+/// `needs` is the constant the binary passed; it must be what
 /// the table declares for `function` (`declared`). A variable that does not parse fails the
 /// function's init, naming it. `STACKHOUSE_BACKEND`, when set, must be `aws`; the embedded
 /// backend is for the emulator and tests, which do not come through here.
 #[inline(always)]
-#[allow(clippy::type_complexity)]
 fn connect(
     function: &str,
     declared: Needs,
     needs: Needs,
-) -> Result<(impl Future<Output = Result<Ports, AdapterError>> + Send + 'static, Settings), String>
-{
+) -> Result<impl Future<Output = Result<Arc<App>, AdapterError>> + Send + 'static, String> {
     stackhouse::telemetry::init(true);
     if needs != declared {
         return Err(format!("{function}: the needs passed are not the ones its table declares"));
@@ -182,7 +180,15 @@ fn connect(
     let settings = Settings::read(&mut env);
     let aws = aws::AwsConfig::read(&env);
     env.finish().map_err(|e| e.to_string())?;
-    Ok((aws::connect_for(needs, &aws), settings))
+    let ports = aws::connect_for(needs, &aws);
+    let launcher = aws::launcher_for(needs, &aws);
+    Ok(async move {
+        let app = App::new(ports.await?, settings);
+        if let Some(launcher) = launcher.await? {
+            app.launcher.set(launcher);
+        }
+        Ok(app)
+    })
 }
 
 /// Converts a Lambda HTTP request, dispatches it, and converts the response back.

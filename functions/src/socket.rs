@@ -42,10 +42,10 @@ macro_rules! socket {
 /// runtime loop answering each WebSocket proxy event with [`handle_socket`].
 #[inline(always)]
 pub fn serve_socket(route: &'static SocketRoute, needs: Needs) -> Result<(), crate::Error> {
-    let (connecting, settings) = crate::connect(route.name, route.needs, needs)?;
+    let connecting = crate::connect(route.name, route.needs, needs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let app = App::new(connecting.await?, settings);
+        let app = connecting.await?;
         app.metrics.print_emf();
         lambda_runtime::run(lambda_runtime::service_fn(
             move |event: lambda_runtime::LambdaEvent<Value>| {

@@ -164,6 +164,9 @@ pub fn env_for(needs: &Needs) -> BTreeMap<String, Value> {
             sub("https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketStage}"),
         );
     }
+    if needs.launch != Access::None {
+        env.insert("STACKHOUSE_RUNNER_PROJECT".to_string(), r#ref(crate::runner::PROJECT_ID));
+    }
     env
 }
 

@@ -5,7 +5,7 @@ use stackhouse::api::{Access, Needs};
 use stackhouse::ports::queue::default_queues;
 use stackhouse::service::item_keys::BOOKKEEPING_KEY_PREFIXES;
 
-use super::resources::{queue_arn_parameter, r#ref, sub};
+use super::resources::{get_att, queue_arn_parameter, r#ref, sub};
 
 /// IAM actions on the table for an access level. Reads are `GetItem` and `Query` (strongly
 /// consistent reads need no extra action). `TransactWriteItems` has no IAM action of its own:
@@ -155,6 +155,11 @@ pub fn statements(needs: &Needs) -> Vec<Value> {
     let push = push_actions(needs.push);
     if !push.is_empty() {
         out.push(statement("Push", push, push_resources()));
+    }
+    if needs.launch != Access::None {
+        // The runner's project, in the function's own nested stack (`crate::runner`).
+        let project = get_att(super::runner::PROJECT_ID, "Arn");
+        out.push(statement("Runner", super::runner::START_ACTIONS, vec![project]));
     }
     out
 }

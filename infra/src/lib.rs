@@ -23,6 +23,7 @@ mod monitoring;
 pub mod openapi;
 mod render;
 mod resources;
+pub mod runner;
 mod stacks;
 pub mod yaml;
 

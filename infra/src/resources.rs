@@ -41,7 +41,7 @@ pub(super) fn sub(text: &str) -> Value {
 }
 
 pub(super) fn parameters() -> Value {
-    json!({
+    let mut parameters = json!({
         "StageName": {
             "Type": "String",
             "Description": "Stage of the HTTP API. $default serves the API at the root of its \
@@ -120,7 +120,13 @@ pub(super) fn parameters() -> Value {
             "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
                 1096, 1827, 2192, 2557, 2922, 3288, 3653],
         },
-    })
+    });
+    if let (Some(all), Value::Object(runner)) =
+        (parameters.as_object_mut(), super::runner::parameters())
+    {
+        all.extend(runner);
+    }
+    parameters
 }
 
 pub(super) fn data_resources(resources: &mut Map<String, Value>) {
@@ -382,15 +388,16 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
 
 pub(super) const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
 
+/// The API's URL, with the stage when it is not `$default`.
+pub(super) fn api_url() -> Value {
+    json!({"Fn::If": ["DefaultStage", sub(API_HOST), sub(&format!("{API_HOST}/${{StageName}}"))]})
+}
+
 pub(super) fn outputs() -> Value {
     let mut outputs = json!({
         "ApiUrl": {
             "Description": "Log in with: pulumi login <ApiUrl>",
-            "Value": {"Fn::If": [
-                "DefaultStage",
-                sub(API_HOST),
-                sub(&format!("{API_HOST}/${{StageName}}")),
-            ]},
+            "Value": api_url(),
         },
         "WebSocketUrl": {
             "Description": "The event stream's WebSocket: wss://…?org=<org> with the header \

@@ -15,11 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 use stackhouse::ports::queue::default_queues;
+use stackhouse::ports::Access;
 
 use super::function::function_resources;
 use super::functions::{functions, pascal, FunctionSpec};
 use super::render::REGENERATE;
-use super::resources::{get_att, queue_arn_parameter, queue_id, r#ref, sub};
+use super::resources::{api_url, get_att, queue_arn_parameter, queue_id, r#ref, sub};
 
 /// A parameter of the nested stacks: a shared resource or setting of the root template.
 #[derive(Debug, Clone)]
@@ -83,11 +84,16 @@ pub fn shared_parameters() -> Vec<SharedParameter> {
             get_att(&queue_id(&spec), "Arn"),
         ));
     }
+    out.push(shared("ApiUrl", "String", "URL of the API (the runner's Stackhouse)", api_url()));
     for (name, kind) in [
         ("Architecture", "String"),
         ("LogLevel", "String"),
         ("HistoryRetention", "String"),
         ("LogRetentionDays", "Number"),
+        ("RunnerImage", "String"),
+        ("RunnerComputeType", "String"),
+        ("RunnerTimeoutMinutes", "Number"),
+        ("PulumiVersion", "String"),
     ] {
         out.push(shared(name, kind, &format!("The root template's {name}"), r#ref(name)));
     }
@@ -119,6 +125,10 @@ impl NestedStack {
         let mut resources = Map::new();
         for f in &self.functions {
             function_resources(f, &mut resources);
+        }
+        // The deployment runner's project beside the function that starts its builds.
+        if self.functions.iter().any(|f| f.needs.launch != Access::None) {
+            super::runner::resources(&mut resources);
         }
         let resources = Value::Object(resources);
         let used = referenced_names(&resources);

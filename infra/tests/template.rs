@@ -241,8 +241,9 @@ fn every_route_has_exactly_one_function_and_nothing_else_is_routed() {
     }
     assert!(routed.is_empty(), "the template routes what the table lacks: {routed:?}");
     // The other functions are the socket routes' and the jobs' (checked in
-    // `every_socket_route_has_…` and `every_job_has_a_function_with_its_trigger`).
-    assert_eq!(functions.len(), ROUTES.len() + SOCKETS.len() + JOBS.len());
+    // `every_socket_route_has_…` and `every_job_has_a_function_with_its_trigger`), and the
+    // deployment runner's package (`the_runner_…`).
+    assert_eq!(functions.len(), ROUTES.len() + SOCKETS.len() + JOBS.len() + 1);
 }
 
 #[test]
@@ -335,6 +336,9 @@ fn expected_actions(needs: &Needs, stream: bool) -> BTreeSet<&'static str> {
     }
     if needs.push != Access::None {
         add(&["execute-api:ManageConnections"]);
+    }
+    if needs.launch != Access::None {
+        add(&["codebuild:StartBuild"]);
     }
     match needs.meta {
         Access::None => {}
@@ -443,6 +447,8 @@ fn resource_for(action: &str, log_group: &str) -> Vec<Value> {
             .map(|q| param(&format!("{}Arn", stackhouse_infra::queue_id(q))))
             .collect(),
         Some("logs") => vec![att(log_group)],
+        // The deployment runner's project, in the same nested stack.
+        Some("codebuild") => vec![att("RunnerProject")],
         _ => panic!("unexpected action {action}"),
     }
 }
@@ -690,11 +696,11 @@ fn template_has_the_promised_resources_parameters_and_outputs() {
         url,
         "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketApiStage}"
     );
-    // One log group per function.
+    // One log group per function, and the deployment runner's builds'.
     let resources = resources();
     assert_eq!(
         of_type(&resources, "AWS::Logs::LogGroup").len(),
-        of_type(&resources, "AWS::Serverless::Function").len()
+        of_type(&resources, "AWS::Serverless::Function").len() + 1
     );
 }
 
@@ -978,4 +984,83 @@ fn alarms_watch_errors_queues_reaper_and_throttles_and_notify_the_topic() {
             "the dashboard refers to {name}"
         );
     }
+}
+
+/// Deployments on AWS: one CodeBuild project whose builds fetch the runner from its package
+/// function and run it against the API; only the function that starts runs may start builds.
+#[test]
+fn the_runner_project_runs_the_packaged_runner_and_only_the_starting_job_may_start_it() {
+    let resources = resources();
+    let starters: Vec<&str> = every_function()
+        .into_iter()
+        .filter(|(_, needs, _, _)| needs.launch != Access::None)
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(starters, ["job-deployment-start"]);
+    let start = &resources["JobDeploymentStartFunction"]["Properties"];
+    assert_eq!(
+        start["Environment"]["Variables"]["STACKHOUSE_RUNNER_PROJECT"],
+        json!({"Ref": "RunnerProject"})
+    );
+    let jobs = nested_stacks().into_iter().find(|s| s.name == JOBS_STACK).expect("jobs");
+    assert!(jobs.template_value()["Resources"].get("RunnerProject").is_some());
+
+    let project = &resources["RunnerProject"];
+    assert_eq!(project["Type"], "AWS::CodeBuild::Project");
+    let env = &project["Properties"]["Environment"];
+    let vars: BTreeMap<String, Value> = env["EnvironmentVariables"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .map(|v| (v["Name"].as_str().unwrap_or_default().to_string(), v["Value"].clone()))
+        .collect();
+    assert_eq!(vars["STACKHOUSE_RUNNER_URL"], json!({"Ref": "ApiUrl"}));
+    assert_eq!(vars["STACKHOUSE_RUNNER_PACKAGE"], json!({"Ref": "RunnerPackageFunction"}));
+    // The API's URL the runner gets is the one the deployer logs in to.
+    let shared: BTreeMap<String, Value> =
+        shared_parameters().into_iter().map(|p| (p.name, p.value)).collect();
+    assert_eq!(shared["ApiUrl"], template_value()["Outputs"]["ApiUrl"]["Value"]);
+    // The buildspec fetches the package and runs what it holds.
+    let spec = project["Properties"]["Source"]["BuildSpec"].as_str().expect("buildspec");
+    let spec = &YamlLoader::load_from_str(spec).expect("buildspec is YAML")[0];
+    let commands: Vec<&str> = spec["phases"]["build"]["commands"]
+        .as_vec()
+        .expect("commands")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert!(commands.iter().any(|c| c.contains("get-function") && c.contains("Code.Location")));
+    assert_eq!(commands.last(), Some(&"/tmp/runner/bootstrap"));
+    // Runs may take as long as their token lives, not longer.
+    let timeout = &template_value()["Parameters"]["RunnerTimeoutMinutes"];
+    let token_minutes = stackhouse::service::deploy::runs::TOKEN_SECONDS / 60;
+    assert_eq!(timeout["MaxValue"], json!(token_minutes));
+
+    // The package: the runner binary, built like the functions, and never run.
+    let package = &resources["RunnerPackageFunction"];
+    assert_eq!(package["Metadata"]["BuildProperties"]["Binary"], "stackhouse-runner");
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../local-emulator/src/bin/stackhouse-runner.rs");
+    assert!(bin.is_file(), "no binary stackhouse-runner");
+    assert_eq!(package["Properties"]["ReservedConcurrentExecutions"], 0);
+
+    // The builds' role: their log and the package, nothing of the data.
+    let statements =
+        &resources["RunnerProjectRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let granted: BTreeSet<(String, String)> = statements
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| strings(&s["Action"]).into_iter().map(|a| (a, s["Resource"].to_string())))
+        .collect();
+    let att = |id: &str| json!([{"Fn::GetAtt": [id, "Arn"]}]);
+    let expected: BTreeSet<(String, String)> = [
+        ("logs:CreateLogStream", att("RunnerProjectLogGroup")),
+        ("logs:PutLogEvents", att("RunnerProjectLogGroup")),
+        ("lambda:GetFunction", att("RunnerPackageFunction")),
+    ]
+    .into_iter()
+    .map(|(a, r)| (a.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(granted, expected);
 }

@@ -198,7 +198,7 @@ fn main() -> ExitCode {
             Command::Init => init(config).await,
             Command::Dlq { action } => dlq(config, action).await,
             Command::Admin { action } => admin(config, action).await,
-            Command::Runner => runner().await,
+            Command::Runner => local_emulator::runner::from_env().await,
         }
     });
     match result {
@@ -207,19 +207,6 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// `local-emulator runner`: one deployment, as the emulator's launcher starts it.
-async fn runner() -> Result<(), String> {
-    use local_emulator::launcher::{RUNNER_DEPLOYMENT, RUNNER_TOKEN, RUNNER_URL, RUNNER_WORKDIR};
-    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
-    let (url, token, id) = (var(RUNNER_URL)?, var(RUNNER_TOKEN)?, var(RUNNER_DEPLOYMENT)?);
-    let workdir = std::path::PathBuf::from(var(RUNNER_WORKDIR)?);
-    let outcome = local_emulator::runner::serve_run(&url, &token, &id, &workdir).await?;
-    match outcome.succeeded {
-        true => Ok(()),
-        false => Err(outcome.message),
     }
 }
 
@@ -389,12 +376,10 @@ async fn serve(config: Config, ws_listen: SocketAddr, startup: Startup) -> Resul
     let sockets = local_emulator::sockets::serve(ws_listener, app.clone(), served.hub)?;
     let ws_url = format!("ws://{}", sockets.addr);
     // Deployment runners: child processes of this binary.
+    use local_emulator::launcher::{ProcessLauncher, Processes};
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    app.launcher.set(Arc::new(local_emulator::launcher::LocalLauncher::Process {
-        exe,
-        url: url.clone(),
-        work_root: config.data_dir.join("runs"),
-    }));
+    let runners = Processes::new(exe, &["runner"], &url, config.data_dir.join("runs"));
+    app.launcher.set(Arc::new(ProcessLauncher(Arc::new(runners))));
     let jobs = local_emulator::jobs::start(app, &startup.jobs);
     let where_ = match config.backend {
         Backend::Embedded => format!("embedded store in {}", config.data_dir.display()),

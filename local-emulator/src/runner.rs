@@ -352,6 +352,28 @@ async fn step(mut cmd: Command, header: &str, sink: &mut dyn Sink) -> Result<Exi
     }
 }
 
+/// A runner as a launcher starts it (`local-emulator runner`, `stackhouse-runner` in a
+/// CodeBuild build): the run from the variables of `ports::launcher`, the workspace in a
+/// directory of its own under the system's temporary one unless `STACKHOUSE_RUNNER_WORKDIR`
+/// says where. Err when the run failed (the process exits non-zero: a CodeBuild build fails
+/// with its run) or the service could not be reached.
+pub async fn from_env() -> Result<(), String> {
+    use stackhouse::ports::launcher::{
+        RUNNER_DEPLOYMENT, RUNNER_TOKEN, RUNNER_URL, RUNNER_WORKDIR,
+    };
+    let var = |k: &str| std::env::var(k).map_err(|_| format!("{k} is not set"));
+    let (url, token, id) = (var(RUNNER_URL)?, var(RUNNER_TOKEN)?, var(RUNNER_DEPLOYMENT)?);
+    let workdir = match std::env::var_os(RUNNER_WORKDIR) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::env::temp_dir().join(format!("stackhouse-run-{id}")),
+    };
+    let outcome = serve_run(&url, &token, &id, &workdir).await?;
+    match outcome.succeeded {
+        true => Ok(()),
+        false => Err(outcome.message),
+    }
+}
+
 /// A runner started for a deployment of the Stackhouse at `url`: claims the run with the
 /// run's `token`, runs it in `workdir` sending its log as it goes, reports how it ended, and
 /// removes the workspace. Err when the service could not be reached to claim or report.

@@ -1,7 +1,7 @@
 //! Pulumi Deployments over real HTTP: a stack's deployment settings as the REST API and the
 //! Pulumi Service provider's `DeploymentSettings` resource use them (`PUT` replaces, `POST`
 //! merges, `DELETE` answers whether there were any), secrets sealed for the stack; a run whose
-//! runner stops reporting. (Runs with the real CLI: `cli_deploy.rs`.)
+//! runner is killed; runs as CodeBuild builds on AWS. (Runs with the real CLI: `cli_deploy.rs`.)
 
 use serde_json::{json, Value};
 
@@ -17,7 +17,7 @@ macro_rules! deploy_tests {
             settings_secrets_are_sealed_for_the_stack,
             bad_settings_are_refused_and_change_nothing,
             outsiders_cannot_read_or_change_settings,
-            a_runner_that_stops_reporting_is_failed_by_the_reaper,
+            a_killed_runner_is_failed_by_the_reaper,
             paused_deployments_wait_until_resumed,
             schedules_are_defined_read_paused_and_deleted,
             a_cron_schedule_makes_each_missed_window_into_one_run,
@@ -219,12 +219,35 @@ async fn wait_for(c: &Client, stack: &str, id: &str, done: impl Fn(&Value) -> bo
     }
 }
 
-/// A run whose runner goes quiet (here: the clock moved past the staleness limit while a
-/// pre-run command sleeps) is failed by `job-deployment-reaper`, and the stack's next run
-/// starts.
-pub async fn a_runner_that_stops_reporting_is_failed_by_the_reaper(target: Target) {
+/// The `stackhouse-runner` binary beside this test binary's directory (`target/<profile>`):
+/// cargo builds it for the workspace's tests (`local-emulator` has integration tests);
+/// `.ci/test` builds it first.
+fn runner_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("this test binary");
+    let profile = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let bin = profile.join("stackhouse-runner");
+    assert!(
+        bin.is_file(),
+        "{} is missing: cargo build -p local-emulator --bin stackhouse-runner",
+        bin.display()
+    );
+    bin
+}
+
+/// A runner killed mid-run (a real `stackhouse-runner` process and the command it started,
+/// killed with SIGKILL) stops reporting: `job-deployment-reaper` fails its run once the clock
+/// is past the staleness limit, and the stack's next run starts.
+pub async fn a_killed_runner_is_failed_by_the_reaper(target: Target) {
+    use local_emulator::launcher::{ProcessLauncher, Processes};
     use stackhouse::service::deploy::{dispatch, runs};
     let srv = TestServer::start(target).await;
+    let runners = std::sync::Arc::new(Processes::new(
+        runner_binary(),
+        &[],
+        &srv.base,
+        std::env::temp_dir().join(format!("stackhouse-runs-{:016x}", rand::random::<u64>())),
+    ));
+    srv.app.launcher.set(std::sync::Arc::new(ProcessLauncher(runners.clone())));
     let _jobs = srv.deploying();
     let (c, org) = (srv.client(), srv.user.clone());
     let s = stack(&c, &org, "dev").await;
@@ -241,20 +264,27 @@ pub async fn a_runner_that_stops_reporting_is_failed_by_the_reaper(target: Targe
     let seen = wait_for(&c, &s, &id, running).await;
     assert_eq!(seen["run"]["status"], "running", "{seen}");
 
-    // Nothing is stale yet; past the limit, the run fails.
-    let now = srv.app.clock.now();
-    let early = dispatch::reap(&srv.app, now).await.expect("reap");
+    // Nothing is stale yet.
+    let early = dispatch::reap(&srv.app, srv.app.clock.now()).await.expect("reap");
     assert!(early.failed.is_empty(), "{early:?}");
-    // The runner (alive here) may report just after the clock jumps, which rightly keeps the
-    // run: jump again until a pass finds it silent.
-    let mut late = dispatch::ReapReport::default();
-    for _ in 0..5 {
-        srv.app.clock.advance(runs::STALE_SECONDS + 30);
-        late = dispatch::reap(&srv.app, srv.app.clock.now()).await.expect("reap");
-        if !late.failed.is_empty() {
-            break;
-        }
+    // Kill the runner and its command (its process group), as an OOM kill or a lost host would.
+    let pid = runners.pid_of(&id).expect("a live runner process");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -KILL -{pid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while runners.pid_of(&id).is_some() {
+        assert!(std::time::Instant::now() < deadline, "the runner outlived SIGKILL");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let run = c.get(&format!("{s}/deployments/{id}")).await.json();
+    assert_eq!(run["status"], "running", "nobody knows yet: {run}");
+
+    // Past the limit the run is failed, once.
+    srv.app.clock.advance(runs::STALE_SECONDS + 1);
+    let late = dispatch::reap(&srv.app, srv.app.clock.now()).await.expect("reap");
     assert_eq!(late.failed, vec![id.clone()], "{late:?}");
     let run = c.get(&format!("{s}/deployments/{id}")).await.json();
     assert_eq!(run["status"], "failed", "{run}");
@@ -272,6 +302,107 @@ pub async fn a_runner_that_stops_reporting_is_failed_by_the_reaper(target: Targe
     assert!(again.failed.is_empty(), "an ended run is not failed twice: {again:?}");
     let _ = std::fs::remove_dir_all(&repo);
     srv.stop().await;
+}
+
+/// On AWS each run is a build of the runner's CodeBuild project (moto's CodeBuild here, which
+/// records builds but runs none): starting a run starts one build and leaves the run accepted,
+/// waiting for its runner; a project that does not exist fails the run saying why; a function
+/// that starts runners without a project configured does not start.
+pub async fn runs_start_codebuild_builds(target: Target) {
+    use stackhouse::adapters::aws::{launcher_for, AwsConfig};
+    use stackhouse::ports::Needs;
+    use stackhouse::service::deploy::dispatch;
+    let srv = TestServer::start(target).await;
+    let cfg = srv.aws_config().expect("the AWS backend").clone();
+    let project = format!("{}-runner", cfg.table);
+    let codebuild = codebuild_client(&cfg);
+    codebuild
+        .create_project()
+        .name(&project)
+        .source(
+            aws_sdk_codebuild::types::ProjectSource::builder()
+                .r#type(aws_sdk_codebuild::types::SourceType::NoSource)
+                // moto wants a location even without a source (AWS does not).
+                .location("none")
+                .buildspec("version: 0.2")
+                .build()
+                .expect("a source"),
+        )
+        .artifacts(
+            aws_sdk_codebuild::types::ProjectArtifacts::builder()
+                .r#type(aws_sdk_codebuild::types::ArtifactsType::NoArtifacts)
+                .build()
+                .expect("artifacts"),
+        )
+        .environment(
+            aws_sdk_codebuild::types::ProjectEnvironment::builder()
+                .r#type(aws_sdk_codebuild::types::EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/amazonlinux-x86_64-standard:5.0")
+                .compute_type(aws_sdk_codebuild::types::ComputeType::BuildGeneral1Small)
+                .build()
+                .expect("an environment"),
+        )
+        .service_role("arn:aws:iam::123456789012:role/runner")
+        .send()
+        .await
+        .expect("create the runner's project");
+    let launching = Needs::NOTHING.launching();
+    let unset =
+        launcher_for(launching, &AwsConfig { runner_project: String::new(), ..cfg.clone() });
+    let refused = unset.await.err().expect("no project, no launcher").to_string();
+    assert!(refused.contains("STACKHOUSE_RUNNER_PROJECT"), "{refused}");
+    let with = |project: &str| {
+        launcher_for(launching, &AwsConfig { runner_project: project.to_string(), ..cfg.clone() })
+    };
+    srv.app.launcher.set(with(&project).await.expect("a launcher").expect("it launches"));
+
+    let (c, org) = (srv.client(), srv.user.clone());
+    let s = stack(&c, &org, "dev").await;
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings()).await.status, 200);
+    let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    dispatch::start(&srv.app, &id).await.expect("start");
+    // A redelivered message starts nothing more.
+    dispatch::start(&srv.app, &id).await.expect("start again");
+    let run = c.get(&format!("{s}/deployments/{id}")).await.json();
+    assert_eq!(run["status"], "accepted", "waiting for its runner: {run}");
+    let builds = codebuild
+        .list_builds_for_project()
+        .project_name(&project)
+        .send()
+        .await
+        .expect("list builds");
+    assert_eq!(builds.ids().len(), 1, "{builds:?}");
+
+    // A project that is not there: the run fails, naming it.
+    srv.app.launcher.set(with("no-such-project").await.expect("a launcher").expect("launches"));
+    let s2 = stack(&c, &org, "other").await;
+    assert_eq!(c.put(&format!("{s2}/deployments/settings"), &settings()).await.status, 200);
+    let r = c.post(&format!("{s2}/deployments"), &json!({"operation": "update"})).await;
+    let failing = r.json()["id"].as_str().expect("an id").to_string();
+    dispatch::start(&srv.app, &failing).await.expect("start");
+    let run = c.get(&format!("{s2}/deployments/{failing}")).await.json();
+    assert_eq!(run["status"], "failed", "{run}");
+    let message = run["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the runner did not start"), "{run}");
+    assert!(message.contains("no-such-project"), "{run}");
+    srv.stop().await;
+}
+
+/// A CodeBuild client for the moto server behind `cfg`.
+fn codebuild_client(cfg: &stackhouse::adapters::aws::AwsConfig) -> aws_sdk_codebuild::Client {
+    let endpoint = cfg.endpoint_url.clone().expect("a moto endpoint");
+    let creds = aws_sdk_codebuild::config::Credentials::new("test", "test", None, None, "t");
+    aws_sdk_codebuild::Client::from_conf(
+        aws_sdk_codebuild::Config::builder()
+            .behavior_version(aws_sdk_codebuild::config::BehaviorVersion::latest())
+            .credentials_provider(creds)
+            .region(aws_sdk_codebuild::config::Region::new(
+                cfg.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            ))
+            .endpoint_url(endpoint)
+            .build(),
+    )
 }
 
 /// A repository with one commit (no program: the runs here only run pre-run commands); its

@@ -573,6 +573,7 @@ pub static POISON_JOB: Job = Job {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     },
     timeout_seconds: 30,
 };

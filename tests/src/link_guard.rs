@@ -30,6 +30,8 @@ const SDKS: &[(&str, Port)] = &[
     // The team's own Secrets Manager and Parameter Store: only the environment-open functions.
     ("aws_sdk_secretsmanager::", |n| n.external),
     ("aws_sdk_ssm::", |n| n.external),
+    // Deployment runners as CodeBuild builds: only the function that starts them.
+    ("aws_sdk_codebuild::", |n| n.launch),
 ];
 
 /// Checks every function binary present in `dir` (a cargo target profile directory) and

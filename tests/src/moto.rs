@@ -121,6 +121,7 @@ pub fn aws_config_for(endpoint: &str, tag: &str) -> AwsConfig {
         service_endpoints: Default::default(),
         // The emulator pushes to its own sockets; an AWS WebSocket API is not provisioned.
         websocket_endpoint: String::new(),
+        runner_project: String::new(),
     }
 }
 

@@ -184,7 +184,7 @@ impl TestServer {
         let app = App::new(wrap(app.ports.clone()), app.settings.clone());
         // Deployment runners: tasks of this process (there is no emulator binary to start
         // here), talking to the server over HTTP like the emulator's child processes.
-        app.launcher.set(std::sync::Arc::new(local_emulator::launcher::LocalLauncher::Task {
+        app.launcher.set(std::sync::Arc::new(local_emulator::launcher::TaskLauncher {
             url: base.clone(),
             work_root: unique_dir("runs"),
         }));

@@ -50,9 +50,15 @@ mod policy_packs {
     stackhouse_tests::policy_packs_tests!(stackhouse_tests::server::moto_target);
 }
 
-/// Pulumi Deployments: settings.
+/// Pulumi Deployments: settings, runs, schedules; and runs as CodeBuild builds (AWS only).
 mod deploy {
     stackhouse_tests::deploy_tests!(stackhouse_tests::server::moto_target);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_start_codebuild_builds() {
+        let target = stackhouse_tests::server::moto_target("runs_start_codebuild_builds");
+        stackhouse_tests::deploy::runs_start_codebuild_builds(target).await;
+    }
 }
 
 mod registry {

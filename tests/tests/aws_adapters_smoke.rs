@@ -275,6 +275,7 @@ async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
         keys: Access::Read,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     let ports = connect_for(needs, &cfg).await.unwrap();
     assert!(ports.meta.get("ORG#cf", "STACK#p/s").await.unwrap().is_some());
@@ -294,6 +295,7 @@ async fn connect_for_connects_declared_ports_and_stubs_the_rest() {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     let bare = AwsConfig { table: String::new(), bucket: String::new(), ..cfg.clone() };
     let ports = connect_for(none, &bare).await.unwrap();

@@ -126,8 +126,8 @@ pub static JOB_DEPLOYMENT_START: Job = Job {
         batch_size: 5,
         run: batch!(super::deployment_start),
     },
-    // Queue: a run whose stack is busy is sent back with a delay.
-    needs: Needs::META_WRITE_EVENTS,
+    // Queue: a run whose stack is busy is sent back with a delay. Launch: the runner's build.
+    needs: Needs::META_WRITE_EVENTS.launching(),
     timeout_seconds: 60,
 };
 

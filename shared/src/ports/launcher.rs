@@ -1,10 +1,21 @@
 //! The port that starts a deployment's runner (issue 21): somewhere other than the API
 //! functions, with nothing but the deployment's id and its short-lived token; the runner then
 //! asks this Stackhouse for the rest over HTTP. Adapters: the emulator's local runner (a
-//! child process of the emulator binary); AWS's is a CodeBuild build (not yet written).
-//! A process without one refuses, and the deployment fails saying so.
+//! child process of the emulator binary) and AWS's CodeBuild build
+//! (`adapters::aws::codebuild`). A process without one refuses, and the deployment fails
+//! saying so.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
+
+/// The variables a runner reads (`stackhouse-runner`, `local-emulator runner`): every
+/// launcher hands the run over through them. The service's URL.
+pub const RUNNER_URL: &str = "STACKHOUSE_RUNNER_URL";
+/// The run's token.
+pub const RUNNER_TOKEN: &str = "STACKHOUSE_RUNNER_TOKEN";
+/// The run's id.
+pub const RUNNER_DEPLOYMENT: &str = "STACKHOUSE_RUNNER_DEPLOYMENT";
+/// Where the runner makes its workspace (a directory of its own; removed at the end).
+pub const RUNNER_WORKDIR: &str = "STACKHOUSE_RUNNER_WORKDIR";
 
 /// What a runner needs to find its deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,18 +38,20 @@ pub trait Launcher: Send + Sync {
     async fn launch(&self, launch: &Launch) -> Result<(), LaunchError>;
 }
 
-/// The process's launcher, set once where runners can be started.
+/// The process's launcher, set where runners can be started (at start-up; tests swap it).
 #[derive(Default)]
-pub struct LauncherSlot(OnceLock<Arc<dyn Launcher>>);
+pub struct LauncherSlot(RwLock<Option<Arc<dyn Launcher>>>);
 
 impl LauncherSlot {
-    /// Sets the launcher (a second call keeps the first).
+    /// Sets the launcher, replacing any earlier one.
     pub fn set(&self, launcher: Arc<dyn Launcher>) {
-        let _ = self.0.set(launcher);
+        // A poisoned lock only means a panic elsewhere while it was held; the value is whole.
+        let mut slot = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Some(launcher);
     }
 
     /// The launcher, if this process has one.
-    pub fn get(&self) -> Option<&Arc<dyn Launcher>> {
-        self.0.get()
+    pub fn get(&self) -> Option<Arc<dyn Launcher>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

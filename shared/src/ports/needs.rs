@@ -30,6 +30,9 @@ pub struct Needs {
     /// Secrets outside Stackhouse (read = ESC's `aws-secrets` and `aws-parameter-store`
     /// providers, with the environment's own credentials): only the environment-open functions.
     pub external: Access,
+    /// Deployment runners (write = start one: a CodeBuild build on AWS); `None` for every
+    /// function but `job-deployment-start`.
+    pub launch: Access,
 }
 
 impl Needs {
@@ -48,6 +51,11 @@ impl Needs {
         Needs { external: Access::Read, ..self }
     }
 
+    /// The same, plus starting deployment runners.
+    pub const fn launching(self) -> Needs {
+        Needs { launch: Access::Write, ..self }
+    }
+
     /// Uses no port (a route that answers from the binary alone, such as the API description).
     pub const NOTHING: Needs = Needs {
         meta: Access::None,
@@ -56,6 +64,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads every port (the deep health check): the queue's `Read` is the consumer's
     /// access, the only one that may read queue attributes.
@@ -66,6 +75,7 @@ impl Needs {
         keys: Access::Read,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads metadata only.
     pub const META_READ: Needs = Needs {
@@ -75,6 +85,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata only.
     pub const META_WRITE: Needs = Needs {
@@ -84,6 +95,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads metadata and blobs.
     pub const META_BLOB_READ: Needs = Needs {
@@ -93,6 +105,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata, reads blobs (hands out presigned download URLs).
     pub const META_WRITE_BLOB_READ: Needs = Needs {
@@ -102,6 +115,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata and blobs.
     pub const META_BLOB_WRITE: Needs = Needs {
@@ -111,6 +125,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata and blobs, and pushes to WebSocket clients (an update's events
     /// batch: its watchers get the engine events live).
@@ -124,6 +139,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata and blobs and sends messages (ends updates, so queues webhook
     /// deliveries).
@@ -134,6 +150,7 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Writes metadata and encrypts with data keys (secrets and webhook signing secrets).
     pub const META_WRITE_KEYS: Needs = Needs {
@@ -143,6 +160,7 @@ impl Needs {
         keys: Access::Write,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads metadata and decrypts with data keys.
     pub const META_READ_KEYS: Needs = Needs {
@@ -152,6 +170,7 @@ impl Needs {
         keys: Access::Read,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Writes metadata, encrypts and sends messages (a deployment's settings sealed, its
     /// start queued).
@@ -162,6 +181,7 @@ impl Needs {
         keys: Access::Write,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Writes metadata and decrypts (a webhook ping: records the delivery, signs it).
     pub const META_WRITE_KEYS_READ: Needs = Needs {
@@ -171,6 +191,7 @@ impl Needs {
         keys: Access::Read,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads metadata and blobs and decrypts with data keys (an environment's definition with
     /// its secrets, a check).
@@ -181,6 +202,7 @@ impl Needs {
         keys: Access::Read,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// Reads and writes metadata and blobs and encrypts with data keys (an environment's new
     /// definition, its open sessions).
@@ -191,6 +213,7 @@ impl Needs {
         keys: Access::Write,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
     /// The same, plus reading secrets from outside: an environment's open, whose providers may
     /// read Secrets Manager or Parameter Store.
@@ -203,5 +226,6 @@ impl Needs {
         keys: Access::None,
         push: Access::None,
         external: Access::None,
+        launch: Access::None,
     };
 }

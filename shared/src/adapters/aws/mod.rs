@@ -3,6 +3,7 @@
 
 pub mod apigw;
 mod check;
+pub mod codebuild;
 pub mod dynamo;
 pub mod external;
 pub mod kms;
@@ -21,11 +22,13 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::adapters::undeclared::Undeclared;
 use crate::adapters::AdapterError;
+use crate::ports::launcher::Launcher;
 use crate::ports::queue::{default_queues, QueueSpec};
 use crate::ports::{Access, Needs};
 use crate::ports::{BlobStore, ExternalSecrets, KeyService, MetadataStore, Ports, Push, Queue};
 
 pub use apigw::ApiGatewayPush;
+pub use codebuild::CodeBuildLauncher;
 pub use dynamo::DynamoMeta;
 pub use kms::KmsKeys;
 pub use s3::S3Blobs;
@@ -55,6 +58,9 @@ pub struct AwsConfig {
     /// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`): only the functions
     /// that push to event-stream clients use it.
     pub websocket_endpoint: String,
+    /// The CodeBuild project whose builds run deployments (`STACKHOUSE_RUNNER_PROJECT`): only
+    /// `job-deployment-start` uses it.
+    pub runner_project: String,
 }
 
 /// The four AWS services Stackhouse uses.
@@ -153,6 +159,7 @@ impl AwsConfig {
             queues: default_queues(),
             service_endpoints: ServiceEndpoints::from_vars(|name| env.text(name)),
             websocket_endpoint: or("STACKHOUSE_WEBSOCKET_ENDPOINT"),
+            runner_project: or("STACKHOUSE_RUNNER_PROJECT"),
         }
     }
 
@@ -314,6 +321,8 @@ const EVERY_PORT: Needs = Needs {
     keys: Access::Write,
     push: Access::None,
     external: Access::Read,
+    // The emulator starts its runners itself (local processes), on either backend.
+    launch: Access::None,
 };
 
 /// Builds the AWS adapter set with the four storage ports (the emulator, tests). Makes no network call
@@ -383,6 +392,38 @@ pub fn connect_for(
     }
 }
 
+/// The CodeBuild launcher of runners (on an AWS-compatible server when an endpoint is set).
+fn codebuild_launcher(sdk: &SdkConfig, cfg: &AwsConfig) -> Arc<dyn Launcher> {
+    let mut b = aws_sdk_codebuild::config::Builder::from(sdk);
+    b.set_endpoint_url(cfg.endpoint_url.clone());
+    let client = aws_sdk_codebuild::Client::from_conf(b.build());
+    Arc::new(CodeBuildLauncher::new(client, cfg.runner_project.clone()))
+}
+
+/// The launcher of a function whose `needs` start runners (None for the others). As with
+/// [`connect_for`], the choice is made here, outside the future and always inlined, so a
+/// function that starts no runner does not link the CodeBuild SDK. Fails, naming the
+/// variable, when the runner's project is not configured. Makes no network call.
+#[inline(always)]
+pub fn launcher_for(
+    needs: Needs,
+    cfg: &AwsConfig,
+) -> impl Future<Output = Result<Option<Arc<dyn Launcher>>, AdapterError>> + Send + 'static {
+    let build: Option<Build<dyn Launcher>> =
+        if matches!(needs.launch, Access::None) { None } else { Some(codebuild_launcher) };
+    let cfg = cfg.clone();
+    async move {
+        let Some(build) = build else { return Ok(None) };
+        if cfg.runner_project.is_empty() {
+            return Err(AdapterError::new(
+                "aws",
+                "not configured (empty): runner project (STACKHOUSE_RUNNER_PROJECT)",
+            ));
+        }
+        Ok(Some(build(&sdk_config(&cfg).await, &cfg)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,6 +443,7 @@ mod tests {
                 vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
             }),
             websocket_endpoint: String::new(),
+            runner_project: String::new(),
         }
     }
 
