@@ -22,7 +22,8 @@ pub struct RunnerConfig {
     pub jobs: Vec<&'static Job>,
     /// Period of a scheduled job by name, overriding the table's; zero disables the job.
     pub intervals: HashMap<&'static str, Duration>,
-    /// Wait after a poll that found a queue empty (or failed).
+    /// Wait after a poll that found a queue empty (or failed), unless a send of this process
+    /// rings the queue's bell first (`crate::bells`).
     pub idle_poll: Duration,
     /// How failed queue messages are retried.
     pub backoff: Backoff,
@@ -202,9 +203,17 @@ async fn consume(
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut bell = match job.trigger {
+        Trigger::Queue { queue, .. } => Some(crate::bells::listen(queue)),
+        _ => None,
+    };
     loop {
         if *stop.borrow() {
             return;
+        }
+        // Rings from here on wake the idle wait below, even those during the poll.
+        if let Some(bell) = bell.as_mut() {
+            bell.borrow_and_update();
         }
         let started = std::time::Instant::now();
         let busy = match poll_once(&app, job, &backoff).await {
@@ -228,8 +237,17 @@ async fn consume(
             }
         };
         if !busy {
+            let rung = async {
+                match bell.as_mut() {
+                    Some(bell) => {
+                        let _ = bell.changed().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(idle) => {}
+                _ = rung => {}
                 _ = stop.changed() => return,
             }
         }

@@ -3,6 +3,7 @@
 //! ([`jobs`]), on the embedded store or on AWS-compatible endpoints.
 
 pub mod archive;
+pub mod bells;
 pub mod bootstrap;
 pub mod jobs;
 pub mod launcher;
@@ -71,6 +72,8 @@ pub async fn build_app(cfg: &Config, public_url: &str) -> Result<(Arc<App>, Serv
         Backend::Aws => (aws::connect(&aws_config(cfg)).await?, None),
     };
     ports.push = hub.clone();
+    // Sends ring their queue's consumer awake (`bells`).
+    ports.queue = Arc::new(bells::Ringing(ports.queue));
     Ok((App::new(ports, cfg.settings.clone()), Served { verifier, hub }))
 }
 

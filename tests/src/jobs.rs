@@ -43,6 +43,7 @@ macro_rules! jobs_conformance_tests {
             retention_is_bounded_and_resumes,
             orphans_older_than_the_grace_period_are_removed,
             poisoned_messages_end_in_the_dlq_and_redrive,
+            a_sent_message_wakes_its_idle_consumer,
             long_journal_is_materialised_while_running,
             killed_long_journal_is_reaped_from_its_snapshot,
             duplicate_and_late_materialise_messages_do_not_regress
@@ -583,6 +584,38 @@ async fn processed(app: &App) -> Vec<String> {
         Query { pk: PROCESSED.into(), sk: SortKey::All, ascending: true, limit: 100, after: None };
     let page = app.ports.meta.query(query).await.expect("query");
     page.items.into_iter().map(|i| i.sk).collect()
+}
+
+/// The emulator's consumer of an empty queue waits for its next poll (an hour here), but a
+/// message sent meanwhile wakes it (the queue's bell): the message is handled without waiting
+/// for the poll, as Lambda's event source delivers SQS messages at once.
+pub async fn a_sent_message_wakes_its_idle_consumer(target: Target) {
+    let server = TestServer::start(target).await;
+    let app = server.app.clone();
+    let cfg = local_emulator::jobs::RunnerConfig {
+        jobs: vec![&POISON_JOB],
+        idle_poll: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let runner = local_emulator::jobs::start(app.clone(), &cfg);
+    let handled = |body: &'static str| {
+        let app = app.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !processed(&app).await.iter().any(|b| b == body) {
+                assert!(std::time::Instant::now() < deadline, "{body} was not handled");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // Twice: the second send finds the consumer idle after the poll that followed the first.
+    for body in ["first", "second"] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.ports.queue.send("jobs", body, Duration::ZERO).await.expect("send");
+        handled(body).await;
+    }
+    runner.stop().await;
+    server.stop().await;
 }
 
 /// A poisoned message fails on every receive while the rest of its batch succeeds, then lands

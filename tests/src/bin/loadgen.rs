@@ -205,6 +205,17 @@ enum Command {
         #[arg(long, default_value_t = 64 * 1024)]
         size: usize,
     },
+    /// Deployment runs from request to runner: `n` runs one after the other, p50/p99 of
+    /// request → accepted, runner start-up (accepted → running) and request → running. Needs
+    /// `stackhouse-runner` beside this binary (cargo build -p local-emulator --bin
+    /// stackhouse-runner, same profile) for the in-process server.
+    Deploy {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Runs timed.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -345,6 +356,19 @@ async fn run(command: Command) -> load::Result<()> {
             let counters = local.as_ref().map(|s| s.counters.as_ref());
             let r = load::env_open::measure(&ep, imports, values, n, counters).await?;
             println!("{}", load::env_open::table(&r, imports, values));
+            if let Some(server) = local {
+                server.stop().await;
+            }
+            Ok(())
+        }
+        Command::Deploy { server, n } => {
+            let (mut local, ep) = local_or_remote(&server).await?;
+            if let Some(local) = local.as_mut() {
+                local.run_deployments()?;
+            }
+            let label = if local.is_some() { "in-process emulator" } else { "--url" };
+            let r = load::deploy_latency::measure(&ep, n).await?;
+            println!("{}\n{}", load::deploy_latency::HEADER, load::deploy_latency::row(&r, label));
             if let Some(server) = local {
                 server.stop().await;
             }

@@ -25,6 +25,8 @@ pub struct LocalServer {
     data_dir: Option<std::path::PathBuf>,
     _moto: Option<crate::moto::MotoServer>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// `job-deployment-start`, once [`LocalServer::run_deployments`] started it.
+    deployments: Option<local_emulator::jobs::JobRunner>,
 }
 
 /// Which backend [`LocalServer::start`] runs.
@@ -152,11 +154,50 @@ impl LocalServer {
             data_dir,
             _moto: moto,
             runtime: None,
+            deployments: None,
         })
+    }
+
+    /// Runs deployments as the emulator does (`loadgen deploy`): `job-deployment-start`
+    /// consumes their queue and starts each runner as a `stackhouse-runner` process, the
+    /// binary beside this one. Not started with the server: its idle polls would count among
+    /// the storage operations of the other benches.
+    pub fn run_deployments(&mut self) -> Result<()> {
+        let runner = std::env::current_exe()
+            .map_err(|e| format!("cannot find this binary: {e}"))?
+            .with_file_name("stackhouse-runner");
+        if !runner.is_file() {
+            return Err(format!(
+                "{} is missing: cargo build --release -p local-emulator --bin stackhouse-runner",
+                runner.display()
+            ));
+        }
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let work_root = std::env::temp_dir().join(format!("stackhouse-load-runs-{tag}"));
+        let base = self.endpoint.base.clone();
+        let runners = local_emulator::launcher::Processes::new(runner, &[], &base, work_root);
+        let launcher = local_emulator::launcher::ProcessLauncher(Arc::new(runners));
+        self.app.launcher.set(Arc::new(launcher));
+        let jobs = local_emulator::jobs::RunnerConfig {
+            jobs: vec![&stackhouse::jobs::table::JOB_DEPLOYMENT_START],
+            ..Default::default()
+        };
+        // On the server's runtime, so that its CPU counts as the server's.
+        let _entered = self.runtime.as_ref().map(|rt| rt.enter());
+        self.deployments = Some(local_emulator::jobs::start(self.app.clone(), &jobs));
+        Ok(())
     }
 
     /// Stops the server and removes its data.
     pub async fn stop(mut self) {
+        if let Some(jobs) = self.deployments.take() {
+            match &self.runtime {
+                Some(rt) => {
+                    let _ = rt.spawn(jobs.stop()).await;
+                }
+                None => jobs.stop().await,
+            }
+        }
         if let Some((sockets, fanout)) = self.sockets.take() {
             let both = async move {
                 sockets.stop().await;

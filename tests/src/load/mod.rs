@@ -21,6 +21,7 @@
 //! extrapolated.
 
 pub mod artifacts;
+pub mod deploy_latency;
 mod driver;
 pub mod env_open;
 pub mod feed_latency;
