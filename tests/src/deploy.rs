@@ -22,6 +22,7 @@ macro_rules! deploy_tests {
             schedules_are_defined_read_paused_and_deleted,
             a_cron_schedule_makes_each_missed_window_into_one_run,
             a_ttl_schedule_fires_once_and_removes_itself,
+            a_queued_run_follows_its_stack_when_renamed,
             a_runs_life_reaches_webhooks_and_the_audit_log
         );
     };
@@ -706,6 +707,54 @@ pub async fn a_ttl_schedule_fires_once_and_removes_itself(target: Target) {
     assert_eq!(c.get(&schedules_at(&s)).await.json(), json!({"schedules": []}));
     srv.app.clock.advance(3600);
     assert!(tick(&srv.app, srv.app.clock.now(), 5).await.expect("tick").fired.is_empty(), "once");
+    srv.stop().await;
+}
+
+/// A run queued (its stack's deployments paused) when its stack is renamed runs against the
+/// new name; while a run is running the rename is refused (409), as while an update runs.
+pub async fn a_queued_run_follows_its_stack_when_renamed(target: Target) {
+    let srv = TestServer::start(target).await;
+    let _jobs = srv.deploying();
+    let (c, org) = (srv.client(), srv.user.clone());
+    let s = stack(&c, &org, "dev").await;
+    let (repo, url) = empty_repo();
+    let settings = json!({
+        "sourceContext": {"git": {"repoUrl": url}},
+        "operationContext": {"preRunCommands": ["echo stack=$PULUMI_CI_STACK; exit 1"],
+                             "options": {"skipInstallDependencies": true}}
+    });
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    assert_eq!(c.post(&format!("{s}/deployments/pause"), &json!({})).await.status, 204);
+    let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
+    let id = r.json()["id"].as_str().expect("an id").to_string();
+    let body = json!({"newName": "renamed", "newProject": PROJECT});
+    let r = c.post(&format!("{s}/rename"), &body).await;
+    assert!(r.status.is_success(), "{}", show(&r));
+    let s = format!("/api/stacks/{org}/{PROJECT}/renamed");
+    assert_eq!(c.post(&format!("{s}/deployments/resume"), &json!({})).await.status, 204);
+    let ended = |v: &Value| matches!(v["run"]["status"].as_str(), Some("succeeded" | "failed"));
+    let done = wait_for(&c, &s, &id, ended).await;
+    let log = done["log"].to_string();
+    assert!(log.contains("stack=renamed"), "the runner got the new name: {done}");
+
+    // A running run holds the stack's name.
+    let sleepy = json!({"operation": "update",
+                        "operationContext": {"preRunCommands": ["echo started; sleep 30"]}});
+    let r = c.post(&format!("{s}/deployments"), &sleepy).await;
+    let running = r.json()["id"].as_str().expect("an id").to_string();
+    wait_for(&c, &s, &running, |v| v["log"].to_string().contains("started")).await;
+    let r =
+        c.post(&format!("{s}/rename"), &json!({"newName": "again", "newProject": PROJECT})).await;
+    assert_eq!(r.status, 409, "{}", show(&r));
+    assert!(show(&r).contains(&running), "{}", show(&r));
+    assert_eq!(c.get(&s).await.status, 200, "the stack kept its name");
+    let cancel = c.post(&format!("{s}/deployments/{running}/cancel"), &json!({})).await;
+    assert!(cancel.status.is_success(), "{}", show(&cancel));
+    wait_for(&c, &s, &running, ended).await;
+    let r =
+        c.post(&format!("{s}/rename"), &json!({"newName": "again", "newProject": PROJECT})).await;
+    assert!(r.status.is_success(), "once it ended: {}", show(&r));
+    let _ = std::fs::remove_dir_all(&repo);
     srv.stop().await;
 }
 

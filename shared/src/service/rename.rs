@@ -382,16 +382,11 @@ pub async fn rename(
             ops.push(update.create_op());
         }
         ops.push(TransactOp::Put(moved.to_item()?, Some(Condition::NotExists)));
-        // Deployment schedules find their stack by name: they move with it.
-        ops.extend(
-            crate::service::deploy::schedules::renamed_ops(
-                meta,
-                stack.id.as_str(),
-                new.project,
-                new.stack,
-            )
-            .await?,
-        );
+        // Deployment schedules and runs not ended find their stack by name: they move with it.
+        let sid = stack.id.as_str();
+        use crate::service::deploy::{runs, schedules};
+        ops.extend(schedules::renamed_ops(meta, sid, new.project, new.stack).await?);
+        ops.extend(runs::renamed_ops(meta, sid, new.project, new.stack).await?);
         let attempt = written(meta.transact(ops).await, ())?;
         // Raced: the target appeared, or the source changed (or went away) meanwhile and the
         // next try starts over.

@@ -7,14 +7,13 @@ use serde::Serialize;
 
 use super::report::finish;
 use super::runs::{
-    get, message, Run, Status, ACTIVE_SK, BUSY_RETRY_SECONDS, DEPLOYMENTS_QUEUE, LIVE_PK,
-    PAUSED_RETRY_SECONDS, PAUSED_SK, REQUEUE_SECONDS, STALE_SECONDS, TOKEN_SECONDS,
+    get, live_runs, message, Run, Status, ACTIVE_SK, BUSY_RETRY_SECONDS, DEPLOYMENTS_QUEUE,
+    LIVE_PK, PAUSED_RETRY_SECONDS, PAUSED_SK, REQUEUE_SECONDS, STALE_SECONDS, TOKEN_SECONDS,
 };
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::launcher::Launch;
-use crate::ports::{Condition, Item, MetaError, MetadataStore, Query, TransactOp, Value};
-use crate::service::access::query_all;
+use crate::ports::{Condition, Item, MetaError, MetadataStore, TransactOp, Value};
 use crate::service::identity;
 use crate::service::item_keys;
 
@@ -154,19 +153,6 @@ pub async fn reap(app: &App, now: i64) -> Result<ReapReport> {
         }
     }
     Ok(report)
-}
-
-/// The runs not ended yet (as the live index has them; one gone meanwhile is skipped).
-async fn live_runs(meta: &dyn MetadataStore) -> Result<Vec<Run>> {
-    let mut out = Vec::new();
-    for item in query_all(meta, Query::prefix(LIVE_PK, "", 500)).await? {
-        match get(meta, &item.sk).await {
-            Ok(run) => out.push(run),
-            Err(Error::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
 }
 
 /// Whether no live run holds the stack's slot.

@@ -460,6 +460,66 @@ pub(super) async fn insert(
     })
 }
 
+/// The runs not ended yet (as the live index has them; one gone meanwhile is skipped).
+pub(super) async fn live_runs(meta: &dyn MetadataStore) -> Result<Vec<Run>> {
+    let mut out = Vec::new();
+    for item in query_all(meta, Query::prefix(LIVE_PK, "", 500)).await? {
+        match get(meta, &item.sk).await {
+            Ok(run) => out.push(run),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Most runs of one stack not ended yet that a rename carries along (its transaction also
+/// holds the stack's schedules, at most 50, within DynamoDB's 100 items).
+pub const MAX_RENAMED_RUNS: usize = 40;
+
+/// The writes that give the queued runs of stack `stack_id` their stack's new names, for the
+/// rename's own transaction: a run's runner finds its stack by the names it is given when it
+/// starts. Each is conditional on the run being as read (still queued, not cancelled), so a
+/// run that moved on meanwhile fails the rename's try and its next try reads it again. A run
+/// already started has its names: the rename is refused while one runs, as while an update
+/// runs. Reads the live runs of every stack (the reaper's index: runs not ended, a few at a
+/// time), which a rename, being rare, can afford.
+pub(crate) async fn renamed_ops(
+    meta: &dyn MetadataStore,
+    stack_id: &str,
+    project: &str,
+    stack: &str,
+) -> Result<Vec<TransactOp>> {
+    let live: Vec<Run> = live_runs(meta)
+        .await?
+        .into_iter()
+        .filter(|r| r.stack_id == stack_id && !r.status.ended())
+        .collect();
+    if let Some(running) = live.iter().find(|r| r.status != Status::NotStarted) {
+        return Err(Error::Conflict(format!(
+            "deployment {} of this stack is {}; the stack cannot be renamed now",
+            running.id,
+            running.status.as_str()
+        )));
+    }
+    if live.len() > MAX_RENAMED_RUNS {
+        return Err(Error::Conflict(format!(
+            "{} deployment runs of this stack have not ended (at most {MAX_RENAMED_RUNS} move \
+             with a rename); cancel some and try again",
+            live.len()
+        )));
+    }
+    Ok(live
+        .into_iter()
+        .map(|old| {
+            let cond = Condition::Equals("status".into(), Value::S(old.status.as_str().into()))
+                .and(Condition::Equals("modified".into(), Value::N(old.modified)));
+            let new = Run { project: project.to_string(), stack: stack.to_string(), ..old };
+            TransactOp::Put(new.item(), Some(cond))
+        })
+        .collect())
+}
+
 /// Sends a new run to `job-deployment-start`. Not sent (a crash before it): the run stays
 /// `not-started` until the reaper sends it again.
 pub(super) async fn queue(app: &App, run: &Run) -> Result<()> {
@@ -589,24 +649,21 @@ pub async fn cancel(app: &App, run: &Run) -> Result<()> {
     Ok(())
 }
 
-/// The stack's history entries the run made: after the version it started from, those whose
-/// CLI named the run as its CI build (`ci.build.id`, from `PULUMI_CI_BUILD_ID`), oldest first.
+/// The stack's history entries the run made, oldest first: the versions of the updates its
+/// token made (the [`made_by`] records, written in each update's own transaction). Previews
+/// make no version and are not among them; a version retention removed is skipped. Reads one
+/// page of records and two items per update, however long the stack's history.
 pub async fn updates(
     meta: &dyn MetadataStore,
     run: &Run,
 ) -> Result<Vec<crate::service::history::Entry>> {
-    let query = Query {
-        pk: item_keys::stack_id_pk(&run.stack_id),
-        sk: crate::ports::SortKey::BeginsWith(item_keys::VERSION_PREFIX.into()),
-        ascending: true,
-        limit: 100,
-        after: Some(item_keys::version_sk(run.stack_version)),
-    };
     let mut out = Vec::new();
-    for item in &query_all(meta, query).await? {
-        let entry = crate::service::history::from_item(item)?;
-        if entry.info["environment"]["ci.build.id"].as_str() == Some(run.id.as_str()) {
-            out.push(entry);
+    for update in made(meta, run).await? {
+        let Some(version) = update.version else { continue };
+        match crate::service::history::get(meta, update.stack_id.as_str(), version).await {
+            Ok(entry) => out.push(entry),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
