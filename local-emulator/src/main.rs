@@ -392,6 +392,11 @@ async fn serve(config: Config, ws_listen: SocketAddr, startup: Startup) -> Resul
     };
     println!("Stackhouse is listening on {url} ({where_})");
     println!("Event stream WebSocket: {ws_url}/?org=<org>  (Authorization: token …)");
+    // The CLI prints links to a console only when it knows one (PULUMI_CONSOLE_DOMAIN).
+    println!(
+        "Console: {url}/  (for the CLI's links to it: export PULUMI_CONSOLE_DOMAIN={})",
+        url.trim_start_matches("http://")
+    );
     println!("Background jobs: {}", jobs.summary.join("; "));
     match outcome {
         bootstrap::Outcome::Created(token) => {

@@ -101,12 +101,33 @@ async fn handle(
     if parts.uri.path() == METRICS_PATH && parts.method == http::Method::GET {
         return serve_metrics(shared, &parts.headers).await;
     }
+    let page = matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    if page && stackhouse::console::serves(parts.uri.path()) {
+        return serve_console(parts.uri.path(), parts.method == http::Method::HEAD);
+    }
     let bytes = match read_body(shared, &parts, body, shared.app.settings.max_request_bytes).await {
         Ok(bytes) => bytes,
         Err(response) => return response,
     };
     let response = shared.router.dispatch(&shared.app, Request::from_parts(parts, bytes)).await;
     response.map(Full::new)
+}
+
+/// The web console (`stackhouse::console`): its files, and its page for every other path.
+fn serve_console(path: &str, head: bool) -> Response<Full<Bytes>> {
+    let Some(asset) = stackhouse::console::answer(path) else {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return r;
+    };
+    let body = if head { Bytes::new() } else { Bytes::from_static(asset.body) };
+    let mut r = Response::new(Full::new(body));
+    let headers = r.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(asset.content_type));
+    for (name, value) in stackhouse::console::HEADERS {
+        headers.insert(*name, http::HeaderValue::from_static(value));
+    }
+    r
 }
 
 /// Reads a request body of at most `limit` bytes within the configured time; a longer or

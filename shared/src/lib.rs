@@ -9,6 +9,7 @@ pub mod api;
 pub mod apitype;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod error;
 #[cfg(test)]
 mod fixtures;

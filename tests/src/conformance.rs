@@ -308,12 +308,27 @@ pub async fn oversized_bodies_get_413(target: Target) {
     server.stop().await;
 }
 
-/// Unknown paths get a 404 JSON error; known paths with the wrong method get 405.
+/// Unknown API paths get a 404 JSON error; known paths with the wrong method get 405. A GET
+/// outside `/api/` is the web console's page (deep links such as `/<org>/<project>/<stack>`
+/// load it), with a policy that keeps it to its own scripts; other methods there are API
+/// errors too.
 pub async fn unknown_routes_and_methods(target: Target) {
     let server = TestServer::start(target).await;
     let c = server.client();
     c.get("/api/nope").await.error_message(404);
-    c.get("/").await.error_message(404);
+    for page in ["/", "/acme/web/dev", "/acme/web/dev/updates/3"] {
+        let r = server.client_with(None).get(page).await;
+        assert_eq!(r.status, 200, "{page}");
+        let kind = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(kind.starts_with("text/html"), "{page}: {kind}");
+        let csp = r.headers.get("content-security-policy").and_then(|v| v.to_str().ok());
+        assert!(csp.is_some_and(|p| p.contains("script-src 'self'")), "{page}: {csp:?}");
+        assert!(String::from_utf8_lossy(&r.body).contains("/console/console.js"), "{page}");
+    }
+    let script = server.client_with(None).get("/console/console.js").await;
+    assert_eq!(script.status, 200);
+    assert_eq!(server.client_with(None).get("/console/missing.js").await.status, 404);
+    c.post("/", &json!({})).await.error_message(404);
     c.send(reqwest::Method::PUT, "/api/user", None, false).await.error_message(405);
     // Unauthenticated requests to unknown routes are still JSON errors.
     server.client_with(None).get("/api/nope").await.error_message(404);

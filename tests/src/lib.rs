@@ -14,6 +14,7 @@ pub mod cli_search;
 pub mod cli_suite;
 pub mod coldstart;
 pub mod conformance;
+pub mod console;
 pub mod contract;
 pub mod deploy;
 pub mod environment_access;

@@ -41,6 +41,12 @@ mod conformance {
     stackhouse_tests::conformance_tests!(|_| stackhouse_tests::server::Target::Embedded);
 }
 
+/// The web console in headless Chromium, on the embedded store (the pages read the same API on
+/// either backend).
+mod console {
+    stackhouse_tests::console_tests!(|_| stackhouse_tests::server::Target::Embedded);
+}
+
 /// Environments (Pulumi ESC's REST API) on the embedded backend.
 mod environments {
     stackhouse_tests::environments_tests!(|_| stackhouse_tests::server::Target::Embedded);

@@ -1,0 +1,280 @@
+// The Stackhouse console: pages over the same REST API the Pulumi CLI uses, with the caller's
+// access token (kept in this tab's session storage, never in a URL). No build step and no
+// dependency: the pages are lists, tables and forms, which the DOM builds well enough, and the
+// whole console stays a few kilobytes (docs/BENCHMARKS.md, "Web console").
+//
+// Paths are the ones the Pulumi CLI prints when it knows a console (PULUMI_CONSOLE_DOMAIN):
+// /<org>/<project>/<stack> for a stack; the rest are the console's own.
+
+const TOKEN_KEY = "stackhouse.token";
+
+// --- DOM -------------------------------------------------------------------------------------
+
+/** An element with attributes and children (strings become text: never parsed as HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+/** Replaces the page's content, titles it and moves focus to it (for keyboard and screen
+ * reader users a navigation is a new page). */
+function show(title, ...content) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...content.flat(Infinity));
+  document.title = `${title} · Stackhouse`;
+  main.focus();
+}
+
+function crumbs(...parts) {
+  return h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+    parts.map((p, i) => [i ? " / " : "", p]));
+}
+
+function when(seconds) {
+  if (!seconds) return "–";
+  const d = new Date(seconds * 1000);
+  return h("time", { datetime: d.toISOString() }, d.toLocaleString());
+}
+
+// --- API -------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** GETs an API path as the signed-in caller; throws ApiError with the API's own message. */
+async function api(path, t = token()) {
+  const r = await fetch(path, {
+    headers: { Accept: "application/vnd.pulumi+8", Authorization: `token ${t}` },
+  });
+  const text = await r.text();
+  if (!r.ok) {
+    let message = text;
+    try { message = JSON.parse(text).message || text; } catch { /* not JSON */ }
+    throw new ApiError(r.status, message);
+  }
+  return text ? JSON.parse(text) : null;
+}
+
+/** What a failed call means to the reader. */
+function explain(err) {
+  if (!(err instanceof ApiError)) return `Stackhouse could not be reached: ${err.message}`;
+  switch (err.status) {
+    case 401: return "Your access token is not valid any more: sign in again.";
+    case 403: return `You may not see this: ${err.message}`;
+    case 404: return `Not found (or not visible to you): ${err.message}`;
+    default: return `Stackhouse answered ${err.status}: ${err.message}`;
+  }
+}
+
+// --- Navigation ------------------------------------------------------------------------------
+
+function go(path) {
+  history.pushState(null, "", path);
+  route();
+}
+
+/** Links to console pages navigate in place; others (and modified clicks) are left alone. */
+document.addEventListener("click", (e) => {
+  const a = e.target instanceof Element ? e.target.closest("a[href]") : null;
+  if (!a || a.origin !== location.origin || a.target || a.hasAttribute("download")) return;
+  if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  go(a.pathname + a.search);
+});
+window.addEventListener("popstate", () => route());
+
+function link(path, text) {
+  return h("a", { href: path }, text);
+}
+
+const seg = encodeURIComponent;
+
+// --- Pages -----------------------------------------------------------------------------------
+
+function signInPage(message) {
+  const input = h("input", {
+    id: "token", name: "token", type: "password", autocomplete: "off", required: true,
+    "aria-describedby": "token-help",
+  });
+  const error = h("p", { class: "error", role: "alert", hidden: !message }, message || "");
+  const form = h("form", {
+    class: "signin",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const t = input.value.trim();
+      try {
+        await api("/api/user", t);
+        sessionStorage.setItem(TOKEN_KEY, t);
+        go(location.pathname === "/signin" ? "/" : location.pathname);
+      } catch (err) {
+        error.textContent = err instanceof ApiError && err.status === 401
+          ? "That access token is not valid." : explain(err);
+        error.hidden = false;
+      }
+    },
+  },
+  h("label", { for: "token" }, "Access token"),
+  h("p", { id: "token-help", class: "status" },
+    "Paste an access token (pulumi login prints where to make one; the emulator prints its first one). " +
+    "It stays in this browser tab only."),
+  input, error, h("button", { type: "submit" }, "Sign in"));
+  renderAccount(null);
+  show("Sign in", h("h1", {}, "Sign in to Stackhouse"), form);
+}
+
+function renderAccount(user) {
+  const nav = document.getElementById("account");
+  if (!user) { nav.replaceChildren(); return; }
+  nav.replaceChildren(
+    h("span", {}, user.githubLogin || user.name),
+    h("button", {
+      class: "quiet", type: "button",
+      onclick: () => { sessionStorage.removeItem(TOKEN_KEY); go("/signin"); },
+    }, "Sign out"));
+}
+
+async function orgsPage(user) {
+  const orgs = user.organizations || [];
+  show("Organizations",
+    h("h1", {}, "Organizations"),
+    orgs.length
+      ? h("ul", { class: "plain" }, orgs.map((o) => h("li", {}, link(`/${seg(o.githubLogin)}`, o.name || o.githubLogin))))
+      : h("p", {}, "You belong to no organization yet."));
+}
+
+async function stacksPage(org) {
+  const listed = await api(`/api/user/stacks?organization=${seg(org)}`);
+  const stacks = (listed.stacks || []).slice()
+    .sort((a, b) => (b.lastUpdate || 0) - (a.lastUpdate || 0));
+  const search = h("input", {
+    id: "stack-search", type: "search", placeholder: "name, project, or tag:value",
+    "aria-describedby": "stack-search-help",
+  });
+  const body = h("tbody");
+  const count = h("p", { class: "status", role: "status" });
+  // Names and projects are matched here; a `tag:value` (or `tag=value`, or `tag:` for any
+  // value) asks the API, which filters stacks by tag as for `pulumi stack ls --tag`.
+  let asked = 0;
+  const render = async () => {
+    const q = search.value.trim();
+    const tag = /^([^\s:=]+)[:=](.*)$/.exec(q);
+    let shown;
+    if (tag) {
+      const mine = ++asked;
+      const params = new URLSearchParams({ organization: org, tagName: tag[1] });
+      if (tag[2]) params.set("tagValue", tag[2]);
+      let found;
+      try { found = await api(`/api/user/stacks?${params}`); } catch (err) {
+        count.textContent = explain(err);
+        return;
+      }
+      if (mine !== asked) return;
+      const keys = new Set((found.stacks || []).map((s) => `${s.projectName}/${s.stackName}`));
+      shown = stacks.filter((s) => keys.has(`${s.projectName}/${s.stackName}`));
+    } else {
+      asked++;
+      const lower = q.toLowerCase();
+      shown = stacks.filter((s) => !lower || [s.stackName, s.projectName]
+        .some((x) => String(x).toLowerCase().includes(lower)));
+    }
+    body.replaceChildren(...shown.map((s) => h("tr", {},
+      h("td", {}, link(`/${seg(org)}/${seg(s.projectName)}/${seg(s.stackName)}`, s.stackName)),
+      h("td", {}, s.projectName),
+      h("td", {}, when(s.lastUpdate)),
+      h("td", { class: "num" }, s.resourceCount ?? "–"))));
+    count.textContent = `${shown.length} of ${stacks.length} stacks`;
+  };
+  search.addEventListener("input", render);
+  render();
+  show(`Stacks of ${org}`,
+    crumbs(link("/", "Organizations"), org),
+    h("h1", {}, "Stacks"),
+    h("label", { for: "stack-search" }, "Search stacks"),
+    h("p", { id: "stack-search-help", class: "status" },
+      "Part of a stack's or project's name, or tag:value for stacks with that tag."),
+    search, count,
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("caption", { class: "status" }, `Stacks of ${org}, most recently updated first`),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Stack"), h("th", { scope: "col" }, "Project"),
+        h("th", { scope: "col" }, "Last update"), h("th", { scope: "col", class: "num" }, "Resources"))),
+      body)));
+}
+
+function changeSummary(changes) {
+  const parts = Object.entries(changes || {}).filter(([, n]) => n)
+    .map(([op, n]) => `${n} ${op}`);
+  return parts.length ? parts.join(", ") : "no changes";
+}
+
+async function stackPage(org, project, stack) {
+  const base = `/api/stacks/${seg(org)}/${seg(project)}/${seg(stack)}`;
+  const [s, history] = await Promise.all([api(base), api(`${base}/updates?pageSize=20&page=1`)]);
+  const tags = Object.entries(s.tags || {});
+  const updates = history.updates || [];
+  show(`${project}/${stack}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), project),
+    h("h1", {}, stack),
+    h("dl", { class: "facts" },
+      h("dt", {}, "Project"), h("dd", {}, project),
+      h("dt", {}, "Version"), h("dd", {}, s.version ?? 0),
+      h("dt", {}, "Update running"), h("dd", {}, s.activeUpdate ? "yes" : "no")),
+    h("h2", {}, "Tags"),
+    tags.length
+      ? h("dl", { class: "facts" }, tags.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))
+      : h("p", {}, "No tags."),
+    h("h2", {}, "Updates"),
+    updates.length
+      ? h("div", { class: "table-wrap" }, h("table", {},
+        h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "Version"),
+          h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Result"),
+          h("th", { scope: "col" }, "Changes"), h("th", { scope: "col" }, "Started"),
+          h("th", { scope: "col" }, "Message"))),
+        h("tbody", {}, updates.map((u) => h("tr", {},
+          h("td", { class: "num" }, u.version),
+          h("td", {}, u.kind),
+          h("td", { class: `result-${u.result}` }, u.result),
+          h("td", { class: "changes" }, changeSummary(u.resourceChanges)),
+          h("td", {}, when(u.startTime)),
+          h("td", {}, u.message || ""))))))
+      : h("p", {}, "No updates yet."));
+}
+
+// --- Routing ---------------------------------------------------------------------------------
+
+async function route() {
+  const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "signin" || !token()) return signInPage();
+  try {
+    const user = await api("/api/user");
+    renderAccount(user);
+    if (parts.length === 0) return await orgsPage(user);
+    if (parts.length === 1) return await stacksPage(parts[0]);
+    if (parts.length >= 3) return await stackPage(parts[0], parts[1], parts[2]);
+    return show("Not found", h("h1", {}, "Not found"), h("p", {}, link("/", "Organizations")));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      return signInPage(explain(err));
+    }
+    show("Error", h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, explain(err)));
+  }
+}
+
+route();

@@ -1,0 +1,206 @@
+//! The web console in a real browser: Debian's headless Chromium driven through chromedriver
+//! (WebDriver, `fantoccini`) against the emulator, as a person would use it — sign in with a
+//! token, find a stack, open it, follow a deep link the Pulumi CLI would print, sign out.
+//! `.ci/test` installs `chromium` and `chromium-driver`; without them these tests fail saying
+//! so (they never skip).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::server::{Target, TestServer};
+
+/// Expands to one `#[tokio::test]` per check, each on a fresh server built from `$target`.
+#[macro_export]
+macro_rules! console_tests {
+    ($target:expr) => {
+        $crate::console_tests!(@each $target;
+            sign_in_find_a_stack_and_open_it
+        );
+    };
+    (@each $target:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let make: fn(&'static str) -> $crate::server::Target = $target;
+                $crate::console::$name(make(stringify!($name))).await;
+            }
+        )*
+    };
+}
+
+/// A headless Chromium session through a chromedriver of its own; both end on drop.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session, 1280×900.
+    pub async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start chromedriver ({e}): install Debian's `chromium` and \
+                     `chromium-driver` (.ci/test does)"
+                )
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ready = reqwest::get(format!("{url}/status")).await;
+            if matches!(&ready, Ok(r) if r.status().is_success()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a Chromium session through chromedriver");
+        Browser { client, driver }
+    }
+
+    /// The first element matching `css`, once there is one (at most 30 s).
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+    }
+
+    /// Waits (at most 30 s) until the text of the first element matching `css` satisfies
+    /// `ok`; that text.
+    pub async fn text_until(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(text) = el.text().await {
+                    if ok(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+            }
+            assert!(Instant::now() < deadline, "{css} never got there; last text: {last:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The texts of every element matching `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for el in self.client.find_all(Locator::Css(css)).await.expect("find_all") {
+            out.push(el.text().await.expect("text"));
+        }
+        out
+    }
+
+    /// Types `text` into the field `css` (after clearing it).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let field = self.find(css).await;
+        field.clear().await.expect("clear");
+        field.send_keys(text).await.expect("type");
+    }
+
+    /// Clicks the link whose text is exactly `text`.
+    pub async fn click_link(&self, text: &str) {
+        let link = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"));
+        link.click().await.expect("click");
+    }
+
+    /// Ends the session (the driver goes on drop).
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+/// Creates stack `project/stack` of `org` with `tags`.
+async fn stack(c: &crate::server::Client, org: &str, project: &str, stack: &str, tags: Value) {
+    let r = c
+        .post(&format!("/api/stacks/{org}/{project}"), &json!({"stackName": stack, "tags": tags}))
+        .await;
+    assert_eq!(r.status, 200, "create {project}/{stack}: {}", String::from_utf8_lossy(&r.body));
+}
+
+/// Sign in (a wrong token is refused, the right one is kept for the tab), open the
+/// organization, narrow its stacks by a search, open one and see its tags, follow the deep link
+/// the Pulumi CLI prints for a stack, sign out (the deep link then asks to sign in again).
+pub async fn sign_in_find_a_stack_and_open_it(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({"team": "frontend"})).await;
+    stack(&c, &org, "api", "prod", json!({"team": "backend"})).await;
+    let b = Browser::start().await;
+    b.client.goto(&format!("{}/", srv.base)).await.expect("open the console");
+    b.find("form.signin").await;
+    b.type_into("#token", "pul-not-a-token").await;
+    b.find("form.signin button[type=submit]").await.click().await.expect("submit");
+    b.text_until("form.signin .error", |t| t.contains("not valid")).await;
+    b.type_into("#token", &srv.token).await;
+    b.find("form.signin button[type=submit]").await.click().await.expect("submit");
+    b.text_until("main h1", |t| t == "Organizations").await;
+
+    b.click_link(&org).await;
+    b.text_until("main h1", |t| t == "Stacks").await;
+    b.text_until("main [role=status]", |t| t == "2 of 2 stacks").await;
+    b.type_into("#stack-search", "we").await;
+    b.text_until("main [role=status]", |t| t == "1 of 2 stacks").await;
+    assert_eq!(b.texts("main tbody tr td:first-child").await, ["dev"], "by project name");
+    b.type_into("#stack-search", "team:backend").await;
+    b.text_until("main tbody", |t| t.contains("prod") && !t.contains("dev")).await;
+    assert_eq!(b.texts("main tbody tr td:first-child").await, ["prod"], "by tag");
+    b.click_link("prod").await;
+    b.text_until("main h1", |t| t == "prod").await;
+    let facts = b.texts("main dl.facts dd").await;
+    assert!(facts.contains(&"backend".to_string()), "the stack's tags: {facts:?}");
+    let url = b.client.current_url().await.expect("url");
+    assert_eq!(url.path(), format!("/{org}/api/prod"), "the CLI's stack path");
+
+    // The Pulumi CLI's link to a stack (PULUMI_CONSOLE_DOMAIN), opened directly.
+    b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("deep link");
+    b.text_until("main h1", |t| t == "dev").await;
+    b.find("#account button").await.click().await.expect("sign out");
+    b.find("form.signin").await;
+    b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("deep link");
+    b.find("form.signin").await;
+    b.close().await;
+    srv.stop().await;
+}
