@@ -247,7 +247,8 @@ async function stackPage(org, project, stack) {
           h("th", { scope: "col" }, "Changes"), h("th", { scope: "col" }, "Started"),
           h("th", { scope: "col" }, "Message"))),
         h("tbody", {}, updates.map((u) => h("tr", {},
-          h("td", { class: "num" }, u.version),
+          h("td", { class: "num" },
+            link(`/${seg(org)}/${seg(project)}/${seg(stack)}/updates/${u.version}`, u.version)),
           h("td", {}, u.kind),
           h("td", { class: `result-${u.result}` }, u.result),
           h("td", { class: "changes" }, changeSummary(u.resourceChanges)),
@@ -256,9 +257,97 @@ async function stackPage(org, project, stack) {
       : h("p", {}, "No updates yet."));
 }
 
+// --- An update's engine events, as the CLI prints them ----------------------------------------
+
+const SYMBOLS = { create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "++",
+  "delete-replaced": "--", same: " ", read: ">", refresh: "~", import: "=", discard: "<" };
+const PRESENT = { create: "creating", update: "updating", delete: "deleting", replace: "replacing",
+  same: "", read: "reading", refresh: "refreshing", import: "importing" };
+const PAST = { create: "created", update: "updated", delete: "deleted", replace: "replaced",
+  same: "", read: "read", refresh: "refreshed", import: "imported" };
+
+/** The CLI's color tags (`<{%reset%}>`) and terminal escapes, which a page does not show. */
+function plain(text) {
+  // eslint-disable-next-line no-control-regex
+  return String(text || "").replace(/<\{%[^%]*%\}>/g, "").replace(/\u001b\[[0-9;]*m/g, "");
+}
+
+function resourceLine(meta, words) {
+  const name = String(meta.urn || "").split("::").pop();
+  const verb = words[meta.op] ?? meta.op;
+  return `${SYMBOLS[meta.op] ?? " "} ${meta.type} ${name}${verb ? ` ${verb}` : ""}`;
+}
+
+/** One engine event as a line of the log (null: the CLI shows nothing for it either). */
+function eventLine(e) {
+  if (e.diagnosticEvent) return plain(e.diagnosticEvent.message).trimEnd() || null;
+  if (e.stdoutEvent) return plain(e.stdoutEvent.message).trimEnd() || null;
+  if (e.resourcePreEvent) {
+    const m = e.resourcePreEvent.metadata;
+    return m.op === "same" ? null : resourceLine(m, PRESENT);
+  }
+  if (e.resOutputsEvent) return resourceLine(e.resOutputsEvent.metadata, PAST);
+  if (e.resOpFailedEvent) return resourceLine(e.resOpFailedEvent.metadata, { [e.resOpFailedEvent.metadata.op]: "failed" });
+  if (e.summaryEvent) {
+    const s = e.summaryEvent;
+    return `Resources: ${changeSummary(s.resourceChanges)}\nDuration: ${s.durationSeconds}s`;
+  }
+  if (e.cancelEvent) return null;
+  return null;
+}
+
+/** Appends the update's events to `log` from `from` on; while it runs, keeps polling (the API
+ * answers a continuation token until the update has ended). */
+async function followEvents(eventsPath, log, state) {
+  let from = null;
+  for (;;) {
+    const page = await api(from === null ? eventsPath : `${eventsPath}?continuationToken=${seg(from)}`);
+    for (const e of page.events || []) {
+      const line = eventLine(e);
+      if (line !== null) log.append(h("div", {}, line));
+    }
+    if (!page.continuationToken || state.stopped) return;
+    if ((page.events || []).length === 0) await new Promise((r) => setTimeout(r, 1000));
+    from = page.continuationToken;
+  }
+}
+
+let following = { stopped: true };
+
+async function updatePage(org, project, stack, kind, which) {
+  const base = `/api/stacks/${seg(org)}/${seg(project)}/${seg(stack)}`;
+  let id = which;
+  let facts = [];
+  if (kind === "update") {
+    const timeline = await api(`${base}/updates/${seg(which)}/timeline`);
+    const u = timeline.update;
+    const info = u.info || {};
+    id = u.updateID;
+    facts = [
+      ["Kind", info.kind], ["Result", info.result], ["Changes", changeSummary(info.resourceChanges)],
+      ["Started", when(info.startTime)], ["Ended", when(info.endTime)],
+      ["By", u.requestedBy?.githubLogin || u.requestedBy?.name || "–"], ["Message", info.message || "–"],
+    ];
+  }
+  const log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": "Engine events" });
+  const title = kind === "update" ? `Update ${which}` : "Preview";
+  show(`${title} of ${project}/${stack}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), project,
+      link(`/${seg(org)}/${seg(project)}/${seg(stack)}`, stack)),
+    h("h1", {}, title),
+    facts.length ? h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "–")])) : null,
+    h("h2", {}, "Engine events"), log);
+  following.stopped = true;
+  following = { stopped: false };
+  // The path's kind segment: `update` for up, refresh and destroy alike, as the CLI posts them.
+  const pathKind = kind === "update" ? "update" : "preview";
+  await followEvents(`${base}/${pathKind}/${seg(id)}/events`, log, following);
+}
+
 // --- Routing ---------------------------------------------------------------------------------
 
 async function route() {
+  following.stopped = true;
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "signin" || !token()) return signInPage();
   try {
@@ -266,7 +355,13 @@ async function route() {
     renderAccount(user);
     if (parts.length === 0) return await orgsPage(user);
     if (parts.length === 1) return await stacksPage(parts[0]);
-    if (parts.length >= 3) return await stackPage(parts[0], parts[1], parts[2]);
+    if (parts.length === 5 && parts[3] === "updates") {
+      return await updatePage(parts[0], parts[1], parts[2], "update", parts[4]);
+    }
+    if (parts.length === 5 && parts[3] === "previews") {
+      return await updatePage(parts[0], parts[1], parts[2], "preview", parts[4]);
+    }
+    if (parts.length === 3) return await stackPage(parts[0], parts[1], parts[2]);
     return show("Not found", h("h1", {}, "Not found"), h("p", {}, link("/", "Organizations")));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {

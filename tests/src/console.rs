@@ -161,13 +161,19 @@ async fn stack(c: &crate::server::Client, org: &str, project: &str, stack: &str,
 }
 
 /// Sign in (a wrong token is refused, the right one is kept for the tab), open the
-/// organization, narrow its stacks by a search, open one and see its tags, follow the deep link
-/// the Pulumi CLI prints for a stack, sign out (the deep link then asks to sign in again).
+/// organization, narrow its stacks by a search, open one and see its tags, open its update and
+/// read its engine events as the CLI printed them, follow the deep links the Pulumi CLI prints
+/// for a stack and an update, sign out (a deep link then asks to sign in again).
 pub async fn sign_in_find_a_stack_and_open_it(target: Target) {
     let srv = TestServer::start(target).await;
     let (c, org) = (srv.client(), srv.user.clone());
     stack(&c, &org, "web", "dev", json!({"team": "frontend"})).await;
-    stack(&c, &org, "api", "prod", json!({"team": "backend"})).await;
+    stack(&c, &org, "api", "prod", json!({})).await;
+    let prod = format!("/api/stacks/{org}/api/prod");
+    crate::session::up(&c, &prod, &crate::fixtures::events("up"), &[]).await;
+    // Tagged after the update, whose start (as the CLI's) sets the stack's tags.
+    let tagged = c.patch(&format!("{prod}/tags"), &json!({"team": "backend"})).await;
+    assert!(tagged.status.is_success(), "tags: {}", String::from_utf8_lossy(&tagged.body));
     let b = Browser::start().await;
     b.client.goto(&format!("{}/", srv.base)).await.expect("open the console");
     b.find("form.signin").await;
@@ -193,6 +199,17 @@ pub async fn sign_in_find_a_stack_and_open_it(target: Target) {
     assert!(facts.contains(&"backend".to_string()), "the stack's tags: {facts:?}");
     let url = b.client.current_url().await.expect("url");
     assert_eq!(url.path(), format!("/{org}/api/prod"), "the CLI's stack path");
+    b.text_until("main tbody", |t| t.contains("succeeded") && t.contains("1 create")).await;
+
+    // Its update, with the engine's events as the CLI prints them.
+    b.click_link("1").await;
+    b.text_until("main h1", |t| t == "Update 1").await;
+    let log = b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
+    assert!(log.contains("+ aws:eks/cluster:Cluster eks-cluster creating"), "{log}");
+    assert!(log.contains("+ aws:eks/cluster:Cluster eks-cluster created"), "{log}");
+    assert!(log.contains("Resources: 1 create, 5 same"), "{log}");
+    let url = b.client.current_url().await.expect("url");
+    assert_eq!(url.path(), format!("/{org}/api/prod/updates/1"), "the CLI's permalink");
 
     // The Pulumi CLI's link to a stack (PULUMI_CONSOLE_DOMAIN), opened directly.
     b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("deep link");
