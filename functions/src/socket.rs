@@ -73,6 +73,9 @@ pub struct SocketReply {
     pub status: u16,
     /// Pulumi's error body, for an error.
     pub body: Option<Value>,
+    /// The subprotocol a `$connect` selects (`Sec-WebSocket-Protocol`): API Gateway passes it
+    /// on to the client, which a browser requires when it offered some.
+    pub protocol: Option<&'static str>,
 }
 
 impl SocketReply {
@@ -80,7 +83,12 @@ impl SocketReply {
     /// as JSON text.
     pub fn to_json(&self) -> Value {
         match &self.body {
-            None => json!({"statusCode": self.status}),
+            None => match self.protocol {
+                Some(p) => {
+                    json!({"statusCode": self.status, "headers": {"Sec-WebSocket-Protocol": p}})
+                }
+                None => json!({"statusCode": self.status}),
+            },
             Some(body) => json!({
                 "statusCode": self.status,
                 "headers": {"content-type": "application/json"},
@@ -96,7 +104,7 @@ impl SocketReply {
         } else {
             tracing::info!(function = route.name, error = %e.chain(), "socket route refused");
         }
-        SocketReply { status, body: Some(e.body()) }
+        SocketReply { status, body: Some(e.body()), protocol: None }
     }
 }
 
@@ -106,8 +114,9 @@ pub async fn handle_socket(route: &SocketRoute, app: &Arc<App>, event: Value) ->
         Ok(request) => request,
         Err(e) => return SocketReply::error(route, &e),
     };
+    let protocol = stackhouse::api::sockets::selected_protocol(&request.headers);
     match (route.handler)(app.clone(), request).await {
-        Ok(()) => SocketReply { status: 200, body: None },
+        Ok(()) => SocketReply { status: 200, body: None, protocol },
         Err(e) => SocketReply::error(route, &e),
     }
 }
@@ -262,8 +271,11 @@ mod tests {
 
     #[test]
     fn replies_are_lambda_proxy_responses() {
-        let ok = SocketReply { status: 200, body: None };
+        let ok = SocketReply { status: 200, body: None, protocol: None };
         assert_eq!(ok.to_json(), json!({"statusCode": 200}));
+        let browser = SocketReply { protocol: Some("stackhouse.events"), ..ok };
+        let doc = browser.to_json();
+        assert_eq!(doc["headers"]["Sec-WebSocket-Protocol"], "stackhouse.events");
         let e = Error::Unauthorized("no token".into());
         let refused = SocketReply::error(&WS_CONNECT, &e);
         let doc = refused.to_json();

@@ -375,6 +375,7 @@ async fn serve(config: Config, ws_listen: SocketAddr, startup: Startup) -> Resul
     let server = server::serve(listener, app.clone(), served.verifier)?;
     let sockets = local_emulator::sockets::serve(ws_listener, app.clone(), served.hub)?;
     let ws_url = format!("ws://{}", sockets.addr);
+    server.set_events_url(&ws_url)?;
     // Deployment runners: child processes of this binary.
     use local_emulator::launcher::{ProcessLauncher, Processes};
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;

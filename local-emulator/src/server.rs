@@ -21,11 +21,20 @@ use tokio::sync::watch;
 pub struct Server {
     /// The bound address.
     pub addr: SocketAddr,
+    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
+    /// Tells the console's pages where the event stream's WebSocket is (served on its own
+    /// port, started after this server); until then they poll. Only the first call counts.
+    pub fn set_events_url(&self, url: &str) -> Result<(), String> {
+        let events = stackhouse::console::EventsUrl::parse(url)?;
+        let _ = self.shared.events.set(events);
+        Ok(())
+    }
+
     /// Stops accepting connections and waits for the accept loop to end.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
@@ -37,6 +46,7 @@ struct Shared {
     app: Arc<App>,
     router: Router,
     blobs: Option<Arc<PresignVerifier>>,
+    events: std::sync::OnceLock<stackhouse::console::EventsUrl>,
 }
 
 /// Serves the whole route table on an already-bound listener.
@@ -49,7 +59,8 @@ pub fn serve(
     let router =
         Router::new(routes::ROUTES)?.with_max_response_bytes(app.settings.max_response_bytes);
     let header_timeout = Duration::from_secs(app.settings.header_read_timeout_seconds);
-    let shared = Arc::new(Shared { app, router, blobs });
+    let shared = Arc::new(Shared { app, router, blobs, events: std::sync::OnceLock::new() });
+    let serving = shared.clone();
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -81,7 +92,7 @@ pub fn serve(
             });
         }
     });
-    Ok(Server { addr, shutdown: tx, task })
+    Ok(Server { addr, shared: serving, shutdown: tx, task })
 }
 
 async fn handle(
@@ -103,7 +114,7 @@ async fn handle(
     }
     let page = matches!(parts.method, http::Method::GET | http::Method::HEAD);
     if page && stackhouse::console::serves(parts.uri.path()) {
-        return serve_console(parts.uri.path(), parts.method == http::Method::HEAD);
+        return serve_console(shared, parts.uri.path(), parts.method == http::Method::HEAD);
     }
     let bytes = match read_body(shared, &parts, body, shared.app.settings.max_request_bytes).await {
         Ok(bytes) => bytes,
@@ -114,18 +125,25 @@ async fn handle(
 }
 
 /// The web console (`stackhouse::console`): its files, and its page for every other path.
-fn serve_console(path: &str, head: bool) -> Response<Full<Bytes>> {
-    let Some(asset) = stackhouse::console::answer(path) else {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return r;
+fn serve_console(shared: &Shared, path: &str, head: bool) -> Response<Full<Bytes>> {
+    use stackhouse::console::{self, Answer};
+    let events = shared.events.get();
+    let (content_type, body) = match console::answer(path) {
+        None => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            return r;
+        }
+        Some(Answer::Page) => (console::PAGE_TYPE, Bytes::from(console::page(events))),
+        Some(Answer::File(asset)) => (asset.content_type, Bytes::from_static(asset.body)),
     };
-    let body = if head { Bytes::new() } else { Bytes::from_static(asset.body) };
-    let mut r = Response::new(Full::new(body));
+    let mut r = Response::new(Full::new(if head { Bytes::new() } else { body }));
     let headers = r.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(asset.content_type));
-    for (name, value) in stackhouse::console::HEADERS {
-        headers.insert(*name, http::HeaderValue::from_static(value));
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    for (name, value) in console::headers(events) {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
     }
     r
 }

@@ -102,6 +102,7 @@ async fn handshake(app: Arc<App>, hub: Arc<Hub>, req: Request<Incoming>) -> Resp
         );
         return error(StatusCode::UPGRADE_REQUIRED, e.body());
     };
+    let protocol = stackhouse::api::sockets::selected_protocol(req.headers());
     let connection = connection_id();
     // Attached before `$connect` records it: the backlog fan-out it triggers may come at once.
     let frames = hub.attach(&connection);
@@ -137,6 +138,9 @@ async fn handshake(app: Arc<App>, hub: Arc<Hub>, req: Request<Incoming>) -> Resp
     let h = r.headers_mut();
     h.insert(header::UPGRADE, http::HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, http::HeaderValue::from_static("Upgrade"));
+    if let Some(p) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, http::HeaderValue::from_static(p));
+    }
     if let Ok(v) = http::HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }

@@ -17,7 +17,8 @@ use crate::server::{Target, TestServer};
 macro_rules! console_tests {
     ($target:expr) => {
         $crate::console_tests!(@each $target;
-            sign_in_find_a_stack_and_open_it
+            sign_in_find_a_stack_and_open_it,
+            a_running_updates_events_appear_live
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -219,5 +220,49 @@ pub async fn sign_in_find_a_stack_and_open_it(target: Target) {
     b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("deep link");
     b.find("form.signin").await;
     b.close().await;
+    srv.stop().await;
+}
+
+/// Signs in at the console's root with the server's token.
+async fn sign_in(b: &Browser, srv: &TestServer) {
+    b.client.goto(&format!("{}/", srv.base)).await.expect("open the console");
+    b.type_into("#token", &srv.token).await;
+    b.find("form.signin button[type=submit]").await.click().await.expect("submit");
+    b.text_until("main h1", |t| t == "Organizations").await;
+}
+
+/// The page of a running update follows it over the event stream's WebSocket: what the CLI
+/// sends appears, and when the update ends the page says so and shows its result.
+pub async fn a_running_updates_events_appear_live(target: Target) {
+    let srv = TestServer::start(target).await;
+    let sockets = srv.sockets().await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({})).await;
+    let path = format!("/api/stacks/{org}/web/dev");
+    let run = crate::session::create_and_start(&c, &path, "update", false)
+        .await
+        .expect("the update starts");
+    let b = Browser::start().await;
+    sign_in(&b, &srv).await;
+    let page = format!("{}/{org}/web/dev/updates/{}", srv.base, run.version);
+    b.client.goto(&page).await.expect("the update's page");
+    b.text_until("main h1", |t| t == format!("Update {}", run.version)).await;
+    b.text_until("main p[role=status]", |t| t.contains("live")).await;
+
+    let line = |n: i64, text: &str| {
+        json!({"sequence": n, "timestamp": n, "diagnosticEvent":
+               {"message": format!("{text}\n"), "color": "raw", "severity": "info"}})
+    };
+    crate::session::send_events(&c, &run, &[line(1, "hello from the engine")]).await;
+    b.text_until("main [role=log]", |t| t.contains("hello from the engine")).await;
+    crate::session::send_events(&c, &run, &[line(2, "and again")]).await;
+    let log = b.text_until("main [role=log]", |t| t.contains("and again")).await;
+    assert_eq!(log.matches("hello from the engine").count(), 1, "each event once: {log}");
+
+    assert!(run.complete(&c, "succeeded").await.status.is_success());
+    b.text_until("main p[role=status]", |t| t.contains("ended")).await;
+    b.text_until("main dl.facts", |t| t.contains("succeeded")).await;
+    b.close().await;
+    sockets.stop().await;
     srv.stop().await;
 }

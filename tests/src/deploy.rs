@@ -252,13 +252,7 @@ pub async fn a_killed_runner_is_failed_by_the_reaper(target: Target) {
     let _jobs = srv.deploying();
     let (c, org) = (srv.client(), srv.user.clone());
     let s = stack(&c, &org, "dev").await;
-    let (repo, url) = empty_repo();
-    let settings = json!({
-        "sourceContext": {"git": {"repoUrl": url}},
-        "operationContext": {"preRunCommands": ["echo started; sleep 600"],
-                             "options": {"skipInstallDependencies": true}}
-    });
-    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    let repo = runs_commands(&c, &s, "echo started; sleep 600").await;
     let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
     let id = r.json()["id"].as_str().expect("an id").to_string();
     let running = |v: &Value| v["log"].to_string().contains("started");
@@ -406,13 +400,20 @@ fn codebuild_client(cfg: &stackhouse::adapters::aws::AwsConfig) -> aws_sdk_codeb
     )
 }
 
-/// A repository with one commit (no program: the runs here only run pre-run commands); its
-/// `file://` URL.
-fn empty_repo() -> (std::path::PathBuf, String) {
+/// Gives stack `s` deployment settings whose runs clone an empty repository and run only the
+/// shell `command` (a repository with one commit and no program); that repository, for the
+/// test to remove.
+async fn runs_commands(c: &crate::server::Client, s: &str, command: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("stackhouse-repo-{:016x}", rand::random::<u64>()));
     let repo = crate::git::repo_with(&dir, "main", &[("README.md", "no program\n")]);
     let url = format!("file://{}", repo.display());
-    (repo, url)
+    let settings = json!({
+        "sourceContext": {"git": {"repoUrl": url}},
+        "operationContext": {"preRunCommands": [command],
+                             "options": {"skipInstallDependencies": true}}
+    });
+    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    repo
 }
 
 /// Pausing a stack's (or its organization's) deployments holds its queued runs; resuming lets
@@ -422,13 +423,7 @@ pub async fn paused_deployments_wait_until_resumed(target: Target) {
     let _jobs = srv.deploying();
     let (c, org) = (srv.client(), srv.user.clone());
     let s = stack(&c, &org, "dev").await;
-    let (repo, url) = empty_repo();
-    let settings = json!({
-        "sourceContext": {"git": {"repoUrl": url}},
-        "operationContext": {"preRunCommands": ["echo ran; exit 1"],
-                             "options": {"skipInstallDependencies": true}}
-    });
-    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    let repo = runs_commands(&c, &s, "echo ran; exit 1").await;
     for (pause, resume) in [
         (format!("{s}/deployments/pause"), format!("{s}/deployments/resume")),
         (
@@ -717,13 +712,7 @@ pub async fn a_queued_run_follows_its_stack_when_renamed(target: Target) {
     let _jobs = srv.deploying();
     let (c, org) = (srv.client(), srv.user.clone());
     let s = stack(&c, &org, "dev").await;
-    let (repo, url) = empty_repo();
-    let settings = json!({
-        "sourceContext": {"git": {"repoUrl": url}},
-        "operationContext": {"preRunCommands": ["echo stack=$PULUMI_CI_STACK; exit 1"],
-                             "options": {"skipInstallDependencies": true}}
-    });
-    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    let repo = runs_commands(&c, &s, "echo stack=$PULUMI_CI_STACK; exit 1").await;
     assert_eq!(c.post(&format!("{s}/deployments/pause"), &json!({})).await.status, 204);
     let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
     let id = r.json()["id"].as_str().expect("an id").to_string();
@@ -773,13 +762,7 @@ pub async fn a_runs_life_reaches_webhooks_and_the_audit_log(target: Target) {
                       "filters": ["deployment_queued", "deployment_started", "deployment_failed"]});
     assert_eq!(c.post(&format!("/api/orgs/{org}/hooks"), &hook).await.status, 200);
     let s = stack(&c, &org, "dev").await;
-    let (repo, url) = empty_repo();
-    let settings = json!({
-        "sourceContext": {"git": {"repoUrl": url}},
-        "operationContext": {"preRunCommands": ["echo about to fail; exit 4"],
-                             "options": {"skipInstallDependencies": true}}
-    });
-    assert_eq!(c.put(&format!("{s}/deployments/settings"), &settings).await.status, 200);
+    let repo = runs_commands(&c, &s, "echo about to fail; exit 4").await;
     let r = c.post(&format!("{s}/deployments"), &json!({"operation": "update"})).await;
     let id = r.json()["id"].as_str().expect("an id").to_string();
     let ended = |v: &Value| v["run"]["status"] == "failed";

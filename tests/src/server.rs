@@ -240,12 +240,16 @@ impl TestServer {
             tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
         let server = local_emulator::sockets::serve(listener, self.app.clone(), self.hub.clone())
             .expect("serve the WebSocket");
+        let url = format!("ws://{}", server.addr);
+        if let Some(http) = &self.server {
+            http.set_events_url(&url).expect("a WebSocket URL");
+        }
         let jobs = local_emulator::jobs::RunnerConfig {
             jobs: vec![&stackhouse::jobs::table::JOB_FEED_FANOUT],
             ..Default::default()
         };
         let jobs = local_emulator::jobs::start(self.app.clone(), &jobs);
-        Sockets { url: format!("ws://{}", server.addr), server, jobs }
+        Sockets { url, server, jobs }
     }
 
     /// Runs the search indexing job on this server's events, as `local-emulator serve` does

@@ -4,7 +4,9 @@
 //! WebSocket server on its handshake, close and each message.
 //!
 //! Connecting: `wss://…?org=<org>[&after=<seq>][&stack=<project>/<stack>[&update=<id>]]` with
-//! `Authorization: token <access token>`. Without `after` the client gets only what happens
+//! `Authorization: token <access token>` — or, from a browser, whose WebSocket cannot send
+//! headers, the subprotocols [`BROWSER_PROTOCOL`] and `stackhouse.token.<access token>` (the
+//! server selects the first, never echoing the token). Without `after` the client gets only what happens
 //! from now on; with it, everything after that number first. The server then sends text frames
 //! of JSON: `{"type": "event", "seq", …}` for each event of the stream the caller may read, in
 //! order; `{"type": "engine-events", "ephemeral": true, …}` with an update scope, as the
@@ -89,6 +91,42 @@ pub static WS_DEFAULT: SocketRoute = SocketRoute {
 /// Every socket route.
 pub static SOCKETS: &[&SocketRoute] = &[&WS_CONNECT, &WS_DISCONNECT, &WS_DEFAULT];
 
+/// The subprotocol a browser offers, beside `stackhouse.token.<access token>`, and the one the
+/// server selects: a browser's WebSocket can send no `Authorization` header, only protocols.
+/// The token still never goes into a URL (which proxies and logs keep).
+pub const BROWSER_PROTOCOL: &str = "stackhouse.events";
+
+/// The prefix of the subprotocol that carries a browser's access token.
+const TOKEN_PROTOCOL: &str = "stackhouse.token.";
+
+/// The subprotocols a handshake offers (`Sec-WebSocket-Protocol`, comma-separated, maybe in
+/// several headers).
+fn offered(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
+/// The subprotocol to select in the handshake's answer: [`BROWSER_PROTOCOL`] when the client
+/// offered it (a browser refuses a connection whose answer selects none of those it offered).
+pub fn selected_protocol(headers: &HeaderMap) -> Option<&'static str> {
+    offered(headers).any(|p| p == BROWSER_PROTOCOL).then_some(BROWSER_PROTOCOL)
+}
+
+/// The handshake's access token: `Authorization: token …`, else a browser's token subprotocol.
+fn access_token(headers: &HeaderMap) -> Result<&str> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return crate::api::auth::credential(headers, "token");
+    }
+    match offered(headers).find_map(|p| p.strip_prefix(TOKEN_PROTOCOL)) {
+        Some(token) if !token.is_empty() => Ok(token),
+        _ => crate::api::auth::credential(headers, "token"),
+    }
+}
+
 /// A query parameter, decoded; empty counts as absent.
 fn param(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
@@ -98,7 +136,7 @@ fn param(query: &str, name: &str) -> Option<String> {
 }
 
 async fn connect(app: &App, req: &SocketRequest) -> Result<()> {
-    let token = crate::api::auth::credential(&req.headers, "token")?;
+    let token = access_token(&req.headers)?;
     let meta = app.ports.meta.as_ref();
     let caller = identity::authenticate_token(meta, token, app.clock.now()).await?;
     let principal = caller.principal()?;
@@ -149,5 +187,44 @@ async fn message(app: &App, req: &SocketRequest) -> Result<()> {
     match app.ports.push.send(&req.connection, &frame).await {
         Ok(()) | Err(crate::ports::PushError::Gone(_)) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(name: &'static str, values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(name, v.parse().expect("a header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn a_browser_sends_its_token_as_a_subprotocol_and_hears_only_the_plain_one() {
+        let browser =
+            with("sec-websocket-protocol", &["stackhouse.events, stackhouse.token.pul-abc"]);
+        assert_eq!(access_token(&browser).ok(), Some("pul-abc"));
+        assert_eq!(selected_protocol(&browser), Some(BROWSER_PROTOCOL));
+        // In two headers, as some clients send them.
+        let split =
+            with("sec-websocket-protocol", &["stackhouse.token.pul-xyz", "stackhouse.events"]);
+        assert_eq!(access_token(&split).ok(), Some("pul-xyz"));
+        assert_eq!(selected_protocol(&split), Some(BROWSER_PROTOCOL));
+        // The header wins; a client offering nothing gets no protocol selected.
+        let mut both = with("authorization", &["token pul-header"]);
+        both.append("sec-websocket-protocol", "stackhouse.token.pul-abc".parse().expect("value"));
+        assert_eq!(access_token(&both).ok(), Some("pul-header"));
+        assert_eq!(selected_protocol(&both), None);
+        for refused in [
+            HeaderMap::new(),
+            with("sec-websocket-protocol", &["stackhouse.events"]),
+            with("sec-websocket-protocol", &["stackhouse.events, stackhouse.token."]),
+        ] {
+            let e = access_token(&refused).expect_err("no token");
+            assert_eq!(e.status(), http::StatusCode::UNAUTHORIZED);
+        }
     }
 }

@@ -354,6 +354,11 @@ pub async fn rename(
         if target_exists(app, &target).await? {
             return Err(exists_conflict(&target));
         }
+        // Refused while a deployment of the stack runs, like an update; its schedules and queued
+        // runs find their stack by name: they move with it.
+        let sid = stack.id.as_str();
+        let deploy_ops =
+            crate::service::deploy::renamed_ops(meta, sid, new.project, new.stack).await?;
 
         let mut moved = stack.clone();
         moved.project = new.project.to_string();
@@ -382,11 +387,7 @@ pub async fn rename(
             ops.push(update.create_op());
         }
         ops.push(TransactOp::Put(moved.to_item()?, Some(Condition::NotExists)));
-        // Deployment schedules and runs not ended find their stack by name: they move with it.
-        let sid = stack.id.as_str();
-        use crate::service::deploy::{runs, schedules};
-        ops.extend(schedules::renamed_ops(meta, sid, new.project, new.stack).await?);
-        ops.extend(runs::renamed_ops(meta, sid, new.project, new.stack).await?);
+        ops.extend(deploy_ops);
         let attempt = written(meta.transact(ops).await, ())?;
         // Raced: the target appeared, or the source changed (or went away) meanwhile and the
         // next try starts over.

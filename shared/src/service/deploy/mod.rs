@@ -21,6 +21,23 @@ pub mod secret;
 pub mod settings;
 pub mod spec;
 
+use crate::error::Result;
+use crate::ports::{MetadataStore, TransactOp};
+
+/// The writes that move stack `stack_id`'s schedules and queued runs to its new names, for a
+/// rename's own transaction (both find their stack by name). Refused (409) while one of the
+/// stack's runs is running, as a rename is while an update runs: its runner has the old names.
+pub(crate) async fn renamed_ops(
+    meta: &dyn MetadataStore,
+    stack_id: &str,
+    project: &str,
+    stack: &str,
+) -> Result<Vec<TransactOp>> {
+    let mut ops = runs::renamed_ops(meta, stack_id, project, stack).await?;
+    ops.extend(schedules::renamed_ops(meta, stack_id, project, stack).await?);
+    Ok(ops)
+}
+
 /// `PulumiOperation`: what a deployment runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
