@@ -58,10 +58,15 @@ function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
-/** GETs an API path as the signed-in caller; throws ApiError with the API's own message. */
-async function api(path, t = token()) {
+/** Calls an API path as the signed-in caller (a GET unless `init` says otherwise, with a JSON
+ * `init.json` body); the answer's JSON, or ApiError with the API's own message. */
+async function api(path, t = token(), init = {}) {
+  const headers = { Accept: "application/vnd.pulumi+8", Authorization: `token ${t}` };
+  if (init.json !== undefined) headers["Content-Type"] = "application/json";
   const r = await fetch(path, {
-    headers: { Accept: "application/vnd.pulumi+8", Authorization: `token ${t}` },
+    method: init.method || "GET",
+    headers,
+    body: init.json === undefined ? undefined : JSON.stringify(init.json),
   });
   const text = await r.text();
   if (!r.ok) {
@@ -139,11 +144,17 @@ function signInPage(message) {
   show("Sign in", h("h1", {}, "Sign in to Stackhouse"), form);
 }
 
+/** Calls the API with a method and JSON body as the signed-in caller. */
+function send(method, path, json) {
+  return api(path, token(), { method, json });
+}
+
 function renderAccount(user) {
   const nav = document.getElementById("account");
   if (!user) { nav.replaceChildren(); return; }
   nav.replaceChildren(
     h("span", {}, user.githubLogin || user.name),
+    link("/account/tokens", "Access tokens"),
     h("button", {
       class: "quiet", type: "button",
       onclick: () => { sessionStorage.removeItem(TOKEN_KEY); go("/signin"); },
@@ -205,6 +216,7 @@ async function stacksPage(org) {
   render();
   show(`Stacks of ${org}`,
     crumbs(link("/", "Organizations"), org),
+    orgNav(org, "stacks"),
     h("h1", {}, "Stacks"),
     h("label", { for: "stack-search" }, "Search stacks"),
     h("p", { id: "stack-search-help", class: "status" },
@@ -215,6 +227,14 @@ async function stacksPage(org) {
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Stack"), h("th", { scope: "col" }, "Project"),
         h("th", { scope: "col" }, "Last update"), h("th", { scope: "col", class: "num" }, "Resources"))),
       body)));
+}
+
+/** An organization's sections; `here` is marked as the current page. */
+function orgNav(org, here) {
+  const items = [["stacks", `/${seg(org)}`, "Stacks"], ["members", `/${seg(org)}/members`, "Members and teams"],
+    ["audit", `/${seg(org)}/audit`, "Audit log"]];
+  return h("nav", { class: "tabs", "aria-label": `Organization ${org}` },
+    items.map(([key, path, text]) => h("a", { href: path, "aria-current": key === here ? "page" : null }, text)));
 }
 
 function changeSummary(changes) {
@@ -228,6 +248,19 @@ async function stackPage(org, project, stack) {
   const [s, history] = await Promise.all([api(base), api(`${base}/updates?pageSize=20&page=1`)]);
   const tags = Object.entries(s.tags || {});
   const updates = history.updates || [];
+  const outputs = h("div", {}, h("p", { class: "status" }, "Loading…"));
+  const resources = h("div", {}, h("p", { class: "status" }, "Loading…"));
+  // The state is read after the page shows: a large stack's takes a moment.
+  api(`${base}/export`).then((state) => {
+    const all = state?.deployment?.resources || [];
+    const root = all.find((r) => r.type === "pulumi:pulumi:Stack");
+    outputs.replaceChildren(outputsList(base, root?.outputs || {}));
+    resources.replaceChildren(resourceTree(all));
+  }, (err) => {
+    const p = h("p", { class: "error" }, explain(err));
+    outputs.replaceChildren(p);
+    resources.replaceChildren();
+  });
   show(`${project}/${stack}`,
     crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), project),
     h("h1", {}, stack),
@@ -239,6 +272,10 @@ async function stackPage(org, project, stack) {
     tags.length
       ? h("dl", { class: "facts" }, tags.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))
       : h("p", {}, "No tags."),
+    h("h2", {}, "Outputs"), outputs,
+    h("h2", {}, "Resources"), resources,
+    h("p", {}, h("button", { type: "button", class: "download", onclick: () => downloadState(base, `${project}-${stack}`) },
+      "Download state")),
     h("h2", {}, "Updates"),
     updates.length
       ? h("div", { class: "table-wrap" }, h("table", {},
@@ -255,6 +292,281 @@ async function stackPage(org, project, stack) {
           h("td", {}, when(u.startTime)),
           h("td", {}, u.message || ""))))))
       : h("p", {}, "No updates yet."));
+}
+
+// --- A stack's state: outputs, resources, download ------------------------------------------
+
+/** The signature Pulumi marks secret values with in a state. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+
+function isSecret(v) {
+  return v !== null && typeof v === "object" && v[SECRET_SIG] === "1b47061264138c4ac30d75fd1eb44270";
+}
+
+/** A value as text: JSON for objects, with secrets shown as [secret]. */
+function valueText(v) {
+  if (typeof v === "string") return v;
+  return JSON.stringify(v, (k, x) => (isSecret(x) ? "[secret]" : x), 2);
+}
+
+/** The stack's outputs; a secret stays hidden until "Show", which asks the API to decrypt it
+ * (callers who may change the stack may; others are told why not). */
+function outputsList(base, outputs) {
+  const entries = Object.entries(outputs);
+  if (!entries.length) return h("p", {}, "No outputs.");
+  return h("dl", { class: "facts outputs" }, entries.map(([name, v]) => {
+    if (!isSecret(v)) return [h("dt", {}, name), h("dd", {}, h("code", {}, valueText(v)))];
+    const dd = h("dd", {});
+    const reveal = async () => {
+      try {
+        const r = await send("POST", `${base}/decrypt`, { ciphertext: v.ciphertext });
+        const text = new TextDecoder().decode(Uint8Array.from(atob(r.plaintext), (c) => c.charCodeAt(0)));
+        let shown = text;
+        try { shown = valueText(JSON.parse(text)); } catch { /* plain text */ }
+        dd.replaceChildren(h("code", {}, shown), " ",
+          h("button", { class: "quiet", type: "button", onclick: hide }, "Hide"));
+      } catch (err) {
+        dd.replaceChildren(h("span", { class: "error" }, explain(err)));
+      }
+    };
+    const hide = () => dd.replaceChildren(h("span", { class: "secret" }, "[secret]"), " ",
+      h("button", { class: "quiet", type: "button", "aria-label": `Show ${name}`, onclick: reveal }, "Show"));
+    hide();
+    return [h("dt", {}, name), dd];
+  }));
+}
+
+/** The resources as a tree by parent: each a disclosure (keyboard-operable as it is) with its
+ * type and name, opening to its URN, id, inputs and outputs. */
+function resourceTree(all) {
+  if (!all.length) return h("p", {}, "No resources.");
+  const children = new Map();
+  const urns = new Set(all.map((r) => r.urn));
+  for (const r of all) {
+    const parent = r.parent && urns.has(r.parent) ? r.parent : "";
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(r);
+  }
+  const node = (r) => {
+    const name = String(r.urn).split("::").pop();
+    const kids = children.get(r.urn) || [];
+    return h("li", {}, h("details", {},
+      h("summary", {}, h("span", { class: "rtype" }, r.type), " ", h("strong", {}, name),
+        kids.length ? h("span", { class: "status" }, ` (${kids.length})`) : null),
+      h("dl", { class: "facts" },
+        h("dt", {}, "URN"), h("dd", {}, h("code", {}, r.urn)),
+        r.id ? [h("dt", {}, "ID"), h("dd", {}, h("code", {}, r.id))] : null,
+        h("dt", {}, "Inputs"), h("dd", {}, h("pre", {}, valueText(r.inputs || {}))),
+        h("dt", {}, "Outputs"), h("dd", {}, h("pre", {}, valueText(r.outputs || {})))),
+      kids.length ? h("ul", { class: "tree" }, kids.map(node)) : null));
+  };
+  return h("div", {},
+    h("p", { class: "status" }, `${all.length} resources`),
+    h("ul", { class: "tree", "aria-label": "Resources by parent" }, (children.get("") || []).map(node)));
+}
+
+/** Saves the stack's state (as `pulumi stack export` writes it) as a file. */
+async function downloadState(base, name) {
+  const state = await api(`${base}/export`);
+  const url = URL.createObjectURL(new Blob([JSON.stringify(state, null, 4)], { type: "application/json" }));
+  const a = h("a", { href: url, download: `${name}.json`, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+// --- Access: tokens, members and teams ---------------------------------------------------------
+
+const DAY = 24 * 60 * 60;
+
+/** The signed-in user's access tokens: made here (the value shown this once), revoked here. */
+async function tokensPage() {
+  const listed = await api("/api/user/tokens");
+  const tokens = (listed.tokens || []).slice().sort((a, b) => b.created - a.created);
+  const description = h("input", { id: "token-description", type: "text", required: true, maxlength: 200 });
+  const expiry = h("select", { id: "token-expiry" },
+    h("option", { value: "0" }, "never"), h("option", { value: "30" }, "in 30 days"),
+    h("option", { value: "90" }, "in 90 days"), h("option", { value: "365" }, "in a year"));
+  const made = h("div", { role: "status" });
+  const form = h("form", {
+    class: "stacked",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const days = Number(expiry.value);
+      try {
+        const r = await send("POST", "/api/user/tokens", {
+          description: description.value.trim(),
+          expires: days ? Math.floor(Date.now() / 1000) + days * DAY : 0,
+        });
+        await tokensPage();
+        const shown = document.querySelector("main [role=status].made");
+        shown.replaceChildren(
+          h("p", {}, "Your new token. Copy it now: it is not shown again."),
+          h("output", { id: "new-token", class: "secret-value" }, r.tokenValue));
+      } catch (err) {
+        made.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
+      }
+    },
+  },
+  h("label", { for: "token-description" }, "Description"), description,
+  h("label", { for: "token-expiry" }, "Expires"), expiry,
+  h("button", { type: "submit" }, "Create token"));
+  made.classList.add("made");
+  const body = h("tbody", {}, tokens.map((t) => tokenRow(t)));
+  show("Access tokens",
+    crumbs(link("/", "Organizations"), "Access tokens"),
+    h("h1", {}, "Access tokens"),
+    h("p", {}, "Tokens act as you, for the Pulumi CLI (PULUMI_ACCESS_TOKEN) and the API."),
+    h("h2", {}, "Create a token"), form, made,
+    h("h2", {}, "Your tokens"),
+    tokens.length
+      ? h("div", { class: "table-wrap" }, h("table", {},
+        h("thead", {}, h("tr", {}, ["Description", "Created", "Last used", "Expires", ""].map((c) =>
+          h("th", { scope: "col" }, c)))),
+        body))
+      : h("p", {}, "You have no tokens."));
+}
+
+/** One token of the list, with a revoke that asks once more before it acts. */
+function tokenRow(t) {
+  const label = t.description || t.name;
+  const cell = h("td", {});
+  const ask = () => cell.replaceChildren(
+    h("button", { type: "button", class: "quiet", "aria-label": `Revoke ${label}`, onclick: confirm }, "Revoke"));
+  const confirm = () => {
+    const yes = h("button", { type: "button", class: "danger", onclick: revoke }, `Revoke “${label}” now`);
+    cell.replaceChildren(yes, " ", h("button", { type: "button", class: "quiet", onclick: ask }, "Keep"));
+    yes.focus();
+  };
+  const revoke = async () => {
+    try {
+      await send("DELETE", `/api/user/tokens/${seg(t.id)}`);
+      await tokensPage();
+      document.querySelector("main [role=status].made").textContent = `Revoked “${label}”.`;
+    } catch (err) {
+      cell.replaceChildren(h("span", { class: "error" }, explain(err)));
+    }
+  };
+  ask();
+  return h("tr", {}, h("td", {}, label), h("td", {}, when(t.created)),
+    h("td", {}, t.lastUsed ? when(t.lastUsed) : "never"), h("td", {}, t.expires ? when(t.expires) : "never"),
+    cell);
+}
+
+/** An organization's members with their roles, and its teams. */
+async function membersPage(org) {
+  const [members, teams] = await Promise.all([
+    api(`/api/orgs/${seg(org)}/members`), api(`/api/orgs/${seg(org)}/teams`)]);
+  const list = members.members || [];
+  const teamList = teams.teams || [];
+  show(`Members of ${org}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Members and teams"),
+    orgNav(org, "members"),
+    h("h1", {}, "Members and teams"),
+    h("h2", {}, "Members"),
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Role"),
+        h("th", { scope: "col" }, "Member since"))),
+      h("tbody", {}, list.map((m) => h("tr", {}, h("td", {}, m.user?.githubLogin || m.user?.name),
+        h("td", {}, m.role), h("td", {}, when(m.created))))))),
+    h("h2", {}, "Teams"),
+    teamList.length
+      ? h("ul", { class: "plain" }, teamList.map((t) => h("li", {}, h("strong", {}, t.displayName || t.name),
+        t.description ? ` — ${t.description}` : "")))
+      : h("p", {}, "No teams."));
+}
+
+/** Seconds since the epoch of a date field's day (its start, or its end with `end`). */
+function dayBound(field, end) {
+  if (!field.value) return null;
+  const t = new Date(`${field.value}T00:00:00`).getTime() / 1000;
+  return end ? t + DAY - 1 : t;
+}
+
+/** The organization's audit log (administrators): newest first, narrowed by time on the server
+ * and by user or event here; CSV of the same time range. */
+async function auditPage(org) {
+  const base = `/api/orgs/${seg(org)}/auditlogs`;
+  const from = h("input", { id: "audit-from", type: "date" });
+  const to = h("input", { id: "audit-to", type: "date" });
+  const who = h("input", { id: "audit-user", type: "text" });
+  const what = h("input", { id: "audit-event", type: "text" });
+  const body = h("tbody");
+  const count = h("p", { class: "status", role: "status" });
+  const more = h("button", { type: "button", class: "quiet", hidden: true }, "Load more");
+  let entries = [];
+  let next = null;
+  const range = () => {
+    const q = new URLSearchParams();
+    const start = dayBound(from, false);
+    const end = dayBound(to, true);
+    if (start !== null) q.set("startTime", String(start));
+    if (end !== null) q.set("endTime", String(end));
+    return q;
+  };
+  const render = () => {
+    const u = who.value.trim().toLowerCase();
+    const e = what.value.trim().toLowerCase();
+    const shown = entries.filter((x) =>
+      (!u || `${x.user?.githubLogin || ""} ${x.tokenName || ""}`.toLowerCase().includes(u)) &&
+      (!e || `${x.event} ${x.description}`.toLowerCase().includes(e)));
+    body.replaceChildren(...shown.map((x) => h("tr", {},
+      h("td", {}, when(x.timestamp)), h("td", {}, x.user?.githubLogin || x.user?.name || "–"),
+      h("td", {}, x.event), h("td", {}, x.description), h("td", { class: "num" }, x.status ?? ""),
+      h("td", {}, x.sourceIP))));
+    count.textContent = `${shown.length} of ${entries.length} entries${next ? " loaded" : ""}`;
+    more.hidden = !next;
+  };
+  const load = async (fresh) => {
+    const q = range();
+    q.set("pageSize", "100");
+    if (!fresh && next) q.set("continuationToken", next);
+    try {
+      const page = await api(`${base}?${q}`);
+      entries = (fresh ? [] : entries).concat(page.auditLogEvents || []);
+      next = page.continuationToken || null;
+      render();
+    } catch (err) {
+      count.textContent = explain(err);
+    }
+  };
+  const exportCsv = async () => {
+    const r = await fetch(`${base}/export?${range()}`, { headers: { Authorization: `token ${token()}` } });
+    if (!r.ok) { count.textContent = explain(new ApiError(r.status, await r.text())); return; }
+    const url = URL.createObjectURL(await r.blob());
+    const a = h("a", { href: url, download: `audit-${org}.csv`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  };
+  more.addEventListener("click", () => load(false));
+  who.addEventListener("input", render);
+  what.addEventListener("input", render);
+  from.addEventListener("change", () => load(true));
+  to.addEventListener("change", () => load(true));
+  const first = await api(`${base}?pageSize=100`);
+  entries = first.auditLogEvents || [];
+  next = first.continuationToken || null;
+  render();
+  show(`Audit log of ${org}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Audit log"),
+    orgNav(org, "audit"),
+    h("h1", {}, "Audit log"),
+    h("div", { class: "filters" },
+      h("div", {}, h("label", { for: "audit-from" }, "From"), from),
+      h("div", {}, h("label", { for: "audit-to" }, "To"), to),
+      h("div", {}, h("label", { for: "audit-user" }, "User or token"), who),
+      h("div", {}, h("label", { for: "audit-event" }, "Event"), what)),
+    h("p", {}, h("button", { type: "button", onclick: exportCsv }, "Export CSV")),
+    count,
+    h("div", { class: "table-wrap" }, h("table", {},
+      h("caption", { class: "status" }, "Every change, decryption and refused call, newest first"),
+      h("thead", {}, h("tr", {}, ["When", "User", "Event", "What", "Status", "Source"].map((c) =>
+        h("th", { scope: "col" }, c)))),
+      body)),
+    more);
 }
 
 // --- An update's engine events, as the CLI prints them ----------------------------------------
@@ -463,7 +775,10 @@ async function route() {
     const user = await api("/api/user");
     renderAccount(user);
     if (parts.length === 0) return await orgsPage(user);
+    if (parts.join("/") === "account/tokens") return await tokensPage();
     if (parts.length === 1) return await stacksPage(parts[0]);
+    if (parts.length === 2 && parts[1] === "members") return await membersPage(parts[0]);
+    if (parts.length === 2 && parts[1] === "audit") return await auditPage(parts[0]);
     if (parts.length === 5 && parts[3] === "updates") {
       return await updatePage(parts[0], parts[1], parts[2], "update", parts[4]);
     }

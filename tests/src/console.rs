@@ -18,7 +18,10 @@ macro_rules! console_tests {
     ($target:expr) => {
         $crate::console_tests!(@each $target;
             sign_in_find_a_stack_and_open_it,
-            a_running_updates_events_appear_live
+            a_running_updates_events_appear_live,
+            a_stacks_outputs_resources_and_state,
+            a_token_is_shown_once_then_revoked,
+            a_member_sees_only_the_stacks_they_may_read
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -35,6 +38,8 @@ macro_rules! console_tests {
 /// A headless Chromium session through a chromedriver of its own; both end on drop.
 pub struct Browser {
     pub client: Client,
+    /// Where the browser saves downloads (removed on drop).
+    pub downloads: std::path::PathBuf,
     driver: Child,
 }
 
@@ -42,6 +47,7 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.downloads);
     }
 }
 
@@ -75,11 +81,16 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let downloads = std::env::temp_dir()
+            .join(format!("stackhouse-downloads-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&downloads).expect("a downloads folder");
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
             json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+                            "--disable-dev-shm-usage", "--window-size=1280,900"],
+                   "prefs": {"download.default_directory": downloads.to_string_lossy(),
+                             "download.prompt_for_download": false}}),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)
@@ -87,7 +98,7 @@ impl Browser {
             .connect(&url)
             .await
             .expect("a Chromium session through chromedriver");
-        Browser { client, driver }
+        Browser { client, downloads, driver }
     }
 
     /// The first element matching `css`, once there is one (at most 30 s).
@@ -264,5 +275,137 @@ pub async fn a_running_updates_events_appear_live(target: Target) {
     b.text_until("main dl.facts", |t| t.contains("succeeded")).await;
     b.close().await;
     sockets.stop().await;
+    srv.stop().await;
+}
+
+/// A stack's page shows its outputs (a secret hidden until "Show", which decrypts it), its
+/// resources as a tree by parent, and downloads its state as `pulumi stack export` would.
+pub async fn a_stacks_outputs_resources_and_state(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({})).await;
+    let path = format!("/api/stacks/{org}/web/dev");
+    let sealed = c.post(&format!("{path}/encrypt"), &json!({"plaintext": "Imh1bnRlcjIi"})).await;
+    assert_eq!(sealed.status, 200, "encrypt: {}", String::from_utf8_lossy(&sealed.body));
+    let ciphertext = sealed.json()["ciphertext"].clone();
+    let urn = |t: &str, n: &str| format!("urn:pulumi:dev::web::{t}::{n}");
+    let root = urn("pulumi:pulumi:Stack", "web-dev");
+    let site = urn("my:site:Site", "site");
+    let state = json!({"version": 3, "deployment": {
+    "manifest": {"time": "2026-12-01T00:00:00Z", "magic": "", "version": "v3.276.0"},
+    "secrets_providers": {"type": "service", "state": {"url": srv.base, "owner": org,
+                                                       "project": "web", "stack": "dev"}},
+    "resources": [
+        {"urn": root, "custom": false, "type": "pulumi:pulumi:Stack",
+         "outputs": {"url": "https://dev.example.com", "password": {
+             "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+             "ciphertext": ciphertext}}},
+        {"urn": site, "custom": false, "type": "my:site:Site", "parent": root},
+        {"urn": urn("my:site:Site$aws:s3/bucket:Bucket", "site-bucket"), "custom": true,
+         "id": "site-bucket-1234", "type": "aws:s3/bucket:Bucket", "parent": site,
+         "inputs": {"acl": "private"}, "outputs": {"acl": "private", "arn": "arn:aws:s3:::site-bucket-1234"}}
+    ]}});
+    let r = c.post(&format!("{path}/import"), &state).await;
+    assert!(r.status.is_success(), "import: {}", String::from_utf8_lossy(&r.body));
+
+    let b = Browser::start().await;
+    sign_in(&b, &srv).await;
+    b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("the stack's page");
+    let outputs = b.text_until("main dl.outputs", |t| t.contains("dev.example.com")).await;
+    assert!(outputs.contains("[secret]") && !outputs.contains("hunter2"), "{outputs}");
+    b.find("main dl.outputs button[aria-label='Show password']").await.click().await.expect("show");
+    b.text_until("main dl.outputs", |t| t.contains("hunter2")).await;
+
+    // The tree: the bucket inside the component inside the stack, each opened in turn.
+    b.text_until("main", |t| t.contains("3 resources")).await;
+    let mut level = "ul.tree > li > details".to_string();
+    for expected in
+        ["pulumi:pulumi:Stack web-dev", "my:site:Site site", "aws:s3/bucket:Bucket site-bucket"]
+    {
+        let summary = b.find(&format!("{level} > summary")).await;
+        assert!(summary.text().await.expect("text").contains(expected), "{expected}");
+        summary.click().await.expect("open it");
+        level = format!("{level} > ul.tree > li > details");
+    }
+    b.text_until("main", |t| t.contains("arn:aws:s3:::site-bucket-1234")).await;
+
+    b.find("main button.download").await.click().await.expect("download");
+    let file = b.downloads.join("web-dev.json");
+    let deadline = Instant::now() + WAIT;
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no download at {}", file.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("JSON");
+    let exported = c.get(&format!("{path}/export")).await.json();
+    assert_eq!(saved, exported, "the file is the stack's export");
+    b.close().await;
+    srv.stop().await;
+}
+
+/// A token made in the console is shown once, works, is listed without its value, and stops
+/// working when revoked there (after a second confirmation).
+pub async fn a_token_is_shown_once_then_revoked(target: Target) {
+    let srv = TestServer::start(target).await;
+    let b = Browser::start().await;
+    sign_in(&b, &srv).await;
+    b.click_link("Access tokens").await;
+    b.text_until("main h1", |t| t == "Access tokens").await;
+    b.type_into("#token-description", "ci robot").await;
+    b.find("main form button[type=submit]").await.click().await.expect("create");
+    let value = b.text_until("#new-token", |t| !t.is_empty()).await;
+    let made = srv.client_with(Some(&value));
+    assert_eq!(made.get("/api/user").await.status, 200, "the new token works");
+    assert!(b.texts("main tbody td:first-child").await.contains(&"ci robot".to_string()));
+
+    // Shown once: the page again lists it without the value.
+    b.client.refresh().await.expect("reload");
+    b.text_until("main tbody", |t| t.contains("ci robot")).await;
+    assert!(!b.client.source().await.expect("source").contains(&value), "shown only once");
+
+    b.find("main button[aria-label='Revoke ci robot']").await.click().await.expect("revoke");
+    b.find("main button.danger").await.click().await.expect("confirm");
+    b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
+    assert!(!b.texts("main tbody td:first-child").await.contains(&"ci robot".to_string()));
+    assert_eq!(made.get("/api/user").await.status, 401, "revoked");
+    b.close().await;
+    srv.stop().await;
+}
+
+/// A member whose organization grants no stack by default sees only the stack shared with
+/// them; another's stack is "not found" by its deep link, and an admin's page says which role
+/// it needs.
+pub async fn a_member_sees_only_the_stacks_they_may_read(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (admin, org) = (srv.client(), srv.user.clone());
+    stack(&admin, &org, "web", "dev", json!({})).await;
+    stack(&admin, &org, "api", "prod", json!({})).await;
+    let orgs = format!("/api/orgs/{org}");
+    let member = srv.other_user("bob-console").await;
+    let r = admin.post(&format!("{orgs}/members/bob-console"), &json!({"role": "member"})).await;
+    assert_eq!(r.status, 204, "add bob");
+    let r = admin.patch(&orgs, &json!({"defaultStackPermission": "none"})).await;
+    assert_eq!(r.status, 204, "no stack by default");
+    let grant = json!({"name": "bob-console", "permission": 101});
+    let r = admin.post(&format!("/api/stacks/{org}/web/dev/collaborators"), &grant).await;
+    assert_eq!(r.status, 204, "bob may read web/dev");
+    let made = member.post("/api/user/tokens", &json!({"description": "browser"})).await;
+    let bob_token = made.json()["tokenValue"].as_str().expect("a token").to_string();
+
+    let b = Browser::start().await;
+    b.client.goto(&format!("{}/", srv.base)).await.expect("open the console");
+    b.type_into("#token", &bob_token).await;
+    b.find("form.signin button[type=submit]").await.click().await.expect("submit");
+    b.text_until("main h1", |t| t == "Organizations").await;
+    b.client.goto(&format!("{}/{org}", srv.base)).await.expect("the organization");
+    b.text_until("main [role=status]", |t| t == "1 of 1 stacks").await;
+    assert_eq!(b.texts("main tbody tr td:first-child").await, ["dev"]);
+    b.client.goto(&format!("{}/{org}/api/prod", srv.base)).await.expect("another's stack");
+    b.text_until("main .error", |t| t.contains("Not found")).await;
+    b.client.goto(&format!("{}/{org}/audit", srv.base)).await.expect("the audit log");
+    b.text_until("main .error", |t| t.contains("admin role")).await;
+    b.client.goto(&format!("{}/{org}/members", srv.base)).await.expect("members");
+    b.text_until("main tbody", |t| t.contains("bob-console") && t.contains("admin")).await;
+    b.close().await;
     srv.stop().await;
 }
