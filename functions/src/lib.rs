@@ -29,7 +29,9 @@ use stackhouse::app::{App, Settings};
 use stackhouse::config::Env;
 use stackhouse::telemetry::metrics::{emf_line, job_emf_line, now_ms, JobRun};
 
+mod console;
 mod socket;
+pub use console::{console_response, serve_console};
 pub use socket::{handle_socket, serve_socket, SocketReply};
 
 /// The error type of a function binary's `main`.

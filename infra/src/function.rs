@@ -128,10 +128,16 @@ fn source_arn(method: &str, path: &str) -> Value {
 
 /// A route's integration (Lambda proxy, payload 2.0), its route key on the shared API and the
 /// permission letting API Gateway invoke the function for that route only.
+/// A function with several routes (the console's) has one integration and a route and a
+/// permission per route: `{id}Route`, `{id}Route2`, ….
 fn http_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
     let id = f.logical_id();
-    for event in &f.events {
-        let Event::HttpApi { method, path } = event else { continue };
+    let routes = f.events.iter().filter_map(|e| match e {
+        Event::HttpApi { method, path } => Some((method, path)),
+        _ => None,
+    });
+    for (n, (method, path)) in routes.enumerate() {
+        let suffix = if n == 0 { String::new() } else { (n + 1).to_string() };
         resources.insert(
             format!("{id}Integration"),
             json!({
@@ -146,7 +152,7 @@ fn http_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
             }),
         );
         resources.insert(
-            format!("{id}Route"),
+            format!("{id}Route{suffix}"),
             json!({
                 "Type": "AWS::ApiGatewayV2::Route",
                 "Properties": {
@@ -156,8 +162,10 @@ fn http_resources(f: &FunctionSpec, resources: &mut Map<String, Value>) {
                 },
             }),
         );
-        resources
-            .insert(format!("{id}Permission"), invoke_permission(&id, source_arn(method, path)));
+        resources.insert(
+            format!("{id}Permission{suffix}"),
+            invoke_permission(&id, source_arn(method, path)),
+        );
     }
 }
 

@@ -249,5 +249,35 @@ pub fn functions() -> Vec<FunctionSpec> {
         token_auth: false,
         stack: JOBS_STACK,
     });
-    routes.chain(sockets).chain(jobs).collect()
+    routes.chain(sockets).chain(std::iter::once(console())).chain(jobs).collect()
+}
+
+/// The nested stack of the web console's function.
+pub const CONSOLE_STACK: &str = "console";
+
+/// The web console (`functions/src/console.rs`): the page and files of the console at the
+/// HTTP API's root, on `GET /` and `GET /{proxy+}` (API Gateway prefers every more specific
+/// route, so the API's routes keep their functions). It touches no port; its pages follow
+/// running updates on the event stream's WebSocket API, whose URL it tells them.
+pub fn console() -> FunctionSpec {
+    let get = |path: &str| Event::HttpApi { method: "GET".into(), path: path.into() };
+    FunctionSpec {
+        name: "console",
+        description: "Stackhouse web console: its page and files (console)".into(),
+        events: vec![get("/"), get("/{proxy+}")],
+        needs: Needs::NOTHING,
+        env: BTreeMap::from([
+            ("STACKHOUSE_LOG".to_string(), r#ref("LogLevel")),
+            (
+                "STACKHOUSE_EVENTS_URL".to_string(),
+                sub("wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketStage}"),
+            ),
+        ]),
+        // Static bytes: the smallest function there is.
+        memory_mb: 128,
+        timeout_seconds: 5,
+        ephemeral_mb: None,
+        token_auth: false,
+        stack: CONSOLE_STACK,
+    }
 }

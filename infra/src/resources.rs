@@ -401,11 +401,21 @@ pub(super) fn outputs() -> Value {
         },
         "WebSocketUrl": {
             "Description": "The event stream's WebSocket: wss://…?org=<org> with the header \
-                Authorization: token <access token>",
+                Authorization: token <access token> (browsers: subprotocols stackhouse.events \
+                and stackhouse.token.<access token>)",
             "Value": sub(
                 "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/\
                  ${WebSocketApiStage}"
             ),
+        },
+        "ConsoleUrl": {
+            "Description": "The web console (at the API's root: needs the $default stage)",
+            "Value": sub(&format!("{API_HOST}/")),
+        },
+        "ConsoleDomain": {
+            "Description": "For the Pulumi CLI's links to the console: export \
+                PULUMI_CONSOLE_DOMAIN=<ConsoleDomain>",
+            "Value": sub("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"),
         },
         "TableName": {"Description": "DynamoDB table (STACKHOUSE_TABLE)", "Value": r#ref("Table")},
         "BucketName": {"Description": "S3 bucket (STACKHOUSE_BUCKET)", "Value": r#ref("Bucket")},

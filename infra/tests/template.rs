@@ -125,7 +125,9 @@ fn routed(resources: &Map<String, Value>) -> BTreeMap<String, Vec<String>> {
             .to_string();
         assert_eq!(integration["IntegrationUri"]["Fn::GetAtt"][1], "Arn");
         let key = p["RouteKey"].as_str().expect("RouteKey").to_string();
-        let permission = &resources[&format!("{function}Permission")]["Properties"];
+        // One permission per route: `…Route2` has `…Permission2` (the console has two).
+        let suffix = id.strip_prefix(&format!("{function}Route")).expect("named by its function");
+        let permission = &resources[&format!("{function}Permission{suffix}")]["Properties"];
         assert_eq!(permission["FunctionName"], json!({"Ref": function}));
         assert_eq!(permission["Principal"], "apigateway.amazonaws.com");
         let (method, path) = key.split_once(' ').expect("METHOD path");
@@ -239,11 +241,32 @@ fn every_route_has_exactly_one_function_and_nothing_else_is_routed() {
         assert!(f["Properties"].get("FunctionName").is_none(), "names are CloudFormation's");
         assert!(ids[0].chars().all(|c| c.is_ascii_alphanumeric()));
     }
+    // The web console takes the rest of the GETs: the API's root and every other path.
+    for key in ["GET /", "GET /{proxy+}"] {
+        assert_eq!(routed.remove(key), Some(vec!["ConsoleFunction".to_string()]), "{key}");
+    }
     assert!(routed.is_empty(), "the template routes what the table lacks: {routed:?}");
     // The other functions are the socket routes' and the jobs' (checked in
-    // `every_socket_route_has_…` and `every_job_has_a_function_with_its_trigger`), and the
-    // deployment runner's package (`the_runner_…`).
-    assert_eq!(functions.len(), ROUTES.len() + SOCKETS.len() + JOBS.len() + 1);
+    // `every_socket_route_has_…` and `every_job_has_a_function_with_its_trigger`), the
+    // deployment runner's package (`the_runner_…`) and the console's.
+    assert_eq!(functions.len(), ROUTES.len() + SOCKETS.len() + JOBS.len() + 2);
+}
+
+/// The console's function touches no data (its role may only log) and tells its pages the
+/// event stream's WebSocket URL.
+#[test]
+fn the_console_function_serves_static_pages_with_the_event_streams_url() {
+    let resources = resources();
+    let f = &resources["ConsoleFunction"]["Properties"];
+    assert_eq!(f["MemorySize"], 128);
+    let env = &f["Environment"]["Variables"];
+    let url = env["STACKHOUSE_EVENTS_URL"]["Fn::Sub"].as_str().expect("an events URL");
+    assert!(url.starts_with("wss://${WebSocketApi}.execute-api."), "{url}");
+    let role = &resources["ConsoleFunctionRole"]["Properties"];
+    let statements =
+        role["Policies"][0]["PolicyDocument"]["Statement"].as_array().expect("a policy");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(statements[0]["Sid"], "Logs");
 }
 
 #[test]

@@ -126,21 +126,17 @@ async fn handle(
 
 /// The web console (`stackhouse::console`): its files, and its page for every other path.
 fn serve_console(shared: &Shared, path: &str, head: bool) -> Response<Full<Bytes>> {
-    use stackhouse::console::{self, Answer};
-    let events = shared.events.get();
-    let (content_type, body) = match console::answer(path) {
-        None => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            return r;
-        }
-        Some(Answer::Page) => (console::PAGE_TYPE, Bytes::from(console::page(events))),
-        Some(Answer::File(asset)) => (asset.content_type, Bytes::from_static(asset.body)),
+    let served = stackhouse::console::serve(path, shared.events.get());
+    let body = match served.body {
+        _ if head => Bytes::new(),
+        std::borrow::Cow::Borrowed(file) => Bytes::from_static(file),
+        std::borrow::Cow::Owned(page) => Bytes::from(page),
     };
-    let mut r = Response::new(Full::new(if head { Bytes::new() } else { body }));
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = StatusCode::from_u16(served.status).unwrap_or(StatusCode::NOT_FOUND);
     let headers = r.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    for (name, value) in console::headers(events) {
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(served.content_type));
+    for (name, value) in served.headers {
         if let Ok(v) = http::HeaderValue::from_str(&value) {
             headers.insert(name, v);
         }

@@ -39,6 +39,12 @@ function crumbs(...parts) {
     parts.map((p, i) => [i ? " / " : "", p]));
 }
 
+/** A table's scrolling box (narrow screens scroll wide tables inside it): focusable, so a
+ * keyboard can scroll it, and named for screen readers. */
+function wrapAttrs(label) {
+  return { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label };
+}
+
 function when(seconds) {
   if (!seconds) return "–";
   const d = new Date(seconds * 1000);
@@ -222,7 +228,7 @@ async function stacksPage(org) {
     h("p", { id: "stack-search-help", class: "status" },
       "Part of a stack's or project's name, or tag:value for stacks with that tag."),
     search, count,
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", wrapAttrs("Stacks"), h("table", {},
       h("caption", { class: "status" }, `Stacks of ${org}, most recently updated first`),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Stack"), h("th", { scope: "col" }, "Project"),
         h("th", { scope: "col" }, "Last update"), h("th", { scope: "col", class: "num" }, "Resources"))),
@@ -278,7 +284,7 @@ async function stackPage(org, project, stack) {
       "Download state")),
     h("h2", {}, "Updates"),
     updates.length
-      ? h("div", { class: "table-wrap" }, h("table", {},
+      ? h("div", wrapAttrs("Updates"), h("table", {},
         h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "Version"),
           h("th", { scope: "col" }, "Kind"), h("th", { scope: "col" }, "Result"),
           h("th", { scope: "col" }, "Changes"), h("th", { scope: "col" }, "Started"),
@@ -421,7 +427,7 @@ async function tokensPage() {
     h("h2", {}, "Create a token"), form, made,
     h("h2", {}, "Your tokens"),
     tokens.length
-      ? h("div", { class: "table-wrap" }, h("table", {},
+      ? h("div", wrapAttrs("Tokens"), h("table", {},
         h("thead", {}, h("tr", {}, ["Description", "Created", "Last used", "Expires", ""].map((c) =>
           h("th", { scope: "col" }, c)))),
         body))
@@ -465,7 +471,7 @@ async function membersPage(org) {
     orgNav(org, "members"),
     h("h1", {}, "Members and teams"),
     h("h2", {}, "Members"),
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", wrapAttrs("Members"), h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Role"),
         h("th", { scope: "col" }, "Member since"))),
       h("tbody", {}, list.map((m) => h("tr", {}, h("td", {}, m.user?.githubLogin || m.user?.name),
@@ -561,7 +567,7 @@ async function auditPage(org) {
       h("div", {}, h("label", { for: "audit-event" }, "Event"), what)),
     h("p", {}, h("button", { type: "button", onclick: exportCsv }, "Export CSV")),
     count,
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", wrapAttrs("Audit log entries"), h("table", {},
       h("caption", { class: "status" }, "Every change, decryption and refused call, newest first"),
       h("thead", {}, h("tr", {}, ["When", "User", "Event", "What", "Status", "Source"].map((c) =>
         h("th", { scope: "col" }, c)))),
@@ -598,7 +604,10 @@ function eventLine(e) {
     const m = e.resourcePreEvent.metadata;
     return m.op === "same" ? null : resourceLine(m, PRESENT);
   }
-  if (e.resOutputsEvent) return resourceLine(e.resOutputsEvent.metadata, PAST);
+  if (e.resOutputsEvent) {
+    const m = e.resOutputsEvent.metadata;
+    return m.op === "same" ? null : resourceLine(m, PAST);
+  }
   if (e.resOpFailedEvent) return resourceLine(e.resOpFailedEvent.metadata, { [e.resOpFailedEvent.metadata.op]: "failed" });
   if (e.summaryEvent) {
     const s = e.summaryEvent;

@@ -74,6 +74,7 @@ pub static VARS: &[Var] = &[
     var("STACKHOUSE_KMS_KEY_ID", "alias/stackhouse", ReadBy::Aws, "KMS key (id, ARN or alias)"),
     var("STACKHOUSE_QUEUE_PREFIX", "stackhouse-", ReadBy::Aws, "prefix of the SQS queue names"),
     var("STACKHOUSE_WEBSOCKET_ENDPOINT", NONE, ReadBy::Aws, "the event stream's WebSocket API stage URL (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`), where functions post frames to connected clients; set by the template"),
+    var("STACKHOUSE_EVENTS_URL", NONE, ReadBy::Functions, "the event stream's WebSocket URL (`wss://{api-id}.execute-api.{region}.amazonaws.com/{stage}`) the web console's pages follow running updates on; set by the template for the `console` function (the emulator's pages use its `--ws-listen`)"),
     var("STACKHOUSE_RUNNER_PROJECT", NONE, ReadBy::Aws, "the CodeBuild project whose builds run deployments (`job-deployment-start` starts one per run); set by the template"),
     var("STACKHOUSE_BOOTSTRAP_TOKEN", NONE, ReadBy::Emulator, "make sure this access token exists (for scripts and CI); otherwise the first start creates a random one and prints it once"),
     var("STACKHOUSE_BOOTSTRAP_USER", "admin", ReadBy::Emulator, "the first user"),

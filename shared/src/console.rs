@@ -118,6 +118,28 @@ pub fn answer(path: &str) -> Option<Answer> {
     }
 }
 
+/// A whole answer of the console, for a transport to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// 200, or 404 for a missing file.
+    pub status: u16,
+    pub content_type: &'static str,
+    /// [`headers`].
+    pub headers: [(&'static str, String); 4],
+    pub body: std::borrow::Cow<'static, [u8]>,
+}
+
+/// The console's answer to a GET of `path` (not under `/api/`), telling pages where the event
+/// stream is when `events` is known.
+pub fn serve(path: &str, events: Option<&EventsUrl>) -> Served {
+    let (status, content_type, body) = match answer(path) {
+        None => (404, "text/plain; charset=utf-8", b"not found\n".as_slice().into()),
+        Some(Answer::Page) => (200, PAGE_TYPE, page(events).into()),
+        Some(Answer::File(asset)) => (200, asset.content_type, asset.body.into()),
+    };
+    Served { status, content_type, headers: headers(events), body }
+}
+
 /// Whether the console serves `path`: everything outside the API.
 pub fn serves(path: &str) -> bool {
     path != "/api" && !path.starts_with("/api/")

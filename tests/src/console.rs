@@ -21,7 +21,9 @@ macro_rules! console_tests {
             a_running_updates_events_appear_live,
             a_stacks_outputs_resources_and_state,
             a_token_is_shown_once_then_revoked,
-            a_member_sees_only_the_stacks_they_may_read
+            a_member_sees_only_the_stacks_they_may_read,
+            every_page_passes_axe_at_two_widths,
+            the_main_flow_by_keyboard_alone
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -406,6 +408,157 @@ pub async fn a_member_sees_only_the_stacks_they_may_read(target: Target) {
     b.text_until("main .error", |t| t.contains("admin role")).await;
     b.client.goto(&format!("{}/{org}/members", srv.base)).await.expect("members");
     b.text_until("main tbody", |t| t.contains("bob-console") && t.contains("admin")).await;
+    b.close().await;
+    srv.stop().await;
+}
+
+/// Runs axe-core (`STACKHOUSE_AXE_JS`, fetched by `.ci/axe-core`) on the current page; its
+/// serious and critical violations, one line each.
+pub async fn axe_violations(b: &Browser) -> Vec<String> {
+    let path = std::env::var("STACKHOUSE_AXE_JS").unwrap_or_else(|_| {
+        panic!("STACKHOUSE_AXE_JS is not set: run `eval \"$(bash .ci/axe-core)\"` (.ci/test does)")
+    });
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    // WebDriver's scripts are not the page's: its content security policy does not apply.
+    b.client.execute(&format!("{source}\nreturn true;"), vec![]).await.expect("inject axe-core");
+    let found = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']})
+               .then((r) => done(r.violations
+                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                 .map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)))
+               .catch((e) => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .expect("run axe-core");
+    serde_json::from_value(found).expect("a list of violations")
+}
+
+/// Where the tests save screenshots of the pages (`target/console-screenshots`).
+fn screenshots() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    std::fs::create_dir_all(&dir).expect("a screenshots folder");
+    dir
+}
+
+/// Every page of the console — sign-in, organizations, stacks, a stack, an update, tokens,
+/// members, audit log — has no serious or critical axe-core violation, at 1280 and at 360
+/// pixels wide, where nothing makes the page scroll sideways (wide tables scroll in their own
+/// box). Each page's screenshot at both widths is saved (`target/console-screenshots`).
+pub async fn every_page_passes_axe_at_two_widths(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({"team": "frontend"})).await;
+    stack(&c, &org, "api", "prod", json!({})).await;
+    let prod = format!("/api/stacks/{org}/api/prod");
+    crate::session::up(&c, &prod, &crate::fixtures::events("up"), &[]).await;
+    let b = Browser::start().await;
+    let pages = [
+        ("signin", "/signin".to_string(), "Sign in to Stackhouse"),
+        ("organizations", "/".to_string(), "Organizations"),
+        ("stacks", format!("/{org}"), "Stacks"),
+        ("stack", format!("/{org}/api/prod"), "prod"),
+        ("update", format!("/{org}/api/prod/updates/1"), "Update 1"),
+        ("tokens", "/account/tokens".to_string(), "Access tokens"),
+        ("members", format!("/{org}/members"), "Members and teams"),
+        ("audit", format!("/{org}/audit"), "Audit log"),
+    ];
+    let dir = screenshots();
+    let mut problems = Vec::new();
+    for (width, height) in [(1280, 900), (360, 780)] {
+        b.client.set_window_size(width, height).await.expect("window size");
+        for (name, path, title) in &pages {
+            if *name == "organizations" && width == 1280 {
+                sign_in(&b, &srv).await;
+            }
+            b.client.goto(&format!("{}{path}", srv.base)).await.expect("open the page");
+            b.text_until("main h1", |t| t == *title).await;
+            if *name == "update" {
+                b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
+            }
+            for v in axe_violations(&b).await {
+                problems.push(format!("{name} at {width} px: {v}"));
+            }
+            let sideways = b
+                .client
+                .execute(
+                    "const d = document.documentElement; return d.scrollWidth - d.clientWidth;",
+                    vec![],
+                )
+                .await
+                .expect("measure");
+            if sideways.as_i64().unwrap_or(0) > 0 {
+                problems.push(format!("{name} at {width} px scrolls sideways by {sideways} px"));
+            }
+            let png = b.client.screenshot().await.expect("screenshot");
+            std::fs::write(dir.join(format!("{name}-{width}.png")), png).expect("save it");
+        }
+    }
+    assert!(problems.is_empty(), "accessibility problems:\n{}", problems.join("\n"));
+    b.close().await;
+    srv.stop().await;
+}
+
+/// Presses Tab (at most 60 times) until the focused element matches `css` and its text
+/// contains `text`.
+async fn tab_to(b: &Browser, css: &str, text: &str) -> fantoccini::elements::Element {
+    let check = "const [css, text] = arguments; const a = document.activeElement;
+                 return !!a && a.matches(css) && (a.textContent || '').includes(text);";
+    for _ in 0..60 {
+        let on = b.client.execute(check, vec![json!(css), json!(text)]).await.expect("focus");
+        let focused = b.client.active_element().await.expect("the focused element");
+        if on == json!(true) {
+            // What has focus shows it (the :focus-visible ring).
+            let ring = b
+                .client
+                .execute("return getComputedStyle(document.activeElement).outlineStyle;", vec![])
+                .await
+                .expect("style");
+            assert_ne!(ring, json!("none"), "{css} {text:?} has focus but shows none");
+            return focused;
+        }
+        focused.send_keys(&fantoccini::key::Key::Tab).await.expect("Tab");
+    }
+    panic!("Tab never reached {css} {text:?}");
+}
+
+/// Sign in, open the organization, search for a stack, open it and its update, and sign out,
+/// with the keyboard alone (Tab, typing, Enter).
+pub async fn the_main_flow_by_keyboard_alone(target: Target) {
+    use fantoccini::key::Key;
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({})).await;
+    stack(&c, &org, "api", "prod", json!({})).await;
+    crate::session::up(
+        &c,
+        &format!("/api/stacks/{org}/api/prod"),
+        &crate::fixtures::events("up"),
+        &[],
+    )
+    .await;
+    let b = Browser::start().await;
+    b.client.goto(&format!("{}/", srv.base)).await.expect("open the console");
+    b.find("form.signin").await;
+    let field = tab_to(&b, "#token", "").await;
+    field.send_keys(&format!("{}{}", srv.token, Key::Enter)).await.expect("type and submit");
+    b.text_until("main h1", |t| t == "Organizations").await;
+    tab_to(&b, "main a", &org).await.send_keys(&Key::Enter).await.expect("open");
+    b.text_until("main h1", |t| t == "Stacks").await;
+    tab_to(&b, "#stack-search", "").await.send_keys("prod").await.expect("search");
+    b.text_until("main [role=status]", |t| t == "1 of 2 stacks").await;
+    tab_to(&b, "main tbody a", "prod").await.send_keys(&Key::Enter).await.expect("open");
+    b.text_until("main h1", |t| t == "prod").await;
+    b.text_until("main tbody", |t| t.contains("succeeded")).await;
+    tab_to(&b, "main tbody a", "1").await.send_keys(&Key::Enter).await.expect("open");
+    b.text_until("main h1", |t| t == "Update 1").await;
+    b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
+    tab_to(&b, "#account button", "Sign out").await.send_keys(&Key::Enter).await.expect("out");
+    b.find("form.signin").await;
     b.close().await;
     srv.stop().await;
 }

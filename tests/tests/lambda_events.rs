@@ -1030,6 +1030,51 @@ fn write_samples() {
         let file = dir.join(format!("{}.json", socket.name));
         std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
     }
+    let file = dir.join("console.json");
+    std::fs::write(&file, ordered_pretty(&console_event()))
+        .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+}
+
+/// The path of the console's sample: the Pulumi CLI's permalink to an update.
+const CONSOLE_PATH: &str = "/acme/website/dev/updates/3";
+
+/// What the HTTP API hands the console's function for a browser opening an update's page:
+/// a GET on its greedy route, without a token (the page asks for one).
+fn console_event() -> Value {
+    let mut event = apigw_event(
+        route("user-get"),
+        CONSOLE_PATH,
+        "",
+        &[("accept", "text/html"), ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)")],
+        None,
+    );
+    event["routeKey"] = json!("GET /{proxy+}");
+    event["requestContext"]["routeKey"] = json!("GET /{proxy+}");
+    event["pathParameters"] = json!({"proxy": CONSOLE_PATH.trim_start_matches('/')});
+    event
+}
+
+/// The console's function answers its sample with the page (and its policy), as a browser
+/// following the CLI's link would get it.
+#[test]
+fn the_console_sample_gets_its_page() {
+    write_samples_if_asked();
+    let file = events_dir().join("console.json");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let event: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(event, console_event(), "events/console.json is stale");
+    let request = lambda_http::request::from_str(&text).expect("lambda_http reads it");
+    let events = stackhouse::console::EventsUrl::parse(&format!("wss://{WS_HOST}/{WS_STAGE}")).ok();
+    let r = stackhouse_tests::server::lambda_reply(stackhouse_lambda::console_response(
+        request.method(),
+        request.uri().path(),
+        events.as_ref(),
+    ));
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8_lossy(&r.body);
+    assert!(page.contains("/console/console.js"), "{page}");
+    assert!(page.contains(&format!("wss://{WS_HOST}/{WS_STAGE}")), "{page}");
+    assert!(r.headers["content-security-policy"].to_str().expect("ascii").contains(WS_HOST));
 }
 
 /// What API Gateway's WebSocket API hands a socket route's function (a Lambda proxy event, as
@@ -1585,10 +1630,13 @@ async fn every_route_has_a_sample_its_function_answers() {
         .iter()
         .filter(|f| {
             let f = f.as_str();
-            !names.contains(f) && !jobs.contains(f) && !sockets.contains(f)
+            !names.contains(f) && !jobs.contains(f) && !sockets.contains(f) && f != "console"
         })
         .collect();
-    assert!(strays.is_empty(), "samples in events/ for no route, socket route or job: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "samples in events/ for no route, socket route, job or the console: {strays:?}"
+    );
     let planned: BTreeSet<&str> = PLAN.iter().map(|(n, _)| *n).collect();
     assert_eq!(planned, names, "PLAN must run every route once");
     assert_eq!(PLAN.len(), names.len(), "PLAN must run every route once");
