@@ -32,6 +32,8 @@ function show(title, ...content) {
   main.replaceChildren(...content.flat(Infinity));
   document.title = `${title} · Stackhouse`;
   main.focus();
+  // When the page's content is in the document (loadgen console reads it).
+  performance.mark("stackhouse:shown");
 }
 
 function crumbs(...parts) {

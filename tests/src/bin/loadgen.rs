@@ -216,6 +216,19 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         n: usize,
     },
+    /// The web console's first page (an organization's stack list) in headless Chromium:
+    /// first byte, DOMContentLoaded and stack table shown, p50/p99 over `n` visits. Needs
+    /// Debian's `chromium` and `chromium-driver`.
+    Console {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Visits timed.
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+        /// Stacks in the organization's list.
+        #[arg(long, default_value_t = 100)]
+        stacks: usize,
+    },
     /// Process start to first response of a function binary (cold-start proxy).
     Coldstart {
         /// The function binary, e.g. target/release/stack-get.
@@ -369,6 +382,15 @@ async fn run(command: Command) -> load::Result<()> {
             let label = if local.is_some() { "in-process emulator" } else { "--url" };
             let r = load::deploy_latency::measure(&ep, n).await?;
             println!("{}\n{}", load::deploy_latency::HEADER, load::deploy_latency::row(&r, label));
+            if let Some(server) = local {
+                server.stop().await;
+            }
+            Ok(())
+        }
+        Command::Console { server, n, stacks } => {
+            let (local, ep) = local_or_remote(&server).await?;
+            let r = load::console_load::measure(&ep, n, stacks).await?;
+            println!("{}\n{}", load::console_load::HEADER, load::console_load::row(&r));
             if let Some(server) = local {
                 server.stop().await;
             }

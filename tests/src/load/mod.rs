@@ -21,6 +21,7 @@
 //! extrapolated.
 
 pub mod artifacts;
+pub mod console_load;
 pub mod deploy_latency;
 mod driver;
 pub mod env_open;
