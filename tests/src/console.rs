@@ -23,7 +23,8 @@ macro_rules! console_tests {
             a_token_is_shown_once_then_revoked,
             a_member_sees_only_the_stacks_they_may_read,
             every_page_passes_axe_at_two_widths,
-            the_main_flow_by_keyboard_alone
+            the_main_flow_by_keyboard_alone,
+            resources_environments_deployments_and_policies
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -290,23 +291,9 @@ pub async fn a_stacks_outputs_resources_and_state(target: Target) {
     let sealed = c.post(&format!("{path}/encrypt"), &json!({"plaintext": "Imh1bnRlcjIi"})).await;
     assert_eq!(sealed.status, 200, "encrypt: {}", String::from_utf8_lossy(&sealed.body));
     let ciphertext = sealed.json()["ciphertext"].clone();
-    let urn = |t: &str, n: &str| format!("urn:pulumi:dev::web::{t}::{n}");
-    let root = urn("pulumi:pulumi:Stack", "web-dev");
-    let site = urn("my:site:Site", "site");
-    let state = json!({"version": 3, "deployment": {
-    "manifest": {"time": "2026-12-01T00:00:00Z", "magic": "", "version": "v3.276.0"},
-    "secrets_providers": {"type": "service", "state": {"url": srv.base, "owner": org,
-                                                       "project": "web", "stack": "dev"}},
-    "resources": [
-        {"urn": root, "custom": false, "type": "pulumi:pulumi:Stack",
-         "outputs": {"url": "https://dev.example.com", "password": {
-             "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-             "ciphertext": ciphertext}}},
-        {"urn": site, "custom": false, "type": "my:site:Site", "parent": root},
-        {"urn": urn("my:site:Site$aws:s3/bucket:Bucket", "site-bucket"), "custom": true,
-         "id": "site-bucket-1234", "type": "aws:s3/bucket:Bucket", "parent": site,
-         "inputs": {"acl": "private"}, "outputs": {"acl": "private", "arn": "arn:aws:s3:::site-bucket-1234"}}
-    ]}});
+    let secret = json!({"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                        "ciphertext": ciphertext});
+    let state = site_state(&srv, &org, secret);
     let r = c.post(&format!("{path}/import"), &state).await;
     assert!(r.status.is_success(), "import: {}", String::from_utf8_lossy(&r.body));
 
@@ -446,7 +433,8 @@ fn screenshots() -> std::path::PathBuf {
 }
 
 /// Every page of the console — sign-in, organizations, stacks, a stack, an update, tokens,
-/// members, audit log — has no serious or critical axe-core violation, at 1280 and at 360
+/// members, audit log, resources, environments, an environment, deployments, policies — has no
+/// serious or critical axe-core violation, at 1280 and at 360
 /// pixels wide, where nothing makes the page scroll sideways (wide tables scroll in their own
 /// box). Each page's screenshot at both widths is saved (`target/console-screenshots`).
 pub async fn every_page_passes_axe_at_two_widths(target: Target) {
@@ -456,6 +444,13 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
     stack(&c, &org, "api", "prod", json!({})).await;
     let prod = format!("/api/stacks/{org}/api/prod");
     crate::session::up(&c, &prod, &crate::fixtures::events("up"), &[]).await;
+    let envs = format!("/api/esc/environments/{org}");
+    assert_eq!(c.post(&envs, &json!({"project": "app", "name": "dev"})).await.status, 200);
+    let definition = "values:\n  region: us-west-2\n  password:\n    fn::secret: hunter2\n";
+    let r = c
+        .send(http::Method::PATCH, &format!("{envs}/app/dev"), Some(definition.into()), false)
+        .await;
+    assert!(r.status.is_success(), "define it: {}", String::from_utf8_lossy(&r.body));
     let b = Browser::start().await;
     let pages = [
         ("signin", "/signin".to_string(), "Sign in to Stackhouse"),
@@ -466,6 +461,11 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
         ("tokens", "/account/tokens".to_string(), "Access tokens"),
         ("members", format!("/{org}/members"), "Members and teams"),
         ("audit", format!("/{org}/audit"), "Audit log"),
+        ("resources", format!("/{org}/resources"), "Resources"),
+        ("environments", format!("/{org}/environments"), "Environments"),
+        ("environment", format!("/{org}/environments/app/dev"), "app/dev"),
+        ("deployments", format!("/{org}/api/prod/deployments"), "Deployments"),
+        ("policies", format!("/{org}/policies"), "Policies"),
     ];
     let dir = screenshots();
     let mut problems = Vec::new();
@@ -561,4 +561,112 @@ pub async fn the_main_flow_by_keyboard_alone(target: Target) {
     b.find("form.signin").await;
     b.close().await;
     srv.stop().await;
+}
+
+/// A state of stack `web/dev` of `org`: the stack (outputs `url` and `password`), a component
+/// `site` and, inside it, a bucket.
+fn site_state(srv: &TestServer, org: &str, password: Value) -> Value {
+    let urn = |t: &str, n: &str| format!("urn:pulumi:dev::web::{t}::{n}");
+    let root = urn("pulumi:pulumi:Stack", "web-dev");
+    let site = urn("my:site:Site", "site");
+    json!({"version": 3, "deployment": {
+    "manifest": {"time": "2026-12-01T00:00:00Z", "magic": "", "version": "v3.276.0"},
+    "secrets_providers": {"type": "service", "state": {"url": srv.base, "owner": org,
+                                                       "project": "web", "stack": "dev"}},
+    "resources": [
+        {"urn": root, "custom": false, "type": "pulumi:pulumi:Stack",
+         "outputs": {"url": "https://dev.example.com", "password": password}},
+        {"urn": site, "custom": false, "type": "my:site:Site", "parent": root},
+        {"urn": urn("my:site:Site$aws:s3/bucket:Bucket", "site-bucket"), "custom": true,
+         "id": "site-bucket-1234", "type": "aws:s3/bucket:Bucket", "parent": site,
+         "inputs": {"acl": "private"}, "outputs": {"acl": "private", "arn": "arn:aws:s3:::site-bucket-1234"}}
+    ]}})
+}
+
+/// The organization's other pages: resource search (with suggestions for the term being
+/// typed), an environment (its values with secrets masked until shown; saving a broken
+/// definition shows the checker's diagnostics and changes nothing), a deployment run started
+/// from the console with its log, and the policies.
+pub async fn resources_environments_deployments_and_policies(target: Target) {
+    let srv = TestServer::start(target).await;
+    let _indexing = srv.indexing();
+    let _deploying = srv.deploying();
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({})).await;
+    let path = format!("/api/stacks/{org}/web/dev");
+    let r = c.post(&format!("{path}/import"), &site_state(&srv, &org, json!("plain"))).await;
+    assert!(r.status.is_success(), "import: {}", String::from_utf8_lossy(&r.body));
+    let indexed = format!("/api/orgs/{org}/search/resources?query=site-bucket");
+    let deadline = Instant::now() + WAIT;
+    while c.get(&indexed).await.json()["total"] != 1 {
+        assert!(Instant::now() < deadline, "the bucket was never indexed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let envs = format!("/api/esc/environments/{org}");
+    let r = c.post(&envs, &json!({"project": "app", "name": "dev"})).await;
+    assert_eq!(r.status, 200, "create an environment: {}", String::from_utf8_lossy(&r.body));
+    let definition = "values:\n  region: us-west-2\n  password:\n    fn::secret: hunter2\n";
+    let r = c
+        .send(http::Method::PATCH, &format!("{envs}/app/dev"), Some(definition.into()), false)
+        .await;
+    assert!(r.status.is_success(), "define it: {}", String::from_utf8_lossy(&r.body));
+    let dir = std::env::temp_dir().join(format!("stackhouse-repo-{:016x}", rand::random::<u64>()));
+    let repo = crate::git::repo_with(&dir, "main", &[("README.md", "no program\n")]);
+    let settings = json!({
+        "sourceContext": {"git": {"repoUrl": format!("file://{}", repo.display())}},
+        "operationContext": {"preRunCommands": ["echo hello from the runner; exit 3"],
+                             "options": {"skipInstallDependencies": true}}
+    });
+    assert_eq!(c.put(&format!("{path}/deployments/settings"), &settings).await.status, 200);
+
+    let b = Browser::start().await;
+    sign_in(&b, &srv).await;
+    // Resources: suggestions, then a search.
+    b.client.goto(&format!("{}/{org}/resources", srv.base)).await.expect("resources");
+    b.text_until("main h1", |t| t == "Resources").await;
+    b.type_into("#resource-query", "typ").await;
+    let options = "return [...document.querySelectorAll('#resource-suggestions option')].map((o) => o.value);";
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = b.client.execute(options, vec![]).await.expect("options");
+        if got.as_array().is_some_and(|o| o.iter().any(|v| v == "type:")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no suggestion of type: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.type_into("#resource-query", "type:aws:s3/bucket:Bucket\n").await;
+    b.text_until("main [role=status]", |t| t.starts_with("1 resources match")).await;
+    assert_eq!(b.texts("main tbody td:first-child").await, ["site-bucket"]);
+
+    // An environment.
+    b.client.goto(&format!("{}/{org}/environments", srv.base)).await.expect("environments");
+    b.click_link("app/dev").await;
+    b.text_until("main h1", |t| t == "app/dev").await;
+    let values = b.text_until("main pre.values", |t| t.contains("us-west-2")).await;
+    assert!(values.contains("[secret]") && !values.contains("hunter2"), "{values}");
+    b.find("main button.quiet").await.click().await.expect("show secrets");
+    b.text_until("main pre.values", |t| t.contains("hunter2")).await;
+    b.type_into("#env-definition", "values:\n  broken: ${nowhere}\n").await;
+    b.find("main form button[type=submit]").await.click().await.expect("save");
+    b.text_until("main .diagnostics", |t| t.contains("nowhere")).await;
+    let kept = c.get(&format!("{envs}/app/dev")).await;
+    let kept = String::from_utf8_lossy(&kept.body);
+    assert!(kept.contains("region: us-west-2") && !kept.contains("nowhere"), "unchanged: {kept}");
+
+    // A deployment run from the stack's page.
+    b.client.goto(&format!("{}/{org}/web/dev", srv.base)).await.expect("the stack");
+    b.click_link("Deployments").await;
+    b.text_until("main h1", |t| t == "Deployments").await;
+    b.find("main form button[type=submit]").await.click().await.expect("run");
+    b.text_until("main h1", |t| t == "Deployment").await;
+    b.text_until("main [role=log]", |t| t.contains("hello from the runner")).await;
+    b.text_until("main p[role=status]", |t| t.contains("ended")).await;
+    b.text_until("main dl.facts", |t| t.contains("failed")).await;
+
+    b.client.goto(&format!("{}/{org}/policies", srv.base)).await.expect("policies");
+    b.text_until("main h1", |t| t == "Policies").await;
+    b.close().await;
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
