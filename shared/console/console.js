@@ -246,7 +246,8 @@ async function stacksPage(org) {
 function orgNav(org, here) {
   const items = [["stacks", `/${seg(org)}`, "Stacks"], ["resources", `/${seg(org)}/resources`, "Resources"],
     ["environments", `/${seg(org)}/environments`, "Environments"], ["policies", `/${seg(org)}/policies`, "Policies"],
-    ["members", `/${seg(org)}/members`, "Members and teams"], ["audit", `/${seg(org)}/audit`, "Audit log"]];
+    ["members", `/${seg(org)}/members`, "Members and teams"], ["webhooks", `/${seg(org)}/webhooks`, "Webhooks"],
+    ["audit", `/${seg(org)}/audit`, "Audit log"]];
   return h("nav", { class: "tabs", "aria-label": `Organization ${org}` },
     items.map(([key, path, text]) => h("a", { href: path, "aria-current": key === here ? "page" : null }, text)));
 }
@@ -831,6 +832,58 @@ async function policiesPage(org) {
       : h("p", {}, "No policy groups."));
 }
 
+// --- Webhooks and their deliveries -------------------------------------------------------------
+
+/** The organization's webhooks (administrators). */
+async function webhooksPage(org) {
+  const listed = await api(`/api/orgs/${seg(org)}/hooks`);
+  const hooks = Array.isArray(listed) ? listed : listed?.hooks || [];
+  show(`Webhooks of ${org}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Webhooks"),
+    orgNav(org, "webhooks"),
+    h("h1", {}, "Webhooks"),
+    hooks.length
+      ? h("ul", { class: "plain" }, hooks.map((k) => h("li", {},
+        link(`/${seg(org)}/webhooks/${seg(k.name)}`, k.displayName || k.name), " → ", h("code", {}, k.payloadUrl),
+        k.active ? "" : h("span", { class: "status" }, " (inactive)"))))
+      : h("p", {}, "No webhooks."));
+}
+
+/** One webhook's deliveries, newest first, with each attempt's answer; ping and redeliver. */
+async function webhookPage(org, name) {
+  const base = `/api/orgs/${seg(org)}/hooks/${seg(name)}`;
+  const [hook, listed] = await Promise.all([api(base), api(`${base}/deliveries`)]);
+  const deliveries = Array.isArray(listed) ? listed : listed?.deliveries || [];
+  const status = h("div", { role: "status" });
+  const act = (what, path) => async () => {
+    try {
+      await send("POST", path);
+      await webhookPage(org, name);
+      document.querySelector("main [role=status]").textContent = `${what}: done.`;
+    } catch (err) {
+      status.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
+    }
+  };
+  const last = (d) => d.attempts?.[d.attempts.length - 1];
+  show(`Webhook ${hook.displayName || name}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), link(`/${seg(org)}/webhooks`, "Webhooks"), name),
+    h("h1", {}, hook.displayName || name),
+    h("dl", { class: "facts" }, h("dt", {}, "Sends to"), h("dd", {}, h("code", {}, hook.payloadUrl)),
+      h("dt", {}, "Active"), h("dd", {}, hook.active ? "yes" : "no")),
+    h("p", {}, h("button", { type: "button", onclick: act("Ping", `${base}/ping`) }, "Ping")), status,
+    h("h2", {}, "Deliveries"),
+    deliveries.length
+      ? h("div", wrapAttrs("Deliveries"), h("table", {},
+        h("thead", {}, h("tr", {}, ["When", "Event", "Delivered", "Last answer", ""].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, deliveries.map((d) => h("tr", {},
+          h("td", {}, when(d.timestamp)), h("td", {}, d.event || d.kind),
+          h("td", { class: d.delivered ? "result-succeeded" : "result-failed" }, d.delivered ? "yes" : "no"),
+          h("td", {}, last(d)?.status ?? last(d)?.error ?? "–"),
+          h("td", {}, h("button", { type: "button", class: "quiet", "aria-label": `Redeliver ${d.event || d.kind} of ${new Date(d.timestamp * 1000).toLocaleString()}`,
+            onclick: act("Redeliver", `${base}/deliveries/${seg(d.id)}/redeliver`) }, "Redeliver")))))))
+      : h("p", {}, "No deliveries yet."));
+}
+
 // --- An update's engine events, as the CLI prints them ----------------------------------------
 
 const SYMBOLS = { create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "++",
@@ -1045,6 +1098,8 @@ async function route() {
     if (parts.length === 2 && parts[1] === "members") return await membersPage(parts[0]);
     if (parts.length === 2 && parts[1] === "audit") return await auditPage(parts[0]);
     if (parts.length === 2 && parts[1] === "resources") return await resourcesPage(parts[0]);
+    if (parts.length === 2 && parts[1] === "webhooks") return await webhooksPage(parts[0]);
+    if (parts.length === 3 && parts[1] === "webhooks") return await webhookPage(parts[0], parts[2]);
     if (parts.length === 2 && parts[1] === "policies") return await policiesPage(parts[0]);
     if (parts.length === 2 && parts[1] === "environments") return await environmentsPage(parts[0]);
     if (parts.length === 4 && parts[1] === "environments") {

@@ -433,8 +433,8 @@ fn screenshots() -> std::path::PathBuf {
 }
 
 /// Every page of the console — sign-in, organizations, stacks, a stack, an update, tokens,
-/// members, audit log, resources, environments, an environment, deployments, policies — has no
-/// serious or critical axe-core violation, at 1280 and at 360
+/// members, audit log, resources, environments, an environment, deployments, policies, webhooks,
+/// a webhook's deliveries — has no serious or critical axe-core violation, at 1280 and at 360
 /// pixels wide, where nothing makes the page scroll sideways (wide tables scroll in their own
 /// box). Each page's screenshot at both widths is saved (`target/console-screenshots`).
 pub async fn every_page_passes_axe_at_two_widths(target: Target) {
@@ -451,6 +451,12 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
         .send(http::Method::PATCH, &format!("{envs}/app/dev"), Some(definition.into()), false)
         .await;
     assert!(r.status.is_success(), "define it: {}", String::from_utf8_lossy(&r.body));
+    let hook = json!({"organizationName": org, "displayName": "chat", "name": "chat",
+                      "payloadUrl": "https://hooks.invalid/chat", "active": true});
+    let r = c.post(&format!("/api/orgs/{org}/hooks"), &hook).await;
+    assert!(r.status.is_success(), "a webhook: {}", String::from_utf8_lossy(&r.body));
+    let r = c.post(&format!("/api/orgs/{org}/hooks/chat/ping"), &json!({})).await;
+    assert!(r.status.is_success(), "ping: {}", String::from_utf8_lossy(&r.body));
     let b = Browser::start().await;
     let pages = [
         ("signin", "/signin".to_string(), "Sign in to Stackhouse"),
@@ -466,6 +472,8 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
         ("environment", format!("/{org}/environments/app/dev"), "app/dev"),
         ("deployments", format!("/{org}/api/prod/deployments"), "Deployments"),
         ("policies", format!("/{org}/policies"), "Policies"),
+        ("webhooks", format!("/{org}/webhooks"), "Webhooks"),
+        ("webhook", format!("/{org}/webhooks/chat"), "chat"),
     ];
     let dir = screenshots();
     let mut problems = Vec::new();
@@ -479,6 +487,10 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
             b.text_until("main h1", |t| t == *title).await;
             if *name == "update" {
                 b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
+            }
+            if *name == "webhook" {
+                // The ping, which could not be delivered (no such host).
+                b.text_until("main tbody", |t| t.contains("ping") && t.contains("no")).await;
             }
             for v in axe_violations(&b).await {
                 problems.push(format!("{name} at {width} px: {v}"));
