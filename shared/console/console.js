@@ -242,6 +242,15 @@ async function stacksPage(org) {
       body)));
 }
 
+/** Shows a page of organization `org`'s section `key` (see orgNav) titled `title`. */
+function orgPage(org, key, title, ...content) {
+  show(`${title} of ${org}`,
+    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), title),
+    orgNav(org, key),
+    h("h1", {}, title),
+    ...content);
+}
+
 /** An organization's sections; `here` is marked as the current page. */
 function orgNav(org, here) {
   const items = [["stacks", `/${seg(org)}`, "Stacks"], ["resources", `/${seg(org)}/resources`, "Resources"],
@@ -381,15 +390,20 @@ function resourceTree(all) {
     h("ul", { class: "tree", "aria-label": "Resources by parent" }, (children.get("") || []).map(node)));
 }
 
-/** Saves the stack's state (as `pulumi stack export` writes it) as a file. */
-async function downloadState(base, name) {
-  const state = await api(`${base}/export`);
-  const url = URL.createObjectURL(new Blob([JSON.stringify(state, null, 4)], { type: "application/json" }));
-  const a = h("a", { href: url, download: `${name}.json`, hidden: true });
+/** Hands `blob` to the browser as a download named `name`. */
+function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: name, hidden: true });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/** Saves the stack's state (as `pulumi stack export` writes it) as a file. */
+async function downloadState(base, name) {
+  const state = await api(`${base}/export`);
+  saveFile(new Blob([JSON.stringify(state, null, 4)], { type: "application/json" }), `${name}.json`);
 }
 
 // --- Access: tokens, members and teams ---------------------------------------------------------
@@ -476,10 +490,7 @@ async function membersPage(org) {
     api(`/api/orgs/${seg(org)}/members`), api(`/api/orgs/${seg(org)}/teams`)]);
   const list = members.members || [];
   const teamList = teams.teams || [];
-  show(`Members of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Members and teams"),
-    orgNav(org, "members"),
-    h("h1", {}, "Members and teams"),
+  orgPage(org, "members", "Members and teams",
     h("h2", {}, "Members"),
     h("div", wrapAttrs("Members"), h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Role"),
@@ -550,12 +561,7 @@ async function auditPage(org) {
   const exportCsv = async () => {
     const r = await fetch(`${base}/export?${range()}`, { headers: { Authorization: `token ${token()}` } });
     if (!r.ok) { count.textContent = explain(new ApiError(r.status, await r.text())); return; }
-    const url = URL.createObjectURL(await r.blob());
-    const a = h("a", { href: url, download: `audit-${org}.csv`, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    saveFile(await r.blob(), `audit-${org}.csv`);
   };
   more.addEventListener("click", () => load(false));
   who.addEventListener("input", render);
@@ -566,10 +572,7 @@ async function auditPage(org) {
   entries = first.auditLogEvents || [];
   next = first.continuationToken || null;
   render();
-  show(`Audit log of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Audit log"),
-    orgNav(org, "audit"),
-    h("h1", {}, "Audit log"),
+  orgPage(org, "audit", "Audit log",
     h("div", { class: "filters" },
       h("div", {}, h("label", { for: "audit-from" }, "From"), from),
       h("div", {}, h("label", { for: "audit-to" }, "To"), to),
@@ -674,10 +677,7 @@ async function runPage(org, project, stack, id) {
 async function environmentsPage(org) {
   const listed = await api(`/api/esc/environments/${seg(org)}`);
   const envs = listed.environments || [];
-  show(`Environments of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Environments"),
-    orgNav(org, "environments"),
-    h("h1", {}, "Environments"),
+  orgPage(org, "environments", "Environments",
     envs.length
       ? h("ul", { class: "plain" }, envs.map((e) => h("li", {},
         link(`/${seg(org)}/environments/${seg(e.project)}/${seg(e.name)}`, `${e.project}/${e.name}`),
@@ -797,10 +797,7 @@ async function resourcesPage(org) {
     h("p", { id: "resource-query-help", class: "status" },
       "Terms like type:aws:s3/bucket:Bucket, stack:prod, project:web or a name; suggestions follow what you type."),
     query, suggestions, h("button", { type: "submit" }, "Search"));
-  show(`Resources of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Resources"),
-    orgNav(org, "resources"),
-    h("h1", {}, "Resources"), form, count,
+  orgPage(org, "resources", "Resources", form, count,
     h("div", wrapAttrs("Resources found"), h("table", {},
       h("thead", {}, h("tr", {}, ["Name", "Type", "Stack", "Changed"].map((c) => h("th", { scope: "col" }, c)))),
       body)));
@@ -815,10 +812,7 @@ async function policiesPage(org) {
     api(`/api/orgs/${seg(org)}/policypacks`), api(`/api/orgs/${seg(org)}/policygroups`)]);
   const packList = packs.policyPacks || [];
   const groupList = groups.policyGroups || [];
-  show(`Policies of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Policies"),
-    orgNav(org, "policies"),
-    h("h1", {}, "Policies"),
+  orgPage(org, "policies", "Policies",
     h("h2", {}, "Policy packs"),
     packList.length
       ? h("ul", { class: "plain" }, packList.map((p) => h("li", {}, h("strong", {}, p.displayName || p.name),
@@ -838,10 +832,7 @@ async function policiesPage(org) {
 async function webhooksPage(org) {
   const listed = await api(`/api/orgs/${seg(org)}/hooks`);
   const hooks = Array.isArray(listed) ? listed : listed?.hooks || [];
-  show(`Webhooks of ${org}`,
-    crumbs(link("/", "Organizations"), link(`/${seg(org)}`, org), "Webhooks"),
-    orgNav(org, "webhooks"),
-    h("h1", {}, "Webhooks"),
+  orgPage(org, "webhooks", "Webhooks",
     hooks.length
       ? h("ul", { class: "plain" }, hooks.map((k) => h("li", {},
         link(`/${seg(org)}/webhooks/${seg(k.name)}`, k.displayName || k.name), " → ", h("code", {}, k.payloadUrl),

@@ -24,7 +24,8 @@ macro_rules! console_tests {
             a_member_sees_only_the_stacks_they_may_read,
             every_page_passes_axe_at_two_widths,
             the_main_flow_by_keyboard_alone,
-            resources_environments_deployments_and_policies
+            resources_environments_deployments_and_policies,
+            the_audit_log_filters_and_exports
         );
     };
     (@each $target:expr; $($name:ident),* $(,)?) => {
@@ -681,4 +682,37 @@ pub async fn resources_environments_deployments_and_policies(target: Target) {
     b.close().await;
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The audit log narrows by event as you type and exports the same range as CSV (the file the
+/// API's export answers).
+pub async fn the_audit_log_filters_and_exports(target: Target) {
+    let srv = TestServer::start(target).await;
+    let (c, org) = (srv.client(), srv.user.clone());
+    stack(&c, &org, "web", "dev", json!({})).await;
+    stack(&c, &org, "api", "prod", json!({})).await;
+    let tagged = c.patch(&format!("/api/stacks/{org}/api/prod/tags"), &json!({"team": "x"})).await;
+    assert!(tagged.status.is_success());
+    let b = Browser::start().await;
+    sign_in(&b, &srv).await;
+    b.client.goto(&format!("{}/{org}/audit", srv.base)).await.expect("the audit log");
+    b.text_until("main h1", |t| t == "Audit log").await;
+    b.text_until("main tbody", |t| t.contains("stack-tags-update")).await;
+    b.type_into("#audit-event", "stack-create").await;
+    b.text_until("main [role=status]", |t| t.starts_with("2 of ")).await;
+    let events = b.texts("main tbody td:nth-child(3)").await;
+    assert_eq!(events, ["stack-create", "stack-create"], "only what the filter names");
+
+    b.find("main button:not(.quiet)").await.click().await.expect("export");
+    let file = b.downloads.join(format!("audit-{org}.csv"));
+    let deadline = Instant::now() + WAIT;
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "no CSV at {}", file.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let csv = std::fs::read_to_string(&file).expect("read the CSV");
+    assert!(csv.starts_with("timestamp,sourceIP,event,"), "{csv}");
+    assert!(csv.contains("stack-tags-update") && csv.contains("stack-create"), "{csv}");
+    b.close().await;
+    srv.stop().await;
 }
