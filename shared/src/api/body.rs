@@ -23,6 +23,17 @@ pub struct Decoded {
 /// Decodes the body according to `Content-Encoding` (gzip, or none), refusing anything that
 /// decompresses to more than `max_decoded` bytes.
 pub fn decode(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Decoded> {
+    decode_within(headers, raw, max_decoded, &DECODING)
+}
+
+/// [`decode`], sharing the decompression budget `in_flight` (the process's, or a test's own:
+/// tests running in parallel would otherwise take each other's budget).
+fn decode_within(
+    headers: &HeaderMap,
+    raw: Bytes,
+    max_decoded: usize,
+    in_flight: &AtomicUsize,
+) -> Result<Decoded> {
     let encodings: Vec<&str> = headers
         .get_all(header::CONTENT_ENCODING)
         .iter()
@@ -39,7 +50,7 @@ pub fn decode(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Dec
             Ok(Decoded { body: raw, gzip: None })
         }
         [enc] if enc.eq_ignore_ascii_case("gzip") || enc.eq_ignore_ascii_case("x-gzip") => {
-            let body = gunzip(&raw, max_decoded)?;
+            let body = gunzip_within(&raw, max_decoded, in_flight)?;
             Ok(Decoded { body, gzip: Some(raw) })
         }
         other => Err(Error::UnsupportedMediaType(format!(
@@ -82,10 +93,6 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.counter.fetch_sub(self.held, Ordering::AcqRel);
     }
-}
-
-fn gunzip(raw: &[u8], max_decoded: usize) -> Result<Bytes> {
-    gunzip_within(raw, max_decoded, &DECODING)
 }
 
 fn gunzip_within(raw: &[u8], max_decoded: usize, in_flight: &AtomicUsize) -> Result<Bytes> {
@@ -145,6 +152,11 @@ mod tests {
         e.finish().unwrap().into()
     }
 
+    /// [`decode`] with a budget of its own.
+    fn decode_alone(headers: &HeaderMap, raw: Bytes, max_decoded: usize) -> Result<Decoded> {
+        decode_within(headers, raw, max_decoded, &AtomicUsize::new(0))
+    }
+
     fn headers(enc: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_ENCODING, enc.parse().unwrap());
@@ -154,23 +166,23 @@ mod tests {
     #[test]
     fn gzip_bodies_are_decoded() {
         let sent = gz(b"{\"a\":1}");
-        let out = decode(&headers("gzip"), sent.clone(), 100).unwrap();
+        let out = decode_alone(&headers("gzip"), sent.clone(), 100).unwrap();
         assert_eq!(&out.body[..], b"{\"a\":1}");
         // The compressed bytes are kept, and a stored blob's reader reads them back the same.
         assert_eq!(out.gzip.as_ref(), Some(&sent));
         let stored = crate::service::deployments::gunzip(&sent).unwrap();
         assert_eq!(&stored[..], &out.body[..]);
-        let plain = decode(&HeaderMap::new(), Bytes::from_static(b"{}"), 100).unwrap();
+        let plain = decode_alone(&HeaderMap::new(), Bytes::from_static(b"{}"), 100).unwrap();
         assert!(plain.gzip.is_none());
     }
 
     #[test]
     fn decoded_size_is_capped_exactly() {
         let body = vec![b'x'; 1000];
-        assert!(decode(&headers("gzip"), gz(&body), 1000).is_ok());
-        let err = decode(&headers("gzip"), gz(&body), 999).unwrap_err();
+        assert!(decode_alone(&headers("gzip"), gz(&body), 1000).is_ok());
+        let err = decode_alone(&headers("gzip"), gz(&body), 999).unwrap_err();
         assert!(matches!(err, Error::PayloadTooLarge(_)));
-        let err = decode(&HeaderMap::new(), Bytes::from(body), 999).unwrap_err();
+        let err = decode_alone(&HeaderMap::new(), Bytes::from(body), 999).unwrap_err();
         assert!(matches!(err, Error::PayloadTooLarge(_)));
     }
 
@@ -201,7 +213,7 @@ mod tests {
             let sent = if compress { gz(&data) } else { Bytes::from(data.clone()) };
             let sent = sent.slice(..cut.min(sent.len()).max(if compress { 0 } else { sent.len() }));
             let h = if compress { headers("gzip") } else { HeaderMap::new() };
-            if let Ok(decoded) = decode(&h, sent, max) {
+            if let Ok(decoded) = decode_alone(&h, sent, max) {
                 let body = decoded.body;
                 proptest::prop_assert!(body.len() <= max);
                 // Kept gzip bytes always read back, as stored blobs are, to the same body.
@@ -217,9 +229,9 @@ mod tests {
 
     #[test]
     fn bad_gzip_and_unknown_encodings_are_refused() {
-        let err = decode(&headers("gzip"), Bytes::from_static(b"not gzip"), 100).unwrap_err();
+        let err = decode_alone(&headers("gzip"), Bytes::from_static(b"not gzip"), 100).unwrap_err();
         assert!(matches!(err, Error::BadRequest(_)));
-        let err = decode(&headers("br"), Bytes::from_static(b"x"), 100).unwrap_err();
+        let err = decode_alone(&headers("br"), Bytes::from_static(b"x"), 100).unwrap_err();
         assert!(matches!(err, Error::UnsupportedMediaType(_)));
     }
 }

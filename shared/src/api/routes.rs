@@ -645,10 +645,13 @@ mod tests {
                 file.display()
             );
         }
+        // And the web console's, which is no route of the table (`GET /{proxy+}`).
+        let console = std::fs::read_to_string(dir.join("console.rs")).unwrap_or_default();
+        assert!(console.contains("stackhouse_lambda::serve_console()"), "the console's binary");
         let bins = std::fs::read_dir(&dir).unwrap().count();
         assert_eq!(
             bins,
-            ROUTES.len() + jobs.len() + sockets.len(),
+            ROUTES.len() + jobs.len() + sockets.len() + 1,
             "functions/src/bin has binaries for routes, jobs or socket routes not in the tables"
         );
     }
