@@ -27,7 +27,10 @@ function h(tag, attrs = {}, ...children) {
 
 /** Replaces the page's content, titles it and moves focus to it (for keyboard and screen
  * reader users a navigation is a new page). */
+let stopLoading = () => {};
+
 function show(title, ...content) {
+  stopLoading();
   const main = document.getElementById("main");
   main.replaceChildren(...content.flat(Infinity));
   document.title = `${title} · Stackhouse`;
@@ -1076,10 +1079,22 @@ async function updatePage(org, project, stack, kind, which) {
 
 // --- Routing ---------------------------------------------------------------------------------
 
+/** While a page loads, the old one is marked busy and, past a moment, says so; the next
+ * `show` ends it. */
+function loading() {
+  const main = document.getElementById("main");
+  main.setAttribute("aria-busy", "true");
+  const timer = setTimeout(() => {
+    main.replaceChildren(h("p", { class: "status", role: "status" }, "Loading…"));
+  }, 300);
+  stopLoading = () => { clearTimeout(timer); main.removeAttribute("aria-busy"); };
+}
+
 async function route() {
   following.stop();
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts[0] === "signin" || !token()) return signInPage();
+  loading();
   try {
     const user = await api("/api/user");
     renderAccount(user);
