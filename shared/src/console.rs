@@ -18,14 +18,18 @@ pub const ASSETS_PREFIX: &str = "/console/";
 const INDEX: Asset =
     Asset { content_type: PAGE_TYPE, body: include_bytes!("../console/index.html") };
 
+/// A script of the console (an ES module).
+const fn script(body: &'static [u8]) -> Asset {
+    Asset { content_type: "text/javascript; charset=utf-8", body }
+}
+
 const FILES: &[(&str, Asset)] = &[
-    (
-        "console.js",
-        Asset {
-            content_type: "text/javascript; charset=utf-8",
-            body: include_bytes!("../console/console.js"),
-        },
-    ),
+    ("console.js", script(include_bytes!("../console/console.js"))),
+    ("core.js", script(include_bytes!("../console/core.js"))),
+    ("stacks.js", script(include_bytes!("../console/stacks.js"))),
+    ("updates.js", script(include_bytes!("../console/updates.js"))),
+    ("access.js", script(include_bytes!("../console/access.js"))),
+    ("platform.js", script(include_bytes!("../console/platform.js"))),
     (
         "console.css",
         Asset {
@@ -191,9 +195,17 @@ mod tests {
     #[test]
     fn the_page_refers_only_to_files_it_has() {
         let html = std::str::from_utf8(INDEX.body).expect("utf-8");
-        for name in ["console.js", "console.css"] {
-            assert!(html.contains(&format!("{ASSETS_PREFIX}{name}")), "{name}");
-            assert!(answer(&format!("{ASSETS_PREFIX}{name}")).is_some(), "{name}");
+        // Every file is named by the page (the scripts as preloads, so the browser fetches
+        // them at once rather than one import after another), and every import is a file.
+        for (name, _) in FILES {
+            assert!(html.contains(&format!("\"{ASSETS_PREFIX}{name}\"")), "{name}");
+        }
+        for (name, asset) in FILES.iter().filter(|(n, _)| n.ends_with(".js")) {
+            let text = std::str::from_utf8(asset.body).expect("utf-8");
+            for import in text.split("from \"./").skip(1) {
+                let file = import.split('"').next().unwrap_or_default();
+                assert!(FILES.iter().any(|(n, _)| *n == file), "{name} imports {file}");
+            }
         }
     }
 }
