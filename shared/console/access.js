@@ -8,57 +8,89 @@ import {
 
 export const DAY = 24 * 60 * 60;
 
-/** The signed-in user's access tokens: made here (the value shown this once), revoked here. */
-export async function tokensPage() {
-  const listed = await api("/api/user/tokens");
+/** Whose tokens a tokens page shows: the signed-in user's, an organization's or a team's. */
+export function tokenOwner(org, team) {
+  if (!org) {
+    return {
+      api: "/api/user/tokens", title: "Access tokens", named: false,
+      about: "Tokens act as you, for the Pulumi CLI (PULUMI_ACCESS_TOKEN) and the API.",
+      crumbs: [link("/", "Organizations"), "Access tokens"], page: () => tokensPage(),
+    };
+  }
+  const orgLink = link(`/${seg(org)}`, org);
+  if (!team) {
+    return {
+      api: `/api/orgs/${seg(org)}/tokens`, title: `Tokens of ${org}`, named: true, admin: true,
+      about: "Organization tokens act for the organization, not a person (CI, automation); an admin token may administer it.",
+      crumbs: [link("/", "Organizations"), orgLink, "Tokens"], page: () => tokensPage(org),
+    };
+  }
+  return {
+    api: `/api/orgs/${seg(org)}/teams/${seg(team)}/tokens`, title: `Tokens of team ${team}`, named: true,
+    about: "Team tokens have exactly the team's permissions.",
+    crumbs: [link("/", "Organizations"), orgLink, link(`/${seg(org)}/members`, "Members and teams"), team],
+    page: () => tokensPage(org, team),
+  };
+}
+
+/** Access tokens of the signed-in user (no `org`), of organization `org`, or of its team
+ * `team`: made here (the value shown this once), revoked here. */
+export async function tokensPage(org, team) {
+  const owner = tokenOwner(org, team);
+  const listed = await api(owner.api);
   const tokens = (listed.tokens || []).slice().sort((a, b) => b.created - a.created);
-  const description = h("input", { id: "token-description", type: "text", required: true, maxlength: 200 });
+  const name = owner.named
+    ? h("input", { id: "token-name", type: "text", required: true, maxlength: 100 }) : null;
+  const description = h("input", { id: "token-description", type: "text", required: !owner.named, maxlength: 200 });
   const expiry = h("select", { id: "token-expiry" },
     h("option", { value: "0" }, "never"), h("option", { value: "30" }, "in 30 days"),
     h("option", { value: "90" }, "in 90 days"), h("option", { value: "365" }, "in a year"));
-  const made = h("div", { role: "status" });
+  const admin = owner.admin ? h("input", { id: "token-admin", type: "checkbox" }) : null;
+  const made = h("div", { role: "status", class: "made" });
   const form = h("form", {
     class: "stacked",
     onsubmit: async (e) => {
       e.preventDefault();
       const days = Number(expiry.value);
+      const body = {
+        description: description.value.trim(),
+        expires: days ? Math.floor(Date.now() / 1000) + days * DAY : 0,
+      };
+      if (name) body.name = name.value.trim();
+      if (admin) body.admin = admin.checked;
       try {
-        const r = await send("POST", "/api/user/tokens", {
-          description: description.value.trim(),
-          expires: days ? Math.floor(Date.now() / 1000) + days * DAY : 0,
-        });
-        await tokensPage();
-        const shown = document.querySelector("main [role=status].made");
-        shown.replaceChildren(
-          h("p", {}, "Your new token. Copy it now: it is not shown again."),
+        const r = await send("POST", owner.api, body);
+        await owner.page();
+        document.querySelector("main [role=status].made").replaceChildren(
+          h("p", {}, "The new token. Copy it now: it is not shown again."),
           h("output", { id: "new-token", class: "secret-value" }, r.tokenValue));
       } catch (err) {
         made.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
       }
     },
   },
+  name ? [h("label", { for: "token-name" }, "Name"), name] : null,
   h("label", { for: "token-description" }, "Description"), description,
   h("label", { for: "token-expiry" }, "Expires"), expiry,
+  admin ? h("label", { class: "check" }, admin, " May administer the organization") : null,
   h("button", { type: "submit" }, "Create token"));
-  made.classList.add("made");
-  const body = h("tbody", {}, tokens.map((t) => tokenRow(t)));
-  show("Access tokens",
-    crumbs(link("/", "Organizations"), "Access tokens"),
-    h("h1", {}, "Access tokens"),
-    h("p", {}, "Tokens act as you, for the Pulumi CLI (PULUMI_ACCESS_TOKEN) and the API."),
+  show(owner.title,
+    crumbs(...owner.crumbs),
+    h("h1", {}, owner.title),
+    h("p", {}, owner.about),
     h("h2", {}, "Create a token"), form, made,
-    h("h2", {}, "Your tokens"),
+    h("h2", {}, "Tokens"),
     tokens.length
       ? h("div", wrapAttrs("Tokens"), h("table", {},
-        h("thead", {}, h("tr", {}, ["Description", "Created", "Last used", "Expires", ""].map((c) =>
+        h("thead", {}, h("tr", {}, ["Token", "Created", "Last used", "Expires", ""].map((c) =>
           h("th", { scope: "col" }, c)))),
-        body))
-      : h("p", {}, "You have no tokens."));
+        h("tbody", {}, tokens.map((t) => tokenRow(owner, t)))))
+      : h("p", {}, "No tokens."));
 }
 
 /** One token of the list, with a revoke that asks once more before it acts. */
-export function tokenRow(t) {
-  const label = t.description || t.name;
+export function tokenRow(owner, t) {
+  const label = owner.named ? t.name : t.description || t.name;
   const cell = h("td", {});
   const ask = () => cell.replaceChildren(
     h("button", { type: "button", class: "quiet", "aria-label": `Revoke ${label}`, onclick: confirm }, "Revoke"));
@@ -69,15 +101,15 @@ export function tokenRow(t) {
   };
   const revoke = async () => {
     try {
-      await send("DELETE", `/api/user/tokens/${seg(t.id)}`);
-      await tokensPage();
+      await send("DELETE", `${owner.api}/${seg(t.id)}`);
+      await owner.page();
       document.querySelector("main [role=status].made").textContent = `Revoked “${label}”.`;
     } catch (err) {
       cell.replaceChildren(h("span", { class: "error" }, explain(err)));
     }
   };
   ask();
-  return h("tr", {}, h("td", {}, label), h("td", {}, when(t.created)),
+  return h("tr", {}, h("td", {}, label, t.admin ? " (admin)" : ""), h("td", {}, when(t.created)),
     h("td", {}, t.lastUsed ? when(t.lastUsed) : "never"), h("td", {}, t.expires ? when(t.expires) : "never"),
     cell);
 }
@@ -89,6 +121,7 @@ export async function membersPage(org) {
   const list = members.members || [];
   const teamList = teams.teams || [];
   orgPage(org, "members", "Members and teams",
+    h("p", {}, link(`/${seg(org)}/tokens`, "Organization tokens")),
     h("h2", {}, "Members"),
     h("div", wrapAttrs("Members"), h("table", {},
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "User"), h("th", { scope: "col" }, "Role"),
@@ -98,7 +131,8 @@ export async function membersPage(org) {
     h("h2", {}, "Teams"),
     teamList.length
       ? h("ul", { class: "plain" }, teamList.map((t) => h("li", {}, h("strong", {}, t.displayName || t.name),
-        t.description ? ` — ${t.description}` : "")))
+        t.description ? ` — ${t.description}` : "", " · ",
+        link(`/${seg(org)}/teams/${seg(t.name)}/tokens`, `Tokens of ${t.name}`))))
       : h("p", {}, "No teams."));
 }
 

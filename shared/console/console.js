@@ -89,6 +89,10 @@ async function route() {
     if (parts.length === 2 && parts[1] === "audit") return await auditPage(parts[0]);
     if (parts.length === 2 && parts[1] === "resources") return await resourcesPage(parts[0]);
     if (parts.length === 2 && parts[1] === "webhooks") return await webhooksPage(parts[0]);
+    if (parts.length === 2 && parts[1] === "tokens") return await tokensPage(parts[0]);
+    if (parts.length === 4 && parts[1] === "teams" && parts[3] === "tokens") {
+      return await tokensPage(parts[0], parts[2]);
+    }
     if (parts.length === 3 && parts[1] === "webhooks") return await webhookPage(parts[0], parts[2]);
     if (parts.length === 2 && parts[1] === "policies") return await policiesPage(parts[0]);
     if (parts.length === 2 && parts[1] === "environments") return await environmentsPage(parts[0]);

@@ -14,10 +14,21 @@ export async function orgsPage(user) {
       : h("p", {}, "You belong to no organization yet."));
 }
 
+/** Every stack of `org` the caller may read, most recently updated first, with how its last
+ * update went: the stack search, which reads the stack items (no index to wait for), 500 a
+ * page. */
+async function allStacks(org) {
+  const out = [];
+  for (let page = 1; page <= 100; page++) {
+    const r = await api(`/api/orgs/${seg(org)}/search/stacks?sort=lastUpdate&size=500&page=${page}`);
+    out.push(...(r.stacks || []));
+    if (!r.pagination?.next) break;
+  }
+  return out;
+}
+
 export async function stacksPage(org) {
-  const listed = await api(`/api/user/stacks?organization=${seg(org)}`);
-  const stacks = (listed.stacks || []).slice()
-    .sort((a, b) => (b.lastUpdate || 0) - (a.lastUpdate || 0));
+  const stacks = await allStacks(org);
   const search = h("input", {
     id: "stack-search", type: "search", placeholder: "name, project, or tag:value",
     "aria-describedby": "stack-search-help",
@@ -53,6 +64,7 @@ export async function stacksPage(org) {
       h("td", {}, link(`/${seg(org)}/${seg(s.projectName)}/${seg(s.stackName)}`, s.stackName)),
       h("td", {}, s.projectName),
       h("td", {}, when(s.lastUpdate)),
+      h("td", { class: `result-${s.lastResult}` }, s.lastResult === "never" ? "never updated" : s.lastResult),
       h("td", { class: "num" }, s.resourceCount ?? "–"))));
     count.textContent = `${shown.length} of ${stacks.length} stacks`;
   };
@@ -69,7 +81,8 @@ export async function stacksPage(org) {
     h("div", wrapAttrs("Stacks"), h("table", {},
       h("caption", { class: "status" }, `Stacks of ${org}, most recently updated first`),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Stack"), h("th", { scope: "col" }, "Project"),
-        h("th", { scope: "col" }, "Last update"), h("th", { scope: "col", class: "num" }, "Resources"))),
+        h("th", { scope: "col" }, "Last update"), h("th", { scope: "col" }, "Result"),
+        h("th", { scope: "col", class: "num" }, "Resources"))),
       body)));
 }
 

@@ -83,6 +83,8 @@ export async function followEvents(eventsPath, socketQuery, log, status, state, 
   // sends in between comes by one or the other, and `seen` drops what comes by both.
   const ws = eventsSocket(socketQuery);
   const live = ws !== null && (await opened(ws));
+  // Left while the socket was opening: nothing to follow any more.
+  if (state.stopped) { ws?.close(); return; }
   const pending = [];
   let draining = false;
   let over = null;

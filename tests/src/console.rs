@@ -60,6 +60,11 @@ const WAIT: Duration = Duration::from_secs(30);
 impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium session, 1280×900.
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium switches (`--force-dark-mode`).
+    pub async fn start_with(switches: &[&str]) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -88,11 +93,21 @@ impl Browser {
         let downloads = std::env::temp_dir()
             .join(format!("stackhouse-downloads-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&downloads).expect("a downloads folder");
+        let args: Vec<&str> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+        ]
+        .iter()
+        .chain(switches)
+        .copied()
+        .collect();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,900"],
+            json!({"args": args,
                    "prefs": {"download.default_directory": downloads.to_string_lossy(),
                              "download.prompt_for_download": false}}),
         );
@@ -203,6 +218,8 @@ pub async fn sign_in_find_a_stack_and_open_it(target: Target) {
     b.click_link(&org).await;
     b.text_until("main h1", |t| t == "Stacks").await;
     b.text_until("main [role=status]", |t| t == "2 of 2 stacks").await;
+    let results = b.texts("main tbody tr td:nth-child(4)").await;
+    assert_eq!(results, ["succeeded", "never updated"], "newest first, with how each went");
     b.type_into("#stack-search", "we").await;
     b.text_until("main [role=status]", |t| t == "1 of 2 stacks").await;
     assert_eq!(b.texts("main tbody tr td:first-child").await, ["dev"], "by project name");
@@ -334,7 +351,7 @@ pub async fn a_stacks_outputs_resources_and_state(target: Target) {
 }
 
 /// A token made in the console is shown once, works, is listed without its value, and stops
-/// working when revoked there (after a second confirmation).
+/// working when revoked there (after a second confirmation); an organization's token too.
 pub async fn a_token_is_shown_once_then_revoked(target: Target) {
     let srv = TestServer::start(target).await;
     let b = Browser::start().await;
@@ -358,6 +375,22 @@ pub async fn a_token_is_shown_once_then_revoked(target: Target) {
     b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
     assert!(!b.texts("main tbody td:first-child").await.contains(&"ci robot".to_string()));
     assert_eq!(made.get("/api/user").await.status, 401, "revoked");
+
+    // An organization's token, from its members page: the same, named.
+    let org = srv.user.clone();
+    b.client.goto(&format!("{}/{org}/members", srv.base)).await.expect("members");
+    b.click_link("Organization tokens").await;
+    b.text_until("main h1", |t| t == format!("Tokens of {org}")).await;
+    b.type_into("#token-name", "deploy-bot").await;
+    b.find("main form button[type=submit]").await.click().await.expect("create");
+    let value = b.text_until("#new-token", |t| !t.is_empty()).await;
+    let bot = srv.client_with(Some(&value));
+    let members = format!("/api/orgs/{org}/members");
+    assert_eq!(bot.get(&members).await.status, 200, "the organization's token works");
+    b.find("main button[aria-label='Revoke deploy-bot']").await.click().await.expect("revoke");
+    b.find("main button.danger").await.click().await.expect("confirm");
+    b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
+    assert_eq!(bot.get(&members).await.status, 401, "revoked");
     b.close().await;
     srv.stop().await;
 }
@@ -433,11 +466,12 @@ fn screenshots() -> std::path::PathBuf {
     dir
 }
 
-/// Every page of the console — sign-in, organizations, stacks, a stack, an update, tokens,
-/// members, audit log, resources, environments, an environment, deployments, policies, webhooks,
-/// a webhook's deliveries — has no serious or critical axe-core violation, at 1280 and at 360
-/// pixels wide, where nothing makes the page scroll sideways (wide tables scroll in their own
-/// box). Each page's screenshot at both widths is saved (`target/console-screenshots`).
+/// Every page of the console — sign-in, organizations, stacks, a stack, an update, personal,
+/// organization and team tokens, members, audit log, resources, environments, an environment,
+/// deployments, policies, webhooks, a webhook's deliveries — in the light scheme at 1280 and 360
+/// pixels and in the dark one at 1280, has no serious or critical axe-core violation, at 1280 and at 360
+/// /// pixels wide, where nothing makes the page scroll sideways (wide tables scroll in their own
+/// box). Each page's screenshot is saved (`target/console-screenshots`).
 pub async fn every_page_passes_axe_at_two_widths(target: Target) {
     let srv = TestServer::start(target).await;
     let (c, org) = (srv.client(), srv.user.clone());
@@ -458,61 +492,42 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
     assert!(r.status.is_success(), "a webhook: {}", String::from_utf8_lossy(&r.body));
     let r = c.post(&format!("/api/orgs/{org}/hooks/chat/ping"), &json!({})).await;
     assert!(r.status.is_success(), "ping: {}", String::from_utf8_lossy(&r.body));
-    let b = Browser::start().await;
-    let pages = [
-        ("signin", "/signin".to_string(), "Sign in to Stackhouse"),
-        ("organizations", "/".to_string(), "Organizations"),
-        ("stacks", format!("/{org}"), "Stacks"),
-        ("stack", format!("/{org}/api/prod"), "prod"),
-        ("update", format!("/{org}/api/prod/updates/1"), "Update 1"),
-        ("tokens", "/account/tokens".to_string(), "Access tokens"),
-        ("members", format!("/{org}/members"), "Members and teams"),
-        ("audit", format!("/{org}/audit"), "Audit log"),
-        ("resources", format!("/{org}/resources"), "Resources"),
-        ("environments", format!("/{org}/environments"), "Environments"),
-        ("environment", format!("/{org}/environments/app/dev"), "app/dev"),
-        ("deployments", format!("/{org}/api/prod/deployments"), "Deployments"),
-        ("policies", format!("/{org}/policies"), "Policies"),
-        ("webhooks", format!("/{org}/webhooks"), "Webhooks"),
-        ("webhook", format!("/{org}/webhooks/chat"), "chat"),
+    let team = json!({"name": "ops", "displayName": "Ops", "description": "on call"});
+    assert_eq!(c.post(&format!("/api/orgs/{org}/teams/pulumi"), &team).await.status, 200);
+    let pages: Vec<(&str, String, String)> = vec![
+        ("signin", "/signin".into(), "Sign in to Stackhouse".into()),
+        ("organizations", "/".into(), "Organizations".into()),
+        ("stacks", format!("/{org}"), "Stacks".into()),
+        ("stack", format!("/{org}/api/prod"), "prod".into()),
+        ("update", format!("/{org}/api/prod/updates/1"), "Update 1".into()),
+        ("tokens", "/account/tokens".into(), "Access tokens".into()),
+        ("org-tokens", format!("/{org}/tokens"), format!("Tokens of {org}")),
+        ("team-tokens", format!("/{org}/teams/ops/tokens"), "Tokens of team ops".into()),
+        ("members", format!("/{org}/members"), "Members and teams".into()),
+        ("audit", format!("/{org}/audit"), "Audit log".into()),
+        ("resources", format!("/{org}/resources"), "Resources".into()),
+        ("environments", format!("/{org}/environments"), "Environments".into()),
+        ("environment", format!("/{org}/environments/app/dev"), "app/dev".into()),
+        ("deployments", format!("/{org}/api/prod/deployments"), "Deployments".into()),
+        ("policies", format!("/{org}/policies"), "Policies".into()),
+        ("webhooks", format!("/{org}/webhooks"), "Webhooks".into()),
+        ("webhook", format!("/{org}/webhooks/chat"), "chat".into()),
     ];
-    let dir = screenshots();
     let mut problems = Vec::new();
+    let light = Browser::start().await;
+    sign_in(&light, &srv).await;
     for (width, height) in [(1280, 900), (360, 780)] {
-        b.client.set_window_size(width, height).await.expect("window size");
-        for (name, path, title) in &pages {
-            if *name == "organizations" && width == 1280 {
-                sign_in(&b, &srv).await;
-            }
-            b.client.goto(&format!("{}{path}", srv.base)).await.expect("open the page");
-            b.text_until("main h1", |t| t == *title).await;
-            if *name == "update" {
-                b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
-            }
-            if *name == "webhook" {
-                // The ping, which could not be delivered (no such host).
-                b.text_until("main tbody", |t| t.contains("ping") && t.contains("no")).await;
-            }
-            for v in axe_violations(&b).await {
-                problems.push(format!("{name} at {width} px: {v}"));
-            }
-            let sideways = b
-                .client
-                .execute(
-                    "const d = document.documentElement; return d.scrollWidth - d.clientWidth;",
-                    vec![],
-                )
-                .await
-                .expect("measure");
-            if sideways.as_i64().unwrap_or(0) > 0 {
-                problems.push(format!("{name} at {width} px scrolls sideways by {sideways} px"));
-            }
-            let png = b.client.screenshot().await.expect("screenshot");
-            std::fs::write(dir.join(format!("{name}-{width}.png")), png).expect("save it");
-        }
+        check_pages(&light, &srv, &pages, (width, height), "", &mut problems).await;
     }
+    light.close().await;
+    // The system's dark scheme (the console follows it): the same checks, contrast included.
+    let dark = Browser::start_with(&["--force-dark-mode"]).await;
+    let scheme = "return matchMedia('(prefers-color-scheme: dark)').matches;";
+    sign_in(&dark, &srv).await;
+    assert_eq!(dark.client.execute(scheme, vec![]).await.expect("media"), json!(true));
+    check_pages(&dark, &srv, &pages, (1280, 900), "-dark", &mut problems).await;
+    dark.close().await;
     assert!(problems.is_empty(), "accessibility problems:\n{}", problems.join("\n"));
-    b.close().await;
     srv.stop().await;
 }
 
@@ -715,4 +730,46 @@ pub async fn the_audit_log_filters_and_exports(target: Target) {
     assert!(csv.contains("stack-tags-update") && csv.contains("stack-create"), "{csv}");
     b.close().await;
     srv.stop().await;
+}
+
+/// Opens each of `pages` (name, path, title) at `size` in `b` (signed in), runs axe-core on it,
+/// checks it does not scroll sideways, and saves its screenshot as `<name>-<width><tag>.png`;
+/// what fails goes into `problems`.
+async fn check_pages(
+    b: &Browser,
+    srv: &TestServer,
+    pages: &[(&str, String, String)],
+    (width, height): (u32, u32),
+    tag: &str,
+    problems: &mut Vec<String>,
+) {
+    let dir = screenshots();
+    b.client.set_window_size(width, height).await.expect("window size");
+    for (name, path, title) in pages {
+        b.client.goto(&format!("{}{path}", srv.base)).await.expect("open the page");
+        b.text_until("main h1", |t| t == title).await;
+        if *name == "update" {
+            b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
+        }
+        if *name == "webhook" {
+            // The ping, which could not be delivered (no such host).
+            b.text_until("main tbody", |t| t.contains("ping") && t.contains("no")).await;
+        }
+        for v in axe_violations(b).await {
+            problems.push(format!("{name} at {width} px{tag}: {v}"));
+        }
+        let sideways = b
+            .client
+            .execute(
+                "const d = document.documentElement; return d.scrollWidth - d.clientWidth;",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        if sideways.as_i64().unwrap_or(0) > 0 {
+            problems.push(format!("{name} at {width} px{tag} scrolls sideways by {sideways} px"));
+        }
+        let png = b.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}-{width}{tag}.png")), png).expect("save it");
+    }
 }
