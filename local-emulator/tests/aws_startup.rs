@@ -15,6 +15,15 @@ impl Drop for Guard {
     }
 }
 
+/// An endpoint nothing listens on. Not a `free_port()`: a port the OS hands out is free only
+/// until the next bind, and the tests here run in parallel, one of them starting moto on a port
+/// of its own (once, that was this one's: SQS answered "queue does not exist"). Ports below
+/// 1024 are never handed out for port 0, and no test binds them.
+fn unreachable(port: u16) -> String {
+    assert!(port < 1024, "an ephemeral port may be bound by a parallel test");
+    format!("http://127.0.0.1:{port}")
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
@@ -71,7 +80,7 @@ fn run_serve(url: &str, envs: &[(&str, String)]) -> (bool, String) {
 
 #[test]
 fn unreachable_endpoint_fails_fast_naming_every_service() {
-    let url = format!("http://127.0.0.1:{}", free_port());
+    let url = unreachable(1);
     let (ok, stderr) = run_serve(&url, &[]);
     assert!(!ok, "must exit non-zero; stderr:\n{stderr}");
     for service in ["dynamodb", "s3", "sqs", "kms"] {
@@ -83,8 +92,8 @@ fn unreachable_endpoint_fails_fast_naming_every_service() {
 
 #[test]
 fn unreachable_s3_override_is_reported_at_its_own_url() {
-    let global = format!("http://127.0.0.1:{}", free_port());
-    let s3 = format!("http://127.0.0.1:{}", free_port());
+    let global = unreachable(1);
+    let s3 = unreachable(2);
     let (ok, stderr) = run_serve(&global, &[("AWS_ENDPOINT_URL_S3", s3.clone())]);
     assert!(!ok, "{stderr}");
     assert!(stderr.contains(&format!("  s3 at {s3}: unreachable")), "{stderr}");
