@@ -10,7 +10,7 @@ use stackhouse::api::{Access, Auth, Needs};
 use stackhouse::jobs::table::JOBS;
 use stackhouse::jobs::Trigger;
 
-use super::resources::{r#ref, sub};
+use super::resources::{r#ref, sub, WEBSOCKET_DOMAIN};
 
 /// API Gateway gives an HTTP API integration at most 30 s; a function answers before that.
 /// (Jobs have their own timeouts in the job table.)
@@ -161,7 +161,7 @@ pub fn env_for(needs: &Needs) -> BTreeMap<String, Value> {
     if needs.push != Access::None {
         env.insert(
             "STACKHOUSE_WEBSOCKET_ENDPOINT".to_string(),
-            sub("https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketStage}"),
+            sub(&format!("https://{WEBSOCKET_DOMAIN}/${{WebSocketStage}}")),
         );
     }
     if needs.launch != Access::None {
@@ -270,7 +270,7 @@ pub fn console() -> FunctionSpec {
             ("STACKHOUSE_LOG".to_string(), r#ref("LogLevel")),
             (
                 "STACKHOUSE_EVENTS_URL".to_string(),
-                sub("wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebSocketStage}"),
+                sub(&format!("wss://{WEBSOCKET_DOMAIN}/${{WebSocketStage}}")),
             ),
         ]),
         // Static bytes: the smallest function there is.

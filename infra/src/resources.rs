@@ -386,11 +386,20 @@ pub(super) fn data_resources(resources: &mut Map<String, Value>) {
     );
 }
 
-pub(super) const API_HOST: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+/// The HTTP API's host name (`Fn::Sub` syntax).
+pub(super) const API_DOMAIN: &str = "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+
+/// The WebSocket API's host name (`Fn::Sub` syntax).
+pub(super) const WEBSOCKET_DOMAIN: &str =
+    "${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
 
 /// The API's URL, with the stage when it is not `$default`.
 pub(super) fn api_url() -> Value {
-    json!({"Fn::If": ["DefaultStage", sub(API_HOST), sub(&format!("{API_HOST}/${{StageName}}"))]})
+    json!({"Fn::If": [
+        "DefaultStage",
+        sub(&format!("https://{API_DOMAIN}")),
+        sub(&format!("https://{API_DOMAIN}/${{StageName}}")),
+    ]})
 }
 
 pub(super) fn outputs() -> Value {
@@ -403,19 +412,16 @@ pub(super) fn outputs() -> Value {
             "Description": "The event stream's WebSocket: wss://…?org=<org> with the header \
                 Authorization: token <access token> (browsers: subprotocols stackhouse.events \
                 and stackhouse.token.<access token>)",
-            "Value": sub(
-                "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/\
-                 ${WebSocketApiStage}"
-            ),
+            "Value": sub(&format!("wss://{WEBSOCKET_DOMAIN}/${{WebSocketApiStage}}")),
         },
         "ConsoleUrl": {
             "Description": "The web console (at the API's root: needs the $default stage)",
-            "Value": sub(&format!("{API_HOST}/")),
+            "Value": sub(&format!("https://{API_DOMAIN}/")),
         },
         "ConsoleDomain": {
             "Description": "For the Pulumi CLI's links to the console: export \
                 PULUMI_CONSOLE_DOMAIN=<ConsoleDomain>",
-            "Value": sub("${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"),
+            "Value": sub(API_DOMAIN),
         },
         "TableName": {"Description": "DynamoDB table (STACKHOUSE_TABLE)", "Value": r#ref("Table")},
         "BucketName": {"Description": "S3 bucket (STACKHOUSE_BUCKET)", "Value": r#ref("Bucket")},

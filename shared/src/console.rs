@@ -149,12 +149,6 @@ pub fn serves(path: &str) -> bool {
     path != "/api" && !path.starts_with("/api/")
 }
 
-/// The console's files by name with their sizes, for the docs and the size check.
-pub fn files() -> impl Iterator<Item = (&'static str, usize)> {
-    std::iter::once(("index.html", INDEX.body.len()))
-        .chain(FILES.iter().map(|(n, a)| (*n, a.body.len())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

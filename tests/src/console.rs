@@ -4,11 +4,14 @@
 //! `.ci/test` installs `chromium` and `chromium-driver`; without them these tests fail saying
 //! so (they never skip).
 
-use std::process::{Child, Command, Stdio};
+mod browser;
+
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+pub use browser::{axe_violations, Browser};
+use browser::{check_pages, tab_to, WAIT};
 
 use crate::server::{Target, TestServer};
 
@@ -37,150 +40,6 @@ macro_rules! console_tests {
             }
         )*
     };
-}
-
-/// A headless Chromium session through a chromedriver of its own; both end on drop.
-pub struct Browser {
-    pub client: Client,
-    /// Where the browser saves downloads (removed on drop).
-    pub downloads: std::path::PathBuf,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.downloads);
-    }
-}
-
-const WAIT: Duration = Duration::from_secs(30);
-
-impl Browser {
-    /// Starts chromedriver on a free port and opens a headless Chromium session, 1280×900.
-    pub async fn start() -> Browser {
-        Browser::start_with(&[]).await
-    }
-
-    /// [`Browser::start`] with more Chromium switches (`--force-dark-mode`).
-    pub async fn start_with(switches: &[&str]) -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start chromedriver ({e}): install Debian's `chromium` and \
-                     `chromium-driver` (.ci/test does)"
-                )
-            });
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let ready = reqwest::get(format!("{url}/status")).await;
-            if matches!(&ready, Ok(r) if r.status().is_success()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not answer on {url}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let downloads = std::env::temp_dir()
-            .join(format!("stackhouse-downloads-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&downloads).expect("a downloads folder");
-        let args: Vec<&str> = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1280,900",
-        ]
-        .iter()
-        .chain(switches)
-        .copied()
-        .collect();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": args,
-                   "prefs": {"download.default_directory": downloads.to_string_lossy(),
-                             "download.prompt_for_download": false}}),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&url)
-            .await
-            .expect("a Chromium session through chromedriver");
-        Browser { client, downloads, driver }
-    }
-
-    /// The first element matching `css`, once there is one (at most 30 s).
-    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-    }
-
-    /// Waits (at most 30 s) until the text of the first element matching `css` satisfies
-    /// `ok`; that text.
-    pub async fn text_until(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        let mut last = String::new();
-        loop {
-            if let Ok(el) = self.client.find(Locator::Css(css)).await {
-                if let Ok(text) = el.text().await {
-                    if ok(&text) {
-                        return text;
-                    }
-                    last = text;
-                }
-            }
-            assert!(Instant::now() < deadline, "{css} never got there; last text: {last:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// The texts of every element matching `css`.
-    pub async fn texts(&self, css: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for el in self.client.find_all(Locator::Css(css)).await.expect("find_all") {
-            out.push(el.text().await.expect("text"));
-        }
-        out
-    }
-
-    /// Types `text` into the field `css` (after clearing it).
-    pub async fn type_into(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.expect("clear");
-        field.send_keys(text).await.expect("type");
-    }
-
-    /// Clicks the link whose text is exactly `text`.
-    pub async fn click_link(&self, text: &str) {
-        let link = self
-            .client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::LinkText(text))
-            .await
-            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"));
-        link.click().await.expect("click");
-    }
-
-    /// Ends the session (the driver goes on drop).
-    pub async fn close(self) {
-        let _ = self.client.clone().close().await;
-    }
 }
 
 /// Creates stack `project/stack` of `org` with `tags`.
@@ -358,9 +217,7 @@ pub async fn a_token_is_shown_once_then_revoked(target: Target) {
     sign_in(&b, &srv).await;
     b.click_link("Access tokens").await;
     b.text_until("main h1", |t| t == "Access tokens").await;
-    b.type_into("#token-description", "ci robot").await;
-    b.find("main form button[type=submit]").await.click().await.expect("create");
-    let value = b.text_until("#new-token", |t| !t.is_empty()).await;
+    let value = create_token(&b, "#token-description", "ci robot").await;
     let made = srv.client_with(Some(&value));
     assert_eq!(made.get("/api/user").await.status, 200, "the new token works");
     assert!(b.texts("main tbody td:first-child").await.contains(&"ci robot".to_string()));
@@ -370,9 +227,7 @@ pub async fn a_token_is_shown_once_then_revoked(target: Target) {
     b.text_until("main tbody", |t| t.contains("ci robot")).await;
     assert!(!b.client.source().await.expect("source").contains(&value), "shown only once");
 
-    b.find("main button[aria-label='Revoke ci robot']").await.click().await.expect("revoke");
-    b.find("main button.danger").await.click().await.expect("confirm");
-    b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
+    revoke_token(&b, "ci robot").await;
     assert!(!b.texts("main tbody td:first-child").await.contains(&"ci robot".to_string()));
     assert_eq!(made.get("/api/user").await.status, 401, "revoked");
 
@@ -381,18 +236,31 @@ pub async fn a_token_is_shown_once_then_revoked(target: Target) {
     b.client.goto(&format!("{}/{org}/members", srv.base)).await.expect("members");
     b.click_link("Organization tokens").await;
     b.text_until("main h1", |t| t == format!("Tokens of {org}")).await;
-    b.type_into("#token-name", "deploy-bot").await;
-    b.find("main form button[type=submit]").await.click().await.expect("create");
-    let value = b.text_until("#new-token", |t| !t.is_empty()).await;
+    let value = create_token(&b, "#token-name", "deploy-bot").await;
     let bot = srv.client_with(Some(&value));
     let members = format!("/api/orgs/{org}/members");
     assert_eq!(bot.get(&members).await.status, 200, "the organization's token works");
-    b.find("main button[aria-label='Revoke deploy-bot']").await.click().await.expect("revoke");
-    b.find("main button.danger").await.click().await.expect("confirm");
-    b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
+    revoke_token(&b, "deploy-bot").await;
     assert_eq!(bot.get(&members).await.status, 401, "revoked");
     b.close().await;
     srv.stop().await;
+}
+
+/// On an open tokens page: types `name` into the field `field`, creates the token and returns
+/// the value the page shows (once).
+async fn create_token(b: &Browser, field: &str, name: &str) -> String {
+    b.type_into(field, name).await;
+    b.find("main form button[type=submit]").await.click().await.expect("create");
+    b.text_until("#new-token", |t| !t.is_empty()).await
+}
+
+/// On an open tokens page: revokes token `name`, confirming the second time, and waits for the
+/// page to say so.
+async fn revoke_token(b: &Browser, name: &str) {
+    let revoke = format!("main button[aria-label='Revoke {name}']");
+    b.find(&revoke).await.click().await.expect("revoke");
+    b.find("main button.danger").await.click().await.expect("confirm");
+    b.text_until("main [role=status]", |t| t.contains("Revoked")).await;
 }
 
 /// A member whose organization grants no stack by default sees only the stack shared with
@@ -431,39 +299,6 @@ pub async fn a_member_sees_only_the_stacks_they_may_read(target: Target) {
     b.text_until("main tbody", |t| t.contains("bob-console") && t.contains("admin")).await;
     b.close().await;
     srv.stop().await;
-}
-
-/// Runs axe-core (`STACKHOUSE_AXE_JS`, fetched by `.ci/axe-core`) on the current page; its
-/// serious and critical violations, one line each.
-pub async fn axe_violations(b: &Browser) -> Vec<String> {
-    let path = std::env::var("STACKHOUSE_AXE_JS").unwrap_or_else(|_| {
-        panic!("STACKHOUSE_AXE_JS is not set: run `eval \"$(bash .ci/axe-core)\"` (.ci/test does)")
-    });
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    // WebDriver's scripts are not the page's: its content security policy does not apply.
-    b.client.execute(&format!("{source}\nreturn true;"), vec![]).await.expect("inject axe-core");
-    let found = b
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, {resultTypes: ['violations']})
-               .then((r) => done(r.violations
-                 .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-                 .map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)))
-               .catch((e) => done([`axe failed: ${e}`]));",
-            vec![],
-        )
-        .await
-        .expect("run axe-core");
-    serde_json::from_value(found).expect("a list of violations")
-}
-
-/// Where the tests save screenshots of the pages (`target/console-screenshots`).
-fn screenshots() -> std::path::PathBuf {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
-    std::fs::create_dir_all(&dir).expect("a screenshots folder");
-    dir
 }
 
 /// Every page of the console — sign-in, organizations, stacks, a stack, an update, personal,
@@ -529,29 +364,6 @@ pub async fn every_page_passes_axe_at_two_widths(target: Target) {
     dark.close().await;
     assert!(problems.is_empty(), "accessibility problems:\n{}", problems.join("\n"));
     srv.stop().await;
-}
-
-/// Presses Tab (at most 60 times) until the focused element matches `css` and its text
-/// contains `text`.
-async fn tab_to(b: &Browser, css: &str, text: &str) -> fantoccini::elements::Element {
-    let check = "const [css, text] = arguments; const a = document.activeElement;
-                 return !!a && a.matches(css) && (a.textContent || '').includes(text);";
-    for _ in 0..60 {
-        let on = b.client.execute(check, vec![json!(css), json!(text)]).await.expect("focus");
-        let focused = b.client.active_element().await.expect("the focused element");
-        if on == json!(true) {
-            // What has focus shows it (the :focus-visible ring).
-            let ring = b
-                .client
-                .execute("return getComputedStyle(document.activeElement).outlineStyle;", vec![])
-                .await
-                .expect("style");
-            assert_ne!(ring, json!("none"), "{css} {text:?} has focus but shows none");
-            return focused;
-        }
-        focused.send_keys(&fantoccini::key::Key::Tab).await.expect("Tab");
-    }
-    panic!("Tab never reached {css} {text:?}");
 }
 
 /// Sign in, open the organization, search for a stack, open it and its update, and sign out,
@@ -730,46 +542,4 @@ pub async fn the_audit_log_filters_and_exports(target: Target) {
     assert!(csv.contains("stack-tags-update") && csv.contains("stack-create"), "{csv}");
     b.close().await;
     srv.stop().await;
-}
-
-/// Opens each of `pages` (name, path, title) at `size` in `b` (signed in), runs axe-core on it,
-/// checks it does not scroll sideways, and saves its screenshot as `<name>-<width><tag>.png`;
-/// what fails goes into `problems`.
-async fn check_pages(
-    b: &Browser,
-    srv: &TestServer,
-    pages: &[(&str, String, String)],
-    (width, height): (u32, u32),
-    tag: &str,
-    problems: &mut Vec<String>,
-) {
-    let dir = screenshots();
-    b.client.set_window_size(width, height).await.expect("window size");
-    for (name, path, title) in pages {
-        b.client.goto(&format!("{}{path}", srv.base)).await.expect("open the page");
-        b.text_until("main h1", |t| t == title).await;
-        if *name == "update" {
-            b.text_until("main [role=log]", |t| t.contains("Resources:")).await;
-        }
-        if *name == "webhook" {
-            // The ping, which could not be delivered (no such host).
-            b.text_until("main tbody", |t| t.contains("ping") && t.contains("no")).await;
-        }
-        for v in axe_violations(b).await {
-            problems.push(format!("{name} at {width} px{tag}: {v}"));
-        }
-        let sideways = b
-            .client
-            .execute(
-                "const d = document.documentElement; return d.scrollWidth - d.clientWidth;",
-                vec![],
-            )
-            .await
-            .expect("measure");
-        if sideways.as_i64().unwrap_or(0) > 0 {
-            problems.push(format!("{name} at {width} px{tag} scrolls sideways by {sideways} px"));
-        }
-        let png = b.client.screenshot().await.expect("screenshot");
-        std::fs::write(dir.join(format!("{name}-{width}{tag}.png")), png).expect("save it");
-    }
 }

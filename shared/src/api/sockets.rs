@@ -123,7 +123,10 @@ fn access_token(headers: &HeaderMap) -> Result<&str> {
     }
     match offered(headers).find_map(|p| p.strip_prefix(TOKEN_PROTOCOL)) {
         Some(token) if !token.is_empty() => Ok(token),
-        _ => crate::api::auth::credential(headers, "token"),
+        _ => Err(Error::Unauthorized(format!(
+            "no access token: send `Authorization: token <token>` or offer the subprotocol \
+             {TOKEN_PROTOCOL}<token>"
+        ))),
     }
 }
 

@@ -11,6 +11,7 @@ use stackhouse::adapters::counting::{Counters, OpCounts};
 use stackhouse::service::artifacts::STORED_PREFIX;
 
 use super::prices::{cost, PRICES};
+use super::report::percentile;
 use super::scenario::{Endpoint, Result};
 
 /// One series of publishes.
@@ -28,11 +29,6 @@ pub struct Series {
     pub stored_objects: Option<usize>,
     /// Storage operations of the series, when the server's counters were given.
     pub ops: Option<OpCounts>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(at).copied().unwrap_or(0.0)
 }
 
 /// A pseudo-random archive of `size` bytes (incompressible, like a real .tgz), distinct per seed.

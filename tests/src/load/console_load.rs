@@ -9,6 +9,7 @@
 
 use serde_json::{json, Value};
 
+use super::report::p50_p99;
 use super::scenario::{Endpoint, Result};
 use crate::console::Browser;
 
@@ -20,12 +21,6 @@ pub struct ConsoleLoad {
     pub first_byte_ms: (f64, f64),
     pub dom_ready_ms: (f64, f64),
     pub shown_ms: (f64, f64),
-}
-
-fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied();
-    (at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0))
 }
 
 /// Makes `stacks` stacks in `ep`'s organization, then opens its stack list `n` times.

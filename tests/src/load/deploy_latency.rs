@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::report::p50_p99;
 use super::scenario::{Endpoint, Result};
 
 /// What one run of the bench measured, in milliseconds.
@@ -26,12 +27,6 @@ pub struct DeployLatency {
 }
 
 const PROJECT: &str = "loadgen-deploy";
-
-fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let at = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied();
-    (at(0.5).unwrap_or(0.0), at(0.99).unwrap_or(0.0))
-}
 
 async fn call(
     http: &reqwest::Client,

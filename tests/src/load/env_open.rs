@@ -9,6 +9,7 @@ use std::time::Instant;
 use stackhouse::adapters::counting::{Counters, OpCounts};
 
 use super::prices::{cost, PRICES};
+use super::report::percentile;
 use super::scenario::{Endpoint, Result};
 
 /// What one run measured.
@@ -28,11 +29,6 @@ pub struct EnvOpen {
 
 const WARM_UP: usize = 20;
 const PROJECT: &str = "loadgen-env";
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(at).copied().unwrap_or(0.0)
-}
 
 async fn call(
     http: &reqwest::Client,

@@ -152,7 +152,7 @@ fn summarise(
         return Err("no event was delivered".into());
     }
     latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    let pick = |q: f64| super::report::percentile(&latencies, q);
     Ok(FeedLatency {
         clients,
         changes,

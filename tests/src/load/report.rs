@@ -34,6 +34,18 @@ pub(super) fn mb(bytes: u64) -> String {
     }
 }
 
+/// The value at quantile `q` (0 to 1) of `sorted` (ascending), by nearest rank; 0 when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(at).copied().unwrap_or(0.0)
+}
+
+/// The p50 and p99 of `v` (in any order).
+pub fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
 /// A duration in ms, to 3 significant places.
 pub fn ms(v: f64) -> String {
     if v >= 10_000.0 {

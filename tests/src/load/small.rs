@@ -9,6 +9,7 @@ use serde_json::json;
 
 use stackhouse::adapters::counting::Counters;
 
+use super::report::percentile;
 use super::scenario::{Endpoint, Result};
 
 /// One route's timings.
@@ -45,11 +46,6 @@ async fn get(http: &reqwest::Client, ep: &Endpoint, path: &str) -> Result<()> {
         return Err(format!("GET {path}: {status}"));
     }
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(at).copied().unwrap_or(0.0)
 }
 
 /// Times the three routes `n` times each (a stack `loadgen-small/dev` is created if absent).
