@@ -200,7 +200,8 @@ async fn target_orgs(meta: &dyn MetadataStore, call: &Call<'_>) -> Result<Vec<St
 /// Records one summary entry for an update that just ended (complete, cancel or lease expiry),
 /// in place of its many lease calls: the final status, how it ended, the checkpoint sequence
 /// number reached, the resource changes, and the lease calls by route as counted by the
-/// update's rate-limit bucket (`service::ratelimit`; absent when update limits are off).
+/// update's rate-limit bucket (`service::ratelimit`; absent when update limits are off; exact
+/// on one instance, on Lambda short of the calls other sandboxes have not synced yet).
 /// Failures are logged: the update has ended either way.
 pub async fn update_ended(app: &App, update: &Update) {
     // Imports and renames are single token calls, recorded as such.
@@ -227,7 +228,7 @@ async fn try_update_ended(app: &App, update: &Update) -> Result<()> {
         Status::Cancelled => "cancelled",
         other => other.result(),
     };
-    let counts = super::ratelimit::update_call_counts(meta, &update.id).await?;
+    let counts = super::ratelimit::update_call_counts(app, &update.id).await?;
     let calls = if counts.is_empty() {
         "lease calls not counted".to_string()
     } else {

@@ -1,5 +1,6 @@
-//! Per-instance mirrors of the shared token and organization buckets, so that a request within
-//! budget makes no storage call (issue 15: a read-only request pays no durable write).
+//! Per-instance mirrors of the shared buckets (tokens', organizations', running updates'), so
+//! that a request within budget makes no storage call (issue 15: a read-only request pays no
+//! durable write, and a lease call none for its update's bucket).
 //!
 //! A mirror is the shared bucket as this instance last saw it (`base`, its `tat`), then carried
 //! forward by this instance's own requests with exactly the bucket's arithmetic (`tat`, one
@@ -29,13 +30,17 @@
 //! * An instance that dies before syncing loses at most one share of consumption: the bucket
 //!   is that much more generous once.
 //!
-//! Running updates' buckets keep the exact per-request path: they also count the update's
-//! calls for its audit summary, which must not wait in one instance's memory.
+//! A running update's mirror also keeps the calls it answered, by route, until its next sync
+//! adds them to the stored counts (the update's audit summary reads them). The instance that
+//! ends the update adds its own first ([`LocalBuckets::forget`]); another instance's reach the
+//! store with its next sync, so on Lambda (a function per route, each with its own sandboxes)
+//! the summary may miss up to a share of calls per sandbox that has not synced since — counts,
+//! never the limit: the bucket's `tat` is handed over as for any bucket.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use super::{settle, Decision, Limit};
+use super::{settle, Calls, Decision, Limit};
 use crate::error::Result;
 use crate::ports::MetadataStore;
 
@@ -47,7 +52,7 @@ pub const MAX_STALE_SECONDS: i64 = 10;
 const CAPACITY: usize = 10_000;
 
 /// One shared bucket as this instance sees it (times in Unix microseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Mirror {
     /// The stored `tat` as the last sync left it.
     base: i64,
@@ -55,11 +60,18 @@ struct Mirror {
     tat: i64,
     /// When this instance last synced (its clock): what the staleness bound counts from.
     checked_at: i64,
+    /// An update's bucket: the calls this instance answered since the sync, by route.
+    calls: BTreeMap<String, i64>,
 }
 
 impl Mirror {
     fn synced(tat: i64, now_us: i64) -> Mirror {
-        Mirror { base: tat, tat, checked_at: now_us }
+        Mirror { base: tat, tat, checked_at: now_us, calls: BTreeMap::new() }
+    }
+
+    /// Whether the store has not seen all of this instance's takes yet.
+    fn unsynced(&self) -> bool {
+        self.base != self.tat || !self.calls.is_empty()
     }
 
     /// What this instance took since the sync, as the shared bucket would count it.
@@ -77,9 +89,6 @@ fn share(limit: Limit) -> i64 {
 #[derive(Debug, Default)]
 pub struct LocalBuckets {
     mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Mirror>>>>>,
-    /// The last `tat` this instance saw of each exact (update) bucket: only which write to try
-    /// first, so a wrong or lost hint costs one failed conditional write, never a decision.
-    hints: Mutex<HashMap<String, i64>>,
 }
 
 impl LocalBuckets {
@@ -94,7 +103,7 @@ impl LocalBuckets {
             // enough, all unused ones (each loses at most one share, see the module docs).
             mirrors.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |m| m.is_some_and(|m| m.base != m.tat))
+                    || slot.try_lock().map_or(true, |m| m.as_ref().is_some_and(Mirror::unsynced))
             });
             if mirrors.len() >= CAPACITY {
                 mirrors.retain(|_, slot| Arc::strong_count(slot) > 1);
@@ -105,34 +114,15 @@ impl LocalBuckets {
         slot
     }
 
-    /// Takes one request from the exact (update) bucket `pk`, counting it for `route`: always
-    /// one `update` of the stored bucket, whose first try follows the last `tat` seen here.
-    pub async fn take_counted(
-        &self,
-        meta: &dyn MetadataStore,
-        pk: &str,
-        limit: Limit,
-        now_us: i64,
-        route: &str,
-    ) -> Result<Decision> {
-        let hint = self.hints.lock().unwrap_or_else(|p| p.into_inner()).get(pk).copied();
-        let full_first = hint.is_none_or(|tat| tat < now_us);
-        let settled = settle(meta, pk, limit, now_us, 0, Some(route), full_first).await?;
-        let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
-        if hints.len() >= CAPACITY && !hints.contains_key(pk) {
-            hints.clear();
-        }
-        hints.insert(pk.to_string(), settled.tat);
-        Ok(settled.decision)
-    }
-
-    /// Takes one request from bucket `pk` at `now_us`, locally when it can (module docs).
+    /// Takes one request from bucket `pk` at `now_us`, locally when it can (module docs);
+    /// `route`: an update's bucket, which counts the calls it allows by route.
     pub async fn take(
         &self,
         meta: &dyn MetadataStore,
         pk: &str,
         limit: Limit,
         now_us: i64,
+        route: Option<&str>,
     ) -> Result<Decision> {
         let slot = self.slot(pk);
         let mut mirror = slot.lock().await;
@@ -145,16 +135,31 @@ impl LocalBuckets {
                 }
                 if m.consumed(now_us) + interval <= share(limit) {
                     m.tat = next;
+                    if let Some(route) = route {
+                        *m.calls.entry(route.to_string()).or_default() += 1;
+                    }
                     return Ok(Decision::Allowed);
                 }
             }
         }
-        let consumed = mirror.map_or(0, |m| m.consumed(now_us));
-        // A bucket this instance last saw refilled is probably still full.
-        let full_first = mirror.is_none_or(|m| m.tat < now_us);
-        let settled = settle(meta, pk, limit, now_us, consumed, None, full_first).await?;
+        let consumed = mirror.as_ref().map_or(0, |m| m.consumed(now_us));
+        // A bucket whose stored `tat`, as this instance last saw it, lies in the past is
+        // probably full (this instance's own takes since have not reached the store).
+        let full_first = mirror.as_ref().is_none_or(|m| m.base < now_us);
+        let none = BTreeMap::new();
+        let answered = mirror.as_ref().map_or(&none, |m| &m.calls);
+        let calls = route.map(|route| Calls { answered, this: Some(route) });
+        let settled = settle(meta, pk, limit, now_us, consumed, calls, full_first).await?;
         *mirror = Some(Mirror::synced(settled.tat, now_us));
         Ok(settled.decision)
+    }
+
+    /// Drops bucket `pk`'s mirror (an update's, when the update ends) and returns the calls it
+    /// answered that the store has not counted yet.
+    pub async fn forget(&self, pk: &str) -> Option<BTreeMap<String, i64>> {
+        let slot = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).remove(pk)?;
+        let mirror = slot.lock().await.take()?;
+        Some(mirror.calls)
     }
 }
 
@@ -217,17 +222,23 @@ mod tests {
             let mut now = real_now_us();
             for gap in gaps_ms {
                 now += gap * 1000;
-                let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, None)).unwrap();
-                let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now)).unwrap();
+                let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, Some("r"))).unwrap();
+                let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now, Some("r"))).unwrap();
                 prop_assert_eq!(got, want, "at {}", now);
             }
             // A sync far in the future hands over everything: both buckets agree.
             now += MAX_STALE_SECONDS * 1_000_000 + 1;
-            let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, None)).unwrap();
-            let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now)).unwrap();
+            let want = rt.block_on(super::super::take(exact.meta.as_ref(), "RATE#x", limit, now, Some("r"))).unwrap();
+            let got = rt.block_on(local.take(mirrored.meta.as_ref(), "RATE#x", limit, now, Some("r"))).unwrap();
             prop_assert_eq!(got, want);
-            let tat = |p: &Ports| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n("tat"));
-            prop_assert_eq!(tat(&mirrored), tat(&exact));
+            let attr = |p: &Ports, name: &str| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n(name));
+            prop_assert_eq!(attr(&mirrored, "tat"), attr(&exact, "tat"));
+            // Once the instance hands over what it counted (the update ended), both counted
+            // every allowed call once.
+            rt.block_on(super::super::store_unsynced_calls(&local, mirrored.meta.as_ref(), "RATE#x", now)).unwrap();
+            for name in ["calls", "calls:r"] {
+                prop_assert_eq!(attr(&mirrored, name), attr(&exact, name), "{}", name);
+            }
         }
     }
 
@@ -243,7 +254,13 @@ mod tests {
         let mut allowed = 0;
         for round in 0..60 {
             for local in &instances {
-                let d = rt.block_on(local.take(ports.meta.as_ref(), "RATE#y", limit, now + round));
+                let d = rt.block_on(local.take(
+                    ports.meta.as_ref(),
+                    "RATE#y",
+                    limit,
+                    now + round,
+                    None,
+                ));
                 if d.unwrap() == Decision::Allowed {
                     allowed += 1;
                 }
@@ -253,45 +270,36 @@ mod tests {
         assert!((100..=100 + shares).contains(&allowed), "{allowed} allowed of 100 (+{shares})");
     }
 
-    /// An exact bucket's take is one write and no read, whether the bucket is mostly full
-    /// (calls spaced wider than the interval) or busy (calls back to back): the hint picks the
-    /// write that succeeds (with one instance always; another instance's takes can make it
-    /// wrong once, costing one failed conditional write).
+    /// An update's bucket counts its calls by route without a write per call: one sync per
+    /// share, no read, and every allowed call stored once when the update ends.
     #[test]
-    fn exact_takes_cost_one_write_and_no_read() {
+    fn counted_calls_need_no_write_per_call() {
         let (_dir, ports) = store();
         let (counted, counters) = crate::adapters::counting::wrap(ports);
         let rt = runtime();
+        // A share is a tenth of the burst: 100 calls.
         let limit = Limit { per_minute: 6_000, burst: 1_000 };
         let local = LocalBuckets::default();
-        let mut now = real_now_us();
-        for _ in 0..50 {
-            now += 20_000;
-            let d =
-                rt.block_on(local.take_counted(counted.meta.as_ref(), "RATE#u", limit, now, "r"));
-            assert_eq!(d.unwrap(), Decision::Allowed);
-        }
-        for _ in 0..50 {
-            let d =
-                rt.block_on(local.take_counted(counted.meta.as_ref(), "RATE#u", limit, now, "r"));
+        let meta = counted.meta.as_ref();
+        let now = real_now_us();
+        for i in 0..250 {
+            let route = if i % 5 == 0 { "renew" } else { "events" };
+            let d = rt.block_on(local.take(meta, "RATE#u", limit, now + i * 1_000, Some(route)));
             assert_eq!(d.unwrap(), Decision::Allowed);
         }
         let c = counters.snapshot();
         assert_eq!(c.meta_gets, 0, "no take reads the bucket");
-        assert_eq!(c.meta_puts, 100, "one write per take");
-        // And back to idle: the hint (the last `tat`) tells which write fits.
-        let d = rt.block_on(local.take_counted(
-            counted.meta.as_ref(),
-            "RATE#u",
-            limit,
-            now + 10_000_000,
-            "r",
-        ));
-        assert_eq!(d.unwrap(), Decision::Allowed);
-        assert_eq!(counters.snapshot().meta_puts, 101);
-        let item = rt.block_on(counted.meta.get("RATE#u", "BUCKET")).unwrap().unwrap();
-        assert_eq!(item.n("calls"), Some(101), "every allowed call is counted once");
-        assert_eq!(item.n("calls:r"), Some(101));
+        assert!(c.meta_puts <= 3, "{} writes for 250 calls", c.meta_puts);
+        let end = now + 250_000;
+        rt.block_on(super::super::store_unsynced_calls(&local, meta, "RATE#u", end)).unwrap();
+        let item = rt.block_on(meta.get("RATE#u", "BUCKET")).unwrap().unwrap();
+        assert_eq!(item.n("calls"), Some(250), "every allowed call is counted once");
+        assert_eq!(item.n("calls:renew"), Some(50));
+        assert_eq!(item.n("calls:events"), Some(200));
+        // Nothing is left to hand over.
+        let puts = counters.snapshot().meta_puts;
+        rt.block_on(super::super::store_unsynced_calls(&local, meta, "RATE#u", end)).unwrap();
+        assert_eq!(counters.snapshot().meta_puts, puts);
     }
 
     /// Requests within a share and within the staleness bound make no storage call.
@@ -304,7 +312,13 @@ mod tests {
         let local = LocalBuckets::default();
         let now = real_now_us();
         for i in 0..600 {
-            let d = rt.block_on(local.take(counted.meta.as_ref(), "RATE#z", limit, now + i * 1000));
+            let d = rt.block_on(local.take(
+                counted.meta.as_ref(),
+                "RATE#z",
+                limit,
+                now + i * 1000,
+                None,
+            ));
             assert_eq!(d.unwrap(), Decision::Allowed);
         }
         let writes = counters.snapshot().meta_puts;

@@ -18,13 +18,15 @@
 //! the store serialises the writes. (Before this every take read the item and wrote it back
 //! conditioned on a revision: a read and a write, and retries under contention.)
 //!
-//! Token and organization buckets are taken through a per-instance mirror ([`local`]): a
-//! request within budget usually costs no storage call; an instance syncs with the stored
-//! bucket (one `update`) on its first request, after it let through a tenth of the burst, or
-//! after [`MAX_STALE_SECONDS`]. One instance decides exactly as the stored bucket alone; several
-//! overshoot by at most a tenth of the burst each. A lease (update-path) call pays one `update`
-//! for its update's bucket on every call, which also counts the update's calls (`ADD`). A
-//! disabled limit (0) costs nothing. The Lambda functions of read-only routes may write these
+//! Every bucket is taken through a per-instance mirror ([`local`]): a request within budget
+//! usually costs no storage call; an instance syncs with the stored bucket (one `update`) on
+//! its first request, after it let through a tenth of the burst, or after
+//! [`MAX_STALE_SECONDS`]. One instance decides exactly as the stored bucket alone; several
+//! overshoot by at most a tenth of the burst each. A running update's bucket also counts its
+//! lease calls by route, for the update's audit summary: the mirror keeps the calls it
+//! answered and adds them (`ADD`) with its next sync, and the instance that ends the update
+//! adds its own before the summary reads them ([`update_call_counts`]). A disabled limit (0)
+//! costs nothing. The Lambda functions of read-only routes may write these
 //! items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
 //! Buckets expire (TTL) once they would have refilled completely, so idle tokens leave no
@@ -33,6 +35,8 @@
 mod local;
 
 pub use local::{LocalBuckets, MAX_STALE_SECONDS};
+
+use std::collections::BTreeMap;
 
 use super::item_keys;
 use crate::app::App;
@@ -194,14 +198,8 @@ async fn enforce(
     let (secs, micros) = app.clock.now_micros();
     let now_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
     let meta = app.ports.meta.as_ref();
-    let decided = match count {
-        // Token and organization buckets: this instance's mirror decides most requests without
-        // a storage call (see [`local`]).
-        None => app.rate_limits.take(meta, pk, limit, now_us).await,
-        // Update buckets count their calls: every call goes to the store.
-        Some(route) => app.rate_limits.take_counted(meta, pk, limit, now_us, route).await,
-    };
-    match decided {
+    // This instance's mirror decides most requests without a storage call (see [`local`]).
+    match app.rate_limits.take(meta, pk, limit, now_us, count).await {
         Ok(Decision::Allowed) => Ok(()),
         Ok(Decision::Limited(retry_after)) => Err(Error::TooManyRequests(
             format!(
@@ -227,8 +225,32 @@ pub async fn take(
     now_us: i64,
     count: Option<&str>,
 ) -> Result<Decision> {
+    let none = BTreeMap::new();
+    let calls = count.map(|route| Calls { answered: &none, this: Some(route) });
     // A bucket is usually full between a running update's calls: try that first.
-    Ok(settle(meta, pk, limit, now_us, 0, count, true).await?.decision)
+    Ok(settle(meta, pk, limit, now_us, 0, calls, true).await?.decision)
+}
+
+/// The calls an update's bucket counts with a write: those this instance answered since it
+/// last wrote them, by route, and the route of the request being decided (counted only when
+/// it is allowed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Calls<'a> {
+    pub answered: &'a BTreeMap<String, i64>,
+    pub this: Option<&'a str>,
+}
+
+impl Calls<'_> {
+    /// `update` adding these calls, in total and by route (`this` only when `allowed`).
+    fn add_to(self, update: Update, allowed: bool) -> Update {
+        let this = self.this.filter(|_| allowed).map(|route| (route, 1));
+        let calls = self.answered.iter().map(|(route, n)| (route.as_str(), *n)).chain(this);
+        calls.fold(update, |u, (route, n)| u.add(CALLS_ATTR, n).add(&route_calls_attr(route), n))
+    }
+
+    fn is_empty(self) -> bool {
+        self.answered.is_empty() && self.this.is_none()
+    }
 }
 
 /// What a [`settle`] decided, and the bucket's `tat` as stored after it.
@@ -243,25 +265,26 @@ pub(crate) struct Settled {
 /// The consumed part is taken however little is left (those requests were answered; `tat` may
 /// go past the burst and refills from there). `full_first`: whether the bucket is probably
 /// full (its first write to try, see the module docs). Writes nothing when it takes nothing.
+/// `calls`: an update's bucket, and the calls to count with the write.
 pub(crate) async fn settle(
     meta: &dyn MetadataStore,
     pk: &str,
     limit: Limit,
     now_us: i64,
     consumed: i64,
-    count: Option<&str>,
+    calls: Option<Calls<'_>>,
     full_first: bool,
 ) -> Result<Settled> {
     let interval = limit.interval_us();
     let take = consumed.saturating_add(interval);
-    let ttl = match count {
-        Some(_) => now_us / 1_000_000 + UPDATE_BUCKET_TTL,
+    let ttl = match calls {
+        Some(_) => update_bucket_ttl(now_us),
         // Past the latest `tat` this write can leave, the bucket is full: an absent one means
         // the same.
         None => (now_us + 2 * limit.tau_us() + consumed) / 1_000_000 + 60,
     };
-    let counted = |update: Update| match count {
-        Some(route) => update.add(CALLS_ATTR, 1).add(&route_calls_attr(route), 1),
+    let counted = |update: Update, allowed: bool| match calls {
+        Some(calls) => calls.add_to(update, allowed),
         None => update,
     };
     // Full: no bucket, or `tat` in the past; start from now. (Conditions still see an
@@ -270,9 +293,7 @@ pub(crate) async fn settle(
     // only the backlog is taken.
     let fits_full = take <= limit.tau_us();
     let full = || {
-        let update = Update::new(pk, BUCKET_SK);
-        let update = if fits_full { counted(update) } else { update };
-        update
+        counted(Update::new(pk, BUCKET_SK), fits_full)
             .set(TAT_ATTR, Value::N(now_us + if fits_full { take } else { consumed }))
             .set(TTL_ATTR, Value::N(ttl))
             .when(
@@ -283,10 +304,13 @@ pub(crate) async fn settle(
     // Partly used, with room for what is taken.
     let room = now_us + limit.tau_us() - take;
     let partial = || {
-        counted(Update::new(pk, BUCKET_SK)).add(TAT_ATTR, take).set(TTL_ATTR, Value::N(ttl)).when(
-            Condition::AtLeast(TAT_ATTR.into(), Value::N(now_us))
-                .and(Condition::LessThan(TAT_ATTR.into(), Value::N(room + 1))),
-        )
+        counted(Update::new(pk, BUCKET_SK), true)
+            .add(TAT_ATTR, take)
+            .set(TTL_ATTR, Value::N(ttl))
+            .when(
+                Condition::AtLeast(TAT_ATTR.into(), Value::N(now_us))
+                    .and(Condition::LessThan(TAT_ATTR.into(), Value::N(room + 1))),
+            )
     };
     // Full first: [full, partial]. Partial first: [partial, full, partial], since the bucket
     // may have left "full" between the first two. Once a full write failed, `tat` is at least
@@ -308,44 +332,84 @@ pub(crate) async fn settle(
             Err(e) => return Err(e.into()),
         }
     }
-    refuse(meta, pk, limit, now_us, consumed, ttl).await
+    refuse(meta, pk, limit, now_us, consumed, calls, ttl).await
+}
+
+fn update_bucket_ttl(now_us: i64) -> i64 {
+    now_us / 1_000_000 + UPDATE_BUCKET_TTL
 }
 
 /// The bucket has no room (its `tat` is at least now, and never moves back): hand over what
-/// was consumed, and answer with the time until a request fits again.
+/// was consumed and the calls answered, and answer with the time until a request fits again.
 async fn refuse(
     meta: &dyn MetadataStore,
     pk: &str,
     limit: Limit,
     now_us: i64,
     consumed: i64,
+    calls: Option<Calls<'_>>,
     ttl: i64,
 ) -> Result<Settled> {
-    let tat = if consumed > 0 {
+    let answered = calls.map(|c| Calls { this: None, ..c }).filter(|c| !c.is_empty());
+    if consumed > 0 {
         let update = Update::new(pk, BUCKET_SK)
             .add(TAT_ATTR, consumed)
             .set(TTL_ATTR, Value::N(ttl))
             .when(Condition::AtLeast(TAT_ATTR.into(), Value::N(now_us)));
+        let update = match answered {
+            Some(calls) => calls.add_to(update, false),
+            None => update,
+        };
         match meta.update(update).await {
-            Ok(item) => item.n(TAT_ATTR),
-            Err(MetaError::ConditionFailed) => None,
+            Ok(item) => return Ok(limited(limit, item.n(TAT_ATTR), now_us)),
+            Err(MetaError::ConditionFailed) => {}
             Err(e) => return Err(e.into()),
         }
-    } else {
-        meta.get(pk, BUCKET_SK).await?.and_then(|i| i.n(TAT_ATTR))
+    }
+    let tat = match answered {
+        // Those calls were answered: they count whatever the bucket holds now.
+        Some(calls) => {
+            let update = calls.add_to(Update::new(pk, BUCKET_SK), false);
+            meta.update(update.set(TTL_ATTR, Value::N(ttl))).await?.n(TAT_ATTR)
+        }
+        None => meta.get(pk, BUCKET_SK).await?.and_then(|i| i.n(TAT_ATTR)),
     };
+    Ok(limited(limit, tat, now_us))
+}
+
+/// A refusal at a bucket whose stored `tat` is `tat`.
+fn limited(limit: Limit, tat: Option<i64>, now_us: i64) -> Settled {
     // Absent only if the item vanished in between (an operator deleting it): full again.
     let tat = tat.unwrap_or(now_us);
-    Ok(Settled { decision: Decision::Limited(limit.retry_after(tat, now_us)), tat })
+    Settled { decision: Decision::Limited(limit.retry_after(tat, now_us)), tat }
+}
+
+/// Adds the calls this instance answered for the update bucket `pk` that the store has not
+/// counted yet, and drops its mirror (the update ended).
+pub(crate) async fn store_unsynced_calls(
+    local: &LocalBuckets,
+    meta: &dyn MetadataStore,
+    pk: &str,
+    now_us: i64,
+) -> Result<()> {
+    let Some(calls) = local.forget(pk).await.filter(|c| !c.is_empty()) else { return Ok(()) };
+    let answered = Calls { answered: &calls, this: None };
+    let update = answered.add_to(Update::new(pk, BUCKET_SK), false);
+    meta.update(update.set(TTL_ATTR, Value::N(update_bucket_ttl(now_us)))).await?;
+    Ok(())
 }
 
 /// The calls a running update's bucket allowed, by route (total under [`CALLS_ATTR`]); empty
-/// when update limits are off or the bucket is gone.
-pub async fn update_call_counts(
-    meta: &dyn MetadataStore,
-    update_id: &str,
-) -> Result<Vec<(String, i64)>> {
-    let Some(item) = meta.get(&update_bucket_pk(update_id), BUCKET_SK).await? else {
+/// when update limits are off or the bucket is gone. This instance's own calls not yet stored
+/// are added first; another instance's (a Lambda function's sandbox) reach the bucket with
+/// its next sync, within a tenth of the burst or [`MAX_STALE_SECONDS`] of its traffic.
+pub async fn update_call_counts(app: &App, update_id: &str) -> Result<Vec<(String, i64)>> {
+    let meta = app.ports.meta.as_ref();
+    let pk = update_bucket_pk(update_id);
+    let (secs, micros) = app.clock.now_micros();
+    let now_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
+    store_unsynced_calls(&app.rate_limits, meta, &pk, now_us).await?;
+    let Some(item) = meta.get(&pk, BUCKET_SK).await? else {
         return Ok(Vec::new());
     };
     Ok(item
