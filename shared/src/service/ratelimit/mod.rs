@@ -185,6 +185,12 @@ fn token_org(p: &Principal) -> Option<&str> {
     }
 }
 
+/// The app's clock in Unix microseconds, the unit of a bucket's `tat`.
+fn now_us(app: &App) -> i64 {
+    let (secs, micros) = app.clock.now_micros();
+    secs.saturating_mul(1_000_000).saturating_add(i64::from(micros))
+}
+
 /// Takes one request from a bucket; 429 when it is empty. A store failure lets the request
 /// through: refusing every call because the bucket table hiccuped would hurt users more than a
 /// few unmetered calls.
@@ -195,8 +201,7 @@ async fn enforce(
     count: Option<&str>,
     what: &'static str,
 ) -> Result<()> {
-    let (secs, micros) = app.clock.now_micros();
-    let now_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
+    let now_us = now_us(app);
     let meta = app.ports.meta.as_ref();
     // This instance's mirror decides most requests without a storage call (see [`local`]).
     match app.rate_limits.take(meta, pk, limit, now_us, count).await {
@@ -406,9 +411,7 @@ pub(crate) async fn store_unsynced_calls(
 pub async fn update_call_counts(app: &App, update_id: &str) -> Result<Vec<(String, i64)>> {
     let meta = app.ports.meta.as_ref();
     let pk = update_bucket_pk(update_id);
-    let (secs, micros) = app.clock.now_micros();
-    let now_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
-    store_unsynced_calls(&app.rate_limits, meta, &pk, now_us).await?;
+    store_unsynced_calls(&app.rate_limits, meta, &pk, now_us(app)).await?;
     let Some(item) = meta.get(&pk, BUCKET_SK).await? else {
         return Ok(Vec::new());
     };
