@@ -44,14 +44,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::journal::{JournalEntry, Replayer};
-use super::optimistic::{retry_on_conflict, written, Attempt};
 use super::updates::{self, journal_prefix, Status, Update};
 use super::{deployments, limits};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::{StackId, UpdateId};
 use crate::ports::queue::MATERIALISE_QUEUE;
-use crate::ports::Message;
+use crate::ports::{Message, MetaError};
 
 /// Format version of a snapshot blob; a blob of another format is ignored (full replay).
 /// 2: resources kept as text, apart from the base deployment.
@@ -309,28 +308,22 @@ pub async fn materialise(app: &App, request: &Request) -> Result<Outcome> {
     // Blob first, then the pointer (docs/ARCHITECTURE.md, Blob first, then pointer): a crash in
     // between leaves a scratch blob.
     app.ports.blobs.put(&key, deployments::gzip(&raw)?).await?;
-    let mut current = update;
-    let outcome = retry_on_conflict!(8, async {
-        if current.status != Status::Running || current.snapshot_seq >= seq {
-            return Ok(Attempt::Done(Outcome::Superseded));
+    match meta.update(update.snapshot_update(seq)).await {
+        Ok(_) => {}
+        // Ended meanwhile, or a newer snapshot was recorded first.
+        Err(MetaError::ConditionFailed) => return Ok(Outcome::Superseded),
+        Err(e) => return Err(e.into()),
+    }
+    if update.snapshot_seq > 0 {
+        // Only the newest snapshot is ever resumed from. A replay that read the older one's
+        // pointer and now finds it gone replays in full instead. (One recorded by another job
+        // in between is left for retention.)
+        let old = snapshot_key(&update.id, update.snapshot_seq);
+        if let Err(e) = app.ports.blobs.delete(&old).await {
+            tracing::info!(key = old, error = %e, "old snapshot left for retention");
         }
-        if let Attempt::Raced = written(meta.transact(vec![current.snapshot_op(seq)]).await, ())? {
-            current = updates::get(meta, &current.stack_id, &current.id).await?;
-            return Ok(Attempt::Raced);
-        }
-        if current.snapshot_seq > 0 {
-            // Only the newest snapshot is ever resumed from. A replay that read the older
-            // one's pointer and now finds it gone replays in full instead.
-            let old = snapshot_key(&current.id, current.snapshot_seq);
-            if let Err(e) = app.ports.blobs.delete(&old).await {
-                tracing::info!(key = old, error = %e, "old snapshot left for retention");
-            }
-        }
-        Ok(Attempt::Done(Outcome::Written(seq)))
-    })?;
-    outcome.ok_or_else(|| {
-        Error::Conflict("the update is being changed concurrently; retried later".into())
-    })
+    }
+    Ok(Outcome::Written(seq))
 }
 
 /// `job-update-materialise`: handles a batch of requests; returns the ids of the messages to

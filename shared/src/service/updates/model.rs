@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::names::{StackId, UpdateId};
-use crate::ports::{Condition, Item, MetadataStore, TransactOp, Value};
+use crate::ports::{Condition, Item, MetadataStore, TransactOp, Update as MetaUpdate, Value};
 use crate::service::{item_keys, stacks};
 
 /// Lifecycle state of an update.
@@ -235,17 +235,21 @@ impl Update {
         TransactOp::Put(next.to_item(), Some(Condition::Equals("rev".into(), Value::N(self.rev))))
     }
 
-    /// Records a materialised snapshot covering the journal up to `seq`: conditioned on the
-    /// revision read and, explicitly, on the recorded sequence being lower, so a snapshot never
-    /// goes backwards whatever order the jobs that computed them finish in.
-    pub(crate) fn snapshot_op(&self, seq: i64) -> TransactOp {
-        let mut next = self.clone();
-        next.snapshot_seq = seq;
-        next.rev = self.rev + 1;
-        let lower = Condition::AttrNotExists("snapshot_seq".into())
+    /// Records a materialised snapshot covering the journal up to `seq`, whatever else changed
+    /// on the item since it was read: one conditional update that sets only the recorded
+    /// sequence and bumps the revision (so a writer holding the item as it was reads it again
+    /// rather than putting the older sequence back). It applies only while the update runs and
+    /// to a lower recorded sequence, so a snapshot never goes backwards whatever order the jobs
+    /// that computed them finish in. (A put conditioned on the revision lost to every journal
+    /// batch stored meanwhile, and the job's snapshots fell behind the journal.)
+    pub(crate) fn snapshot_update(&self, seq: i64) -> MetaUpdate {
+        let newer = Condition::AttrNotExists("snapshot_seq".into())
             .or(Condition::LessThan("snapshot_seq".into(), Value::N(seq)));
-        let same = Condition::Equals("rev".into(), Value::N(self.rev));
-        TransactOp::Put(next.to_item(), Some(same.and(lower)))
+        let running = Condition::Equals("status".into(), Value::S(Status::Running.as_str().into()));
+        MetaUpdate::new(item_keys::stack_id_pk(&self.stack_id), item_keys::update_sk(&self.id))
+            .set("snapshot_seq", Value::N(seq))
+            .add("rev", 1)
+            .when(running.and(newer))
     }
 
     /// Whether it ran a program and so has an end worth summarising (audit log, event
