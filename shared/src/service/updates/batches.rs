@@ -43,6 +43,9 @@ pub async fn save_journal(
     }
     let meta = app.ports.meta.as_ref();
     let mut update = update.clone();
+    // Stored once: a retry after a lost cursor write (a renewal or a snapshot record changed
+    // the item) puts the same bytes under the same key again otherwise.
+    let mut batch_stored = false;
     let stored = retry_on_conflict!(8, async {
         // Updates started before the intake kept this cursor: shape checks only (and replay
         // judges the indexes at `complete`).
@@ -63,7 +66,10 @@ pub async fn save_journal(
             Intake::Retry => return same_as_stored(app, &update, entries).await.map(Attempt::Done),
             Intake::Accept(next) => next,
         };
-        store_batch(app, &update, entries, received).await?;
+        if !batch_stored {
+            store_batch(app, &update, entries, received).await?;
+            batch_stored = true;
+        }
         let mut advanced = update.clone();
         advanced.journal_cursor =
             Some(serde_json::to_string(&next).map_err(|e| Error::caused("JSON encoding", e))?);
