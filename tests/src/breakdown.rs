@@ -127,21 +127,9 @@ pub async fn checkpoint(
                 .map(|s| s.resource_count)
         }),
     });
-    let untyped = deployments::untyped(req.version, req.features.as_deref(), req.deployment)
-        .map_err(|e| e.to_string())?;
-    stages.push(Stage {
-        name: "rebuild the untyped bytes (deployments::untyped)",
-        side: "server",
-        ms: time(runs, || {
-            deployments::untyped(req.version, req.features.as_deref(), req.deployment)
-        }),
-    });
-    stages.push(Stage {
-        name: "gzip for storage (deployments::gzip, fast level)",
-        side: "server",
-        ms: time(runs, || deployments::gzip(&untyped)),
-    });
-    let stored = deployments::gzip(&untyped).map_err(|e| e.to_string())?;
+    // Stored as the client compressed it (`deployments::as_received`): the server neither
+    // rebuilds the deployment's bytes nor compresses them again.
+    let stored = gz_bytes.clone();
     let blobs = server.app.ports.blobs.clone();
     let mut puts = Vec::new();
     for i in 0..runs {
@@ -153,7 +141,7 @@ pub async fn checkpoint(
         puts.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     stages.push(Stage {
-        name: "store the blob (BlobStore::put)",
+        name: "store the blob as received (BlobStore::put)",
         side: "server",
         ms: median(puts),
     });
