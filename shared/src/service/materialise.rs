@@ -20,9 +20,10 @@
 //! 2. `job-update-materialise` ([`handle_batch`]) replays from the newest snapshot (or the
 //!    base) through every entry stored so far and writes the replayer's resumable state as a
 //!    gzip blob under the update's scratch prefix, `updates/<id>/snapshots/<seq>.json.gz`, then
-//!    records the sequence it covers on the update item, conditioned on the revision read and on
-//!    the recorded sequence being lower: duplicate or out-of-order deliveries never move the
-//!    snapshot backwards. A journal the replayer rejects (or a corrupt batch) gets no
+//!    records the sequence it covers on the update item with one conditional update (only while
+//!    the update runs and the recorded sequence is lower; [`Update::snapshot_update`]):
+//!    duplicate or out-of-order deliveries never move the snapshot backwards, and journal
+//!    batches stored meanwhile do not make it lose. A journal the replayer rejects (or a corrupt batch) gets no
 //!    snapshot: the final replay reports it as it always did.
 //! 3. Every final replay ([`replay`]: complete, cancel, expiry) starts from the newest snapshot
 //!    and reads only the batches that may hold later entries. The replayer state is the exact
