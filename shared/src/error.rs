@@ -154,7 +154,7 @@ impl From<MetaError> for Error {
                 Error::Conflict("the resource was changed concurrently, try again".into())
             }
             MetaError::Invalid(m) => Error::internal(format!("metadata request invalid: {m}")),
-            MetaError::Unavailable(m) => Error::Unavailable(m),
+            MetaError::Unavailable(m) | MetaError::Contended(m) => Error::Unavailable(m),
             MetaError::Undeclared(m) => Error::internal(m),
         }
     }

@@ -502,6 +502,7 @@ async fn check(server: &TestServer, stack: &str, path: Path, acked: &Acked, k: u
             .any(|e| e.get("summaryEvent").is_some());
         assert!(summary, "{what}: the acknowledged events are lost: {body}");
     }
+    ended_updates_have_their_records(&c, &server.user, &here, &what).await;
     // Usable: a new update starts and completes.
     let run = session::create_and_start(&c, &here, "update", false)
         .await
@@ -520,6 +521,45 @@ async fn check(server: &TestServer, stack: &str, path: Path, acked: &Acked, k: u
             results.contains(&"succeeded"),
             "{what}: the completed update is in history: {hist}"
         );
+    }
+}
+
+/// Every update the stack's history shows, a program run (not an import or rename), has its
+/// audit summary and its `update-ended` event, whatever write the crash hit: they are written
+/// in the transaction that ends it, so none of them exists without the others.
+async fn ended_updates_have_their_records(c: &Client, org: &str, stack: &str, what: &str) {
+    let hist = c.get(&format!("{stack}/updates?pageSize=100&page=1")).await.json();
+    let ran: Vec<i64> = hist["updates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| !matches!(u["kind"].as_str(), Some("import" | "rename")))
+        .filter_map(|u| u["version"].as_i64())
+        .collect();
+    let page = c.get(&format!("/api/orgs/{org}/events?after=0&limit=500")).await;
+    assert_eq!(page.status, 200, "{what}: events {page:?}");
+    let ends: Vec<Value> = page.json()["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "update-ended" && e["payload"]["kind"] != "preview")
+        .cloned()
+        .collect();
+    let mut versions: Vec<i64> =
+        ends.iter().filter_map(|e| e["payload"]["version"].as_i64()).collect();
+    versions.sort_unstable();
+    let mut expected = ran.clone();
+    expected.sort_unstable();
+    assert_eq!(versions, expected, "{what}: update-ended events {ends:?} for history {hist}");
+    let entries = crate::audit::all_entries(c, org, "").await;
+    for end in &ends {
+        let id = end["payload"]["updateId"].as_str().unwrap_or("?");
+        let summaries = entries
+            .iter()
+            .filter(|e| e["event"] == "update-ended")
+            .filter(|e| e["resource"].as_str().is_some_and(|r| r.ends_with(id)))
+            .count();
+        assert_eq!(summaries, 1, "{what}: audit summaries of update {id}: {entries:#?}");
     }
 }
 

@@ -19,6 +19,7 @@ macro_rules! feed_tests {
     ($target:expr) => {
         $crate::feed_tests!(@each $target;
             concurrent_changes_are_numbered_one_to_n,
+            concurrent_updates_are_numbered_and_audited_once,
             resuming_from_the_last_seq_gets_each_event_once,
             long_poll_answers_when_a_change_lands,
             update_ends_are_events,
@@ -99,6 +100,53 @@ pub async fn concurrent_changes_are_numbered_one_to_n(target: Target) {
     assert_eq!(creates, WRITERS, "one stack-create event per created stack");
     let stacks: BTreeSet<&str> = events.iter().filter_map(|e| e["stack"].as_str()).collect();
     assert_eq!(stacks.len(), WRITERS, "every event names its stack: {stacks:?}");
+    srv.stop().await;
+}
+
+/// Writers running updates (whose create, start and end write their audit entry and event in
+/// their own transaction, racing for the next number) while others change tags (recorded after
+/// the change): every change gets exactly one event, numbered 1..N without a gap, and exactly
+/// one audit entry, and no update is refused for the race.
+pub async fn concurrent_updates_are_numbered_and_audited_once(target: Target) {
+    let srv = TestServer::start(target).await;
+    const WRITERS: usize = 8;
+    const ROUNDS: usize = 2;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let c = srv.client();
+        let org = srv.user.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("w{w}");
+            let r = c.post(&format!("/api/stacks/{org}/proj"), &json!({"stackName": name})).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let stack = format!("/api/stacks/{org}/proj/{name}");
+            for round in 0..ROUNDS {
+                let run = create_and_start(&c, &stack, "update", false)
+                    .await
+                    .unwrap_or_else(|r| panic!("writer {w}: {r:?}"));
+                let tags = json!({"writer": w.to_string(), "round": round.to_string()});
+                let r = c.patch(&format!("{stack}/tags"), &tags).await;
+                assert_eq!(r.status, 204, "{r:?}");
+                let done = run.complete(&c, "succeeded").await;
+                assert!(done.status.is_success(), "writer {w}: {done:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let (events, last) = read_all(&srv.client(), &events_path(&srv), 0, 1000).await;
+    // Per writer: its stack, then per round an update's create, start, tag change and end.
+    let n = (WRITERS * (1 + ROUNDS * 4)) as i64;
+    assert_eq!(seqs(&events), (1..=n).collect::<Vec<_>>(), "numbers must be exactly 1..={n}");
+    assert_eq!(last, n);
+    let entries = crate::audit::all_entries(&srv.client(), &srv.user, "").await;
+    for kind in ["update-create", "update-start", "stack-tags-update", "update-ended"] {
+        let events = events.iter().filter(|e| e["kind"] == kind).count();
+        assert_eq!(events, WRITERS * ROUNDS, "{kind} events");
+        let audited = entries.iter().filter(|e| e["event"] == kind).count();
+        assert_eq!(audited, WRITERS * ROUNDS, "{kind} audit entries");
+    }
     srv.stop().await;
 }
 

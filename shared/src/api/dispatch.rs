@@ -13,6 +13,7 @@ use super::{auth, body, policy, reply, Ctx, Reply, Route};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ports::blob::ResponseHeaders;
+use crate::service::call_records::{self, Offered, Records};
 use crate::service::identity::{Caller, Principal};
 use crate::service::{audit, feed, ratelimit};
 
@@ -129,6 +130,9 @@ impl Router {
         let mut denied = false;
         // The stack authorization read, for the call's event (`service::feed`).
         let mut authorized: Option<feed::EventStack> = None;
+        // The call's records as they read if it succeeds, for the service to write with its
+        // change (`service::call_records`).
+        let mut offered: Option<Arc<Offered>> = None;
         let outcome = async {
             let (route, params) = self.find(&parts.method, &path)?;
             route_name = route.name;
@@ -178,15 +182,31 @@ impl Router {
                 environment: read.environment,
                 access: read.access,
             };
+            if let Some((route, principal, Some(org))) = &audited {
+                let call =
+                    audit_call(route, principal, &path, Some(org), ASSUMED, false, &source_ip);
+                let records = Records::new(
+                    org,
+                    policy::should_audit(route, ASSUMED, false)
+                        .then(|| audit::call_entry(app, &call)),
+                    change_event(route, principal, &path, ASSUMED, authorized.clone()),
+                );
+                // Nothing to offer for a read.
+                offered = (!records.is_empty()).then(|| Offered::new(records));
+            }
             let info = audit::RequestInfo { source_ip: source_ip.clone(), route: route.name };
-            audit::in_request(info, (route.handler)(ctx)).await
+            let handled = audit::in_request(info, (route.handler)(ctx));
+            call_records::offer(offered.clone(), handled).await
         }
         .await;
-        if let Some((route, principal, org)) = &audited {
-            let status = match &outcome {
-                Ok(reply) => reply.status.as_u16(),
-                Err(e) => e.status().as_u16(),
-            };
+        let status = match &outcome {
+            Ok(reply) => reply.status.as_u16(),
+            Err(e) => e.status().as_u16(),
+        };
+        // Stored with the change already, unless the reply names another stack.
+        let about = outcome.as_ref().ok().and_then(|r| r.about.clone());
+        let written = about.is_none() && offered.as_ref().is_some_and(|o| o.written_for(status));
+        if let Some((route, principal, org)) = audited.as_ref().filter(|_| !written) {
             // Written after the handler, so the entry holds the real result, and awaited before
             // answering, so a 2xx is only sent once the entry is stored or its failure logged
             // (it never turns the answer into an error: the change has happened). A crash
@@ -194,18 +214,19 @@ impl Router {
             // intent entry first would close that gap at the price of a second write per call.
             // The audit entry and the event are independent writes: made together, so that
             // the embedded store's group commit makes them durable with one sync, not two.
+            // Where the handler's service could, it wrote both with the change instead, in one
+            // transaction (`service::call_records`), and this is skipped.
             let audit = async {
                 if policy::should_audit(route, status, denied) {
-                    let call = audit::Call {
-                        action: route.name,
-                        method: route.method.as_str(),
+                    let call = audit_call(
+                        route,
                         principal,
-                        path: &path,
-                        path_org: org.as_deref(),
+                        &path,
+                        org.as_deref(),
                         status,
                         denied,
-                        source_ip: &source_ip,
-                    };
+                        &source_ip,
+                    );
                     audit::record_call(app, call).await;
                 }
             };
@@ -213,15 +234,10 @@ impl Router {
             // entry; a call without an organization in its path, e.g. a personal token's, is
             // nobody's organization's event).
             let event = async {
-                if let (Some(org), true) = (org, policy::is_change(route, status)) {
-                    let about = outcome.as_ref().ok().and_then(|r| r.about.clone());
-                    let event = feed::NewEvent {
-                        actor: principal.login().to_string(),
-                        kind: route.name.to_string(),
-                        path: path.clone(),
-                        stack: about.or_else(|| authorized.clone()),
-                        payload: serde_json::json!({"method": route.method.as_str(), "status": status}),
-                    };
+                let stack = about.or_else(|| authorized.clone());
+                if let (Some(org), Some(event)) =
+                    (org, change_event(route, principal, &path, status, stack))
+                {
                     feed::record(app, org, event).await;
                 }
             };
@@ -323,6 +339,48 @@ impl Router {
             };
         reply::into_response(outcome, accepts_gzip, request_id, false)
     }
+}
+
+/// The status a token call's records are prebuilt with (`service::call_records`).
+const ASSUMED: u16 = call_records::ASSUMED_STATUS;
+
+/// The audit log's view of a call.
+fn audit_call<'a>(
+    route: &'static Route,
+    principal: &'a Principal,
+    path: &'a str,
+    path_org: Option<&'a str>,
+    status: u16,
+    denied: bool,
+    source_ip: &'a str,
+) -> audit::Call<'a> {
+    audit::Call {
+        action: route.name,
+        method: route.method.as_str(),
+        principal,
+        path,
+        path_org,
+        status,
+        denied,
+        source_ip,
+    }
+}
+
+/// The organization's event of a call that answered `status`, when it is a change.
+fn change_event(
+    route: &Route,
+    principal: &Principal,
+    path: &str,
+    status: u16,
+    stack: Option<feed::EventStack>,
+) -> Option<feed::NewEvent> {
+    policy::is_change(route, status).then(|| feed::NewEvent {
+        actor: principal.login().to_string(),
+        kind: route.name.to_string(),
+        path: path.to_string(),
+        stack,
+        payload: serde_json::json!({"method": route.method.as_str(), "status": status}),
+    })
 }
 
 fn parse_query(query: Option<&str>) -> HashMap<String, String> {

@@ -320,6 +320,11 @@ pub enum MetaError {
     /// A condition (or one condition of a transaction) did not hold; nothing was written.
     #[error("condition failed")]
     ConditionFailed,
+    /// A transaction was cancelled because another one was writing one of its items at the
+    /// same time (DynamoDB's `TransactionConflict`); nothing was written. Read again and retry,
+    /// as after a failed condition, but it says nothing about the conditions themselves.
+    #[error("transaction cancelled by a concurrent one: {0}")]
+    Contended(String),
     /// The request was malformed for the store (e.g. too many transaction items).
     #[error("invalid request: {0}")]
     Invalid(String),

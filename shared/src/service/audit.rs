@@ -1,9 +1,10 @@
 //! The audit log: who did what to which resource, from where, and with what result.
 //!
-//! Recorded by dispatch after the handler ran (see `api::policy::should_audit` for which calls): every
+//! Recorded by dispatch after the handler ran (see `api::policy::should_audit` for which calls), or
+//! by the handler's service in the change's own transaction (`service::call_records`): every
 //! mutating call of an access-token caller, every secret decryption, and every call refused by
 //! authorization. Lease (update-path) calls are many per update, so instead of one entry each,
-//! the update gets one summary entry when it ends ([`update_ended`]).
+//! the update gets one summary entry when it ends ([`update_ended_entry`]).
 //!
 //! Entries are items under `AUDIT#<org>` with sort keys `<Unix µs, 20 digits>#<random>`: time
 //! ordered, unique without coordination, and written create-if-absent so an entry is never
@@ -11,7 +12,9 @@
 //!
 //! Cost: one `PutItem` per recorded call (plus one `Query` of the caller's memberships for a
 //! personal token on a route without `{org}`, one per organization written, and one `GetItem`
-//! for a refused call naming an organization); one `GetItem` and one `PutItem` per update.
+//! for a refused call naming an organization), or one more item in the change's transaction
+//! where the service attaches it (`service::call_records`); per update, one `GetItem` and one
+//! more item in the transaction that ends it.
 
 use std::future::Future;
 
@@ -19,7 +22,7 @@ use super::item_keys;
 use super::optimistic::{retry_on_conflict, written};
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::ports::{Condition, Item, MetadataStore, Query, SortKey, Value};
+use crate::ports::{Condition, Item, MetadataStore, Query, SortKey, TransactOp, Value};
 use crate::service::identity::{self, Principal};
 use crate::service::updates::{Status, Update};
 
@@ -43,7 +46,7 @@ tokio::task_local! {
     static REQUEST: RequestInfo;
 }
 
-/// Runs `f` (a handler) with `info` visible to [`update_ended`].
+/// Runs `f` (a handler) with `info` visible to [`update_ended_entry`].
 pub async fn in_request<F: Future>(info: RequestInfo, f: F) -> F::Output {
     REQUEST.scope(info, f).await
 }
@@ -123,6 +126,12 @@ pub async fn append(meta: &dyn MetadataStore, org: &str, entry: &Entry) -> Resul
     appended.ok_or_else(|| Error::internal("could not find a free audit sort key"))
 }
 
+/// The write that appends `entry` to `org`'s log inside another transaction (create-if-absent
+/// under a fresh sort key, so a retried transaction never writes it twice).
+pub fn entry_op(org: &str, entry: &Entry) -> TransactOp {
+    TransactOp::Put(entry.to_item(org), Some(Condition::NotExists))
+}
+
 /// A call dispatch records.
 #[derive(Debug)]
 pub struct Call<'a> {
@@ -161,10 +170,19 @@ pub async fn record_call(app: &App, call: Call<'_>) {
 
 async fn try_record_call(app: &App, call: &Call<'_>) -> Result<()> {
     let meta = app.ports.meta.as_ref();
+    let entry = call_entry(app, call);
+    for org in target_orgs(meta, call).await? {
+        append(meta, &org, &entry).await?;
+    }
+    Ok(())
+}
+
+/// The entry recording `call`, timed now.
+pub fn call_entry(app: &App, call: &Call<'_>) -> Entry {
     let (secs, micros) = app.clock.now_micros();
     let p = call.principal;
     let verb = if call.denied { "refused" } else { "answered" };
-    let entry = Entry {
+    Entry {
         time_us: secs.saturating_mul(1_000_000).saturating_add(i64::from(micros)),
         actor: p.login().to_string(),
         token_id: p.token_id.clone(),
@@ -174,11 +192,7 @@ async fn try_record_call(app: &App, call: &Call<'_>) -> Result<()> {
         resource: call.path.to_string(),
         status: Some(call.status),
         description: format!("{} {} {verb} with {}", call.method, call.path, call.status),
-    };
-    for org in target_orgs(meta, call).await? {
-        append(meta, &org, &entry).await?;
     }
-    Ok(())
 }
 
 /// Where a call is recorded: the path's organization; the caller's own organizations when the
@@ -197,24 +211,17 @@ async fn target_orgs(meta: &dyn MetadataStore, call: &Call<'_>) -> Result<Vec<St
         .collect())
 }
 
-/// Records one summary entry for an update that just ended (complete, cancel or lease expiry),
-/// in place of its many lease calls: the final status, how it ended, the checkpoint sequence
-/// number reached, the resource changes, and the lease calls by route as counted by the
-/// update's rate-limit bucket (`service::ratelimit`; absent when update limits are off; exact
-/// on one instance, on Lambda short of the calls other sandboxes have not synced yet).
-/// Failures are logged: the update has ended either way.
-pub async fn update_ended(app: &App, update: &Update) {
-    // Imports and renames are single token calls, recorded as such.
+/// The summary entry of an update that is ending (complete, cancel or lease expiry), in place
+/// of its many lease calls: the final status, how it ended, the checkpoint sequence number
+/// reached, the resource changes, and the lease calls by route as counted by the update's
+/// rate-limit bucket (`service::ratelimit`; absent when update limits are off; exact on one
+/// instance, on Lambda short of the calls other sandboxes have not synced yet). None for an
+/// update that ran no program: imports and renames are single token calls, recorded as such.
+/// Written in the transaction that ends the update (`service::call_records`).
+pub async fn update_ended_entry(app: &App, update: &Update) -> Result<Option<Entry>> {
     if !update.ran_a_program() {
-        return;
+        return Ok(None);
     }
-    if let Err(e) = try_update_ended(app, update).await {
-        tracing::error!(update = %update.id, error = %e, "audit summary could not be written");
-    }
-}
-
-async fn try_update_ended(app: &App, update: &Update) -> Result<()> {
-    let meta = app.ports.meta.as_ref();
     // The request that ended the update: its route says how, and its client is the one to
     // record, except when the next update's start found this one abandoned (that client is
     // somebody else) or the lease reaper did (no request at all).
@@ -255,7 +262,7 @@ async fn try_update_ended(app: &App, update: &Update) -> Result<()> {
         update.resource_changes.as_deref().unwrap_or("{}"),
     );
     let (secs, micros) = app.clock.now_micros();
-    let entry = Entry {
+    Ok(Some(Entry {
         time_us: secs.saturating_mul(1_000_000).saturating_add(i64::from(micros)),
         actor: update.author.clone(),
         token_id: String::new(),
@@ -268,8 +275,7 @@ async fn try_update_ended(app: &App, update: &Update) -> Result<()> {
         ),
         status: None,
         description,
-    };
-    append(meta, &update.org, &entry).await
+    }))
 }
 
 /// Which entries a listing returns: Unix seconds, both inclusive.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod artifacts;
 pub mod audit;
 pub mod backup;
+pub mod call_records;
 pub mod deflate;
 pub mod delta;
 pub mod deploy;

@@ -15,11 +15,12 @@ pub enum Attempt<T> {
 }
 
 /// The try a conditional write ends: [`Attempt::Done`] with `value` when it landed,
-/// [`Attempt::Raced`] when its condition failed, an error otherwise.
+/// [`Attempt::Raced`] when its condition failed or a concurrent transaction cancelled it, an
+/// error otherwise.
 pub fn written<T>(result: std::result::Result<(), MetaError>, value: T) -> Result<Attempt<T>> {
     match result {
         Ok(()) => Ok(Attempt::Done(value)),
-        Err(MetaError::ConditionFailed) => Ok(Attempt::Raced),
+        Err(MetaError::ConditionFailed | MetaError::Contended(_)) => Ok(Attempt::Raced),
         Err(e) => Err(e.into()),
     }
 }

@@ -458,8 +458,9 @@ impl MetadataStore for DynamoMeta {
                     if by_condition || in_message {
                         Err(MetaError::ConditionFailed)
                     } else {
-                        // E.g. TransactionConflict: a concurrent write; retryable.
-                        Err(MetaError::Unavailable(readable(&tc)))
+                        // E.g. TransactionConflict: a concurrent transaction; cancelled, so
+                        // nothing was written.
+                        Err(MetaError::Contended(readable(&tc)))
                     }
                 }
                 other => Err(store_error(other)),

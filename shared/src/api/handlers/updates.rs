@@ -11,7 +11,7 @@ use super::path_stack;
 use crate::api::{auth, Ctx, Reply};
 use crate::error::{Error, Result};
 use crate::service::updates::{self, Program, Status};
-use crate::service::{deployments, events};
+use crate::service::{call_records, deployments, events};
 
 /// The `{kind}` path segment: every per-update sub-resource accepts the four program kinds.
 fn kind(ctx: &Ctx) -> Result<&str> {
@@ -97,7 +97,11 @@ pub async fn create(ctx: Ctx) -> Result<Reply> {
     )
     .await?;
     let run = ctx.caller.principal()?.deployment.as_ref().map(|d| d.id.as_str());
-    let update = updates::create(&ctx.app, &r, &kind, ctx.caller.user()?, program, run).await?;
+    let author = ctx.caller.user()?;
+    // The update's write is the call's last: its audit entry and event go with it.
+    let stack = ctx.stack().await?;
+    let created = updates::create(&ctx.app, &stack, &kind, author, program, run);
+    let update = call_records::last_write(created).await?;
     Reply::json(&UpdateCreated { update_id: update.id, required_policies })
 }
 
@@ -144,9 +148,11 @@ pub async fn start(ctx: Ctx) -> Result<Reply> {
     let req: StartRequest = if ctx.body.is_empty() { StartRequest::default() } else { ctx.json()? };
     let r = path_stack(&ctx)?;
     let journal = ctx.app.settings.journaling && req.journal_version == Some(1);
-    let started =
-        updates::start(&ctx.app, &r, &ctx.update_id()?, req.tags, journal, &cli_version(&ctx))
-            .await?;
+    let (id, cli) = (ctx.update_id()?, cli_version(&ctx));
+    let read = ctx.stack.clone();
+    let started = updates::start(&ctx.app, &r, read, &id, req.tags, journal, &cli);
+    // The start's transaction is the call's last write: its audit entry and event go with it.
+    let started = call_records::last_write(started).await?;
     // Only `journalVersion: 1` turns journaling on; without it the CLI sends checkpoints.
     Reply::json(&StartResponse {
         version: started.version,

@@ -9,13 +9,15 @@
 //! (conditioned on it being absent), so a number exists exactly when its event does. Writers
 //! racing for the same n lose the condition and retry with the next one. Not with an atomic
 //! `ADD`: a number whose event write then failed, or whose writer died, would be a gap that
-//! readers wait on forever. Not in the change's own transaction: changes are written by
-//! many services, most by one conditional put; like the audit entry, the event is written
-//! right after the change and before the answer, so a crash between the two loses the event
-//! (never the change, and never a number).
+//! readers wait on forever. In the change's own transaction where its service allows it
+//! (update create, start and end: [`stage`], `service::call_records`), so the change, its
+//! audit entry and its event are one commit; elsewhere (changes written by many services, most
+//! by one conditional put) the event is written right after the change and before the answer,
+//! like the audit entry, so a crash between the two loses the event (never the change, and
+//! never a number).
 //!
-//! Cost per event: one `GetItem` (the counter) and one two-item transaction, more under
-//! contention; reads are `Query` pages of one partition.
+//! Cost per event: one `GetItem` (the counter) and two items of a transaction (its own, or
+//! the change's), more under contention; reads are `Query` pages of one partition.
 
 pub mod fanout;
 pub mod presence;
@@ -160,66 +162,105 @@ pub async fn record(app: &App, org: &str, event: NewEvent) {
 /// Appends an event (see the module docs for how its number is allocated).
 pub async fn append(app: &App, org: &str, event: NewEvent) -> Result<i64> {
     let meta = app.ports.meta.as_ref();
-    let (secs, micros) = app.clock.now_micros();
-    let time_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
-    let ttl = secs.saturating_add(app.settings.event_retention_seconds);
-    // Identifies this event across tries: a try whose outcome is unknown (a timeout) may have
-    // committed, and must not be written a second time under another number.
-    let nonce = hex::encode(rand::random::<[u8; 8]>());
-    let mut uncertain = false;
+    // A try whose outcome is unknown (a timeout) may have committed, and must not be written a
+    // second time under another number: the next try looks for it first.
+    let mut unknown: Option<Staged> = None;
     for n in 0..TRIES {
         backoff(n).await;
-        let current = counter(meta, org).await?;
-        if uncertain && current > 0 && is_ours(meta, org, current, &nonce).await? {
-            app.feed_signal.appended(org);
-            return Ok(current);
+        if let Some(tried) = unknown.take() {
+            if tried.landed(meta).await? {
+                tried.announce(app);
+                return Ok(tried.seq);
+            }
         }
-        let seq = current + 1;
-        let mut item = Event {
-            seq,
-            time_us,
-            actor: event.actor.clone(),
-            kind: event.kind.clone(),
-            path: event.path.clone(),
-            stack: event.stack.clone(),
-            payload: event.payload.clone(),
-        }
-        .to_item(org, ttl);
-        item.set("nonce", Value::S(nonce.clone()));
-        let counter_cond = if current == 0 {
-            Condition::NotExists
-        } else {
-            Condition::Equals("seq".into(), Value::N(current))
-        };
-        let ops = vec![
-            TransactOp::Put(
-                Item::new(feed_pk(org), COUNTER_SK).with("seq", Value::N(seq)),
-                Some(counter_cond),
-            ),
-            TransactOp::Put(item, Some(Condition::NotExists)),
-        ];
+        let mut ops = Vec::with_capacity(2);
+        let staged = stage(app, org, &event, &mut ops).await?;
         match meta.transact(ops).await {
             Ok(()) => {
-                app.feed_signal.appended(org);
-                return Ok(seq);
+                staged.announce(app);
+                return Ok(staged.seq);
             }
-            Err(MetaError::ConditionFailed) => uncertain = false,
-            // DynamoDB cancels transactions racing on one item (TransactionConflict), and a
-            // timeout leaves the outcome unknown: both are retried, the latter checked first.
-            Err(MetaError::Unavailable(_)) => uncertain = true,
+            // Lost the number to another event (or its transaction): nothing was written.
+            Err(MetaError::ConditionFailed | MetaError::Contended(_)) => {}
+            Err(MetaError::Unavailable(_)) => unknown = Some(staged),
             Err(e) => return Err(e.into()),
         }
     }
     Err(Error::Unavailable(format!("the event stream of '{org}' is too contended, event lost")))
 }
 
+/// An event whose writes were added to a transaction: its number is the counter's next, held
+/// by the transaction's condition on the counter, so an event written meanwhile fails the
+/// whole transaction (`ConditionFailed`) and the writer stages it again.
+#[derive(Debug)]
+pub struct Staged {
+    org: String,
+    /// The number it gets if the transaction commits.
+    pub seq: i64,
+    // Tells this event from another one of the same number, after an unknown outcome.
+    nonce: String,
+}
+
+/// Adds to `ops` the writes that append `event` to `org`'s stream: the counter moved from its
+/// current value to the next (conditioned on it), and the event under the next number. The
+/// caller commits them with its own writes in one transaction, then [`Staged::announce`]s it.
+pub async fn stage(
+    app: &App,
+    org: &str,
+    event: &NewEvent,
+    ops: &mut Vec<TransactOp>,
+) -> Result<Staged> {
+    let meta = app.ports.meta.as_ref();
+    let (secs, micros) = app.clock.now_micros();
+    let time_us = secs.saturating_mul(1_000_000).saturating_add(i64::from(micros));
+    let ttl = secs.saturating_add(app.settings.event_retention_seconds);
+    let nonce = hex::encode(rand::random::<[u8; 8]>());
+    let current = counter(meta, org).await?;
+    let seq = current + 1;
+    let mut item = Event {
+        seq,
+        time_us,
+        actor: event.actor.clone(),
+        kind: event.kind.clone(),
+        path: event.path.clone(),
+        stack: event.stack.clone(),
+        payload: event.payload.clone(),
+    }
+    .to_item(org, ttl);
+    item.set("nonce", Value::S(nonce.clone()));
+    let counter_cond = if current == 0 {
+        Condition::NotExists
+    } else {
+        Condition::Equals("seq".into(), Value::N(current))
+    };
+    ops.push(TransactOp::Put(
+        Item::new(feed_pk(org), COUNTER_SK).with("seq", Value::N(seq)),
+        Some(counter_cond),
+    ));
+    ops.push(TransactOp::Put(item, Some(Condition::NotExists)));
+    Ok(Staged { org: org.to_string(), seq, nonce })
+}
+
+impl Staged {
+    /// Wakes this process's readers waiting on the organization: call once the transaction
+    /// holding the event committed.
+    pub fn announce(&self, app: &App) {
+        app.feed_signal.appended(&self.org);
+    }
+
+    /// Whether the transaction holding the event committed after all (for a try whose outcome
+    /// was unknown).
+    pub async fn landed(&self, meta: &dyn MetadataStore) -> Result<bool> {
+        Ok(meta
+            .get(&feed_pk(&self.org), &event_sk(self.seq))
+            .await?
+            .is_some_and(|i| i.s("nonce") == Some(self.nonce.as_str())))
+    }
+}
+
 /// The organization's last allocated number (0 before its first event).
 pub async fn counter(meta: &dyn MetadataStore, org: &str) -> Result<i64> {
     Ok(meta.get(&feed_pk(org), COUNTER_SK).await?.and_then(|i| i.n("seq")).unwrap_or(0))
-}
-
-async fn is_ours(meta: &dyn MetadataStore, org: &str, seq: i64, nonce: &str) -> Result<bool> {
-    Ok(meta.get(&feed_pk(org), &event_sk(seq)).await?.is_some_and(|i| i.s("nonce") == Some(nonce)))
 }
 
 impl EventStack {
@@ -234,18 +275,19 @@ impl EventStack {
     }
 }
 
-/// Records the end of an update that ran (`update-ended`), as the audit log summarises it:
-/// its lease calls are not events of their own. `creator`: the stack's, when it still exists.
-pub async fn update_ended(
-    app: &App,
+/// The event of an update's end (`update-ended`), as the audit log summarises it: its lease
+/// calls are not events of their own. None for an update that ran no program. `creator`: the
+/// stack's, when it still exists. Written in the transaction that ends the update
+/// (`service::call_records`).
+pub fn update_ended_event(
     update: &crate::service::updates::Update,
     creator: Option<String>,
-) {
+) -> Option<NewEvent> {
     if !update.ran_a_program() {
-        return;
+        return None;
     }
     let operation = if update.dry_run { "preview" } else { update.kind.as_str() };
-    let event = NewEvent {
+    Some(NewEvent {
         actor: update.author.clone(),
         kind: "update-ended".into(),
         path: format!(
@@ -264,6 +306,5 @@ pub async fn update_ended(
             "result": update.status.result(),
             "version": update.version,
         }),
-    };
-    record(app, &update.org, event).await;
+    })
 }

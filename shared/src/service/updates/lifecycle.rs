@@ -5,10 +5,10 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::names::StackRef;
 use crate::names::UpdateId;
-use crate::ports::Condition;
+use crate::ports::{Condition, TransactOp};
 use crate::service::deployments::{self};
 use crate::service::optimistic::{retry_on_conflict, written, Attempt};
-use crate::service::{history, item_keys, stacks};
+use crate::service::{audit, call_records, feed, history, item_keys, stacks};
 
 use super::checkpoint::save_checkpoint;
 use super::lease::{hash, new_lease_token};
@@ -32,37 +32,52 @@ pub struct Program {
 /// Creates an update of `kind` (`POST …/{kind}`); a preview when `kind` is `preview` or the
 /// program asks for a dry run.
 ///
+/// `stack`: as read for this call (by authorization); the update names only its immutable id.
 /// `deployment`: the deployment run whose token made the call; the update is recorded with the
 /// run in the same write (`service::deploy::runs::made_by`), so the run's results (drift) find
 /// its updates, previews included.
 pub async fn create(
     app: &App,
-    r: &StackRef,
+    stack: &stacks::Stack,
     kind: &str,
     author: &str,
     program: Program,
     deployment: Option<&str>,
 ) -> Result<Update> {
     let meta = app.ports.meta.as_ref();
-    let stack = stacks::get(meta, r).await?;
     let update = Update {
         dry_run: program.dry_run || kind == "preview",
         config: program.config,
         message: program.message,
         environment: program.environment,
-        ..Update::fresh(&stack, kind, author, app.clock.now())
+        ..Update::fresh(stack, kind, author, app.clock.now())
     };
-    match deployment {
-        None => meta.put(update.to_item(), Some(Condition::NotExists)).await?,
-        Some(run) => {
-            let made = crate::service::deploy::runs::made_by(run, &update.stack_id, &update.id);
-            meta.transact(vec![
-                crate::ports::TransactOp::Put(update.to_item(), Some(Condition::NotExists)),
-                crate::ports::TransactOp::Put(made, None),
-            ])
-            .await?
+    let mut budget = call_records::Budget::default();
+    let created = retry_on_conflict!(8, async {
+        let mut ops = vec![TransactOp::Put(update.to_item(), Some(Condition::NotExists))];
+        if let Some(run) = deployment {
+            ops.push(TransactOp::Put(
+                crate::service::deploy::runs::made_by(run, &update.stack_id, &update.id),
+                None,
+            ));
         }
-    }
+        let attached = call_records::stage_call(app, &mut ops, &mut budget).await?;
+        // The update alone is a plain put: on DynamoDB half the write units of a transaction.
+        let result = match <[TransactOp; 1]>::try_from(ops) {
+            Ok([TransactOp::Put(item, condition)]) => meta.put(item, condition).await,
+            Ok([op]) => meta.transact(vec![op]).await,
+            Err(ops) => meta.transact(ops).await,
+        };
+        let attempt = written(result, ())?;
+        if let (Attempt::Done(()), Some(attached)) = (&attempt, attached) {
+            attached.committed(app);
+        }
+        // Lost only to an event written meanwhile (the id is fresh): stage the records again.
+        Ok(attempt)
+    })?;
+    created.ok_or_else(|| {
+        Error::Conflict("the organization is being changed concurrently, try again".into())
+    })?;
     Ok(update)
 }
 
@@ -81,10 +96,13 @@ pub struct Started {
 
 /// Starts an update: takes the stack's lease (409 while another update holds a live one) and
 /// replaces the stack's tags when given. An abandoned update whose lease lapsed is finalised
-/// as failed first, keeping the last state it checkpointed.
+/// as failed first, keeping the last state it checkpointed. `read`: the stack as this call
+/// already read it, used by the first try (the write is conditioned on its revision, so a
+/// stale copy only costs a retry).
 pub async fn start(
     app: &App,
     r: &StackRef,
+    read: Option<stacks::Stack>,
     update_id: &UpdateId,
     tags: Option<std::collections::BTreeMap<String, String>>,
     journal: bool,
@@ -94,9 +112,14 @@ pub async fn start(
         crate::names::validate_tags(t)?;
     }
     let meta = app.ports.meta.as_ref();
+    let mut budget = call_records::Budget::default();
+    let mut read = read;
     let started = retry_on_conflict!(8, async {
         let now = app.clock.now();
-        let mut stack = stacks::get(meta, r).await?;
+        let mut stack = match read.take() {
+            Some(stack) => stack,
+            None => stacks::get(meta, r).await?,
+        };
         let mut update = get(meta, &stack.id, update_id).await?;
         if update.status != Status::NotStarted {
             return Err(Error::Conflict(format!("update '{update_id}' has already been started")));
@@ -146,9 +169,13 @@ pub async fn start(
         // And the organization's running updates show it (presence).
         let running_op = crate::service::feed::presence::running_op(&update, &stack, now);
         let started = Started { version, token, expires, journal: update.journal };
-        let ops = vec![stack.put_op()?, update_op, index_op, running_op];
+        let mut ops = vec![stack.put_op()?, update_op, index_op, running_op];
+        let attached = call_records::stage_call(app, &mut ops, &mut budget).await?;
         let attempt = written(meta.transact(ops).await, started)?;
         if let Attempt::Done(_) = attempt {
+            if let Some(attached) = attached {
+                attached.committed(app);
+            }
             update_event(app, &update, "started").await;
         }
         Ok(attempt)
@@ -212,6 +239,7 @@ pub(super) async fn end(
     // lost only to a write that moved nothing it reads, such as the materialise job recording
     // a snapshot) reuses it instead of replaying the whole journal again.
     let mut published_before: Option<(PublishInputs, Published)> = None;
+    let mut budget = call_records::Budget::default();
     let ended = retry_on_conflict!(8, async {
         if update.status.is_final() {
             return Ok(Attempt::Done((update.clone(), false)));
@@ -298,6 +326,21 @@ pub(super) async fn end(
             ops.extend(crate::service::reaper::release_ops(&update, now));
         }
         ops.push(update.put_op_as(&ended));
+        // One audit entry for all of the update's lease calls, and the organization's event,
+        // in the same transaction while the budget lasts (`service::call_records`).
+        let records = if update.status == Status::Running {
+            Some(call_records::Records::new(
+                &update.org,
+                audit::update_ended_entry(app, &ended).await?,
+                feed::update_ended_event(&ended, creator),
+            ))
+        } else {
+            None
+        };
+        let staged = match &records {
+            Some(records) if budget.take() => Some(records.stage(app, &mut ops).await?),
+            _ => None,
+        };
         if let Attempt::Raced = written(meta.transact(ops).await, ())? {
             update = get(meta, &update.stack_id, &update.id).await?;
             return Ok(Attempt::Raced);
@@ -305,15 +348,18 @@ pub(super) async fn end(
         ended.rev = update.rev + 1;
         // Webhooks hear of updates that started (a cancelled, never started one had no
         // `started` event either).
-        if update.status == Status::Running {
+        if let Some(records) = records {
+            let recorded = async {
+                match staged {
+                    Some(staged) => staged.committed(app),
+                    None => records.write(app).await,
+                }
+            };
             let ok = ended.status == Status::Succeeded;
-            // The webhook event, one audit entry for all of the update's lease calls, and the
-            // organization's event: independent writes, made together so that the embedded
-            // store's group commit can make them durable with one sync.
+            // Independent writes, made together (one sync on the embedded store).
             tokio::join!(
-                update_event(app, &ended, if ok { "succeeded" } else { "failed" }),
-                crate::service::audit::update_ended(app, &ended),
-                crate::service::feed::update_ended(app, &ended, creator),
+                recorded,
+                update_event(app, &ended, if ok { "succeeded" } else { "failed" })
             );
             app.metrics.observe_update(&ended.metrics(published_bytes));
         }
@@ -375,8 +421,9 @@ pub async fn import(app: &App, r: &StackRef, author: &str, untyped: &[u8]) -> Re
         message: String::new(),
         environment: "{}".into(),
     };
-    let update = create(app, r, "import", author, program, None).await?;
-    start(app, r, &update.id, None, false, "").await?;
+    let stack = stacks::get(app.ports.meta.as_ref(), r).await?;
+    let update = create(app, &stack, "import", author, program, None).await?;
+    start(app, r, Some(stack), &update.id, None, false, "").await?;
     let update = get(app.ports.meta.as_ref(), &update.stack_id, &update.id).await?;
     save_checkpoint(app, &update, deployments::gzip(untyped)?).await?;
     finalize(app, update, Status::Succeeded).await

@@ -49,13 +49,14 @@ async fn fixture(name: &str) -> Fixture {
 
 impl Fixture {
     async fn create(&self) -> Update {
-        create(&self.app, &self.stack, "update", "alice", Program::default(), None).await.unwrap()
+        let stack = stacks::get(self.app.ports.meta.as_ref(), &self.stack).await.unwrap();
+        create(&self.app, &stack, "update", "alice", Program::default(), None).await.unwrap()
     }
 
     async fn started(&self) -> (Update, Started) {
         let update = self.create().await;
         let started =
-            start(&self.app, &self.stack, &update.id, None, false, "3.0.0").await.unwrap();
+            start(&self.app, &self.stack, None, &update.id, None, false, "3.0.0").await.unwrap();
         (self.reload(&update).await, started)
     }
 
@@ -92,8 +93,8 @@ async fn two_starts_on_one_stack_have_one_winner() {
     for _ in 0..5 {
         let (a, b) = (f.create().await, f.create().await);
         let (ra, rb) = tokio::join!(
-            start(&f.app, &f.stack, &a.id, None, false, ""),
-            start(&f.app, &f.stack, &b.id, None, false, ""),
+            start(&f.app, &f.stack, None, &a.id, None, false, ""),
+            start(&f.app, &f.stack, None, &b.id, None, false, ""),
         );
         let (winner, loser) = match (&ra, &rb) {
             (Ok(_), Err(e)) => (&a, e),
@@ -212,12 +213,12 @@ async fn a_start_finds_an_abandoned_holder_and_ends_it_first() {
     let next = f.create().await;
 
     // While the holder's lease is live, the start is refused and changes nothing.
-    let refused = start(&f.app, &f.stack, &next.id, None, false, "").await.unwrap_err();
+    let refused = start(&f.app, &f.stack, None, &next.id, None, false, "").await.unwrap_err();
     assert!(matches!(refused, Error::Conflict(_)));
     assert_eq!(f.reload(&next).await.status, Status::NotStarted);
 
     f.app.clock.advance(LEASE + 1);
-    let started = start(&f.app, &f.stack, &next.id, None, false, "").await.unwrap();
+    let started = start(&f.app, &f.stack, None, &next.id, None, false, "").await.unwrap();
     assert_eq!(started.version, 2, "the abandoned update's checkpoint became version 1");
     assert_eq!(f.reload(&abandoned).await.status, Status::Failed);
     assert_eq!(f.stack().await.active_update.as_deref(), Some(next.id.as_str()));
@@ -282,4 +283,20 @@ async fn a_checkpoint_that_lost_its_write_to_a_renewal_still_lands() {
     let stale = Sequenced::Verbatim(third.as_bytes());
     let err = save_sequenced(&f.app, &read_by_the_save, 2, stale).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+}
+
+/// A start handed a copy of the stack read before another update ran (as authorization's
+/// read can be) loses its first try to the newer revision and starts on the stack as it is.
+#[tokio::test]
+async fn a_start_with_an_outdated_read_starts_on_the_current_stack() {
+    let f = fixture("outdated-read").await;
+    let outdated = f.stack().await;
+    let (first, _) = f.started().await;
+    finalize(&f.app, f.reload(&first).await, Status::Succeeded).await.unwrap();
+    let next = f.create().await;
+    let started = start(&f.app, &f.stack, Some(outdated), &next.id, None, false, "").await.unwrap();
+    assert_eq!(started.version, 2, "the first update made version 1");
+    let stack = f.stack().await;
+    assert_eq!(stack.version, 1);
+    assert_eq!(stack.active_update.as_deref(), Some(next.id.as_str()));
 }
