@@ -34,6 +34,7 @@ macro_rules! socket_tests {
             ping_gets_pong,
             a_refused_push_is_sent_again_once,
             concurrent_fan_out_runs_send_each_event_once_in_order,
+            nobody_watching_costs_no_write_and_the_next_client_misses_nothing,
             a_revoked_token_loses_its_socket,
             viewers_show_in_presence_while_connected
         );
@@ -168,6 +169,40 @@ pub async fn backlog_then_live_events_in_order(target: Target) {
     assert_eq!((live[0]["seq"].as_i64(), live[0]["stack"].as_str()), (Some(6), Some("live")));
     assert_eq!(live[0]["kind"], "stack-create");
     s.close().await;
+    sockets.stop().await;
+    srv.stop().await;
+}
+
+/// Fan-out runs for an organization nobody is connected to write nothing (no lease item
+/// appears); a client connecting afterwards still gets the backlog after its cursor and the
+/// live events, and one connecting without `after` only what happens next.
+pub async fn nobody_watching_costs_no_write_and_the_next_client_misses_nothing(target: Target) {
+    use stackhouse::service::feed::fanout;
+    use stackhouse::service::item_keys::{sockets_pk, FANOUT_SK};
+    let srv = TestServer::start(target).await;
+    let c = srv.client();
+    let org = srv.user.clone();
+    create_stacks(&c, &org, (0..3).map(|i| format!("unwatched-{i}"))).await;
+    let report = fanout::run(&srv.app, &org).await.expect("fan-out run");
+    assert_eq!(report.connections, 0, "{report:?}");
+    let lease = srv.app.ports.meta.get(&sockets_pk(&org), FANOUT_SK).await.expect("read");
+    assert!(lease.is_none(), "a run with nobody to send to wrote its lease: {lease:?}");
+    let sockets = srv.sockets().await;
+    let mut s = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}&after=1"))
+        .await
+        .expect("connects");
+    assert_eq!(seqs(&s.events(2).await), [2, 3], "the backlog after its cursor");
+    let mut fresh = Socket::connect(&sockets.url, Some(&srv.token), &format!("org={org}"))
+        .await
+        .expect("connects");
+    create_stacks(&c, &org, ["watched".to_string()]).await;
+    assert_eq!(seqs(&s.events(1).await), [4]);
+    assert_eq!(seqs(&fresh.events(1).await), [4], "without after: only what happens next");
+    for s in [&mut s, &mut fresh] {
+        assert!(s.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
+    }
+    s.close().await;
+    fresh.close().await;
     sockets.stop().await;
     srv.stop().await;
 }
