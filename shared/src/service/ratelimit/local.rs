@@ -32,7 +32,8 @@
 //!
 //! A running update's mirror also keeps the calls it answered, by route, until its next sync
 //! adds them to the stored counts (the update's audit summary reads them). The instance that
-//! ends the update adds its own first ([`LocalBuckets::forget`]); another instance's reach the
+//! ends the update adds its own from memory ([`LocalBuckets::unsynced_calls`]), then drops the
+//! mirror ([`LocalBuckets::forget`]); another instance's reach the
 //! store with its next sync, so on Lambda (a function per route, each with its own sandboxes)
 //! the summary may miss up to a share of calls per sandbox that has not synced since — counts,
 //! never the limit: the bucket's `tat` is handed over as for any bucket.
@@ -154,12 +155,22 @@ impl LocalBuckets {
         Ok(settled.decision)
     }
 
-    /// Drops bucket `pk`'s mirror (an update's, when the update ends) and returns the calls it
-    /// answered that the store has not counted yet.
-    pub async fn forget(&self, pk: &str) -> Option<BTreeMap<String, i64>> {
-        let slot = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).remove(pk)?;
-        let mirror = slot.lock().await.take()?;
-        Some(mirror.calls)
+    /// The calls bucket `pk`'s mirror answered that the store has not counted yet (none
+    /// without a mirror).
+    pub async fn unsynced_calls(&self, pk: &str) -> BTreeMap<String, i64> {
+        let slot = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).get(pk).cloned();
+        match slot {
+            Some(slot) => slot.lock().await.as_ref().map(|m| m.calls.clone()).unwrap_or_default(),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// Drops bucket `pk`'s mirror (an update's, when the update ended).
+    pub async fn forget(&self, pk: &str) {
+        let slot = self.mirrors.lock().unwrap_or_else(|p| p.into_inner()).remove(pk);
+        if let Some(slot) = slot {
+            slot.lock().await.take();
+        }
     }
 }
 
@@ -233,12 +244,11 @@ mod tests {
             prop_assert_eq!(got, want);
             let attr = |p: &Ports, name: &str| rt.block_on(p.meta.get("RATE#x", "BUCKET")).unwrap().and_then(|i| i.n(name));
             prop_assert_eq!(attr(&mirrored, "tat"), attr(&exact, "tat"));
-            // Once the instance hands over what it counted (the update ended), both counted
-            // every allowed call once.
-            rt.block_on(super::super::store_unsynced_calls(&local, mirrored.meta.as_ref(), "RATE#x", now)).unwrap();
-            for name in ["calls", "calls:r"] {
-                prop_assert_eq!(attr(&mirrored, name), attr(&exact, name), "{}", name);
-            }
+            // What the stored bucket and the mirror counted together (the update's summary)
+            // is every allowed call once, as the exact bucket stored it.
+            let counted = rt.block_on(super::super::call_counts(&local, mirrored.meta.as_ref(), "RATE#x")).unwrap();
+            let exact_counts = rt.block_on(super::super::call_counts(&LocalBuckets::default(), exact.meta.as_ref(), "RATE#x")).unwrap();
+            prop_assert_eq!(counted, exact_counts);
         }
     }
 
@@ -271,7 +281,8 @@ mod tests {
     }
 
     /// An update's bucket counts its calls by route without a write per call: one sync per
-    /// share, no read, and every allowed call stored once when the update ends.
+    /// share, no read, and every allowed call counted once when the update ends, without a
+    /// write for the ones not synced yet.
     #[test]
     fn counted_calls_need_no_write_per_call() {
         let (_dir, ports) = store();
@@ -290,16 +301,17 @@ mod tests {
         let c = counters.snapshot();
         assert_eq!(c.meta_gets, 0, "no take reads the bucket");
         assert!(c.meta_puts <= 3, "{} writes for 250 calls", c.meta_puts);
-        let end = now + 250_000;
-        rt.block_on(super::super::store_unsynced_calls(&local, meta, "RATE#u", end)).unwrap();
-        let item = rt.block_on(meta.get("RATE#u", "BUCKET")).unwrap().unwrap();
-        assert_eq!(item.n("calls"), Some(250), "every allowed call is counted once");
-        assert_eq!(item.n("calls:renew"), Some(50));
-        assert_eq!(item.n("calls:events"), Some(200));
-        // Nothing is left to hand over.
         let puts = counters.snapshot().meta_puts;
-        rt.block_on(super::super::store_unsynced_calls(&local, meta, "RATE#u", end)).unwrap();
-        assert_eq!(counters.snapshot().meta_puts, puts);
+        let counts = rt.block_on(super::super::call_counts(&local, meta, "RATE#u")).unwrap();
+        let n = |name: &str| counts.iter().find(|(k, _)| k == name).map(|(_, n)| *n);
+        assert_eq!(n("calls"), Some(250), "every allowed call is counted once: {counts:?}");
+        assert_eq!(n("calls:renew"), Some(50));
+        assert_eq!(n("calls:events"), Some(200));
+        assert_eq!(counters.snapshot().meta_puts, puts, "counting them writes nothing");
+        // Once the update ended, the mirror is gone and only what was synced is left.
+        rt.block_on(local.forget("RATE#u"));
+        let synced = rt.block_on(super::super::call_counts(&local, meta, "RATE#u")).unwrap();
+        assert!(synced.iter().all(|(_, n)| *n < 250), "{synced:?}");
     }
 
     /// Requests within a share and within the staleness bound make no storage call.

@@ -25,7 +25,8 @@
 //! overshoot by at most a tenth of the burst each. A running update's bucket also counts its
 //! lease calls by route, for the update's audit summary: the mirror keeps the calls it
 //! answered and adds them (`ADD`) with its next sync, and the instance that ends the update
-//! adds its own before the summary reads them ([`update_call_counts`]). A disabled limit (0)
+//! adds its own, from memory, to what the summary reads ([`update_call_counts`]). A disabled
+//! limit (0)
 //! costs nothing. The Lambda functions of read-only routes may write these
 //! items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
@@ -389,38 +390,46 @@ fn limited(limit: Limit, tat: Option<i64>, now_us: i64) -> Settled {
     Settled { decision: Decision::Limited(limit.retry_after(tat, now_us)), tat }
 }
 
-/// Adds the calls this instance answered for the update bucket `pk` that the store has not
-/// counted yet, and drops its mirror (the update ended).
-pub(crate) async fn store_unsynced_calls(
+/// The calls the update bucket `pk` counted, by attribute: what the store holds plus what
+/// `local`'s mirror answered since its last sync.
+pub(crate) async fn call_counts(
     local: &LocalBuckets,
     meta: &dyn MetadataStore,
     pk: &str,
-    now_us: i64,
-) -> Result<()> {
-    let Some(calls) = local.forget(pk).await.filter(|c| !c.is_empty()) else { return Ok(()) };
-    let answered = Calls { answered: &calls, this: None };
-    let update = answered.add_to(Update::new(pk, BUCKET_SK), false);
-    meta.update(update.set(TTL_ATTR, Value::N(update_bucket_ttl(now_us)))).await?;
-    Ok(())
+) -> Result<Vec<(String, i64)>> {
+    let unsynced = local.unsynced_calls(pk).await;
+    let mut counts: BTreeMap<String, i64> = meta
+        .get(pk, BUCKET_SK)
+        .await?
+        .map(|item| {
+            item.attrs
+                .iter()
+                .filter(|(name, _)| name.starts_with(CALLS_ATTR))
+                .filter_map(|(name, v)| v.as_i64().map(|n| (name.clone(), n)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (route, n) in unsynced {
+        *counts.entry(CALLS_ATTR.to_string()).or_default() += n;
+        *counts.entry(route_calls_attr(&route)).or_default() += n;
+    }
+    Ok(counts.into_iter().collect())
 }
 
 /// The calls a running update's bucket allowed, by route (total under [`CALLS_ATTR`]); empty
 /// when update limits are off or the bucket is gone. This instance's own calls not yet stored
-/// are added first; another instance's (a Lambda function's sandbox) reach the bucket with
-/// its next sync, within a tenth of the burst or [`MAX_STALE_SECONDS`] of its traffic.
+/// are added as its mirror holds them, without a write: the update is ending, and nothing
+/// else reads the counts. Another instance's (a Lambda function's sandbox) reach the bucket
+/// with its next sync, within a tenth of the burst or [`MAX_STALE_SECONDS`] of its traffic.
 pub async fn update_call_counts(app: &App, update_id: &str) -> Result<Vec<(String, i64)>> {
     let meta = app.ports.meta.as_ref();
-    let pk = update_bucket_pk(update_id);
-    store_unsynced_calls(&app.rate_limits, meta, &pk, now_us(app)).await?;
-    let Some(item) = meta.get(&pk, BUCKET_SK).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(item
-        .attrs
-        .iter()
-        .filter(|(name, _)| name.starts_with(CALLS_ATTR))
-        .filter_map(|(name, v)| v.as_i64().map(|n| (name.clone(), n)))
-        .collect())
+    call_counts(&app.rate_limits, meta, &update_bucket_pk(update_id)).await
+}
+
+/// Drops this instance's mirror of an update's bucket, once the update ended (its calls are
+/// in the update's audit summary).
+pub async fn update_ended(app: &App, update_id: &str) {
+    app.rate_limits.forget(&update_bucket_pk(update_id)).await;
 }
 
 #[cfg(test)]

@@ -359,7 +359,9 @@ pub(super) async fn end(
             // Independent writes, made together (one sync on the embedded store).
             tokio::join!(
                 recorded,
-                update_event(app, &ended, if ok { "succeeded" } else { "failed" })
+                update_event(app, &ended, if ok { "succeeded" } else { "failed" }),
+                // Its calls are counted in the summary: the bucket's mirror can go.
+                crate::service::ratelimit::update_ended(app, update.id.as_str()),
             );
             app.metrics.observe_update(&ended.metrics(published_bytes));
         }
