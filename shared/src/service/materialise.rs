@@ -23,8 +23,8 @@
 //!    records the sequence it covers on the update item with one conditional update (only while
 //!    the update runs and the recorded sequence is lower; [`Update::snapshot_update`]):
 //!    duplicate or out-of-order deliveries never move the snapshot backwards, and journal
-//!    batches stored meanwhile do not make it lose. A journal the replayer rejects (or a corrupt batch) gets no
-//!    snapshot: the final replay reports it as it always did.
+//!    batches stored meanwhile do not make it lose. A journal the replayer rejects (or a
+//!    corrupt batch) gets no snapshot: the final replay reports it as it always did.
 //! 3. Every final replay ([`replay`]: complete, cancel, expiry) starts from the newest snapshot
 //!    and reads only the batches that may hold later entries. The replayer state is the exact
 //!    state an uninterrupted replay has after the same entries, so the published deployment is

@@ -12,11 +12,10 @@
 //! the running holder's lease lapses). A run that finds the lease held sets `again` on it and
 //! stops; the holder lets go only while `again` is unset, so it does another round for what
 //! the stopped run was woken for (an uncontended run: list, take, read, let go; a run that
-//! finds no connection stops after the list, writing nothing). A
-//! connection that has not had its backlog yet is sent the events after its own cursor and is
-//! then marked caught up; every other connection is sent the events after `seq`. A run that
-//! dies part-way may send some frames twice when the next run repeats it; clients skip any
-//! `seq` they already have.
+//! finds no connection stops after the list, writing nothing). A connection that has not had
+//! its backlog yet is sent the events after its own cursor and is then marked caught up;
+//! every other connection is sent the events after `seq`. A run that dies part-way may send
+//! some frames twice when the next run repeats it; clients skip any `seq` they already have.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -33,10 +33,10 @@
 //! A running update's mirror also keeps the calls it answered, by route, until its next sync
 //! adds them to the stored counts (the update's audit summary reads them). The instance that
 //! ends the update adds its own from memory ([`LocalBuckets::unsynced_calls`]), then drops the
-//! mirror ([`LocalBuckets::forget`]); another instance's reach the
-//! store with its next sync, so on Lambda (a function per route, each with its own sandboxes)
-//! the summary may miss up to a share of calls per sandbox that has not synced since — counts,
-//! never the limit: the bucket's `tat` is handed over as for any bucket.
+//! mirror ([`LocalBuckets::forget`]); another instance's reach the store with its next sync,
+//! so on Lambda (a function per route, each with its own sandboxes) the summary may miss up to
+//! a share of calls per sandbox that has not synced since — counts, never the limit: the
+//! bucket's `tat` is handed over as for any bucket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -26,9 +26,8 @@
 //! lease calls by route, for the update's audit summary: the mirror keeps the calls it
 //! answered and adds them (`ADD`) with its next sync, and the instance that ends the update
 //! adds its own, from memory, to what the summary reads ([`update_call_counts`]). A disabled
-//! limit (0)
-//! costs nothing. The Lambda functions of read-only routes may write these
-//! items through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
+//! limit (0) costs nothing. The Lambda functions of read-only routes may write these items
+//! through `item_keys::BOOKKEEPING_KEY_PREFIXES`.
 //!
 //! Buckets expire (TTL) once they would have refilled completely, so idle tokens leave no
 //! items behind; a missing bucket is a full one.
