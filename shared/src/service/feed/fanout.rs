@@ -77,9 +77,10 @@ pub async fn run(app: &App, org: &str) -> Result<Report> {
     // request's commit behind two fsyncs). A connection opening after this look starts a run
     // of its own (its `WS#` item: the table's stream on AWS, the signal in the emulator) that
     // sends it what follows its cursor; the position `seq` left behind only counts for
-    // caught-up connections, which a run marks against what it read itself.
-    let mut listed = Some(sockets::list(app, org).await?);
-    if listed.as_ref().is_some_and(Vec::is_empty) {
+    // caught-up connections, which a run marks against what it read itself. Only a look: the
+    // rounds list again under the lease, as the cursors they send from are the lease holder's
+    // to move (a listing from before it could hand a backlog out twice).
+    if sockets::list(app, org).await?.is_empty() {
         return Ok(report);
     }
     let holder = hex::encode(rand::random::<[u8; 8]>());
@@ -89,7 +90,7 @@ pub async fn run(app: &App, org: &str) -> Result<Report> {
     };
     for _ in 0..MAX_ROUNDS {
         let failed_before = report.failed;
-        let round = round(app, org, sent_to, listed.take(), &mut report).await;
+        let round = round(app, org, sent_to, &mut report).await;
         let reached = round.as_ref().map_or(sent_to, |r| r.upto.max(sent_to));
         let more = round.as_ref().is_ok_and(|r| r.more) && report.failed == failed_before;
         if more {
@@ -128,19 +129,9 @@ struct Round {
     more: bool,
 }
 
-/// One round of sends under the lease, to `listed` (the connections the run found before it
-/// took the lease; listed again when None).
-async fn round(
-    app: &App,
-    org: &str,
-    sent_to: i64,
-    listed: Option<Vec<Connection>>,
-    report: &mut Report,
-) -> Result<Round> {
-    let connections = match listed {
-        Some(connections) => connections,
-        None => sockets::list(app, org).await?,
-    };
+/// One round of sends under the lease.
+async fn round(app: &App, org: &str, sent_to: i64, report: &mut Report) -> Result<Round> {
+    let connections = sockets::list(app, org).await?;
     report.connections += connections.len();
     if connections.is_empty() {
         // Nobody to tell: the stream's position is where the next connection starts from.
